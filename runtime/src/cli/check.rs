@@ -1,0 +1,46 @@
+//! `weft check`: validate a configuration and load every plugin it names.
+
+use std::process::ExitCode;
+
+/// Arguments of `weft check`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The configuration file (default: ./weft.toml, else the embedded default).
+    config: Option<std::path::PathBuf>,
+}
+
+/// Loads the config, then every plugin; reports every problem found.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = super::ConfigArg {
+        config: args.config,
+    }
+    .load()?;
+    let fuel = config.plugins.values().any(|p| p.limits.fuel.is_some());
+    let engine = super::engine_for(&config.runtime, fuel)?;
+    let mut problems = Vec::new();
+    for (name, spec) in &config.plugins {
+        match engine.load(spec) {
+            Ok(p) => println!("plugin {name}: ok (sha256 {})", p.sha256()),
+            Err(e) => {
+                let at = config
+                    .plugin_locations
+                    .get(name)
+                    .map(|l| l.to_string())
+                    .unwrap_or_else(|| config.source.clone());
+                problems.push(format!("{at}: plugins.{name}.path: {e}"));
+            }
+        }
+    }
+    for (name, route) in &config.routes {
+        println!("route {name}: {}", route.plugins.join(" -> "));
+    }
+    if problems.is_empty() {
+        println!("{}: ok", config.source);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for p in &problems {
+            eprintln!("{p}");
+        }
+        Ok(ExitCode::from(super::EXIT_ERROR))
+    }
+}

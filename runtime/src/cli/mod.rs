@@ -1,0 +1,108 @@
+//! Command-line parsing and dispatch; each subcommand is one file.
+
+mod check;
+mod transform;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code: an error before any message was processed (usage, config,
+/// plugin load).
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code: a plugin rejected the message.
+pub const EXIT_REJECT: u8 = 3;
+/// Exit code: a plugin asked for a retry.
+pub const EXIT_RETRY: u8 = 4;
+/// Exit code: a plugin failed or crashed.
+pub const EXIT_FAILED: u8 = 5;
+/// Exit code: a plugin hit a limit (deadline, memory, fuel, stack, output).
+pub const EXIT_LIMIT: u8 = 6;
+
+/// Weft: healthcare integration at the edge, with sandboxed WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "weft", version, about)]
+pub struct Cli {
+    /// More log output (-v: debug, -vv: trace). Debug output may hold
+    /// patient data.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one message through one plugin, or through a configured route, in
+    /// the real sandbox, and print the outputs.
+    Transform(transform::Args),
+    /// Check a configuration and load every plugin it names.
+    Check(check::Args),
+}
+
+/// Where the configuration comes from: `--config`, else `./weft.toml`, else
+/// the default compiled into the binary.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArg {
+    /// The configuration file (default: ./weft.toml, else the embedded default).
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    /// Loads and checks the configuration.
+    pub fn load(&self) -> anyhow::Result<weft::config::Config> {
+        let path = self
+            .config
+            .clone()
+            .or_else(|| Some(PathBuf::from("weft.toml")).filter(|p| p.is_file()));
+        let loaded = match path {
+            Some(p) => weft::config::load(&p),
+            None => weft::config::parse(
+                weft::config::EMBEDDED_DEFAULT,
+                "<embedded weft.toml>",
+                std::path::Path::new("."),
+            ),
+        };
+        loaded.map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))
+    }
+}
+
+/// Sends logs to stderr; `RUST_LOG` overrides the level.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Runs the chosen subcommand.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Transform(args) => transform::run(args),
+        Command::Check(args) => check::run(args),
+    }
+}
+
+/// Builds the plugin engine for a configuration's runtime settings.
+pub fn engine_for(
+    runtime: &weft::config::RuntimeConfig,
+    fuel: bool,
+) -> anyhow::Result<weft::plugins::PluginEngine> {
+    let options = weft::plugins::EngineOptions {
+        fuel,
+        cache_dir: runtime.cache_dir.clone(),
+        ..Default::default()
+    };
+    weft::plugins::PluginEngine::new(&options)
+        .map_err(|e| anyhow::anyhow!("cannot start the plugin engine: {e:#}"))
+}

@@ -1,0 +1,193 @@
+//! `weft transform`: one message through one plugin or one route, in the
+//! real sandbox.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use weft::plugins::{CallError, Message, PluginSpec};
+use weft::routes::Chain;
+
+/// Arguments of `weft transform`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Exit codes: 0 outputs printed, 1 usage/config/load error, \
+3 rejected, 4 retry asked, 5 plugin failed or crashed, 6 limit hit \
+(deadline, memory, fuel, stack, output size).")]
+pub struct Args {
+    /// The plugin component (.wasm) to run.
+    #[arg(long, short = 'p', conflicts_with = "route", required_unless_present = "route")]
+    plugin: Option<PathBuf>,
+    /// Run the message through this route of the configuration instead.
+    #[arg(long, short = 'r')]
+    route: Option<String>,
+    #[command(flatten)]
+    config: super::ConfigArg,
+    /// A plugin setting, KEY=VALUE (with --plugin).
+    #[arg(long = "set", value_name = "KEY=VALUE", requires = "plugin")]
+    settings: Vec<String>,
+    /// A lookup table from a CSV file, TABLE=FILE (with --plugin).
+    #[arg(long = "lookup", value_name = "TABLE=FILE", requires = "plugin")]
+    lookups: Vec<String>,
+    /// Wall-clock deadline per message, in ms (with --plugin).
+    #[arg(long, default_value_t = 100, requires = "plugin")]
+    deadline_ms: u64,
+    /// Memory cap, in MiB (with --plugin).
+    #[arg(long, default_value_t = 64, requires = "plugin")]
+    memory_mib: usize,
+    /// Fuel budget per message (with --plugin; off by default).
+    #[arg(long, requires = "plugin")]
+    fuel: Option<u64>,
+    /// Cap on the total size of the outputs, in MiB (with --plugin).
+    #[arg(long, default_value_t = 16, requires = "plugin")]
+    max_output_mib: usize,
+    /// Content type of the input (default: guessed: HL7 v2 or JSON).
+    #[arg(long)]
+    content_type: Option<String>,
+    /// Pretty-print JSON outputs.
+    #[arg(long)]
+    pretty: bool,
+    /// The message file, or - for standard input.
+    #[arg(default_value = "-")]
+    input: String,
+}
+
+fn key_value(s: &str, what: &str) -> anyhow::Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => bail!("{what} {s:?} is not KEY=VALUE"),
+    }
+}
+
+/// Runs the transformation and prints the outputs.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let body = if args.input == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).context("reading standard input")?;
+        buf
+    } else {
+        std::fs::read(&args.input).with_context(|| format!("reading {}", args.input))?
+    };
+    let content_type = args
+        .content_type
+        .clone()
+        .unwrap_or_else(|| guess_content_type(&body).to_string());
+
+    let chain = match (&args.plugin, &args.route) {
+        (Some(path), _) => {
+            let mut spec = PluginSpec {
+                name: path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "plugin".into()),
+                path: path.clone(),
+                ..Default::default()
+            };
+            spec.limits.deadline = Duration::from_millis(args.deadline_ms);
+            spec.limits.memory_bytes = args.memory_mib.saturating_mul(1024 * 1024);
+            spec.limits.fuel = args.fuel;
+            spec.limits.max_output_bytes = args.max_output_mib.saturating_mul(1024 * 1024);
+            for s in &args.settings {
+                let (k, v) = key_value(s, "--set")?;
+                spec.config.insert(k, v);
+            }
+            for s in &args.lookups {
+                let (k, v) = key_value(s, "--lookup")?;
+                spec.lookups.insert(k, PathBuf::from(v));
+            }
+            let engine = super::engine_for(&Default::default(), args.fuel.is_some())?;
+            let plugin = engine.load(&spec)?;
+            (Chain::new(vec![Arc::new(plugin)]), engine)
+        }
+        (None, Some(route)) => {
+            let config = args.config.load()?;
+            let Some(r) = config.routes.get(route) else {
+                bail!(
+                    "{}: no route named {route:?} (routes: {})",
+                    config.source,
+                    config.routes.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            };
+            let fuel = config.plugins.values().any(|p| p.limits.fuel.is_some());
+            let engine = super::engine_for(&config.runtime, fuel)?;
+            let mut plugins = Vec::new();
+            for name in &r.plugins {
+                let spec = &config.plugins[name];
+                plugins.push(Arc::new(engine.load(spec)?));
+            }
+            (Chain::new(plugins), engine)
+        }
+        (None, None) => bail!("give --plugin or --route"),
+    };
+    let (chain, _engine) = chain;
+
+    let msg = Message {
+        id: new_message_id(),
+        content_type,
+        body,
+        headers: vec![("source".into(), "cli".into())],
+    };
+    match chain.run(msg) {
+        Ok(result) => {
+            let mut out = std::io::stdout().lock();
+            for (i, o) in result.outputs.iter().enumerate() {
+                eprintln!(
+                    "output {}: destination={} content-type={} bytes={}",
+                    i + 1,
+                    o.destination.as_deref().unwrap_or("*"),
+                    o.message.content_type,
+                    o.message.body.len()
+                );
+                let pretty = args.pretty && o.message.content_type.contains("json");
+                match serde_json::from_slice::<serde_json::Value>(&o.message.body) {
+                    Ok(v) if pretty => writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?,
+                    _ => {
+                        out.write_all(&o.message.body)?;
+                        if !o.message.body.ends_with(b"\n") {
+                            writeln!(out)?;
+                        }
+                    }
+                }
+            }
+            if result.outputs.is_empty() {
+                eprintln!("no outputs (the message was filtered out)");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(match e {
+                CallError::Reject { .. } => super::EXIT_REJECT,
+                CallError::Retry { .. } => super::EXIT_RETRY,
+                CallError::Failed { .. } => super::EXIT_FAILED,
+                CallError::Limit { .. } => super::EXIT_LIMIT,
+            }))
+        }
+    }
+}
+
+fn guess_content_type(body: &[u8]) -> &'static str {
+    let trimmed = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let start = trimmed.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
+    let t = &trimmed[start..];
+    if t.starts_with(b"MSH") {
+        "application/hl7-v2"
+    } else if t.starts_with(b"{") {
+        if t.windows(14).any(|w| w == b"\"resourceType\"") {
+            "application/fhir+json"
+        } else {
+            "application/json"
+        }
+    } else {
+        "application/octet-stream"
+    }
+}
+
+fn new_message_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("cli-{nanos:x}-{:x}", std::process::id())
+}

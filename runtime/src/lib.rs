@@ -1,0 +1,9 @@
+//! The Weft runtime: receives healthcare messages, runs them through
+//! sandboxed WebAssembly plugins, and delivers the results.
+//!
+//! This library is what the `weft` binary is made of; it is public so that
+//! tests and benchmarks use the same code.
+
+pub mod config;
+pub mod plugins;
+pub mod routes;

@@ -1,0 +1,88 @@
+//! The on-disk cache of compiled plugins, so a restart does not recompile.
+//!
+//! A compiled component is native code: whoever can write this directory can
+//! run code as the runtime. Keep it owned by the runtime's user, like the
+//! binary itself. Entries are keyed by the component's sha256 and by the
+//! engine's compatibility hash (wasmtime version and settings), so a changed
+//! engine never loads a stale entry; an unreadable entry is recompiled.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use wasmtime::component::Component;
+
+/// A directory of compiled components.
+#[derive(Debug, Clone)]
+pub struct ComponentCache {
+    dir: PathBuf,
+}
+
+/// Where a component came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Loaded from the cache.
+    Cache,
+    /// Compiled now (and stored in the cache when there is one).
+    Compiled,
+}
+
+impl ComponentCache {
+    /// A cache in `dir`, created on first write.
+    pub fn new(dir: impl Into<PathBuf>) -> ComponentCache {
+        ComponentCache { dir: dir.into() }
+    }
+
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn entry(&self, engine: &wasmtime::Engine, sha256: &str) -> PathBuf {
+        let mut h = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        self.dir.join(format!("{sha256}-{:016x}.cwasm", h.finish()))
+    }
+
+    /// Loads the compiled form of `bytes` (whose sha256 is `sha256`), or
+    /// compiles it and stores the result.
+    pub fn load_or_compile(
+        &self,
+        engine: &wasmtime::Engine,
+        bytes: &[u8],
+        sha256: &str,
+    ) -> wasmtime::Result<(Component, Origin)> {
+        let path = self.entry(engine, sha256);
+        if path.exists() {
+            // SAFETY: the entry was written by `precompile_component` of an
+            // engine with the same compatibility hash, into a directory only
+            // the runtime writes (see the module docs). wasmtime checks the
+            // header and refuses an incompatible file, which is recompiled.
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(c) => return Ok((c, Origin::Cache)),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "compiled plugin cache entry unusable; recompiling"),
+            }
+        }
+        let compiled = engine.precompile_component(bytes)?;
+        if let Err(e) = write_atomically(&path, &compiled) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the compiled plugin cache");
+        }
+        // SAFETY: `compiled` was produced just now by this engine.
+        let component = unsafe { Component::deserialize(engine, &compiled)? };
+        Ok((component, Origin::Compiled))
+    }
+}
+
+fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        std::process::id()
+    ));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}

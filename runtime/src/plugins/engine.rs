@@ -1,0 +1,274 @@
+//! The one wasmtime engine every plugin runs on, and the loading of plugin
+//! files into it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::cache::{ComponentCache, Origin};
+use super::contract::{self, WIT_PACKAGE, WIT_VERSION};
+use super::host::{Grants, HostState};
+use super::plugin::{Plugin, PluginSpec};
+use super::{TransformerPre, tables};
+
+/// How often the engine's epoch advances: the resolution of deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Engine-wide settings.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Count fuel in every plugin (needed when any plugin sets a fuel
+    /// limit; costs some speed for all).
+    pub fuel: bool,
+    /// How many plugin instances may exist at once (the pool's size).
+    pub max_instances: u32,
+    /// Where compiled plugins are kept across restarts; `None` compiles on
+    /// every start.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            fuel: false,
+            max_instances: 64,
+            cache_dir: None,
+        }
+    }
+}
+
+/// A plugin file that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("plugin {plugin}: cannot read {path}: {source}")]
+    Read {
+        /// Plugin name.
+        plugin: String,
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a valid component, or did not compile.
+    #[error("plugin {plugin}: {path} is not a loadable WebAssembly component: {reason}")]
+    Compile {
+        /// Plugin name.
+        plugin: String,
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// Built against a contract version this runtime does not link.
+    #[error(
+        "plugin {plugin}: built against {WIT_PACKAGE}@{found}, but this runtime links {WIT_PACKAGE}@{WIT_VERSION} (compatible: {WIT_PACKAGE}@{}.{}.x); rebuild the plugin with a matching weft-sdk",
+        WIT_VERSION.major, WIT_VERSION.minor
+    )]
+    IncompatibleContract {
+        /// Plugin name.
+        plugin: String,
+        /// The version the plugin names.
+        found: String,
+    },
+    /// The component does not export the transformer world.
+    #[error("plugin {plugin}: not a Weft plugin (no {WIT_PACKAGE}/transform export): {reason}")]
+    NotAPlugin {
+        /// Plugin name.
+        plugin: String,
+        /// Why.
+        reason: String,
+    },
+    /// It imports something the sandbox does not offer.
+    #[error("plugin {plugin}: asks for capabilities the sandbox does not grant: {reason}")]
+    Link {
+        /// Plugin name.
+        plugin: String,
+        /// Why.
+        reason: String,
+    },
+    /// A lookup table could not be loaded.
+    #[error("plugin {plugin}: {source}")]
+    Table {
+        /// Plugin name.
+        plugin: String,
+        /// Why.
+        source: tables::TableError,
+    },
+}
+
+/// The shared engine: compiles, caches and links plugins.
+pub struct PluginEngine {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: Option<ComponentCache>,
+    fuel: bool,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl PluginEngine {
+    /// Builds the engine and starts its epoch ticker.
+    pub fn new(options: &EngineOptions) -> wasmtime::Result<PluginEngine> {
+        let mut pool = PoolingAllocationConfig::default();
+        let n = options.max_instances.max(1);
+        pool.total_component_instances(n)
+            .total_core_instances(n * 8)
+            .total_memories(n * 2)
+            .total_tables(n * 4)
+            .max_memory_size(1 << 32)
+            // Keep the first pages of a slot resident on reuse: the next
+            // instance does not pay page faults for them.
+            .linear_memory_keep_resident(64 * 1024)
+            .table_keep_resident(16 * 1024);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .consume_fuel(options.fuel)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        super::Transformer::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let stop = ticker_stop.clone();
+        let ticking = engine.clone();
+        std::thread::Builder::new()
+            .name("weft-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticking.increment_epoch();
+                }
+            })?;
+        Ok(PluginEngine {
+            engine,
+            linker,
+            cache: options.cache_dir.clone().map(ComponentCache::new),
+            fuel: options.fuel,
+            ticker_stop,
+        })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// True when fuel is counted.
+    pub fn fuel_enabled(&self) -> bool {
+        self.fuel
+    }
+
+    /// Loads a plugin: reads the file, checks its contract version, compiles
+    /// it (or takes it from the cache), links it against the sandbox, and
+    /// loads its lookup tables. Nothing here runs plugin code.
+    pub fn load(&self, spec: &PluginSpec) -> Result<Plugin, LoadError> {
+        let plugin = spec.name.clone();
+        let path = spec.path.display().to_string();
+        let bytes = std::fs::read(&spec.path).map_err(|source| LoadError::Read {
+            plugin: plugin.clone(),
+            path: path.clone(),
+            source,
+        })?;
+        let sha256 = hex(&Sha256::digest(&bytes));
+        let compile_err = |reason: String| LoadError::Compile {
+            plugin: plugin.clone(),
+            path: path.clone(),
+            reason,
+        };
+        let started = std::time::Instant::now();
+        let (component, origin) = match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, &bytes, &sha256),
+            None => wasmtime::component::Component::new(&self.engine, &bytes)
+                .map(|c| (c, Origin::Compiled)),
+        }
+        .map_err(|e| compile_err(format!("{e:#}")))?;
+
+        let ty = component.component_type();
+        let names: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .chain(ty.exports(&self.engine).map(|(n, _)| n.to_string()))
+            .collect();
+        match contract::version_of(names.iter().map(String::as_str)) {
+            Some(Ok(v)) if v.compatible_with(&WIT_VERSION) => {}
+            Some(Ok(v)) => {
+                return Err(LoadError::IncompatibleContract {
+                    plugin,
+                    found: v.to_string(),
+                });
+            }
+            Some(Err(text)) => {
+                return Err(LoadError::IncompatibleContract {
+                    plugin,
+                    found: text,
+                });
+            }
+            None => {
+                return Err(LoadError::NotAPlugin {
+                    plugin,
+                    reason: "it neither imports nor exports any weft:plugin interface".into(),
+                });
+            }
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Link {
+                plugin: plugin.clone(),
+                reason: format!("{e:#}"),
+            })?;
+        let pre = TransformerPre::new(pre).map_err(|e| LoadError::NotAPlugin {
+            plugin: plugin.clone(),
+            reason: format!("{e:#}"),
+        })?;
+
+        let mut grants = Grants {
+            plugin: plugin.clone(),
+            config: spec.config.clone(),
+            tables: Default::default(),
+        };
+        for (name, file) in &spec.lookups {
+            let table = tables::load(file).map_err(|source| LoadError::Table {
+                plugin: plugin.clone(),
+                source,
+            })?;
+            grants.tables.insert(name.clone(), Arc::new(table));
+        }
+        tracing::info!(
+            plugin = %plugin,
+            sha256 = %sha256,
+            compiled = matches!(origin, Origin::Compiled),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "plugin loaded"
+        );
+        Ok(Plugin::new(
+            spec.clone(),
+            sha256,
+            pre,
+            Arc::new(grants),
+            self.fuel,
+        ))
+    }
+}
+
+impl Drop for PluginEngine {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}

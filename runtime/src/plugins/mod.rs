@@ -1,0 +1,24 @@
+//! The plugin host: sandboxed WebAssembly components that transform
+//! messages.
+//!
+//! - [`engine::PluginEngine`]: one wasmtime engine (component model, pooling
+//!   allocator, epoch interruption) shared by every plugin.
+//! - [`plugin::Plugin`]: one loaded plugin version, pre-instantiated; every
+//!   call runs on a fresh instance, so nothing survives between messages.
+//! - [`host`]: what a plugin may ask of the runtime (log, its config, its
+//!   lookup tables) and nothing else: no files, no environment, no sockets.
+
+pub mod cache;
+pub mod contract;
+pub mod engine;
+pub mod host;
+pub mod plugin;
+pub mod tables;
+
+pub use engine::{EngineOptions, PluginEngine};
+pub use plugin::{CallError, Limits, Message, Output, Plugin, PluginSpec};
+
+wasmtime::component::bindgen!({
+    world: "transformer",
+    path: "../wit",
+});
