@@ -80,7 +80,11 @@ fn translate(hl7: &mut weft_sdk::hl7::Message, path: &str, table: &str) -> Resul
     };
     match lookup(table, &code) {
         Some(mapped) => hl7.set(path, &mapped)?,
-        None => log::warn!("{path}: code {code:?} has no entry in lookup table {table}; kept as is"),
+        None => {
+            // The code is patient data: only its absence is worth a warning.
+            log::warn!("{path}: code has no entry in lookup table {table}; kept as is");
+            log::debug!("{path}: unmapped code {code:?}");
+        }
     }
     Ok(())
 }
