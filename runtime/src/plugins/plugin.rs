@@ -247,6 +247,13 @@ impl Plugin {
                 reason: "plugin crashed (panic or abort; its stderr is in the debug log)"
                     .to_string(),
             },
+            Some(Trap::MemoryOutOfBounds) => CallError::Failed {
+                plugin,
+                // Rust keeps large stack frames in linear memory below its
+                // data: a runaway recursion ends here rather than in
+                // `StackOverflow`.
+                reason: "plugin trapped: out-of-bounds memory access (a stack overflow in linear memory, or a memory bug)".to_string(),
+            },
             Some(trap) => CallError::Failed {
                 plugin,
                 reason: format!("plugin trapped: {trap}"),

@@ -1,0 +1,144 @@
+//! The real `weft` binary: `transform` and `check`.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn weft(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("weft runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn transform_runs_the_default_adt_route() {
+    common::wasm("adt-to-fhir");
+    common::wasm("site-normalize");
+    let out = weft(&["transform", "--route", "adt", "samples/adt-a01.hl7"], &common::repo());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bundle: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(bundle["resourceType"], "Bundle");
+    let patient = &bundle["entry"][0]["resource"];
+    // site-normalize prefixed the MRN and mapped the local sex code;
+    // adt-to-fhir turned it into FHIR.
+    assert_eq!(patient["identifier"][0]["value"], "EDGE-123456");
+    assert_eq!(patient["gender"], "female");
+    assert_eq!(bundle["entry"][1]["resource"]["resourceType"], "Encounter");
+    let err = text(&out.stderr);
+    assert!(err.contains("output 1: destination=* content-type=application/fhir+json"), "{err}");
+}
+
+#[test]
+fn transform_reads_stdin_and_settings() {
+    let wasm = common::wasm("site-normalize");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["transform", "--plugin"])
+        .arg(&wasm)
+        .args(["--set", "mrn_prefix=X-", "--set", "drop_segments=ZPI", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"MSH|^~\\&|A|B|C|D|2024||ADT^A08|9|P|2.5\rPID|1||77^^^H^MR\rZPI|x\r")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "MSH|^~\\&|A|B|C|D|2024||ADT^A08|9|P|2.5\rPID|1||X-77^^^H^MR\r\n");
+}
+
+#[test]
+fn exit_codes_tell_reject_failure_and_limits_apart() {
+    let repo = common::repo();
+    let adt = common::wasm("adt-to-fhir");
+    let hostile = common::wasm("weft-test-hostile");
+    let oru = repo.join("tests/corpus/hl7v2/fhir-converter/ORU-R01-01.hl7");
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (vec!["--plugin".into(), adt.display().to_string(), oru.display().to_string()], 3, "rejected the message: MSH-9 ORU^R01 is not an ADT message"),
+        (vec!["--plugin".into(), hostile.display().to_string(), "--set".into(), "mode=panic".into(), "samples/adt-a01.hl7".into()], 5, "crashed"),
+        (vec!["--plugin".into(), hostile.display().to_string(), "--set".into(), "mode=loop".into(), "--deadline-ms".into(), "40".into(), "samples/adt-a01.hl7".into()], 6, "deadline of 40 ms exceeded"),
+        (vec!["--plugin".into(), hostile.display().to_string(), "--set".into(), "mode=alloc".into(), "--memory-mib".into(), "8".into(), "samples/adt-a01.hl7".into()], 6, "memory cap of 8 MiB"),
+        (vec!["--plugin".into(), hostile.display().to_string(), "--set".into(), "mode=bogus".into(), "samples/adt-a01.hl7".into()], 5, "unknown mode"),
+    ];
+    for (args, code, needle) in cases {
+        let mut all = vec!["transform".to_string()];
+        all.extend(args);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        let out = weft(&refs, &repo);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{refs:?}: {err}");
+        assert!(err.contains(needle), "{refs:?}: {err}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn check_accepts_the_default_config() {
+    let out = weft(&["check"], &common::repo());
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("plugin adt-to-fhir: ok (sha256 "), "{stdout}");
+    assert!(stdout.contains("route adt: site-normalize -> adt-to-fhir"), "{stdout}");
+}
+
+#[test]
+fn check_names_file_line_and_key_for_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let future = common::wasm("weft-test-future-contract");
+    let config = format!(
+        r#"[plugins.ok]
+path = "{}"
+memory_mib = 0
+
+[plugins.future]
+path = "{}"
+
+[plugins.gone]
+path = "nowhere.wasm"
+colour = "blue"
+
+[routes.r]
+plugins = ["ok", "nobody"]
+"#,
+        common::wasm("site-normalize").display(),
+        future.display()
+    );
+    let path = dir.path().join("weft.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = weft(&["check", path.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    let file = path.display().to_string();
+    for want in [
+        format!("{file}:3:14: plugins.ok.memory_mib: expected a whole number from 1 to 4096"),
+        format!("{file}:9:8: plugins.gone.path: file"),
+        format!("{file}:10:1: plugins.gone.colour: unknown key"),
+        format!("{file}:13:18: routes.r.plugins: no plugin named \"nobody\" is defined"),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+    // With the config fixed, loading refuses the future-contract plugin and
+    // says where it is configured.
+    let fixed = format!(
+        "[plugins.future]\npath = \"{}\"\n",
+        future.display()
+    );
+    std::fs::write(&path, fixed).unwrap();
+    let out = weft(&["check", path.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("{file}:2:8: plugins.future.path: plugin future: built against weft:plugin@1.0.0, but this runtime links weft:plugin@0.1.0")), "{err}");
+}
