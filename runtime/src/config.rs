@@ -155,7 +155,8 @@ pub fn parse(text: &str, name: &str, base_dir: &Path) -> Result<Config, ConfigEr
     if c.errors.is_empty() {
         Ok(config)
     } else {
-        c.errors.sort_by_key(|e| (e.location.line, e.location.column));
+        c.errors
+            .sort_by_key(|e| (e.location.line, e.location.column));
         Err(ConfigErrors(c.errors))
     }
 }
@@ -167,7 +168,10 @@ struct Checker<'a> {
     errors: Vec<ConfigError>,
 }
 
-type Entry<'i> = (&'i Spanned<toml::de::DeString<'i>>, &'i Spanned<DeValue<'i>>);
+type Entry<'i> = (
+    &'i Spanned<toml::de::DeString<'i>>,
+    &'i Spanned<DeValue<'i>>,
+);
 
 impl<'a> Checker<'a> {
     fn location(&self, offset: usize) -> Location {
@@ -248,7 +252,11 @@ impl<'a> Checker<'a> {
         }
         for (offset, key, plugin) in route_refs {
             if !config.plugins.contains_key(&plugin) {
-                self.error(offset, &key, format!("no plugin named {plugin:?} is defined"));
+                self.error(
+                    offset,
+                    &key,
+                    format!("no plugin named {plugin:?} is defined"),
+                );
             }
         }
         config
@@ -297,9 +305,17 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn integer(&mut self, value: &Spanned<DeValue<'_>>, path: &str, min: u64, max: u64) -> Option<u64> {
+    fn integer(
+        &mut self,
+        value: &Spanned<DeValue<'_>>,
+        path: &str,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
         let parsed = match value.get_ref() {
-            DeValue::Integer(i) => u64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok(),
+            DeValue::Integer(i) => {
+                u64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok()
+            }
             _ => None,
         };
         match parsed {
@@ -335,13 +351,23 @@ impl<'a> Checker<'a> {
             let key = format!("runtime.{k}");
             match k {
                 "cache_dir" => r.cache_dir = self.path(entry, &key, false),
-                _ => self.error(entry.0.span().start, &key, "unknown key (expected cache_dir)"),
+                _ => self.error(
+                    entry.0.span().start,
+                    &key,
+                    "unknown key (expected cache_dir)",
+                ),
             }
         }
         r
     }
 
-    fn plugin(&mut self, name: &str, t: &DeTable<'_>, key: &str, config: &mut Config) -> PluginSpec {
+    fn plugin(
+        &mut self,
+        name: &str,
+        t: &DeTable<'_>,
+        key: &str,
+        config: &mut Config,
+    ) -> PluginSpec {
         let mut spec = PluginSpec {
             name: name.to_string(),
             limits: Limits::default(),
@@ -491,7 +517,9 @@ plugins = ["a", "missing"]
 
 [sources]
 "#;
-        let errs = parse(text, "weft.toml", Path::new("/nonexistent")).unwrap_err().0;
+        let errs = parse(text, "weft.toml", Path::new("/nonexistent"))
+            .unwrap_err()
+            .0;
         let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         let want = [
             "weft.toml:3:1: runtime.cache_dri: unknown key",

@@ -22,7 +22,10 @@ fn text(b: &[u8]) -> String {
 fn transform_runs_the_default_adt_route() {
     common::wasm("adt-to-fhir");
     common::wasm("site-normalize");
-    let out = weft(&["transform", "--route", "adt", "samples/adt-a01.hl7"], &common::repo());
+    let out = weft(
+        &["transform", "--route", "adt", "samples/adt-a01.hl7"],
+        &common::repo(),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let bundle: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(bundle["resourceType"], "Bundle");
@@ -33,7 +36,10 @@ fn transform_runs_the_default_adt_route() {
     assert_eq!(patient["gender"], "female");
     assert_eq!(bundle["entry"][1]["resource"]["resourceType"], "Encounter");
     let err = text(&out.stderr);
-    assert!(err.contains("output 1: destination=* content-type=application/fhir+json"), "{err}");
+    assert!(
+        err.contains("output 1: destination=* content-type=application/fhir+json"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -57,7 +63,10 @@ fn transform_reads_stdin_and_settings() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "MSH|^~\\&|A|B|C|D|2024||ADT^A08|9|P|2.5\rPID|1||X-77^^^H^MR\r\n");
+    assert_eq!(
+        text(&out.stdout),
+        "MSH|^~\\&|A|B|C|D|2024||ADT^A08|9|P|2.5\rPID|1||X-77^^^H^MR\r\n"
+    );
 }
 
 #[test]
@@ -67,11 +76,63 @@ fn exit_codes_tell_reject_failure_and_limits_apart() {
     let hostile = common::wasm("weft-test-hostile");
     let oru = repo.join("tests/corpus/hl7v2/fhir-converter/ORU-R01-01.hl7");
     let cases: Vec<(Vec<String>, i32, &str)> = vec![
-        (vec!["--plugin".into(), adt.display().to_string(), oru.display().to_string()], 3, "rejected the message: MSH-9 ORU^R01 is not an ADT message"),
-        (vec!["--plugin".into(), hostile.display().to_string(), "--set".into(), "mode=panic".into(), "samples/adt-a01.hl7".into()], 5, "crashed"),
-        (vec!["--plugin".into(), hostile.display().to_string(), "--set".into(), "mode=loop".into(), "--deadline-ms".into(), "40".into(), "samples/adt-a01.hl7".into()], 6, "deadline of 40 ms exceeded"),
-        (vec!["--plugin".into(), hostile.display().to_string(), "--set".into(), "mode=alloc".into(), "--memory-mib".into(), "8".into(), "samples/adt-a01.hl7".into()], 6, "memory cap of 8 MiB"),
-        (vec!["--plugin".into(), hostile.display().to_string(), "--set".into(), "mode=bogus".into(), "samples/adt-a01.hl7".into()], 5, "unknown mode"),
+        (
+            vec![
+                "--plugin".into(),
+                adt.display().to_string(),
+                oru.display().to_string(),
+            ],
+            3,
+            "rejected the message: MSH-9 ORU^R01 is not an ADT message",
+        ),
+        (
+            vec![
+                "--plugin".into(),
+                hostile.display().to_string(),
+                "--set".into(),
+                "mode=panic".into(),
+                "samples/adt-a01.hl7".into(),
+            ],
+            5,
+            "crashed",
+        ),
+        (
+            vec![
+                "--plugin".into(),
+                hostile.display().to_string(),
+                "--set".into(),
+                "mode=loop".into(),
+                "--deadline-ms".into(),
+                "40".into(),
+                "samples/adt-a01.hl7".into(),
+            ],
+            6,
+            "deadline of 40 ms exceeded",
+        ),
+        (
+            vec![
+                "--plugin".into(),
+                hostile.display().to_string(),
+                "--set".into(),
+                "mode=alloc".into(),
+                "--memory-mib".into(),
+                "8".into(),
+                "samples/adt-a01.hl7".into(),
+            ],
+            6,
+            "memory cap of 8 MiB",
+        ),
+        (
+            vec![
+                "--plugin".into(),
+                hostile.display().to_string(),
+                "--set".into(),
+                "mode=bogus".into(),
+                "samples/adt-a01.hl7".into(),
+            ],
+            5,
+            "unknown mode",
+        ),
     ];
     for (args, code, needle) in cases {
         let mut all = vec!["transform".to_string()];
@@ -88,10 +149,21 @@ fn exit_codes_tell_reject_failure_and_limits_apart() {
 #[test]
 fn check_accepts_the_default_config() {
     let out = weft(&["check"], &common::repo());
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("plugin adt-to-fhir: ok (sha256 "), "{stdout}");
-    assert!(stdout.contains("route adt: site-normalize -> adt-to-fhir"), "{stdout}");
+    assert!(
+        stdout.contains("plugin adt-to-fhir: ok (sha256 "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("route adt: site-normalize -> adt-to-fhir"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -132,10 +204,7 @@ plugins = ["ok", "nobody"]
     }
     // With the config fixed, loading refuses the future-contract plugin and
     // says where it is configured.
-    let fixed = format!(
-        "[plugins.future]\npath = \"{}\"\n",
-        future.display()
-    );
+    let fixed = format!("[plugins.future]\npath = \"{}\"\n", future.display());
     std::fs::write(&path, fixed).unwrap();
     let out = weft(&["check", path.to_str().unwrap()], dir.path());
     assert_eq!(out.status.code(), Some(1));

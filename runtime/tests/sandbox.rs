@@ -59,7 +59,10 @@ fn endless_loop_is_stopped_at_its_deadline() {
             limit: Limit::Deadline(Duration::from_millis(50))
         }
     );
-    assert_eq!(err.to_string(), "plugin hostile-loop stopped: deadline of 50 ms exceeded");
+    assert_eq!(
+        err.to_string(),
+        "plugin hostile-loop stopped: deadline of 50 ms exceeded"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
     host_still_serves();
 }
@@ -80,7 +83,16 @@ fn unbounded_allocation_is_stopped_at_the_memory_cap() {
 fn unbounded_recursion_is_stopped() {
     let p = hostile("recurse", |_| {});
     let err = p.call(&msg("x")).unwrap_err();
-    assert!(matches!(err, CallError::Limit { limit: Limit::Stack, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            CallError::Limit {
+                limit: Limit::Stack,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("call stack exhausted"), "{err}");
     host_still_serves();
 }
@@ -90,7 +102,10 @@ fn unbounded_recursion_in_linear_memory_is_stopped() {
     let p = hostile("recurse-shadow", |_| {});
     let err = p.call(&msg("x")).unwrap_err();
     assert!(matches!(err, CallError::Failed { .. }), "{err:?}");
-    assert!(err.to_string().contains("stack overflow in linear memory"), "{err}");
+    assert!(
+        err.to_string().contains("stack overflow in linear memory"),
+        "{err}"
+    );
     host_still_serves();
 }
 
@@ -145,7 +160,9 @@ fn no_state_survives_between_messages() {
 
 #[test]
 fn hostile_and_normal_plugins_run_side_by_side() {
-    let looping = Arc::new(hostile("loop", |s| s.limits.deadline = Duration::from_millis(30)));
+    let looping = Arc::new(hostile("loop", |s| {
+        s.limits.deadline = Duration::from_millis(30)
+    }));
     let threads: Vec<_> = (0..3)
         .map(|_| {
             let p = looping.clone();
@@ -173,7 +190,10 @@ fn incompatible_contract_is_refused_with_both_versions() {
         ..Default::default()
     };
     let err = engine().load(&spec).err().expect("must be refused");
-    assert!(matches!(err, LoadError::IncompatibleContract { .. }), "{err:?}");
+    assert!(
+        matches!(err, LoadError::IncompatibleContract { .. }),
+        "{err:?}"
+    );
     let text = err.to_string();
     assert!(text.contains("weft:plugin@1.0.0"), "{text}");
     assert!(text.contains("weft:plugin@0.1.0"), "{text}");
@@ -210,7 +230,16 @@ fn fuel_limits_when_enabled() {
     spec.limits.deadline = Duration::from_secs(10);
     let p = fueled.load(&spec).unwrap();
     let err = p.call(&msg("x")).unwrap_err();
-    assert!(matches!(err, CallError::Limit { limit: Limit::Fuel(5_000_000), .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            CallError::Limit {
+                limit: Limit::Fuel(5_000_000),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -227,7 +256,10 @@ fn compiled_components_are_cached_by_hash() {
         ..Default::default()
     };
     let first = e.load(&spec).unwrap();
-    let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let entries: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert!(entries[0].starts_with(first.sha256()), "{entries:?}");
     let started = Instant::now();

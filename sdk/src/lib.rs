@@ -38,10 +38,10 @@ pub mod testing;
 pub use error::{Error, ErrorKind, Result};
 pub use host::{config, lookup};
 pub use message::{CONTENT_TYPE_FHIR_JSON, CONTENT_TYPE_HL7V2, CONTENT_TYPE_JSON, Message, Output};
-/// The HL7 v2 toolkit, re-exported so plugins need no extra dependency.
-pub use weft_hl7 as hl7;
 /// `serde_json`, re-exported for building FHIR resources.
 pub use serde_json;
+/// The HL7 v2 toolkit, re-exported so plugins need no extra dependency.
+pub use weft_hl7 as hl7;
 
 /// The version of the WIT contract (`weft:plugin`) this SDK builds against.
 pub const WIT_VERSION: &str = "0.1.0";
@@ -122,8 +122,10 @@ pub mod __private {
     #[cfg(target_arch = "wasm32")]
     pub fn run<P: crate::Plugin>(
         msg: bindings::weft::plugin::types::Message,
-    ) -> Result<Vec<bindings::weft::plugin::types::Output>, bindings::weft::plugin::types::PluginError>
-    {
+    ) -> Result<
+        Vec<bindings::weft::plugin::types::Output>,
+        bindings::weft::plugin::types::PluginError,
+    > {
         use bindings::weft::plugin::types as wit;
         let msg = crate::Message::from_parts(msg.id, msg.content_type, msg.body, msg.headers);
         match P::transform(msg) {

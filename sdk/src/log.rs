@@ -48,13 +48,13 @@ macro_rules! __log_warn { ($($arg:tt)*) => { $crate::__log!(Warn, $($arg)*) }; }
 #[macro_export]
 macro_rules! __log_error { ($($arg:tt)*) => { $crate::__log!(Error, $($arg)*) }; }
 
-/// Logs at trace level, `format!`-style.
-pub use crate::__log_trace as trace;
 /// Logs at debug level, `format!`-style. The only level for patient data.
 pub use crate::__log_debug as debug;
-/// Logs at info level, `format!`-style.
-pub use crate::__log_info as info;
-/// Logs at warn level, `format!`-style.
-pub use crate::__log_warn as warn;
 /// Logs at error level, `format!`-style.
 pub use crate::__log_error as error;
+/// Logs at info level, `format!`-style.
+pub use crate::__log_info as info;
+/// Logs at trace level, `format!`-style.
+pub use crate::__log_trace as trace;
+/// Logs at warn level, `format!`-style.
+pub use crate::__log_warn as warn;

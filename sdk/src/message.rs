@@ -113,12 +113,14 @@ impl Message {
 
     /// The body deserialized into `T`. A mismatch is a *reject*.
     pub fn json_as<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.body).map_err(|e| Error::reject(format!("body is not the expected JSON: {e}")))
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Error::reject(format!("body is not the expected JSON: {e}")))
     }
 
     /// The body as UTF-8 text. Other bytes are a *reject*.
     pub fn text(&self) -> Result<&str> {
-        std::str::from_utf8(&self.body).map_err(|e| Error::reject(format!("body is not UTF-8 text: {e}")))
+        std::str::from_utf8(&self.body)
+            .map_err(|e| Error::reject(format!("body is not UTF-8 text: {e}")))
     }
 }
 

@@ -96,7 +96,11 @@ impl TestHost {
     /// Adds a lookup table from CSV text in the runtime's format: one
     /// `key,value` row per line, no header, `#` starts a comment line.
     pub fn lookup_csv(mut self, table: &str, csv: &str) -> TestHost {
-        let entries = self.state_mut().lookups.entry(table.to_string()).or_default();
+        let entries = self
+            .state_mut()
+            .lookups
+            .entry(table.to_string())
+            .or_default();
         for line in csv.lines() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {

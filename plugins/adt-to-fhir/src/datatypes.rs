@@ -1,8 +1,8 @@
 //! HL7 v2 data types to FHIR data types: CX, XPN, XAD, XTN, CWE, DTM.
 
-use weft_sdk::serde_json::{Map, Value, json};
 use weft_sdk::hl7::Element;
 use weft_sdk::hl7::datetime::DateTime;
+use weft_sdk::serde_json::{Map, Value, json};
 use weft_sdk::{Error, Result, log, lookup};
 
 /// The decoded text of component `c` of a repetition, trimmed.
@@ -45,7 +45,12 @@ pub fn identifier_system(r: &Element<'_>, fallback: &str) -> Option<String> {
             return Some(format!("urn:oid:{universal}"));
         }
     }
-    (!namespace.is_empty()).then(|| format!("urn:weft:assigning-authority:{}", crate::ids::query_encode(&namespace)))
+    (!namespace.is_empty()).then(|| {
+        format!(
+            "urn:weft:assigning-authority:{}",
+            crate::ids::query_encode(&namespace)
+        )
+    })
 }
 
 /// CX to Identifier; `None` when CX.1 is empty. `fallback` is the
@@ -171,7 +176,11 @@ pub fn contact_point(r: &Element<'_>, default_use: &str) -> Option<Value> {
             .map(|s| s.as_str())
             .collect::<Vec<_>>()
             .join(" ");
-        let number = if number.is_empty() { comp(r, 1) } else { number };
+        let number = if number.is_empty() {
+            comp(r, 1)
+        } else {
+            number
+        };
         let ext = comp(r, 8);
         if ext.is_empty() || number.is_empty() {
             number
@@ -220,7 +229,10 @@ pub fn date(field: &str, value: &str) -> Result<Option<String>> {
         return Ok(None);
     }
     let dt = DateTime::parse(value).map_err(|e| {
-        Error::reject(format!("{field} {value:?} is not a valid HL7 date: {}", e.reason))
+        Error::reject(format!(
+            "{field} {value:?} is not a valid HL7 date: {}",
+            e.reason
+        ))
     })?;
     Ok(Some(dt.fhir_date()))
 }
@@ -232,7 +244,10 @@ pub fn date_time(field: &str, value: &str, offset: Option<i16>) -> Result<Option
         return Ok(None);
     }
     let dt = DateTime::parse(value).map_err(|e| {
-        Error::reject(format!("{field} {value:?} is not a valid HL7 date/time: {}", e.reason))
+        Error::reject(format!(
+            "{field} {value:?} is not a valid HL7 date/time: {}",
+            e.reason
+        ))
     })?;
     Ok(Some(dt.fhir_datetime(offset)))
 }

@@ -1,7 +1,7 @@
 //! PV1 to Encounter.
 
-use weft_sdk::serde_json::{Map, Value, json};
 use weft_sdk::hl7::{Message, Segment};
+use weft_sdk::serde_json::{Map, Value, json};
 use weft_sdk::{Error, Result, lookup};
 
 use crate::datatypes::{comp, date_time, identifier};
@@ -10,8 +10,9 @@ use crate::datatypes::{comp, date_time, identifier};
 /// encounter (A28/A31 are person updates).
 pub fn status_for(trigger: &str, has_discharge: bool, has_admit: bool) -> Option<&'static str> {
     Some(match trigger {
-        "A01" | "A02" | "A06" | "A07" | "A09" | "A10" | "A13" | "A15" | "A16" | "A25"
-        | "A26" => "in-progress",
+        "A01" | "A02" | "A06" | "A07" | "A09" | "A10" | "A13" | "A15" | "A16" | "A25" | "A26" => {
+            "in-progress"
+        }
         "A03" => "finished",
         "A04" => "arrived",
         "A05" | "A14" => "planned",
@@ -66,7 +67,9 @@ pub fn map(
     };
     let class_code = hl7.field(pv1, 2).value().trim().to_string();
     if class_code.is_empty() {
-        return Err(Error::reject("PV1-2 (patient class) is empty: an Encounter needs a class"));
+        return Err(Error::reject(
+            "PV1-2 (patient class) is empty: an Encounter needs a class",
+        ));
     }
     let Some((code, display)) = class_for(&class_code) else {
         return Err(Error::reject(format!(

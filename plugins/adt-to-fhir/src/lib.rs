@@ -69,7 +69,14 @@ impl Plugin for AdtToFhir {
             },
         })];
         if let Some(pv1) = hl7.segment("PV1")
-            && let Some(enc) = encounter::map(&hl7, pv1, trigger, &patient_url, &header.sending_facility, offset)?
+            && let Some(enc) = encounter::map(
+                &hl7,
+                pv1,
+                trigger,
+                &patient_url,
+                &header.sending_facility,
+                offset,
+            )?
         {
             let (full_url, request) = match &enc.visit {
                 Some((system, value)) => (
@@ -90,7 +97,8 @@ impl Plugin for AdtToFhir {
                     json!({"method": "POST", "url": "Encounter"}),
                 ),
             };
-            entries.push(json!({"fullUrl": full_url, "resource": enc.resource, "request": request}));
+            entries
+                .push(json!({"fullUrl": full_url, "resource": enc.resource, "request": request}));
         }
         let bundle = json!({
             "resourceType": "Bundle",
@@ -108,7 +116,11 @@ fn utc_offset() -> Result<Option<i16>> {
     let Some(text) = config("default_utc_offset") else {
         return Ok(None);
     };
-    let bad = || Error::failed(format!("config default_utc_offset {text:?} is not +HH:MM or -HH:MM"));
+    let bad = || {
+        Error::failed(format!(
+            "config default_utc_offset {text:?} is not +HH:MM or -HH:MM"
+        ))
+    };
     let (sign, rest) = match text.as_bytes().first() {
         Some(b'+') => (1, &text[1..]),
         Some(b'-') => (-1, &text[1..]),

@@ -1,10 +1,12 @@
 //! PID to Patient.
 
-use weft_sdk::serde_json::{Map, Value, json};
 use weft_sdk::hl7::{Message, Segment};
+use weft_sdk::serde_json::{Map, Value, json};
 use weft_sdk::{Error, Result};
 
-use crate::datatypes::{address, codeable, coded, comp, contact_point, date, date_time, human_name, identifier};
+use crate::datatypes::{
+    address, codeable, coded, comp, contact_point, date, date_time, human_name, identifier,
+};
 
 /// A Patient resource and the identifier the Bundle uses to match it.
 pub struct MappedPatient {
@@ -19,16 +21,27 @@ pub struct MappedPatient {
 /// Maps the PID segment. PID-3 must hold at least one identifier with a
 /// system, or the Patient could not be matched on the server; `facility`
 /// (MSH-4.1) is the assigning authority of identifiers without PID-3.4.
-pub fn map(hl7: &Message, pid: &Segment, facility: &str, offset: Option<i16>) -> Result<MappedPatient> {
+pub fn map(
+    hl7: &Message,
+    pid: &Segment,
+    facility: &str,
+    offset: Option<i16>,
+) -> Result<MappedPatient> {
     let mut p = Map::new();
     p.insert("resourceType".into(), "Patient".into());
 
     let mut identifiers = Vec::new();
     let mut matching: Option<(String, String, bool)> = None;
     for rep in hl7.field(pid, 3).repetitions() {
-        let Some(id) = identifier(&rep, facility) else { continue };
+        let Some(id) = identifier(&rep, facility) else {
+            continue;
+        };
         let system = id.get("system").and_then(Value::as_str).map(str::to_string);
-        let value = id.get("value").and_then(Value::as_str).unwrap_or_default().to_string();
+        let value = id
+            .get("value")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let is_mrn = comp(&rep, 5) == "MR";
         if let Some(system) = system {
             // Prefer the first MR identifier, else the first with a system.
@@ -54,7 +67,11 @@ pub fn map(hl7: &Message, pid: &Segment, facility: &str, offset: Option<i16>) ->
     };
     p.insert("identifier".into(), Value::Array(identifiers));
 
-    let names: Vec<Value> = hl7.field(pid, 5).repetitions().filter_map(|r| human_name(&r)).collect();
+    let names: Vec<Value> = hl7
+        .field(pid, 5)
+        .repetitions()
+        .filter_map(|r| human_name(&r))
+        .collect();
     if !names.is_empty() {
         p.insert("name".into(), Value::Array(names));
     }
@@ -64,7 +81,11 @@ pub fn map(hl7: &Message, pid: &Segment, facility: &str, offset: Option<i16>) ->
         .repetitions()
         .filter_map(|r| contact_point(&r, "home"))
         .collect();
-    telecom.extend(hl7.field(pid, 14).repetitions().filter_map(|r| contact_point(&r, "work")));
+    telecom.extend(
+        hl7.field(pid, 14)
+            .repetitions()
+            .filter_map(|r| contact_point(&r, "work")),
+    );
     if !telecom.is_empty() {
         p.insert("telecom".into(), Value::Array(telecom));
     }
@@ -83,15 +104,25 @@ pub fn map(hl7: &Message, pid: &Segment, facility: &str, offset: Option<i16>) ->
     if let Some(dt) = date_time("PID-29", death_time.trim(), offset)? {
         p.insert("deceasedDateTime".into(), Value::String(dt));
     } else if matches!(death_flag.trim(), "Y" | "N") {
-        p.insert("deceasedBoolean".into(), Value::Bool(death_flag.trim() == "Y"));
+        p.insert(
+            "deceasedBoolean".into(),
+            Value::Bool(death_flag.trim() == "Y"),
+        );
     }
 
-    let addresses: Vec<Value> = hl7.field(pid, 11).repetitions().filter_map(|r| address(&r)).collect();
+    let addresses: Vec<Value> = hl7
+        .field(pid, 11)
+        .repetitions()
+        .filter_map(|r| address(&r))
+        .collect();
     if !addresses.is_empty() {
         p.insert("address".into(), Value::Array(addresses));
     }
 
-    if let Some(ms) = codeable(&hl7.field(pid, 16).repetition(1), "http://terminology.hl7.org/CodeSystem/v2-0002") {
+    if let Some(ms) = codeable(
+        &hl7.field(pid, 16).repetition(1),
+        "http://terminology.hl7.org/CodeSystem/v2-0002",
+    ) {
         p.insert("maritalStatus".into(), ms);
     }
 

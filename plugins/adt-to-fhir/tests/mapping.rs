@@ -37,7 +37,10 @@ fn maps_an_admit() {
     assert_eq!(p["identifier"][0]["system"], "urn:oid:1.2.3.4");
     assert_eq!(p["identifier"][0]["value"], "123456");
     assert_eq!(p["identifier"][0]["type"]["coding"][0]["code"], "MR");
-    assert_eq!(p["identifier"][1]["system"], "http://hl7.org/fhir/sid/us-ssn");
+    assert_eq!(
+        p["identifier"][1]["system"],
+        "http://hl7.org/fhir/sid/us-ssn"
+    );
     assert_eq!(p["name"][0]["family"], "O'Brien&Sons");
     assert_eq!(p["name"][0]["given"], serde_json::json!(["Mary", "Ann"]));
     assert_eq!(p["name"][0]["prefix"][0], "Dr");
@@ -45,7 +48,10 @@ fn maps_an_admit() {
     assert_eq!(p["name"][1]["use"], "maiden");
     assert_eq!(p["birthDate"], "1980-02-29");
     assert_eq!(p["gender"], "female");
-    assert_eq!(p["address"][0]["line"], serde_json::json!(["12 Main St", "Apt 4"]));
+    assert_eq!(
+        p["address"][0]["line"],
+        serde_json::json!(["12 Main St", "Apt 4"])
+    );
     assert_eq!(p["address"][0]["city"], "Springfield");
     assert_eq!(p["address"][0]["use"], "home");
     assert_eq!(p["telecom"][0]["value"], "1 217 5551234");
@@ -57,7 +63,10 @@ fn maps_an_admit() {
 
     let entry = &b["entry"][0];
     assert_eq!(entry["request"]["method"], "PUT");
-    assert_eq!(entry["request"]["url"], "Patient?identifier=urn:oid:1.2.3.4|123456");
+    assert_eq!(
+        entry["request"]["url"],
+        "Patient?identifier=urn:oid:1.2.3.4|123456"
+    );
     assert!(entry["fullUrl"].as_str().unwrap().starts_with("urn:uuid:"));
 
     let e = resources(&b, "Encounter").next().unwrap();
@@ -66,17 +75,33 @@ fn maps_an_admit() {
     assert_eq!(e["subject"]["reference"], entry["fullUrl"]);
     assert_eq!(e["period"]["start"], "2024-01-02T03:00:00+01:00");
     assert_eq!(e["location"][0]["location"]["display"], "W1 101 A HOSP");
-    assert_eq!(e["participant"][0]["individual"]["display"], "Dr Marcus Welby");
-    assert_eq!(b["entry"][1]["request"]["url"], "Encounter?identifier=urn:oid:1.2.3.4|V789");
+    assert_eq!(
+        e["participant"][0]["individual"]["display"],
+        "Dr Marcus Welby"
+    );
+    assert_eq!(
+        b["entry"][1]["request"]["url"],
+        "Encounter?identifier=urn:oid:1.2.3.4|V789"
+    );
 }
 
 #[test]
 fn status_follows_the_trigger() {
-    for (trigger, status) in [("A03", Some("finished")), ("A04", Some("arrived")), ("A08", Some("in-progress")), ("A28", None), ("A31", None)] {
+    for (trigger, status) in [
+        ("A03", Some("finished")),
+        ("A04", Some("arrived")),
+        ("A08", Some("in-progress")),
+        ("A28", None),
+        ("A31", None),
+    ] {
         let text = A01.replace("ADT^A01^ADT_A01", &format!("ADT^{trigger}"));
         let b = bundle(&text);
         let e = resources(&b, "Encounter").next();
-        assert_eq!(e.map(|e| e["status"].as_str().unwrap()), status, "{trigger}");
+        assert_eq!(
+            e.map(|e| e["status"].as_str().unwrap()),
+            status,
+            "{trigger}"
+        );
         assert_eq!(resources(&b, "Patient").count(), 1);
     }
 }
@@ -87,7 +112,9 @@ fn same_message_same_bundle() {
 }
 
 fn reject_reason(text: &str) -> String {
-    let e = host().run::<AdtToFhir>(Message::from_hl7(text)).unwrap_err();
+    let e = host()
+        .run::<AdtToFhir>(Message::from_hl7(text))
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Reject, "{e}");
     e.reason().to_string()
 }
@@ -95,7 +122,10 @@ fn reject_reason(text: &str) -> String {
 #[test]
 fn rejects_what_it_cannot_map_faithfully() {
     let r = reject_reason(&A01.replace("19800229", "2023130"));
-    assert!(r.starts_with("PID-7 \"2023130\" is not a valid HL7 date"), "{r}");
+    assert!(
+        r.starts_with("PID-7 \"2023130\" is not a valid HL7 date"),
+        "{r}"
+    );
     let r = reject_reason(&A01.replace("|19800229|", "|19810229|"));
     assert!(r.contains("day out of range"), "{r}");
     let r = reject_reason(&A01.replace("123456^^^HOSP^MR~987-65-4321^^^SSA^SS", ""));
@@ -113,16 +143,35 @@ fn rejects_what_it_cannot_map_faithfully() {
 #[test]
 fn unknown_gender_is_left_out_with_a_warning() {
     let h = host();
-    let out = h.run::<AdtToFhir>(Message::from_hl7(&A01.replace("|F|||", "|Q|||"))).unwrap();
+    let out = h
+        .run::<AdtToFhir>(Message::from_hl7(&A01.replace("|F|||", "|Q|||")))
+        .unwrap();
     let b = out[0].message().json().unwrap();
-    assert!(resources(&b, "Patient").next().unwrap().get("gender").is_none());
-    let warn = h.logs().into_iter().find(|(l, _)| *l == weft_sdk::log::Level::Warn).unwrap();
-    assert!(warn.1.contains("PID-8") && !warn.1.contains("\"Q\""), "{}", warn.1);
+    assert!(
+        resources(&b, "Patient")
+            .next()
+            .unwrap()
+            .get("gender")
+            .is_none()
+    );
+    let warn = h
+        .logs()
+        .into_iter()
+        .find(|(l, _)| *l == weft_sdk::log::Level::Warn)
+        .unwrap();
+    assert!(
+        warn.1.contains("PID-8") && !warn.1.contains("\"Q\""),
+        "{}",
+        warn.1
+    );
 }
 
 #[test]
 fn every_corpus_adt_maps_or_is_rejected_with_a_reason() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/corpus/hl7v2/fhir-converter");
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/corpus/hl7v2/fhir-converter"
+    );
     let mut mapped = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -139,7 +188,12 @@ fn every_corpus_adt_maps_or_is_rejected_with_a_reason() {
             }
             Err(e) => {
                 assert_eq!(e.kind(), ErrorKind::Reject, "{name}: {e}");
-                assert!(e.reason().contains("PID") || e.reason().contains("PV1") || e.reason().contains("MSH-9"), "{name}: {e}");
+                assert!(
+                    e.reason().contains("PID")
+                        || e.reason().contains("PV1")
+                        || e.reason().contains("MSH-9"),
+                    "{name}: {e}"
+                );
                 println!("{name}: rejected: {e}");
             }
         }

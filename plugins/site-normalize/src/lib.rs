@@ -74,7 +74,10 @@ fn prefix_mrns(hl7: &mut weft_sdk::hl7::Message, prefix: &str, mrn_type: &str) -
 
 fn translate(hl7: &mut weft_sdk::hl7::Message, path: &str, table: &str) -> Result<()> {
     let parsed = Path::parse(path)?;
-    let Some(code) = hl7.element_at(&parsed).and_then(|e| e.non_empty()).map(|v| v.into_owned())
+    let Some(code) = hl7
+        .element_at(&parsed)
+        .and_then(|e| e.non_empty())
+        .map(|v| v.into_owned())
     else {
         return Ok(());
     };
@@ -126,7 +129,9 @@ ZBE|1";
     #[test]
     fn is_idempotent_on_the_prefix() {
         let once = host().run::<SiteNormalize>(Message::from_hl7(ADT)).unwrap();
-        let twice = host().run::<SiteNormalize>(once[0].message().clone()).unwrap();
+        let twice = host()
+            .run::<SiteNormalize>(once[0].message().clone())
+            .unwrap();
         let m = twice[0].message().hl7().unwrap();
         assert_eq!(m.get("PID-3.1").unwrap().as_deref(), Some("N-12345"));
     }
@@ -145,7 +150,9 @@ ZBE|1";
     #[test]
     fn refuses_to_drop_standard_segments() {
         let host = TestHost::new().config("drop_segments", "ZPI,PV1");
-        let e = host.run::<SiteNormalize>(Message::from_hl7(ADT)).unwrap_err();
+        let e = host
+            .run::<SiteNormalize>(Message::from_hl7(ADT))
+            .unwrap_err();
         assert_eq!(e.kind(), weft_sdk::ErrorKind::Failed);
     }
 

@@ -13,12 +13,19 @@ use weft::routes::Chain;
 
 /// Arguments of `weft transform`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Exit codes: 0 outputs printed, 1 usage/config/load error, \
+#[command(
+    after_help = "Exit codes: 0 outputs printed, 1 usage/config/load error, \
 3 rejected, 4 retry asked, 5 plugin failed or crashed, 6 limit hit \
-(deadline, memory, fuel, stack, output size).")]
+(deadline, memory, fuel, stack, output size)."
+)]
 pub struct Args {
     /// The plugin component (.wasm) to run.
-    #[arg(long, short = 'p', conflicts_with = "route", required_unless_present = "route")]
+    #[arg(
+        long,
+        short = 'p',
+        conflicts_with = "route",
+        required_unless_present = "route"
+    )]
     plugin: Option<PathBuf>,
     /// Run the message through this route of the configuration instead.
     #[arg(long, short = 'r')]
@@ -65,7 +72,9 @@ fn key_value(s: &str, what: &str) -> anyhow::Result<(String, String)> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let body = if args.input == "-" {
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).context("reading standard input")?;
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading standard input")?;
         buf
     } else {
         std::fs::read(&args.input).with_context(|| format!("reading {}", args.input))?
@@ -170,7 +179,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 fn guess_content_type(body: &[u8]) -> &'static str {
     let trimmed = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    let start = trimmed.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
+    let start = trimmed
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
     let t = &trimmed[start..];
     if t.starts_with(b"MSH") {
         "application/hl7-v2"

@@ -59,7 +59,9 @@ impl ComponentCache {
             // header and refuses an incompatible file, which is recompiled.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(c) => return Ok((c, Origin::Cache)),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "compiled plugin cache entry unusable; recompiling"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "compiled plugin cache entry unusable; recompiling")
+                }
             }
         }
         let compiled = engine.precompile_component(bytes)?;
@@ -78,7 +80,9 @@ fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
         std::process::id()
     ));
     let mut f = std::fs::File::create(&tmp)?;

@@ -177,15 +177,12 @@ impl Plugin {
             let _ = store.set_fuel(limits.fuel.unwrap_or(u64::MAX));
         }
         store.set_epoch_deadline(ticks);
-        let result = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| {
-                store.set_epoch_deadline(ticks);
-                instance
-                    .weft_plugin_transform()
-                    .call_transform(&mut store, msg)
-            });
+        let result = self.pre.instantiate(&mut store).and_then(|instance| {
+            store.set_epoch_deadline(ticks);
+            instance
+                .weft_plugin_transform()
+                .call_transform(&mut store, msg)
+        });
         store.data().flush_stdio();
         let outputs = match result {
             Ok(Ok(outputs)) => outputs,

@@ -85,7 +85,11 @@ mod tests {
 
     #[test]
     fn parses_rows_and_comments() {
-        let t = parse(b"# sex codes\nF, female\nM,male\n\n\"A,B\",quoted\n", "t.csv").unwrap();
+        let t = parse(
+            b"# sex codes\nF, female\nM,male\n\n\"A,B\",quoted\n",
+            "t.csv",
+        )
+        .unwrap();
         assert_eq!(t.get("F").map(String::as_str), Some("female"));
         assert_eq!(t.get("A,B").map(String::as_str), Some("quoted"));
         assert_eq!(t.len(), 3);
@@ -94,6 +98,9 @@ mod tests {
     #[test]
     fn names_the_bad_line() {
         let e = parse(b"F,female\nM,male,extra\n", "sex.csv").unwrap_err();
-        assert_eq!(e.to_string(), "sex.csv:2: expected two columns `key,value`, found 3");
+        assert_eq!(
+            e.to_string(),
+            "sex.csv:2: expected two columns `key,value`, found 3"
+        );
     }
 }

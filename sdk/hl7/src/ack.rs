@@ -269,10 +269,8 @@ mod tests {
 
     #[test]
     fn enhanced_mode_and_error() {
-        let m = Message::parse(
-            b"MSH#^~\\&#S#F#R#G#2024##ORU^R01#C7#P#2.5###AL#NE\rPID#1\r",
-        )
-        .unwrap();
+        let m =
+            Message::parse(b"MSH#^~\\&#S#F#R#G#2024##ORU^R01#C7#P#2.5###AL#NE\rPID#1\r").unwrap();
         let err = AckError {
             location: Some(ErrorLocation {
                 segment: "PID".into(),

@@ -51,10 +51,14 @@ impl DateTime {
             None => (main, None),
         };
         if !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(err("only digits are allowed before the fraction and offset"));
+            return Err(err(
+                "only digits are allowed before the fraction and offset",
+            ));
         }
         if !matches!(digits.len(), 4 | 6 | 8 | 10 | 12 | 14) {
-            return Err(err("expected YYYY, YYYYMM, YYYYMMDD, or a time to the hour, minute or second"));
+            return Err(err(
+                "expected YYYY, YYYYMM, YYYYMMDD, or a time to the hour, minute or second",
+            ));
         }
         let part = |i: usize| -> Option<u8> { digits.get(i..i + 2).and_then(|s| s.parse().ok()) };
         let year: u16 = digits[..4].parse().map_err(|_| err("bad year"))?;
@@ -66,7 +70,9 @@ impl DateTime {
             minute: part(10),
             second: part(12),
             fraction: match fraction {
-                Some(f) if f.is_empty() || f.len() > 4 || !f.bytes().all(|b| b.is_ascii_digit()) => {
+                Some(f)
+                    if f.is_empty() || f.len() > 4 || !f.bytes().all(|b| b.is_ascii_digit()) =>
+                {
                     return Err(err("the fraction of a second must be 1 to 4 digits"));
                 }
                 Some(_) if digits.len() != 14 => {
@@ -168,7 +174,9 @@ fn days_in_month(year: u16, month: u8) -> u8 {
     match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        _ if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        _ if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         _ => 28,
     }
 }
@@ -225,8 +233,16 @@ mod tests {
     #[test]
     fn refuses_impossible_dates() {
         for bad in [
-            "2023130", "20231301", "20230230", "20230229", "2023011", "19800101250000", "abc",
-            "", "20200101+25", "20200101.5",
+            "2023130",
+            "20231301",
+            "20230230",
+            "20230229",
+            "2023011",
+            "19800101250000",
+            "abc",
+            "",
+            "20200101+25",
+            "20200101.5",
         ] {
             assert!(DateTime::parse(bad).is_err(), "{bad} should be refused");
         }

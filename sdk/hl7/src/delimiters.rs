@@ -38,7 +38,9 @@ impl Default for Delimiters {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DelimiterError {
     /// A delimiter is a letter, a digit, a space or a segment terminator.
-    #[error("delimiter {0:?} is not allowed (letters, digits, space, CR and LF cannot be delimiters)")]
+    #[error(
+        "delimiter {0:?} is not allowed (letters, digits, space, CR and LF cannot be delimiters)"
+    )]
     NotAllowed(char),
     /// The same character is declared twice.
     #[error("delimiter {0:?} is declared more than once")]

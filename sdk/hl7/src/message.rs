@@ -228,10 +228,10 @@ impl Message {
             .ok_or_else(|| at(ParseErrorKind::TruncatedMsh, 1, Some("MSH"), Some(1), 3))?;
         let enc_start = 3 + field_sep.len_utf8();
         let enc_end = text[enc_start..]
-            .find(|c| c == field_sep || c == '\r' || c == '\n')
+            .find([field_sep, '\r', '\n'])
             .map_or(text.len(), |i| enc_start + i);
-        let delimiters = Delimiters::from_msh(field_sep, &text[enc_start..enc_end])
-            .map_err(|e| {
+        let delimiters =
+            Delimiters::from_msh(field_sep, &text[enc_start..enc_end]).map_err(|e| {
                 let (field, pos) = match e {
                     crate::delimiters::DelimiterError::NotAllowed(c) if c == field_sep => (1, 3),
                     crate::delimiters::DelimiterError::WrongCount(_)
@@ -589,9 +589,18 @@ mod tests {
         assert!(text.contains("~999^^^SSA^SS|"), "{text}");
         assert!(text.contains("|~^^^x@y\r"), "{text}");
         let again = Message::parse(text.as_bytes()).unwrap();
-        assert_eq!(again.get("PID-5.1").unwrap().as_deref(), Some("O'Brien & Sons"));
-        assert_eq!(m.set("MSH-2", "x"), Err(EditError::ReadOnly("MSH-2".into())));
-        assert!(matches!(m.set("OBX-5", "x"), Err(EditError::NoSuchSegment(_))));
+        assert_eq!(
+            again.get("PID-5.1").unwrap().as_deref(),
+            Some("O'Brien & Sons")
+        );
+        assert_eq!(
+            m.set("MSH-2", "x"),
+            Err(EditError::ReadOnly("MSH-2".into()))
+        );
+        assert!(matches!(
+            m.set("OBX-5", "x"),
+            Err(EditError::NoSuchSegment(_))
+        ));
     }
 
     #[test]
@@ -632,7 +641,10 @@ mod tests {
     #[test]
     fn removes_segments_but_not_msh() {
         let mut m = Message::parse(ADT.as_bytes()).unwrap();
-        assert_eq!(m.remove_segments(|s| s.id().starts_with('Z') || s.id() == "MSH"), 1);
+        assert_eq!(
+            m.remove_segments(|s| s.id().starts_with('Z') || s.id() == "MSH"),
+            1
+        );
         assert_eq!(m.segments().len(), 3);
         assert!(m.segment("MSH").is_some());
     }

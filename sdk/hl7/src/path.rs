@@ -52,7 +52,10 @@ impl Path {
                 let occ = occ
                     .strip_suffix(']')
                     .ok_or_else(|| err("segment occurrence must be written [n]"))?;
-                (seg, number(occ).ok_or_else(|| err("bad segment occurrence"))?)
+                (
+                    seg,
+                    number(occ).ok_or_else(|| err("bad segment occurrence"))?,
+                )
             }
             None => (seg_part, 1),
         };
@@ -71,7 +74,10 @@ impl Path {
                     number(r).ok_or_else(|| err("bad repetition number"))?,
                 )
             }
-            None => (number(field_part).ok_or_else(|| err("bad field number"))?, 1),
+            None => (
+                number(field_part).ok_or_else(|| err("bad field number"))?,
+                1,
+            ),
         };
         let component = match parts.next() {
             Some(c) => Some(number(c).ok_or_else(|| err("bad component number"))?),
@@ -149,8 +155,17 @@ mod tests {
     #[test]
     fn refuses_bad_paths() {
         for bad in [
-            "PID", "PID-", "PID-0", "pid-5", "PI-5", "PID-5.", "PID-5.1.2.3", "OBX[0]-5",
-            "OBX[3-5", "PID-3(2", "PID-x",
+            "PID",
+            "PID-",
+            "PID-0",
+            "pid-5",
+            "PI-5",
+            "PID-5.",
+            "PID-5.1.2.3",
+            "OBX[0]-5",
+            "OBX[3-5",
+            "PID-3(2",
+            "PID-x",
         ] {
             assert!(Path::parse(bad).is_err(), "{bad} should be refused");
         }

@@ -25,7 +25,10 @@ struct Future;
 
 impl Guest for Future {
     fn transform(msg: Message) -> Result<Vec<Output>, PluginError> {
-        Ok(vec![Output { destination: None, message: msg }])
+        Ok(vec![Output {
+            destination: None,
+            message: msg,
+        }])
     }
 }
 

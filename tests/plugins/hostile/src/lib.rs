@@ -60,8 +60,13 @@ impl Plugin for Hostile {
                 Ok(vec![Output::bytes("text/plain", got)])
             }
             "big-output" => {
-                let size: usize = config("size").and_then(|s| s.parse().ok()).unwrap_or(32 << 20);
-                Ok(vec![Output::bytes("application/octet-stream", vec![b'x'; size])])
+                let size: usize = config("size")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(32 << 20);
+                Ok(vec![Output::bytes(
+                    "application/octet-stream",
+                    vec![b'x'; size],
+                )])
             }
             "keep-state" => {
                 let n = SEEN.fetch_add(1, Ordering::SeqCst) + 1;

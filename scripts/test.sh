@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints (native and wasm), unit, property,
+# corpus, plugin, sandbox and CLI tests. Builds everything once, in release.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+ensure_toolchain rustfmt clippy
+echo "==> cargo fmt --check"
+cargo fmt --all --check
+build_plugins "${SHIPPED_PLUGINS[@]}" "${TEST_PLUGINS[@]}"
+echo "==> clippy (wasm32-wasip2: SDK and plugins)"
+cargo clippy --locked --target wasm32-wasip2 --profile plugin \
+    -p weft-sdk -p adt-to-fhir -p site-normalize -p weft-test-hostile -- -D warnings
+echo "==> clippy (native)"
+cargo clippy --locked --workspace --all-targets --release -- -D warnings
+echo "==> cargo test"
+cargo test --locked --workspace --release
+echo "==> all tests passed"
