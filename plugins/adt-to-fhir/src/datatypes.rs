@@ -217,7 +217,7 @@ pub fn codeable(r: &Element<'_>, system: &str) -> Option<Value> {
     put(&mut coding, "code", code);
     put(&mut coding, "display", display.clone());
     let mut cc = Map::new();
-    cc.insert("coding".into(), json!([coding]));
+    cc.insert("coding".into(), Value::Array(vec![Value::Object(coding)]));
     put(&mut cc, "text", display);
     Some(Value::Object(cc))
 }

@@ -94,7 +94,7 @@ pub fn map(
         ) {
             visit = Some((s.to_string(), v.to_string()));
         }
-        e.insert("identifier".into(), json!([id]));
+        e.insert("identifier".into(), Value::Array(vec![id]));
     }
 
     let mut period = Map::new();
@@ -142,10 +142,13 @@ pub fn map(
             if !id.is_empty() {
                 individual.insert("identifier".into(), json!({"value": id}));
             }
-            participants.push(json!({
-                "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": code, "display": display}]}],
-                "individual": individual,
-            }));
+            let mut participant = Map::new();
+            participant.insert(
+                "type".into(),
+                json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": code, "display": display}]}]),
+            );
+            participant.insert("individual".into(), Value::Object(individual));
+            participants.push(Value::Object(participant));
         }
     }
     if !participants.is_empty() {

@@ -18,7 +18,7 @@ mod encounter;
 mod ids;
 mod patient;
 
-use weft_sdk::serde_json::{Value, json};
+use weft_sdk::serde_json::{Map, Value, json};
 use weft_sdk::{Error, Message, Output, Plugin, Result, config};
 
 /// The ADT trigger events this plugin maps.
@@ -56,18 +56,19 @@ impl Plugin for AdtToFhir {
             "Patient",
             &format!("{}|{}", patient.match_system, patient.match_value),
         );
-        let mut entries = vec![json!({
-            "fullUrl": patient_url,
-            "resource": patient.resource,
-            "request": {
-                "method": "PUT",
-                "url": format!(
-                    "Patient?identifier={}|{}",
-                    ids::query_encode(&patient.match_system),
-                    ids::query_encode(&patient.match_value)
-                ),
-            },
-        })];
+        let patient_request = json!({
+            "method": "PUT",
+            "url": format!(
+                "Patient?identifier={}|{}",
+                ids::query_encode(&patient.match_system),
+                ids::query_encode(&patient.match_value)
+            ),
+        });
+        let mut entries = vec![entry(
+            patient_url.clone(),
+            patient.resource,
+            patient_request,
+        )];
         if let Some(pv1) = hl7.segment("PV1")
             && let Some(enc) = encounter::map(
                 &hl7,
@@ -97,19 +98,26 @@ impl Plugin for AdtToFhir {
                     json!({"method": "POST", "url": "Encounter"}),
                 ),
             };
-            entries
-                .push(json!({"fullUrl": full_url, "resource": enc.resource, "request": request}));
+            entries.push(entry(full_url, enc.resource, request));
         }
-        let bundle = json!({
-            "resourceType": "Bundle",
-            "type": "transaction",
-            "entry": entries,
-        });
-        Ok(vec![Output::fhir(&bundle)])
+        let mut bundle = Map::new();
+        bundle.insert("resourceType".into(), "Bundle".into());
+        bundle.insert("type".into(), "transaction".into());
+        bundle.insert("entry".into(), Value::Array(entries));
+        Ok(vec![Output::fhir(&Value::Object(bundle))])
     }
 }
 
 weft_sdk::export!(AdtToFhir);
+
+/// A Bundle entry. Built by moving the resource in: `json!` would copy it.
+fn entry(full_url: String, resource: Value, request: Value) -> Value {
+    let mut e = Map::new();
+    e.insert("fullUrl".into(), Value::String(full_url));
+    e.insert("resource".into(), resource);
+    e.insert("request".into(), request);
+    Value::Object(e)
+}
 
 /// The `default_utc_offset` setting, in minutes east of UTC.
 fn utc_offset() -> Result<Option<i16>> {

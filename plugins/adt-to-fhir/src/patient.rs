@@ -1,7 +1,7 @@
 //! PID to Patient.
 
 use weft_sdk::hl7::{Message, Segment};
-use weft_sdk::serde_json::{Map, Value, json};
+use weft_sdk::serde_json::{Map, Value};
 use weft_sdk::{Error, Result};
 
 use crate::datatypes::{
@@ -128,7 +128,12 @@ pub fn map(
 
     let language = hl7.field(pid, 15).repetition(1);
     if let Some(lang) = codeable(&language, "urn:ietf:bcp:47") {
-        p.insert("communication".into(), json!([{"language": lang}]));
+        let mut communication = Map::new();
+        communication.insert("language".into(), lang);
+        p.insert(
+            "communication".into(),
+            Value::Array(vec![Value::Object(communication)]),
+        );
     }
 
     Ok(MappedPatient {

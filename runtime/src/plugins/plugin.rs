@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::{Store, Trap};
 
@@ -120,6 +120,21 @@ fn describe(limit: &Limit) -> String {
     }
 }
 
+/// Where the time of one call went.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CallTimings {
+    /// Creating the store: host state, WASI context, limits.
+    pub setup: Duration,
+    /// Instantiating the pre-linked component in a pool slot.
+    pub instantiate: Duration,
+    /// The call: lowering the message, the plugin's own work, lifting the
+    /// outputs.
+    pub call: Duration,
+    /// Classifying the outcome, logging stdio and dropping the store (which
+    /// returns the slot to the pool and resets its memory).
+    pub teardown: Duration,
+}
+
 /// One loaded plugin version, ready to run.
 pub struct Plugin {
     spec: PluginSpec,
@@ -164,6 +179,12 @@ impl Plugin {
     /// Runs the plugin on one message, in a fresh instance that is dropped
     /// afterwards, within the plugin's limits.
     pub fn call(&self, msg: &Message) -> Result<Vec<Output>, CallError> {
+        self.call_timed(msg).0
+    }
+
+    /// [`Plugin::call`], also telling where the time went.
+    pub fn call_timed(&self, msg: &Message) -> (Result<Vec<Output>, CallError>, CallTimings) {
+        let t0 = Instant::now();
         let limits = &self.spec.limits;
         let engine = self.pre.engine();
         let mut store = Store::new(
@@ -177,18 +198,35 @@ impl Plugin {
             let _ = store.set_fuel(limits.fuel.unwrap_or(u64::MAX));
         }
         store.set_epoch_deadline(ticks);
-        let result = self.pre.instantiate(&mut store).and_then(|instance| {
+        let t1 = Instant::now();
+        let instance = self.pre.instantiate(&mut store);
+        let t2 = Instant::now();
+        let result = instance.and_then(|instance| {
             store.set_epoch_deadline(ticks);
             instance
                 .weft_plugin_transform()
                 .call_transform(&mut store, msg)
         });
+        let t3 = Instant::now();
         store.data().flush_stdio();
-        let outputs = match result {
-            Ok(Ok(outputs)) => outputs,
-            Ok(Err(e)) => return Err(self.plugin_error(e)),
-            Err(e) => return Err(self.trap_error(&store, e)),
+        let outcome = match result {
+            Ok(Ok(outputs)) => self.check_output_size(outputs),
+            Ok(Err(e)) => Err(self.plugin_error(e)),
+            Err(e) => Err(self.trap_error(&store, e)),
         };
+        drop(store);
+        let t4 = Instant::now();
+        let timings = CallTimings {
+            setup: t1 - t0,
+            instantiate: t2 - t1,
+            call: t3 - t2,
+            teardown: t4 - t3,
+        };
+        (outcome, timings)
+    }
+
+    fn check_output_size(&self, outputs: Vec<Output>) -> Result<Vec<Output>, CallError> {
+        let cap = self.spec.limits.max_output_bytes;
         let produced: usize = outputs
             .iter()
             .map(|o| {
@@ -201,13 +239,10 @@ impl Plugin {
                         .sum::<usize>()
             })
             .sum();
-        if produced > limits.max_output_bytes {
+        if produced > cap {
             return Err(CallError::Limit {
                 plugin: self.name().to_string(),
-                limit: Limit::OutputSize {
-                    produced,
-                    cap: limits.max_output_bytes,
-                },
+                limit: Limit::OutputSize { produced, cap },
             });
         }
         Ok(outputs)

@@ -108,16 +108,26 @@ impl<'a> Element<'a> {
 
     /// Part `n` (from 1) one level down; empty when absent.
     pub fn part(&self, n: usize) -> Element<'a> {
-        let (_, level) = self.child();
-        self.parts()
-            .nth(n.saturating_sub(1))
-            .filter(|_| n >= 1)
-            .unwrap_or(Element {
+        let (sep, level) = self.child();
+        let raw = match sep {
+            _ if n == 0 => None,
+            Some(sep) if !self.verbatim => self.raw.split(sep).nth(n - 1),
+            _ => (n == 1).then_some(self.raw),
+        };
+        match raw {
+            Some(raw) => Element {
+                raw,
+                level,
+                delimiters: self.delimiters,
+                verbatim: self.verbatim,
+            },
+            None => Element {
                 raw: "",
                 level,
                 delimiters: self.delimiters,
                 verbatim: false,
-            })
+            },
+        }
     }
 
     /// The repetitions of a field (a single one for lower levels).
