@@ -113,13 +113,9 @@ fn main() {
         }
     );
 
-    let body = std::fs::read(repo().join("samples/adt-a01.hl7"))
+    // The sample, with the standard sex code the site mapping would produce.
+    let body = std::fs::read_to_string(repo().join("samples/adt-a01.hl7"))
         .expect("sample")
-        .iter()
-        .copied()
-        .collect::<Vec<u8>>();
-    let body = String::from_utf8(body)
-        .unwrap()
         .replace("|Female|", "|F|")
         .into_bytes();
     let msg = Message {
