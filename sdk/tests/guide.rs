@@ -56,7 +56,13 @@ fn unknown_class_is_kept_and_logged() {
     let msg = Message::from_hl7("MSH|^~\\&|A|B|C|D|2024||ADT^A01|1|P|2.5\nPID|1||42\nPV1|1|Q");
     let out = host.run::<NorthAdt>(msg).unwrap();
     assert_eq!(
-        out[0].message().hl7().unwrap().get("PV1-2").unwrap().as_deref(),
+        out[0]
+            .message()
+            .hl7()
+            .unwrap()
+            .get("PV1-2")
+            .unwrap()
+            .as_deref(),
         Some("Q")
     );
     assert_eq!(host.logs()[0].0, weft_sdk::log::Level::Warn);
