@@ -24,9 +24,27 @@ ensure_toolchain() {
     fi
     if ! command -v cc >/dev/null 2>&1; then
         echo "==> installing a C toolchain (build-essential) for the native build"
-        if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq build-essential
-        else sudo apt-get update -qq && sudo apt-get install -y -qq build-essential; fi
+        apt_install build-essential
     fi
+}
+
+apt_install() {
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "$@"
+    else sudo apt-get update -qq && sudo apt-get install -y -qq "$@"; fi
+}
+
+# A Python virtualenv under target/py with the `hl7` package, whose
+# `mllp_send` client the end-to-end tests use as a third-party peer.
+ensure_python_hl7() {
+    if [ -x target/py/bin/mllp_send ]; then return; fi
+    echo "==> installing the Python hl7 package (third-party MLLP client for tests)"
+    command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+    if ! python3 -m venv target/py 2>/dev/null; then
+        rm -rf target/py
+        apt_install python3-venv
+        python3 -m venv target/py
+    fi
+    target/py/bin/pip install -q hl7==0.4.5
 }
 
 # build_plugins CRATE... : builds each plugin crate into a component under

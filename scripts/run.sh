@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds the shipped plugins and the runtime, then runs the default route of
-# the embedded weft.toml on a sample ADT^A01 and prints the FHIR Bundle.
-# Extra arguments go to `weft transform` (e.g. another message file).
+# Builds the shipped plugins and the runtime, then starts `weft run` on the
+# default weft.toml: MLLP on 127.0.0.1:2575, ADT messages through
+# site-normalize and adt-to-fhir, FHIR Bundles written under out/fhir/.
+# From another terminal: target/release/weft send samples/adt-a01.hl7
+# Extra arguments go to `weft run`. Ctrl-C stops it cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -9,7 +11,5 @@ ensure_toolchain
 build_plugins "${SHIPPED_PLUGINS[@]}"
 echo "==> building the runtime"
 cargo build --locked --release -p weft
-input=("$@")
-[ ${#input[@]} -eq 0 ] && input=(samples/adt-a01.hl7)
-echo "==> weft transform --route adt ${input[*]}"
-exec target/release/weft transform --route adt --pretty "${input[@]}"
+echo "==> weft run (send a message with: target/release/weft send samples/adt-a01.hl7)"
+exec target/release/weft run "$@"

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_toolchain rustfmt clippy
+ensure_python_hl7
 echo "==> cargo fmt --check"
 cargo fmt --all --check
 build_plugins "${SHIPPED_PLUGINS[@]}" "${TEST_PLUGINS[@]}"

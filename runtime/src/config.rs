@@ -47,9 +47,106 @@ pub struct Config {
     pub plugins: BTreeMap<String, PluginSpec>,
     /// Routes by name.
     pub routes: BTreeMap<String, RouteConfig>,
+    /// Route names in the order the file lists them: the order `match`
+    /// rules are tried in.
+    pub route_order: Vec<String>,
+    /// Sources by name.
+    pub sources: BTreeMap<String, SourceConfig>,
+    /// Destinations by name.
+    pub destinations: BTreeMap<String, DestinationConfig>,
     /// Where in the file each plugin's `path` key is, to report load errors.
     pub plugin_locations: HashMap<String, Location>,
 }
+
+/// When a source acknowledges a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AckMode {
+    /// As soon as the message is accepted into the pipeline.
+    #[default]
+    OnReceipt,
+    /// Once the route's plugins ran: AA, or AE/AR from their outcome.
+    AfterTransform,
+    /// Once every output was delivered (or failed for good: AE).
+    AfterDelivery,
+}
+
+impl fmt::Display for AckMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AckMode::OnReceipt => "on-receipt",
+            AckMode::AfterTransform => "after-transform",
+            AckMode::AfterDelivery => "after-delivery",
+        })
+    }
+}
+
+/// One source (`[sources.NAME]`).
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Its name.
+    pub name: String,
+    /// The transport and its settings.
+    pub kind: SourceKind,
+    /// When it acknowledges.
+    pub ack: AckMode,
+    /// The route every message of this source takes; `None`: chosen by the
+    /// routes' `match` rules on MSH-9.
+    pub route: Option<String>,
+}
+
+/// The transports a source can listen on.
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    /// HL7 v2 over MLLP.
+    Mllp(MllpSourceConfig),
+}
+
+/// Settings of an MLLP source.
+#[derive(Debug, Clone)]
+pub struct MllpSourceConfig {
+    /// The address to listen on (port 0 picks a free port).
+    pub listen: std::net::SocketAddr,
+    /// Largest frame accepted; a larger one gets a NAK and the connection
+    /// is closed.
+    pub max_frame_bytes: usize,
+    /// A connection silent (or stuck mid-frame) this long is closed.
+    pub idle_timeout: Duration,
+}
+
+/// One destination (`[destinations.NAME]`).
+#[derive(Debug, Clone)]
+pub struct DestinationConfig {
+    /// Its name.
+    pub name: String,
+    /// The transport and its settings.
+    pub kind: DestinationKind,
+    /// How many deliveries may be under way at once.
+    pub concurrency: usize,
+    /// Most outputs waiting for this destination; when full, the pipeline
+    /// (and so the sources) slow down.
+    pub queue: usize,
+}
+
+/// The transports a destination can deliver over.
+#[derive(Debug, Clone)]
+pub enum DestinationKind {
+    /// Files in a directory.
+    File(FileDestinationConfig),
+}
+
+/// Settings of a file destination.
+#[derive(Debug, Clone)]
+pub struct FileDestinationConfig {
+    /// The directory files are written under.
+    pub dir: PathBuf,
+    /// The file name template: `{date}`, `{message_id}`, `{control_id}`,
+    /// `{type}`, `{n}` (the output's number in its message), `{ext}`.
+    pub filename: String,
+}
+
+/// The placeholders a file name template may use.
+pub const FILENAME_PLACEHOLDERS: &[&str] =
+    &["date", "message_id", "control_id", "type", "n", "ext"];
 
 /// Runtime-wide settings (`[runtime]`).
 #[derive(Debug, Clone, Default)]
@@ -58,13 +155,52 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
 }
 
-/// One route (`[routes.NAME]`): the plugins a message runs through, in order.
+/// One route (`[routes.NAME]`): the plugins a message runs through, in
+/// order, and where their outputs go.
 #[derive(Debug, Clone, Default)]
 pub struct RouteConfig {
     /// The route's name.
     pub name: String,
-    /// Plugin names, in order.
+    /// Plugin names, in order; none passes messages through unchanged.
     pub plugins: Vec<String>,
+    /// Destination names; an output that names none goes to all of them.
+    pub destinations: Vec<String>,
+    /// MSH-9 patterns (`ADT^A0*`, `ORU^R01`; `*` and `?` wildcards) that send
+    /// a message here when its source names no route.
+    pub matches: Vec<String>,
+}
+
+impl RouteConfig {
+    /// True when one of the route's patterns matches a message type such as
+    /// `ADT^A01`.
+    pub fn matches(&self, message_type: &str) -> bool {
+        self.matches.iter().any(|p| glob(p, message_type))
+    }
+}
+
+/// Matches `text` against a pattern with `*` (any run) and `?` (one char).
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
 }
 
 /// A place in a config file.
@@ -209,6 +345,8 @@ impl<'a> Checker<'a> {
         };
         let doc = doc.get_ref();
         let mut route_refs = Vec::new();
+        let mut destination_refs = Vec::new();
+        let mut source_route_refs = Vec::new();
         for (key, value) in doc.iter() {
             let k = key.get_ref().as_ref();
             match k {
@@ -237,8 +375,39 @@ impl<'a> Checker<'a> {
                             let key = format!("routes.{n}");
                             self.check_name(name.span().start, &key, &n);
                             if let Some(t) = self.table(v, &key) {
-                                let route = self.route(&n, t, &key, &mut route_refs);
+                                let route =
+                                    self.route(&n, t, &key, &mut route_refs, &mut destination_refs);
+                                config.route_order.push(n.clone());
                                 config.routes.insert(n, route);
+                            }
+                        }
+                    }
+                }
+                "sources" => {
+                    if let Some(t) = self.table(value, "sources") {
+                        for (name, v) in t.iter() {
+                            let n = name.get_ref().as_ref().to_string();
+                            let key = format!("sources.{n}");
+                            self.check_name(name.span().start, &key, &n);
+                            if let Some(t) = self.table(v, &key)
+                                && let Some(source) =
+                                    self.source(&n, v.span().start, t, &key, &mut source_route_refs)
+                            {
+                                config.sources.insert(n, source);
+                            }
+                        }
+                    }
+                }
+                "destinations" => {
+                    if let Some(t) = self.table(value, "destinations") {
+                        for (name, v) in t.iter() {
+                            let n = name.get_ref().as_ref().to_string();
+                            let key = format!("destinations.{n}");
+                            self.check_name(name.span().start, &key, &n);
+                            if let Some(t) = self.table(v, &key)
+                                && let Some(d) = self.destination(&n, v.span().start, t, &key)
+                            {
+                                config.destinations.insert(n, d);
                             }
                         }
                     }
@@ -246,7 +415,7 @@ impl<'a> Checker<'a> {
                 other => self.error(
                     key.span().start,
                     other,
-                    "unknown section (expected runtime, plugins or routes)",
+                    "unknown section (expected runtime, sources, plugins, routes or destinations)",
                 ),
             }
         }
@@ -257,6 +426,20 @@ impl<'a> Checker<'a> {
                     &key,
                     format!("no plugin named {plugin:?} is defined"),
                 );
+            }
+        }
+        for (offset, key, dest) in destination_refs {
+            if !config.destinations.contains_key(&dest) {
+                self.error(
+                    offset,
+                    &key,
+                    format!("no destination named {dest:?} is defined"),
+                );
+            }
+        }
+        for (offset, key, route) in source_route_refs {
+            if !config.routes.contains_key(&route) {
+                self.error(offset, &key, format!("no route named {route:?} is defined"));
             }
         }
         config
@@ -460,17 +643,32 @@ impl<'a> Checker<'a> {
         t: &DeTable<'_>,
         key: &str,
         refs: &mut Vec<(usize, String, String)>,
+        destination_refs: &mut Vec<(usize, String, String)>,
     ) -> RouteConfig {
         let mut route = RouteConfig {
             name: name.to_string(),
-            plugins: Vec::new(),
+            ..RouteConfig::default()
         };
         for (k, v) in t.iter() {
             let kname = k.get_ref().as_ref();
             let key = format!("{key}.{kname}");
             match kname {
+                "destinations" => {
+                    for (offset, d) in self.string_list(v, &key) {
+                        destination_refs.push((offset, key.clone(), d.clone()));
+                        route.destinations.push(d);
+                    }
+                }
+                "match" => {
+                    for (offset, pattern) in self.string_list(v, &key) {
+                        if pattern.is_empty() || pattern.contains(char::is_whitespace) {
+                            self.error(offset, &key, "a pattern is an MSH-9 value such as ADT^A0*");
+                        }
+                        route.matches.push(pattern);
+                    }
+                }
                 "plugins" => match v.get_ref() {
-                    DeValue::Array(items) if !items.is_empty() => {
+                    DeValue::Array(items) => {
                         for item in items.iter() {
                             match item.get_ref() {
                                 DeValue::String(s) => {
@@ -481,22 +679,320 @@ impl<'a> Checker<'a> {
                             }
                         }
                     }
-                    _ => self.error(
-                        v.span().start,
-                        &key,
-                        "expected a non-empty list of plugin names",
-                    ),
+                    _ => self.error(v.span().start, &key, "expected a list of plugin names"),
                 },
-                _ => self.error(k.span().start, &key, "unknown key (expected plugins)"),
+                _ => self.error(
+                    k.span().start,
+                    &key,
+                    "unknown key (expected plugins, destinations, match)",
+                ),
             }
         }
         route
     }
+
+    fn string_list(&mut self, v: &Spanned<DeValue<'_>>, key: &str) -> Vec<(usize, String)> {
+        match v.get_ref() {
+            DeValue::Array(items) => items
+                .iter()
+                .filter_map(|item| match item.get_ref() {
+                    DeValue::String(s) => Some((item.span().start, s.to_string())),
+                    _ => {
+                        self.error(item.span().start, key, "expected a string");
+                        None
+                    }
+                })
+                .collect(),
+            _ => {
+                self.error(v.span().start, key, "expected a list of strings");
+                Vec::new()
+            }
+        }
+    }
+
+    /// The `kind` key of a source or destination table, and where its
+    /// value is.
+    fn kind(
+        &mut self,
+        at: usize,
+        t: &DeTable<'_>,
+        key: &str,
+        kinds: &str,
+    ) -> Option<(String, usize)> {
+        match t.iter().find(|(k, _)| k.get_ref().as_ref() == "kind") {
+            Some(entry) => self
+                .string(entry, &format!("{key}.kind"))
+                .map(|k| (k, entry.1.span().start)),
+            None => {
+                self.error(
+                    at,
+                    &format!("{key}.kind"),
+                    format!("required key is missing (one of: {kinds})"),
+                );
+                None
+            }
+        }
+    }
+
+    fn source(
+        &mut self,
+        name: &str,
+        at: usize,
+        t: &DeTable<'_>,
+        key: &str,
+        route_refs: &mut Vec<(usize, String, String)>,
+    ) -> Option<SourceConfig> {
+        let (kind, kind_at) = self.kind(at, t, key, "mllp")?;
+        let mut listen_given = false;
+        let mut ack = AckMode::default();
+        let mut route = None;
+        let mut listen = None;
+        let mut max_frame_bytes = 4 * 1024 * 1024;
+        let mut idle_timeout = Duration::from_secs(60);
+        for entry in t.iter() {
+            let (k, v) = entry;
+            let kname = k.get_ref().as_ref();
+            let ekey = format!("{key}.{kname}");
+            match (kind.as_str(), kname) {
+                (_, "kind") => {}
+                (_, "ack") => match self.string(entry, &ekey).as_deref() {
+                    Some("on-receipt") => ack = AckMode::OnReceipt,
+                    Some("after-transform") => ack = AckMode::AfterTransform,
+                    Some("after-delivery") => ack = AckMode::AfterDelivery,
+                    Some(_) => self.error(
+                        v.span().start,
+                        &ekey,
+                        "expected on-receipt, after-transform or after-delivery",
+                    ),
+                    None => {}
+                },
+                (_, "route") => {
+                    if let Some(r) = self.string(entry, &ekey) {
+                        route_refs.push((v.span().start, ekey.clone(), r.clone()));
+                        route = Some(r);
+                    }
+                }
+                ("mllp", "listen") => {
+                    listen_given = true;
+                    if let Some(text) = self.string(entry, &ekey) {
+                        match text.parse::<std::net::SocketAddr>() {
+                            Ok(a) => listen = Some(a),
+                            Err(_) => self.error(
+                                v.span().start,
+                                &ekey,
+                                format!("{text:?} is not an address such as 127.0.0.1:2575"),
+                            ),
+                        }
+                    }
+                }
+                ("mllp", "max_frame_kib") => {
+                    if let Some(n) = self.integer(v, &ekey, 1, 1024 * 1024) {
+                        max_frame_bytes = n as usize * 1024;
+                    }
+                }
+                ("mllp", "idle_timeout_s") => {
+                    if let Some(n) = self.integer(v, &ekey, 1, 86_400) {
+                        idle_timeout = Duration::from_secs(n);
+                    }
+                }
+                ("mllp", _) => self.error(
+                    k.span().start,
+                    &ekey,
+                    "unknown key (expected kind, listen, ack, route, max_frame_kib, idle_timeout_s)",
+                ),
+                _ => {}
+            }
+        }
+        match kind.as_str() {
+            "mllp" => {
+                let Some(listen) = listen else {
+                    if !listen_given {
+                        self.error(at, &format!("{key}.listen"), "required key is missing");
+                    }
+                    return None;
+                };
+                Some(SourceConfig {
+                    name: name.to_string(),
+                    kind: SourceKind::Mllp(MllpSourceConfig {
+                        listen,
+                        max_frame_bytes,
+                        idle_timeout,
+                    }),
+                    ack,
+                    route,
+                })
+            }
+            other => {
+                self.error(
+                    kind_at,
+                    &format!("{key}.kind"),
+                    format!("unknown source kind {other:?} (expected mllp)"),
+                );
+                None
+            }
+        }
+    }
+
+    fn destination(
+        &mut self,
+        name: &str,
+        at: usize,
+        t: &DeTable<'_>,
+        key: &str,
+    ) -> Option<DestinationConfig> {
+        let (kind, kind_at) = self.kind(at, t, key, "file")?;
+        let mut dir_given = false;
+        let mut dir = None;
+        let mut filename = "{date}/{message_id}-{n}.{ext}".to_string();
+        let mut concurrency = 4;
+        let mut queue = 1024;
+        for entry in t.iter() {
+            let (k, v) = entry;
+            let kname = k.get_ref().as_ref();
+            let ekey = format!("{key}.{kname}");
+            match (kind.as_str(), kname) {
+                (_, "kind") => {}
+                (_, "concurrency") => {
+                    if let Some(n) = self.integer(v, &ekey, 1, 1024) {
+                        concurrency = n as usize;
+                    }
+                }
+                (_, "queue") => {
+                    if let Some(n) = self.integer(v, &ekey, 1, 1_000_000) {
+                        queue = n as usize;
+                    }
+                }
+                ("file", "dir") => {
+                    dir_given = true;
+                    dir = self.path(entry, &ekey, false);
+                }
+                ("file", "filename") => {
+                    if let Some(f) = self.string(entry, &ekey) {
+                        if let Some(bad) = unknown_placeholder(&f) {
+                            self.error(
+                                v.span().start,
+                                &ekey,
+                                format!(
+                                    "unknown placeholder {{{bad}}} (known: {})",
+                                    FILENAME_PLACEHOLDERS.join(", ")
+                                ),
+                            );
+                        } else if f.starts_with('/') || f.split('/').any(|p| p == "..") {
+                            self.error(
+                                v.span().start,
+                                &ekey,
+                                "must stay inside dir (no leading / or ..)",
+                            );
+                        }
+                        filename = f;
+                    }
+                }
+                ("file", _) => self.error(
+                    k.span().start,
+                    &ekey,
+                    "unknown key (expected kind, dir, filename, concurrency, queue)",
+                ),
+                _ => {}
+            }
+        }
+        match kind.as_str() {
+            "file" => {
+                let Some(dir) = dir else {
+                    if !dir_given {
+                        self.error(at, &format!("{key}.dir"), "required key is missing");
+                    }
+                    return None;
+                };
+                Some(DestinationConfig {
+                    name: name.to_string(),
+                    kind: DestinationKind::File(FileDestinationConfig { dir, filename }),
+                    concurrency,
+                    queue,
+                })
+            }
+            other => {
+                self.error(
+                    kind_at,
+                    &format!("{key}.kind"),
+                    format!("unknown destination kind {other:?} (expected file)"),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// The first `{name}` in a template that is not a known placeholder.
+fn unknown_placeholder(template: &str) -> Option<String> {
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let after = &rest[start + 1..];
+        let end = after.find('}')?;
+        let name = &after[..end];
+        if !FILENAME_PLACEHOLDERS.contains(&name) {
+            return Some(name.to_string());
+        }
+        rest = &after[end + 1..];
+    }
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn glob_patterns() {
+        assert!(glob("ADT^A0*", "ADT^A01"));
+        assert!(glob("ADT^*", "ADT^A40"));
+        assert!(glob("*", "ORU^R01"));
+        assert!(glob("OR?^R01", "ORU^R01"));
+        assert!(!glob("ADT^A0*", "ADT^A11"));
+        assert!(!glob("ORU^R01", "ORU^R011"));
+    }
+
+    #[test]
+    fn sources_destinations_and_rules() {
+        let text = r#"
+[sources.in]
+kind = "mllp"
+listen = "127.0.0.1:0"
+ack = "after-transform"
+
+[sources.bad]
+kind = "mllp"
+listen = "localhost"
+ack = "sometimes"
+route = "nope"
+
+[sources.odd]
+kind = "carrier-pigeon"
+
+[destinations.files]
+kind = "file"
+dir = "out"
+filename = "{date}/{message_id}.{colour}"
+
+[routes.r]
+plugins = []
+destinations = ["files", "ghost"]
+match = ["ADT^A0*"]
+"#;
+        let errs = parse(text, "w.toml", Path::new("/tmp")).unwrap_err().0;
+        let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        let want = [
+            "w.toml:9:10: sources.bad.listen: \"localhost\" is not an address",
+            "w.toml:10:7: sources.bad.ack: expected on-receipt",
+            "w.toml:11:9: sources.bad.route: no route named \"nope\"",
+            "w.toml:14:8: sources.odd.kind: unknown source kind",
+            "w.toml:19:12: destinations.files.filename: unknown placeholder {colour}",
+            "w.toml:23:26: routes.r.destinations: no destination named \"ghost\"",
+        ];
+        assert_eq!(lines.len(), want.len(), "{lines:#?}");
+        for (line, want) in lines.iter().zip(want) {
+            assert!(line.starts_with(want), "{line} does not start with {want}");
+        }
+    }
 
     #[test]
     fn reports_every_error_with_line_and_key() {
@@ -515,7 +1011,7 @@ deadline_ms = 10
 [routes.r]
 plugins = ["a", "missing"]
 
-[sources]
+[sinks]
 "#;
         let errs = parse(text, "weft.toml", Path::new("/nonexistent"))
             .unwrap_err()
@@ -528,7 +1024,7 @@ plugins = ["a", "missing"]
             "weft.toml:8:14: plugins.a.memory_mib: expected a whole number",
             "weft.toml:11:1: plugins.b.path: required key is missing",
             "weft.toml:14:17: routes.r.plugins: no plugin named \"missing\" is defined",
-            "weft.toml:16:2: sources: unknown section",
+            "weft.toml:16:2: sinks: unknown section",
         ];
         assert_eq!(lines.len(), want.len(), "{lines:#?}");
         for (line, want) in lines.iter().zip(want) {

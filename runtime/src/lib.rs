@@ -5,5 +5,9 @@
 //! tests and benchmarks use the same code.
 
 pub mod config;
+pub mod destinations;
+pub mod mllp;
+pub mod pipeline;
 pub mod plugins;
 pub mod routes;
+pub mod sources;

@@ -1,6 +1,8 @@
 //! Command-line parsing and dispatch; each subcommand is one file.
 
 mod check;
+mod run;
+mod send;
 mod transform;
 
 use std::path::PathBuf;
@@ -40,6 +42,10 @@ enum Command {
     Transform(transform::Args),
     /// Check a configuration and load every plugin it names.
     Check(check::Args),
+    /// Start every source, route and destination of a configuration.
+    Run(run::Args),
+    /// Send HL7 v2 messages over MLLP and print each ACK.
+    Send(send::Args),
 }
 
 /// Where the configuration comes from: `--config`, else `./weft.toml`, else
@@ -91,6 +97,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Transform(args) => transform::run(args),
         Command::Check(args) => check::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Send(args) => send::run(args),
     }
 }
 

@@ -20,3 +20,4 @@ pub fn wasm(crate_name: &str) -> PathBuf {
     );
     p
 }
+pub mod run;

@@ -1,0 +1,119 @@
+//! `weft run`: start every source, route and destination of a configuration
+//! and run until SIGINT or SIGTERM.
+
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio_util::sync::CancellationToken;
+use weft::config::SourceKind;
+use weft::pipeline::Pipeline;
+use weft::sources;
+
+/// Arguments of `weft run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    config: super::ConfigArg,
+    /// Plugin worker threads (default: one per CPU).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// At shutdown, how long queued outputs may take to be delivered.
+    #[arg(long, default_value_t = 30)]
+    shutdown_grace_s: u64,
+}
+
+/// Runs until a signal, then shuts down cleanly.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = args.config.load()?;
+    if config.sources.is_empty() {
+        bail!("{}: no sources: nothing to listen on", config.source);
+    }
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("weft-io")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let fuel = config.plugins.values().any(|p| p.limits.fuel.is_some());
+        let engine = super::engine_for(&config.runtime, fuel)?;
+        let pipeline = Pipeline::start(&config, &engine, workers)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", config.source))?;
+        let shutdown = CancellationToken::new();
+        let mut listeners = tokio::task::JoinSet::new();
+        for (name, source) in &config.sources {
+            match &source.kind {
+                SourceKind::Mllp(mllp) => {
+                    let listener = sources::mllp::bind(mllp).await.with_context(|| {
+                        format!("source {name}: cannot listen on {}", mllp.listen)
+                    })?;
+                    let addr = listener.local_addr()?;
+                    tracing::info!(
+                        "MLLP source {name} listening on {addr} (ack {}, route {})",
+                        source.ack,
+                        source.route.as_deref().unwrap_or("by match rules")
+                    );
+                    listeners.spawn(sources::mllp::serve(
+                        listener,
+                        source.clone(),
+                        mllp.clone(),
+                        pipeline.clone(),
+                        shutdown.clone(),
+                    ));
+                }
+            }
+        }
+        tracing::info!(workers, "weft running; SIGINT or SIGTERM stops it");
+        wait_for_signal().await;
+        tracing::info!("shutting down: no new connections; finishing messages in flight");
+        shutdown.cancel();
+        while listeners.join_next().await.is_some() {}
+        let left = pipeline
+            .shutdown(Duration::from_secs(args.shutdown_grace_s))
+            .await;
+        let s = &pipeline.stats;
+        tracing::info!(
+            received = s.received.load(Ordering::Relaxed),
+            transformed = s.transformed.load(Ordering::Relaxed),
+            rejected = s.rejected.load(Ordering::Relaxed),
+            failed = s.failed.load(Ordering::Relaxed),
+            delivered = s.delivered.load(Ordering::Relaxed),
+            delivery_failed = s.delivery_failed.load(Ordering::Relaxed),
+            "stopped"
+        );
+        if left > 0 {
+            tracing::error!(
+                left,
+                "outputs were still undelivered when the shutdown grace ran out; without a journal they are lost"
+            );
+            return Ok(ExitCode::from(super::EXIT_ERROR));
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

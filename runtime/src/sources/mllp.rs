@@ -1,0 +1,246 @@
+//! The MLLP source: HL7 v2 over TCP, one ACK per message.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use weft_hl7::{AckCode, AckError, AckOptions, ErrorCode, Severity, build_ack};
+
+use super::{Refusal, take_hl7};
+use crate::config::{MllpSourceConfig, SourceConfig};
+use crate::mllp::{Decoder, Frame, framed};
+use crate::pipeline::{Outcome, Pipeline};
+
+/// Binds the listener (so the caller learns the address, and a bad one
+/// fails at start).
+pub async fn bind(mllp: &MllpSourceConfig) -> std::io::Result<TcpListener> {
+    TcpListener::bind(mllp.listen).await
+}
+
+/// Accepts connections until `shutdown`, then waits for open connections
+/// to finish the messages they have started.
+pub async fn serve(
+    listener: TcpListener,
+    source: SourceConfig,
+    mllp: MllpSourceConfig,
+    pipeline: Arc<Pipeline>,
+    shutdown: CancellationToken,
+) {
+    let connections = TaskTracker::new();
+    let ctx = Arc::new((source, mllp, pipeline));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, remote)) => {
+                    let _ = stream.set_nodelay(true);
+                    tracing::debug!(source = %ctx.0.name, %remote, "connection opened");
+                    connections.spawn(connection(stream, remote, ctx.clone(), shutdown.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(source = %ctx.0.name, error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+}
+
+async fn connection(
+    stream: TcpStream,
+    remote: SocketAddr,
+    ctx: Arc<(SourceConfig, MllpSourceConfig, Arc<Pipeline>)>,
+    shutdown: CancellationToken,
+) {
+    let (source, mllp, pipeline) = (&ctx.0, &ctx.1, &ctx.2);
+    let (mut rd, mut wr) = stream.into_split();
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut decoder = Decoder::new(mllp.max_frame_bytes);
+    loop {
+        while let Some(frame) = decoder.decode(&mut buf) {
+            let (reply, close) = match frame {
+                Frame::Message(body) => {
+                    (answer(pipeline, source, body.to_vec(), remote).await, false)
+                }
+                Frame::TooLarge { limit } => {
+                    tracing::warn!(source = %source.name, %remote, limit, "frame too large: NAK and close");
+                    let err = AckError {
+                        location: None,
+                        code: ErrorCode::ValueTooLong,
+                        severity: Severity::Error,
+                        text: format!("message larger than {limit} bytes; connection closed"),
+                    };
+                    (
+                        build_ack(None, AckCode::Reject, Some(&err), &ack_options()).to_bytes(),
+                        true,
+                    )
+                }
+            };
+            if let Err(e) = wr.write_all(&framed(&reply)).await {
+                tracing::debug!(source = %source.name, %remote, error = %e, "could not send the ACK");
+                return;
+            }
+            if close {
+                return;
+            }
+        }
+        if shutdown.is_cancelled() && !decoder.in_frame() {
+            return;
+        }
+        let read = tokio::select! {
+            r = tokio::time::timeout(mllp.idle_timeout, rd.read_buf(&mut buf)) => r,
+            _ = shutdown.cancelled(), if !decoder.in_frame() => return,
+        };
+        let d = decoder.discarded();
+        match read {
+            Err(_) => {
+                if decoder.in_frame() {
+                    tracing::warn!(source = %source.name, %remote, "connection idle mid-frame; partial message dropped (never ACKed)");
+                } else {
+                    tracing::debug!(source = %source.name, %remote, "idle connection closed");
+                }
+                return;
+            }
+            Ok(Ok(0)) => {
+                if decoder.in_frame() {
+                    tracing::warn!(source = %source.name, %remote, "connection closed mid-frame; partial message dropped (never ACKed)");
+                }
+                if d.junk_bytes > 0 || d.partial_frames > 0 {
+                    tracing::debug!(source = %source.name, %remote, junk_bytes = d.junk_bytes, partial_frames = d.partial_frames, "bytes outside frames were discarded");
+                }
+                return;
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(source = %source.name, %remote, error = %e, "read failed");
+                return;
+            }
+        }
+    }
+}
+
+fn ack_options() -> AckOptions {
+    AckOptions {
+        control_id: ack_control_id(),
+        timestamp: weft_hl7::datetime::now(),
+    }
+}
+
+/// A control id for an ACK: unique, and short enough for MSH-10 in every
+/// HL7 version (20 characters).
+fn ack_control_id() -> String {
+    let u = uuid::Uuid::now_v7();
+    let v = u128::from_be_bytes(*u.as_bytes());
+    // 64 bits of time and randomness, in base 36: at most 13 characters.
+    let mut n = (v >> 64) as u64 ^ (v as u64);
+    let mut s = Vec::with_capacity(14);
+    s.push(b'W');
+    loop {
+        let d = (n % 36) as u8;
+        s.push(if d < 10 { b'0' + d } else { b'A' + d - 10 });
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    String::from_utf8(s).unwrap_or_default()
+}
+
+/// The ACK for one framed message.
+async fn answer(
+    pipeline: &Pipeline,
+    source: &SourceConfig,
+    body: Vec<u8>,
+    remote: SocketAddr,
+) -> Vec<u8> {
+    let parsed = weft_hl7::Message::parse(&body);
+    let (message, header) = match parsed {
+        Ok(m) => match m.header() {
+            Ok(h) => (m, h),
+            Err(e) => {
+                let invalid = weft_hl7::InvalidMessage::from(e);
+                tracing::warn!(source = %source.name, %remote, error = %invalid, "message refused");
+                return build_ack(
+                    Some(&m),
+                    AckCode::Reject,
+                    Some(&invalid.ack_error()),
+                    &ack_options(),
+                )
+                .to_bytes();
+            }
+        },
+        Err(e) => {
+            let invalid = weft_hl7::InvalidMessage::from(e);
+            tracing::warn!(source = %source.name, %remote, error = %invalid, "message refused");
+            return build_ack(
+                None,
+                AckCode::Reject,
+                Some(&invalid.ack_error()),
+                &ack_options(),
+            )
+            .to_bytes();
+        }
+    };
+    let result = take_hl7(
+        pipeline,
+        source,
+        &header,
+        body,
+        "application/hl7-v2",
+        Some(remote),
+    )
+    .await;
+    let (code, error) = match result {
+        Ok((_, Outcome::Accepted | Outcome::Transformed | Outcome::Delivered)) => {
+            (AckCode::Accept, None)
+        }
+        Ok((id, Outcome::Rejected(reason))) => {
+            tracing::debug!(message_id = %id, "AR: {reason}");
+            (AckCode::Reject, Some(app_error(reason)))
+        }
+        Ok((id, Outcome::Failed(reason))) => {
+            tracing::debug!(message_id = %id, "AE: {reason}");
+            (AckCode::Error, Some(app_error(reason)))
+        }
+        Err(Refusal::NoRoute(t)) => {
+            tracing::warn!(source = %source.name, message_type = %t, control_id = %header.control_id, "no route: AR");
+            (
+                AckCode::Reject,
+                Some(AckError {
+                    location: Some(weft_hl7::ErrorLocation {
+                        segment: "MSH".into(),
+                        sequence: Some(1),
+                        field: Some(9),
+                        component: None,
+                    }),
+                    code: ErrorCode::UnsupportedMessageType,
+                    severity: Severity::Error,
+                    text: format!("no route takes {t}"),
+                }),
+            )
+        }
+        Err(Refusal::ShuttingDown) => (
+            AckCode::Error,
+            Some(app_error(
+                "the receiver is shutting down; send again".into(),
+            )),
+        ),
+    };
+    build_ack(Some(&message), code, error.as_ref(), &ack_options()).to_bytes()
+}
+
+fn app_error(text: String) -> AckError {
+    AckError {
+        location: None,
+        code: ErrorCode::InternalError,
+        severity: Severity::Error,
+        text,
+    }
+}

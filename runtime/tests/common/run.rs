@@ -1,0 +1,274 @@
+//! A real `weft run` process on loopback, and a small MLLP client.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use weft::mllp::{Decoder, Frame, framed};
+
+/// A running `weft run`.
+pub struct Weft {
+    child: Option<Child>,
+    /// The MLLP source's address, read from the log.
+    pub addr: SocketAddr,
+    /// Where the test's file destination writes.
+    pub out: PathBuf,
+    /// Every log line so far.
+    pub log: Arc<Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// The ADT route of the default configuration, with absolute paths, a file
+/// destination under the temporary directory, and `extra` appended.
+pub fn adt_config(dir: &Path, ack: &str, extra: &str) -> String {
+    let repo = super::repo();
+    format!(
+        r#"
+[sources.in]
+kind = "mllp"
+listen = "127.0.0.1:0"
+ack = "{ack}"
+idle_timeout_s = 5
+
+[plugins.site-normalize]
+path = "{sn}"
+[plugins.site-normalize.config]
+mrn_prefix = "EDGE-"
+drop_segments = "ZPI"
+
+[plugins.adt-to-fhir]
+path = "{adt}"
+[plugins.adt-to-fhir.config]
+default_utc_offset = "+00:00"
+[plugins.adt-to-fhir.lookups]
+gender = "{repo}/lookups/gender.csv"
+assigning_authority = "{repo}/lookups/assigning-authority.csv"
+
+[destinations.files]
+kind = "file"
+dir = "{out}"
+filename = "{{type}}/{{control_id}}-{{n}}.{{ext}}"
+concurrency = 8
+
+[routes.adt]
+plugins = ["site-normalize", "adt-to-fhir"]
+destinations = ["files"]
+match = ["ADT^*"]
+{extra}
+"#,
+        sn = super::wasm("site-normalize").display(),
+        adt = super::wasm("adt-to-fhir").display(),
+        repo = repo.display(),
+        out = dir.join("out").display(),
+    )
+}
+
+impl Weft {
+    /// Starts `weft run` on a config made by `make(dir)`.
+    pub fn start(make: impl FnOnce(&Path) -> String) -> Weft {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("weft.toml");
+        std::fs::write(&config, make(dir.path())).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .current_dir(dir.path())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("weft starts");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    let _ = tx.send(addr);
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a.parse().unwrap(),
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "weft did not start listening:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Weft {
+            child: Some(child),
+            addr,
+            out: dir.path().join("out"),
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// A connected client.
+    pub fn client(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// Sends SIGTERM and waits for the exit code. The output directory
+    /// stays until the `Weft` is dropped.
+    pub fn stop(&mut self) -> i32 {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("weft did not stop within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until a log line contains `needle`; false after `timeout`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log_text().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// The log so far, as one string.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Every file the file destination wrote, recursively.
+    pub fn out_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, acc: &mut Vec<PathBuf>) {
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk(&p, acc);
+                    } else {
+                        acc.push(p);
+                    }
+                }
+            }
+        }
+        let mut acc = Vec::new();
+        walk(&self.out, &mut acc);
+        acc.sort();
+        acc
+    }
+}
+
+impl Drop for Weft {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A blocking MLLP client.
+pub struct Client {
+    pub stream: TcpStream,
+    decoder: Decoder,
+    buf: BytesMut,
+}
+
+/// The parts of an ACK tests look at.
+#[derive(Debug, Clone)]
+pub struct Ack {
+    pub code: String,
+    pub control_id: String,
+    pub error_code: String,
+    pub text: String,
+    pub raw: String,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            stream,
+            decoder: Decoder::new(16 << 20),
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Writes raw bytes.
+    pub fn write(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Sends one message in a frame.
+    pub fn send(&mut self, message: &[u8]) {
+        self.write(&framed(message));
+    }
+
+    /// Reads the next ACK; `None` when the connection closes first.
+    pub fn read_ack(&mut self) -> Option<Ack> {
+        loop {
+            if let Some(Frame::Message(m)) = self.decoder.decode(&mut self.buf) {
+                let m = weft_hl7::Message::parse(&m).expect("ACK parses");
+                let get = |p: &str| m.get(p).unwrap().unwrap_or_default();
+                return Some(Ack {
+                    code: get("MSA-1"),
+                    control_id: get("MSA-2"),
+                    error_code: get("ERR-3.1"),
+                    text: get("ERR-8"),
+                    raw: m.to_text(),
+                });
+            }
+            let mut chunk = [0u8; 8192];
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// Sends a message and reads its ACK.
+    pub fn exchange(&mut self, message: &[u8]) -> Ack {
+        self.send(message);
+        self.read_ack().expect("an ACK")
+    }
+}
+
+/// A synthetic ADT^A01 with the given control id and MRN (no real patient).
+pub fn a01(control_id: &str, mrn: &str) -> Vec<u8> {
+    format!(
+        "MSH|^~\\&|EPIC|EDGE|WEFT|EDGE|20240102030405||ADT^A01^ADT_A01|{control_id}|P|2.5.1\r\
+         PID|1||{mrn}^^^EDGE^MR||Test^Pat||19800101|F\r\
+         PV1|1|I|W1^1^1\r"
+    )
+    .into_bytes()
+}
