@@ -99,6 +99,19 @@ pub struct SourceConfig {
 pub enum SourceKind {
     /// HL7 v2 over MLLP.
     Mllp(MllpSourceConfig),
+    /// HL7 v2 or JSON over HTTP POST.
+    Http(HttpSourceConfig),
+}
+
+/// Settings of an HTTP source.
+#[derive(Debug, Clone)]
+pub struct HttpSourceConfig {
+    /// The address to listen on (port 0 picks a free port).
+    pub listen: std::net::SocketAddr,
+    /// The path messages are POSTed to.
+    pub path: String,
+    /// Largest body accepted (413 above).
+    pub max_body_bytes: usize,
 }
 
 /// Settings of an MLLP source.
@@ -132,6 +145,54 @@ pub struct DestinationConfig {
 pub enum DestinationKind {
     /// Files in a directory.
     File(FileDestinationConfig),
+    /// HTTP requests, e.g. to a FHIR server.
+    Http(HttpDestinationConfig),
+    /// HL7 v2 over MLLP, waiting for each ACK.
+    Mllp(MllpDestinationConfig),
+}
+
+/// The HTTP method of an HTTP destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    /// POST (a FHIR transaction Bundle goes to the base URL by POST).
+    Post,
+    /// PUT.
+    Put,
+}
+
+/// Settings of an HTTP destination.
+#[derive(Debug, Clone)]
+pub struct HttpDestinationConfig {
+    /// Where to send (http:// only; put a TLS proxy in front for https).
+    pub url: http::Uri,
+    /// POST or PUT.
+    pub method: HttpMethod,
+    /// How long one request may take.
+    pub timeout: Duration,
+    /// Extra headers, e.g. `Authorization`.
+    pub headers: Vec<(String, String)>,
+}
+
+/// What an MLLP destination does with an AE or AR answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckPolicy {
+    /// Send again later, with backoff.
+    Retry,
+    /// Give up: the delivery failed for good.
+    Fail,
+}
+
+/// Settings of an MLLP destination.
+#[derive(Debug, Clone)]
+pub struct MllpDestinationConfig {
+    /// HOST:PORT of the receiver.
+    pub address: String,
+    /// How long to wait for an ACK (then reconnect and retry).
+    pub timeout: Duration,
+    /// What to do with AE/CE.
+    pub on_error: AckPolicy,
+    /// What to do with AR/CR.
+    pub on_reject: AckPolicy,
 }
 
 /// Settings of a file destination.
@@ -742,13 +803,22 @@ impl<'a> Checker<'a> {
         key: &str,
         route_refs: &mut Vec<(usize, String, String)>,
     ) -> Option<SourceConfig> {
-        let (kind, kind_at) = self.kind(at, t, key, "mllp")?;
-        let mut listen_given = false;
+        let (kind, kind_at) = self.kind(at, t, key, "mllp, http")?;
+        if kind != "mllp" && kind != "http" {
+            self.error(
+                kind_at,
+                &format!("{key}.kind"),
+                format!("unknown source kind {kind:?} (expected mllp or http)"),
+            );
+            return None;
+        }
         let mut ack = AckMode::default();
         let mut route = None;
         let mut listen = None;
+        let mut listen_given = false;
         let mut max_frame_bytes = 4 * 1024 * 1024;
         let mut idle_timeout = Duration::from_secs(60);
+        let mut path = "/".to_string();
         for entry in t.iter() {
             let (k, v) = entry;
             let kname = k.get_ref().as_ref();
@@ -772,20 +842,11 @@ impl<'a> Checker<'a> {
                         route = Some(r);
                     }
                 }
-                ("mllp", "listen") => {
+                (_, "listen") => {
                     listen_given = true;
-                    if let Some(text) = self.string(entry, &ekey) {
-                        match text.parse::<std::net::SocketAddr>() {
-                            Ok(a) => listen = Some(a),
-                            Err(_) => self.error(
-                                v.span().start,
-                                &ekey,
-                                format!("{text:?} is not an address such as 127.0.0.1:2575"),
-                            ),
-                        }
-                    }
+                    listen = self.socket_addr(entry, &ekey);
                 }
-                ("mllp", "max_frame_kib") => {
+                ("mllp", "max_frame_kib") | ("http", "max_body_kib") => {
                     if let Some(n) = self.integer(v, &ekey, 1, 1024 * 1024) {
                         max_frame_bytes = n as usize * 1024;
                     }
@@ -795,38 +856,62 @@ impl<'a> Checker<'a> {
                         idle_timeout = Duration::from_secs(n);
                     }
                 }
+                ("http", "path") => {
+                    if let Some(p) = self.string(entry, &ekey) {
+                        if !p.starts_with('/') || p == "/health" {
+                            self.error(v.span().start, &ekey, "must start with / and not be /health");
+                        }
+                        path = p;
+                    }
+                }
                 ("mllp", _) => self.error(
                     k.span().start,
                     &ekey,
                     "unknown key (expected kind, listen, ack, route, max_frame_kib, idle_timeout_s)",
                 ),
-                _ => {}
+                _ => self.error(
+                    k.span().start,
+                    &ekey,
+                    "unknown key (expected kind, listen, ack, route, path, max_body_kib)",
+                ),
             }
         }
-        match kind.as_str() {
-            "mllp" => {
-                let Some(listen) = listen else {
-                    if !listen_given {
-                        self.error(at, &format!("{key}.listen"), "required key is missing");
-                    }
-                    return None;
-                };
-                Some(SourceConfig {
-                    name: name.to_string(),
-                    kind: SourceKind::Mllp(MllpSourceConfig {
-                        listen,
-                        max_frame_bytes,
-                        idle_timeout,
-                    }),
-                    ack,
-                    route,
-                })
+        let Some(listen) = listen else {
+            if !listen_given {
+                self.error(at, &format!("{key}.listen"), "required key is missing");
             }
-            other => {
+            return None;
+        };
+        let kind = if kind == "mllp" {
+            SourceKind::Mllp(MllpSourceConfig {
+                listen,
+                max_frame_bytes,
+                idle_timeout,
+            })
+        } else {
+            SourceKind::Http(HttpSourceConfig {
+                listen,
+                path,
+                max_body_bytes: max_frame_bytes,
+            })
+        };
+        Some(SourceConfig {
+            name: name.to_string(),
+            kind,
+            ack,
+            route,
+        })
+    }
+
+    fn socket_addr(&mut self, entry: Entry<'_>, key: &str) -> Option<std::net::SocketAddr> {
+        let text = self.string(entry, key)?;
+        match text.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
                 self.error(
-                    kind_at,
-                    &format!("{key}.kind"),
-                    format!("unknown source kind {other:?} (expected mllp)"),
+                    entry.1.span().start,
+                    key,
+                    format!("{text:?} is not an address such as 127.0.0.1:2575"),
                 );
                 None
             }
@@ -840,16 +925,38 @@ impl<'a> Checker<'a> {
         t: &DeTable<'_>,
         key: &str,
     ) -> Option<DestinationConfig> {
-        let (kind, kind_at) = self.kind(at, t, key, "file")?;
-        let mut dir_given = false;
+        let (kind, kind_at) = self.kind(at, t, key, "file, http, mllp")?;
+        if !matches!(kind.as_str(), "file" | "http" | "mllp") {
+            self.error(
+                kind_at,
+                &format!("{key}.kind"),
+                format!("unknown destination kind {kind:?} (expected file, http or mllp)"),
+            );
+            return None;
+        }
+        let mut concurrency = if kind == "mllp" { 1 } else { 4 };
+        let mut queue = 1024;
         let mut dir = None;
         let mut filename = "{date}/{message_id}-{n}.{ext}".to_string();
-        let mut concurrency = 4;
-        let mut queue = 1024;
+        let mut url: Option<http::Uri> = None;
+        let mut address: Option<String> = None;
+        let mut method = HttpMethod::Post;
+        let mut timeout = Duration::from_secs(30);
+        let mut headers = Vec::new();
+        let mut on_error = AckPolicy::Retry;
+        let mut on_reject = AckPolicy::Fail;
+        let mut required: Vec<(&str, bool)> = match kind.as_str() {
+            "file" => vec![("dir", false)],
+            "http" => vec![("url", false)],
+            _ => vec![("address", false)],
+        };
         for entry in t.iter() {
             let (k, v) = entry;
             let kname = k.get_ref().as_ref();
             let ekey = format!("{key}.{kname}");
+            if let Some(r) = required.iter_mut().find(|(n, _)| *n == kname) {
+                r.1 = true;
+            }
             match (kind.as_str(), kname) {
                 (_, "kind") => {}
                 (_, "concurrency") => {
@@ -862,10 +969,12 @@ impl<'a> Checker<'a> {
                         queue = n as usize;
                     }
                 }
-                ("file", "dir") => {
-                    dir_given = true;
-                    dir = self.path(entry, &ekey, false);
+                ("http" | "mllp", "timeout_s") => {
+                    if let Some(n) = self.integer(v, &ekey, 1, 3600) {
+                        timeout = Duration::from_secs(n);
+                    }
                 }
+                ("file", "dir") => dir = self.path(entry, &ekey, false),
                 ("file", "filename") => {
                     if let Some(f) = self.string(entry, &ekey) {
                         if let Some(bad) = unknown_placeholder(&f) {
@@ -878,13 +987,71 @@ impl<'a> Checker<'a> {
                                 ),
                             );
                         } else if f.starts_with('/') || f.split('/').any(|p| p == "..") {
-                            self.error(
-                                v.span().start,
-                                &ekey,
-                                "must stay inside dir (no leading / or ..)",
-                            );
+                            self.error(v.span().start, &ekey, "must stay inside dir (no leading / or ..)");
                         }
                         filename = f;
+                    }
+                }
+                ("http", "url") => {
+                    if let Some(text) = self.string(entry, &ekey) {
+                        match text.parse::<http::Uri>() {
+                            Ok(u) if u.scheme_str() == Some("http") && u.host().is_some() => url = Some(u),
+                            Ok(u) if u.scheme_str() == Some("https") => self.error(
+                                v.span().start,
+                                &ekey,
+                                "https is not supported yet: put a TLS-terminating proxy on loopback in front of the server",
+                            ),
+                            _ => self.error(v.span().start, &ekey, format!("{text:?} is not an http:// URL")),
+                        }
+                    }
+                }
+                ("http", "method") => match self.string(entry, &ekey).as_deref() {
+                    Some("POST") => method = HttpMethod::Post,
+                    Some("PUT") => method = HttpMethod::Put,
+                    Some(_) => self.error(v.span().start, &ekey, "expected POST or PUT"),
+                    None => {}
+                },
+                ("http", "headers") => {
+                    if let Some(t) = self.table(v, &ekey) {
+                        for h in t.iter() {
+                            let hname = h.0.get_ref().as_ref().to_string();
+                            let hkey = format!("{ekey}.{hname}");
+                            if let Some(value) = self.string(h, &hkey) {
+                                if http::HeaderName::from_bytes(hname.as_bytes()).is_err()
+                                    || http::HeaderValue::from_str(&value).is_err()
+                                {
+                                    self.error(h.1.span().start, &hkey, "not a valid HTTP header");
+                                } else {
+                                    headers.push((hname, value));
+                                }
+                            }
+                        }
+                    }
+                }
+                ("mllp", "address") => {
+                    if let Some(a) = self.string(entry, &ekey) {
+                        match a.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>())) {
+                            Some((h, Ok(_))) if !h.is_empty() => address = Some(a),
+                            _ => self.error(v.span().start, &ekey, format!("{a:?} is not HOST:PORT")),
+                        }
+                    }
+                }
+                ("mllp", "on_error" | "on_reject") => {
+                    let policy = match self.string(entry, &ekey).as_deref() {
+                        Some("retry") => Some(AckPolicy::Retry),
+                        Some("fail") => Some(AckPolicy::Fail),
+                        Some(_) => {
+                            self.error(v.span().start, &ekey, "expected retry or fail");
+                            None
+                        }
+                        None => None,
+                    };
+                    if let Some(p) = policy {
+                        if kname == "on_error" {
+                            on_error = p;
+                        } else {
+                            on_reject = p;
+                        }
                     }
                 }
                 ("file", _) => self.error(
@@ -892,33 +1059,47 @@ impl<'a> Checker<'a> {
                     &ekey,
                     "unknown key (expected kind, dir, filename, concurrency, queue)",
                 ),
-                _ => {}
+                ("http", _) => self.error(
+                    k.span().start,
+                    &ekey,
+                    "unknown key (expected kind, url, method, headers, timeout_s, concurrency, queue)",
+                ),
+                _ => self.error(
+                    k.span().start,
+                    &ekey,
+                    "unknown key (expected kind, address, timeout_s, on_error, on_reject, concurrency, queue)",
+                ),
             }
         }
-        match kind.as_str() {
-            "file" => {
-                let Some(dir) = dir else {
-                    if !dir_given {
-                        self.error(at, &format!("{key}.dir"), "required key is missing");
-                    }
-                    return None;
-                };
-                Some(DestinationConfig {
-                    name: name.to_string(),
-                    kind: DestinationKind::File(FileDestinationConfig { dir, filename }),
-                    concurrency,
-                    queue,
-                })
-            }
-            other => {
-                self.error(
-                    kind_at,
-                    &format!("{key}.kind"),
-                    format!("unknown destination kind {other:?} (expected file)"),
-                );
-                None
+        for (k, given) in required {
+            if !given {
+                self.error(at, &format!("{key}.{k}"), "required key is missing");
             }
         }
+        let kind = match kind.as_str() {
+            "file" => DestinationKind::File(FileDestinationConfig {
+                dir: dir?,
+                filename,
+            }),
+            "http" => DestinationKind::Http(HttpDestinationConfig {
+                url: url?,
+                method,
+                timeout,
+                headers,
+            }),
+            _ => DestinationKind::Mllp(MllpDestinationConfig {
+                address: address?,
+                timeout,
+                on_error,
+                on_reject,
+            }),
+        };
+        Some(DestinationConfig {
+            name: name.to_string(),
+            kind,
+            concurrency,
+            queue,
+        })
     }
 }
 
@@ -984,7 +1165,7 @@ match = ["ADT^A0*"]
             "w.toml:9:10: sources.bad.listen: \"localhost\" is not an address",
             "w.toml:10:7: sources.bad.ack: expected on-receipt",
             "w.toml:11:9: sources.bad.route: no route named \"nope\"",
-            "w.toml:14:8: sources.odd.kind: unknown source kind",
+            "w.toml:14:8: sources.odd.kind: unknown source kind \"carrier-pigeon\" (expected mllp or http)",
             "w.toml:19:12: destinations.files.filename: unknown placeholder {colour}",
             "w.toml:23:26: routes.r.destinations: no destination named \"ghost\"",
         ];

@@ -21,12 +21,13 @@ use crate::plugins::{CallError, Message, Output, PluginEngine};
 use crate::routes::Chain;
 
 /// What happened to a message, as far as its source needs to know.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Outcome {
     /// Taken in (on-receipt).
     Accepted,
-    /// The route's plugins ran and their outputs are queued.
-    Transformed,
+    /// The route's plugins ran and their outputs are queued; the outputs
+    /// themselves when the source asked for them.
+    Transformed(Option<Vec<Output>>),
     /// Every output was delivered.
     Delivered,
     /// A plugin rejected the message: AR.
@@ -116,6 +117,8 @@ pub struct Job {
     pub ack: AckMode,
     /// Where to tell it.
     pub reply: Option<oneshot::Sender<Outcome>>,
+    /// Send the outputs back with the outcome (HTTP after-transform).
+    pub want_outputs: bool,
 }
 
 /// The running pipeline.
@@ -132,6 +135,15 @@ pub struct Pipeline {
     pub stats: Arc<Stats>,
     /// Outputs queued or being delivered (after shutdown: left undelivered).
     in_delivery: Arc<AtomicUsize>,
+}
+
+/// Why a job was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotTaken {
+    /// The workers' queue is full.
+    Full,
+    /// The pipeline is shutting down.
+    ShuttingDown,
 }
 
 /// A configuration the pipeline cannot run.
@@ -253,9 +265,35 @@ impl Pipeline {
 
     /// Hands a job to the workers, waiting while their queue is full.
     /// Fails only when the pipeline is shutting down.
-    pub async fn submit(&self, job: Job) -> Result<(), Job> {
+    pub async fn submit(&self, job: Job) -> Result<(), NotTaken> {
+        self.work_tx
+            .send(job)
+            .await
+            .map_err(|_| NotTaken::ShuttingDown)?;
         self.stats.received.fetch_add(1, Ordering::Relaxed);
-        self.work_tx.send(job).await.map_err(|e| e.0)
+        Ok(())
+    }
+
+    /// Hands a job to the workers if their queue has room.
+    pub fn try_submit(&self, job: Job) -> Result<(), NotTaken> {
+        match self.work_tx.try_send(job) {
+            Ok(()) => {
+                self.stats.received.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(async_channel::TrySendError::Full(_)) => Err(NotTaken::Full),
+            Err(async_channel::TrySendError::Closed(_)) => Err(NotTaken::ShuttingDown),
+        }
+    }
+
+    /// Outputs queued or being delivered right now.
+    pub fn in_delivery(&self) -> usize {
+        self.in_delivery.load(Ordering::Acquire)
+    }
+
+    /// Messages waiting for a plugin worker.
+    pub fn queued(&self) -> usize {
+        self.work_tx.len()
     }
 
     /// Stops taking work, lets the workers finish what is queued, then lets
@@ -298,6 +336,7 @@ fn run_job(job: Job, stats: &Stats, in_delivery: &AtomicUsize) {
         route,
         ack,
         reply,
+        want_outputs,
     } = job;
     let message_id = message.id.clone();
     let result = route.chain.run(message);
@@ -321,6 +360,7 @@ fn run_job(job: Job, stats: &Stats, in_delivery: &AtomicUsize) {
             return;
         }
     };
+    let returned = want_outputs.then(|| outputs.clone());
     // Work out every delivery before queueing any, so a bad destination name
     // fails the message as a whole.
     let mut planned: Vec<(Arc<DestinationQueue>, Output, usize)> = Vec::new();
@@ -385,7 +425,7 @@ fn run_job(job: Job, stats: &Stats, in_delivery: &AtomicUsize) {
     if let Some(reply) = reply {
         let _ = reply.send(match ack {
             AckMode::AfterDelivery => Outcome::Delivered,
-            _ => Outcome::Transformed,
+            _ => Outcome::Transformed(returned),
         });
     }
 }
@@ -413,9 +453,15 @@ async fn deliver_loop(
                     tracing::error!(destination = %name, message_id = %q.delivery.message_id, attempt, error = %e, "delivery failed for good");
                     break Some(format!("destination {name}: {e}"));
                 }
-                Err(DeliveryError::Transient(e)) => {
+                Err(e @ (DeliveryError::Transient(_) | DeliveryError::Throttled { .. })) => {
                     stats.delivery_retries.fetch_add(1, Ordering::Relaxed);
-                    let wait = backoff(attempt);
+                    let wait = match &e {
+                        // Honour the receiver's Retry-After, within reason.
+                        DeliveryError::Throttled { after, .. } => {
+                            (*after).min(Duration::from_secs(300))
+                        }
+                        _ => backoff(attempt),
+                    };
                     tracing::warn!(destination = %name, message_id = %q.delivery.message_id, attempt, retry_in_ms = wait.as_millis() as u64, error = %e, "delivery failed; will retry");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}

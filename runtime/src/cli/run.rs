@@ -65,6 +65,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         shutdown.clone(),
                     ));
                 }
+                SourceKind::Http(http) => {
+                    let listener = sources::http::bind(http).await.with_context(|| {
+                        format!("source {name}: cannot listen on {}", http.listen)
+                    })?;
+                    let addr = listener.local_addr()?;
+                    tracing::info!(
+                        "HTTP source {name} listening on {addr} (POST {}, GET /health; ack {}, route {})",
+                        http.path,
+                        source.ack,
+                        source.route.as_deref().unwrap_or("by match rules")
+                    );
+                    listeners.spawn(sources::http::serve(
+                        listener,
+                        source.clone(),
+                        http.clone(),
+                        pipeline.clone(),
+                        shutdown.clone(),
+                    ));
+                }
             }
         }
         tracing::info!(workers, "weft running; SIGINT or SIGTERM stops it");

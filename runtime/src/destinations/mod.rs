@@ -3,6 +3,8 @@
 //! backoff) or fails for good.
 
 pub mod file;
+pub mod http;
+pub mod mllp;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -34,6 +36,14 @@ pub enum DeliveryError {
     /// May succeed later: retried with backoff.
     #[error("{0}")]
     Transient(String),
+    /// The receiver asked to wait this long (HTTP `Retry-After`).
+    #[error("{reason} (retry after {} s)", after.as_secs())]
+    Throttled {
+        /// What it said.
+        reason: String,
+        /// How long it asked to wait.
+        after: std::time::Duration,
+    },
     /// Will not succeed as it is: reported, not retried.
     #[error("{0}")]
     Permanent(String),
@@ -53,5 +63,7 @@ pub trait Destination: Send + Sync {
 pub fn build(config: &DestinationConfig) -> Box<dyn Destination> {
     match &config.kind {
         DestinationKind::File(f) => Box::new(file::FileDestination::new(f.clone())),
+        DestinationKind::Http(h) => Box::new(http::HttpDestination::new(h.clone())),
+        DestinationKind::Mllp(m) => Box::new(mllp::MllpDestination::new(m.clone())),
     }
 }

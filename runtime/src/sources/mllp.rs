@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use weft_hl7::{AckCode, AckError, AckOptions, ErrorCode, Severity, build_ack};
 
-use super::{Refusal, take_hl7};
+use super::{Incoming, Refusal, take};
 use crate::config::{MllpSourceConfig, SourceConfig};
 use crate::mllp::{Decoder, Frame, framed};
 use crate::pipeline::{Outcome, Pipeline};
@@ -188,17 +188,16 @@ async fn answer(
             .to_bytes();
         }
     };
-    let result = take_hl7(
-        pipeline,
-        source,
-        &header,
+    let incoming = Incoming {
         body,
-        "application/hl7-v2",
-        Some(remote),
-    )
-    .await;
+        content_type: "application/hl7-v2".into(),
+        control_id: header.control_id.clone(),
+        message_type: header.message_type(),
+        want_outputs: false,
+    };
+    let result = take(pipeline, source, incoming, Some(remote), true).await;
     let (code, error) = match result {
-        Ok((_, Outcome::Accepted | Outcome::Transformed | Outcome::Delivered)) => {
+        Ok((_, Outcome::Accepted | Outcome::Transformed(_) | Outcome::Delivered)) => {
             (AckCode::Accept, None)
         }
         Ok((id, Outcome::Rejected(reason))) => {
@@ -226,7 +225,7 @@ async fn answer(
                 }),
             )
         }
-        Err(Refusal::ShuttingDown) => (
+        Err(Refusal::ShuttingDown | Refusal::Busy) => (
             AckCode::Error,
             Some(app_error(
                 "the receiver is shutting down; send again".into(),

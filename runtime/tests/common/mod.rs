@@ -20,4 +20,5 @@ pub fn wasm(crate_name: &str) -> PathBuf {
     );
     p
 }
+pub mod fhir_server;
 pub mod run;

@@ -15,8 +15,10 @@ use weft::mllp::{Decoder, Frame, framed};
 /// A running `weft run`.
 pub struct Weft {
     child: Option<Child>,
-    /// The MLLP source's address, read from the log.
+    /// The address of the source named `in`, read from the log.
     pub addr: SocketAddr,
+    /// Every source's address, by name.
+    pub addrs: std::collections::HashMap<String, SocketAddr>,
     /// Where the test's file destination writes.
     pub out: PathBuf,
     /// Every log line so far.
@@ -89,31 +91,43 @@ impl Weft {
         let stderr = child.stderr.take().unwrap();
         let sink = log.clone();
         std::thread::spawn(move || {
+            let mut addrs = std::collections::HashMap::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
+                // "MLLP source NAME listening on ADDR (...)"
+                if let Some((head, rest)) = line.split_once(" listening on ") {
+                    let name = head.rsplit(' ').next().unwrap_or_default().to_string();
                     let addr = rest
                         .split_whitespace()
                         .next()
                         .unwrap_or_default()
                         .to_string();
-                    let _ = tx.send(addr);
+                    addrs.insert(name, addr);
+                }
+                if line.contains("weft running") {
+                    let _ = tx.send(addrs.clone());
                 }
                 sink.lock().unwrap().push(line);
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(a) => a.parse().unwrap(),
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "weft did not start listening:\n{}",
-                    log.lock().unwrap().join("\n")
-                );
-            }
-        };
+        let addrs: std::collections::HashMap<String, SocketAddr> =
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(a) => a
+                    .into_iter()
+                    .map(|(k, v)| (k, v.parse().unwrap()))
+                    .collect(),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("weft did not start:\n{}", log.lock().unwrap().join("\n"));
+                }
+            };
+        let addr = addrs
+            .get("in")
+            .copied()
+            .unwrap_or_else(|| "127.0.0.1:9".parse().unwrap());
         Weft {
             child: Some(child),
             addr,
+            addrs,
             out: dir.path().join("out"),
             log,
             _dir: dir,

@@ -1,0 +1,146 @@
+//! The MLLP destination: sends HL7 v2 over a persistent connection and
+//! waits for each ACK. AA/CA is delivered; AE/CE and AR/CR follow the
+//! destination's `on_error` / `on_reject` policy; a timeout or a dropped
+//! connection reconnects and retries.
+
+use std::sync::Mutex;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{BoxFuture, Delivery, DeliveryError, Destination};
+use crate::config::{AckPolicy, MllpDestinationConfig};
+use crate::mllp::{Decoder, Frame, framed};
+
+struct Connection {
+    stream: TcpStream,
+    decoder: Decoder,
+    buf: BytesMut,
+}
+
+/// Sends HL7 v2 to an MLLP receiver.
+pub struct MllpDestination {
+    config: MllpDestinationConfig,
+    /// Idle connections, one per concurrent delivery at most.
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl MllpDestination {
+    /// A destination for these settings.
+    pub fn new(config: MllpDestinationConfig) -> MllpDestination {
+        MllpDestination {
+            config,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    async fn connection(&self) -> Result<Connection, DeliveryError> {
+        if let Some(c) = self.idle.lock().ok().and_then(|mut v| v.pop()) {
+            return Ok(c);
+        }
+        let stream = tokio::time::timeout(
+            self.config.timeout,
+            TcpStream::connect(&self.config.address),
+        )
+        .await
+        .map_err(|_| {
+            DeliveryError::Transient(format!("connecting to {} timed out", self.config.address))
+        })?
+        .map_err(|e| {
+            DeliveryError::Transient(format!("cannot connect to {}: {e}", self.config.address))
+        })?;
+        let _ = stream.set_nodelay(true);
+        Ok(Connection {
+            stream,
+            decoder: Decoder::new(16 * 1024 * 1024),
+            buf: BytesMut::with_capacity(4096),
+        })
+    }
+
+    async fn exchange(&self, c: &mut Connection, message: &[u8]) -> Result<Vec<u8>, DeliveryError> {
+        let lost = |e: std::io::Error| {
+            DeliveryError::Transient(format!("connection to {} lost: {e}", self.config.address))
+        };
+        c.stream.write_all(&framed(message)).await.map_err(lost)?;
+        loop {
+            if let Some(frame) = c.decoder.decode(&mut c.buf) {
+                return match frame {
+                    Frame::Message(m) => Ok(m.to_vec()),
+                    Frame::TooLarge { .. } => Err(DeliveryError::Transient("ACK too large".into())),
+                };
+            }
+            if c.stream.read_buf(&mut c.buf).await.map_err(lost)? == 0 {
+                return Err(DeliveryError::Transient(format!(
+                    "{} closed the connection before the ACK",
+                    self.config.address
+                )));
+            }
+        }
+    }
+}
+
+impl Destination for MllpDestination {
+    fn deliver<'a>(&'a self, d: &'a Delivery) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(async move {
+            let ct = d.output.message.content_type.as_str();
+            if ct != "application/hl7-v2" && ct != "x-application/hl7-v2+er7" {
+                return Err(DeliveryError::Permanent(format!(
+                    "an MLLP destination takes HL7 v2 only, not {ct}"
+                )));
+            }
+            let sent = &d.output.message.body;
+            let control_id = weft_hl7::Message::parse(sent)
+                .ok()
+                .and_then(|m| m.get("MSH-10").ok().flatten())
+                .unwrap_or_default();
+            let mut conn = self.connection().await?;
+            let ack =
+                match tokio::time::timeout(self.config.timeout, self.exchange(&mut conn, sent))
+                    .await
+                {
+                    Ok(Ok(ack)) => ack,
+                    // The connection is in an unknown state: drop it.
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => {
+                        return Err(DeliveryError::Transient(format!(
+                            "no ACK from {} within {} s",
+                            self.config.address,
+                            self.config.timeout.as_secs()
+                        )));
+                    }
+                };
+            let parsed = weft_hl7::Message::parse(&ack)
+                .map_err(|e| DeliveryError::Transient(format!("unreadable ACK: {e}")))?;
+            let get = |p: &str| parsed.get(p).ok().flatten().unwrap_or_default();
+            let (code, msa2) = (get("MSA-1"), get("MSA-2"));
+            if !control_id.is_empty() && msa2 != control_id {
+                // Out of step with the receiver: start a fresh connection.
+                return Err(DeliveryError::Transient(format!(
+                    "ACK for {msa2:?} while waiting for {control_id:?}"
+                )));
+            }
+            if let Ok(mut idle) = self.idle.lock() {
+                idle.push(conn);
+            }
+            let text = Some(get("ERR-8"))
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| get("MSA-3"));
+            let outcome = |policy: AckPolicy| {
+                let reason = format!("{} answered {code}: {text}", self.config.address);
+                match policy {
+                    AckPolicy::Retry => Err(DeliveryError::Transient(reason)),
+                    AckPolicy::Fail => Err(DeliveryError::Permanent(reason)),
+                }
+            };
+            match code.as_str() {
+                "AA" | "CA" => Ok(()),
+                "AE" | "CE" => outcome(self.config.on_error),
+                "AR" | "CR" => outcome(self.config.on_reject),
+                other => Err(DeliveryError::Transient(format!(
+                    "unexpected MSA-1 {other:?}"
+                ))),
+            }
+        })
+    }
+}

@@ -1,0 +1,287 @@
+//! The HTTP source: messages POSTed to a path, and `GET /health`.
+//!
+//! `POST <path>` with `Content-Type` `application/hl7-v2`,
+//! `x-application/hl7-v2+er7`, `application/fhir+json` or `application/json`
+//! answers 202 with the message id (on-receipt), 200 with the outputs
+//! (after-transform) or 200 once delivered (after-delivery); 400 for a
+//! malformed body, 413 over the size limit, 415 for another type, 422 when
+//! no route takes it or a plugin rejects it, 500 when a plugin fails, 503
+//! with `Retry-After` when the queue is full or the runtime is stopping.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming as Body;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::{Incoming, Refusal, take};
+use crate::config::{HttpSourceConfig, SourceConfig};
+use crate::pipeline::{Outcome, Pipeline};
+
+struct Ctx {
+    source: SourceConfig,
+    http: HttpSourceConfig,
+    pipeline: Arc<Pipeline>,
+    shutdown: CancellationToken,
+}
+
+/// Binds the listener.
+pub async fn bind(http: &HttpSourceConfig) -> std::io::Result<TcpListener> {
+    TcpListener::bind(http.listen).await
+}
+
+/// Serves until `shutdown`, then lets requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    source: SourceConfig,
+    http: HttpSourceConfig,
+    pipeline: Arc<Pipeline>,
+    shutdown: CancellationToken,
+) {
+    let ctx = Arc::new(Ctx {
+        source,
+        http,
+        pipeline,
+        shutdown: shutdown.clone(),
+    });
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, remote)) => {
+                    let ctx = ctx.clone();
+                    let service = service_fn(move |req| {
+                        let ctx = ctx.clone();
+                        async move { Ok::<_, Infallible>(handle(req, &ctx, remote).await) }
+                    });
+                    let conn = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(30))
+                        .serve_connection(TokioIo::new(stream), service);
+                    let watched = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        let _ = watched.await;
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(source = %ctx.source.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>> {
+    reply(status, json!({ "error": message.into() }))
+}
+
+fn busy(seconds: u64, message: &str) -> Response<Full<Bytes>> {
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, message);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+    r
+}
+
+async fn handle(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/health") => health(ctx),
+        (&Method::POST, p) if p == ctx.http.path => intake(req, ctx, remote).await,
+        (_, p) if p == ctx.http.path || p == "/health" => {
+            let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+            let allow = if p == "/health" { "GET" } else { "POST" };
+            r.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+            r
+        }
+        _ => error(
+            StatusCode::NOT_FOUND,
+            format!("no such path; POST messages to {}", ctx.http.path),
+        ),
+    }
+}
+
+fn health(ctx: &Ctx) -> Response<Full<Bytes>> {
+    let s = &ctx.pipeline.stats;
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let stopping = ctx.shutdown.is_cancelled();
+    reply(
+        if stopping {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::OK
+        },
+        json!({
+            "status": if stopping { "stopping" } else { "ok" },
+            "received": n(&s.received),
+            "transformed": n(&s.transformed),
+            "rejected": n(&s.rejected),
+            "failed": n(&s.failed),
+            "delivered": n(&s.delivered),
+            "delivery_failed": n(&s.delivery_failed),
+            "delivery_retries": n(&s.delivery_retries),
+            "queued": ctx.pipeline.queued(),
+            "in_delivery": ctx.pipeline.in_delivery(),
+        }),
+    )
+}
+
+enum Kind {
+    Hl7,
+    Json,
+}
+
+async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Response<Full<Bytes>> {
+    let media = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let kind = match media.as_str() {
+        "application/hl7-v2" | "x-application/hl7-v2+er7" => Kind::Hl7,
+        "application/fhir+json" | "application/json" => Kind::Json,
+        other => {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "unsupported content type {other:?}; send application/hl7-v2, x-application/hl7-v2+er7, application/fhir+json or application/json"
+                ),
+            );
+        }
+    };
+    let max = ctx.http.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body larger than {max} bytes"),
+        )
+    };
+    if declared.is_some_and(|n| n > max as u64) {
+        return too_large();
+    }
+    let body = match Limited::new(req.into_body(), max).collect().await {
+        Ok(b) => b.to_bytes().to_vec(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {e}"),
+            );
+        }
+    };
+    let incoming = match kind {
+        Kind::Hl7 => match weft_hl7::parse_and_check(&body) {
+            Ok((_, h)) => Incoming {
+                control_id: h.control_id.clone(),
+                message_type: h.message_type(),
+                body,
+                content_type: "application/hl7-v2".into(),
+                want_outputs: true,
+            },
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("not an acceptable HL7 v2 message: {e}"),
+                );
+            }
+        },
+        Kind::Json => match serde_json::from_slice::<Value>(&body) {
+            Ok(v) => Incoming {
+                control_id: String::new(),
+                message_type: v
+                    .get("resourceType")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                body,
+                content_type: media,
+                want_outputs: true,
+            },
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("not valid JSON: {e}")),
+        },
+    };
+    match take(&ctx.pipeline, &ctx.source, incoming, Some(remote), false).await {
+        Err(Refusal::Busy) => busy(1, "the queue is full; retry shortly"),
+        Err(Refusal::ShuttingDown) => busy(5, "the runtime is stopping; retry shortly"),
+        Err(Refusal::NoRoute(t)) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "no route takes {}",
+                if t.is_empty() { "this message" } else { &t }
+            ),
+        ),
+        Ok((id, Outcome::Accepted)) => reply(StatusCode::ACCEPTED, json!({ "message_id": id })),
+        Ok((id, Outcome::Delivered)) => reply(
+            StatusCode::OK,
+            json!({ "message_id": id, "delivered": true }),
+        ),
+        Ok((id, Outcome::Transformed(outputs))) => {
+            let outputs: Vec<Value> = outputs
+                .unwrap_or_default()
+                .into_iter()
+                .map(|o| {
+                    let body = if o.message.content_type.ends_with("json") {
+                        serde_json::from_slice(&o.message.body).unwrap_or(Value::Null)
+                    } else {
+                        Value::String(String::from_utf8_lossy(&o.message.body).into_owned())
+                    };
+                    json!({
+                        "destination": o.destination,
+                        "content_type": o.message.content_type,
+                        "body": body,
+                    })
+                })
+                .collect();
+            reply(
+                StatusCode::OK,
+                json!({ "message_id": id, "outputs": outputs }),
+            )
+        }
+        Ok((id, Outcome::Rejected(r))) => reply(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({ "message_id": id, "error": r }),
+        ),
+        Ok((id, Outcome::Failed(r))) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({ "message_id": id, "error": r }),
+        ),
+    }
+}
