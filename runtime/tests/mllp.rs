@@ -29,7 +29,21 @@ fn corpus(dir: &str) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn every_corpus_message_gets_one_correct_ack() {
-    let mut weft = Weft::start(|d| adt_config(d, "after-transform", ""));
+    let server = common::fhir_server::FhirServer::start(&[]);
+    let mut weft = Weft::start(|d| {
+        adt_config(
+            d,
+            "after-transform",
+            &format!(
+                "[destinations.fhir-server]\nkind = \"http\"\nurl = \"http://{}/fhir\"\n",
+                server.addr
+            ),
+        )
+        .replace(
+            r#"destinations = ["files"]"#,
+            r#"destinations = ["files", "fhir-server"]"#,
+        )
+    });
     let mut client = weft.client();
     let mut mapped = Vec::new();
     for (name, bytes) in corpus("hl7v2/fhir-converter") {

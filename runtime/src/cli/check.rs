@@ -32,7 +32,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     for (name, route) in &config.routes {
-        println!("route {name}: {}", route.plugins.join(" -> "));
+        let plugins = if route.plugins.is_empty() {
+            "(no plugins: passed through)".to_string()
+        } else {
+            route.plugins.join(" -> ")
+        };
+        println!(
+            "route {name}: {plugins} => {}",
+            route.destinations.join(", ")
+        );
+    }
+    for (name, source) in &config.sources {
+        let (kind, addr) = match &source.kind {
+            weft::config::SourceKind::Mllp(m) => ("mllp", m.listen),
+            weft::config::SourceKind::Http(h) => ("http", h.listen),
+        };
+        println!("source {name}: {kind} on {addr}, ack {}", source.ack);
     }
     if problems.is_empty() {
         println!("{}: ok", config.source);
