@@ -238,6 +238,16 @@ impl Client {
         }
     }
 
+    /// A second handle on the same connection, for reading while another
+    /// thread writes (pipelining).
+    pub fn reader(&self) -> Client {
+        Client {
+            stream: self.stream.try_clone().unwrap(),
+            decoder: Decoder::new(16 << 20),
+            buf: BytesMut::new(),
+        }
+    }
+
     /// Writes raw bytes.
     pub fn write(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();

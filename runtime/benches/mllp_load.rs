@@ -1,0 +1,154 @@
+//! Load on a real `weft run` over MLLP: `cargo bench -p weft --bench mllp_load`.
+//!
+//! Each message goes through site-normalize and adt-to-fhir to the file
+//! destination (atomic write + fsync). The source ACKs after the plugins ran
+//! (after-transform). Prints, for 1, 8 and 64 connections sending as fast as
+//! ACKs come back, the ACK rate and latency (p50/p99/max), then an open-loop
+//! run at a fixed rate (default 5,000 msg/s over 8 connections) where latency
+//! is measured from each message's scheduled send time.
+//! `WEFT_BENCH_SECS` sets each run's length (default 5),
+//! `WEFT_BENCH_RATE` the open-loop rate.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::run::{Client, Weft, a01, adt_config};
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:7.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn closed_loop(
+    weft: &Weft,
+    connections: usize,
+    secs: u64,
+    tag: &str,
+) -> (usize, Vec<Duration>, Duration) {
+    let addr = weft.addr;
+    let start = Instant::now();
+    let until = start + Duration::from_secs(secs);
+    let threads: Vec<_> = (0..connections)
+        .map(|c| {
+            let tag = tag.to_string();
+            std::thread::spawn(move || {
+                let mut client = Client::connect(addr);
+                let mut lat = Vec::new();
+                let mut i = 0;
+                while Instant::now() < until {
+                    let msg = a01(&format!("{tag}-{c}-{i}"), &format!("{c}x{i}"));
+                    let t = Instant::now();
+                    let ack = client.exchange(&msg);
+                    lat.push(t.elapsed());
+                    assert_eq!(ack.code, "AA", "{}", ack.raw);
+                    i += 1;
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in threads {
+        all.extend(t.join().unwrap());
+    }
+    let elapsed = start.elapsed();
+    all.sort();
+    (all.len(), all, elapsed)
+}
+
+fn open_loop(weft: &Weft, connections: usize, rate: u64, secs: u64) -> (usize, Vec<Duration>) {
+    let addr = weft.addr;
+    let per_conn = rate as f64 / connections as f64;
+    let interval = Duration::from_secs_f64(1.0 / per_conn);
+    let total_per_conn = (per_conn * secs as f64) as usize;
+    let start = Instant::now() + Duration::from_millis(50);
+    let threads: Vec<_> = (0..connections)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut writer = Client::connect(addr);
+                let mut reader = writer.reader();
+                let (tx, rx) = mpsc::channel::<Instant>();
+                let read = std::thread::spawn(move || {
+                    let mut lat = Vec::new();
+                    while let Ok(scheduled) = rx.recv() {
+                        let ack = reader.read_ack().expect("ACK");
+                        assert_eq!(ack.code, "AA", "{}", ack.raw);
+                        lat.push(scheduled.elapsed());
+                    }
+                    lat
+                });
+                for i in 0..total_per_conn {
+                    let scheduled = start + interval.mul_f64(i as f64);
+                    if let Some(wait) = scheduled.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    let _ = tx.send(scheduled);
+                    writer.send(&a01(&format!("OL-{c}-{i}"), &format!("{c}y{i}")));
+                }
+                drop(tx);
+                read.join().unwrap()
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in threads {
+        all.extend(t.join().unwrap());
+    }
+    all.sort();
+    (all.len(), all)
+}
+
+fn main() {
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let secs: u64 = std::env::var("WEFT_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if quick { 1 } else { 5 });
+    let rate: u64 = std::env::var("WEFT_BENCH_RATE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if quick { 500 } else { 5000 });
+    let mut weft = Weft::start(|d| adt_config(d, "after-transform", ""));
+    println!(
+        "weft run over MLLP, site-normalize + adt-to-fhir -> file destination (fsync), ack after-transform, {} cores\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("connections   msgs/s (ACKed)     p50         p99         max");
+    let mut sent = 0;
+    for n in [1usize, 8, 64] {
+        let (count, lat, elapsed) = closed_loop(&weft, n, secs, &format!("N{n}"));
+        sent += count;
+        println!(
+            "{n:>11}   {:>14.0}   {}  {}  {}",
+            count as f64 / elapsed.as_secs_f64(),
+            ms(pct(&lat, 0.5)),
+            ms(pct(&lat, 0.99)),
+            ms(*lat.last().unwrap_or(&Duration::ZERO))
+        );
+    }
+    let (count, lat) = open_loop(&weft, 8, rate, secs);
+    sent += count;
+    println!(
+        "\nopen loop at {rate} msg/s over 8 connections: {count} messages, p50 {} p99 {} max {}",
+        ms(pct(&lat, 0.5)),
+        ms(pct(&lat, 0.99)),
+        ms(*lat.last().unwrap_or(&Duration::ZERO))
+    );
+    let drain = Instant::now();
+    assert_eq!(weft.stop(), 0);
+    let files = weft.out_files().len();
+    println!(
+        "\nshutdown drained the file destination in {:.1} s; {files} of {sent} messages written",
+        drain.elapsed().as_secs_f64()
+    );
+    assert_eq!(files, sent, "every ACKed message was delivered");
+}
