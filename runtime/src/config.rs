@@ -4,6 +4,8 @@
 //! ```toml
 //! [runtime]
 //! cache_dir = ".weft/cache"        # compiled plugins, reused across restarts
+//! workers = 2                      # plugin worker threads (default: one per CPU)
+//! shutdown_grace_s = 30            # time to finish work in flight at shutdown
 //!
 //! [plugins.site-normalize]
 //! path = "plugins/site_normalize.wasm"
@@ -210,10 +212,24 @@ pub const FILENAME_PLACEHOLDERS: &[&str] =
     &["date", "message_id", "control_id", "type", "n", "ext"];
 
 /// Runtime-wide settings (`[runtime]`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// Where compiled plugins are cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// Plugin worker threads; `None`: one per CPU.
+    pub workers: Option<usize>,
+    /// At shutdown, how long messages in flight and queued outputs may take.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cache_dir: None,
+            workers: None,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
 }
 
 /// One route (`[routes.NAME]`): the plugins a message runs through, in
@@ -595,10 +611,18 @@ impl<'a> Checker<'a> {
             let key = format!("runtime.{k}");
             match k {
                 "cache_dir" => r.cache_dir = self.path(entry, &key, false),
+                "workers" => {
+                    r.workers = self.integer(entry.1, &key, 1, 1024).map(|n| n as usize);
+                }
+                "shutdown_grace_s" => {
+                    if let Some(n) = self.integer(entry.1, &key, 1, 3600) {
+                        r.shutdown_grace = Duration::from_secs(n);
+                    }
+                }
                 _ => self.error(
                     entry.0.span().start,
                     &key,
-                    "unknown key (expected cache_dir)",
+                    "unknown key (expected cache_dir, workers, shutdown_grace_s)",
                 ),
             }
         }

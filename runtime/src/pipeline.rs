@@ -297,31 +297,40 @@ impl Pipeline {
     }
 
     /// Stops taking work, lets the workers finish what is queued, then lets
-    /// the destinations deliver what is queued, for at most `grace`. Returns
-    /// how many outputs were still undelivered when time ran out.
+    /// the destinations deliver what is queued, for at most `grace`; after
+    /// that, retries stop. Returns how many outputs were left undelivered.
     pub async fn shutdown(&self, grace: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + grace;
         self.work_tx.close();
         let threads: Vec<_> = self
             .workers
             .lock()
             .map(|mut w| w.drain(..).collect())
             .unwrap_or_default();
-        let _ = tokio::task::spawn_blocking(move || {
+        let mut joined = tokio::task::spawn_blocking(move || {
             for t in threads {
                 let _ = t.join();
             }
-        })
-        .await;
+        });
+        if tokio::time::timeout_at(deadline, &mut joined)
+            .await
+            .is_err()
+        {
+            // Workers wait for room in a destination that is not taking
+            // anything: stop retrying so its queue drains.
+            self.stop_retrying.cancel();
+            let _ = joined.await;
+        }
         for q in &self.destination_queues {
             q.tx.close();
         }
         self.delivery_tasks.close();
-        if tokio::time::timeout(grace, self.delivery_tasks.wait())
+        if tokio::time::timeout_at(deadline, self.delivery_tasks.wait())
             .await
             .is_err()
         {
             self.stop_retrying.cancel();
-            let _ = tokio::time::timeout(Duration::from_secs(5), self.delivery_tasks.wait()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), self.delivery_tasks.wait()).await;
         }
         self.in_delivery.load(Ordering::Acquire)
     }
@@ -442,6 +451,11 @@ async fn deliver_loop(
         let mut attempt: u32 = 0;
         let mut abandoned = false;
         let failure = loop {
+            if stop.is_cancelled() {
+                tracing::error!(destination = %name, message_id = %q.delivery.message_id, "shutdown: output left undelivered");
+                abandoned = true;
+                break Some("runtime shut down before delivery".into());
+            }
             attempt += 1;
             match destination.deliver(&q.delivery).await {
                 Ok(()) => {

@@ -454,3 +454,34 @@ destinations = ["peer"]
     assert_eq!(*seen.lock().unwrap(), vec!["RETRY-1", "RETRY-1", "RETRY-1"]);
     assert_eq!(weft.stop(), 0);
 }
+
+#[test]
+fn shutdown_with_a_destination_down_ends_and_says_what_was_lost() {
+    let dead = free_addr();
+    let mut weft = Weft::start(|d| {
+        (adt_config(d, "after-delivery", &http_destination(dead)).replace(
+            r#"destinations = ["files"]"#,
+            r#"destinations = ["fhir-server"]"#,
+        )) + "\n[runtime]\nshutdown_grace_s = 1\n"
+    });
+    let addr = weft.addr;
+    let waiting = std::thread::spawn(move || {
+        let mut c = common::run::Client::connect(addr);
+        c.send(&a01("STUCK", "1"));
+        c.read_ack()
+    });
+    assert!(weft.wait_for_log("will retry", Duration::from_secs(10)));
+    let started = Instant::now();
+    assert_eq!(
+        weft.stop(),
+        1,
+        "exit code 1: an output was left undelivered"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let ack = waiting
+        .join()
+        .unwrap()
+        .expect("the waiting sender gets an answer");
+    assert_eq!(ack.code, "AE", "{}", ack.raw);
+    assert!(weft.log_text().contains("left undelivered"));
+}

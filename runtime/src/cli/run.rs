@@ -16,12 +16,13 @@ use weft::sources;
 pub struct Args {
     #[command(flatten)]
     config: super::ConfigArg,
-    /// Plugin worker threads (default: one per CPU).
+    /// Plugin worker threads (default: runtime.workers, else one per CPU).
     #[arg(long)]
     workers: Option<usize>,
-    /// At shutdown, how long queued outputs may take to be delivered.
-    #[arg(long, default_value_t = 30)]
-    shutdown_grace_s: u64,
+    /// At shutdown, how long work in flight may take (default:
+    /// runtime.shutdown_grace_s, else 30).
+    #[arg(long)]
+    shutdown_grace_s: Option<u64>,
 }
 
 /// Runs until a signal, then shuts down cleanly.
@@ -32,7 +33,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let workers = args
         .workers
+        .or(config.runtime.workers)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let grace = args
+        .shutdown_grace_s
+        .map(Duration::from_secs)
+        .unwrap_or(config.runtime.shutdown_grace);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("weft-io")
@@ -90,10 +96,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         wait_for_signal().await;
         tracing::info!("shutting down: no new connections; finishing messages in flight");
         shutdown.cancel();
-        while listeners.join_next().await.is_some() {}
-        let left = pipeline
-            .shutdown(Duration::from_secs(args.shutdown_grace_s))
-            .await;
+        // Connections finish the messages they started. One still waiting
+        // after the grace period (an after-delivery ACK for a destination
+        // that is down) is answered once the pipeline below gives up.
+        let listeners_done = tokio::time::timeout(grace, async {
+            while listeners.join_next().await.is_some() {}
+        })
+        .await
+        .is_ok();
+        let left = pipeline.shutdown(grace).await;
+        if !listeners_done
+            && tokio::time::timeout(Duration::from_secs(10), async {
+                while listeners.join_next().await.is_some() {}
+            })
+            .await
+            .is_err()
+        {
+            listeners.abort_all();
+        }
         let s = &pipeline.stats;
         tracing::info!(
             received = s.received.load(Ordering::Relaxed),
