@@ -76,6 +76,21 @@ impl ConfigArg {
     }
 }
 
+/// Reads a file, or standard input for `-`.
+pub fn read_input(path: &str) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    use std::io::Read;
+    if path == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading standard input")?;
+        Ok(buf)
+    } else {
+        std::fs::read(path).with_context(|| format!("reading {path}"))
+    }
+}
+
 /// Sends logs to stderr; `RUST_LOG` overrides the level.
 pub fn init_logging(verbose: u8) {
     let default = match verbose {

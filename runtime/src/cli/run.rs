@@ -52,45 +52,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let shutdown = CancellationToken::new();
         let mut listeners = tokio::task::JoinSet::new();
         for (name, source) in &config.sources {
+            let (listen, what) = match &source.kind {
+                SourceKind::Mllp(m) => (m.listen, "MLLP".to_string()),
+                SourceKind::Http(h) => (h.listen, format!("HTTP (POST {}, GET /health)", h.path)),
+            };
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("source {name}: cannot listen on {listen}"))?;
+            tracing::info!(
+                "{what} source {name} listening on {} (ack {}, route {})",
+                listener.local_addr()?,
+                source.ack,
+                source.route.as_deref().unwrap_or("by match rules")
+            );
+            let (src, pl, sd) = (source.clone(), pipeline.clone(), shutdown.clone());
             match &source.kind {
-                SourceKind::Mllp(mllp) => {
-                    let listener = sources::mllp::bind(mllp).await.with_context(|| {
-                        format!("source {name}: cannot listen on {}", mllp.listen)
-                    })?;
-                    let addr = listener.local_addr()?;
-                    tracing::info!(
-                        "MLLP source {name} listening on {addr} (ack {}, route {})",
-                        source.ack,
-                        source.route.as_deref().unwrap_or("by match rules")
-                    );
-                    listeners.spawn(sources::mllp::serve(
-                        listener,
-                        source.clone(),
-                        mllp.clone(),
-                        pipeline.clone(),
-                        shutdown.clone(),
-                    ));
+                SourceKind::Mllp(m) => {
+                    listeners.spawn(sources::mllp::serve(listener, src, m.clone(), pl, sd))
                 }
-                SourceKind::Http(http) => {
-                    let listener = sources::http::bind(http).await.with_context(|| {
-                        format!("source {name}: cannot listen on {}", http.listen)
-                    })?;
-                    let addr = listener.local_addr()?;
-                    tracing::info!(
-                        "HTTP source {name} listening on {addr} (POST {}, GET /health; ack {}, route {})",
-                        http.path,
-                        source.ack,
-                        source.route.as_deref().unwrap_or("by match rules")
-                    );
-                    listeners.spawn(sources::http::serve(
-                        listener,
-                        source.clone(),
-                        http.clone(),
-                        pipeline.clone(),
-                        shutdown.clone(),
-                    ));
+                SourceKind::Http(h) => {
+                    listeners.spawn(sources::http::serve(listener, src, h.clone(), pl, sd))
                 }
-            }
+            };
         }
         tracing::info!(workers, "weft running; SIGINT or SIGTERM stops it");
         wait_for_signal().await;

@@ -1,7 +1,7 @@
 //! `weft send`: an MLLP client. Sends each message, waits for its ACK,
 //! prints one line per message, exits non-zero unless every ACK is AA/CA.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -60,15 +60,7 @@ pub fn split_messages(data: &[u8]) -> Vec<Vec<u8>> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut messages: Vec<(String, Vec<u8>)> = Vec::new();
     for file in &args.files {
-        let data = if file == "-" {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .context("reading standard input")?;
-            buf
-        } else {
-            std::fs::read(file).with_context(|| format!("reading {file}"))?
-        };
+        let data = super::read_input(file)?;
         let found = split_messages(&data);
         if found.is_empty() {
             eprintln!("{file}: no message (no segment starts with MSH)");

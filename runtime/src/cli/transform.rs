@@ -1,13 +1,13 @@
 //! `weft transform`: one message through one plugin or one route, in the
 //! real sandbox.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use weft::plugins::{CallError, Message, PluginSpec};
 use weft::routes::Chain;
 
@@ -70,15 +70,7 @@ fn key_value(s: &str, what: &str) -> anyhow::Result<(String, String)> {
 
 /// Runs the transformation and prints the outputs.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let body = if args.input == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .context("reading standard input")?;
-        buf
-    } else {
-        std::fs::read(&args.input).with_context(|| format!("reading {}", args.input))?
-    };
+    let body = super::read_input(&args.input)?;
     let content_type = args
         .content_type
         .clone()

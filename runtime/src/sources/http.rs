@@ -37,11 +37,6 @@ struct Ctx {
     shutdown: CancellationToken,
 }
 
-/// Binds the listener.
-pub async fn bind(http: &HttpSourceConfig) -> std::io::Result<TcpListener> {
-    TcpListener::bind(http.listen).await
-}
-
 /// Serves until `shutdown`, then lets requests in flight finish.
 pub async fn serve(
     listener: TcpListener,

@@ -15,12 +15,6 @@ use crate::config::{MllpSourceConfig, SourceConfig};
 use crate::mllp::{Decoder, Frame, framed};
 use crate::pipeline::{Outcome, Pipeline};
 
-/// Binds the listener (so the caller learns the address, and a bad one
-/// fails at start).
-pub async fn bind(mllp: &MllpSourceConfig) -> std::io::Result<TcpListener> {
-    TcpListener::bind(mllp.listen).await
-}
-
 /// Accepts connections until `shutdown`, then waits for open connections
 /// to finish the messages they have started.
 pub async fn serve(
