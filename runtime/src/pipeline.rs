@@ -362,7 +362,9 @@ fn run_job(job: Job, stats: &Stats, in_delivery: &AtomicUsize) {
                     Outcome::Failed(e.to_string())
                 }
             };
-            tracing::warn!(message_id, route = %route.name, message_type, error = %e, "message not transformed");
+            // The plugin's reason may quote the message: debug level only.
+            tracing::warn!(message_id, route = %route.name, message_type, "message not transformed: {}", e.summary());
+            tracing::debug!(message_id, error = %e, "reason");
             if let Some(reply) = reply {
                 let _ = reply.send(outcome);
             }

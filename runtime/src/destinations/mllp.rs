@@ -126,8 +126,14 @@ impl Destination for MllpDestination {
             let text = Some(get("ERR-8"))
                 .filter(|t| !t.is_empty())
                 .unwrap_or_else(|| get("MSA-3"));
+            let error_code = get("ERR-3");
             let outcome = |policy: AckPolicy| {
-                let reason = format!("{} answered {code}: {text}", self.config.address);
+                // The receiver's text may quote the message: debug level only.
+                tracing::debug!(message_id = %d.message_id, code = %code, text = %text, "receiver's ACK");
+                let reason = format!(
+                    "{} answered {code} (ERR-3 {error_code:?}; its text is logged at debug level)",
+                    self.config.address
+                );
                 match policy {
                     AckPolicy::Retry => Err(DeliveryError::Transient(reason)),
                     AckPolicy::Fail => Err(DeliveryError::Permanent(reason)),

@@ -108,6 +108,19 @@ pub enum CallError {
     },
 }
 
+impl CallError {
+    /// The error without the plugin's own words, which may quote patient
+    /// data: what the log shows above debug level.
+    pub fn summary(&self) -> String {
+        match self {
+            CallError::Reject { plugin, .. } => format!("plugin {plugin} rejected the message"),
+            CallError::Retry { plugin, .. } => format!("plugin {plugin} asked to retry"),
+            CallError::Failed { plugin, .. } => format!("plugin {plugin} failed"),
+            CallError::Limit { .. } => self.to_string(),
+        }
+    }
+}
+
 fn describe(limit: &Limit) -> String {
     match limit {
         Limit::Deadline(d) => format!("deadline of {} ms exceeded", d.as_millis()),

@@ -264,8 +264,15 @@ impl Message {
             let id_end = line.find(field_sep).unwrap_or(line.len());
             let id = &line[..id_end];
             if !is_segment_id(id) {
+                // At most a few characters: the line may be message content.
+                let shown: String = id.chars().take(8).collect();
+                let shown = if shown.len() < id.len() {
+                    format!("{shown}…")
+                } else {
+                    shown
+                };
                 return Err(at(
-                    ParseErrorKind::BadSegmentId(id.to_string()),
+                    ParseErrorKind::BadSegmentId(shown),
                     number,
                     None,
                     None,
@@ -636,6 +643,9 @@ mod tests {
         assert_eq!(e.field, Some(2));
         let e = Message::parse(b"MSHA^~\\&A").unwrap_err();
         assert_eq!(e.field, Some(1));
+        // A line that is not a segment may be content: only its start is shown.
+        let e = Message::parse(b"MSH|^~\\&|A\rJane Doe lives at 12 Main St\r").unwrap_err();
+        assert_eq!(e.kind, ParseErrorKind::BadSegmentId("Jane Doe…".into()));
     }
 
     #[test]
