@@ -63,9 +63,10 @@ pub struct Config {
 /// When a source acknowledges a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AckMode {
-    /// As soon as the message is accepted into the pipeline.
+    /// Once the message is committed to the journal (`on-receipt` is
+    /// accepted as another name for it).
     #[default]
-    OnReceipt,
+    AfterCommit,
     /// Once the route's plugins ran: AA, or AE/AR from their outcome.
     AfterTransform,
     /// Once every output was delivered (or failed for good: AE).
@@ -75,7 +76,7 @@ pub enum AckMode {
 impl fmt::Display for AckMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            AckMode::OnReceipt => "on-receipt",
+            AckMode::AfterCommit => "after-commit",
             AckMode::AfterTransform => "after-transform",
             AckMode::AfterDelivery => "after-delivery",
         })
@@ -137,9 +138,11 @@ pub struct DestinationConfig {
     pub kind: DestinationKind,
     /// How many deliveries may be under way at once.
     pub concurrency: usize,
-    /// Most outputs waiting for this destination; when full, the pipeline
-    /// (and so the sources) slow down.
-    pub queue: usize,
+    /// Most attempts before a delivery is given up (dead letter); `None`:
+    /// no limit.
+    pub max_attempts: Option<u32>,
+    /// Most time since the message arrived before a delivery is given up.
+    pub max_age: Duration,
 }
 
 /// The transports a destination can deliver over.
@@ -214,6 +217,8 @@ pub const FILENAME_PLACEHOLDERS: &[&str] =
 /// Runtime-wide settings (`[runtime]`).
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
+    /// Where the journal lives (`journal.db`).
+    pub data_dir: PathBuf,
     /// Where compiled plugins are cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
     /// Plugin worker threads; `None`: one per CPU.
@@ -225,6 +230,7 @@ pub struct RuntimeConfig {
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
+            data_dir: PathBuf::from("data"),
             cache_dir: None,
             workers: None,
             shutdown_grace: Duration::from_secs(30),
@@ -412,6 +418,7 @@ impl<'a> Checker<'a> {
             source: self.file.to_string(),
             ..Config::default()
         };
+        config.runtime.data_dir = self.base.join("data");
         let doc = match DeTable::parse(self.text) {
             Ok(doc) => doc,
             Err(e) => {
@@ -605,12 +612,20 @@ impl<'a> Checker<'a> {
     }
 
     fn runtime(&mut self, t: &DeTable<'_>) -> RuntimeConfig {
-        let mut r = RuntimeConfig::default();
+        let mut r = RuntimeConfig {
+            data_dir: self.base.join("data"),
+            ..RuntimeConfig::default()
+        };
         for entry in t.iter() {
             let k = entry.0.get_ref().as_ref();
             let key = format!("runtime.{k}");
             match k {
                 "cache_dir" => r.cache_dir = self.path(entry, &key, false),
+                "data_dir" => {
+                    if let Some(p) = self.path(entry, &key, false) {
+                        r.data_dir = p;
+                    }
+                }
                 "workers" => {
                     r.workers = self.integer(entry.1, &key, 1, 1024).map(|n| n as usize);
                 }
@@ -622,7 +637,7 @@ impl<'a> Checker<'a> {
                 _ => self.error(
                     entry.0.span().start,
                     &key,
-                    "unknown key (expected cache_dir, workers, shutdown_grace_s)",
+                    "unknown key (expected data_dir, cache_dir, workers, shutdown_grace_s)",
                 ),
             }
         }
@@ -850,13 +865,13 @@ impl<'a> Checker<'a> {
             match (kind.as_str(), kname) {
                 (_, "kind") => {}
                 (_, "ack") => match self.string(entry, &ekey).as_deref() {
-                    Some("on-receipt") => ack = AckMode::OnReceipt,
+                    Some("after-commit" | "on-receipt") => ack = AckMode::AfterCommit,
                     Some("after-transform") => ack = AckMode::AfterTransform,
                     Some("after-delivery") => ack = AckMode::AfterDelivery,
                     Some(_) => self.error(
                         v.span().start,
                         &ekey,
-                        "expected on-receipt, after-transform or after-delivery",
+                        "expected after-commit, after-transform or after-delivery",
                     ),
                     None => {}
                 },
@@ -959,7 +974,8 @@ impl<'a> Checker<'a> {
             return None;
         }
         let mut concurrency = if kind == "mllp" { 1 } else { 4 };
-        let mut queue = 1024;
+        let mut max_attempts = None;
+        let mut max_age = Duration::from_secs(72 * 3600);
         let mut dir = None;
         let mut filename = "{date}/{message_id}-{n}.{ext}".to_string();
         let mut url: Option<http::Uri> = None;
@@ -988,9 +1004,12 @@ impl<'a> Checker<'a> {
                         concurrency = n as usize;
                     }
                 }
-                (_, "queue") => {
-                    if let Some(n) = self.integer(v, &ekey, 1, 1_000_000) {
-                        queue = n as usize;
+                (_, "max_attempts") => {
+                    max_attempts = self.integer(v, &ekey, 1, 1_000_000).map(|n| n as u32);
+                }
+                (_, "max_age_h") => {
+                    if let Some(n) = self.integer(v, &ekey, 1, 24 * 365) {
+                        max_age = Duration::from_secs(n * 3600);
                     }
                 }
                 ("http" | "mllp", "timeout_s") => {
@@ -1081,17 +1100,17 @@ impl<'a> Checker<'a> {
                 ("file", _) => self.error(
                     k.span().start,
                     &ekey,
-                    "unknown key (expected kind, dir, filename, concurrency, queue)",
+                    "unknown key (expected kind, dir, filename, concurrency, max_attempts, max_age_h)",
                 ),
                 ("http", _) => self.error(
                     k.span().start,
                     &ekey,
-                    "unknown key (expected kind, url, method, headers, timeout_s, concurrency, queue)",
+                    "unknown key (expected kind, url, method, headers, timeout_s, concurrency, max_attempts, max_age_h)",
                 ),
                 _ => self.error(
                     k.span().start,
                     &ekey,
-                    "unknown key (expected kind, address, timeout_s, on_error, on_reject, concurrency, queue)",
+                    "unknown key (expected kind, address, timeout_s, on_error, on_reject, concurrency, max_attempts, max_age_h)",
                 ),
             }
         }
@@ -1122,7 +1141,8 @@ impl<'a> Checker<'a> {
             name: name.to_string(),
             kind,
             concurrency,
-            queue,
+            max_attempts,
+            max_age,
         })
     }
 }
@@ -1187,7 +1207,7 @@ match = ["ADT^A0*"]
         let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         let want = [
             "w.toml:9:10: sources.bad.listen: \"localhost\" is not an address",
-            "w.toml:10:7: sources.bad.ack: expected on-receipt",
+            "w.toml:10:7: sources.bad.ack: expected after-commit",
             "w.toml:11:9: sources.bad.route: no route named \"nope\"",
             "w.toml:14:8: sources.odd.kind: unknown source kind \"carrier-pigeon\" (expected mllp or http)",
             "w.toml:19:12: destinations.files.filename: unknown placeholder {colour}",

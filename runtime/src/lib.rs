@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod destinations;
+pub mod journal;
 pub mod mllp;
 pub mod pipeline;
 pub mod plugins;

@@ -1,46 +1,52 @@
-//! The pipeline between sources and destinations: route selection, the
-//! bounded queue to the plugin workers, the bounded queue of each
-//! destination, and the outcome each source acknowledges with.
+//! The pipeline between sources and destinations, around the journal.
 //!
-//! Every queue is bounded and every hand-off waits for room, so a slow
-//! destination slows the workers, which slow the sources (an MLLP connection
-//! stops being read): nothing is ever dropped to make room.
+//! A source records a message in the journal (the ACK waits for that
+//! commit), then hands it to the plugin workers through a bounded queue.
+//! A worker runs the route's plugins and records the outcome and one
+//! delivery per output and destination, atomically. Each destination has a
+//! dispatcher that reads its due deliveries from the journal, attempts them
+//! and records the result: delivered, retried later (backoff with jitter,
+//! or the receiver's `Retry-After`), or dead after its attempt or age limit.
+//! A restart resumes from the journal: messages never transformed are run
+//! again, pending deliveries are attempted again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{AckMode, Config};
 use crate::destinations::{self, Delivery, DeliveryError, Destination};
+use crate::journal::sqlite::SqliteJournal;
+use crate::journal::{self, Journal, MessageStatus, NewDelivery, now_ms};
 use crate::plugins::{CallError, Message, Output, PluginEngine};
 use crate::routes::Chain;
 
 /// What happened to a message, as far as its source needs to know.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    /// Taken in (on-receipt).
+    /// Recorded in the journal (after-commit).
     Accepted,
-    /// The route's plugins ran and their outputs are queued; the outputs
+    /// The route's plugins ran and their outputs are recorded; the outputs
     /// themselves when the source asked for them.
     Transformed(Option<Vec<Output>>),
     /// Every output was delivered.
     Delivered,
     /// A plugin rejected the message: AR.
     Rejected(String),
-    /// A plugin failed, asked for a retry, or hit a limit; or a delivery
-    /// failed for good: AE.
+    /// A plugin failed, asked for a retry, or hit a limit; a delivery
+    /// failed for good; or the journal could not record it: AE.
     Failed(String),
 }
 
 /// Counters for the log and the health endpoint.
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// Messages taken into the pipeline.
+    /// Messages recorded.
     pub received: AtomicU64,
     /// Messages whose plugins ran without error.
     pub transformed: AtomicU64,
@@ -50,7 +56,7 @@ pub struct Stats {
     pub failed: AtomicU64,
     /// Outputs delivered.
     pub delivered: AtomicU64,
-    /// Outputs that failed for good.
+    /// Outputs given up on (dead letters).
     pub delivery_failed: AtomicU64,
     /// Delivery attempts that will be retried.
     pub delivery_retries: AtomicU64,
@@ -62,17 +68,7 @@ pub struct Route {
     pub name: String,
     chain: Chain,
     matches: crate::config::RouteConfig,
-    destinations: Vec<Arc<DestinationQueue>>,
-}
-
-struct DestinationQueue {
-    name: String,
-    tx: async_channel::Sender<Queued>,
-}
-
-struct Queued {
-    delivery: Delivery,
-    tracker: Option<Arc<Tracker>>,
+    destinations: Vec<String>,
 }
 
 /// Counts the deliveries of one message, for `after-delivery` sources.
@@ -83,34 +79,41 @@ struct Tracker {
 }
 
 impl Tracker {
-    fn finish(&self, failure: Option<String>) {
+    /// One delivery is settled; the last one answers the source.
+    fn settle(&self, failure: Option<String>) -> bool {
         if let Some(f) = failure
             && let Ok(mut slot) = self.failure.lock()
         {
             slot.get_or_insert(f);
         }
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let failure = self.failure.lock().ok().and_then(|mut f| f.take());
-            if let Some(reply) = self.reply.lock().ok().and_then(|mut r| r.take()) {
-                let _ = reply.send(match failure {
-                    Some(f) => Outcome::Failed(f),
-                    None => Outcome::Delivered,
-                });
-            }
+            self.answer(None);
+            return true;
+        }
+        false
+    }
+
+    fn answer(&self, instead: Option<String>) {
+        let failure = instead.or_else(|| self.failure.lock().ok().and_then(|mut f| f.take()));
+        if let Some(reply) = self.reply.lock().ok().and_then(|mut r| r.take()) {
+            let _ = reply.send(match failure {
+                Some(f) => Outcome::Failed(f),
+                None => Outcome::Delivered,
+            });
         }
     }
 }
 
-/// A message on its way to the workers.
+type Trackers = Arc<Mutex<HashMap<String, Arc<Tracker>>>>;
+
+/// A recorded message on its way to the workers.
 pub struct Job {
     /// The message.
     pub message: Message,
-    /// MSH-10, for file names and logs.
+    /// MSH-10.
     pub control_id: String,
-    /// MSH-9, for file names and logs.
+    /// MSH-9.
     pub message_type: String,
-    /// When it arrived.
-    pub received: SystemTime,
     /// Its route.
     pub route: Arc<Route>,
     /// When the source wants to hear back.
@@ -121,29 +124,42 @@ pub struct Job {
     pub want_outputs: bool,
 }
 
+/// Why a job was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotTaken {
+    /// The pipeline is shutting down.
+    ShuttingDown,
+}
+
+/// When a destination gives up on a delivery.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryLimits {
+    /// Most attempts; `None`: no limit.
+    pub max_attempts: Option<u32>,
+    /// Most time since the message arrived.
+    pub max_age: Duration,
+}
+
+struct Dispatch {
+    name: String,
+    destination: Arc<dyn Destination>,
+    concurrency: usize,
+    limits: RetryLimits,
+    wake: Arc<Notify>,
+}
+
 /// The running pipeline.
 pub struct Pipeline {
     routes: HashMap<String, Arc<Route>>,
     route_order: Vec<Arc<Route>>,
+    journal: Arc<SqliteJournal>,
     work_tx: async_channel::Sender<Job>,
-    destination_queues: Vec<Arc<DestinationQueue>>,
     workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
-    delivery_tasks: TaskTracker,
-    /// Stops retry loops at shutdown.
-    stop_retrying: CancellationToken,
+    dispatchers: TaskTracker,
+    stop_dispatch: CancellationToken,
+    trackers: Trackers,
     /// Counters.
     pub stats: Arc<Stats>,
-    /// Outputs queued or being delivered (after shutdown: left undelivered).
-    in_delivery: Arc<AtomicUsize>,
-}
-
-/// Why a job was not taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NotTaken {
-    /// The workers' queue is full.
-    Full,
-    /// The pipeline is shutting down.
-    ShuttingDown,
 }
 
 /// A configuration the pipeline cannot run.
@@ -152,45 +168,31 @@ pub enum BuildError {
     /// A plugin did not load.
     #[error(transparent)]
     Load(#[from] crate::plugins::engine::LoadError),
+    /// The journal did not open.
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
     /// A route has no destination, so its outputs would go nowhere.
     #[error("route {0}: no destinations: its outputs would be lost (add destinations = [...])")]
     NoDestinations(String),
+    /// A thread could not be started.
+    #[error("cannot start a worker thread: {0}")]
+    Thread(String),
 }
 
 impl Pipeline {
-    /// Loads every plugin, starts the plugin workers and the destination
-    /// tasks. Must be called inside a tokio runtime.
-    pub fn start(
+    /// Opens the journal, loads every plugin, starts the plugin workers and
+    /// the destination dispatchers, and queues again every message the
+    /// journal holds untransformed. Must be called inside a tokio runtime.
+    pub async fn start(
         config: &Config,
         engine: &PluginEngine,
         workers: usize,
     ) -> Result<Arc<Pipeline>, BuildError> {
+        let journal = Arc::new(SqliteJournal::open(
+            &config.runtime.data_dir.join("journal.db"),
+        )?);
         let stats = Arc::new(Stats::default());
-        let delivery_tasks = TaskTracker::new();
-        let stop_retrying = CancellationToken::new();
-        let in_delivery = Arc::new(AtomicUsize::new(0));
-        let mut queues: HashMap<String, Arc<DestinationQueue>> = HashMap::new();
-        for (name, dc) in &config.destinations {
-            let (tx, rx) = async_channel::bounded::<Queued>(dc.queue);
-            let destination: Arc<dyn Destination> = Arc::from(destinations::build(dc));
-            for _ in 0..dc.concurrency {
-                delivery_tasks.spawn(deliver_loop(
-                    name.clone(),
-                    destination.clone(),
-                    rx.clone(),
-                    stats.clone(),
-                    stop_retrying.clone(),
-                    in_delivery.clone(),
-                ));
-            }
-            queues.insert(
-                name.clone(),
-                Arc::new(DestinationQueue {
-                    name: name.clone(),
-                    tx,
-                }),
-            );
-        }
+        let trackers: Trackers = Arc::new(Mutex::new(HashMap::new()));
         let mut plugins = HashMap::new();
         for (name, spec) in &config.plugins {
             plugins.insert(name.clone(), Arc::new(engine.load(spec)?));
@@ -206,48 +208,130 @@ impl Pipeline {
                 name: name.clone(),
                 chain: Chain::new(rc.plugins.iter().map(|p| plugins[p].clone()).collect()),
                 matches: rc.clone(),
-                destinations: rc.destinations.iter().map(|d| queues[d].clone()).collect(),
+                destinations: rc.destinations.clone(),
             });
             routes.insert(name.clone(), route.clone());
             route_order.push(route);
         }
+        let wakes: Arc<HashMap<String, Arc<Notify>>> = Arc::new(
+            config
+                .destinations
+                .keys()
+                .map(|n| (n.clone(), Arc::new(Notify::new())))
+                .collect(),
+        );
+        let dispatchers = TaskTracker::new();
+        let stop_dispatch = CancellationToken::new();
+        for (name, dc) in &config.destinations {
+            dispatchers.spawn(dispatch_loop(
+                Dispatch {
+                    name: name.clone(),
+                    destination: Arc::from(destinations::build(dc)),
+                    concurrency: dc.concurrency,
+                    limits: RetryLimits {
+                        max_attempts: dc.max_attempts,
+                        max_age: dc.max_age,
+                    },
+                    wake: wakes[name].clone(),
+                },
+                journal.clone(),
+                stats.clone(),
+                trackers.clone(),
+                stop_dispatch.clone(),
+            ));
+        }
         let (work_tx, work_rx) = async_channel::bounded::<Job>(workers.max(1) * 64);
-        let handle = tokio::runtime::Handle::current();
         let mut threads = Vec::new();
         for i in 0..workers.max(1) {
-            let rx = work_rx.clone();
-            let stats = stats.clone();
-            let in_delivery = in_delivery.clone();
-            let handle = handle.clone();
+            let ctx = WorkerCtx {
+                rx: work_rx.clone(),
+                journal: journal.clone(),
+                stats: stats.clone(),
+                trackers: trackers.clone(),
+                wakes: wakes.clone(),
+            };
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("weft-worker-{i}"))
                     .spawn(move || {
-                        let _guard = handle.enter();
-                        while let Ok(job) = rx.recv_blocking() {
-                            run_job(job, &stats, &in_delivery);
+                        while let Ok(job) = ctx.rx.recv_blocking() {
+                            run_job(job, &ctx);
                         }
                     })
-                    .map_err(|e| {
-                        BuildError::Load(crate::plugins::engine::LoadError::Compile {
-                            plugin: "-".into(),
-                            path: "-".into(),
-                            reason: format!("cannot start a worker thread: {e}"),
-                        })
-                    })?,
+                    .map_err(|e| BuildError::Thread(e.to_string()))?,
             );
         }
-        Ok(Arc::new(Pipeline {
+        let pipeline = Arc::new(Pipeline {
             routes,
             route_order,
+            journal,
             work_tx,
-            destination_queues: queues.into_values().collect(),
             workers: Mutex::new(threads),
-            delivery_tasks,
-            stop_retrying,
+            dispatchers,
+            stop_dispatch,
+            trackers,
             stats,
-            in_delivery,
-        }))
+        });
+        pipeline.recover().await?;
+        Ok(pipeline)
+    }
+
+    /// Queues again the messages recorded but never transformed.
+    async fn recover(&self) -> Result<(), BuildError> {
+        let journal = self.journal.clone();
+        let unfinished = tokio::task::spawn_blocking(move || journal.unfinished())
+            .await
+            .map_err(|e| BuildError::Thread(e.to_string()))??;
+        if unfinished.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            count = unfinished.len(),
+            "resuming messages recorded before the last stop"
+        );
+        for u in unfinished {
+            let m = u.message;
+            let Some(route) = self.routes.get(&m.route).cloned() else {
+                let journal = self.journal.clone();
+                let id = m.id.clone();
+                let reason = format!("route {} no longer exists", m.route);
+                tracing::error!(message_id = %id, "cannot resume: {reason}");
+                let _ = tokio::task::spawn_blocking(move || {
+                    journal.record(journal::Outcome {
+                        message_id: id,
+                        status: MessageStatus::Failed,
+                        error: Some(reason),
+                        versions: vec![],
+                        deliveries: vec![],
+                    })
+                })
+                .await;
+                continue;
+            };
+            let job = Job {
+                message: Message {
+                    id: m.id,
+                    content_type: m.content_type,
+                    body: m.body,
+                    headers: vec![("source".into(), m.source)],
+                },
+                control_id: m.control_id,
+                message_type: m.message_type,
+                route,
+                ack: AckMode::AfterCommit,
+                reply: None,
+                want_outputs: false,
+            };
+            if self.work_tx.send(job).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &Arc<SqliteJournal> {
+        &self.journal
     }
 
     /// The route for a message: the source's own, else the first route
@@ -263,32 +347,20 @@ impl Pipeline {
         }
     }
 
-    /// Hands a job to the workers, waiting while their queue is full.
-    /// Fails only when the pipeline is shutting down.
+    /// True when the workers' queue has room now.
+    pub fn has_room(&self) -> bool {
+        !self.work_tx.is_full()
+    }
+
+    /// Hands a recorded message to the workers, waiting while their queue
+    /// is full. Fails only when the pipeline is shutting down (the message
+    /// is then resumed from the journal at the next start).
     pub async fn submit(&self, job: Job) -> Result<(), NotTaken> {
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
         self.work_tx
             .send(job)
             .await
-            .map_err(|_| NotTaken::ShuttingDown)?;
-        self.stats.received.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Hands a job to the workers if their queue has room.
-    pub fn try_submit(&self, job: Job) -> Result<(), NotTaken> {
-        match self.work_tx.try_send(job) {
-            Ok(()) => {
-                self.stats.received.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(async_channel::TrySendError::Full(_)) => Err(NotTaken::Full),
-            Err(async_channel::TrySendError::Closed(_)) => Err(NotTaken::ShuttingDown),
-        }
-    }
-
-    /// Outputs queued or being delivered right now.
-    pub fn in_delivery(&self) -> usize {
-        self.in_delivery.load(Ordering::Acquire)
+            .map_err(|_| NotTaken::ShuttingDown)
     }
 
     /// Messages waiting for a plugin worker.
@@ -296,10 +368,11 @@ impl Pipeline {
         self.work_tx.len()
     }
 
-    /// Stops taking work, lets the workers finish what is queued, then lets
-    /// the destinations deliver what is queued, for at most `grace`; after
-    /// that, retries stop. Returns how many outputs were left undelivered.
-    pub async fn shutdown(&self, grace: Duration) -> usize {
+    /// Stops taking work, lets the workers finish the queue and the
+    /// dispatchers finish the attempts under way, for at most `grace`.
+    /// Pending deliveries stay in the journal for the next start. Returns
+    /// the pending count per destination.
+    pub async fn shutdown(&self, grace: Duration) -> Vec<(String, u64)> {
         let deadline = tokio::time::Instant::now() + grace;
         self.work_tx.close();
         let threads: Vec<_> = self
@@ -316,193 +389,336 @@ impl Pipeline {
             .await
             .is_err()
         {
-            // Workers wait for room in a destination that is not taking
-            // anything: stop retrying so its queue drains.
-            self.stop_retrying.cancel();
-            let _ = joined.await;
+            tracing::warn!(
+                "plugin workers still busy at the end of the grace period; their messages resume at the next start"
+            );
         }
-        for q in &self.destination_queues {
-            q.tx.close();
+        self.stop_dispatch.cancel();
+        self.dispatchers.close();
+        let _ = tokio::time::timeout_at(deadline, self.dispatchers.wait()).await;
+        // Sources still waiting for a delivery are told it is pending.
+        let waiting: Vec<_> = self
+            .trackers
+            .lock()
+            .map(|mut t| t.drain().map(|(_, v)| v).collect())
+            .unwrap_or_default();
+        for t in waiting {
+            t.answer(Some(
+                "the runtime stopped; delivery is pending in the journal".into(),
+            ));
         }
-        self.delivery_tasks.close();
-        if tokio::time::timeout_at(deadline, self.delivery_tasks.wait())
-            .await
-            .is_err()
-        {
-            self.stop_retrying.cancel();
-            let _ = tokio::time::timeout(Duration::from_secs(10), self.delivery_tasks.wait()).await;
-        }
-        self.in_delivery.load(Ordering::Acquire)
+        let journal = self.journal.clone();
+        tokio::task::spawn_blocking(move || {
+            let pending = journal.pending_counts().unwrap_or_default();
+            journal.close();
+            pending
+        })
+        .await
+        .unwrap_or_default()
     }
 }
 
-fn run_job(job: Job, stats: &Stats, in_delivery: &AtomicUsize) {
+struct WorkerCtx {
+    rx: async_channel::Receiver<Job>,
+    journal: Arc<SqliteJournal>,
+    stats: Arc<Stats>,
+    trackers: Trackers,
+    wakes: Arc<HashMap<String, Arc<Notify>>>,
+}
+
+fn run_job(job: Job, ctx: &WorkerCtx) {
     let Job {
         message,
-        control_id,
+        control_id: _,
         message_type,
-        received,
         route,
         ack,
         reply,
         want_outputs,
     } = job;
     let message_id = message.id.clone();
-    let result = route.chain.run(message);
-    let outputs = match result {
-        Ok(r) => r.outputs,
+    let reply_with = |reply: Option<oneshot::Sender<Outcome>>, o: Outcome| {
+        if let Some(r) = reply {
+            let _ = r.send(o);
+        }
+    };
+    let (status, error, versions, outputs) = match route.chain.run(message) {
+        Ok(r) => (MessageStatus::Transformed, None, r.versions, r.outputs),
         Err(e) => {
-            let outcome = match &e {
-                CallError::Reject { .. } => {
-                    stats.rejected.fetch_add(1, Ordering::Relaxed);
-                    Outcome::Rejected(e.to_string())
-                }
-                _ => {
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
-                    Outcome::Failed(e.to_string())
-                }
-            };
             // The plugin's reason may quote the message: debug level only.
             tracing::warn!(message_id, route = %route.name, message_type, "message not transformed: {}", e.summary());
             tracing::debug!(message_id, error = %e, "reason");
-            if let Some(reply) = reply {
-                let _ = reply.send(outcome);
-            }
-            return;
+            let status = if matches!(e, CallError::Reject { .. }) {
+                MessageStatus::Rejected
+            } else {
+                MessageStatus::Failed
+            };
+            (status, Some(e.to_string()), Vec::new(), Vec::new())
         }
     };
-    let returned = want_outputs.then(|| outputs.clone());
-    // Work out every delivery before queueing any, so a bad destination name
-    // fails the message as a whole.
-    let mut planned: Vec<(Arc<DestinationQueue>, Output, usize)> = Vec::new();
-    for (i, output) in outputs.into_iter().enumerate() {
-        match &output.destination {
-            Some(name) => match route.destinations.iter().find(|d| &d.name == name) {
-                Some(d) => planned.push((d.clone(), output, i + 1)),
+    // One delivery per output and destination; a destination the route
+    // does not have fails the message as a whole.
+    let mut deliveries = Vec::new();
+    let mut status = status;
+    let mut error = error;
+    for (i, output) in outputs.iter().enumerate() {
+        let targets: Vec<&String> = match &output.destination {
+            Some(name) => match route.destinations.iter().find(|d| *d == name) {
+                Some(d) => vec![d],
                 None => {
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
-                    let reason = format!(
+                    status = MessageStatus::Failed;
+                    error = Some(format!(
                         "an output names destination {name:?}, which route {} does not have",
                         route.name
-                    );
-                    tracing::warn!(message_id, route = %route.name, "{reason}");
-                    if let Some(reply) = reply {
-                        let _ = reply.send(Outcome::Failed(reason));
-                    }
-                    return;
+                    ));
+                    tracing::warn!(message_id, route = %route.name, "{}", error.as_deref().unwrap_or_default());
+                    deliveries.clear();
+                    break;
                 }
             },
-            None => {
-                for d in &route.destinations {
-                    planned.push((d.clone(), output.clone(), i + 1));
-                }
-            }
-        }
-    }
-    stats.transformed.fetch_add(1, Ordering::Relaxed);
-    let (tracker, reply) = match (ack, reply) {
-        (AckMode::AfterDelivery, Some(reply)) if !planned.is_empty() => (
-            Some(Arc::new(Tracker {
-                remaining: AtomicUsize::new(planned.len()),
-                failure: Mutex::new(None),
-                reply: Mutex::new(Some(reply)),
-            })),
-            None,
-        ),
-        (_, reply) => (None, reply),
-    };
-    for (queue, output, n) in planned {
-        in_delivery.fetch_add(1, Ordering::AcqRel);
-        let queued = Queued {
-            delivery: Delivery {
-                message_id: message_id.clone(),
-                control_id: control_id.clone(),
-                message_type: message_type.clone(),
-                n,
-                received,
-                output,
-            },
-            tracker: tracker.clone(),
+            None => route.destinations.iter().collect(),
         };
-        // Waits while the destination's queue is full: back-pressure.
-        if let Err(e) = queue.tx.send_blocking(queued) {
-            in_delivery.fetch_sub(1, Ordering::AcqRel);
-            tracing::error!(message_id, destination = %queue.name, "destination closed during shutdown; output not queued");
-            if let Some(t) = e.0.tracker {
-                t.finish(Some("runtime shutting down".into()));
-            }
+        for d in targets {
+            deliveries.push(NewDelivery {
+                destination: d.clone(),
+                n: i + 1,
+                content_type: output.message.content_type.clone(),
+                body: output.message.body.clone(),
+            });
         }
     }
-    if let Some(reply) = reply {
-        let _ = reply.send(match ack {
-            AckMode::AfterDelivery => Outcome::Delivered,
-            _ => Outcome::Transformed(returned),
-        });
+    let targets: HashSet<String> = deliveries.iter().map(|d| d.destination.clone()).collect();
+    let tracked = matches!(ack, AckMode::AfterDelivery)
+        && status == MessageStatus::Transformed
+        && !deliveries.is_empty();
+    let mut reply = reply;
+    if tracked
+        && let Some(r) = reply.take()
+        && let Ok(mut t) = ctx.trackers.lock()
+    {
+        t.insert(
+            message_id.clone(),
+            Arc::new(Tracker {
+                remaining: AtomicUsize::new(deliveries.len()),
+                failure: Mutex::new(None),
+                reply: Mutex::new(Some(r)),
+            }),
+        );
     }
+    let recorded = ctx.journal.record(journal::Outcome {
+        message_id: message_id.clone(),
+        status,
+        error: error.clone(),
+        versions,
+        deliveries,
+    });
+    if let Err(e) = recorded {
+        tracing::error!(message_id, error = %e, "cannot record the outcome; the message will be run again at the next start");
+        let answer = Outcome::Failed(format!("the journal could not record the outcome: {e}"));
+        if let Some(t) = ctx
+            .trackers
+            .lock()
+            .ok()
+            .and_then(|mut t| t.remove(&message_id))
+        {
+            t.answer(Some(format!(
+                "the journal could not record the outcome: {e}"
+            )));
+        }
+        reply_with(reply, answer);
+        return;
+    }
+    match status {
+        MessageStatus::Transformed => ctx.stats.transformed.fetch_add(1, Ordering::Relaxed),
+        MessageStatus::Rejected => ctx.stats.rejected.fetch_add(1, Ordering::Relaxed),
+        _ => ctx.stats.failed.fetch_add(1, Ordering::Relaxed),
+    };
+    for d in &targets {
+        if let Some(w) = ctx.wakes.get(d) {
+            w.notify_one();
+        }
+    }
+    let error = error.unwrap_or_default();
+    reply_with(
+        reply,
+        match (status, ack) {
+            (MessageStatus::Rejected, _) => Outcome::Rejected(error),
+            (MessageStatus::Failed, _) => Outcome::Failed(error),
+            (_, AckMode::AfterDelivery) => Outcome::Delivered,
+            _ => Outcome::Transformed(want_outputs.then_some(outputs)),
+        },
+    );
 }
 
-async fn deliver_loop(
-    name: String,
-    destination: Arc<dyn Destination>,
-    rx: async_channel::Receiver<Queued>,
+async fn dispatch_loop(
+    d: Dispatch,
+    journal: Arc<SqliteJournal>,
     stats: Arc<Stats>,
+    trackers: Trackers,
     stop: CancellationToken,
-    in_delivery: Arc<AtomicUsize>,
 ) {
-    while let Ok(q) = rx.recv().await {
-        let mut attempt: u32 = 0;
-        let mut abandoned = false;
-        let failure = loop {
-            if stop.is_cancelled() {
-                tracing::error!(destination = %name, message_id = %q.delivery.message_id, "shutdown: output left undelivered");
-                abandoned = true;
-                break Some("runtime shut down before delivery".into());
+    let d = Arc::new(d);
+    let permits = Arc::new(Semaphore::new(d.concurrency));
+    let busy: Arc<Mutex<HashSet<i64>>> = Arc::new(Mutex::new(HashSet::new()));
+    let attempts = TaskTracker::new();
+    while !stop.is_cancelled() {
+        let free = permits.available_permits();
+        if free == 0 {
+            tokio::select! {
+                p = permits.clone().acquire_owned() => drop(p),
+                _ = stop.cancelled() => break,
             }
-            attempt += 1;
-            match destination.deliver(&q.delivery).await {
-                Ok(()) => {
-                    stats.delivered.fetch_add(1, Ordering::Relaxed);
-                    break None;
-                }
-                Err(DeliveryError::Permanent(e)) => {
-                    stats.delivery_failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(destination = %name, message_id = %q.delivery.message_id, attempt, error = %e, "delivery failed for good");
-                    break Some(format!("destination {name}: {e}"));
-                }
-                Err(e @ (DeliveryError::Transient(_) | DeliveryError::Throttled { .. })) => {
-                    stats.delivery_retries.fetch_add(1, Ordering::Relaxed);
-                    let wait = match &e {
-                        // Honour the receiver's Retry-After, within reason.
-                        DeliveryError::Throttled { after, .. } => {
-                            (*after).min(Duration::from_secs(300))
-                        }
-                        _ => backoff(attempt),
-                    };
-                    tracing::warn!(destination = %name, message_id = %q.delivery.message_id, attempt, retry_in_ms = wait.as_millis() as u64, error = %e, "delivery failed; will retry");
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = stop.cancelled() => {
-                            tracing::error!(destination = %name, message_id = %q.delivery.message_id, "shutdown: output left undelivered");
-                            abandoned = true;
-                            break Some("runtime shut down before delivery".into());
-                        }
-                    }
-                }
-            }
-        };
-        if !abandoned {
-            in_delivery.fetch_sub(1, Ordering::AcqRel);
+            continue;
         }
-        if let Some(t) = &q.tracker {
-            t.finish(failure);
+        let (j, name) = (journal.clone(), d.name.clone());
+        let taken: Vec<i64> = busy
+            .lock()
+            .map(|b| b.iter().copied().collect())
+            .unwrap_or_default();
+        let due = tokio::task::spawn_blocking(move || {
+            let due = j.due(&name, now_ms(), free, &taken)?;
+            let next = if due.is_empty() {
+                j.next_due(&name)?
+            } else {
+                None
+            };
+            Ok::<_, journal::JournalError>((due, next))
+        })
+        .await;
+        let (due, next) = match due {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => {
+                tracing::error!(destination = %d.name, error = %e, "cannot read due deliveries");
+                (Vec::new(), Some(now_ms() + 1000))
+            }
+            Err(_) => break,
+        };
+        if due.is_empty() {
+            let wait = next.map_or(Duration::from_secs(1), |at| {
+                Duration::from_millis((at - now_ms()).clamp(0, 1000) as u64)
+            });
+            tokio::select! {
+                _ = d.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.cancelled() => break,
+            }
+            continue;
+        }
+        for item in due {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            if let Ok(mut b) = busy.lock() {
+                b.insert(item.id);
+            }
+            let (d, journal, stats, trackers, busy) = (
+                d.clone(),
+                journal.clone(),
+                stats.clone(),
+                trackers.clone(),
+                busy.clone(),
+            );
+            attempts.spawn(async move {
+                let id = item.id;
+                attempt(&d, &journal, &stats, &trackers, item).await;
+                if let Ok(mut b) = busy.lock() {
+                    b.remove(&id);
+                }
+                drop(permit);
+                d.wake.notify_one();
+            });
+        }
+    }
+    attempts.close();
+    attempts.wait().await;
+}
+
+async fn attempt(
+    d: &Dispatch,
+    journal: &SqliteJournal,
+    stats: &Stats,
+    trackers: &Trackers,
+    item: journal::DueDelivery,
+) {
+    let delivery = Delivery {
+        message_id: item.message_id.clone(),
+        control_id: item.control_id.clone(),
+        message_type: item.message_type.clone(),
+        n: item.n,
+        received: UNIX_EPOCH + Duration::from_millis(item.received_at.max(0) as u64),
+        output: Output {
+            destination: Some(d.name.clone()),
+            message: Message {
+                id: item.message_id.clone(),
+                content_type: item.content_type.clone(),
+                body: item.body.clone(),
+                headers: vec![],
+            },
+        },
+    };
+    let attempt_no = item.attempts + 1;
+    let settle = |failure: Option<String>| {
+        let tracker = trackers
+            .lock()
+            .ok()
+            .and_then(|t| t.get(&item.message_id).cloned());
+        if let Some(t) = tracker
+            && t.settle(failure)
+            && let Ok(mut all) = trackers.lock()
+        {
+            all.remove(&item.message_id);
+        }
+    };
+    match d.destination.deliver(&delivery).await {
+        Ok(()) => {
+            if let Err(e) = journal.delivered_commit(item.id, now_ms()).done().await {
+                tracing::error!(destination = %d.name, message_id = %item.message_id, error = %e, "delivered, but cannot record it; it will be delivered again");
+                return;
+            }
+            stats.delivered.fetch_add(1, Ordering::Relaxed);
+            settle(None);
+        }
+        Err(e) => {
+            let age = SystemTime::now()
+                .duration_since(delivery.received)
+                .unwrap_or_default();
+            let out_of_tries = d.limits.max_attempts.is_some_and(|m| attempt_no >= m);
+            let out_of_time = age >= d.limits.max_age;
+            let next = match &e {
+                DeliveryError::Permanent(_) => None,
+                _ if out_of_tries || out_of_time => None,
+                DeliveryError::Throttled { after, .. } => {
+                    Some(now_ms() + after.min(&Duration::from_secs(3600)).as_millis() as i64)
+                }
+                DeliveryError::Transient(_) => {
+                    Some(now_ms() + backoff(attempt_no).as_millis() as i64)
+                }
+            };
+            let reason = match (&e, next) {
+                (DeliveryError::Permanent(_), _) | (_, Some(_)) => e.to_string(),
+                (_, None) if out_of_tries => format!("gave up after {attempt_no} attempts: {e}"),
+                (_, None) => format!("gave up after {} s: {e}", age.as_secs()),
+            };
+            let _ = journal.failed_commit(item.id, &reason, next).done().await;
+            match next {
+                Some(at) => {
+                    stats.delivery_retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(destination = %d.name, message_id = %item.message_id, attempt = attempt_no, retry_in_ms = at - now_ms(), error = %reason, "delivery failed; will retry");
+                }
+                None => {
+                    stats.delivery_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(destination = %d.name, message_id = %item.message_id, attempt = attempt_no, error = %reason, "delivery failed for good (dead letter)");
+                    settle(Some(format!("destination {}: {reason}", d.name)));
+                }
+            }
         }
     }
 }
 
 /// Exponential backoff with jitter: between half and all of
-/// 250 ms × 2^(attempt-1), capped at 30 s.
+/// 250 ms × 2^(attempt-1), capped at 5 minutes.
 pub fn backoff(attempt: u32) -> Duration {
-    let cap_ms = (250u64 << attempt.saturating_sub(1).min(7)).min(30_000);
+    let cap_ms = (250u64 << attempt.saturating_sub(1).min(11)).min(300_000);
     let jitter = {
         use std::hash::{BuildHasher, RandomState};
         RandomState::new().hash_one(std::time::Instant::now())

@@ -48,6 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let fuel = config.plugins.values().any(|p| p.limits.fuel.is_some());
         let engine = super::engine_for(&config.runtime, fuel)?;
         let pipeline = Pipeline::start(&config, &engine, workers)
+            .await
             .map_err(|e| anyhow::anyhow!("{}: {e}", config.source))?;
         let shutdown = CancellationToken::new();
         let mut listeners = tokio::task::JoinSet::new();
@@ -87,7 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         })
         .await
         .is_ok();
-        let left = pipeline.shutdown(grace).await;
+        let pending = pipeline.shutdown(grace).await;
         if !listeners_done
             && tokio::time::timeout(Duration::from_secs(10), async {
                 while listeners.join_next().await.is_some() {}
@@ -107,12 +108,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             delivery_failed = s.delivery_failed.load(Ordering::Relaxed),
             "stopped"
         );
-        if left > 0 {
-            tracing::error!(
-                left,
-                "outputs were still undelivered when the shutdown grace ran out; without a journal they are lost"
+        for (destination, count) in pending {
+            tracing::warn!(
+                destination,
+                count,
+                "deliveries still pending; they are in the journal and resume at the next start"
             );
-            return Ok(ExitCode::from(super::EXIT_ERROR));
         }
         Ok(ExitCode::SUCCESS)
     })

@@ -123,7 +123,16 @@ async fn handle(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Response<F
 }
 
 fn health(ctx: &Ctx) -> Response<Full<Bytes>> {
+    use crate::journal::Journal;
     let s = &ctx.pipeline.stats;
+    let pending: serde_json::Map<String, Value> = ctx
+        .pipeline
+        .journal()
+        .pending_counts()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(d, n)| (d, Value::from(n)))
+        .collect();
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let stopping = ctx.shutdown.is_cancelled();
     reply(
@@ -142,7 +151,7 @@ fn health(ctx: &Ctx) -> Response<Full<Bytes>> {
             "delivery_failed": n(&s.delivery_failed),
             "delivery_retries": n(&s.delivery_retries),
             "queued": ctx.pipeline.queued(),
-            "in_delivery": ctx.pipeline.in_delivery(),
+            "pending": pending,
         }),
     )
 }
@@ -206,6 +215,8 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Response<F
         Kind::Hl7 => match weft_hl7::parse_and_check(&body) {
             Ok((_, h)) => Incoming {
                 control_id: h.control_id.clone(),
+                sending_application: h.sending_application.clone(),
+                sending_facility: h.sending_facility.clone(),
                 message_type: h.message_type(),
                 body,
                 content_type: "application/hl7-v2".into(),
@@ -221,6 +232,8 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Response<F
         Kind::Json => match serde_json::from_slice::<Value>(&body) {
             Ok(v) => Incoming {
                 control_id: String::new(),
+                sending_application: String::new(),
+                sending_facility: String::new(),
                 message_type: v
                     .get("resourceType")
                     .and_then(Value::as_str)
@@ -236,6 +249,7 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Response<F
     match take(&ctx.pipeline, &ctx.source, incoming, Some(remote), false).await {
         Err(Refusal::Busy) => busy(1, "the queue is full; retry shortly"),
         Err(Refusal::ShuttingDown) => busy(5, "the runtime is stopping; retry shortly"),
+        Err(Refusal::NotRecorded(reason)) => busy(5, &format!("not recorded, retry: {reason}")),
         Err(Refusal::NoRoute(t)) => error(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!(

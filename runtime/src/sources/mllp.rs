@@ -186,6 +186,8 @@ async fn answer(
         body,
         content_type: "application/hl7-v2".into(),
         control_id: header.control_id.clone(),
+        sending_application: header.sending_application.clone(),
+        sending_facility: header.sending_facility.clone(),
         message_type: header.message_type(),
         want_outputs: false,
     };
@@ -219,6 +221,10 @@ async fn answer(
                 }),
             )
         }
+        Err(Refusal::NotRecorded(reason)) => (
+            AckCode::Error,
+            Some(app_error(format!("not recorded, send again: {reason}"))),
+        ),
         Err(Refusal::ShuttingDown | Refusal::Busy) => (
             AckCode::Error,
             Some(app_error(

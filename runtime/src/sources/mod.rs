@@ -5,12 +5,12 @@ pub mod http;
 pub mod mllp;
 
 use std::net::SocketAddr;
-use std::time::SystemTime;
 
 use tokio::sync::oneshot;
 
 use crate::config::{AckMode, SourceConfig};
-use crate::pipeline::{Job, NotTaken, Outcome, Pipeline};
+use crate::journal::{NewMessage, now_ms};
+use crate::pipeline::{Job, Outcome, Pipeline};
 use crate::plugins::Message;
 
 /// Why a message was not taken in.
@@ -20,6 +20,9 @@ pub enum Refusal {
     NoRoute(String),
     /// The plugin workers' queue is full (HTTP answers 503).
     Busy,
+    /// The journal could not record it (disk full, file not writable): it
+    /// was not accepted.
+    NotRecorded(String),
     /// The runtime is shutting down: send again later.
     ShuttingDown,
 }
@@ -33,6 +36,10 @@ pub struct Incoming {
     pub content_type: String,
     /// MSH-10 (empty when not HL7).
     pub control_id: String,
+    /// MSH-3 (empty when not HL7).
+    pub sending_application: String,
+    /// MSH-4 (empty when not HL7).
+    pub sending_facility: String,
     /// What routes match on: MSH-9 (`ADT^A01`) for HL7 v2, `resourceType`
     /// for FHIR JSON.
     pub message_type: String,
@@ -46,9 +53,10 @@ pub fn new_message_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// Takes a message into the pipeline and waits as long as the source's ACK
-/// mode asks. With `wait_for_room`, a full queue makes the caller wait
-/// (MLLP stops reading); without, it is refused as [`Refusal::Busy`].
+/// Records a message in the journal, hands it to the workers and waits as
+/// long as the source's ACK mode asks. Without `wait_for_room`, a full
+/// workers' queue refuses the message ([`Refusal::Busy`]) before anything
+/// is recorded.
 pub async fn take(
     pipeline: &Pipeline,
     source: &SourceConfig,
@@ -59,13 +67,38 @@ pub async fn take(
     let Some(route) = pipeline.route_for(source.route.as_deref(), &incoming.message_type) else {
         return Err(Refusal::NoRoute(incoming.message_type));
     };
+    if !wait_for_room && !pipeline.has_room() {
+        return Err(Refusal::Busy);
+    }
     let id = new_message_id();
+    let record = NewMessage {
+        id: id.clone(),
+        source: source.name.clone(),
+        remote: remote.map(|a| a.to_string()),
+        received_at: now_ms(),
+        content_type: incoming.content_type.clone(),
+        body: incoming.body.clone(),
+        message_type: incoming.message_type.clone(),
+        control_id: incoming.control_id.clone(),
+        sending_application: incoming.sending_application,
+        sending_facility: incoming.sending_facility,
+        route: route.name.clone(),
+    };
+    pipeline
+        .journal()
+        .append_commit(record)
+        .done()
+        .await
+        .map_err(|e| {
+            tracing::error!(source = %source.name, error = %e, "message not recorded; refused");
+            Refusal::NotRecorded(e.to_string())
+        })?;
     let mut headers = vec![("source".to_string(), source.name.clone())];
     if let Some(addr) = remote {
         headers.push(("remote-addr".to_string(), addr.to_string()));
     }
     let (reply, wait) = match source.ack {
-        AckMode::OnReceipt => (None, None),
+        AckMode::AfterCommit => (None, None),
         _ => {
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))
@@ -80,21 +113,17 @@ pub async fn take(
         },
         control_id: incoming.control_id,
         message_type: incoming.message_type,
-        received: SystemTime::now(),
         route,
         ack: source.ack,
         reply,
         want_outputs: incoming.want_outputs,
     };
-    if wait_for_room {
-        if pipeline.submit(job).await.is_err() {
-            return Err(Refusal::ShuttingDown);
-        }
-    } else if let Err(e) = pipeline.try_submit(job) {
-        return Err(match e {
-            NotTaken::Full => Refusal::Busy,
-            NotTaken::ShuttingDown => Refusal::ShuttingDown,
-        });
+    if pipeline.submit(job).await.is_err() {
+        // Recorded: it resumes at the next start. Say so honestly.
+        return match wait {
+            None => Ok((id, Outcome::Accepted)),
+            Some(_) => Err(Refusal::ShuttingDown),
+        };
     }
     let outcome = match wait {
         None => Outcome::Accepted,

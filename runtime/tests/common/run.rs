@@ -23,6 +23,7 @@ pub struct Weft {
     pub out: PathBuf,
     /// Every log line so far.
     pub log: Arc<Mutex<Vec<String>>>,
+    config: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -77,49 +78,8 @@ impl Weft {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("weft.toml");
         std::fs::write(&config, make(dir.path())).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .current_dir(dir.path())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("weft starts");
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            let mut addrs = std::collections::HashMap::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                // "MLLP source NAME listening on ADDR (...)"
-                if let Some((head, rest)) = line.split_once(" listening on ") {
-                    let name = head.rsplit(' ').next().unwrap_or_default().to_string();
-                    let addr = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
-                    addrs.insert(name, addr);
-                }
-                if line.contains("weft running") {
-                    let _ = tx.send(addrs.clone());
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let addrs: std::collections::HashMap<String, SocketAddr> =
-            match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(a) => a
-                    .into_iter()
-                    .map(|(k, v)| (k, v.parse().unwrap()))
-                    .collect(),
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("weft did not start:\n{}", log.lock().unwrap().join("\n"));
-                }
-            };
+        let (child, addrs) = spawn(&config, dir.path(), &log);
         let addr = addrs
             .get("in")
             .copied()
@@ -130,8 +90,29 @@ impl Weft {
             addrs,
             out: dir.path().join("out"),
             log,
+            config,
             _dir: dir,
         }
+    }
+
+    /// Starts it again on the same configuration and data (after `stop` or
+    /// `kill`); the sources get new ports.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop or kill it first");
+        let (child, addrs) = spawn(&self.config, self._dir.path(), &self.log);
+        self.addr = addrs.get("in").copied().unwrap_or(self.addr);
+        self.addrs = addrs;
+        self.child = Some(child);
+    }
+
+    /// Kills it with SIGKILL: no shutdown at all.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(child.id().to_string())
+            .status();
+        let _ = child.wait();
     }
 
     /// A connected client.
@@ -195,6 +176,56 @@ impl Weft {
         walk(&self.out, &mut acc);
         acc.sort();
         acc
+    }
+}
+
+fn spawn(
+    config: &Path,
+    dir: &Path,
+    log: &Arc<Mutex<Vec<String>>>,
+) -> (Child, std::collections::HashMap<String, SocketAddr>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["run", "--config"])
+        .arg(config)
+        .current_dir(dir)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weft starts");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        let mut addrs = std::collections::HashMap::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            // "MLLP source NAME listening on ADDR (...)"
+            if let Some((head, rest)) = line.split_once(" listening on ") {
+                let name = head.rsplit(' ').next().unwrap_or_default().to_string();
+                let addr = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                addrs.insert(name, addr);
+            }
+            if line.contains("weft running") {
+                let _ = tx.send(addrs.clone());
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(a) => (
+            child,
+            a.into_iter()
+                .map(|(k, v)| (k, v.parse().unwrap()))
+                .collect(),
+        ),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("weft did not start:\n{}", log.lock().unwrap().join("\n"));
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! - `read-file`: tries to read `/etc/passwd`, and says what it got;
 //! - `read-env`: tries to read environment variables, and says what it got;
 //! - `big-output`: returns an output of `size` bytes (default 32 MiB);
+//! - `spin`: works for `ms` milliseconds (default 10), then echoes;
 //! - `keep-state`: returns how many messages this instance has seen (a
 //!   fresh instance per message always says 1).
 
@@ -67,6 +68,14 @@ impl Plugin for Hostile {
                     "application/octet-stream",
                     vec![b'x'; size],
                 )])
+            }
+            "spin" => {
+                let ms: u64 = config("ms").and_then(|s| s.parse().ok()).unwrap_or(10);
+                let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+                while std::time::Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+                Ok(vec![Output::bytes(msg.content_type(), msg.body())])
             }
             "keep-state" => {
                 let n = SEEN.fetch_add(1, Ordering::SeqCst) + 1;

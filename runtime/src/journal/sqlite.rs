@@ -1,0 +1,577 @@
+//! The journal in SQLite (WAL, `synchronous=FULL`): one writer thread takes
+//! every write, applies as many as are waiting in one transaction, commits
+//! (one fsync for the lot) and only then answers each caller.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use super::{DueDelivery, Journal, JournalError, MessageStatus, NewMessage, Outcome, Unfinished};
+
+/// The schema version this runtime writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Most writes applied in one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// A write waiting for its commit.
+pub struct Commit(oneshot::Receiver<Result<(), JournalError>>);
+
+impl Commit {
+    /// Waits for the commit from a plain thread.
+    pub fn wait(self) -> Result<(), JournalError> {
+        self.0.blocking_recv().unwrap_or(Err(JournalError::Closed))
+    }
+
+    /// Waits for the commit from async code.
+    pub async fn done(self) -> Result<(), JournalError> {
+        self.0.await.unwrap_or(Err(JournalError::Closed))
+    }
+}
+
+enum Op {
+    Append(NewMessage),
+    Record(Outcome),
+    Delivered(i64, i64),
+    Failed(i64, String, Option<i64>),
+}
+
+struct Request {
+    op: Op,
+    reply: oneshot::Sender<Result<(), JournalError>>,
+}
+
+/// The SQLite journal.
+pub struct SqliteJournal {
+    path: PathBuf,
+    writes: Mutex<Option<SyncSender<Request>>>,
+    reader: Mutex<Connection>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+fn open_error(path: &Path, reason: impl std::fmt::Display) -> JournalError {
+    JournalError::Open {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection, JournalError> {
+    let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| open_error(path, e))?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| open_error(path, e))?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|e| open_error(path, e))?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), JournalError> {
+    let check: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|e| open_error(path, format!("integrity check failed: {e}")))?;
+    if check != "ok" {
+        return Err(open_error(path, format!("integrity check failed: {check}")));
+    }
+    let tx = conn.transaction().map_err(|e| open_error(path, e))?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    )
+    .map_err(|e| open_error(path, e))?;
+    let version: i64 = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()
+        .map_err(|e| open_error(path, e))?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if version > SCHEMA_VERSION {
+        return Err(open_error(
+            path,
+            format!(
+                "schema version {version} is newer than this runtime's ({SCHEMA_VERSION}); upgrade weft"
+            ),
+        ));
+    }
+    if version < 1 {
+        tx.execute_batch(
+            "CREATE TABLE messages (
+                id TEXT PRIMARY KEY,
+                source TEXT NOT NULL,
+                remote TEXT,
+                received_at INTEGER NOT NULL,
+                content_type TEXT NOT NULL,
+                body BLOB NOT NULL,
+                message_type TEXT NOT NULL,
+                control_id TEXT NOT NULL,
+                sending_application TEXT NOT NULL,
+                sending_facility TEXT NOT NULL,
+                route TEXT NOT NULL,
+                status TEXT NOT NULL,
+                error TEXT,
+                plugin_versions TEXT
+            );
+            CREATE INDEX messages_received ON messages (received_at);
+            CREATE INDEX messages_status ON messages (status, received_at);
+            CREATE INDEX messages_control ON messages (sending_application, sending_facility, control_id);
+            CREATE TABLE deliveries (
+                id INTEGER PRIMARY KEY,
+                message_id TEXT NOT NULL REFERENCES messages (id),
+                destination TEXT NOT NULL,
+                n INTEGER NOT NULL,
+                content_type TEXT NOT NULL,
+                body BLOB NOT NULL,
+                state TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at INTEGER NOT NULL,
+                last_error TEXT,
+                delivered_at INTEGER
+            );
+            CREATE INDEX deliveries_due ON deliveries (destination, state, next_attempt_at);
+            CREATE INDEX deliveries_message ON deliveries (message_id);",
+        )
+        .map_err(|e| open_error(path, e))?;
+    }
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![SCHEMA_VERSION.to_string()],
+    )
+    .map_err(|e| open_error(path, e))?;
+    tx.commit().map_err(|e| open_error(path, e))
+}
+
+impl SqliteJournal {
+    /// Opens (or creates) the journal at `path`, checks it and migrates its
+    /// schema. A file that exists but is empty, is not a database, or fails
+    /// the integrity check is an error naming the file: the journal never
+    /// silently starts over.
+    pub fn open(path: &Path) -> Result<SqliteJournal, JournalError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| open_error(path, format!("cannot create its directory: {e}")))?;
+        }
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.len() == 0
+        {
+            return Err(open_error(
+                path,
+                "the file exists but is empty (truncated?); restore it or move it away to start a new journal",
+            ));
+        }
+        let mut writer = connect(path)?;
+        migrate(&mut writer, path)?;
+        let reader = connect(path)?;
+        let (tx, rx) = sync_channel::<Request>(4096);
+        let handle = std::thread::Builder::new()
+            .name("weft-journal".into())
+            .spawn(move || write_loop(writer, rx))
+            .map_err(|e| open_error(path, format!("cannot start the writer: {e}")))?;
+        Ok(SqliteJournal {
+            path: path.to_path_buf(),
+            writes: Mutex::new(Some(tx)),
+            reader: Mutex::new(reader),
+            writer: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// The journal file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn submit(&self, op: Op) -> Commit {
+        let (reply, rx) = oneshot::channel();
+        let sender = self.writes.lock().ok().and_then(|w| w.clone());
+        match sender {
+            Some(s) => {
+                let mut req = Request { op, reply };
+                // A full queue means the disk is behind: wait, do not drop.
+                loop {
+                    match s.try_send(req) {
+                        Ok(()) => break,
+                        Err(TrySendError::Full(r)) => {
+                            req = r;
+                            std::thread::sleep(std::time::Duration::from_micros(200));
+                        }
+                        Err(TrySendError::Disconnected(r)) => {
+                            let _ = r.reply.send(Err(JournalError::Closed));
+                            break;
+                        }
+                    }
+                }
+            }
+            None => {
+                let _ = reply.send(Err(JournalError::Closed));
+            }
+        }
+        Commit(rx)
+    }
+
+    /// Records a message; the returned [`Commit`] resolves once it is
+    /// durable.
+    pub fn append_commit(&self, message: NewMessage) -> Commit {
+        self.submit(Op::Append(message))
+    }
+
+    /// Records a delivery as done; resolves once durable.
+    pub fn delivered_commit(&self, id: i64, at: i64) -> Commit {
+        self.submit(Op::Delivered(id, at))
+    }
+
+    /// Records a failed attempt; resolves once durable.
+    pub fn failed_commit(&self, id: i64, error: &str, next: Option<i64>) -> Commit {
+        self.submit(Op::Failed(id, error.to_string(), next))
+    }
+
+    /// Stops the writer after the writes already queued.
+    pub fn close(&self) {
+        if let Ok(mut w) = self.writes.lock() {
+            w.take();
+        }
+        if let Some(h) = self.writer.lock().ok().and_then(|mut h| h.take()) {
+            let _ = h.join();
+        }
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, JournalError> {
+        let conn = self
+            .reader
+            .lock()
+            .map_err(|_| JournalError::Read("reader lock poisoned".into()))?;
+        f(&conn).map_err(|e| JournalError::Read(e.to_string()))
+    }
+}
+
+impl Drop for SqliteJournal {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
+    match op {
+        Op::Append(m) => {
+            tx.execute(
+                "INSERT INTO messages (id, source, remote, received_at, content_type, body, message_type,
+                   control_id, sending_application, sending_facility, route, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'received')",
+                params![
+                    m.id,
+                    m.source,
+                    m.remote,
+                    m.received_at,
+                    m.content_type,
+                    m.body,
+                    m.message_type,
+                    m.control_id,
+                    m.sending_application,
+                    m.sending_facility,
+                    m.route
+                ],
+            )?;
+        }
+        Op::Record(o) => {
+            let versions: Vec<String> =
+                o.versions.iter().map(|(p, s)| format!("{p}@{s}")).collect();
+            tx.execute(
+                "UPDATE messages SET status = ?2, error = ?3, plugin_versions = ?4 WHERE id = ?1",
+                params![o.message_id, o.status.as_str(), o.error, versions.join(",")],
+            )?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO deliveries (message_id, destination, n, content_type, body, state, next_attempt_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0)",
+            )?;
+            for d in &o.deliveries {
+                insert.execute(params![
+                    o.message_id,
+                    d.destination,
+                    d.n as i64,
+                    d.content_type,
+                    d.body
+                ])?;
+            }
+        }
+        Op::Delivered(id, at) => {
+            tx.execute(
+                "UPDATE deliveries SET state = 'delivered', delivered_at = ?2, attempts = attempts + 1 WHERE id = ?1",
+                params![id, at],
+            )?;
+        }
+        Op::Failed(id, error, next) => match next {
+            Some(at) => {
+                tx.execute(
+                    "UPDATE deliveries SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
+                    params![id, error, at],
+                )?;
+            }
+            None => {
+                tx.execute(
+                    "UPDATE deliveries SET attempts = attempts + 1, last_error = ?2, state = 'dead' WHERE id = ?1",
+                    params![id, error],
+                )?;
+            }
+        },
+    }
+    Ok(())
+}
+
+fn write_loop(mut conn: Connection, rx: Receiver<Request>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        // Fast path: the whole batch in one transaction, one fsync.
+        let together = (|| {
+            let tx = conn.transaction()?;
+            for r in &batch {
+                apply(&tx, &r.op)?;
+            }
+            tx.commit()
+        })();
+        match together {
+            Ok(()) => {
+                for r in batch {
+                    let _ = r.reply.send(Ok(()));
+                }
+            }
+            Err(_) => {
+                // Something in the batch failed: apply each alone, so only
+                // the writes that really fail are refused.
+                for r in batch {
+                    let alone = (|| {
+                        let tx = conn.transaction()?;
+                        apply(&tx, &r.op)?;
+                        tx.commit()
+                    })();
+                    let _ = r
+                        .reply
+                        .send(alone.map_err(|e| JournalError::Write(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+impl Journal for SqliteJournal {
+    fn append(&self, message: NewMessage) -> Result<(), JournalError> {
+        self.append_commit(message).wait()
+    }
+
+    fn record(&self, outcome: Outcome) -> Result<(), JournalError> {
+        self.submit(Op::Record(outcome)).wait()
+    }
+
+    fn due(
+        &self,
+        destination: &str,
+        now: i64,
+        limit: usize,
+        busy: &[i64],
+    ) -> Result<Vec<DueDelivery>, JournalError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT d.id, d.message_id, m.control_id, m.message_type, m.received_at, d.n,
+                        d.content_type, d.body, d.attempts
+                 FROM deliveries d JOIN messages m ON m.id = d.message_id
+                 WHERE d.destination = ?1 AND d.state = 'pending' AND d.next_attempt_at <= ?2
+                 ORDER BY d.id LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(
+                params![destination, now, (limit + busy.len()) as i64],
+                |r| {
+                    Ok(DueDelivery {
+                        id: r.get(0)?,
+                        message_id: r.get(1)?,
+                        control_id: r.get(2)?,
+                        message_type: r.get(3)?,
+                        received_at: r.get(4)?,
+                        n: r.get::<_, i64>(5)? as usize,
+                        content_type: r.get(6)?,
+                        body: r.get(7)?,
+                        attempts: r.get::<_, i64>(8)? as u32,
+                    })
+                },
+            )?;
+            let mut out = Vec::new();
+            for row in rows {
+                let d = row?;
+                if !busy.contains(&d.id) && out.len() < limit {
+                    out.push(d);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn next_due(&self, destination: &str) -> Result<Option<i64>, JournalError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT MIN(next_attempt_at) FROM deliveries WHERE destination = ?1 AND state = 'pending'",
+                params![destination],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    fn delivered(&self, id: i64, at: i64) -> Result<(), JournalError> {
+        self.delivered_commit(id, at).wait()
+    }
+
+    fn attempt_failed(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt: Option<i64>,
+    ) -> Result<(), JournalError> {
+        self.failed_commit(id, error, next_attempt).wait()
+    }
+
+    fn unfinished(&self) -> Result<Vec<Unfinished>, JournalError> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, source, remote, received_at, content_type, body, message_type, control_id,
+                        sending_application, sending_facility, route
+                 FROM messages WHERE status = ?1 ORDER BY received_at, id",
+            )?;
+            let rows = stmt.query_map(params![MessageStatus::Received.as_str()], |r| {
+                Ok(Unfinished {
+                    message: NewMessage {
+                        id: r.get(0)?,
+                        source: r.get(1)?,
+                        remote: r.get(2)?,
+                        received_at: r.get(3)?,
+                        content_type: r.get(4)?,
+                        body: r.get(5)?,
+                        message_type: r.get(6)?,
+                        control_id: r.get(7)?,
+                        sending_application: r.get(8)?,
+                        sending_facility: r.get(9)?,
+                        route: r.get(10)?,
+                    },
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn pending_counts(&self) -> Result<Vec<(String, u64)>, JournalError> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT destination, COUNT(*) FROM deliveries WHERE state = 'pending' GROUP BY destination",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+            rows.collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::NewDelivery;
+
+    fn msg(id: &str) -> NewMessage {
+        NewMessage {
+            id: id.into(),
+            source: "in".into(),
+            remote: None,
+            received_at: 1,
+            content_type: "application/hl7-v2".into(),
+            body: b"MSH|^~\\&|".to_vec(),
+            message_type: "ADT^A01".into(),
+            control_id: format!("C-{id}"),
+            sending_application: "A".into(),
+            sending_facility: "F".into(),
+            route: "adt".into(),
+        }
+    }
+
+    #[test]
+    fn records_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        {
+            let j = SqliteJournal::open(&path).unwrap();
+            j.append(msg("m1")).unwrap();
+            j.append(msg("m2")).unwrap();
+            j.record(Outcome {
+                message_id: "m1".into(),
+                status: MessageStatus::Transformed,
+                error: None,
+                versions: vec![("p".into(), "abc".into())],
+                deliveries: vec![NewDelivery {
+                    destination: "files".into(),
+                    n: 1,
+                    content_type: "application/json".into(),
+                    body: b"{}".to_vec(),
+                }],
+            })
+            .unwrap();
+        }
+        let j = SqliteJournal::open(&path).unwrap();
+        let unfinished = j.unfinished().unwrap();
+        assert_eq!(unfinished.len(), 1);
+        assert_eq!(unfinished[0].message.id, "m2");
+        let due = j.due("files", 10, 10, &[]).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].control_id, "C-m1");
+        j.attempt_failed(due[0].id, "down", Some(100)).unwrap();
+        assert!(j.due("files", 10, 10, &[]).unwrap().is_empty());
+        assert_eq!(j.next_due("files").unwrap(), Some(100));
+        assert_eq!(j.due("files", 100, 10, &[]).unwrap()[0].attempts, 1);
+        j.delivered(due[0].id, 200).unwrap();
+        assert_eq!(j.next_due("files").unwrap(), None);
+        assert!(j.pending_counts().unwrap().is_empty());
+    }
+
+    #[test]
+    fn refuses_a_damaged_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.db");
+        std::fs::write(&empty, b"").unwrap();
+        let e = SqliteJournal::open(&empty).err().unwrap();
+        assert!(
+            e.to_string().contains("empty.db") && e.to_string().contains("empty"),
+            "{e}"
+        );
+        let junk = dir.path().join("junk.db");
+        std::fs::write(&junk, vec![0x42u8; 8192]).unwrap();
+        let e = SqliteJournal::open(&junk).err().unwrap();
+        assert!(e.to_string().contains("junk.db"), "{e}");
+    }
+
+    #[test]
+    fn many_writers_share_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = std::sync::Arc::new(SqliteJournal::open(&dir.path().join("j.db")).unwrap());
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let j = j.clone();
+                std::thread::spawn(move || {
+                    for i in 0..200 {
+                        j.append(msg(&format!("t{t}-{i}"))).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(j.unfinished().unwrap().len(), 1600);
+    }
+}
