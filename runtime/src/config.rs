@@ -973,7 +973,12 @@ impl<'a> Checker<'a> {
             );
             return None;
         }
-        let mut concurrency = if kind == "mllp" { 1 } else { 4 };
+        // Files: many fsyncs in flight share the filesystem's journal commits.
+        let mut concurrency = match kind.as_str() {
+            "mllp" => 1,
+            "file" => 32,
+            _ => 4,
+        };
         let mut max_attempts = None;
         let mut max_age = Duration::from_secs(72 * 3600);
         let mut dir = None;

@@ -158,6 +158,8 @@ pub struct Pipeline {
     dispatchers: TaskTracker,
     stop_dispatch: CancellationToken,
     trackers: Trackers,
+    /// Outcome commits under way (the workers do not wait for them).
+    recording: TaskTracker,
     /// Counters.
     pub stats: Arc<Stats>,
 }
@@ -241,10 +243,13 @@ impl Pipeline {
             ));
         }
         let (work_tx, work_rx) = async_channel::bounded::<Job>(workers.max(1) * 64);
+        let recording = TaskTracker::new();
         let mut threads = Vec::new();
         for i in 0..workers.max(1) {
             let ctx = WorkerCtx {
                 rx: work_rx.clone(),
+                runtime: tokio::runtime::Handle::current(),
+                recording: recording.clone(),
                 journal: journal.clone(),
                 stats: stats.clone(),
                 trackers: trackers.clone(),
@@ -270,6 +275,7 @@ impl Pipeline {
             dispatchers,
             stop_dispatch,
             trackers,
+            recording,
             stats,
         });
         pipeline.recover().await?;
@@ -393,6 +399,21 @@ impl Pipeline {
                 "plugin workers still busy at the end of the grace period; their messages resume at the next start"
             );
         }
+        self.recording.close();
+        let _ = tokio::time::timeout_at(deadline, self.recording.wait()).await;
+        // Flush: let the destinations deliver what is pending, within the grace.
+        loop {
+            let journal = self.journal.clone();
+            let pending: u64 = tokio::task::spawn_blocking(move || journal.pending_counts())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .map_or(0, |p| p.iter().map(|(_, n)| n).sum());
+            if pending == 0 || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         self.stop_dispatch.cancel();
         self.dispatchers.close();
         let _ = tokio::time::timeout_at(deadline, self.dispatchers.wait()).await;
@@ -420,6 +441,8 @@ impl Pipeline {
 
 struct WorkerCtx {
     rx: async_channel::Receiver<Job>,
+    runtime: tokio::runtime::Handle,
+    recording: TaskTracker,
     journal: Arc<SqliteJournal>,
     stats: Arc<Stats>,
     trackers: Trackers,
@@ -505,39 +528,22 @@ fn run_job(job: Job, ctx: &WorkerCtx) {
             }),
         );
     }
-    let recorded = ctx.journal.record(journal::Outcome {
+    // The message itself is already durable: if the process stops before
+    // this outcome is, the message is run again at the next start. So the
+    // source is answered now, and the destinations are woken once the
+    // deliveries are committed (they only read committed rows).
+    let commit = ctx.journal.record_commit(journal::Outcome {
         message_id: message_id.clone(),
         status,
         error: error.clone(),
         versions,
         deliveries,
     });
-    if let Err(e) = recorded {
-        tracing::error!(message_id, error = %e, "cannot record the outcome; the message will be run again at the next start");
-        let answer = Outcome::Failed(format!("the journal could not record the outcome: {e}"));
-        if let Some(t) = ctx
-            .trackers
-            .lock()
-            .ok()
-            .and_then(|mut t| t.remove(&message_id))
-        {
-            t.answer(Some(format!(
-                "the journal could not record the outcome: {e}"
-            )));
-        }
-        reply_with(reply, answer);
-        return;
-    }
     match status {
         MessageStatus::Transformed => ctx.stats.transformed.fetch_add(1, Ordering::Relaxed),
         MessageStatus::Rejected => ctx.stats.rejected.fetch_add(1, Ordering::Relaxed),
         _ => ctx.stats.failed.fetch_add(1, Ordering::Relaxed),
     };
-    for d in &targets {
-        if let Some(w) = ctx.wakes.get(d) {
-            w.notify_one();
-        }
-    }
     let error = error.unwrap_or_default();
     reply_with(
         reply,
@@ -548,6 +554,25 @@ fn run_job(job: Job, ctx: &WorkerCtx) {
             _ => Outcome::Transformed(want_outputs.then_some(outputs)),
         },
     );
+    let (wakes, trackers) = (ctx.wakes.clone(), ctx.trackers.clone());
+    let _guard = ctx.runtime.enter();
+    ctx.recording.spawn(async move {
+        match commit.done().await {
+            Ok(()) => {
+                for d in &targets {
+                    if let Some(w) = wakes.get(d) {
+                        w.notify_one();
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(message_id, error = %e, "cannot record the outcome; the message will be run again at the next start");
+                if let Some(t) = trackers.lock().ok().and_then(|mut t| t.remove(&message_id)) {
+                    t.answer(Some(format!("the journal could not record the outcome: {e}")));
+                }
+            }
+        }
+    });
 }
 
 async fn dispatch_loop(
@@ -620,11 +645,15 @@ async fn dispatch_loop(
             );
             attempts.spawn(async move {
                 let id = item.id;
-                attempt(&d, &journal, &stats, &trackers, item).await;
+                // The permit covers the attempt itself; recording its result
+                // (a journal commit) happens after, while the id stays busy
+                // so it is not picked up again.
+                let record = attempt(&d, &stats, item).await;
+                drop(permit);
+                settle(&d, &journal, &stats, &trackers, record).await;
                 if let Ok(mut b) = busy.lock() {
                     b.remove(&id);
                 }
-                drop(permit);
                 d.wake.notify_one();
             });
         }
@@ -633,13 +662,17 @@ async fn dispatch_loop(
     attempts.wait().await;
 }
 
-async fn attempt(
-    d: &Dispatch,
-    journal: &SqliteJournal,
-    stats: &Stats,
-    trackers: &Trackers,
-    item: journal::DueDelivery,
-) {
+/// The result of one attempt, to be recorded.
+struct Attempted {
+    id: i64,
+    message_id: String,
+    attempt: u32,
+    /// `Ok`: delivered; `Err((reason, next))`: failed, retried at `next`
+    /// or dead when `None`.
+    result: Result<(), (String, Option<i64>)>,
+}
+
+async fn attempt(d: &Dispatch, stats: &Stats, item: journal::DueDelivery) -> Attempted {
     let delivery = Delivery {
         message_id: item.message_id.clone(),
         control_id: item.control_id.clone(),
@@ -650,34 +683,15 @@ async fn attempt(
             destination: Some(d.name.clone()),
             message: Message {
                 id: item.message_id.clone(),
-                content_type: item.content_type.clone(),
-                body: item.body.clone(),
+                content_type: item.content_type,
+                body: item.body,
                 headers: vec![],
             },
         },
     };
     let attempt_no = item.attempts + 1;
-    let settle = |failure: Option<String>| {
-        let tracker = trackers
-            .lock()
-            .ok()
-            .and_then(|t| t.get(&item.message_id).cloned());
-        if let Some(t) = tracker
-            && t.settle(failure)
-            && let Ok(mut all) = trackers.lock()
-        {
-            all.remove(&item.message_id);
-        }
-    };
-    match d.destination.deliver(&delivery).await {
-        Ok(()) => {
-            if let Err(e) = journal.delivered_commit(item.id, now_ms()).done().await {
-                tracing::error!(destination = %d.name, message_id = %item.message_id, error = %e, "delivered, but cannot record it; it will be delivered again");
-                return;
-            }
-            stats.delivered.fetch_add(1, Ordering::Relaxed);
-            settle(None);
-        }
+    let result = match d.destination.deliver(&delivery).await {
+        Ok(()) => Ok(()),
         Err(e) => {
             let age = SystemTime::now()
                 .duration_since(delivery.received)
@@ -699,17 +713,57 @@ async fn attempt(
                 (_, None) if out_of_tries => format!("gave up after {attempt_no} attempts: {e}"),
                 (_, None) => format!("gave up after {} s: {e}", age.as_secs()),
             };
-            let _ = journal.failed_commit(item.id, &reason, next).done().await;
-            match next {
-                Some(at) => {
-                    stats.delivery_retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(destination = %d.name, message_id = %item.message_id, attempt = attempt_no, retry_in_ms = at - now_ms(), error = %reason, "delivery failed; will retry");
-                }
-                None => {
-                    stats.delivery_failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(destination = %d.name, message_id = %item.message_id, attempt = attempt_no, error = %reason, "delivery failed for good (dead letter)");
-                    settle(Some(format!("destination {}: {reason}", d.name)));
-                }
+            if let Some(at) = next {
+                stats.delivery_retries.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(destination = %d.name, message_id = %item.message_id, attempt = attempt_no, retry_in_ms = at - now_ms(), error = %reason, "delivery failed; will retry");
+            }
+            Err((reason, next))
+        }
+    };
+    Attempted {
+        id: item.id,
+        message_id: item.message_id,
+        attempt: attempt_no,
+        result,
+    }
+}
+
+/// Records an attempt's result and answers an after-delivery source when
+/// its message is settled.
+async fn settle(
+    d: &Dispatch,
+    journal: &SqliteJournal,
+    stats: &Stats,
+    trackers: &Trackers,
+    a: Attempted,
+) {
+    let finish = |failure: Option<String>| {
+        let tracker = trackers
+            .lock()
+            .ok()
+            .and_then(|t| t.get(&a.message_id).cloned());
+        if let Some(t) = tracker
+            && t.settle(failure)
+            && let Ok(mut all) = trackers.lock()
+        {
+            all.remove(&a.message_id);
+        }
+    };
+    match a.result {
+        Ok(()) => {
+            if let Err(e) = journal.delivered_commit(a.id, now_ms()).done().await {
+                tracing::error!(destination = %d.name, message_id = %a.message_id, error = %e, "delivered, but cannot record it; it will be delivered again");
+                return;
+            }
+            stats.delivered.fetch_add(1, Ordering::Relaxed);
+            finish(None);
+        }
+        Err((reason, next)) => {
+            let _ = journal.failed_commit(a.id, &reason, next).done().await;
+            if next.is_none() {
+                stats.delivery_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(destination = %d.name, message_id = %a.message_id, attempt = a.attempt, error = %reason, "delivery failed for good (dead letter)");
+                finish(Some(format!("destination {}: {reason}", d.name)));
             }
         }
     }

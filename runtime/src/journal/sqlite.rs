@@ -226,6 +226,11 @@ impl SqliteJournal {
         self.submit(Op::Delivered(id, at))
     }
 
+    /// Records what the plugins made of a message; resolves once durable.
+    pub fn record_commit(&self, outcome: Outcome) -> Commit {
+        self.submit(Op::Record(outcome))
+    }
+
     /// Records a failed attempt; resolves once durable.
     pub fn failed_commit(&self, id: i64, error: &str, next: Option<i64>) -> Commit {
         self.submit(Op::Failed(id, error.to_string(), next))
@@ -262,11 +267,12 @@ impl Drop for SqliteJournal {
 fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
     match op {
         Op::Append(m) => {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO messages (id, source, remote, received_at, content_type, body, message_type,
                    control_id, sending_application, sending_facility, route, status)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'received')",
-                params![
+            )?
+            .execute(params![
                     m.id,
                     m.source,
                     m.remote,
@@ -278,16 +284,20 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
                     m.sending_application,
                     m.sending_facility,
                     m.route
-                ],
-            )?;
+                ])?;
         }
         Op::Record(o) => {
             let versions: Vec<String> =
                 o.versions.iter().map(|(p, s)| format!("{p}@{s}")).collect();
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE messages SET status = ?2, error = ?3, plugin_versions = ?4 WHERE id = ?1",
-                params![o.message_id, o.status.as_str(), o.error, versions.join(",")],
-            )?;
+            )?
+            .execute(params![
+                o.message_id,
+                o.status.as_str(),
+                o.error,
+                versions.join(",")
+            ])?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO deliveries (message_id, destination, n, content_type, body, state, next_attempt_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0)",
@@ -303,10 +313,10 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
             }
         }
         Op::Delivered(id, at) => {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE deliveries SET state = 'delivered', delivered_at = ?2, attempts = attempts + 1 WHERE id = ?1",
-                params![id, at],
-            )?;
+            )?
+            .execute(params![id, at])?;
         }
         Op::Failed(id, error, next) => match next {
             Some(at) => {
@@ -420,11 +430,10 @@ impl Journal for SqliteJournal {
 
     fn next_due(&self, destination: &str) -> Result<Option<i64>, JournalError> {
         self.read(|c| {
-            c.query_row(
+            c.prepare_cached(
                 "SELECT MIN(next_attempt_at) FROM deliveries WHERE destination = ?1 AND state = 'pending'",
-                params![destination],
-                |r| r.get(0),
-            )
+            )?
+            .query_row(params![destination], |r| r.get(0))
         })
     }
 

@@ -57,7 +57,7 @@ assigning_authority = "{repo}/lookups/assigning-authority.csv"
 kind = "file"
 dir = "{out}"
 filename = "{{type}}/{{control_id}}-{{n}}.{{ext}}"
-concurrency = 8
+concurrency = 32
 
 [routes.adt]
 plugins = ["site-normalize", "adt-to-fhir"]
