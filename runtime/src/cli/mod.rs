@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch; each subcommand is one file.
 
 mod check;
+mod messages;
 mod run;
 mod send;
 mod transform;
@@ -46,6 +47,8 @@ enum Command {
     Run(run::Args),
     /// Send HL7 v2 messages over MLLP and print each ACK.
     Send(send::Args),
+    /// Look into the journal: list messages, show one.
+    Messages(messages::Args),
 }
 
 /// Where the configuration comes from: `--config`, else `./weft.toml`, else
@@ -114,6 +117,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(args),
         Command::Run(args) => run::run(args),
         Command::Send(args) => send::run(args),
+        Command::Messages(args) => messages::run(args),
     }
 }
 

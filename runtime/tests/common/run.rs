@@ -105,6 +105,11 @@ impl Weft {
         self.child = Some(child);
     }
 
+    /// The configuration file it runs on.
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
     /// Kills it with SIGKILL: no shutdown at all.
     pub fn kill(&mut self) {
         let mut child = self.child.take().expect("running");

@@ -1,0 +1,221 @@
+//! `weft messages`: what the journal knows, for operators.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use weft::journal::query::{self, Filter};
+
+/// Arguments of `weft messages`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    config: super::ConfigArg,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// List messages, newest first.
+    List {
+        /// received, transformed, rejected, failed, pending or dead.
+        #[arg(long)]
+        status: Option<String>,
+        /// The source's name.
+        #[arg(long)]
+        source: Option<String>,
+        /// MSH-9, `*` wildcards allowed (ADT^A0*).
+        #[arg(long = "type")]
+        message_type: Option<String>,
+        /// MSH-10.
+        #[arg(long)]
+        control_id: Option<String>,
+        /// Received at or after (YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS], UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// Received before (same forms).
+        #[arg(long)]
+        until: Option<String>,
+        /// Rows per page.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Page number, from 1.
+        #[arg(long, default_value_t = 1)]
+        page: usize,
+    },
+    /// Show one message: its outcome, plugin versions and deliveries.
+    Show {
+        /// The message id.
+        id: String,
+        /// Also print the input and output bodies (patient data).
+        #[arg(long)]
+        body: bool,
+    },
+}
+
+/// Runs the subcommand.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = args.config.load()?;
+    let path = config.runtime.data_dir.join("journal.db");
+    let conn = query::open(&path)?;
+    match args.command {
+        Command::List {
+            status,
+            source,
+            message_type,
+            control_id,
+            since,
+            until,
+            limit,
+            page,
+        } => {
+            let filter = Filter {
+                status,
+                source,
+                message_type,
+                control_id,
+                since: since.as_deref().map(parse_time).transpose()?,
+                until: until.as_deref().map(parse_time).transpose()?,
+                limit: limit.max(1),
+                offset: limit.max(1) * page.saturating_sub(1),
+            };
+            let rows = query::list(&conn, &filter)?;
+            println!(
+                "{:<36}  {:<20}  {:<10}  {:<12}  {:<20}  {:<11}  deliveries",
+                "id", "received (UTC)", "source", "type", "control id", "status"
+            );
+            for r in &rows {
+                println!(
+                    "{:<36}  {:<20}  {:<10}  {:<12}  {:<20}  {:<11}  {} delivered, {} pending, {} dead",
+                    r.id,
+                    iso(r.received_at),
+                    r.source,
+                    r.message_type,
+                    r.control_id,
+                    r.status,
+                    r.delivered,
+                    r.pending,
+                    r.dead
+                );
+            }
+            if rows.len() == filter.limit {
+                eprintln!("(more: --page {})", page + 1);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { id, body } => {
+            let Some(d) = query::show(&conn, &id)? else {
+                bail!("{}: no message {id}", path.display());
+            };
+            let s = &d.summary;
+            println!("message     {}", s.id);
+            println!(
+                "received    {} from source {} ({})",
+                iso(s.received_at),
+                s.source,
+                d.remote.as_deref().unwrap_or("-")
+            );
+            println!(
+                "type        {}  control id {}  sender {} / {}",
+                s.message_type, s.control_id, d.sender.0, d.sender.1
+            );
+            println!("route       {}", d.route);
+            println!("status      {}", s.status);
+            if let Some(e) = &d.error {
+                println!("error       {e}");
+            }
+            for v in &d.plugin_versions {
+                println!("plugin      {v}");
+            }
+            for del in &d.deliveries {
+                let when = match (del.state.as_str(), del.delivered_at) {
+                    ("delivered", Some(t)) => format!("at {}", iso(t)),
+                    ("pending", _) => format!("next try {}", iso(del.next_attempt_at)),
+                    _ => String::new(),
+                };
+                println!(
+                    "delivery    #{} output {} -> {}: {} after {} attempt(s) {when}{}",
+                    del.id,
+                    del.n,
+                    del.destination,
+                    del.state,
+                    del.attempts,
+                    del.last_error
+                        .as_deref()
+                        .map(|e| format!("; last error: {e}"))
+                        .unwrap_or_default()
+                );
+            }
+            if body {
+                println!(
+                    "\n--- input ({}) ---\n{}",
+                    d.content_type,
+                    String::from_utf8_lossy(&d.body).replace('\r', "\n")
+                );
+                for del in &d.deliveries {
+                    println!(
+                        "\n--- output {} to {} ({}) ---\n{}",
+                        del.n,
+                        del.destination,
+                        del.content_type,
+                        String::from_utf8_lossy(&del.body).replace('\r', "\n")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) for ms since the epoch.
+fn iso(ms: i64) -> String {
+    let t = weft_hl7::datetime::format_unix((ms.max(0) / 1000) as u64);
+    format!(
+        "{}-{}-{} {}:{}:{}",
+        &t[0..4],
+        &t[4..6],
+        &t[6..8],
+        &t[8..10],
+        &t[10..12],
+        &t[12..14]
+    )
+}
+
+/// ms since the epoch for `YYYY-MM-DD[THH:MM[:SS]]` in UTC.
+fn parse_time(text: &str) -> anyhow::Result<i64> {
+    let digits: String = text.chars().filter(|c| c.is_ascii_digit()).collect();
+    let dt = weft_hl7::datetime::DateTime::parse(&digits).with_context(|| {
+        format!("{text:?} is not a date such as 2026-11-25 or 2026-11-25T08:30")
+    })?;
+    let (y, m, d) = (
+        i64::from(dt.year),
+        i64::from(dt.month.unwrap_or(1)),
+        i64::from(dt.day.unwrap_or(1)),
+    );
+    // Days from the civil date (H. Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400
+        + i64::from(dt.hour.unwrap_or(0)) * 3600
+        + i64::from(dt.minute.unwrap_or(0)) * 60
+        + i64::from(dt.second.unwrap_or(0));
+    Ok(secs * 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip() {
+        let ms = parse_time("2024-02-29T12:34:56").unwrap();
+        assert_eq!(ms, 1_709_210_096_000);
+        assert_eq!(iso(ms), "2024-02-29 12:34:56");
+        assert_eq!(parse_time("1970-01-01").unwrap(), 0);
+        assert!(parse_time("yesterday").is_err());
+    }
+}

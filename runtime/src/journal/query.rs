@@ -1,0 +1,271 @@
+//! Read-only questions an operator asks the journal: which messages, what
+//! became of one. Opens the file read-only, so it works beside a running
+//! `weft run` (WAL readers do not block the writer).
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, params_from_iter, types::Value};
+
+use super::JournalError;
+
+/// Filters for [`list`].
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// `received`, `transformed`, `rejected`, `failed`, or `dead` (a
+    /// delivery given up) or `pending` (a delivery not done yet).
+    pub status: Option<String>,
+    /// The source's name.
+    pub source: Option<String>,
+    /// MSH-9, with `*` wildcards (`ADT^A0*`).
+    pub message_type: Option<String>,
+    /// MSH-10.
+    pub control_id: Option<String>,
+    /// Received at or after (ms since the epoch).
+    pub since: Option<i64>,
+    /// Received before (ms since the epoch).
+    pub until: Option<i64>,
+    /// Most rows.
+    pub limit: usize,
+    /// Rows to skip (for paging).
+    pub offset: usize,
+}
+
+/// One line of [`list`].
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The message id.
+    pub id: String,
+    /// When it arrived (ms).
+    pub received_at: i64,
+    /// The source.
+    pub source: String,
+    /// MSH-9.
+    pub message_type: String,
+    /// MSH-10.
+    pub control_id: String,
+    /// Its status.
+    pub status: String,
+    /// Deliveries done / pending / dead.
+    pub delivered: u64,
+    /// Deliveries pending.
+    pub pending: u64,
+    /// Deliveries given up.
+    pub dead: u64,
+}
+
+/// One delivery of a message, for [`show`].
+#[derive(Debug, Clone)]
+pub struct DeliveryRow {
+    /// Its id.
+    pub id: i64,
+    /// The destination.
+    pub destination: String,
+    /// The output's number.
+    pub n: i64,
+    /// Media type.
+    pub content_type: String,
+    /// `pending`, `delivered` or `dead`.
+    pub state: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// When it was delivered (ms).
+    pub delivered_at: Option<i64>,
+    /// When it is next tried (ms).
+    pub next_attempt_at: i64,
+    /// The output bytes.
+    pub body: Vec<u8>,
+}
+
+/// Everything about one message, for [`show`].
+#[derive(Debug, Clone)]
+pub struct Detail {
+    /// The summary fields.
+    pub summary: Summary,
+    /// The peer's address.
+    pub remote: Option<String>,
+    /// Media type of the input.
+    pub content_type: String,
+    /// MSH-3 / MSH-4.
+    pub sender: (String, String),
+    /// The route it took.
+    pub route: String,
+    /// Why it was rejected or failed.
+    pub error: Option<String>,
+    /// `plugin@sha256` of each plugin it went through.
+    pub plugin_versions: Vec<String>,
+    /// The input bytes.
+    pub body: Vec<u8>,
+    /// Its deliveries.
+    pub deliveries: Vec<DeliveryRow>,
+}
+
+fn read_err(e: rusqlite::Error) -> JournalError {
+    JournalError::Read(e.to_string())
+}
+
+/// Opens a journal file for reading only; it must exist.
+pub fn open(path: &Path) -> Result<Connection, JournalError> {
+    if !path.is_file() {
+        return Err(JournalError::Open {
+            path: path.display().to_string(),
+            reason: "no journal here (is data_dir right?)".into(),
+        });
+    }
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| JournalError::Open {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+const SUMMARY: &str =
+    "SELECT m.id, m.received_at, m.source, m.message_type, m.control_id, m.status,
+    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.state = 'delivered'),
+    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.state = 'pending'),
+    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.state = 'dead')
+    FROM messages m";
+
+fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<Summary> {
+    Ok(Summary {
+        id: r.get(0)?,
+        received_at: r.get(1)?,
+        source: r.get(2)?,
+        message_type: r.get(3)?,
+        control_id: r.get(4)?,
+        status: r.get(5)?,
+        delivered: r.get::<_, i64>(6)? as u64,
+        pending: r.get::<_, i64>(7)? as u64,
+        dead: r.get::<_, i64>(8)? as u64,
+    })
+}
+
+/// Messages matching `filter`, newest first.
+pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<Summary>, JournalError> {
+    let mut clauses = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    match filter.status.as_deref() {
+        Some(s @ ("dead" | "pending")) => {
+            clauses.push(
+                "EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state = ?)"
+                    .to_string(),
+            );
+            args.push(Value::Text(s.to_string()));
+        }
+        Some(s) => {
+            clauses.push("m.status = ?".to_string());
+            args.push(Value::Text(s.to_string()));
+        }
+        None => {}
+    }
+    if let Some(s) = &filter.source {
+        clauses.push("m.source = ?".into());
+        args.push(Value::Text(s.clone()));
+    }
+    if let Some(t) = &filter.message_type {
+        clauses.push("m.message_type GLOB ?".into());
+        args.push(Value::Text(t.clone()));
+    }
+    if let Some(c) = &filter.control_id {
+        clauses.push("m.control_id = ?".into());
+        args.push(Value::Text(c.clone()));
+    }
+    if let Some(t) = filter.since {
+        clauses.push("m.received_at >= ?".into());
+        args.push(Value::Integer(t));
+    }
+    if let Some(t) = filter.until {
+        clauses.push("m.received_at < ?".into());
+        args.push(Value::Integer(t));
+    }
+    let mut sql = SUMMARY.to_string();
+    if !clauses.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&clauses.join(" AND "));
+    }
+    sql.push_str(" ORDER BY m.received_at DESC, m.id DESC LIMIT ? OFFSET ?");
+    args.push(Value::Integer(filter.limit as i64));
+    args.push(Value::Integer(filter.offset as i64));
+    let mut stmt = conn.prepare(&sql).map_err(read_err)?;
+    let rows = stmt
+        .query_map(params_from_iter(args), summary)
+        .map_err(read_err)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(read_err)
+}
+
+/// One message with its deliveries; `None` when the id is unknown.
+pub fn show(conn: &Connection, id: &str) -> Result<Option<Detail>, JournalError> {
+    let sql = format!("{SUMMARY} WHERE m.id = ?1");
+    let Some(s) = conn
+        .query_row(&sql, [id], summary)
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })
+        .map_err(read_err)?
+    else {
+        return Ok(None);
+    };
+    let (remote, content_type, app, fac, route, error, versions, body): (
+        Option<String>,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Vec<u8>,
+    ) = conn
+        .query_row(
+            "SELECT remote, content_type, sending_application, sending_facility, route, error, plugin_versions, body
+             FROM messages WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)),
+        )
+        .map_err(read_err)?;
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, destination, n, content_type, state, attempts, last_error, delivered_at, next_attempt_at, body
+             FROM deliveries WHERE message_id = ?1 ORDER BY n, destination",
+        )
+        .map_err(read_err)?;
+    let deliveries = stmt
+        .query_map([id], |r| {
+            Ok(DeliveryRow {
+                id: r.get(0)?,
+                destination: r.get(1)?,
+                n: r.get(2)?,
+                content_type: r.get(3)?,
+                state: r.get(4)?,
+                attempts: r.get(5)?,
+                last_error: r.get(6)?,
+                delivered_at: r.get(7)?,
+                next_attempt_at: r.get(8)?,
+                body: r.get(9)?,
+            })
+        })
+        .map_err(read_err)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(read_err)?;
+    Ok(Some(Detail {
+        summary: s,
+        remote,
+        content_type,
+        sender: (app, fac),
+        route,
+        error,
+        plugin_versions: versions
+            .unwrap_or_default()
+            .split(',')
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .collect(),
+        body,
+        deliveries,
+    }))
+}

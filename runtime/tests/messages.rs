@@ -1,0 +1,86 @@
+//! `weft messages list/show` against the journal of a real `weft run`.
+
+mod common;
+
+use std::process::Command;
+
+use common::run::{Weft, a01, adt_config};
+
+fn messages(weft: &Weft, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .arg("messages")
+        .arg("--config")
+        .arg(weft.config_path())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn operators_see_every_message_and_what_became_of_it() {
+    let mut weft = Weft::start(|d| adt_config(d, "after-delivery", ""));
+    let mut c = weft.client();
+    assert_eq!(c.exchange(&a01("LIST-1", "1")).code, "AA");
+    let bad = String::from_utf8(a01("LIST-2", "2"))
+        .unwrap()
+        .replace("19800101", "19801399");
+    assert_eq!(c.exchange(bad.as_bytes()).code, "AR");
+    drop(c);
+
+    // Beside the running runtime (read-only).
+    let (code, out) = messages(&weft, &["list"]);
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[1].contains("LIST-2") && lines[1].contains("rejected"),
+        "{out}"
+    );
+    assert!(
+        lines[2].contains("LIST-1")
+            && lines[2].contains("transformed")
+            && lines[2].contains("1 delivered"),
+        "{out}"
+    );
+
+    let (_, out) = messages(&weft, &["list", "--status", "rejected"]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let (_, out) = messages(
+        &weft,
+        &["list", "--control-id", "LIST-1", "--type", "ADT^A0*"],
+    );
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let (_, out) = messages(&weft, &["list", "--since", "2999-01-01"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+
+    let id = lines[2].split_whitespace().next().unwrap().to_string();
+    let (code, out) = messages(&weft, &["show", &id]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("plugin      site-normalize@"), "{out}");
+    assert!(out.contains("plugin      adt-to-fhir@"), "{out}");
+    assert!(
+        out.contains("-> files: delivered after 1 attempt(s)"),
+        "{out}"
+    );
+    assert!(!out.contains("PID|"), "no body without --body: {out}");
+    let (_, out) = messages(&weft, &["show", &id, "--body"]);
+    assert!(
+        out.contains("PID|1||1^^^EDGE^MR") && out.contains("\"resourceType\":\"Bundle\""),
+        "{out}"
+    );
+
+    let rejected = lines[1].split_whitespace().next().unwrap().to_string();
+    let (_, out) = messages(&weft, &["show", &rejected]);
+    assert!(
+        out.contains("error       plugin adt-to-fhir rejected the message: PID-7"),
+        "{out}"
+    );
+
+    let (code, out) = messages(&weft, &["show", "no-such-id"]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(weft.stop(), 0);
+}
