@@ -211,21 +211,30 @@ pub fn show(conn: &Connection, id: &str) -> Result<Option<Detail>, JournalError>
     else {
         return Ok(None);
     };
-    let (remote, content_type, app, fac, route, error, versions, body): (
-        Option<String>,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Vec<u8>,
-    ) = conn
+    let mut detail = conn
         .query_row(
             "SELECT remote, content_type, sending_application, sending_facility, route, error, plugin_versions, body
              FROM messages WHERE id = ?1",
             [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)),
+            |r| {
+                Ok(Detail {
+                    summary: s.clone(),
+                    remote: r.get(0)?,
+                    content_type: r.get(1)?,
+                    sender: (r.get(2)?, r.get(3)?),
+                    route: r.get(4)?,
+                    error: r.get(5)?,
+                    plugin_versions: r
+                        .get::<_, Option<String>>(6)?
+                        .unwrap_or_default()
+                        .split(',')
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    body: r.get(7)?,
+                    deliveries: Vec::new(),
+                })
+            },
         )
         .map_err(read_err)?;
     let mut stmt = conn
@@ -252,20 +261,6 @@ pub fn show(conn: &Connection, id: &str) -> Result<Option<Detail>, JournalError>
         .map_err(read_err)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(read_err)?;
-    Ok(Some(Detail {
-        summary: s,
-        remote,
-        content_type,
-        sender: (app, fac),
-        route,
-        error,
-        plugin_versions: versions
-            .unwrap_or_default()
-            .split(',')
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-            .collect(),
-        body,
-        deliveries,
-    }))
+    detail.deliveries = deliveries;
+    Ok(Some(detail))
 }
