@@ -95,6 +95,10 @@ pub struct SourceConfig {
     /// The route every message of this source takes; `None`: chosen by the
     /// routes' `match` rules on MSH-9.
     pub route: Option<String>,
+    /// A message with the same MSH-3, MSH-4 and MSH-10 as one received
+    /// within this window is a duplicate: not processed again, answered as
+    /// the original was. `None`: no duplicate detection.
+    pub dedup_window: Option<Duration>,
 }
 
 /// The transports a source can listen on.
@@ -858,6 +862,7 @@ impl<'a> Checker<'a> {
         let mut max_frame_bytes = 4 * 1024 * 1024;
         let mut idle_timeout = Duration::from_secs(60);
         let mut path = "/".to_string();
+        let mut dedup_window = None;
         for entry in t.iter() {
             let (k, v) = entry;
             let kname = k.get_ref().as_ref();
@@ -880,6 +885,9 @@ impl<'a> Checker<'a> {
                         route_refs.push((v.span().start, ekey.clone(), r.clone()));
                         route = Some(r);
                     }
+                }
+                (_, "dedup_window_s") => {
+                    dedup_window = self.integer(v, &ekey, 1, 30 * 86_400).map(Duration::from_secs);
                 }
                 (_, "listen") => {
                     listen_given = true;
@@ -906,12 +914,12 @@ impl<'a> Checker<'a> {
                 ("mllp", _) => self.error(
                     k.span().start,
                     &ekey,
-                    "unknown key (expected kind, listen, ack, route, max_frame_kib, idle_timeout_s)",
+                    "unknown key (expected kind, listen, ack, route, dedup_window_s, max_frame_kib, idle_timeout_s)",
                 ),
                 _ => self.error(
                     k.span().start,
                     &ekey,
-                    "unknown key (expected kind, listen, ack, route, path, max_body_kib)",
+                    "unknown key (expected kind, listen, ack, route, dedup_window_s, path, max_body_kib)",
                 ),
             }
         }
@@ -939,6 +947,7 @@ impl<'a> Checker<'a> {
             kind,
             ack,
             route,
+            dedup_window,
         })
     }
 

@@ -84,3 +84,68 @@ fn operators_see_every_message_and_what_became_of_it() {
     assert_eq!(code, 1, "{out}");
     assert_eq!(weft.stop(), 0);
 }
+
+#[test]
+fn duplicates_are_answered_as_the_original_and_not_processed_again() {
+    let mut weft = Weft::start(|d| {
+        adt_config(d, "after-transform", "").replace(
+            "idle_timeout_s = 5",
+            "idle_timeout_s = 5\ndedup_window_s = 600",
+        )
+    });
+    let mut c = weft.client();
+    let msg = a01("DUP-1", "1");
+    assert_eq!(c.exchange(&msg).code, "AA");
+    assert_eq!(c.exchange(&msg).code, "AA", "replayed");
+    let bad = String::from_utf8(a01("DUP-2", "2"))
+        .unwrap()
+        .replace("19800101", "19801399");
+    let first = c.exchange(bad.as_bytes());
+    let again = c.exchange(bad.as_bytes());
+    assert_eq!((first.code.as_str(), again.code.as_str()), ("AR", "AR"));
+    assert_eq!(first.text, again.text);
+    drop(c);
+    assert_eq!(weft.stop(), 0);
+    assert_eq!(
+        weft.out_files().len(),
+        1,
+        "the duplicate was not delivered again"
+    );
+    let (_, out) = messages(&weft, &["list", "--control-id", "DUP-1"]);
+    assert_eq!(out.lines().count(), 2, "recorded once: {out}");
+}
+
+#[test]
+fn dead_deliveries_can_be_sent_again() {
+    let server = common::fhir_server::FhirServer::start(&[400]);
+    let mut weft = Weft::start(|d| {
+        adt_config(
+            d,
+            "after-delivery",
+            &format!(
+                "[destinations.fhir-server]\nkind = \"http\"\nurl = \"http://{}/fhir\"\n",
+                server.addr
+            ),
+        )
+        .replace(
+            r#"destinations = ["files"]"#,
+            r#"destinations = ["fhir-server"]"#,
+        )
+    });
+    assert_eq!(weft.client().exchange(&a01("DEAD-1", "1")).code, "AE");
+    let (_, out) = messages(&weft, &["list", "--status", "dead"]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let (code, out) = messages(&weft, &["resend", "--dead"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("1 dead deliveries queued again"), "{out}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.accepted().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "not resent");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (_, out) = messages(&weft, &["list", "--status", "dead"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let (code, out) = messages(&weft, &["resend", "nope"]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(weft.stop(), 0);
+}

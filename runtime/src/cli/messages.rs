@@ -43,6 +43,16 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         page: usize,
     },
+    /// Send outputs again: every delivery of the given messages, or every
+    /// dead delivery. A running `weft run` picks them up within a second.
+    Resend {
+        /// Message ids.
+        #[arg(required_unless_present = "dead", conflicts_with = "dead")]
+        ids: Vec<String>,
+        /// Every delivery given up on.
+        #[arg(long)]
+        dead: bool,
+    },
     /// Show one message: its outcome, plugin versions and deliveries.
     Show {
         /// The message id.
@@ -57,8 +67,27 @@ enum Command {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = args.config.load()?;
     let path = config.runtime.data_dir.join("journal.db");
-    let conn = query::open(&path)?;
     match args.command {
+        Command::Resend { ids, dead } => {
+            let mut conn = weft::journal::operate::open(&path)?;
+            if dead {
+                let n = weft::journal::operate::resend_dead(&mut conn)?;
+                println!("{n} dead deliveries queued again");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let (n, none) = weft::journal::operate::resend(&mut conn, &ids)?;
+            println!("{n} deliveries queued again");
+            for id in &none {
+                eprintln!(
+                    "{id}: no outputs to send (unknown id, or the message was rejected or failed)"
+                );
+            }
+            Ok(if none.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(super::EXIT_ERROR)
+            })
+        }
         Command::List {
             status,
             source,
@@ -79,7 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 limit: limit.max(1),
                 offset: limit.max(1) * page.saturating_sub(1),
             };
-            let rows = query::list(&conn, &filter)?;
+            let rows = query::list(&query::open(&path)?, &filter)?;
             println!(
                 "{:<36}  {:<20}  {:<10}  {:<12}  {:<20}  {:<11}  deliveries",
                 "id", "received (UTC)", "source", "type", "control id", "status"
@@ -104,7 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { id, body } => {
-            let Some(d) = query::show(&conn, &id)? else {
+            let Some(d) = query::show(&query::open(&path)?, &id)? else {
                 bail!("{}: no message {id}", path.display());
             };
             let s = &d.summary;

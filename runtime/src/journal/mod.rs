@@ -7,6 +7,7 @@
 //! thread with group commit). The pipeline only uses [`Journal`], so another
 //! store (PostgreSQL, for several nodes) is one more file.
 
+pub mod operate;
 pub mod query;
 pub mod sqlite;
 
@@ -184,4 +185,13 @@ pub trait Journal: Send + Sync {
     fn unfinished(&self) -> Result<Vec<Unfinished>, JournalError>;
     /// Pending deliveries, per destination.
     fn pending_counts(&self) -> Result<Vec<(String, u64)>, JournalError>;
+    /// The latest message from this sender with this control id received at
+    /// or after `since`: (id, status, error). For duplicate detection.
+    fn find_recent(
+        &self,
+        sending_application: &str,
+        sending_facility: &str,
+        control_id: &str,
+        since: i64,
+    ) -> Result<Option<(String, String, Option<String>)>, JournalError>;
 }

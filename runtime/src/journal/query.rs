@@ -123,6 +123,24 @@ pub fn open(path: &Path) -> Result<Connection, JournalError> {
     })
 }
 
+/// Opens an existing journal file for writing (operator actions).
+pub fn open_writable(path: &Path) -> Result<Connection, JournalError> {
+    if !path.is_file() {
+        return Err(JournalError::Open {
+            path: path.display().to_string(),
+            reason: "no journal here (is data_dir right?)".into(),
+        });
+    }
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| JournalError::Open {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
 const SUMMARY: &str =
     "SELECT m.id, m.received_at, m.source, m.message_type, m.control_id, m.status,
     (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.state = 'delivered'),

@@ -478,6 +478,28 @@ impl Journal for SqliteJournal {
         })
     }
 
+    fn find_recent(
+        &self,
+        sending_application: &str,
+        sending_facility: &str,
+        control_id: &str,
+        since: i64,
+    ) -> Result<Option<(String, String, Option<String>)>, JournalError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT id, status, error FROM messages
+                 WHERE sending_application = ?1 AND sending_facility = ?2 AND control_id = ?3
+                   AND received_at >= ?4
+                 ORDER BY received_at DESC LIMIT 1",
+            )?
+            .query_row(
+                params![sending_application, sending_facility, control_id, since],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+        })
+    }
+
     fn pending_counts(&self) -> Result<Vec<(String, u64)>, JournalError> {
         self.read(|c| {
             let mut stmt = c.prepare(

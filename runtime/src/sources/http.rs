@@ -250,6 +250,20 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Response<F
         Err(Refusal::Busy) => busy(1, "the queue is full; retry shortly"),
         Err(Refusal::ShuttingDown) => busy(5, "the runtime is stopping; retry shortly"),
         Err(Refusal::NotRecorded(reason)) => busy(5, &format!("not recorded, retry: {reason}")),
+        Err(Refusal::Duplicate { original, outcome }) => match outcome {
+            Outcome::Rejected(r) => reply(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({ "message_id": original, "duplicate": true, "error": r }),
+            ),
+            Outcome::Failed(r) => reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({ "message_id": original, "duplicate": true, "error": r }),
+            ),
+            _ => reply(
+                StatusCode::OK,
+                json!({ "message_id": original, "duplicate": true }),
+            ),
+        },
         Err(Refusal::NoRoute(t)) => error(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!(

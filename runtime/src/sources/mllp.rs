@@ -221,6 +221,11 @@ async fn answer(
                 }),
             )
         }
+        Err(Refusal::Duplicate { outcome, .. }) => match outcome {
+            Outcome::Rejected(reason) => (AckCode::Reject, Some(app_error(reason))),
+            Outcome::Failed(reason) => (AckCode::Error, Some(app_error(reason))),
+            _ => (AckCode::Accept, None),
+        },
         Err(Refusal::NotRecorded(reason)) => (
             AckCode::Error,
             Some(app_error(format!("not recorded, send again: {reason}"))),

@@ -9,12 +9,12 @@ use std::net::SocketAddr;
 use tokio::sync::oneshot;
 
 use crate::config::{AckMode, SourceConfig};
-use crate::journal::{NewMessage, now_ms};
+use crate::journal::{Journal, NewMessage, now_ms};
 use crate::pipeline::{Job, Outcome, Pipeline};
 use crate::plugins::Message;
 
 /// Why a message was not taken in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Refusal {
     /// No route takes this message type.
     NoRoute(String),
@@ -25,6 +25,14 @@ pub enum Refusal {
     NotRecorded(String),
     /// The runtime is shutting down: send again later.
     ShuttingDown,
+    /// A duplicate of a message received within the source's window; it
+    /// was not processed again.
+    Duplicate {
+        /// The original's id.
+        original: String,
+        /// What became of the original, as it was answered.
+        outcome: Outcome,
+    },
 }
 
 /// A message as a source read it.
@@ -69,6 +77,33 @@ pub async fn take(
     };
     if !wait_for_room && !pipeline.has_room() {
         return Err(Refusal::Busy);
+    }
+    if let Some(window) = source.dedup_window
+        && !incoming.control_id.is_empty()
+    {
+        let since = now_ms() - window.as_millis() as i64;
+        let (app, fac, ctrl) = (
+            incoming.sending_application.clone(),
+            incoming.sending_facility.clone(),
+            incoming.control_id.clone(),
+        );
+        let journal = pipeline.journal().clone();
+        let found =
+            tokio::task::spawn_blocking(move || journal.find_recent(&app, &fac, &ctrl, since))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten();
+        if let Some((original, status, error)) = found {
+            let error = error.unwrap_or_default();
+            let outcome = match status.as_str() {
+                "rejected" => Outcome::Rejected(error),
+                "failed" => Outcome::Failed(error),
+                _ => Outcome::Accepted,
+            };
+            tracing::info!(source = %source.name, original = %original, control_id = %incoming.control_id, "duplicate: not processed again");
+            return Err(Refusal::Duplicate { original, outcome });
+        }
     }
     let id = new_message_id();
     let record = NewMessage {
