@@ -147,6 +147,10 @@ pub struct DestinationConfig {
     pub max_attempts: Option<u32>,
     /// Most time since the message arrived before a delivery is given up.
     pub max_age: Duration,
+    /// Deliveries whose messages share this key (an HL7 path read from the
+    /// received message) go out one at a time, in arrival order; a stuck
+    /// one holds back only its own key. `None`: no ordering.
+    pub ordering_key: Option<weft_hl7::Path>,
 }
 
 /// The transports a destination can deliver over.
@@ -990,6 +994,9 @@ impl<'a> Checker<'a> {
         };
         let mut max_attempts = None;
         let mut max_age = Duration::from_secs(72 * 3600);
+        let mut ordering = "per-key".to_string();
+        let mut ordering_at = at;
+        let mut key_path = weft_hl7::Path::parse("PID-3.1").ok();
         let mut dir = None;
         let mut filename = "{date}/{message_id}-{n}.{ext}".to_string();
         let mut url: Option<http::Uri> = None;
@@ -1020,6 +1027,20 @@ impl<'a> Checker<'a> {
                 }
                 (_, "max_attempts") => {
                     max_attempts = self.integer(v, &ekey, 1, 1_000_000).map(|n| n as u32);
+                }
+                (_, "ordering") => {
+                    if let Some(o) = self.string(entry, &ekey) {
+                        ordering = o;
+                        ordering_at = v.span().start;
+                    }
+                }
+                (_, "key") => {
+                    if let Some(k) = self.string(entry, &ekey) {
+                        match weft_hl7::Path::parse(&k) {
+                            Ok(p) => key_path = Some(p),
+                            Err(e) => self.error(v.span().start, &ekey, e.to_string()),
+                        }
+                    }
                 }
                 (_, "max_age_h") => {
                     if let Some(n) = self.integer(v, &ekey, 1, 24 * 365) {
@@ -1114,20 +1135,32 @@ impl<'a> Checker<'a> {
                 ("file", _) => self.error(
                     k.span().start,
                     &ekey,
-                    "unknown key (expected kind, dir, filename, concurrency, max_attempts, max_age_h)",
+                    "unknown key (expected kind, dir, filename, concurrency, max_attempts, max_age_h, ordering, key)",
                 ),
                 ("http", _) => self.error(
                     k.span().start,
                     &ekey,
-                    "unknown key (expected kind, url, method, headers, timeout_s, concurrency, max_attempts, max_age_h)",
+                    "unknown key (expected kind, url, method, headers, timeout_s, concurrency, max_attempts, max_age_h, ordering, key)",
                 ),
                 _ => self.error(
                     k.span().start,
                     &ekey,
-                    "unknown key (expected kind, address, timeout_s, on_error, on_reject, concurrency, max_attempts, max_age_h)",
+                    "unknown key (expected kind, address, timeout_s, on_error, on_reject, concurrency, max_attempts, max_age_h, ordering, key)",
                 ),
             }
         }
+        let ordering_key = match ordering.as_str() {
+            "per-key" => key_path,
+            "none" => None,
+            other => {
+                self.error(
+                    ordering_at,
+                    &format!("{key}.ordering"),
+                    format!("{other:?}: expected per-key or none"),
+                );
+                None
+            }
+        };
         for (k, given) in required {
             if !given {
                 self.error(at, &format!("{key}.{k}"), "required key is missing");
@@ -1157,6 +1190,7 @@ impl<'a> Checker<'a> {
             concurrency,
             max_attempts,
             max_age,
+            ordering_key,
         })
     }
 }

@@ -242,11 +242,19 @@ impl Pipeline {
                 stop_dispatch.clone(),
             ));
         }
+        let keys: Arc<HashMap<String, weft_hl7::Path>> = Arc::new(
+            config
+                .destinations
+                .iter()
+                .filter_map(|(n, d)| d.ordering_key.clone().map(|k| (n.clone(), k)))
+                .collect(),
+        );
         let (work_tx, work_rx) = async_channel::bounded::<Job>(workers.max(1) * 64);
         let recording = TaskTracker::new();
         let mut threads = Vec::new();
         for i in 0..workers.max(1) {
             let ctx = WorkerCtx {
+                keys: keys.clone(),
                 rx: work_rx.clone(),
                 runtime: tokio::runtime::Handle::current(),
                 recording: recording.clone(),
@@ -440,6 +448,8 @@ impl Pipeline {
 }
 
 struct WorkerCtx {
+    /// Each destination's ordering key path.
+    keys: Arc<HashMap<String, weft_hl7::Path>>,
     rx: async_channel::Receiver<Job>,
     runtime: tokio::runtime::Handle,
     recording: TaskTracker,
@@ -460,6 +470,19 @@ fn run_job(job: Job, ctx: &WorkerCtx) {
         want_outputs,
     } = job;
     let message_id = message.id.clone();
+    // Ordering keys come from the message as received.
+    let keys: HashMap<&str, String> = match weft_hl7::Message::parse(&message.body) {
+        Ok(m) if !ctx.keys.is_empty() => ctx
+            .keys
+            .iter()
+            .filter_map(|(d, p)| {
+                m.element_at(p)
+                    .and_then(|e| e.non_empty().map(|v| v.into_owned()))
+                    .map(|k| (d.as_str(), k))
+            })
+            .collect(),
+        _ => HashMap::new(),
+    };
     let reply_with = |reply: Option<oneshot::Sender<Outcome>>, o: Outcome| {
         if let Some(r) = reply {
             let _ = r.send(o);
@@ -507,6 +530,7 @@ fn run_job(job: Job, ctx: &WorkerCtx) {
                 n: i + 1,
                 content_type: output.message.content_type.clone(),
                 body: output.message.body.clone(),
+                ordering_key: keys.get(d.as_str()).cloned(),
             });
         }
     }

@@ -500,3 +500,55 @@ fn a_destination_down_at_shutdown_keeps_its_work_for_the_restart() {
     });
     assert_eq!(weft.stop(), 0);
 }
+
+#[test]
+fn per_key_ordering_holds_back_only_the_stuck_patient() {
+    // The first request (patient A's first message) is refused for a second.
+    let server = FhirServer::start(&[503]);
+    let mut weft = Weft::start(|d| {
+        adt_config(d, "after-commit", &http_destination(server.addr)).replace(
+            r#"destinations = ["files"]"#,
+            r#"destinations = ["fhir-server"]"#,
+        )
+    });
+    let mut c = weft.client();
+    let send = |c: &mut common::run::Client, ctrl: &str, mrn: &str| {
+        // The given name tells the messages apart at the server.
+        let msg = String::from_utf8(a01(ctrl, mrn))
+            .unwrap()
+            .replace("Test^Pat", &format!("Test^{ctrl}"));
+        assert_eq!(c.exchange(msg.as_bytes()).code, "AA");
+    };
+    send(&mut c, "A-1", "A");
+    send(&mut c, "A-2", "A");
+    // B is sent once A-1 has been refused (and waits a second to retry).
+    wait_until("A-1's first attempt", Duration::from_secs(10), || {
+        !server.all().is_empty()
+    });
+    send(&mut c, "B-1", "B");
+    wait_until("three deliveries", Duration::from_secs(20), || {
+        server.accepted().len() == 3
+    });
+    let order: Vec<String> = server
+        .all()
+        .iter()
+        .map(|r| {
+            let b: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            format!(
+                "{}:{}",
+                b["entry"][0]["resource"]["name"][0]["given"][0]
+                    .as_str()
+                    .unwrap_or_default(),
+                r.status
+            )
+        })
+        .collect();
+    // A's second message waited for its first; B did not wait for A.
+    assert_eq!(
+        order,
+        ["A-1:503", "B-1:200", "A-1:200", "A-2:200"],
+        "{order:?}"
+    );
+    drop(c);
+    assert_eq!(weft.stop(), 0);
+}

@@ -83,6 +83,9 @@ pub struct NewDelivery {
     pub content_type: String,
     /// The bytes.
     pub body: Vec<u8>,
+    /// Deliveries with the same key go out one at a time, in order; `None`
+    /// is not ordered.
+    pub ordering_key: Option<String>,
 }
 
 /// What the plugins made of a message.

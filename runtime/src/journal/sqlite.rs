@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use super::{DueDelivery, Journal, JournalError, MessageStatus, NewMessage, Outcome, Unfinished};
 
 /// The schema version this runtime writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Most writes applied in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -136,6 +136,14 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), JournalError> {
             );
             CREATE INDEX deliveries_due ON deliveries (destination, state, next_attempt_at);
             CREATE INDEX deliveries_message ON deliveries (message_id);",
+        )
+        .map_err(|e| open_error(path, e))?;
+    }
+    if version < 2 {
+        // v2: per-key ordering of deliveries.
+        tx.execute_batch(
+            "ALTER TABLE deliveries ADD COLUMN ordering_key TEXT;
+             CREATE INDEX deliveries_key ON deliveries (destination, ordering_key, state, id);",
         )
         .map_err(|e| open_error(path, e))?;
     }
@@ -299,8 +307,8 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
                 versions.join(",")
             ])?;
             let mut insert = tx.prepare_cached(
-                "INSERT INTO deliveries (message_id, destination, n, content_type, body, state, next_attempt_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0)",
+                "INSERT INTO deliveries (message_id, destination, n, content_type, body, state, next_attempt_at, ordering_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6)",
             )?;
             for d in &o.deliveries {
                 insert.execute(params![
@@ -308,7 +316,8 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
                     d.destination,
                     d.n as i64,
                     d.content_type,
-                    d.body
+                    d.body,
+                    d.ordering_key
                 ])?;
             }
         }
@@ -399,6 +408,10 @@ impl Journal for SqliteJournal {
                         d.content_type, d.body, d.attempts
                  FROM deliveries d JOIN messages m ON m.id = d.message_id
                  WHERE d.destination = ?1 AND d.state = 'pending' AND d.next_attempt_at <= ?2
+                   AND NOT EXISTS (
+                     SELECT 1 FROM deliveries e
+                     WHERE e.destination = d.destination AND e.ordering_key = d.ordering_key
+                       AND e.state = 'pending' AND e.id < d.id)
                  ORDER BY d.id LIMIT ?3",
             )?;
             let rows = stmt.query_map(
@@ -550,6 +563,7 @@ mod tests {
                     n: 1,
                     content_type: "application/json".into(),
                     body: b"{}".to_vec(),
+                    ordering_key: None,
                 }],
             })
             .unwrap();
@@ -568,6 +582,56 @@ mod tests {
         j.delivered(due[0].id, 200).unwrap();
         assert_eq!(j.next_due("files").unwrap(), None);
         assert!(j.pending_counts().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_stuck_head_blocks_only_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = SqliteJournal::open(&dir.path().join("j.db")).unwrap();
+        let mut deliveries = Vec::new();
+        for (i, key) in ["A", "A", "B"].iter().enumerate() {
+            let id = format!("m{i}");
+            j.append(msg(&id)).unwrap();
+            deliveries.push(id.clone());
+            j.record(Outcome {
+                message_id: id,
+                status: MessageStatus::Transformed,
+                error: None,
+                versions: vec![],
+                deliveries: vec![NewDelivery {
+                    destination: "d".into(),
+                    n: 1,
+                    content_type: "text/plain".into(),
+                    body: vec![],
+                    ordering_key: Some(key.to_string()),
+                }],
+            })
+            .unwrap();
+        }
+        let due = j.due("d", 10, 10, &[]).unwrap();
+        let ids: Vec<&str> = due.iter().map(|d| d.message_id.as_str()).collect();
+        assert_eq!(ids, ["m0", "m2"], "only the head of A, and B");
+        // A's head fails and waits: A stays blocked, B is unaffected.
+        j.attempt_failed(due[0].id, "down", Some(1000)).unwrap();
+        let ids: Vec<String> = j
+            .due("d", 10, 10, &[])
+            .unwrap()
+            .into_iter()
+            .map(|d| d.message_id)
+            .collect();
+        assert_eq!(ids, ["m2"]);
+        j.delivered(due[0].id, 1000).unwrap();
+        let ids: Vec<String> = j
+            .due("d", 10, 10, &[due[1].id])
+            .unwrap()
+            .into_iter()
+            .map(|d| d.message_id)
+            .collect();
+        assert_eq!(
+            ids,
+            ["m1"],
+            "A's next one is free once its head is delivered"
+        );
     }
 
     #[test]

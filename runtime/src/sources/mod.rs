@@ -88,12 +88,24 @@ pub async fn take(
             incoming.control_id.clone(),
         );
         let journal = pipeline.journal().clone();
-        let found =
-            tokio::task::spawn_blocking(move || journal.find_recent(&app, &fac, &ctrl, since))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .flatten();
+        let found = tokio::task::spawn_blocking(move || {
+            // An original still being processed has no verdict to replay
+            // yet: give it a moment.
+            let mut found = journal.find_recent(&app, &fac, &ctrl, since).ok().flatten();
+            for _ in 0..100 {
+                match &found {
+                    Some((_, status, _)) if status == "received" => {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        found = journal.find_recent(&app, &fac, &ctrl, since).ok().flatten();
+                    }
+                    _ => break,
+                }
+            }
+            found
+        })
+        .await
+        .ok()
+        .flatten();
         if let Some((original, status, error)) = found {
             let error = error.unwrap_or_default();
             let outcome = match status.as_str() {
