@@ -503,8 +503,11 @@ fn a_destination_down_at_shutdown_keeps_its_work_for_the_restart() {
 
 #[test]
 fn per_key_ordering_holds_back_only_the_stuck_patient() {
-    // The first request (patient A's first message) is refused for a second.
+    // The first request (patient A's first message) is refused for 4 s.
     let server = FhirServer::start(&[503]);
+    server
+        .retry_after
+        .store(4, std::sync::atomic::Ordering::Relaxed);
     let mut weft = Weft::start(|d| {
         adt_config(d, "after-commit", &http_destination(server.addr)).replace(
             r#"destinations = ["files"]"#,
@@ -521,7 +524,7 @@ fn per_key_ordering_holds_back_only_the_stuck_patient() {
     };
     send(&mut c, "A-1", "A");
     send(&mut c, "A-2", "A");
-    // B is sent once A-1 has been refused (and waits a second to retry).
+    // B is sent once A-1 has been refused (and waits to retry).
     wait_until("A-1's first attempt", Duration::from_secs(10), || {
         !server.all().is_empty()
     });

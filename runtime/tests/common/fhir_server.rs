@@ -30,8 +30,10 @@ pub struct FhirServer {
     pub addr: SocketAddr,
     pub received: Arc<Mutex<Vec<Received>>>,
     /// Statuses to answer with, in order; 200 once empty. A status of 503
-    /// is sent with `Retry-After: 1`.
+    /// is sent with `Retry-After` (seconds, default 1).
     pub script: Arc<Mutex<VecDeque<u16>>>,
+    /// The `Retry-After` sent with a 503, in seconds.
+    pub retry_after: Arc<std::sync::atomic::AtomicU64>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -49,7 +51,8 @@ impl FhirServer {
         ));
         let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (rec, scr) = (received.clone(), script.clone());
+        let retry_after = Arc::new(std::sync::atomic::AtomicU64::new(1));
+        let (rec, scr, ra) = (received.clone(), script.clone(), retry_after.clone());
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -61,10 +64,10 @@ impl FhirServer {
                 loop {
                     tokio::select! {
                         Ok((stream, _)) = listener.accept() => {
-                            let (rec, scr) = (rec.clone(), scr.clone());
+                            let (rec, scr, ra) = (rec.clone(), scr.clone(), ra.clone());
                             tokio::spawn(async move {
                                 let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                                    let (rec, scr) = (rec.clone(), scr.clone());
+                                    let (rec, scr, ra) = (rec.clone(), scr.clone(), ra.clone());
                                     async move {
                                         let h = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
                                         let (method, content_type, authorization) = (req.method().to_string(), h("content-type"), h("authorization"));
@@ -74,7 +77,8 @@ impl FhirServer {
                                         let mut resp = hyper::Response::new(Full::new(Bytes::from_static(b"{\"resourceType\":\"Bundle\",\"type\":\"transaction-response\"}")));
                                         *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
                                         if status == 503 {
-                                            resp.headers_mut().insert("retry-after", hyper::header::HeaderValue::from_static("1"));
+                                            let secs = ra.load(std::sync::atomic::Ordering::Relaxed);
+                                            resp.headers_mut().insert("retry-after", hyper::header::HeaderValue::from(secs));
                                         }
                                         Ok::<_, Infallible>(resp)
                                     }
@@ -92,6 +96,7 @@ impl FhirServer {
             addr,
             received,
             script,
+            retry_after,
             stop: Some(stop_tx),
         }
     }
