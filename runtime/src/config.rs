@@ -233,6 +233,9 @@ pub struct RuntimeConfig {
     pub workers: Option<usize>,
     /// At shutdown, how long messages in flight and queued outputs may take.
     pub shutdown_grace: Duration,
+    /// Settled messages older than this are purged from the journal (hourly);
+    /// `None` keeps everything.
+    pub retain: Option<Duration>,
 }
 
 impl Default for RuntimeConfig {
@@ -242,6 +245,7 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             workers: None,
             shutdown_grace: Duration::from_secs(30),
+            retain: None,
         }
     }
 }
@@ -637,6 +641,11 @@ impl<'a> Checker<'a> {
                 "workers" => {
                     r.workers = self.integer(entry.1, &key, 1, 1024).map(|n| n as usize);
                 }
+                "retain_days" => {
+                    r.retain = self
+                        .integer(entry.1, &key, 1, 36_500)
+                        .map(|d| Duration::from_secs(d * 86_400));
+                }
                 "shutdown_grace_s" => {
                     if let Some(n) = self.integer(entry.1, &key, 1, 3600) {
                         r.shutdown_grace = Duration::from_secs(n);
@@ -645,7 +654,7 @@ impl<'a> Checker<'a> {
                 _ => self.error(
                     entry.0.span().start,
                     &key,
-                    "unknown key (expected data_dir, cache_dir, workers, shutdown_grace_s)",
+                    "unknown key (expected data_dir, cache_dir, workers, shutdown_grace_s, retain_days)",
                 ),
             }
         }

@@ -287,6 +287,13 @@ impl Pipeline {
             stats,
         });
         pipeline.recover().await?;
+        if let Some(retain) = config.runtime.retain {
+            let path = pipeline.journal.path().to_path_buf();
+            let stop = pipeline.stop_dispatch.clone();
+            pipeline
+                .dispatchers
+                .spawn(retention_loop(path, retain, stop));
+        }
         Ok(pipeline)
     }
 
@@ -789,6 +796,32 @@ async fn settle(
                 tracing::error!(destination = %d.name, message_id = %a.message_id, attempt = a.attempt, error = %reason, "delivery failed for good (dead letter)");
                 finish(Some(format!("destination {}: {reason}", d.name)));
             }
+        }
+    }
+}
+
+/// Purges settled messages older than `retain`, at start and then hourly.
+async fn retention_loop(path: std::path::PathBuf, retain: Duration, stop: CancellationToken) {
+    loop {
+        let p = path.clone();
+        let before = now_ms() - retain.as_millis() as i64;
+        let purged = tokio::task::spawn_blocking(move || {
+            let mut conn = journal::operate::open(&p)?;
+            journal::operate::purge(&mut conn, before)
+        })
+        .await;
+        match purged {
+            Ok(Ok((m, d))) if m > 0 => tracing::info!(
+                messages = m,
+                deliveries = d,
+                "retention: purged settled messages"
+            ),
+            Ok(Err(e)) => tracing::error!(error = %e, "retention: purge failed"),
+            _ => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.cancelled() => break,
         }
     }
 }

@@ -149,3 +149,52 @@ fn dead_deliveries_can_be_sent_again() {
     assert_eq!(code, 1, "{out}");
     assert_eq!(weft.stop(), 0);
 }
+
+#[test]
+fn purge_removes_settled_messages_and_never_pending_work() {
+    let dead = common::fhir_server::free_addr();
+    let mut weft = Weft::start(|d| {
+        adt_config(
+            d,
+            "after-transform",
+            &format!(
+                "[destinations.dead]\nkind = \"http\"\nurl = \"http://{dead}/fhir\"\n\
+                 [routes.oru]\nmatch = [\"ORU^*\"]\ndestinations = [\"dead\"]\n\
+                 [runtime]\nshutdown_grace_s = 1\n"
+            ),
+        )
+    });
+    let mut c = weft.client();
+    for i in 0..3 {
+        assert_eq!(c.exchange(&a01(&format!("P{i}"), "1")).code, "AA");
+    }
+    let bad = String::from_utf8(a01("P-BAD", "2"))
+        .unwrap()
+        .replace("19800101", "19801399");
+    assert_eq!(c.exchange(bad.as_bytes()).code, "AR");
+    let oru = b"MSH|^~\\&|LAB|EDGE|WEFT|EDGE|20240101||ORU^R01|P-ORU|P|2.5\rPID|1||9^^^EDGE^MR\r";
+    assert_eq!(c.exchange(oru).code, "AA");
+    drop(c);
+    // Let the ADT deliveries settle: only the ORU stays pending.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while messages(&weft, &["list", "--status", "pending"])
+        .1
+        .lines()
+        .count()
+        != 2
+    {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (code, out) = messages(&weft, &["purge", "--before", "2999-01-01"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("purged 4 messages and 3 deliveries"), "{out}");
+    let (_, out) = messages(&weft, &["list"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "only the pending ORU is kept: {out}");
+    assert!(
+        lines[1].contains("P-ORU") && lines[1].contains("1 pending"),
+        "{out}"
+    );
+    assert_eq!(weft.stop(), 0);
+}

@@ -53,6 +53,13 @@ enum Command {
         #[arg(long)]
         dead: bool,
     },
+    /// Delete settled messages received before a date (pending work is
+    /// never deleted) and give the space back.
+    Purge {
+        /// YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS], UTC.
+        #[arg(long)]
+        before: String,
+    },
     /// Show one message: its outcome, plugin versions and deliveries.
     Show {
         /// The message id.
@@ -68,6 +75,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = args.config.load()?;
     let path = config.runtime.data_dir.join("journal.db");
     match args.command {
+        Command::Purge { before } => {
+            let before = parse_time(&before)?;
+            let mut conn = weft::journal::operate::open(&path)?;
+            let (m, d) = weft::journal::operate::purge(&mut conn, before)?;
+            println!(
+                "purged {m} messages and {d} deliveries received before {}",
+                iso(before)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Resend { ids, dead } => {
             let mut conn = weft::journal::operate::open(&path)?;
             if dead {

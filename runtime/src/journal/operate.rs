@@ -1,4 +1,5 @@
-//! Operator actions on the journal: put deliveries back in line. Works
+//! Operator actions on the journal: put deliveries back in line, purge
+//! what is settled. Works
 //! beside a running `weft run`, whose dispatchers pick the deliveries up
 //! within a second.
 
@@ -53,4 +54,41 @@ pub fn resend_dead(conn: &mut Connection) -> Result<usize, JournalError> {
         [],
     )
     .map_err(write_err)
+}
+
+/// Deletes the messages received before `before` (ms) whose work is
+/// settled: transformed, rejected or failed, with no delivery pending. Their
+/// deliveries go with them. Pending work is never deleted. Gives the space
+/// back to the file system. Returns (messages, deliveries) deleted.
+pub fn purge(conn: &mut Connection, before: i64) -> Result<(usize, usize), JournalError> {
+    let tx = conn.transaction().map_err(write_err)?;
+    tx.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS purge_ids (id TEXT PRIMARY KEY); DELETE FROM purge_ids;",
+    )
+    .map_err(write_err)?;
+    tx.execute(
+        "INSERT INTO purge_ids (id)
+         SELECT m.id FROM messages m
+         WHERE m.received_at < ?1 AND m.status <> 'received'
+           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state = 'pending')",
+        params![before],
+    )
+    .map_err(write_err)?;
+    let deliveries = tx
+        .execute(
+            "DELETE FROM deliveries WHERE message_id IN (SELECT id FROM purge_ids)",
+            [],
+        )
+        .map_err(write_err)?;
+    let messages = tx
+        .execute(
+            "DELETE FROM messages WHERE id IN (SELECT id FROM purge_ids)",
+            [],
+        )
+        .map_err(write_err)?;
+    tx.execute("DELETE FROM purge_ids", []).map_err(write_err)?;
+    tx.commit().map_err(write_err)?;
+    conn.execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")
+        .map_err(write_err)?;
+    Ok((messages, deliveries))
 }

@@ -77,6 +77,10 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), JournalError> {
     if check != "ok" {
         return Err(open_error(path, format!("integrity check failed: {check}")));
     }
+    // On a new file, before any table: let purges give space back to the
+    // file system (`PRAGMA incremental_vacuum`).
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+        .map_err(|e| open_error(path, e))?;
     let tx = conn.transaction().map_err(|e| open_error(path, e))?;
     tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
