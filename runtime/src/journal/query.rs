@@ -107,38 +107,24 @@ fn read_err(e: rusqlite::Error) -> JournalError {
 
 /// Opens a journal file for reading only; it must exist.
 pub fn open(path: &Path) -> Result<Connection, JournalError> {
-    if !path.is_file() {
-        return Err(JournalError::Open {
-            path: path.display().to_string(),
-            reason: "no journal here (is data_dir right?)".into(),
-        });
-    }
-    Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| JournalError::Open {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })
+    open_existing(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
 }
 
 /// Opens an existing journal file for writing (operator actions).
 pub fn open_writable(path: &Path) -> Result<Connection, JournalError> {
-    if !path.is_file() {
-        return Err(JournalError::Open {
-            path: path.display().to_string(),
-            reason: "no journal here (is data_dir right?)".into(),
-        });
-    }
-    Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| JournalError::Open {
+    open_existing(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+}
+
+fn open_existing(path: &Path, mode: OpenFlags) -> Result<Connection, JournalError> {
+    let error = |reason: String| JournalError::Open {
         path: path.display().to_string(),
-        reason: e.to_string(),
-    })
+        reason,
+    };
+    if !path.is_file() {
+        return Err(error("no journal here (is data_dir right?)".into()));
+    }
+    Connection::open_with_flags(path, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| error(e.to_string()))
 }
 
 const SUMMARY: &str =
