@@ -563,13 +563,13 @@ fn run_job(job: Job, ctx: &WorkerCtx) {
     // this outcome is, the message is run again at the next start. So the
     // source is answered now, and the destinations are woken once the
     // deliveries are committed (they only read committed rows).
-    let commit = ctx.journal.record_commit(journal::Outcome {
+    let outcome = journal::Outcome {
         message_id: message_id.clone(),
         status,
         error: error.clone(),
         versions,
         deliveries,
-    });
+    };
     match status {
         MessageStatus::Transformed => ctx.stats.transformed.fetch_add(1, Ordering::Relaxed),
         MessageStatus::Rejected => ctx.stats.rejected.fetch_add(1, Ordering::Relaxed),
@@ -585,10 +585,17 @@ fn run_job(job: Job, ctx: &WorkerCtx) {
             _ => Outcome::Transformed(want_outputs.then_some(outputs)),
         },
     );
-    let (wakes, trackers) = (ctx.wakes.clone(), ctx.trackers.clone());
+    let (journal, wakes, trackers) = (ctx.journal.clone(), ctx.wakes.clone(), ctx.trackers.clone());
     let _guard = ctx.runtime.enter();
     ctx.recording.spawn(async move {
-        match commit.done().await {
+        // Retried while the journal cannot write (a full disk): the message
+        // is durable already, and its outcome lands once space returns. If
+        // the process stops first, the message is run again at the next start.
+        let recorded = commit_until_done("the outcome of message", &message_id, || {
+            journal.record_commit(outcome.clone())
+        })
+        .await;
+        match recorded {
             Ok(()) => {
                 for d in &targets {
                     if let Some(w) = wakes.get(d) {
@@ -597,13 +604,53 @@ fn run_job(job: Job, ctx: &WorkerCtx) {
                 }
             }
             Err(e) => {
-                tracing::error!(message_id, error = %e, "cannot record the outcome; the message will be run again at the next start");
                 if let Some(t) = trackers.lock().ok().and_then(|mut t| t.remove(&message_id)) {
-                    t.answer(Some(format!("the journal could not record the outcome: {e}")));
+                    t.answer(Some(format!(
+                        "the journal could not record the outcome: {e}"
+                    )));
                 }
             }
         }
     });
+}
+
+/// Commits a journal write, retrying with backoff (200 ms doubling to 5 s)
+/// while the journal cannot write; gives up only when the journal closes.
+/// The first failure and the recovery are logged.
+async fn commit_until_done(
+    what: &str,
+    message_id: &str,
+    commit: impl Fn() -> journal::sqlite::Commit,
+) -> Result<(), journal::JournalError> {
+    let mut wait = Duration::from_millis(200);
+    let mut failed = false;
+    loop {
+        match commit().done().await {
+            Ok(()) => {
+                if failed {
+                    tracing::info!(message_id, "journal writable again: recorded {what}");
+                }
+                return Ok(());
+            }
+            Err(journal::JournalError::Closed) => {
+                if failed {
+                    tracing::warn!(
+                        message_id,
+                        "stopped before {what} could be recorded; it is redone at the next start"
+                    );
+                }
+                return Err(journal::JournalError::Closed);
+            }
+            Err(e) => {
+                if !failed {
+                    tracing::error!(message_id, error = %e, "cannot record {what}; retrying until the journal can write");
+                    failed = true;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
 }
 
 async fn dispatch_loop(
@@ -780,17 +827,32 @@ async fn settle(
             all.remove(&a.message_id);
         }
     };
+    // A result that cannot be recorded is retried until it is (the delivery
+    // stays busy meanwhile, so it is not sent again and again while the
+    // disk is full); if the process stops first, it is sent again at the
+    // next start.
     match a.result {
         Ok(()) => {
-            if let Err(e) = journal.delivered_commit(a.id, now_ms()).done().await {
-                tracing::error!(destination = %d.name, message_id = %a.message_id, error = %e, "delivered, but cannot record it; it will be delivered again");
+            let at = now_ms();
+            let recorded = commit_until_done("a delivery of message", &a.message_id, || {
+                journal.delivered_commit(a.id, at)
+            })
+            .await;
+            if recorded.is_err() {
                 return;
             }
             stats.delivered.fetch_add(1, Ordering::Relaxed);
             finish(None);
         }
         Err((reason, next)) => {
-            let _ = journal.failed_commit(a.id, &reason, next).done().await;
+            let recorded =
+                commit_until_done("a delivery attempt of message", &a.message_id, || {
+                    journal.failed_commit(a.id, &reason, next)
+                })
+                .await;
+            if recorded.is_err() {
+                return;
+            }
             if next.is_none() {
                 stats.delivery_failed.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(destination = %d.name, message_id = %a.message_id, attempt = a.attempt, error = %reason, "delivery failed for good (dead letter)");

@@ -45,6 +45,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        // A write past the process's file-size limit must fail like a full
+        // disk (the journal answers AE / 503 and recovers), not kill the
+        // process: catching SIGXFSZ turns it into an EFBIG error.
+        #[cfg(unix)]
+        let _xfsz =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ));
         let fuel = config.plugins.values().any(|p| p.limits.fuel.is_some());
         let engine = super::engine_for(&config.runtime, fuel)?;
         let pipeline = Pipeline::start(&config, &engine, workers)

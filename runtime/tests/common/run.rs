@@ -105,6 +105,16 @@ impl Weft {
         self.child = Some(child);
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// The temporary directory it runs in (data, output, config).
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     /// The configuration file it runs on.
     pub fn config_path(&self) -> &Path {
         &self.config
