@@ -32,6 +32,7 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+pub use crate::journal::JournalSync;
 use crate::plugins::{Limits, PluginSpec};
 
 /// The default configuration, compiled into the binary: the repository's
@@ -236,6 +237,11 @@ pub struct RuntimeConfig {
     /// Settled messages older than this are purged from the journal (hourly);
     /// `None` keeps everything.
     pub retain: Option<Duration>,
+    /// When the journal grows past this many bytes, its oldest settled
+    /// messages are purged (checked every 10 s); `None`: no cap.
+    pub retain_max_bytes: Option<u64>,
+    /// Whether a commit waits for the disk.
+    pub journal_sync: JournalSync,
 }
 
 impl Default for RuntimeConfig {
@@ -246,6 +252,8 @@ impl Default for RuntimeConfig {
             workers: None,
             shutdown_grace: Duration::from_secs(30),
             retain: None,
+            retain_max_bytes: None,
+            journal_sync: JournalSync::Full,
         }
     }
 }
@@ -646,6 +654,21 @@ impl<'a> Checker<'a> {
                         .integer(entry.1, &key, 1, 36_500)
                         .map(|d| Duration::from_secs(d * 86_400));
                 }
+                "retain_max_mb" => {
+                    r.retain_max_bytes = self
+                        .integer(entry.1, &key, 1, 16 * 1024 * 1024)
+                        .map(|mb| mb * 1024 * 1024);
+                }
+                "journal_sync" => match self.string(entry, &key).as_deref() {
+                    Some("full") => r.journal_sync = JournalSync::Full,
+                    Some("normal") => r.journal_sync = JournalSync::Normal,
+                    Some(_) => self.error(
+                        entry.1.span().start,
+                        &key,
+                        "expected \"full\" (fsync every commit) or \"normal\" (no fsync on commit)",
+                    ),
+                    None => {}
+                },
                 "shutdown_grace_s" => {
                     if let Some(n) = self.integer(entry.1, &key, 1, 3600) {
                         r.shutdown_grace = Duration::from_secs(n);
@@ -654,7 +677,7 @@ impl<'a> Checker<'a> {
                 _ => self.error(
                     entry.0.span().start,
                     &key,
-                    "unknown key (expected data_dir, cache_dir, workers, shutdown_grace_s, retain_days)",
+                    "unknown key (expected data_dir, cache_dir, workers, shutdown_grace_s, retain_days, retain_max_mb, journal_sync)",
                 ),
             }
         }
@@ -1281,7 +1304,8 @@ match = ["ADT^A0*"]
         let text = r#"
 [runtime]
 cache_dri = "x"
-
+journal_sync = "sometimes"
+retain_max_mb = 0
 [plugins.a]
 path = "does-not-exist.wasm"
 deadline_ms = 0
@@ -1301,12 +1325,14 @@ plugins = ["a", "missing"]
         let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         let want = [
             "weft.toml:3:1: runtime.cache_dri: unknown key",
-            "weft.toml:6:8: plugins.a.path: file /nonexistent/does-not-exist.wasm does not exist",
-            "weft.toml:7:15: plugins.a.deadline_ms: expected a whole number from 1 to 600000",
-            "weft.toml:8:14: plugins.a.memory_mib: expected a whole number",
-            "weft.toml:11:1: plugins.b.path: required key is missing",
-            "weft.toml:14:17: routes.r.plugins: no plugin named \"missing\" is defined",
-            "weft.toml:16:2: sinks: unknown section",
+            "weft.toml:4:16: runtime.journal_sync: expected \"full\" (fsync every commit) or \"normal\"",
+            "weft.toml:5:17: runtime.retain_max_mb: expected a whole number from 1 to",
+            "weft.toml:7:8: plugins.a.path: file /nonexistent/does-not-exist.wasm does not exist",
+            "weft.toml:8:15: plugins.a.deadline_ms: expected a whole number from 1 to 600000",
+            "weft.toml:9:14: plugins.a.memory_mib: expected a whole number",
+            "weft.toml:12:1: plugins.b.path: required key is missing",
+            "weft.toml:15:17: routes.r.plugins: no plugin named \"missing\" is defined",
+            "weft.toml:17:2: sinks: unknown section",
         ];
         assert_eq!(lines.len(), want.len(), "{lines:#?}");
         for (line, want) in lines.iter().zip(want) {

@@ -190,8 +190,9 @@ impl Pipeline {
         engine: &PluginEngine,
         workers: usize,
     ) -> Result<Arc<Pipeline>, BuildError> {
-        let journal = Arc::new(SqliteJournal::open(
+        let journal = Arc::new(SqliteJournal::open_with(
             &config.runtime.data_dir.join("journal.db"),
+            config.runtime.journal_sync,
         )?);
         let stats = Arc::new(Stats::default());
         let trackers: Trackers = Arc::new(Mutex::new(HashMap::new()));
@@ -287,12 +288,13 @@ impl Pipeline {
             stats,
         });
         pipeline.recover().await?;
-        if let Some(retain) = config.runtime.retain {
+        let (retain, max_bytes) = (config.runtime.retain, config.runtime.retain_max_bytes);
+        if retain.is_some() || max_bytes.is_some() {
             let path = pipeline.journal.path().to_path_buf();
             let stop = pipeline.stop_dispatch.clone();
             pipeline
                 .dispatchers
-                .spawn(retention_loop(path, retain, stop));
+                .spawn(retention_loop(path, retain, max_bytes, stop));
         }
         Ok(pipeline)
     }
@@ -862,27 +864,76 @@ async fn settle(
     }
 }
 
-/// Purges settled messages older than `retain`, at start and then hourly.
-async fn retention_loop(path: std::path::PathBuf, retain: Duration, stop: CancellationToken) {
+/// Purges settled messages older than `retain` (at start, then hourly) and
+/// the oldest settled ones while the journal is over `max_bytes` (checked
+/// every 10 s).
+async fn retention_loop(
+    path: std::path::PathBuf,
+    retain: Option<Duration>,
+    max_bytes: Option<u64>,
+    stop: CancellationToken,
+) {
+    const CHECK: Duration = Duration::from_secs(10);
+    let mut since_age_purge = None::<tokio::time::Instant>;
+    let mut warned_full = false;
     loop {
+        let now = tokio::time::Instant::now();
+        let by_age = retain.filter(|_| {
+            since_age_purge.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(3600))
+        });
+        if by_age.is_some() {
+            since_age_purge = Some(now);
+        }
         let p = path.clone();
-        let before = now_ms() - retain.as_millis() as i64;
         let purged = tokio::task::spawn_blocking(move || {
             let mut conn = journal::operate::open(&p)?;
-            journal::operate::purge(&mut conn, before)
+            let aged = match by_age {
+                Some(retain) => {
+                    journal::operate::purge(&mut conn, now_ms() - retain.as_millis() as i64)?
+                }
+                None => (0, 0),
+            };
+            let sized = match max_bytes {
+                Some(max) => Some(journal::operate::purge_to_size(&mut conn, max)?),
+                None => None,
+            };
+            Ok::<_, journal::JournalError>((aged, sized))
         })
         .await;
         match purged {
-            Ok(Ok((m, d))) if m > 0 => tracing::info!(
-                messages = m,
-                deliveries = d,
-                "retention: purged settled messages"
-            ),
+            Ok(Ok((aged, sized))) => {
+                if aged.0 > 0 {
+                    tracing::info!(
+                        messages = aged.0,
+                        deliveries = aged.1,
+                        "retention: purged settled messages older than retain_days"
+                    );
+                }
+                if let (Some((m, d, used)), Some(max)) = (sized, max_bytes) {
+                    if m > 0 {
+                        tracing::info!(
+                            messages = m,
+                            deliveries = d,
+                            used_mb = used / (1024 * 1024),
+                            "retention: purged the oldest settled messages to stay under retain_max_mb"
+                        );
+                    }
+                    let over = used > max;
+                    if over && !warned_full {
+                        tracing::warn!(
+                            used_mb = used / (1024 * 1024),
+                            max_mb = max / (1024 * 1024),
+                            "retention: the journal is over retain_max_mb and holds nothing settled to purge (pending work is never purged)"
+                        );
+                    }
+                    warned_full = over;
+                }
+            }
             Ok(Err(e)) => tracing::error!(error = %e, "retention: purge failed"),
-            _ => {}
+            Err(_) => {}
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = tokio::time::sleep(if max_bytes.is_some() { CHECK } else { Duration::from_secs(3600) }) => {}
             _ = stop.cancelled() => break,
         }
     }

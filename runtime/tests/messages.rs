@@ -198,3 +198,59 @@ fn purge_removes_settled_messages_and_never_pending_work() {
     );
     assert_eq!(weft.stop(), 0);
 }
+
+#[test]
+fn a_size_cap_purges_the_oldest_settled_messages_and_frees_the_disk() {
+    let dead = common::fhir_server::free_addr();
+    let mut weft = Weft::start(|d| {
+        adt_config(
+            d,
+            "after-commit",
+            &format!(
+                "[destinations.dead]\nkind = \"http\"\nurl = \"http://{dead}/fhir\"\n\
+                 [routes.oru]\nmatch = [\"ORU^*\"]\ndestinations = [\"dead\"]\n\
+                 [runtime]\nretain_max_mb = 1\nshutdown_grace_s = 1\n"
+            ),
+        )
+    });
+    let mut c = weft.client();
+    // The oldest message is pending (its destination is down): it must
+    // survive any purge.
+    let oru = b"MSH|^~\\&|LAB|EDGE|WEFT|EDGE|20240101||ORU^R01|S-ORU|P|2.5\rPID|1||9^^^EDGE^MR\r";
+    assert_eq!(c.exchange(oru).code, "AA");
+    let total = 700;
+    for i in 0..total {
+        assert_eq!(
+            c.exchange(&a01(&format!("S{i}"), &i.to_string())).code,
+            "AA"
+        );
+    }
+    drop(c);
+    let journal = weft.dir().join("data").join("journal.db");
+    let size = || std::fs::metadata(&journal).map_or(0, |m| m.len());
+    assert!(
+        weft.wait_for_log(
+            "retention: purged the oldest settled messages",
+            std::time::Duration::from_secs(40)
+        ),
+        "{}",
+        weft.log_text()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while size() > 1024 * 1024 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "journal.db is {} bytes, over its 1 MiB cap\n{}",
+            size(),
+            weft.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (_, out) = messages(&weft, &["list", "--limit", "1000"]);
+    let kept = out.lines().count() - 1;
+    assert!(kept > 10 && kept < total, "kept {kept}:\n{out}");
+    assert!(out.contains(&format!("S{} ", total - 1)), "the newest stay");
+    assert!(!out.contains("S0 "), "the oldest settled go");
+    assert!(out.contains("S-ORU"), "pending work is never purged");
+    assert_eq!(weft.stop(), 0);
+}

@@ -56,22 +56,88 @@ pub fn resend_dead(conn: &mut Connection) -> Result<usize, JournalError> {
     .map_err(write_err)
 }
 
+/// A message whose work is settled: transformed, rejected or failed, with
+/// no delivery pending. Only those are ever purged.
+const SETTLED: &str = "m.status <> 'received'
+    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state = 'pending')";
+
 /// Deletes the messages received before `before` (ms) whose work is
-/// settled: transformed, rejected or failed, with no delivery pending. Their
-/// deliveries go with them. Pending work is never deleted. Gives the space
-/// back to the file system. Returns (messages, deliveries) deleted.
+/// settled. Their deliveries go with them. Pending work is never deleted.
+/// Gives the space back to the file system. Returns (messages, deliveries)
+/// deleted.
 pub fn purge(conn: &mut Connection, before: i64) -> Result<(usize, usize), JournalError> {
+    let deleted = delete_where(
+        conn,
+        &format!("SELECT m.id FROM messages m WHERE m.received_at < ?1 AND {SETTLED}"),
+        before,
+    )?;
+    give_back(conn)?;
+    Ok(deleted)
+}
+
+/// The bytes the journal's pages take (the file's size once free pages
+/// are given back).
+pub fn used_bytes(conn: &Connection) -> Result<u64, JournalError> {
+    let pragma = |name: &str| -> Result<i64, JournalError> {
+        conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+            .map_err(write_err)
+    };
+    let pages = pragma("page_count")? - pragma("freelist_count")?;
+    Ok((pages.max(0) * pragma("page_size")?) as u64)
+}
+
+/// Deletes the oldest settled messages until the journal's pages take at
+/// most `max_bytes` (aiming a tenth below, so that it does not purge at
+/// every check), and gives the space back. Pending work is never deleted,
+/// so a journal full of pending work stays over the cap. Returns (messages,
+/// deliveries) deleted and the bytes used after.
+pub fn purge_to_size(
+    conn: &mut Connection,
+    max_bytes: u64,
+) -> Result<(usize, usize, u64), JournalError> {
+    let (mut messages, mut deliveries) = (0, 0);
+    give_back(conn)?;
+    let mut used = used_bytes(conn)?;
+    let target = max_bytes - max_bytes / 10;
+    while used > max_bytes || (messages > 0 && used > target) {
+        let count: i64 = conn
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .map_err(write_err)?;
+        // Estimate how many messages free the excess; at least 100 a round.
+        let per_message = used / count.max(1) as u64;
+        let excess = used.saturating_sub(target);
+        let batch = (excess / per_message.max(1) + 1).max(100) as i64;
+        let (m, d) = delete_where(
+            conn,
+            &format!("SELECT m.id FROM messages m WHERE {SETTLED} ORDER BY m.received_at LIMIT ?1"),
+            batch,
+        )?;
+        if m == 0 {
+            break;
+        }
+        messages += m;
+        deliveries += d;
+        give_back(conn)?;
+        used = used_bytes(conn)?;
+    }
+    Ok((messages, deliveries, used))
+}
+
+/// Deletes the messages `select` (one `?1` parameter) names, with their
+/// deliveries, in one transaction.
+fn delete_where(
+    conn: &mut Connection,
+    select: &str,
+    param: i64,
+) -> Result<(usize, usize), JournalError> {
     let tx = conn.transaction().map_err(write_err)?;
     tx.execute_batch(
         "CREATE TEMP TABLE IF NOT EXISTS purge_ids (id TEXT PRIMARY KEY); DELETE FROM purge_ids;",
     )
     .map_err(write_err)?;
     tx.execute(
-        "INSERT INTO purge_ids (id)
-         SELECT m.id FROM messages m
-         WHERE m.received_at < ?1 AND m.status <> 'received'
-           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state = 'pending')",
-        params![before],
+        &format!("INSERT INTO purge_ids (id) {select}"),
+        params![param],
     )
     .map_err(write_err)?;
     let deliveries = tx
@@ -88,7 +154,23 @@ pub fn purge(conn: &mut Connection, before: i64) -> Result<(usize, usize), Journ
         .map_err(write_err)?;
     tx.execute("DELETE FROM purge_ids", []).map_err(write_err)?;
     tx.commit().map_err(write_err)?;
-    conn.execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")
-        .map_err(write_err)?;
     Ok((messages, deliveries))
+}
+
+/// Returns free pages to the file system. The file shrinks once the
+/// write-ahead log is copied back into it: a passive checkpoint does that
+/// now if no reader is in the way, else a later one does. (A passive
+/// checkpoint never makes the runtime's writer wait, unlike a truncating
+/// one.)
+pub fn give_back(conn: &Connection) -> Result<(), JournalError> {
+    // The pragma frees one page per step: step it to the end.
+    let mut vacuum = conn
+        .prepare("PRAGMA incremental_vacuum")
+        .map_err(write_err)?;
+    let mut rows = vacuum.query([]).map_err(write_err)?;
+    while rows.next().map_err(write_err)?.is_some() {}
+    drop(rows);
+    drop(vacuum);
+    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+    Ok(())
 }

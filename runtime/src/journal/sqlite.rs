@@ -9,7 +9,9 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use super::{DueDelivery, Journal, JournalError, MessageStatus, NewMessage, Outcome, Unfinished};
+use super::{
+    DueDelivery, Journal, JournalError, JournalSync, MessageStatus, NewMessage, Outcome, Unfinished,
+};
 
 /// The schema version this runtime writes.
 pub const SCHEMA_VERSION: i64 = 2;
@@ -59,13 +61,25 @@ fn open_error(path: &Path, reason: impl std::fmt::Display) -> JournalError {
     }
 }
 
-fn connect(path: &Path) -> Result<Connection, JournalError> {
+fn connect(path: &Path, sync: JournalSync) -> Result<Connection, JournalError> {
     let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(|e| open_error(path, e))?;
+    // On a new file this must come before WAL mode is set: it lets purges
+    // give space back to the file system (`PRAGMA incremental_vacuum`).
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+        .map_err(|e| open_error(path, e))?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(|e| open_error(path, e))?;
-    conn.pragma_update(None, "synchronous", "FULL")
+    let sync = match sync {
+        JournalSync::Full => "FULL",
+        JournalSync::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", sync)
+        .map_err(|e| open_error(path, e))?;
+    // After a burst, the write-ahead log shrinks back to this at the next
+    // checkpoint instead of keeping its peak size.
+    conn.pragma_update(None, "journal_size_limit", 16 * 1024 * 1024)
         .map_err(|e| open_error(path, e))?;
     Ok(conn)
 }
@@ -77,10 +91,16 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), JournalError> {
     if check != "ok" {
         return Err(open_error(path, format!("integrity check failed: {check}")));
     }
-    // On a new file, before any table: let purges give space back to the
-    // file system (`PRAGMA incremental_vacuum`).
-    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+    // A journal made before space could be given back is rebuilt once
+    // (VACUUM) so that purges shrink the file.
+    let auto_vacuum: i64 = conn
+        .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
         .map_err(|e| open_error(path, e))?;
+    if auto_vacuum == 0 {
+        tracing::info!(path = %path.display(), "rebuilding the journal once so that purges give space back");
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")
+            .map_err(|e| open_error(path, e))?;
+    }
     let tx = conn.transaction().map_err(|e| open_error(path, e))?;
     tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
@@ -166,6 +186,11 @@ impl SqliteJournal {
     /// the integrity check is an error naming the file: the journal never
     /// silently starts over.
     pub fn open(path: &Path) -> Result<SqliteJournal, JournalError> {
+        SqliteJournal::open_with(path, JournalSync::Full)
+    }
+
+    /// [`SqliteJournal::open`], with commits fsynced or not.
+    pub fn open_with(path: &Path, sync: JournalSync) -> Result<SqliteJournal, JournalError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| open_error(path, format!("cannot create its directory: {e}")))?;
@@ -178,9 +203,9 @@ impl SqliteJournal {
                 "the file exists but is empty (truncated?); restore it or move it away to start a new journal",
             ));
         }
-        let mut writer = connect(path)?;
+        let mut writer = connect(path, sync)?;
         migrate(&mut writer, path)?;
-        let reader = connect(path)?;
+        let reader = connect(path, sync)?;
         let (tx, rx) = sync_channel::<Request>(4096);
         let handle = std::thread::Builder::new()
             .name("weft-journal".into())
@@ -652,6 +677,47 @@ mod tests {
         std::fs::write(&junk, vec![0x42u8; 8192]).unwrap();
         let e = SqliteJournal::open(&junk).err().unwrap();
         assert!(e.to_string().contains("junk.db"), "{e}");
+    }
+
+    #[test]
+    fn purges_give_space_back_even_in_an_older_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            // A journal from before incremental vacuum was set.
+            let c = Connection::open(&path).unwrap();
+            c.pragma_update(None, "journal_mode", "WAL").unwrap();
+            c.execute_batch("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);")
+                .unwrap();
+        }
+        let j = SqliteJournal::open(&path).unwrap();
+        for i in 0..300 {
+            let mut m = msg(&format!("m{i}"));
+            m.body = vec![b'x'; 8000];
+            j.append(m).unwrap();
+            j.record(Outcome {
+                message_id: format!("m{i}"),
+                status: MessageStatus::Rejected,
+                error: Some("no".into()),
+                versions: vec![],
+                deliveries: vec![],
+            })
+            .unwrap();
+        }
+        j.close();
+        let mut conn = super::super::operate::open(&path).unwrap();
+        let auto: i64 = conn
+            .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(auto, 2, "rebuilt with incremental vacuum");
+        let before = super::super::operate::used_bytes(&conn).unwrap();
+        assert!(before > 2_000_000, "{before}");
+        let (m, _, after) = super::super::operate::purge_to_size(&mut conn, 1024 * 1024).unwrap();
+        assert!(m > 150 && m < 300, "{m}");
+        assert!(after <= 1024 * 1024, "{after}");
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let file = std::fs::metadata(&path).unwrap().len();
+        assert!(file <= 1024 * 1024, "the file shrank: {file}");
     }
 
     #[test]
