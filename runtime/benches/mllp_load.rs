@@ -5,7 +5,9 @@
 //! (after-transform). Prints, for 1, 8 and 64 connections sending as fast as
 //! ACKs come back, the ACK rate and latency (p50/p99/max), then an open-loop
 //! run at a fixed rate (default 5,000 msg/s over 8 connections) where latency
-//! is measured from each message's scheduled send time.
+//! is measured from each message's scheduled send time. All of it twice: with
+//! the journal fsyncing every group commit (`journal_sync = "full"`, the
+//! default) and without (`"normal"`), side by side.
 //! `WEFT_BENCH_SECS` sets each run's length (default 5),
 //! `WEFT_BENCH_RATE` the open-loop rate.
 
@@ -107,6 +109,48 @@ fn open_loop(weft: &Weft, connections: usize, rate: u64, secs: u64) -> (usize, V
     (all.len(), all)
 }
 
+/// One configuration's figures.
+struct Run {
+    /// (connections, msgs/s, p50, p99) for each closed-loop run.
+    closed: Vec<(usize, f64, Duration, Duration)>,
+    /// Open loop: messages, p50, p99.
+    open: (usize, Duration, Duration),
+}
+
+fn measure(sync: &str, secs: u64, rate: u64) -> Run {
+    let extra = format!("[runtime]\njournal_sync = \"{sync}\"\nshutdown_grace_s = 600\n");
+    let mut weft = Weft::start(|d| adt_config(d, "after-transform", &extra));
+    let mut sent = 0;
+    let mut closed = Vec::new();
+    for n in [1usize, 8, 64] {
+        let (count, lat, elapsed) = closed_loop(&weft, n, secs, &format!("N{n}"));
+        sent += count;
+        closed.push((
+            n,
+            count as f64 / elapsed.as_secs_f64(),
+            pct(&lat, 0.5),
+            pct(&lat, 0.99),
+        ));
+    }
+    let (count, lat) = open_loop(&weft, 8, rate, secs);
+    sent += count;
+    let drain = Instant::now();
+    while weft.out_files().len() < sent && drain.elapsed() < Duration::from_secs(600) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(weft.stop(), 0);
+    let files = weft.out_files().len();
+    println!(
+        "journal_sync = {sync}: the file destination's backlog drained {:.1} s after the load; {files} of {sent} messages written",
+        drain.elapsed().as_secs_f64()
+    );
+    assert_eq!(files, sent, "every ACKed message was delivered");
+    Run {
+        closed,
+        open: (count, pct(&lat, 0.5), pct(&lat, 0.99)),
+    }
+}
+
 fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     let secs: u64 = std::env::var("WEFT_BENCH_SECS")
@@ -117,38 +161,36 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(if quick { 500 } else { 5000 });
-    let mut weft = Weft::start(|d| adt_config(d, "after-transform", ""));
     println!(
-        "weft run over MLLP, site-normalize + adt-to-fhir -> file destination (fsync), ack after-transform, {} cores\n",
+        "weft run over MLLP, site-normalize + adt-to-fhir -> file destination (fsync), ack after-transform, {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!("connections   msgs/s (ACKed)     p50         p99         max");
-    let mut sent = 0;
-    for n in [1usize, 8, 64] {
-        let (count, lat, elapsed) = closed_loop(&weft, n, secs, &format!("N{n}"));
-        sent += count;
+    println!(
+        "journal fsync on every group commit (journal_sync = full, the default) vs not (normal)\n"
+    );
+    let full = measure("full", secs, rate);
+    let normal = measure("normal", secs, rate);
+    println!("\n            |  journal fsync (full)              |  no journal fsync (normal)");
+    println!("connections |  msgs/s      p50         p99      |  msgs/s      p50         p99");
+    for (f, n) in full.closed.iter().zip(&normal.closed) {
         println!(
-            "{n:>11}   {:>14.0}   {}  {}  {}",
-            count as f64 / elapsed.as_secs_f64(),
-            ms(pct(&lat, 0.5)),
-            ms(pct(&lat, 0.99)),
-            ms(*lat.last().unwrap_or(&Duration::ZERO))
+            "{:>11} | {:>7.0}  {}  {} | {:>7.0}  {}  {}",
+            f.0,
+            f.1,
+            ms(f.2),
+            ms(f.3),
+            n.1,
+            ms(n.2),
+            ms(n.3)
         );
     }
-    let (count, lat) = open_loop(&weft, 8, rate, secs);
-    sent += count;
     println!(
-        "\nopen loop at {rate} msg/s over 8 connections: {count} messages, p50 {} p99 {} max {}",
-        ms(pct(&lat, 0.5)),
-        ms(pct(&lat, 0.99)),
-        ms(*lat.last().unwrap_or(&Duration::ZERO))
+        "\nopen loop at {rate} msg/s over 8 connections ({secs} s): full p50 {} p99 {} ({} msgs); normal p50 {} p99 {} ({} msgs)",
+        ms(full.open.1),
+        ms(full.open.2),
+        full.open.0,
+        ms(normal.open.1),
+        ms(normal.open.2),
+        normal.open.0
     );
-    let drain = Instant::now();
-    assert_eq!(weft.stop(), 0);
-    let files = weft.out_files().len();
-    println!(
-        "\nshutdown drained the file destination in {:.1} s; {files} of {sent} messages written",
-        drain.elapsed().as_secs_f64()
-    );
-    assert_eq!(files, sent, "every ACKed message was delivered");
 }

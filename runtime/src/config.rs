@@ -59,6 +59,18 @@ pub struct Config {
     pub destinations: BTreeMap<String, DestinationConfig>,
     /// Where in the file each plugin's `path` key is, to report load errors.
     pub plugin_locations: HashMap<String, Location>,
+    /// The admin HTTP API (`[admin]`); `None`: not served.
+    pub admin: Option<AdminConfig>,
+}
+
+/// The admin HTTP API (`[admin]`): what the journal holds, resend, purge,
+/// status. It has no authentication of its own, so it listens on loopback
+/// unless `allow_remote` says otherwise (then put it behind a proxy that
+/// authenticates).
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Where it listens.
+    pub listen: std::net::SocketAddr,
 }
 
 /// When a source acknowledges a message.
@@ -459,6 +471,11 @@ impl<'a> Checker<'a> {
                         config.runtime = self.runtime(t);
                     }
                 }
+                "admin" => {
+                    if let Some(t) = self.table(value, "admin") {
+                        config.admin = self.admin(key.span().start, t);
+                    }
+                }
                 "plugins" => {
                     if let Some(t) = self.table(value, "plugins") {
                         for (name, v) in t.iter() {
@@ -519,7 +536,7 @@ impl<'a> Checker<'a> {
                 other => self.error(
                     key.span().start,
                     other,
-                    "unknown section (expected runtime, sources, plugins, routes or destinations)",
+                    "unknown section (expected runtime, admin, sources, plugins, routes or destinations)",
                 ),
             }
         }
@@ -985,6 +1002,51 @@ impl<'a> Checker<'a> {
             route,
             dedup_window,
         })
+    }
+
+    fn admin(&mut self, at: usize, t: &DeTable<'_>) -> Option<AdminConfig> {
+        let mut listen = None;
+        let mut allow_remote = false;
+        for entry in t.iter() {
+            let k = entry.0.get_ref().as_ref();
+            let key = format!("admin.{k}");
+            match k {
+                "listen" => {
+                    listen = self
+                        .socket_addr(entry, &key)
+                        .map(|a| (a, entry.1.span().start))
+                }
+                "allow_remote" => match entry.1.get_ref() {
+                    DeValue::Boolean(b) => allow_remote = *b,
+                    other => self.error(
+                        entry.1.span().start,
+                        &key,
+                        format!("expected true or false, found {}", other.type_str()),
+                    ),
+                },
+                _ => self.error(
+                    entry.0.span().start,
+                    &key,
+                    "unknown key (expected listen, allow_remote)",
+                ),
+            }
+        }
+        let Some((listen, listen_at)) = listen else {
+            self.error(at, "admin.listen", "required key is missing");
+            return None;
+        };
+        if !listen.ip().is_loopback() && !allow_remote {
+            self.error(
+                listen_at,
+                "admin.listen",
+                format!(
+                    "{listen} is not a loopback address; the admin API has no authentication \
+                     (set allow_remote = true to serve it anyway, behind an authenticating proxy)"
+                ),
+            );
+            return None;
+        }
+        Some(AdminConfig { listen })
     }
 
     fn socket_addr(&mut self, entry: Entry<'_>, key: &str) -> Option<std::net::SocketAddr> {

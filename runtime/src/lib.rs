@@ -4,8 +4,10 @@
 //! This library is what the `weft` binary is made of; it is public so that
 //! tests and benchmarks use the same code.
 
+pub mod admin;
 pub mod config;
 pub mod destinations;
+pub mod httpd;
 pub mod journal;
 pub mod mllp;
 pub mod pipeline;

@@ -160,6 +160,8 @@ pub struct Pipeline {
     trackers: Trackers,
     /// Outcome commits under way (the workers do not wait for them).
     recording: TaskTracker,
+    /// Each destination dispatcher's wake-up call.
+    wakes: Arc<HashMap<String, Arc<Notify>>>,
     /// Counters.
     pub stats: Arc<Stats>,
 }
@@ -285,6 +287,7 @@ impl Pipeline {
             stop_dispatch,
             trackers,
             recording,
+            wakes,
             stats,
         });
         pipeline.recover().await?;
@@ -384,6 +387,14 @@ impl Pipeline {
             .send(job)
             .await
             .map_err(|_| NotTaken::ShuttingDown)
+    }
+
+    /// Makes every destination look for due deliveries now (after an
+    /// operator queued some again) rather than at its next poll.
+    pub fn wake_dispatchers(&self) {
+        for w in self.wakes.values() {
+            w.notify_one();
+        }
     }
 
     /// Messages waiting for a plugin worker.

@@ -2,8 +2,9 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use weft::journal::query::{self, Filter};
+use weft::journal::time::{self, iso};
 
 /// Arguments of `weft messages`.
 #[derive(Debug, clap::Args)]
@@ -76,7 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let path = config.runtime.data_dir.join("journal.db");
     match args.command {
         Command::Purge { before } => {
-            let before = parse_time(&before)?;
+            let before = time::parse(&before)?;
             let mut conn = weft::journal::operate::open(&path)?;
             let (m, d) = weft::journal::operate::purge(&mut conn, before)?;
             println!(
@@ -120,8 +121,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 source,
                 message_type,
                 control_id,
-                since: since.as_deref().map(parse_time).transpose()?,
-                until: until.as_deref().map(parse_time).transpose()?,
+                since: since.as_deref().map(time::parse).transpose()?,
+                until: until.as_deref().map(time::parse).transpose()?,
                 limit: limit.max(1),
                 offset: limit.max(1) * page.saturating_sub(1),
             };
@@ -210,58 +211,5 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-/// `YYYY-MM-DD HH:MM:SS` (UTC) for ms since the epoch.
-fn iso(ms: i64) -> String {
-    let t = weft_hl7::datetime::format_unix((ms.max(0) / 1000) as u64);
-    format!(
-        "{}-{}-{} {}:{}:{}",
-        &t[0..4],
-        &t[4..6],
-        &t[6..8],
-        &t[8..10],
-        &t[10..12],
-        &t[12..14]
-    )
-}
-
-/// ms since the epoch for `YYYY-MM-DD[THH:MM[:SS]]` in UTC.
-fn parse_time(text: &str) -> anyhow::Result<i64> {
-    let digits: String = text.chars().filter(|c| c.is_ascii_digit()).collect();
-    let dt = weft_hl7::datetime::DateTime::parse(&digits).with_context(|| {
-        format!("{text:?} is not a date such as 2026-11-25 or 2026-11-25T08:30")
-    })?;
-    let (y, m, d) = (
-        i64::from(dt.year),
-        i64::from(dt.month.unwrap_or(1)),
-        i64::from(dt.day.unwrap_or(1)),
-    );
-    // Days from the civil date (H. Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400
-        + i64::from(dt.hour.unwrap_or(0)) * 3600
-        + i64::from(dt.minute.unwrap_or(0)) * 60
-        + i64::from(dt.second.unwrap_or(0));
-    Ok(secs * 1000)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_round_trip() {
-        let ms = parse_time("2024-02-29T12:34:56").unwrap();
-        assert_eq!(ms, 1_709_210_096_000);
-        assert_eq!(iso(ms), "2024-02-29 12:34:56");
-        assert_eq!(parse_time("1970-01-01").unwrap(), 0);
-        assert!(parse_time("yesterday").is_err());
     }
 }

@@ -82,6 +82,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             };
         }
+        if let Some(admin) = &config.admin {
+            let listener = tokio::net::TcpListener::bind(admin.listen)
+                .await
+                .with_context(|| format!("admin API: cannot listen on {}", admin.listen))?;
+            tracing::info!(
+                "admin API listening on {} (GET /status, /messages; POST /messages/resend, /messages/purge)",
+                listener.local_addr()?
+            );
+            listeners.spawn(weft::admin::serve(
+                listener,
+                pipeline.clone(),
+                shutdown.clone(),
+            ));
+        }
         tracing::info!(workers, "weft running; SIGINT or SIGTERM stops it");
         wait_for_signal().await;
         tracing::info!("shutting down: no new connections; finishing messages in flight");

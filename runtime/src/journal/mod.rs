@@ -10,6 +10,7 @@
 pub mod operate;
 pub mod query;
 pub mod sqlite;
+pub mod time;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -8,26 +8,19 @@
 //! no route takes it or a plugin rejects it, 500 when a plugin fails, 503
 //! with `Retry-After` when the queue is full or the runtime is stopping.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http::{Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming as Body;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::{Incoming, Refusal, take};
 use crate::config::{HttpSourceConfig, SourceConfig};
+use crate::httpd::{self, Reply, error, method_not_allowed, reply};
 use crate::pipeline::{Outcome, Pipeline};
 
 struct Ctx {
@@ -45,76 +38,34 @@ pub async fn serve(
     pipeline: Arc<Pipeline>,
     shutdown: CancellationToken,
 ) {
+    let what = format!("source {}", source.name);
     let ctx = Arc::new(Ctx {
         source,
         http,
         pipeline,
         shutdown: shutdown.clone(),
     });
-    let graceful = GracefulShutdown::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, remote)) => {
-                    let ctx = ctx.clone();
-                    let service = service_fn(move |req| {
-                        let ctx = ctx.clone();
-                        async move { Ok::<_, Infallible>(handle(req, &ctx, remote).await) }
-                    });
-                    let conn = http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(30))
-                        .serve_connection(TokioIo::new(stream), service);
-                    let watched = graceful.watch(conn);
-                    tokio::spawn(async move {
-                        let _ = watched.await;
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(source = %ctx.source.name, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            _ = shutdown.cancelled() => break,
-        }
-    }
-    drop(listener);
-    graceful.shutdown().await;
+    let handler = Arc::new(move |req: Request<Body>, remote: SocketAddr| {
+        let ctx = ctx.clone();
+        async move { handle(req, &ctx, remote).await }
+    });
+    httpd::serve(listener, what, handler, shutdown).await;
 }
 
-fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>> {
-    reply(status, json!({ "error": message.into() }))
-}
-
-fn busy(seconds: u64, message: &str) -> Response<Full<Bytes>> {
+fn busy(seconds: u64, message: &str) -> Reply {
     let mut r = error(StatusCode::SERVICE_UNAVAILABLE, message);
     r.headers_mut()
         .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
     r
 }
 
-async fn handle(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Response<Full<Bytes>> {
+async fn handle(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
-        (&Method::GET, "/health") => health(ctx),
+        (&Method::GET, "/health") => health(ctx).await,
         (&Method::POST, p) if p == ctx.http.path => intake(req, ctx, remote).await,
-        (_, p) if p == ctx.http.path || p == "/health" => {
-            let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-            let allow = if p == "/health" { "GET" } else { "POST" };
-            r.headers_mut()
-                .insert(header::ALLOW, header::HeaderValue::from_static(allow));
-            r
-        }
+        (_, "/health") => method_not_allowed("GET"),
+        (_, p) if p == ctx.http.path => method_not_allowed("POST"),
         _ => error(
             StatusCode::NOT_FOUND,
             format!("no such path; POST messages to {}", ctx.http.path),
@@ -122,37 +73,19 @@ async fn handle(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Response<F
     }
 }
 
-fn health(ctx: &Ctx) -> Response<Full<Bytes>> {
-    use crate::journal::Journal;
-    let s = &ctx.pipeline.stats;
-    let pending: serde_json::Map<String, Value> = ctx
-        .pipeline
-        .journal()
-        .pending_counts()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(d, n)| (d, Value::from(n)))
-        .collect();
-    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+async fn health(ctx: &Ctx) -> Reply {
     let stopping = ctx.shutdown.is_cancelled();
+    let pipeline = ctx.pipeline.clone();
+    let status = tokio::task::spawn_blocking(move || httpd::pipeline_status(&pipeline, stopping))
+        .await
+        .unwrap_or_else(|_| json!({ "status": "unknown" }));
     reply(
         if stopping {
             StatusCode::SERVICE_UNAVAILABLE
         } else {
             StatusCode::OK
         },
-        json!({
-            "status": if stopping { "stopping" } else { "ok" },
-            "received": n(&s.received),
-            "transformed": n(&s.transformed),
-            "rejected": n(&s.rejected),
-            "failed": n(&s.failed),
-            "delivered": n(&s.delivered),
-            "delivery_failed": n(&s.delivery_failed),
-            "delivery_retries": n(&s.delivery_retries),
-            "queued": ctx.pipeline.queued(),
-            "pending": pending,
-        }),
+        status,
     )
 }
 
@@ -161,7 +94,7 @@ enum Kind {
     Json,
 }
 
-async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Response<Full<Bytes>> {
+async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
     let media = req
         .headers()
         .get(header::CONTENT_TYPE)

@@ -22,3 +22,16 @@ pub fn wasm(crate_name: &str) -> PathBuf {
 }
 pub mod fhir_server;
 pub mod run;
+
+/// Runs curl (a real third-party client) with `args`; its status code and
+/// body.
+pub fn curl(args: &[&str]) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}

@@ -1,0 +1,275 @@
+//! The admin HTTP API: what operators do with `weft messages`, over HTTP,
+//! beside the running runtime. It listens on loopback by default and has
+//! no authentication of its own; message bodies (patient data) are only
+//! returned on request (`?body=true`).
+//!
+//! | Request | Answer |
+//! |---|---|
+//! | `GET /status` | counters, queue, pending deliveries per destination |
+//! | `GET /messages?status=&source=&type=&control_id=&since=&until=&limit=&page=` | messages, newest first |
+//! | `GET /messages/{id}[?body=true]` | one message: outcome, plugin versions, deliveries |
+//! | `POST /messages/resend` `{"ids": [...]}` or `{"dead": true}` | deliveries queued again |
+//! | `POST /messages/purge` `{"before": "2026-11-01"}` | settled messages deleted |
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::httpd::{self, Reply, error, method_not_allowed, reply};
+use crate::journal::query::{self, Detail, Filter, Summary};
+use crate::journal::{JournalError, operate, time};
+use crate::pipeline::Pipeline;
+
+struct Ctx {
+    pipeline: Arc<Pipeline>,
+    journal: PathBuf,
+    started: Instant,
+    shutdown: CancellationToken,
+}
+
+/// Serves the admin API until `shutdown`.
+pub async fn serve(listener: TcpListener, pipeline: Arc<Pipeline>, shutdown: CancellationToken) {
+    let ctx = Arc::new(Ctx {
+        journal: pipeline.journal().path().to_path_buf(),
+        pipeline,
+        started: Instant::now(),
+        shutdown: shutdown.clone(),
+    });
+    let handler = Arc::new(move |req: Request<Incoming>, _remote: SocketAddr| {
+        let ctx = ctx.clone();
+        async move { handle(req, ctx).await }
+    });
+    httpd::serve(listener, "admin API".into(), handler, shutdown).await;
+}
+
+async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Reply {
+    let path = req.uri().path().to_string();
+    let query: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let method = req.method().clone();
+    match (method, path.as_str()) {
+        (Method::GET, "/status") => blocking(move || Ok(status(&ctx))).await,
+        (_, "/status") => method_not_allowed("GET"),
+        (Method::GET, "/messages") => match filter(&query) {
+            Ok(f) => blocking(move || list(&ctx, &f)).await,
+            Err(e) => error(StatusCode::BAD_REQUEST, e),
+        },
+        (_, "/messages") => method_not_allowed("GET"),
+        (Method::POST, "/messages/resend") => match body(req).await {
+            Ok(b) => blocking(move || resend(&ctx, &b)).await,
+            Err(e) => e,
+        },
+        (Method::POST, "/messages/purge") => match body(req).await {
+            Ok(b) => blocking(move || purge(&ctx, &b)).await,
+            Err(e) => e,
+        },
+        (_, "/messages/resend" | "/messages/purge") => method_not_allowed("POST"),
+        (Method::GET, p) if p.starts_with("/messages/") => {
+            let id = p["/messages/".len()..].to_string();
+            let with_body = query.iter().any(|(k, v)| k == "body" && v == "true");
+            blocking(move || show(&ctx, &id, with_body)).await
+        }
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "no such path; try GET /status, GET /messages, GET /messages/{id}, \
+             POST /messages/resend, POST /messages/purge",
+        ),
+    }
+}
+
+/// Runs a journal query off the async threads.
+async fn blocking(work: impl FnOnce() -> Result<Reply, JournalError> + Send + 'static) -> Reply {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the request's task failed",
+        ),
+    }
+}
+
+/// A JSON request body of at most 1 MiB.
+async fn body(req: Request<Incoming>) -> Result<Value, Reply> {
+    let bytes = Limited::new(req.into_body(), 1 << 20)
+        .collect()
+        .await
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")))?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not JSON: {e}"),
+        )
+    })
+}
+
+fn status(ctx: &Ctx) -> Reply {
+    let mut s = httpd::pipeline_status(&ctx.pipeline, ctx.shutdown.is_cancelled());
+    if let Some(o) = s.as_object_mut() {
+        o.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+        o.insert("uptime_s".into(), ctx.started.elapsed().as_secs().into());
+        o.insert("journal".into(), ctx.journal.display().to_string().into());
+    }
+    reply(StatusCode::OK, s)
+}
+
+fn filter(query: &[(String, String)]) -> Result<Filter, String> {
+    let mut f = Filter {
+        limit: 50,
+        ..Filter::default()
+    };
+    let mut page = 1usize;
+    for (k, v) in query {
+        let number = || {
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| format!("{k}: expected a whole number from 1, found {v:?}"))
+        };
+        match k.as_str() {
+            "status" => f.status = Some(v.clone()),
+            "source" => f.source = Some(v.clone()),
+            "type" => f.message_type = Some(v.clone()),
+            "control_id" => f.control_id = Some(v.clone()),
+            "since" => f.since = Some(time::parse(v).map_err(|e| format!("since: {e}"))?),
+            "until" => f.until = Some(time::parse(v).map_err(|e| format!("until: {e}"))?),
+            "limit" => f.limit = number()?.min(1000),
+            "page" => page = number()?,
+            other => {
+                return Err(format!(
+                    "unknown parameter {other:?} (expected status, source, type, control_id, \
+                     since, until, limit, page)"
+                ));
+            }
+        }
+    }
+    f.offset = f.limit * (page - 1);
+    Ok(f)
+}
+
+fn summary_json(s: &Summary) -> Value {
+    json!({
+        "id": s.id,
+        "received_at": time::iso(s.received_at),
+        "source": s.source,
+        "type": s.message_type,
+        "control_id": s.control_id,
+        "status": s.status,
+        "deliveries": { "delivered": s.delivered, "pending": s.pending, "dead": s.dead },
+    })
+}
+
+fn list(ctx: &Ctx, f: &Filter) -> Result<Reply, JournalError> {
+    let rows = query::list(&query::open(&ctx.journal)?, f)?;
+    let more = rows.len() == f.limit;
+    Ok(reply(
+        StatusCode::OK,
+        json!({
+            "messages": rows.iter().map(summary_json).collect::<Vec<_>>(),
+            "more": more,
+        }),
+    ))
+}
+
+fn show(ctx: &Ctx, id: &str, with_body: bool) -> Result<Reply, JournalError> {
+    let Some(d) = query::show(&query::open(&ctx.journal)?, id)? else {
+        return Ok(error(StatusCode::NOT_FOUND, format!("no message {id}")));
+    };
+    Ok(reply(StatusCode::OK, detail_json(&d, with_body)))
+}
+
+fn detail_json(d: &Detail, with_body: bool) -> Value {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let mut v = summary_json(&d.summary);
+    let deliveries: Vec<Value> = d
+        .deliveries
+        .iter()
+        .map(|x| {
+            let mut o = json!({
+                "id": x.id,
+                "destination": x.destination,
+                "output": x.n,
+                "content_type": x.content_type,
+                "state": x.state,
+                "attempts": x.attempts,
+                "last_error": x.last_error,
+                "delivered_at": x.delivered_at.map(time::iso),
+                "next_attempt_at": (x.state == "pending").then(|| time::iso(x.next_attempt_at)),
+            });
+            if with_body {
+                o["body"] = text(&x.body).into();
+            }
+            o
+        })
+        .collect();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("remote".into(), d.remote.clone().into());
+        o.insert("content_type".into(), d.content_type.clone().into());
+        o.insert("sending_application".into(), d.sender.0.clone().into());
+        o.insert("sending_facility".into(), d.sender.1.clone().into());
+        o.insert("route".into(), d.route.clone().into());
+        o.insert("error".into(), d.error.clone().into());
+        o.insert("plugin_versions".into(), d.plugin_versions.clone().into());
+        o.insert("deliveries".into(), deliveries.into());
+        if with_body {
+            o.insert("body".into(), text(&d.body).into());
+        }
+    }
+    v
+}
+
+fn resend(ctx: &Ctx, body: &Value) -> Result<Reply, JournalError> {
+    let mut conn = operate::open(&ctx.journal)?;
+    let answer = if body.get("dead") == Some(&Value::Bool(true)) {
+        let n = operate::resend_dead(&mut conn)?;
+        json!({ "queued": n })
+    } else if let Some(ids) = body.get("ids").and_then(Value::as_array) {
+        let ids: Vec<String> = ids
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect();
+        if ids.is_empty() {
+            return Ok(error(StatusCode::BAD_REQUEST, "ids: expected message ids"));
+        }
+        let (n, none) = operate::resend(&mut conn, &ids)?;
+        json!({ "queued": n, "without_outputs": none })
+    } else {
+        return Ok(error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"ids\": [message ids]} or {\"dead\": true}",
+        ));
+    };
+    ctx.pipeline.wake_dispatchers();
+    Ok(reply(StatusCode::OK, answer))
+}
+
+fn purge(ctx: &Ctx, body: &Value) -> Result<Reply, JournalError> {
+    let Some(before) = body.get("before").and_then(Value::as_str) else {
+        return Ok(error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"before\": \"2026-11-01\"}",
+        ));
+    };
+    let before = match time::parse(before) {
+        Ok(t) => t,
+        Err(e) => return Ok(error(StatusCode::BAD_REQUEST, format!("before: {e}"))),
+    };
+    let mut conn = operate::open(&ctx.journal)?;
+    let (messages, deliveries) = operate::purge(&mut conn, before)?;
+    Ok(reply(
+        StatusCode::OK,
+        json!({ "messages": messages, "deliveries": deliveries, "before": time::iso(before) }),
+    ))
+}

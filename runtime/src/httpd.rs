@@ -1,0 +1,120 @@
+//! The HTTP/1 server loop shared by the HTTP source and the admin API:
+//! accept, serve each connection with a handler, stop gracefully; and JSON
+//! replies.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::pipeline::Pipeline;
+
+/// A response with a buffered body.
+pub type Reply = Response<Full<Bytes>>;
+
+/// Serves `listener` with `handle` until `shutdown`, then lets requests in
+/// flight finish. `what` names the server in the log.
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    what: String,
+    handle: Arc<H>,
+    shutdown: CancellationToken,
+) where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Send + Sync + 'static,
+    F: Future<Output = Reply> + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, remote)) => {
+                    let handle = handle.clone();
+                    let service = service_fn(move |req| {
+                        let reply = handle(req, remote);
+                        async move { Ok::<_, Infallible>(reply.await) }
+                    });
+                    let conn = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(30))
+                        .serve_connection(TokioIo::new(stream), service);
+                    let watched = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        let _ = watched.await;
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(server = %what, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// A JSON reply.
+pub fn reply(status: StatusCode, body: Value) -> Reply {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// `{"error": message}` with a status.
+pub fn error(status: StatusCode, message: impl Into<String>) -> Reply {
+    reply(status, json!({ "error": message.into() }))
+}
+
+/// 405 with the methods the path allows.
+pub fn method_not_allowed(allow: &'static str) -> Reply {
+    let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    r.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    r
+}
+
+/// The pipeline's counters and pending deliveries per destination, as
+/// JSON. Reads the journal: call it off the async threads.
+pub fn pipeline_status(pipeline: &Pipeline, stopping: bool) -> Value {
+    use crate::journal::Journal;
+    let s = &pipeline.stats;
+    let pending: serde_json::Map<String, Value> = pipeline
+        .journal()
+        .pending_counts()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(d, n)| (d, Value::from(n)))
+        .collect();
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    json!({
+        "status": if stopping { "stopping" } else { "ok" },
+        "received": n(&s.received),
+        "transformed": n(&s.transformed),
+        "rejected": n(&s.rejected),
+        "failed": n(&s.failed),
+        "delivered": n(&s.delivered),
+        "delivery_failed": n(&s.delivery_failed),
+        "delivery_retries": n(&s.delivery_retries),
+        "queued": pipeline.queued(),
+        "pending": pending,
+    })
+}
