@@ -543,3 +543,57 @@ fn per_key_ordering_holds_back_only_the_stuck_patient() {
     drop(c);
     assert_eq!(weft.stop(), 0);
 }
+
+#[test]
+fn a_destination_down_for_a_while_gets_everything_in_per_patient_order() {
+    let addr = free_addr();
+    let mut weft = Weft::start(|d| {
+        adt_config(d, "after-commit", &http_destination(addr)).replace(
+            r#"destinations = ["files"]"#,
+            r#"destinations = ["fhir-server"]"#,
+        )
+    });
+    let mut c = weft.client();
+    let mut sent: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for i in 0..60 {
+        let (ctrl, mrn) = (format!("D{i:02}"), format!("P{}", i % 5));
+        let msg = String::from_utf8(a01(&ctrl, &mrn))
+            .unwrap()
+            .replace("Test^Pat", &format!("Test^{ctrl}"));
+        assert_eq!(c.exchange(msg.as_bytes()).code, "AA");
+        sent.entry(mrn).or_default().push(ctrl);
+    }
+    drop(c);
+    // Down for a while: attempts fail and back off.
+    wait_until("failed attempts", Duration::from_secs(20), || {
+        weft.log_text()
+            .matches("delivery failed; will retry")
+            .count()
+            >= 10
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let server = FhirServer::start_on(addr, &[]);
+    wait_until("60 deliveries", Duration::from_secs(60), || {
+        server.accepted().len() == 60
+    });
+    let mut got: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for r in server.accepted() {
+        let b: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let patient = &b["entry"][0]["resource"];
+        let mrn = patient["identifier"][0]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches("EDGE-")
+            .to_string();
+        let ctrl = patient["name"][0]["given"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        got.entry(mrn).or_default().push(ctrl);
+    }
+    assert_eq!(
+        got, sent,
+        "each patient's messages arrive in the order sent"
+    );
+    assert_eq!(weft.stop(), 0);
+}
