@@ -62,13 +62,17 @@ fn open_error(path: &Path, reason: impl std::fmt::Display) -> JournalError {
 }
 
 fn connect(path: &Path, sync: JournalSync) -> Result<Connection, JournalError> {
+    let new = !path.exists();
     let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(|e| open_error(path, e))?;
     // On a new file this must come before WAL mode is set: it lets purges
     // give space back to the file system (`PRAGMA incremental_vacuum`).
-    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
-        .map_err(|e| open_error(path, e))?;
+    // (Never on an existing file: it would write before the integrity check.)
+    if new {
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .map_err(|e| open_error(path, e))?;
+    }
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(|e| open_error(path, e))?;
     let sync = match sync {
