@@ -55,3 +55,15 @@ build_plugins() {
     echo "==> building plugins: $*"
     cargo build --locked --target wasm32-wasip2 --profile plugin "${args[@]}"
 }
+
+# build_test_variants: a second build of site-normalize (feature
+# test-variant: its outputs carry a ZWV|B segment) at
+# target/wasm32-wasip2/plugin/site_normalize_variant.wasm, for the hot-reload
+# tests. The normal build is put back where it was.
+build_test_variants() {
+    local dir=target/wasm32-wasip2/plugin
+    echo "==> building the test variant of site-normalize"
+    cargo build --locked --target wasm32-wasip2 --profile plugin -p site-normalize --features test-variant
+    cp "$dir/site_normalize.wasm" "$dir/site_normalize_variant.wasm"
+    cargo build --locked --target wasm32-wasip2 --profile plugin -p site-normalize
+}

@@ -9,6 +9,7 @@ ensure_python_hl7
 echo "==> cargo fmt --check"
 cargo fmt --all --check
 build_plugins "${SHIPPED_PLUGINS[@]}" "${TEST_PLUGINS[@]}"
+build_test_variants
 echo "==> clippy (wasm32-wasip2: SDK and plugins)"
 cargo clippy --locked --target wasm32-wasip2 --profile plugin \
     -p weft-sdk -p adt-to-fhir -p site-normalize -p weft-test-hostile -- -D warnings

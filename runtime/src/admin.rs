@@ -6,6 +6,8 @@
 //! | Request | Answer |
 //! |---|---|
 //! | `GET /status` | counters, queue, pending deliveries per destination |
+//! | `GET /plugins` | each plugin's live version, since when, what it replaced, its last refusal |
+//! | `POST /reload` | reloads changed plugins, tables and config now; what it did |
 //! | `GET /messages?status=&source=&type=&control_id=&since=&until=&limit=&page=` | messages, newest first |
 //! | `GET /messages/{id}[?body=true]` | one message: outcome, plugin versions, deliveries |
 //! | `POST /messages/resend` `{"ids": [...]}` or `{"dead": true}` | deliveries queued again |
@@ -27,19 +29,27 @@ use crate::httpd::{self, Reply, error, method_not_allowed, reply};
 use crate::journal::query::{self, Detail, Filter, Summary};
 use crate::journal::{JournalError, operate, time};
 use crate::pipeline::Pipeline;
+use crate::reload::Reloader;
 
 struct Ctx {
     pipeline: Arc<Pipeline>,
+    reloader: Option<Arc<Reloader>>,
     journal: PathBuf,
     started: Instant,
     shutdown: CancellationToken,
 }
 
 /// Serves the admin API until `shutdown`.
-pub async fn serve(listener: TcpListener, pipeline: Arc<Pipeline>, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    pipeline: Arc<Pipeline>,
+    reloader: Option<Arc<Reloader>>,
+    shutdown: CancellationToken,
+) {
     let ctx = Arc::new(Ctx {
         journal: pipeline.journal().path().to_path_buf(),
         pipeline,
+        reloader,
         started: Instant::now(),
         shutdown: shutdown.clone(),
     });
@@ -61,6 +71,16 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Reply {
     match (method, path.as_str()) {
         (Method::GET, "/status") => blocking(move || Ok(status(&ctx))).await,
         (_, "/status") => method_not_allowed("GET"),
+        (Method::GET, "/plugins") => match ctx.reloader.clone() {
+            Some(r) => blocking(move || Ok(reply(StatusCode::OK, r.status()))).await,
+            None => error(StatusCode::NOT_FOUND, "no plugin registry"),
+        },
+        (_, "/plugins") => method_not_allowed("GET"),
+        (Method::POST, "/reload") => match ctx.reloader.clone() {
+            Some(r) => blocking(move || Ok(reply(StatusCode::OK, r.reload().to_json()))).await,
+            None => error(StatusCode::NOT_FOUND, "no plugin registry"),
+        },
+        (_, "/reload") => method_not_allowed("POST"),
         (Method::GET, "/messages") => match filter(&query) {
             Ok(f) => blocking(move || list(&ctx, &f)).await,
             Err(e) => error(StatusCode::BAD_REQUEST, e),
@@ -82,8 +102,8 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Reply {
         }
         _ => error(
             StatusCode::NOT_FOUND,
-            "no such path; try GET /status, GET /messages, GET /messages/{id}, \
-             POST /messages/resend, POST /messages/purge",
+            "no such path; try GET /status, GET /plugins, POST /reload, GET /messages, \
+             GET /messages/{id}, POST /messages/resend, POST /messages/purge",
         ),
     }
 }

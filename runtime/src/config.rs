@@ -33,6 +33,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 pub use crate::journal::JournalSync;
+use crate::plugins::samples::{Expect, Sample};
 use crate::plugins::{Limits, PluginSpec};
 
 /// The default configuration, compiled into the binary: the repository's
@@ -780,10 +781,11 @@ impl<'a> Checker<'a> {
                         }
                     }
                 }
+                "samples" => spec.samples = self.samples(v, &key),
                 _ => self.error(
                     k.span().start,
                     &key,
-                    "unknown key (expected path, deadline_ms, memory_mib, fuel, max_output_mib, config, lookups)",
+                    "unknown key (expected path, deadline_ms, memory_mib, fuel, max_output_mib, config, lookups, samples)",
                 ),
             }
         }
@@ -846,6 +848,70 @@ impl<'a> Checker<'a> {
             }
         }
         route
+    }
+
+    /// A plugin's check samples: `[[plugins.NAME.samples]]` tables (or an
+    /// inline list of them) with `input`, `expect` and `contains`.
+    fn samples(&mut self, v: &Spanned<DeValue<'_>>, key: &str) -> Vec<Sample> {
+        let DeValue::Array(items) = v.get_ref() else {
+            self.error(
+                v.span().start,
+                key,
+                "expected a list of samples ([[...samples]] tables with input, expect, contains)",
+            );
+            return Vec::new();
+        };
+        let mut samples = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let skey = format!("{key}[{i}]");
+            let Some(t) = self.table(item, &skey) else {
+                continue;
+            };
+            let mut sample = Sample::default();
+            let mut has_input = false;
+            for entry in t.iter() {
+                let k = entry.0.get_ref().as_ref();
+                let ekey = format!("{skey}.{k}");
+                match k {
+                    "input" => {
+                        has_input = true;
+                        if let Some(p) = self.path(entry, &ekey, true) {
+                            sample.input = p;
+                        }
+                    }
+                    "expect" => match self.string(entry, &ekey).as_deref().map(Expect::parse) {
+                        Some(Some(e)) => sample.expect = e,
+                        Some(None) => self.error(
+                            entry.1.span().start,
+                            &ekey,
+                            "expected \"transformed\", \"filtered\" or \"rejected\"",
+                        ),
+                        None => {}
+                    },
+                    "contains" => {
+                        sample.contains = self
+                            .string_list(entry.1, &ekey)
+                            .into_iter()
+                            .map(|(_, s)| s)
+                            .collect();
+                    }
+                    _ => self.error(
+                        entry.0.span().start,
+                        &ekey,
+                        "unknown key (expected input, expect, contains)",
+                    ),
+                }
+            }
+            if !has_input {
+                self.error(
+                    item.span().start,
+                    &format!("{skey}.input"),
+                    "required key is missing",
+                );
+            }
+            samples.push(sample);
+        }
+        samples
     }
 
     fn string_list(&mut self, v: &Spanned<DeValue<'_>>, key: &str) -> Vec<(usize, String)> {
@@ -1398,6 +1464,52 @@ plugins = ["a", "missing"]
         ];
         assert_eq!(lines.len(), want.len(), "{lines:#?}");
         for (line, want) in lines.iter().zip(want) {
+            assert!(line.starts_with(want), "{line} does not start with {want}");
+        }
+    }
+
+    #[test]
+    fn plugin_samples_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.wasm"), b"").unwrap();
+        std::fs::write(dir.path().join("a01.hl7"), b"MSH|").unwrap();
+        let text = r#"
+[plugins.p]
+path = "p.wasm"
+[[plugins.p.samples]]
+input = "a01.hl7"
+contains = ["Patient"]
+[[plugins.p.samples]]
+input = "a01.hl7"
+expect = "rejected"
+"#;
+        let c = parse(text, "weft.toml", dir.path()).unwrap();
+        let samples = &c.plugins["p"].samples;
+        assert_eq!(samples.len(), 2);
+        assert_eq!(samples[0].expect, Expect::Transformed);
+        assert_eq!(samples[0].contains, vec!["Patient".to_string()]);
+        assert_eq!(samples[0].input, dir.path().join("a01.hl7"));
+        assert_eq!(samples[1].expect, Expect::Rejected);
+
+        let bad = r#"
+[plugins.p]
+path = "p.wasm"
+samples = [{ input = "gone.hl7", expect = "maybe", colour = 1 }, { expect = "filtered" }]
+"#;
+        let errs: Vec<String> = parse(bad, "weft.toml", dir.path())
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        let want = [
+            "weft.toml:4:22: plugins.p.samples[0].input: file ",
+            "weft.toml:4:43: plugins.p.samples[0].expect: expected \"transformed\"",
+            "weft.toml:4:52: plugins.p.samples[0].colour: unknown key",
+            "weft.toml:4:66: plugins.p.samples[1].input: required key is missing",
+        ];
+        assert_eq!(errs.len(), want.len(), "{errs:#?}");
+        for (line, want) in errs.iter().zip(want) {
             assert!(line.starts_with(want), "{line} does not start with {want}");
         }
     }

@@ -12,5 +12,6 @@ pub mod journal;
 pub mod mllp;
 pub mod pipeline;
 pub mod plugins;
+pub mod reload;
 pub mod routes;
 pub mod sources;

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use tokio::sync::{Notify, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -23,7 +24,7 @@ use crate::config::{AckMode, Config};
 use crate::destinations::{self, Delivery, DeliveryError, Destination};
 use crate::journal::sqlite::SqliteJournal;
 use crate::journal::{self, Journal, MessageStatus, NewDelivery, now_ms};
-use crate::plugins::{CallError, Message, Output, PluginEngine};
+use crate::plugins::{CallError, Message, Output};
 use crate::routes::Chain;
 
 /// What happened to a message, as far as its source needs to know.
@@ -69,6 +70,69 @@ pub struct Route {
     chain: Chain,
     matches: crate::config::RouteConfig,
     destinations: Vec<String>,
+}
+
+impl Route {
+    /// (plugin, sha256) of each plugin in the route's chain, in order.
+    pub fn versions(&self) -> Vec<(String, String)> {
+        self.chain.versions()
+    }
+}
+
+/// Every route, built over one set of plugin versions. The pipeline holds
+/// the live one behind an atomic pointer: a hot reload builds a new one and
+/// swaps it in; a message uses the routing that is live when a worker picks
+/// it up, to its end.
+pub struct Routing {
+    routes: HashMap<String, Arc<Route>>,
+    order: Vec<Arc<Route>>,
+}
+
+impl Routing {
+    /// Builds the routes of `config` over `plugins` (which must hold every
+    /// plugin a route names).
+    pub fn build(
+        config: &Config,
+        plugins: &std::collections::BTreeMap<String, Arc<crate::plugins::Plugin>>,
+    ) -> Result<Routing, BuildError> {
+        let mut routes = HashMap::new();
+        let mut order = Vec::new();
+        for name in &config.route_order {
+            let rc = &config.routes[name];
+            if rc.destinations.is_empty() {
+                return Err(BuildError::NoDestinations(name.clone()));
+            }
+            let mut chain = Vec::new();
+            for p in &rc.plugins {
+                match plugins.get(p) {
+                    Some(plugin) => chain.push(plugin.clone()),
+                    None => return Err(BuildError::MissingPlugin(name.clone(), p.clone())),
+                }
+            }
+            let route = Arc::new(Route {
+                name: name.clone(),
+                chain: Chain::new(chain),
+                matches: rc.clone(),
+                destinations: rc.destinations.clone(),
+            });
+            routes.insert(name.clone(), route.clone());
+            order.push(route);
+        }
+        Ok(Routing { routes, order })
+    }
+
+    /// The route for a message: the source's own, else the first route
+    /// (in file order) whose `match` patterns take the message type.
+    pub fn route_for(&self, source_route: Option<&str>, message_type: &str) -> Option<Arc<Route>> {
+        match source_route {
+            Some(name) => self.routes.get(name).cloned(),
+            None => self
+                .order
+                .iter()
+                .find(|r| r.matches.matches(message_type))
+                .cloned(),
+        }
+    }
 }
 
 /// Counts the deliveries of one message, for `after-delivery` sources.
@@ -148,10 +212,26 @@ struct Dispatch {
     wake: Arc<Notify>,
 }
 
+/// A destination as it runs: its dispatcher, and what the workers need of
+/// it. A reload that changes or removes it stops the dispatcher (attempts
+/// under way finish first); its pending deliveries stay in the journal.
+struct LiveDestination {
+    /// Its settings, to tell whether a reload changed them.
+    config: crate::config::DestinationConfig,
+    /// Wakes its dispatcher (new deliveries committed, resend).
+    wake: Arc<Notify>,
+    /// Stops its dispatcher.
+    stop: CancellationToken,
+    /// Cancelled once its dispatcher has stopped.
+    done: CancellationToken,
+}
+
+/// The live destinations, by name.
+type Destinations = Arc<ArcSwap<HashMap<String, Arc<LiveDestination>>>>;
+
 /// The running pipeline.
 pub struct Pipeline {
-    routes: HashMap<String, Arc<Route>>,
-    route_order: Vec<Arc<Route>>,
+    routing: Arc<ArcSwap<Routing>>,
     journal: Arc<SqliteJournal>,
     work_tx: async_channel::Sender<Job>,
     workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
@@ -160,8 +240,11 @@ pub struct Pipeline {
     trackers: Trackers,
     /// Outcome commits under way (the workers do not wait for them).
     recording: TaskTracker,
-    /// Each destination dispatcher's wake-up call.
-    wakes: Arc<HashMap<String, Arc<Notify>>>,
+    /// The live destinations.
+    destinations: Destinations,
+    /// Serialises destination changes.
+    changing: Mutex<()>,
+    runtime: tokio::runtime::Handle,
     /// Counters.
     pub stats: Arc<Stats>,
 }
@@ -175,6 +258,9 @@ pub enum BuildError {
     /// The journal did not open.
     #[error(transparent)]
     Journal(#[from] journal::JournalError),
+    /// A route names a plugin that is not loaded.
+    #[error("route {0}: plugin {1} is not loaded")]
+    MissingPlugin(String, String),
     /// A route has no destination, so its outputs would go nowhere.
     #[error("route {0}: no destinations: its outputs would be lost (add destinations = [...])")]
     NoDestinations(String),
@@ -189,7 +275,7 @@ impl Pipeline {
     /// journal holds untransformed. Must be called inside a tokio runtime.
     pub async fn start(
         config: &Config,
-        engine: &PluginEngine,
+        plugins: &std::collections::BTreeMap<String, Arc<crate::plugins::Plugin>>,
         workers: usize,
     ) -> Result<Arc<Pipeline>, BuildError> {
         let journal = Arc::new(SqliteJournal::open_with(
@@ -198,73 +284,23 @@ impl Pipeline {
         )?);
         let stats = Arc::new(Stats::default());
         let trackers: Trackers = Arc::new(Mutex::new(HashMap::new()));
-        let mut plugins = HashMap::new();
-        for (name, spec) in &config.plugins {
-            plugins.insert(name.clone(), Arc::new(engine.load(spec)?));
-        }
-        let mut routes = HashMap::new();
-        let mut route_order = Vec::new();
-        for name in &config.route_order {
-            let rc = &config.routes[name];
-            if rc.destinations.is_empty() {
-                return Err(BuildError::NoDestinations(name.clone()));
-            }
-            let route = Arc::new(Route {
-                name: name.clone(),
-                chain: Chain::new(rc.plugins.iter().map(|p| plugins[p].clone()).collect()),
-                matches: rc.clone(),
-                destinations: rc.destinations.clone(),
-            });
-            routes.insert(name.clone(), route.clone());
-            route_order.push(route);
-        }
-        let wakes: Arc<HashMap<String, Arc<Notify>>> = Arc::new(
-            config
-                .destinations
-                .keys()
-                .map(|n| (n.clone(), Arc::new(Notify::new())))
-                .collect(),
-        );
+        let routing = Arc::new(ArcSwap::from_pointee(Routing::build(config, plugins)?));
+        let destinations: Destinations = Arc::new(ArcSwap::from_pointee(HashMap::new()));
         let dispatchers = TaskTracker::new();
         let stop_dispatch = CancellationToken::new();
-        for (name, dc) in &config.destinations {
-            dispatchers.spawn(dispatch_loop(
-                Dispatch {
-                    name: name.clone(),
-                    destination: Arc::from(destinations::build(dc)),
-                    concurrency: dc.concurrency,
-                    limits: RetryLimits {
-                        max_attempts: dc.max_attempts,
-                        max_age: dc.max_age,
-                    },
-                    wake: wakes[name].clone(),
-                },
-                journal.clone(),
-                stats.clone(),
-                trackers.clone(),
-                stop_dispatch.clone(),
-            ));
-        }
-        let keys: Arc<HashMap<String, weft_hl7::Path>> = Arc::new(
-            config
-                .destinations
-                .iter()
-                .filter_map(|(n, d)| d.ordering_key.clone().map(|k| (n.clone(), k)))
-                .collect(),
-        );
         let (work_tx, work_rx) = async_channel::bounded::<Job>(workers.max(1) * 64);
         let recording = TaskTracker::new();
         let mut threads = Vec::new();
         for i in 0..workers.max(1) {
             let ctx = WorkerCtx {
-                keys: keys.clone(),
+                routing: routing.clone(),
+                destinations: destinations.clone(),
                 rx: work_rx.clone(),
                 runtime: tokio::runtime::Handle::current(),
                 recording: recording.clone(),
                 journal: journal.clone(),
                 stats: stats.clone(),
                 trackers: trackers.clone(),
-                wakes: wakes.clone(),
             };
             threads.push(
                 std::thread::Builder::new()
@@ -278,8 +314,7 @@ impl Pipeline {
             );
         }
         let pipeline = Arc::new(Pipeline {
-            routes,
-            route_order,
+            routing,
             journal,
             work_tx,
             workers: Mutex::new(threads),
@@ -287,9 +322,13 @@ impl Pipeline {
             stop_dispatch,
             trackers,
             recording,
-            wakes,
+            destinations,
+            changing: Mutex::new(()),
+            runtime: tokio::runtime::Handle::current(),
             stats,
         });
+        pipeline.apply_destinations(&config.destinations);
+        pipeline.report_orphans().await;
         pipeline.recover().await?;
         let (retain, max_bytes) = (config.runtime.retain, config.runtime.retain_max_bytes);
         if retain.is_some() || max_bytes.is_some() {
@@ -317,7 +356,7 @@ impl Pipeline {
         );
         for u in unfinished {
             let m = u.message;
-            let Some(route) = self.routes.get(&m.route).cloned() else {
+            let Some(route) = self.routing.load().routes.get(&m.route).cloned() else {
                 let journal = self.journal.clone();
                 let id = m.id.clone();
                 let reason = format!("route {} no longer exists", m.route);
@@ -363,14 +402,13 @@ impl Pipeline {
     /// The route for a message: the source's own, else the first route
     /// (in file order) whose `match` patterns take the message type.
     pub fn route_for(&self, source_route: Option<&str>, message_type: &str) -> Option<Arc<Route>> {
-        match source_route {
-            Some(name) => self.routes.get(name).cloned(),
-            None => self
-                .route_order
-                .iter()
-                .find(|r| r.matches.matches(message_type))
-                .cloned(),
-        }
+        self.routing.load().route_for(source_route, message_type)
+    }
+
+    /// Makes `routing` live: the next message a worker picks up uses it;
+    /// messages under way finish on the one they started with.
+    pub fn swap_routing(&self, routing: Routing) {
+        self.routing.store(Arc::new(routing));
     }
 
     /// True when the workers' queue has room now.
@@ -392,8 +430,122 @@ impl Pipeline {
     /// Makes every destination look for due deliveries now (after an
     /// operator queued some again) rather than at its next poll.
     pub fn wake_dispatchers(&self) {
-        for w in self.wakes.values() {
-            w.notify_one();
+        for d in self.destinations.load().values() {
+            d.wake.notify_one();
+        }
+    }
+
+    /// Brings the running destinations in line with `next`: a new one
+    /// starts; a changed one restarts once the attempts its old settings
+    /// have under way are done; a removed one stops, and its pending
+    /// deliveries stay in the journal (delivered if it comes back; counted
+    /// in the returned lines). Returns a line per change.
+    pub fn apply_destinations(
+        &self,
+        next: &std::collections::BTreeMap<String, crate::config::DestinationConfig>,
+    ) -> Vec<String> {
+        let _one_at_a_time = self.changing.lock();
+        let _rt = self.runtime.enter();
+        let current = self.destinations.load_full();
+        let mut live: HashMap<String, Arc<LiveDestination>> = HashMap::new();
+        let mut changes = Vec::new();
+        for (name, dc) in next {
+            let old = current.get(name);
+            if let Some(old) = old
+                && format!("{:?}", old.config) == format!("{dc:?}")
+            {
+                live.insert(name.clone(), old.clone());
+                continue;
+            }
+            let after = old.map(|o| {
+                o.stop.cancel();
+                o.done.clone()
+            });
+            let d = Arc::new(LiveDestination {
+                config: dc.clone(),
+                wake: Arc::new(Notify::new()),
+                stop: self.stop_dispatch.child_token(),
+                done: CancellationToken::new(),
+            });
+            let dispatch = Dispatch {
+                name: name.clone(),
+                destination: Arc::from(destinations::build(dc)),
+                concurrency: dc.concurrency,
+                limits: RetryLimits {
+                    max_attempts: dc.max_attempts,
+                    max_age: dc.max_age,
+                },
+                wake: d.wake.clone(),
+            };
+            let (journal, stats, trackers, stop, done) = (
+                self.journal.clone(),
+                self.stats.clone(),
+                self.trackers.clone(),
+                d.stop.clone(),
+                d.done.clone(),
+            );
+            self.dispatchers.spawn(async move {
+                let _done = done.drop_guard();
+                if let Some(previous) = after {
+                    // Never two dispatchers on one destination's deliveries.
+                    previous.cancelled().await;
+                }
+                dispatch_loop(dispatch, journal, stats, trackers, stop).await;
+            });
+            if old.is_some() {
+                tracing::info!(destination = %name, "destination changed: restarted with its new settings");
+                changes.push(format!(
+                    "destination {name} restarted with its new settings"
+                ));
+            } else if !current.is_empty() {
+                tracing::info!(destination = %name, "destination added");
+                changes.push(format!("destination {name} added"));
+            }
+            live.insert(name.clone(), d);
+        }
+        let removed: Vec<&String> = current.keys().filter(|n| !next.contains_key(*n)).collect();
+        if !removed.is_empty() {
+            let pending: HashMap<String, u64> = self
+                .journal
+                .pending_counts()
+                .map(|p| p.into_iter().collect())
+                .unwrap_or_default();
+            for name in removed {
+                if let Some(d) = current.get(name) {
+                    d.stop.cancel();
+                }
+                let n = pending.get(name).copied().unwrap_or(0);
+                tracing::warn!(
+                    destination = %name,
+                    pending = n,
+                    "destination removed: its pending deliveries stay in the journal (delivered if it is added back)"
+                );
+                changes.push(format!(
+                    "destination {name} removed: {n} pending deliveries stay in the journal"
+                ));
+            }
+        }
+        self.destinations.store(Arc::new(live));
+        changes
+    }
+
+    /// Logs pending deliveries for destinations the configuration no
+    /// longer has: they wait in the journal until it has them again.
+    async fn report_orphans(&self) {
+        let journal = self.journal.clone();
+        let Ok(Ok(pending)) = tokio::task::spawn_blocking(move || journal.pending_counts()).await
+        else {
+            return;
+        };
+        let live = self.destinations.load();
+        for (name, n) in pending {
+            if !live.contains_key(&name) {
+                tracing::warn!(
+                    destination = %name,
+                    pending = n,
+                    "deliveries pending for a destination this configuration does not have; they stay in the journal until it is added back"
+                );
+            }
         }
     }
 
@@ -431,12 +583,10 @@ impl Pipeline {
         let _ = tokio::time::timeout_at(deadline, self.recording.wait()).await;
         // Flush: let the destinations deliver what is pending, within the grace.
         loop {
-            let journal = self.journal.clone();
-            let pending: u64 = tokio::task::spawn_blocking(move || journal.pending_counts())
+            let (journal, live) = (self.journal.clone(), self.destinations.load_full());
+            let pending: u64 = tokio::task::spawn_blocking(move || pending_at(&journal, &live))
                 .await
-                .ok()
-                .and_then(Result::ok)
-                .map_or(0, |p| p.iter().map(|(_, n)| n).sum());
+                .unwrap_or(0);
             if pending == 0 || tokio::time::Instant::now() >= deadline {
                 break;
             }
@@ -467,16 +617,28 @@ impl Pipeline {
     }
 }
 
+/// Pending deliveries of the destinations in `live`.
+fn pending_at(journal: &SqliteJournal, live: &HashMap<String, Arc<LiveDestination>>) -> u64 {
+    journal
+        .pending_counts()
+        .unwrap_or_default()
+        .iter()
+        .filter(|(d, _)| live.contains_key(d))
+        .map(|(_, n)| n)
+        .sum()
+}
+
 struct WorkerCtx {
-    /// Each destination's ordering key path.
-    keys: Arc<HashMap<String, weft_hl7::Path>>,
+    /// The live routing.
+    routing: Arc<ArcSwap<Routing>>,
+    /// The live destinations (their ordering keys and wake-up calls).
+    destinations: Destinations,
     rx: async_channel::Receiver<Job>,
     runtime: tokio::runtime::Handle,
     recording: TaskTracker,
     journal: Arc<SqliteJournal>,
     stats: Arc<Stats>,
     trackers: Trackers,
-    wakes: Arc<HashMap<String, Arc<Notify>>>,
 }
 
 fn run_job(job: Job, ctx: &WorkerCtx) {
@@ -490,13 +652,24 @@ fn run_job(job: Job, ctx: &WorkerCtx) {
         want_outputs,
     } = job;
     let message_id = message.id.clone();
+    // The route as it is now (a reload may have swapped in new plugin
+    // versions since the message was taken); the one it was taken with if
+    // a reload removed it.
+    let route = ctx
+        .routing
+        .load()
+        .routes
+        .get(&route.name)
+        .cloned()
+        .unwrap_or(route);
     // Ordering keys come from the message as received.
+    let live = ctx.destinations.load_full();
     let keys: HashMap<&str, String> = match weft_hl7::Message::parse(&message.body) {
-        Ok(m) if !ctx.keys.is_empty() => ctx
-            .keys
+        Ok(m) => live
             .iter()
-            .filter_map(|(d, p)| {
-                m.element_at(p)
+            .filter_map(|(d, l)| {
+                let path = l.config.ordering_key.as_ref()?;
+                m.element_at(path)
                     .and_then(|e| e.non_empty().map(|v| v.into_owned()))
                     .map(|k| (d.as_str(), k))
             })
@@ -598,7 +771,8 @@ fn run_job(job: Job, ctx: &WorkerCtx) {
             _ => Outcome::Transformed(want_outputs.then_some(outputs)),
         },
     );
-    let (journal, wakes, trackers) = (ctx.journal.clone(), ctx.wakes.clone(), ctx.trackers.clone());
+    let (journal, trackers) = (ctx.journal.clone(), ctx.trackers.clone());
+    let destinations = ctx.destinations.clone();
     let _guard = ctx.runtime.enter();
     ctx.recording.spawn(async move {
         // Retried while the journal cannot write (a full disk): the message
@@ -610,9 +784,10 @@ fn run_job(job: Job, ctx: &WorkerCtx) {
         .await;
         match recorded {
             Ok(()) => {
+                let live = destinations.load();
                 for d in &targets {
-                    if let Some(w) = wakes.get(d) {
-                        w.notify_one();
+                    if let Some(l) = live.get(d) {
+                        l.wake.notify_one();
                     }
                 }
             }

@@ -26,6 +26,14 @@ impl Chain {
         Chain { plugins }
     }
 
+    /// (plugin, sha256) of each plugin, in order.
+    pub fn versions(&self) -> Vec<(String, String)> {
+        self.plugins
+            .iter()
+            .map(|p| (p.name().to_string(), p.sha256().to_string()))
+            .collect()
+    }
+
     /// Runs `msg` through every plugin. An intermediate output keeps the
     /// original message id and headers (plus its own headers); a destination
     /// named by an intermediate plugin is carried to the outputs made from it

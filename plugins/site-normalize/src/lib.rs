@@ -44,6 +44,8 @@ impl Plugin for SiteNormalize {
             let n = hl7.remove_segments(|s| ids.contains(&s.id()));
             log::debug!("dropped {n} segments");
         }
+        #[cfg(feature = "test-variant")]
+        hl7.push_segment_fields("ZWV", &["B"]);
         Ok(vec![Output::hl7(&hl7)])
     }
 }

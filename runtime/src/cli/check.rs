@@ -19,16 +19,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let engine = super::engine_for(&config.runtime, fuel)?;
     let mut problems = Vec::new();
     for (name, spec) in &config.plugins {
+        let at = config
+            .plugin_locations
+            .get(name)
+            .map(|l| l.to_string())
+            .unwrap_or_else(|| config.source.clone());
         match engine.load(spec) {
-            Ok(p) => println!("plugin {name}: ok (sha256 {})", p.sha256()),
-            Err(e) => {
-                let at = config
-                    .plugin_locations
-                    .get(name)
-                    .map(|l| l.to_string())
-                    .unwrap_or_else(|| config.source.clone());
-                problems.push(format!("{at}: plugins.{name}.path: {e}"));
-            }
+            Ok(p) => match weft::plugins::samples::check(&p) {
+                Ok(0) => println!("plugin {name}: ok (sha256 {})", p.sha256()),
+                Ok(n) => println!(
+                    "plugin {name}: ok (sha256 {}; {n} sample{} as expected)",
+                    p.sha256(),
+                    if n == 1 { "" } else { "s" }
+                ),
+                Err(e) => problems.push(format!("{at}: plugins.{name}.samples: {e}")),
+            },
+            Err(e) => problems.push(format!("{at}: plugins.{name}.path: {e}")),
         }
     }
     for (name, route) in &config.routes {

@@ -2,6 +2,7 @@
 
 mod check;
 mod messages;
+mod plugins;
 mod run;
 mod send;
 mod transform;
@@ -49,6 +50,9 @@ enum Command {
     Send(send::Args),
     /// Look into the journal: list messages, show one.
     Messages(messages::Args),
+    /// Show the plugin versions a running weft serves (its admin API);
+    /// --reload asks for a reload first.
+    Plugins(plugins::Args),
 }
 
 /// Where the configuration comes from: `--config`, else `./weft.toml`, else
@@ -61,13 +65,16 @@ pub struct ConfigArg {
 }
 
 impl ConfigArg {
+    /// The configuration file, if it is one (not the embedded default).
+    pub fn file(&self) -> Option<PathBuf> {
+        self.config
+            .clone()
+            .or_else(|| Some(PathBuf::from("weft.toml")).filter(|p| p.is_file()))
+    }
+
     /// Loads and checks the configuration.
     pub fn load(&self) -> anyhow::Result<weft::config::Config> {
-        let path = self
-            .config
-            .clone()
-            .or_else(|| Some(PathBuf::from("weft.toml")).filter(|p| p.is_file()));
-        let loaded = match path {
+        let loaded = match self.file() {
             Some(p) => weft::config::load(&p),
             None => weft::config::parse(
                 weft::config::EMBEDDED_DEFAULT,
@@ -118,6 +125,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args),
         Command::Send(args) => send::run(args),
         Command::Messages(args) => messages::run(args),
+        Command::Plugins(args) => plugins::run(args),
     }
 }
 

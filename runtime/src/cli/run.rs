@@ -1,15 +1,17 @@
 //! `weft run`: start every source, route and destination of a configuration
 //! and run until SIGINT or SIGTERM.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
-use weft::config::SourceKind;
 use weft::pipeline::Pipeline;
-use weft::sources;
+use weft::reload::Reloader;
+use weft::sources::set::Sources;
 
 /// Arguments of `weft run`.
 #[derive(Debug, clap::Args)]
@@ -23,7 +25,14 @@ pub struct Args {
     /// runtime.shutdown_grace_s, else 30).
     #[arg(long)]
     shutdown_grace_s: Option<u64>,
+    /// Do not watch plugin files, lookup tables and the config file; reload
+    /// only on SIGHUP or the admin API.
+    #[arg(long)]
+    no_watch: bool,
 }
+
+/// How long watched files must be quiet before a reload.
+const WATCH_QUIET: Duration = Duration::from_millis(50);
 
 /// Runs until a signal, then shuts down cleanly.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -52,52 +61,72 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let _xfsz =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ));
         let fuel = config.plugins.values().any(|p| p.limits.fuel.is_some());
-        let engine = super::engine_for(&config.runtime, fuel)?;
-        let pipeline = Pipeline::start(&config, &engine, workers)
+        let engine = Arc::new(super::engine_for(&config.runtime, fuel)?);
+        let mut plugins = BTreeMap::new();
+        for (name, spec) in &config.plugins {
+            let plugin = engine
+                .load(spec)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", config.source))?;
+            weft::plugins::samples::check(&plugin)
+                .map_err(|e| anyhow::anyhow!("{}: plugin {name}: {e}", config.source))?;
+            plugins.insert(name.clone(), Arc::new(plugin));
+        }
+        let pipeline = Pipeline::start(&config, &plugins, workers)
             .await
             .map_err(|e| anyhow::anyhow!("{}: {e}", config.source))?;
+        let config_file = args
+            .config
+            .file()
+            .map(|p| std::path::absolute(&p).unwrap_or(p));
         let shutdown = CancellationToken::new();
+        let sources = Sources::new(pipeline.clone(), shutdown.clone());
+        sources.start_all(&config.sources).map_err(anyhow::Error::msg)?;
+        let reloader = Arc::new(Reloader::new(
+            engine.clone(),
+            pipeline.clone(),
+            Some(sources.clone()),
+            config.clone(),
+            config_file,
+            &plugins,
+        ));
+        drop(plugins);
+        let stop_watch = Arc::new(AtomicBool::new(false));
+        let watcher = if args.no_watch {
+            None
+        } else {
+            match weft::reload::watch(reloader.clone(), WATCH_QUIET, stop_watch.clone()) {
+                Ok(handle) => {
+                    tracing::info!("watching plugin files, lookup tables and the config file for changes");
+                    Some(handle)
+                }
+                Err(e) => {
+                    tracing::warn!("{e}; reload with SIGHUP or the admin API");
+                    None
+                }
+            }
+        };
         let mut listeners = tokio::task::JoinSet::new();
-        for (name, source) in &config.sources {
-            let (listen, what) = match &source.kind {
-                SourceKind::Mllp(m) => (m.listen, "MLLP".to_string()),
-                SourceKind::Http(h) => (h.listen, format!("HTTP (POST {}, GET /health)", h.path)),
-            };
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("source {name}: cannot listen on {listen}"))?;
-            tracing::info!(
-                "{what} source {name} listening on {} (ack {}, route {})",
-                listener.local_addr()?,
-                source.ack,
-                source.route.as_deref().unwrap_or("by match rules")
-            );
-            let (src, pl, sd) = (source.clone(), pipeline.clone(), shutdown.clone());
-            match &source.kind {
-                SourceKind::Mllp(m) => {
-                    listeners.spawn(sources::mllp::serve(listener, src, m.clone(), pl, sd))
-                }
-                SourceKind::Http(h) => {
-                    listeners.spawn(sources::http::serve(listener, src, h.clone(), pl, sd))
-                }
-            };
-        }
         if let Some(admin) = &config.admin {
             let listener = tokio::net::TcpListener::bind(admin.listen)
                 .await
                 .with_context(|| format!("admin API: cannot listen on {}", admin.listen))?;
             tracing::info!(
-                "admin API listening on {} (GET /status, /messages; POST /messages/resend, /messages/purge)",
+                "admin API listening on {} (GET /status, /plugins, /messages; POST /reload, /messages/resend, /messages/purge)",
                 listener.local_addr()?
             );
             listeners.spawn(weft::admin::serve(
                 listener,
                 pipeline.clone(),
+                Some(reloader.clone()),
                 shutdown.clone(),
             ));
         }
-        tracing::info!(workers, "weft running; SIGINT or SIGTERM stops it");
-        wait_for_signal().await;
+        tracing::info!(workers, "weft running; SIGINT or SIGTERM stops it, SIGHUP reloads");
+        wait_for_signal(&reloader).await;
+        stop_watch.store(true, Ordering::Relaxed);
+        if let Some(w) = watcher {
+            let _ = tokio::task::spawn_blocking(move || w.join()).await;
+        }
         tracing::info!("shutting down: no new connections; finishing messages in flight");
         shutdown.cancel();
         // Connections finish the messages they started. One still waiting
@@ -107,7 +136,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             while listeners.join_next().await.is_some() {}
         })
         .await
-        .is_ok();
+        .is_ok()
+            && sources.wait(grace).await;
         let pending = pipeline.shutdown(grace).await;
         if !listeners_done
             && tokio::time::timeout(Duration::from_secs(10), async {
@@ -117,6 +147,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .is_err()
         {
             listeners.abort_all();
+        }
+        if !listeners_done {
+            sources.wait(Duration::from_secs(10)).await;
         }
         let s = &pipeline.stats;
         tracing::info!(
@@ -139,24 +172,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGINT or SIGTERM; reloads on each SIGHUP meanwhile.
+async fn wait_for_signal(reloader: &Arc<Reloader>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = term.recv() => return,
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading");
+                    let r = reloader.clone();
+                    let _ = tokio::task::spawn_blocking(move || r.reload()).await;
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
             }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = reloader;
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -74,7 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let content_type = args
         .content_type
         .clone()
-        .unwrap_or_else(|| guess_content_type(&body).to_string());
+        .unwrap_or_else(|| weft::plugins::samples::guess_content_type(&body).to_string());
 
     let chain = match (&args.plugin, &args.route) {
         (Some(path), _) => {
@@ -166,26 +166,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 CallError::Limit { .. } => super::EXIT_LIMIT,
             }))
         }
-    }
-}
-
-fn guess_content_type(body: &[u8]) -> &'static str {
-    let trimmed = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    let start = trimmed
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(0);
-    let t = &trimmed[start..];
-    if t.starts_with(b"MSH") {
-        "application/hl7-v2"
-    } else if t.starts_with(b"{") {
-        if t.windows(14).any(|w| w == b"\"resourceType\"") {
-            "application/fhir+json"
-        } else {
-            "application/json"
-        }
-    } else {
-        "application/octet-stream"
     }
 }
 

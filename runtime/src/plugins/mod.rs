@@ -7,12 +7,14 @@
 //!   call runs on a fresh instance, so nothing survives between messages.
 //! - [`host`]: what a plugin may ask of the runtime (log, its config, its
 //!   lookup tables) and nothing else: no files, no environment, no sockets.
+//! - [`samples`]: the sample messages a version must pass before it serves.
 
 pub mod cache;
 pub mod contract;
 pub mod engine;
 pub mod host;
 pub mod plugin;
+pub mod samples;
 pub mod tables;
 
 pub use engine::{EngineOptions, PluginEngine};

@@ -49,6 +49,8 @@ pub struct PluginSpec {
     pub config: HashMap<String, String>,
     /// Lookup tables it may read with `lookup`: name to CSV file.
     pub lookups: HashMap<String, PathBuf>,
+    /// Sample messages a version must handle as expected before it serves.
+    pub samples: Vec<super::samples::Sample>,
 }
 
 /// Which limit stopped a plugin.
@@ -187,6 +189,30 @@ impl Plugin {
     /// Its configuration.
     pub fn spec(&self) -> &PluginSpec {
         &self.spec
+    }
+
+    /// Instantiates the plugin once, within its limits, and drops the
+    /// instance: what a new version must pass before it goes live (a
+    /// component whose start-up traps or outgrows its memory fails here,
+    /// not on a message).
+    pub fn probe(&self) -> Result<(), CallError> {
+        let limits = &self.spec.limits;
+        let mut store = Store::new(
+            self.pre.engine(),
+            HostState::new(self.grants.clone(), "probe", limits.memory_bytes),
+        );
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        if self.fuel_enabled {
+            let _ = store.set_fuel(limits.fuel.unwrap_or(u64::MAX));
+        }
+        store.set_epoch_deadline(deadline_ticks(limits.deadline));
+        let instance = self.pre.instantiate(&mut store);
+        store.data().flush_stdio();
+        match instance {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.trap_error(&store, e)),
+        }
     }
 
     /// Runs the plugin on one message, in a fresh instance that is dropped

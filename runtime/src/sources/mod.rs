@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod mllp;
+pub mod set;
 
 use std::net::SocketAddr;
 

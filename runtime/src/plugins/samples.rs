@@ -1,0 +1,144 @@
+//! Check samples: sample messages a plugin version must handle as expected
+//! before it may serve (at start, in `weft check`, and before a hot reload
+//! makes it live).
+//!
+//! ```toml
+//! [[plugins.adt-to-fhir.samples]]
+//! input = "samples/adt-a01.hl7"      # relative to the config file
+//! expect = "transformed"             # transformed (default) | filtered | rejected
+//! contains = ["\"resourceType\":\"Patient\""]   # optional: text the outputs must hold
+//! ```
+
+use std::path::PathBuf;
+
+use super::plugin::{CallError, Message, Plugin};
+
+/// What a sample must come to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expect {
+    /// At least one output.
+    #[default]
+    Transformed,
+    /// No outputs: the plugin filtered the message out.
+    Filtered,
+    /// The plugin rejected the message.
+    Rejected,
+}
+
+impl Expect {
+    /// Its name in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Expect::Transformed => "transformed",
+            Expect::Filtered => "filtered",
+            Expect::Rejected => "rejected",
+        }
+    }
+
+    /// Parses a configuration value.
+    pub fn parse(s: &str) -> Option<Expect> {
+        match s {
+            "transformed" => Some(Expect::Transformed),
+            "filtered" => Some(Expect::Filtered),
+            "rejected" => Some(Expect::Rejected),
+            _ => None,
+        }
+    }
+}
+
+/// One check sample of a plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Sample {
+    /// The message file.
+    pub input: PathBuf,
+    /// What the plugin must make of it.
+    pub expect: Expect,
+    /// Text that must appear in the outputs (each string in at least one).
+    pub contains: Vec<String>,
+}
+
+/// The media type of a message read from a file: HL7 v2 (starts with
+/// `MSH`), FHIR JSON (an object with `resourceType`), other JSON, or bytes.
+pub fn guess_content_type(body: &[u8]) -> &'static str {
+    let trimmed = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let start = trimmed
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
+    let t = &trimmed[start..];
+    if t.starts_with(b"MSH") {
+        "application/hl7-v2"
+    } else if t.starts_with(b"{") {
+        if t.windows(14).any(|w| w == b"\"resourceType\"") {
+            "application/fhir+json"
+        } else {
+            "application/json"
+        }
+    } else {
+        "application/octet-stream"
+    }
+}
+
+/// Runs every sample of the plugin's spec through it; `Ok(n)` when all `n`
+/// came out as expected, else the first that did not and why. The
+/// plugin's own words (which may quote the sample) go to the debug log
+/// only.
+pub fn check(plugin: &Plugin) -> Result<usize, String> {
+    let samples = &plugin.spec().samples;
+    for sample in samples {
+        let name = sample.input.display();
+        // Read as it is: the HL7 parser takes CR, LF and CRLF alike.
+        let body =
+            std::fs::read(&sample.input).map_err(|e| format!("sample {name}: cannot read: {e}"))?;
+        let content_type = guess_content_type(&body);
+        let msg = Message {
+            id: format!("sample-{}", plugin.name()),
+            content_type: content_type.to_string(),
+            body,
+            headers: vec![("source".into(), "check-sample".into())],
+        };
+        let got = match plugin.call(&msg) {
+            Ok(outputs) if outputs.is_empty() => Ok(Expect::Filtered),
+            Ok(outputs) => {
+                if sample.expect == Expect::Transformed {
+                    let text: Vec<String> = outputs
+                        .iter()
+                        .map(|o| String::from_utf8_lossy(&o.message.body).into_owned())
+                        .collect();
+                    if let Some(missing) = sample
+                        .contains
+                        .iter()
+                        .find(|c| !text.iter().any(|t| t.contains(c.as_str())))
+                    {
+                        return Err(format!("sample {name}: no output contains {missing:?}"));
+                    }
+                }
+                Ok(Expect::Transformed)
+            }
+            Err(e @ CallError::Reject { .. }) => {
+                tracing::debug!(plugin = plugin.name(), sample = %name, error = %e, "sample rejected");
+                Ok(Expect::Rejected)
+            }
+            Err(e) => Err(e),
+        };
+        match got {
+            Ok(got) if got == sample.expect => {}
+            Ok(got) => {
+                return Err(format!(
+                    "sample {name}: expected {}, got {}",
+                    sample.expect.as_str(),
+                    got.as_str()
+                ));
+            }
+            Err(e) => {
+                tracing::debug!(plugin = plugin.name(), sample = %name, error = %e, "sample failed");
+                return Err(format!(
+                    "sample {name}: expected {}, got: {}",
+                    sample.expect.as_str(),
+                    e.summary()
+                ));
+            }
+        }
+    }
+    Ok(samples.len())
+}

@@ -1,0 +1,616 @@
+//! Hot reload: brings the running plugins (and their lookup tables) in
+//! line with the files on disk, without a restart and without losing or
+//! failing a message.
+//!
+//! A reload is asked for by the file watcher ([`watch`]: plugin files,
+//! lookup tables and the config file, debounced), by SIGHUP, or by the
+//! admin API. Each plugin whose file, tables or settings changed is loaded
+//! again off the hot path (read, contract check, compile or cache,
+//! link, one trial instantiation); only when all of that passes is a new
+//! routing built and swapped in atomically. A message a worker already
+//! holds finishes on the versions it started with; the next one uses the
+//! new ones. A version that fails is refused: the old one keeps serving,
+//! and the refusal is in the log and in [`Reloader::status`].
+//!
+//! A config file that does not pass the checks of `weft check` (its plugins
+//! loaded, their samples passed, new listen addresses bound) is refused
+//! whole and the running config stays. Plugins, lookup tables, routes,
+//! destinations and sources change live: a destination or source whose
+//! settings changed restarts alone, a removed destination's pending
+//! deliveries stay in the journal. Changes to `[runtime]` and `[admin]`
+//! are reported as needing a restart.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::journal::{now_ms, time};
+use crate::pipeline::{Pipeline, Routing};
+use crate::plugins::{Plugin, PluginEngine, PluginSpec};
+use crate::sources::set::{Bound, Sources};
+
+/// How many replaced versions each plugin remembers.
+const HISTORY: usize = 20;
+
+/// A version that was live and was replaced.
+#[derive(Debug, Clone)]
+struct Replaced {
+    sha256: String,
+    live_since: i64,
+    replaced_at: i64,
+}
+
+/// A version that was refused, and why.
+#[derive(Debug, Clone)]
+struct Refusal {
+    at: i64,
+    sha256: Option<String>,
+    reason: String,
+}
+
+/// What a plugin's behaviour depends on: its file, its tables, its settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fingerprint {
+    file: String,
+    rest: String,
+}
+
+/// One plugin as it runs now.
+struct Live {
+    plugin: Arc<Plugin>,
+    fingerprint: Fingerprint,
+    live_since: i64,
+    replaced: Vec<Replaced>,
+    last_refusal: Option<Refusal>,
+    /// What was refused last, so that it is not tried again until it changes.
+    refused: Option<Fingerprint>,
+    /// How many times a new version (or new tables) went live.
+    swaps: u64,
+}
+
+struct State {
+    config: Config,
+    config_text: Option<String>,
+    config_refusal: Option<Refusal>,
+    plugins: BTreeMap<String, Live>,
+    reloads: u64,
+}
+
+/// What one reload did.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Plugins now running a new version: (name, old sha256, new sha256).
+    pub swapped: Vec<(String, Option<String>, String)>,
+    /// Plugins whose new version was refused: (name, reason).
+    pub refused: Vec<(String, String)>,
+    /// The config file changed and was applied.
+    pub config_applied: bool,
+    /// The config file changed and was refused: why.
+    pub config_refused: Option<String>,
+    /// Config sections that changed but need a restart.
+    pub needs_restart: Vec<String>,
+    /// Sources and destinations started, restarted or stopped.
+    pub changes: Vec<String>,
+    /// How long the reload took.
+    pub elapsed: Duration,
+}
+
+impl Report {
+    /// The report as JSON (for the admin API).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "swapped": self.swapped.iter().map(|(n, old, new)| json!({"plugin": n, "from": old, "to": new})).collect::<Vec<_>>(),
+            "refused": self.refused.iter().map(|(n, why)| json!({"plugin": n, "reason": why})).collect::<Vec<_>>(),
+            "config_applied": self.config_applied,
+            "config_refused": self.config_refused,
+            "needs_restart": self.needs_restart,
+            "changes": self.changes,
+            "elapsed_ms": self.elapsed.as_millis() as u64,
+        })
+    }
+}
+
+/// Keeps the running plugins in line with the files.
+pub struct Reloader {
+    engine: Arc<PluginEngine>,
+    pipeline: Arc<Pipeline>,
+    sources: Option<Arc<Sources>>,
+    config_path: Option<PathBuf>,
+    state: Mutex<State>,
+}
+
+impl Reloader {
+    /// Takes over the plugins `Pipeline::start` was given (`plugins`, as
+    /// loaded from `config`). `config_path` is the file to watch (`None`
+    /// for the embedded default).
+    pub fn new(
+        engine: Arc<PluginEngine>,
+        pipeline: Arc<Pipeline>,
+        sources: Option<Arc<Sources>>,
+        config: Config,
+        config_path: Option<PathBuf>,
+        plugins: &BTreeMap<String, Arc<Plugin>>,
+    ) -> Reloader {
+        let now = now_ms();
+        let live = plugins
+            .iter()
+            .map(|(name, p)| {
+                let fingerprint = fingerprint(p.spec()).unwrap_or_else(|_| Fingerprint {
+                    file: p.sha256().to_string(),
+                    rest: String::new(),
+                });
+                (
+                    name.clone(),
+                    Live {
+                        plugin: p.clone(),
+                        fingerprint,
+                        live_since: now,
+                        replaced: Vec::new(),
+                        last_refusal: None,
+                        refused: None,
+                        swaps: 0,
+                    },
+                )
+            })
+            .collect();
+        let config_text = config_path
+            .as_deref()
+            .and_then(|p| std::fs::read_to_string(p).ok());
+        Reloader {
+            engine,
+            pipeline,
+            sources,
+            config_path,
+            state: Mutex::new(State {
+                config,
+                config_text,
+                config_refusal: None,
+                plugins: live,
+                reloads: 0,
+            }),
+        }
+    }
+
+    /// Every file whose change calls for a reload: the config file, each
+    /// plugin's component and lookup tables.
+    pub fn watched_files(&self) -> HashSet<PathBuf> {
+        let Ok(st) = self.state.lock() else {
+            return HashSet::new();
+        };
+        let mut files: HashSet<PathBuf> = self.config_path.iter().cloned().collect();
+        for spec in st.config.plugins.values() {
+            files.insert(absolute(&spec.path));
+            files.extend(spec.lookups.values().map(|p| absolute(p)));
+        }
+        files
+    }
+
+    /// Brings plugins (and, when the config file changed and passes its
+    /// checks, plugins and routes of the new config) in line with the
+    /// files. Blocking: compiles. One reload runs at a time.
+    pub fn reload(&self) -> Report {
+        let started = Instant::now();
+        let Ok(mut st) = self.state.lock() else {
+            return Report::default();
+        };
+        st.reloads += 1;
+        let mut report = Report::default();
+
+        // The config file first: a new one must pass every check.
+        let mut candidate: Option<(Config, String)> = None;
+        if let Some(path) = &self.config_path {
+            match std::fs::read_to_string(path) {
+                Ok(text) if Some(&text) != st.config_text.as_ref() => {
+                    match crate::config::load(path) {
+                        Ok(c) => candidate = Some((c, text)),
+                        Err(e) => {
+                            let reason = e.to_string();
+                            tracing::error!(
+                                "config change refused; the running config stays:\n{reason}"
+                            );
+                            st.config_refusal = Some(Refusal {
+                                at: now_ms(),
+                                sha256: Some(hex(&Sha256::digest(text.as_bytes()))),
+                                reason: reason.clone(),
+                            });
+                            // Not refused again until the file changes.
+                            st.config_text = Some(text);
+                            report.config_refused = Some(reason);
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "cannot read the config file; the running config stays");
+                }
+            }
+        }
+
+        let mut applied = None;
+        if let Some((config, text)) = candidate {
+            // Every plugin new to it loads and passes its samples, every new
+            // listen address is bound: or nothing changes.
+            let ready = self.plan(&st, &config).and_then(|plan| {
+                let bound = match &self.sources {
+                    Some(s) => s.prepare(&config.sources)?,
+                    None => Bound::default(),
+                };
+                Ok((plan, bound))
+            });
+            match ready {
+                Ok((plan, bound)) => {
+                    report.needs_restart = needs_restart(&st.config, &config);
+                    for section in &report.needs_restart {
+                        tracing::warn!(
+                            section,
+                            "config change needs a restart to take effect (not applied live)"
+                        );
+                    }
+                    applied = Some((config, text, plan, bound));
+                }
+                Err(reason) => {
+                    tracing::error!("config change refused; the running config stays: {reason}");
+                    st.config_refusal = Some(Refusal {
+                        at: now_ms(),
+                        sha256: Some(hex(&Sha256::digest(text.as_bytes()))),
+                        reason: reason.clone(),
+                    });
+                    st.config_text = Some(text);
+                    report.config_refused = Some(reason);
+                }
+            }
+        }
+        let (config, plan, bound) = match applied {
+            Some((config, text, plan, bound)) => {
+                st.config_text = Some(text);
+                report.config_applied = true;
+                (config, plan, Some(bound))
+            }
+            None => {
+                let config = st.config.clone();
+                match self.plan(&st, &config) {
+                    Ok(plan) => (config, plan, None),
+                    // Only a plugin new to this config can fail hard, and
+                    // the running config's plugins are all live.
+                    Err(reason) => {
+                        tracing::error!("reload failed: {reason}");
+                        report.elapsed = started.elapsed();
+                        return report;
+                    }
+                }
+            }
+        };
+
+        // Apply: new live set, new routing, swapped in one store.
+        let now = now_ms();
+        let mut next: BTreeMap<String, Live> = BTreeMap::new();
+        let mut old = std::mem::take(&mut st.plugins);
+        for (name, step) in plan {
+            let previous = old.remove(&name);
+            match step {
+                Step::Keep => {
+                    if let Some(p) = previous {
+                        next.insert(name, p);
+                    }
+                }
+                Step::Swap(plugin, fingerprint) => {
+                    let (mut replaced, last_refusal, from, swaps) = match previous {
+                        Some(p) => {
+                            let mut r = p.replaced;
+                            r.push(Replaced {
+                                sha256: p.plugin.sha256().to_string(),
+                                live_since: p.live_since,
+                                replaced_at: now,
+                            });
+                            (
+                                r,
+                                p.last_refusal,
+                                Some(p.plugin.sha256().to_string()),
+                                p.swaps + 1,
+                            )
+                        }
+                        None => (Vec::new(), None, None, 0),
+                    };
+                    if replaced.len() > HISTORY {
+                        replaced.drain(..replaced.len() - HISTORY);
+                    }
+                    report
+                        .swapped
+                        .push((name.clone(), from, plugin.sha256().to_string()));
+                    next.insert(
+                        name,
+                        Live {
+                            plugin,
+                            fingerprint,
+                            live_since: now,
+                            replaced,
+                            last_refusal,
+                            refused: None,
+                            swaps,
+                        },
+                    );
+                }
+                Step::Refuse(fp, reason) => {
+                    report.refused.push((name.clone(), reason.clone()));
+                    if let Some(mut p) = previous {
+                        p.last_refusal = Some(Refusal {
+                            at: now,
+                            sha256: fp.as_ref().map(|f| f.file.clone()),
+                            reason,
+                        });
+                        p.refused = fp;
+                        next.insert(name, p);
+                    }
+                }
+            }
+        }
+        let plugins: BTreeMap<String, Arc<Plugin>> = next
+            .iter()
+            .map(|(n, l)| (n.clone(), l.plugin.clone()))
+            .collect();
+        match Routing::build(&config, &plugins) {
+            Ok(routing) => {
+                // Destinations before the routes that use them, sources
+                // once the routes are there to take their messages.
+                if report.config_applied {
+                    report.changes = self.pipeline.apply_destinations(&config.destinations);
+                }
+                if !report.swapped.is_empty() || report.config_applied {
+                    self.pipeline.swap_routing(routing);
+                }
+                if let (Some(sources), Some(bound)) = (&self.sources, bound) {
+                    report.changes.extend(sources.apply(&config.sources, bound));
+                }
+                st.plugins = next;
+                st.config = config;
+            }
+            Err(e) => {
+                // Checked configs always build; keep everything as it was.
+                tracing::error!(error = %e, "reload not applied");
+                st.plugins = old.into_iter().chain(next).collect();
+                report.swapped.clear();
+                report.config_applied = false;
+            }
+        }
+        report.elapsed = started.elapsed();
+        for (name, from, to) in &report.swapped {
+            tracing::info!(
+                plugin = %name,
+                sha256 = %to,
+                replaces = from.as_deref().unwrap_or("-"),
+                elapsed_ms = report.elapsed.as_millis() as u64,
+                "plugin version live"
+            );
+        }
+        for (name, reason) in &report.refused {
+            tracing::error!(plugin = %name, "new plugin version refused; the running one keeps serving: {reason}");
+        }
+        report
+    }
+
+    /// What to do with each plugin of `config`; an error when a plugin the
+    /// running config does not have cannot be loaded (the config is then
+    /// refused whole).
+    fn plan(&self, st: &State, config: &Config) -> Result<Vec<(String, Step)>, String> {
+        let mut steps = Vec::new();
+        for (name, spec) in &config.plugins {
+            let live = st.plugins.get(name);
+            let fp = match fingerprint(spec) {
+                Ok(fp) => fp,
+                Err(reason) => {
+                    if live.is_none() {
+                        return Err(format!("plugin {name}: {reason}"));
+                    }
+                    steps.push((name.clone(), Step::Refuse(None, reason)));
+                    continue;
+                }
+            };
+            if live.is_some_and(|l| l.fingerprint == fp) {
+                steps.push((name.clone(), Step::Keep));
+                continue;
+            }
+            // A version refused already is not tried again until it changes.
+            if let Some(l) = live
+                && l.refused.as_ref() == Some(&fp)
+            {
+                steps.push((name.clone(), Step::Keep));
+                continue;
+            }
+            match self.load(spec) {
+                Ok(plugin) => steps.push((name.clone(), Step::Swap(Arc::new(plugin), fp))),
+                Err(reason) => {
+                    if live.is_none() {
+                        return Err(format!("plugin {name}: {reason}"));
+                    }
+                    steps.push((name.clone(), Step::Refuse(Some(fp), reason)));
+                }
+            }
+        }
+        Ok(steps)
+    }
+
+    /// Loads a version, instantiates it once and runs its samples.
+    fn load(&self, spec: &PluginSpec) -> Result<Plugin, String> {
+        let plugin = self.engine.load(spec).map_err(|e| e.to_string())?;
+        plugin
+            .probe()
+            .map_err(|e| format!("does not instantiate: {}", e.summary()))?;
+        crate::plugins::samples::check(&plugin)?;
+        Ok(plugin)
+    }
+
+    /// Each plugin: its live version, since when, what it replaced, its last
+    /// refusal; and the config file's last refusal.
+    pub fn status(&self) -> Value {
+        let Ok(st) = self.state.lock() else {
+            return Value::Null;
+        };
+        let refusal =
+            |r: &Refusal| json!({ "at": time::iso(r.at), "sha256": r.sha256, "reason": r.reason });
+        let plugins: Vec<Value> = st
+            .plugins
+            .iter()
+            .map(|(name, l)| {
+                json!({
+                    "name": name,
+                    "path": l.plugin.spec().path.display().to_string(),
+                    "sha256": l.plugin.sha256(),
+                    "live_since": time::iso(l.live_since),
+                    "swaps": l.swaps,
+                    "replaced": l.replaced.iter().rev().map(|r| json!({
+                        "sha256": r.sha256,
+                        "live_since": time::iso(r.live_since),
+                        "replaced_at": time::iso(r.replaced_at),
+                    })).collect::<Vec<_>>(),
+                    "last_refusal": l.last_refusal.as_ref().map(refusal),
+                })
+            })
+            .collect();
+        json!({
+            "plugins": plugins,
+            "config": {
+                "path": self.config_path.as_ref().map(|p| p.display().to_string()),
+                "last_refusal": st.config_refusal.as_ref().map(refusal),
+            },
+            "reloads": st.reloads,
+        })
+    }
+}
+
+enum Step {
+    Keep,
+    Swap(Arc<Plugin>, Fingerprint),
+    Refuse(Option<Fingerprint>, String),
+}
+
+/// The sha256 of the component, and of its tables and settings.
+fn fingerprint(spec: &PluginSpec) -> Result<Fingerprint, String> {
+    let bytes = std::fs::read(&spec.path)
+        .map_err(|e| format!("cannot read {}: {e}", spec.path.display()))?;
+    let mut rest = Sha256::new();
+    let mut settings: Vec<_> = spec.config.iter().collect();
+    settings.sort();
+    rest.update(format!("{:?}{settings:?}", spec.limits).as_bytes());
+    let mut tables: Vec<_> = spec.lookups.iter().collect();
+    tables.sort();
+    for (name, path) in tables {
+        let data = std::fs::read(path)
+            .map_err(|e| format!("cannot read table {name} ({}): {e}", path.display()))?;
+        rest.update(name.as_bytes());
+        rest.update(Sha256::digest(&data));
+    }
+    Ok(Fingerprint {
+        file: hex(&Sha256::digest(&bytes)),
+        rest: hex(&rest.finalize()),
+    })
+}
+
+/// Config sections whose change is not applied live.
+fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if format!("{:?}", old.runtime) != format!("{:?}", new.runtime) {
+        out.push("runtime".to_string());
+    }
+    if format!("{:?}", old.admin) != format!("{:?}", new.admin) {
+        out.push("admin".to_string());
+    }
+    out
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Watches the reloader's files and reloads once they have been quiet for
+/// `quiet` (editors and `cp` write in steps; a half-written file that
+/// stays half-written is refused, and the finished one is taken when its
+/// last write lands). Runs until `stop`; returns an error when the watcher
+/// cannot start.
+pub fn watch(
+    reloader: Arc<Reloader>,
+    quiet: Duration,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>, String> {
+    use notify::{EventKind, RecursiveMode, Watcher};
+    use std::sync::atomic::Ordering;
+
+    let (tx, rx) = std::sync::mpsc::channel::<PathBuf>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        let change = match event.kind {
+            EventKind::Create(_) | EventKind::Remove(_) => true,
+            EventKind::Modify(notify::event::ModifyKind::Metadata(
+                notify::event::MetadataKind::AccessTime,
+            )) => false,
+            EventKind::Modify(_) => true,
+            EventKind::Access(notify::event::AccessKind::Close(
+                notify::event::AccessMode::Write,
+            )) => true,
+            _ => false,
+        };
+        if change {
+            for p in event.paths {
+                let _ = tx.send(p);
+            }
+        }
+    })
+    .map_err(|e| format!("cannot start the file watcher: {e}"))?;
+    let mut dirs: HashSet<PathBuf> = HashSet::new();
+    let mut watch_dirs = move |watcher: &mut notify::RecommendedWatcher,
+                               files: &HashSet<PathBuf>| {
+        for f in files {
+            if let Some(dir) = f.parent()
+                && dirs.insert(dir.to_path_buf())
+                && let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive)
+            {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch this directory; use SIGHUP or the admin API to reload");
+            }
+        }
+    };
+    let mut files = reloader.watched_files();
+    watch_dirs(&mut watcher, &files);
+    std::thread::Builder::new()
+        .name("weft-watch".into())
+        .spawn(move || {
+            let tick = Duration::from_millis(200);
+            while !stop.load(Ordering::Relaxed) {
+                let first = match rx.recv_timeout(tick) {
+                    Ok(p) => p,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(_) => break,
+                };
+                let mut hit = files.contains(&first);
+                // Wait for the writes to stop.
+                loop {
+                    match rx.recv_timeout(quiet) {
+                        Ok(p) => hit |= files.contains(&p),
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
+                        Err(_) => return,
+                    }
+                }
+                if !hit {
+                    continue;
+                }
+                tracing::debug!("watched files changed; reloading");
+                let report = reloader.reload();
+                if report.config_applied {
+                    files = reloader.watched_files();
+                    watch_dirs(&mut watcher, &files);
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the file watcher: {e}"))
+}
