@@ -79,6 +79,8 @@ struct State {
     config_refusal: Option<Refusal>,
     plugins: BTreeMap<String, Live>,
     reloads: u64,
+    /// When the last reload ran, and what it did.
+    last: Option<(i64, Value)>,
 }
 
 /// What one reload did.
@@ -172,6 +174,7 @@ impl Reloader {
                 config_refusal: None,
                 plugins: live,
                 reloads: 0,
+                last: None,
             }),
         }
     }
@@ -390,6 +393,7 @@ impl Reloader {
         for (name, reason) in &report.refused {
             tracing::error!(plugin = %name, "new plugin version refused; the running one keeps serving: {reason}");
         }
+        st.last = Some((now_ms(), report.to_json()));
         report
     }
 
@@ -478,6 +482,11 @@ impl Reloader {
                 "last_refusal": st.config_refusal.as_ref().map(refusal),
             },
             "reloads": st.reloads,
+            "last_reload": st.last.as_ref().map(|(at, r)| {
+                let mut r = r.clone();
+                r["at"] = json!(time::iso(*at));
+                r
+            }),
         })
     }
 }

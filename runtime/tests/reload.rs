@@ -417,3 +417,319 @@ fn config_edits_apply_live_or_are_refused_whole() {
     });
     assert_eq!(weft.stop(), 0);
 }
+
+/// `bytes` (a component) with a custom section appended: another sha256,
+/// the same behaviour, so a new version to swap in.
+fn with_custom_section(bytes: &[u8], tag: &str) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(b);
+                return;
+            }
+            out.push(b | 0x80);
+        }
+    }
+    let name = b"weft-test";
+    let mut payload = Vec::new();
+    leb(name.len(), &mut payload);
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(tag.as_bytes());
+    let mut out = bytes.to_vec();
+    out.push(0);
+    leb(payload.len(), &mut out);
+    out.extend_from_slice(&payload);
+    out
+}
+
+fn journal_count(journal: &Path, sql: &str) -> i64 {
+    let conn =
+        rusqlite::Connection::open_with_flags(journal, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// `weft` with `args`, in `dir`; (exit code, stdout, stderr).
+fn weft_cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn sources_and_destinations_change_live_one_at_a_time() {
+    let admin_addr = free_addr();
+    let dead = free_addr();
+    let new_mllp = free_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("site_normalize.wasm");
+    std::fs::copy(common::wasm("site-normalize"), &plugin).unwrap();
+    let base = |d: &Path, mllp: &str, destinations: &str, more: &str| {
+        format!(
+            r#"
+[sources.in]
+kind = "mllp"
+listen = "{mllp}"
+ack = "after-transform"
+
+[sources.web]
+kind = "http"
+listen = "127.0.0.1:0"
+path = "/messages"
+
+[plugins.site-normalize]
+path = "{plugin}"
+
+[destinations.files]
+kind = "file"
+dir = "{out}"
+filename = "{{control_id}}.hl7"
+
+[routes.adt]
+plugins = ["site-normalize"]
+destinations = [{destinations}]
+match = ["ADT^*"]
+
+[admin]
+listen = "{admin_addr}"
+{more}"#,
+            plugin = plugin.display(),
+            out = d.join("out").display(),
+        )
+    };
+    let down = format!("\n[destinations.down]\nkind = \"http\"\nurl = \"http://{dead}/fhir\"\n");
+    let v1 = {
+        let down = down.clone();
+        move |d: &Path| base(d, "127.0.0.1:0", r#""files", "down""#, &down)
+    };
+    let mut weft = Weft::start(v1);
+    let (old_mllp, web) = (weft.addr, weft.addrs["web"]);
+    let mut c = weft.client();
+    for i in 1..=3 {
+        assert_eq!(
+            c.exchange(&a01(&format!("C{i}"), &format!("{i}"))).code,
+            "AA"
+        );
+    }
+    drop(c);
+    let journal = weft.dir().join("data/journal.db");
+    let pending_down =
+        "SELECT COUNT(*) FROM deliveries WHERE destination = 'down' AND state = 'pending'";
+    wait_until(
+        "3 pending for the dead destination",
+        Duration::from_secs(10),
+        || journal_count(&journal, pending_down) == 3,
+    );
+
+    // The MLLP source moves, `down` goes (its work stays in the journal), a
+    // destination and a route come in; the HTTP source is left alone.
+    let more = weft.dir().join("more");
+    let v2 = base(
+        weft.dir(),
+        &new_mllp.to_string(),
+        r#""files""#,
+        &format!(
+            "\n[destinations.more]\nkind = \"file\"\ndir = \"{}\"\nfilename = \"{{control_id}}.hl7\"\n\
+             [routes.oru]\nplugins = []\ndestinations = [\"more\"]\nmatch = [\"ORU^*\"]\n",
+            more.display()
+        ),
+    );
+    std::fs::write(weft.config_path(), &v2).unwrap();
+    wait_until("the config applied", Duration::from_secs(10), || {
+        admin(admin_addr, "GET", "/plugins")["last_reload"]["config_applied"] == true
+    });
+    let report = admin(admin_addr, "GET", "/plugins")["last_reload"].clone();
+    let changes: Vec<&str> = report["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        changes.contains(&"destination down removed: 3 pending deliveries stay in the journal"),
+        "{changes:?}"
+    );
+    assert!(changes.contains(&"destination more added"), "{changes:?}");
+    assert!(
+        changes.contains(&format!("source in restarted (was on {old_mllp})").as_str()),
+        "{changes:?}"
+    );
+    assert_eq!(changes.len(), 3, "nothing else restarted: {changes:?}");
+    assert!(report["needs_restart"].as_array().unwrap().is_empty());
+
+    // The old address is closed, the new one serves, the new route works.
+    wait_until("the old listener closed", Duration::from_secs(5), || {
+        TcpStream::connect(old_mllp).is_err()
+    });
+    let mut c = Client::connect(new_mllp);
+    assert_eq!(c.exchange(&a01("C4", "4")).code, "AA");
+    let oru = b"MSH|^~\\&|LAB|EDGE|WEFT|EDGE|20240101||ORU^R01|ORU-1|P|2.5\rPID|1||9^^^EDGE^MR\r";
+    assert_eq!(c.exchange(oru).code, "AA");
+    drop(c);
+    wait_until("C4 and ORU-1 delivered", Duration::from_secs(10), || {
+        weft.out.join("C4.hl7").is_file() && more.join("ORU-1.hl7").is_file()
+    });
+    // The HTTP source kept its listener.
+    let (code, _) = common::curl(&[
+        "-H",
+        "Content-Type: application/hl7-v2",
+        "--data-binary",
+        &String::from_utf8(a01("H1", "5")).unwrap(),
+        &format!("http://{web}/messages"),
+    ]);
+    assert_eq!(code, 202);
+    assert_eq!(
+        weft.log_text().matches("source web listening on").count(),
+        1,
+        "the HTTP source was not restarted"
+    );
+    assert_eq!(journal_count(&journal, pending_down), 3, "nothing lost");
+
+    // `down` comes back, pointing at a live server: its pending work goes out.
+    let server = common::fhir_server::FhirServer::start(&[]);
+    let v3 = base(
+        weft.dir(),
+        &new_mllp.to_string(),
+        r#""files", "down""#,
+        &down.replace(&dead.to_string(), &server.addr.to_string()),
+    );
+    std::fs::write(weft.config_path(), &v3).unwrap();
+    wait_until(
+        "the pending deliveries made",
+        Duration::from_secs(30),
+        || server.accepted().len() >= 3,
+    );
+    assert_eq!(journal_count(&journal, pending_down), 0);
+    assert_eq!(weft.stop(), 0);
+}
+
+#[test]
+fn refused_versions_leave_the_running_one_serving() {
+    let admin_addr = free_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let a = std::fs::read(common::wasm("site-normalize")).unwrap();
+    let b = std::fs::read(
+        common::repo().join("target/wasm32-wasip2/plugin/site_normalize_variant.wasm"),
+    )
+    .unwrap();
+    let plugin = dir.path().join("site_normalize.wasm");
+    std::fs::write(&plugin, &b).unwrap();
+    let sample = dir.path().join("sample.hl7");
+    std::fs::write(&sample, a01("SAMPLE", "1")).unwrap();
+    // No watcher: reloads come from `weft plugins --reload` and SIGHUP.
+    let mut weft = Weft::start_with(&["--no-watch"], |d| {
+        format!(
+            r#"
+[sources.in]
+kind = "mllp"
+listen = "127.0.0.1:0"
+ack = "after-transform"
+
+[plugins.site-normalize]
+path = "{plugin}"
+[[plugins.site-normalize.samples]]
+input = "{sample}"
+contains = ["ZWV|B"]
+
+[destinations.files]
+kind = "file"
+dir = "{out}"
+filename = "{{control_id}}.hl7"
+
+[routes.adt]
+plugins = ["site-normalize"]
+destinations = ["files"]
+match = ["ADT^*"]
+
+[admin]
+listen = "{admin_addr}"
+"#,
+            plugin = plugin.display(),
+            sample = sample.display(),
+            out = d.join("out").display(),
+        )
+    });
+    let config = weft.config_path().display().to_string();
+    let sha_b = sha256_of(&plugin);
+    let served = |weft: &Weft, id: &str| {
+        let mut c = weft.client();
+        assert_eq!(c.exchange(&a01(id, "7")).code, "AA");
+        let out = weft.out.join(format!("{id}.hl7"));
+        wait_until(id, Duration::from_secs(10), || out.is_file());
+        std::fs::read_to_string(out).unwrap()
+    };
+    assert!(served(&weft, "M1").contains("ZWV|B"));
+
+    // Version A fails the sample: refused, B keeps serving.
+    std::fs::write(&plugin, &a).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(live_sha(admin_addr, "site-normalize"), sha_b, "not watched");
+    let (code, out, err) = weft_cli(weft.dir(), &["plugins", "--reload", "--config", &config]);
+    assert_eq!(code, 1, "a refusal is an error: {out}{err}");
+    assert!(
+        out.contains("reload: plugin site-normalize refused: sample ")
+            && out.contains("no output contains \"ZWV|B\""),
+        "{out}"
+    );
+    assert_eq!(live_sha(admin_addr, "site-normalize"), sha_b);
+    assert!(served(&weft, "M2").contains("ZWV|B"));
+
+    // A plugin built against another major version of the contract.
+    std::fs::copy(common::wasm("weft-test-future-contract"), &plugin).unwrap();
+    weft.signal("HUP");
+    wait_until("the contract refusal", Duration::from_secs(10), || {
+        admin(admin_addr, "GET", "/plugins")["plugins"][0]["last_refusal"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("weft:plugin@1.0.0"))
+    });
+    assert_eq!(live_sha(admin_addr, "site-normalize"), sha_b);
+    assert!(served(&weft, "M3").contains("ZWV|B"));
+
+    // A new version that passes goes live on SIGHUP.
+    std::fs::write(&plugin, with_custom_section(&b, "2")).unwrap();
+    let sha_b2 = sha256_of(&plugin);
+    weft.signal("HUP");
+    wait_until("B2 live", Duration::from_secs(10), || {
+        live_sha(admin_addr, "site-normalize") == sha_b2
+    });
+    assert!(served(&weft, "M4").contains("ZWV|B"));
+    let (code, out, _) = weft_cli(weft.dir(), &["plugins", "--config", &config]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!("site-normalize  sha256 {sha_b2}"))
+            && out.contains(&format!("replaced  {sha_b}"))
+            && out.contains("refused")
+            && out.contains("weft:plugin@1.0.0"),
+        "{out}"
+    );
+    // Each message's journal entry names the version that made it.
+    let (_, list, list_err) = weft_cli(
+        weft.dir(),
+        &[
+            "messages",
+            "--config",
+            &config,
+            "list",
+            "--control-id",
+            "M4",
+        ],
+    );
+    let id = list
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{list}{list_err}"))
+        .to_string();
+    let (_, show, _) = weft_cli(weft.dir(), &["messages", "--config", &config, "show", &id]);
+    assert!(show.contains(&format!("site-normalize@{sha_b2}")), "{show}");
+    assert_eq!(weft.stop(), 0);
+}

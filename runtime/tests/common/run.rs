@@ -24,6 +24,7 @@ pub struct Weft {
     /// Every log line so far.
     pub log: Arc<Mutex<Vec<String>>>,
     config: PathBuf,
+    args: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -75,11 +76,17 @@ match = ["ADT^*"]
 impl Weft {
     /// Starts `weft run` on a config made by `make(dir)`.
     pub fn start(make: impl FnOnce(&Path) -> String) -> Weft {
+        Self::start_with(&[], make)
+    }
+
+    /// Starts `weft run` with extra arguments on a config made by `make(dir)`.
+    pub fn start_with(args: &[&str], make: impl FnOnce(&Path) -> String) -> Weft {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("weft.toml");
         std::fs::write(&config, make(dir.path())).unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (child, addrs) = spawn(&config, dir.path(), &log);
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let (child, addrs) = spawn(&config, dir.path(), &log, &args);
         let addr = addrs
             .get("in")
             .copied()
@@ -91,6 +98,7 @@ impl Weft {
             out: dir.path().join("out"),
             log,
             config,
+            args,
             _dir: dir,
         }
     }
@@ -99,7 +107,7 @@ impl Weft {
     /// `kill`); the sources get new ports.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop or kill it first");
-        let (child, addrs) = spawn(&self.config, self._dir.path(), &self.log);
+        let (child, addrs) = spawn(&self.config, self._dir.path(), &self.log, &self.args);
         self.addr = addrs.get("in").copied().unwrap_or(self.addr);
         self.addrs = addrs;
         self.child = Some(child);
@@ -118,6 +126,17 @@ impl Weft {
     /// The configuration file it runs on.
     pub fn config_path(&self) -> &Path {
         &self.config
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, ...) by name.
+    pub fn signal(&self, name: &str) {
+        let pid = self.pid().to_string();
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{name}");
     }
 
     /// Kills it with SIGKILL: no shutdown at all.
@@ -198,10 +217,12 @@ fn spawn(
     config: &Path,
     dir: &Path,
     log: &Arc<Mutex<Vec<String>>>,
+    args: &[String],
 ) -> (Child, std::collections::HashMap<String, SocketAddr>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
         .args(["run", "--config"])
         .arg(config)
+        .args(args)
         .current_dir(dir)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
