@@ -204,49 +204,23 @@ impl Reloader {
         st.reloads += 1;
         let mut report = Report::default();
 
-        // The config file first: a new one must pass every check.
-        let mut candidate: Option<(Config, String)> = None;
-        if let Some(path) = &self.config_path {
-            match std::fs::read_to_string(path) {
-                Ok(text) if Some(&text) != st.config_text.as_ref() => {
-                    match crate::config::load(path) {
-                        Ok(c) => candidate = Some((c, text)),
-                        Err(e) => {
-                            let reason = e.to_string();
-                            tracing::error!(
-                                "config change refused; the running config stays:\n{reason}"
-                            );
-                            st.config_refusal = Some(Refusal {
-                                at: now_ms(),
-                                sha256: Some(hex(&Sha256::digest(text.as_bytes()))),
-                                reason: reason.clone(),
-                            });
-                            // Not refused again until the file changes.
-                            st.config_text = Some(text);
-                            report.config_refused = Some(reason);
-                        }
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(path = %path.display(), error = %e, "cannot read the config file; the running config stays");
-                }
-            }
-        }
-
+        // The config file first: a changed one must pass every check, load
+        // every plugin new to it (samples included) and bind every new
+        // listen address, or nothing of it changes.
         let mut applied = None;
-        if let Some((config, text)) = candidate {
-            // Every plugin new to it loads and passes its samples, every new
-            // listen address is bound: or nothing changes.
-            let ready = self.plan(&st, &config).and_then(|plan| {
-                let bound = match &self.sources {
-                    Some(s) => s.prepare(&config.sources)?,
-                    None => Bound::default(),
-                };
-                Ok((plan, bound))
-            });
+        if let Some((path, text)) = self.changed_config(&st) {
+            let ready = crate::config::load(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|config| {
+                    let plan = self.plan(&st, &config)?;
+                    let bound = match &self.sources {
+                        Some(s) => s.prepare(&config.sources)?,
+                        None => Bound::default(),
+                    };
+                    Ok((config, plan, bound))
+                });
             match ready {
-                Ok((plan, bound)) => {
+                Ok((config, plan, bound)) => {
                     report.needs_restart = needs_restart(&st.config, &config);
                     for section in &report.needs_restart {
                         tracing::warn!(
@@ -257,12 +231,13 @@ impl Reloader {
                     applied = Some((config, text, plan, bound));
                 }
                 Err(reason) => {
-                    tracing::error!("config change refused; the running config stays: {reason}");
+                    tracing::error!("config change refused; the running config stays:\n{reason}");
                     st.config_refusal = Some(Refusal {
                         at: now_ms(),
                         sha256: Some(hex(&Sha256::digest(text.as_bytes()))),
                         reason: reason.clone(),
                     });
+                    // Not tried again until the file changes.
                     st.config_text = Some(text);
                     report.config_refused = Some(reason);
                 }
@@ -394,7 +369,23 @@ impl Reloader {
             tracing::error!(plugin = %name, "new plugin version refused; the running one keeps serving: {reason}");
         }
         st.last = Some((now_ms(), report.to_json()));
+        drop(st);
+        give_back_freed_memory();
         report
+    }
+
+    /// The config file and its text, when it differs from the text last
+    /// applied or refused.
+    fn changed_config(&self, st: &State) -> Option<(PathBuf, String)> {
+        let path = self.config_path.as_ref()?;
+        match std::fs::read_to_string(path) {
+            Ok(text) if Some(&text) != st.config_text.as_ref() => Some((path.clone(), text)),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "cannot read the config file; the running config stays");
+                None
+            }
+        }
     }
 
     /// What to do with each plugin of `config`; an error when a plugin the
@@ -531,6 +522,18 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     out
 }
 
+/// Compiling a version allocates a lot on the compiler's threads, and
+/// glibc keeps what it frees in those threads' arenas: hand it back to the
+/// system, so that memory stays flat however many versions come and go.
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap memory; it is safe to
+    // call at any time from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
@@ -543,11 +546,12 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-/// Watches the reloader's files and reloads once they have been quiet for
-/// `quiet` (editors and `cp` write in steps; a half-written file that
-/// stays half-written is refused, and the finished one is taken when its
-/// last write lands). Runs until `stop`; returns an error when the watcher
-/// cannot start.
+/// Watches the reloader's files and reloads once every changed file has
+/// been closed after writing or renamed into place, or, for a file still
+/// open, once it has been quiet for `quiet` (editors and `cp` write in
+/// steps; a half-written file is refused, and the finished one is taken
+/// when its last write lands). Runs until `stop`; returns an error when the
+/// watcher cannot start.
 pub fn watch(
     reloader: Arc<Reloader>,
     quiet: Duration,
@@ -556,24 +560,23 @@ pub fn watch(
     use notify::{EventKind, RecursiveMode, Watcher};
     use std::sync::atomic::Ordering;
 
-    let (tx, rx) = std::sync::mpsc::channel::<PathBuf>();
+    use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind, RenameMode};
+
+    // (path, the change is complete): a file closed after writing, or
+    // renamed into place, is complete; other writes may go on.
+    let (tx, rx) = std::sync::mpsc::channel::<(PathBuf, bool)>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
-        let change = match event.kind {
-            EventKind::Create(_) | EventKind::Remove(_) => true,
-            EventKind::Modify(notify::event::ModifyKind::Metadata(
-                notify::event::MetadataKind::AccessTime,
-            )) => false,
-            EventKind::Modify(_) => true,
-            EventKind::Access(notify::event::AccessKind::Close(
-                notify::event::AccessMode::Write,
-            )) => true,
-            _ => false,
+        let complete = match event.kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+            | EventKind::Remove(_) => true,
+            EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)) => return,
+            EventKind::Create(_) | EventKind::Modify(_) => false,
+            _ => return,
         };
-        if change {
-            for p in event.paths {
-                let _ = tx.send(p);
-            }
+        for p in event.paths {
+            let _ = tx.send((p, complete));
         }
     })
     .map_err(|e| format!("cannot start the file watcher: {e}"))?;
@@ -595,18 +598,32 @@ pub fn watch(
         .name("weft-watch".into())
         .spawn(move || {
             let tick = Duration::from_millis(200);
+            // Once every watched file written to has been closed (or renamed
+            // into place), a moment for companion events is enough; a file
+            // still open for writing must first be quiet for `quiet`.
+            let settle = Duration::from_millis(5);
             while !stop.load(Ordering::Relaxed) {
                 let first = match rx.recv_timeout(tick) {
-                    Ok(p) => p,
+                    Ok(e) => e,
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
                     Err(_) => break,
                 };
-                let mut hit = files.contains(&first);
-                // Wait for the writes to stop.
-                loop {
-                    match rx.recv_timeout(quiet) {
-                        Ok(p) => hit |= files.contains(&p),
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
+                let mut hit = false;
+                let mut open: HashSet<PathBuf> = HashSet::new();
+                let mut event = Some(first);
+                while let Some((path, complete)) = event.take() {
+                    if files.contains(&path) {
+                        hit = true;
+                        if complete {
+                            open.remove(&path);
+                        } else {
+                            open.insert(path);
+                        }
+                    }
+                    let wait = if open.is_empty() { settle } else { quiet };
+                    match rx.recv_timeout(wait) {
+                        Ok(e) => event = Some(e),
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                         Err(_) => return,
                     }
                 }

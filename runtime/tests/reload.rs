@@ -5,8 +5,8 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
@@ -15,21 +15,8 @@ use std::time::{Duration, Instant};
 
 use common::fhir_server::free_addr;
 use common::run::{Client, Weft, a01};
+use common::{admin, live_sha, plugin_versions, with_custom_section};
 use serde_json::Value;
-
-/// A GET or POST on the admin API (std only: fast enough to poll).
-pub fn admin(addr: SocketAddr, method: &str, path: &str) -> Value {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: weft\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    serde_json::from_str(body).unwrap_or(Value::Null)
-}
 
 fn sha256_of(path: &Path) -> String {
     use std::fmt::Write;
@@ -43,19 +30,10 @@ fn sha256_of(path: &Path) -> String {
     s
 }
 
-fn live_sha(admin_addr: SocketAddr, plugin: &str) -> String {
-    let v = admin(admin_addr, "GET", "/plugins");
-    v["plugins"]
-        .as_array()
-        .and_then(|a| a.iter().find(|p| p["name"] == plugin))
-        .and_then(|p| p["sha256"].as_str())
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// A config whose only route runs site-normalize (from `plugin`) and writes
-/// its HL7 output to files, with the admin API on `admin_addr`.
-fn config(dir: &Path, plugin: &Path, admin_addr: SocketAddr, lookups: &Path) -> String {
+/// A config whose only route runs site-normalize (from `plugin`, with
+/// `plugin_extra` lines in its table) and writes its HL7 output to files,
+/// with the admin API on `admin_addr`.
+fn config(dir: &Path, plugin: &Path, admin_addr: SocketAddr, plugin_extra: &str) -> String {
     format!(
         r#"
 [sources.in]
@@ -65,11 +43,7 @@ ack = "after-transform"
 
 [plugins.site-normalize]
 path = "{plugin}"
-[plugins.site-normalize.config]
-mrn_prefix = "EDGE-"
-translate = "PID-8:gender"
-[plugins.site-normalize.lookups]
-gender = "{lookups}"
+{plugin_extra}
 
 [destinations.files]
 kind = "file"
@@ -85,8 +59,16 @@ match = ["ADT^*"]
 listen = "{admin_addr}"
 "#,
         plugin = plugin.display(),
-        lookups = lookups.display(),
         out = dir.join("out").display(),
+    )
+}
+
+/// site-normalize's settings: the MRN prefix and a gender table.
+fn normalizing(lookups: &Path) -> String {
+    format!(
+        "[plugins.site-normalize.config]\nmrn_prefix = \"EDGE-\"\ntranslate = \"PID-8:gender\"\n\
+         [plugins.site-normalize.lookups]\ngender = \"{}\"\n",
+        lookups.display()
     )
 }
 
@@ -128,25 +110,6 @@ fn load(
         .collect()
 }
 
-/// Versions each message went through, from the journal.
-fn versions(journal: &Path) -> HashMap<String, String> {
-    let conn =
-        rusqlite::Connection::open_with_flags(journal, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap();
-    let mut stmt = conn
-        .prepare("SELECT control_id, plugin_versions FROM messages")
-        .unwrap();
-    stmt.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-    })
-    .unwrap()
-    .map(|r| {
-        let (c, v) = r.unwrap();
-        (c, v.unwrap_or_default())
-    })
-    .collect()
-}
-
 fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !ok() {
@@ -178,7 +141,7 @@ fn plugin_swaps_under_load_lose_nothing_and_switch_exactly() {
     std::fs::write(&plugin, &a_bytes).unwrap();
     let lookups = plugin_dir.path().join("gender.csv");
     std::fs::write(&lookups, "code,value\nF,F\nM,M\n").unwrap();
-    let mut weft = Weft::start(|d| config(d, &plugin, admin_addr, &lookups));
+    let mut weft = Weft::start(|d| config(d, &plugin, admin_addr, &normalizing(&lookups)));
     assert_eq!(live_sha(admin_addr, "site-normalize"), sha_a);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -273,7 +236,7 @@ fn plugin_swaps_under_load_lose_nothing_and_switch_exactly() {
         std::fs::read_dir(&out).map_or(0, |d| d.count()) >= sent.len()
     });
     assert_eq!(weft.stop(), 0);
-    let journal = versions(&weft.dir().join("data/journal.db"));
+    let journal = plugin_versions(&weft.dir().join("data/journal.db"));
 
     // Each message: its version was live while it was processed (between
     // its send and its ACK), and its output is that version's output.
@@ -333,7 +296,7 @@ fn config_edits_apply_live_or_are_refused_whole() {
     std::fs::copy(common::wasm("site-normalize"), &plugin).unwrap();
     let lookups = dir.path().join("gender.csv");
     std::fs::write(&lookups, "code,value\nF,F\n").unwrap();
-    let mut weft = Weft::start(|d| config(d, &plugin, admin_addr, &lookups));
+    let mut weft = Weft::start(|d| config(d, &plugin, admin_addr, &normalizing(&lookups)));
     let stop = Arc::new(AtomicBool::new(false));
     let clients = load(weft.addr, 2, stop.clone());
     let oru = |id: &str| {
@@ -416,32 +379,6 @@ fn config_edits_apply_live_or_are_refused_whole() {
                 .all(|s| out.join(format!("{}.hl7", s.control_id)).is_file())
     });
     assert_eq!(weft.stop(), 0);
-}
-
-/// `bytes` (a component) with a custom section appended: another sha256,
-/// the same behaviour, so a new version to swap in.
-fn with_custom_section(bytes: &[u8], tag: &str) -> Vec<u8> {
-    fn leb(mut n: usize, out: &mut Vec<u8>) {
-        loop {
-            let b = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(b);
-                return;
-            }
-            out.push(b | 0x80);
-        }
-    }
-    let name = b"weft-test";
-    let mut payload = Vec::new();
-    leb(name.len(), &mut payload);
-    payload.extend_from_slice(name);
-    payload.extend_from_slice(tag.as_bytes());
-    let mut out = bytes.to_vec();
-    out.push(0);
-    leb(payload.len(), &mut out);
-    out.extend_from_slice(&payload);
-    out
 }
 
 fn journal_count(journal: &Path, sql: &str) -> i64 {
@@ -626,37 +563,12 @@ fn refused_versions_leave_the_running_one_serving() {
     let sample = dir.path().join("sample.hl7");
     std::fs::write(&sample, a01("SAMPLE", "1")).unwrap();
     // No watcher: reloads come from `weft plugins --reload` and SIGHUP.
+    let samples = format!(
+        "[[plugins.site-normalize.samples]]\ninput = \"{}\"\ncontains = [\"ZWV|B\"]\n",
+        sample.display()
+    );
     let mut weft = Weft::start_with(&["--no-watch"], |d| {
-        format!(
-            r#"
-[sources.in]
-kind = "mllp"
-listen = "127.0.0.1:0"
-ack = "after-transform"
-
-[plugins.site-normalize]
-path = "{plugin}"
-[[plugins.site-normalize.samples]]
-input = "{sample}"
-contains = ["ZWV|B"]
-
-[destinations.files]
-kind = "file"
-dir = "{out}"
-filename = "{{control_id}}.hl7"
-
-[routes.adt]
-plugins = ["site-normalize"]
-destinations = ["files"]
-match = ["ADT^*"]
-
-[admin]
-listen = "{admin_addr}"
-"#,
-            plugin = plugin.display(),
-            sample = sample.display(),
-            out = d.join("out").display(),
-        )
+        config(d, &plugin, admin_addr, &samples)
     });
     let config = weft.config_path().display().to_string();
     let sha_b = sha256_of(&plugin);

@@ -256,10 +256,18 @@ fn compiled_components_are_cached_by_hash() {
         ..Default::default()
     };
     let first = e.load(&spec).unwrap();
-    let entries: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    // The entry is written in the background.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let entries = loop {
+        let entries: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        if entries.len() == 1 && !entries[0].starts_with('.') || Instant::now() > deadline {
+            break entries;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert!(entries[0].starts_with(first.sha256()), "{entries:?}");
     let started = Instant::now();

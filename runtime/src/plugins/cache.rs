@@ -65,11 +65,21 @@ impl ComponentCache {
             }
         }
         let compiled = engine.precompile_component(bytes)?;
-        if let Err(e) = write_atomically(&path, &compiled) {
-            tracing::warn!(path = %path.display(), error = %e, "cannot write the compiled plugin cache");
-        }
         // SAFETY: `compiled` was produced just now by this engine.
         let component = unsafe { Component::deserialize(engine, &compiled)? };
+        // Stored in the background: the write and its fsync are not on the
+        // way to serving the new version (a hot reload waits for this
+        // function). An entry cut short by a stop is only a `.tmp` file.
+        let stored = std::thread::Builder::new()
+            .name("weft-cache-write".into())
+            .spawn(move || {
+                if let Err(e) = write_atomically(&path, &compiled) {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot write the compiled plugin cache");
+                }
+            });
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, "cannot start the compiled plugin cache writer");
+        }
         Ok((component, Origin::Compiled))
     }
 }

@@ -35,3 +35,75 @@ pub fn curl(args: &[&str]) -> (u16, String) {
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
+
+/// A GET or POST on the admin API (std only: fast enough to poll).
+pub fn admin(addr: std::net::SocketAddr, method: &str, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: weft\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+}
+
+/// `bytes` (a component) with a custom section appended: another sha256,
+/// the same behaviour, so a new version to swap in.
+pub fn with_custom_section(bytes: &[u8], tag: &str) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(b);
+                return;
+            }
+            out.push(b | 0x80);
+        }
+    }
+    let name = b"weft-test";
+    let mut payload = Vec::new();
+    leb(name.len(), &mut payload);
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(tag.as_bytes());
+    let mut out = bytes.to_vec();
+    out.push(0);
+    leb(payload.len(), &mut out);
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// The sha256 of the version of `plugin` the runtime serves now.
+pub fn live_sha(admin_addr: std::net::SocketAddr, plugin: &str) -> String {
+    let v = admin(admin_addr, "GET", "/plugins");
+    v["plugins"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["name"] == plugin))
+        .and_then(|p| p["sha256"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// control id → the `plugin@sha256` list of each message's versions, from
+/// the journal.
+pub fn plugin_versions(journal: &std::path::Path) -> std::collections::HashMap<String, String> {
+    let conn =
+        rusqlite::Connection::open_with_flags(journal, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let mut stmt = conn
+        .prepare("SELECT control_id, plugin_versions FROM messages")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+    })
+    .unwrap()
+    .map(|r| {
+        let (c, v) = r.unwrap();
+        (c, v.unwrap_or_default())
+    })
+    .collect()
+}
