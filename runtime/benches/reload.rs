@@ -133,6 +133,15 @@ fn swap(p: &Plugin, n: usize, admin_addr: SocketAddr) -> (Instant, String, Durat
     let reload = admin(admin_addr, "GET", "/plugins")["last_reload"]["elapsed_ms"]
         .as_u64()
         .unwrap_or_default();
+    // A new version serves on baseline code first; wait for its optimized
+    // code, as a site would between two deployments.
+    while admin(admin_addr, "GET", "/plugins")["plugins"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|p| p["code"] != "optimized"))
+    {
+        assert!(Instant::now() < deadline, "{} v{n} never optimized", p.name);
+        std::thread::sleep(Duration::from_millis(2));
+    }
     (began, sha, Duration::from_millis(reload))
 }
 

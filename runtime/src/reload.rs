@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::journal::{now_ms, time};
 use crate::pipeline::{Pipeline, Routing};
-use crate::plugins::{Plugin, PluginEngine, PluginSpec};
+use crate::plugins::{Plugin, PluginEngine, PluginSpec, Tier};
 use crate::sources::set::{Bound, Sources};
 
 /// How many replaced versions each plugin remembers.
@@ -124,6 +124,8 @@ pub struct Reloader {
     sources: Option<Arc<Sources>>,
     config_path: Option<PathBuf>,
     state: Mutex<State>,
+    /// Itself, for the threads that move new versions to optimized code.
+    me: std::sync::Weak<Reloader>,
 }
 
 impl Reloader {
@@ -137,7 +139,7 @@ impl Reloader {
         config: Config,
         config_path: Option<PathBuf>,
         plugins: &BTreeMap<String, Arc<Plugin>>,
-    ) -> Reloader {
+    ) -> Arc<Reloader> {
         let now = now_ms();
         let live = plugins
             .iter()
@@ -163,7 +165,7 @@ impl Reloader {
         let config_text = config_path
             .as_deref()
             .and_then(|p| std::fs::read_to_string(p).ok());
-        Reloader {
+        Arc::new_cyclic(|me| Reloader {
             engine,
             pipeline,
             sources,
@@ -176,7 +178,8 @@ impl Reloader {
                 reloads: 0,
                 last: None,
             }),
-        }
+            me: me.clone(),
+        })
     }
 
     /// Every file whose change calls for a reload: the config file, each
@@ -368,6 +371,28 @@ impl Reloader {
         for (name, reason) in &report.refused {
             tracing::error!(plugin = %name, "new plugin version refused; the running one keeps serving: {reason}");
         }
+        // Versions serving on baseline code move to optimized code as soon
+        // as it is compiled, off this thread.
+        let baseline: Vec<(String, Fingerprint, PluginSpec)> = st
+            .plugins
+            .iter()
+            .filter(|(_, l)| l.plugin.tier() == Tier::Baseline)
+            .map(|(n, l)| (n.clone(), l.fingerprint.clone(), l.plugin.spec().clone()))
+            .collect();
+        if !baseline.is_empty()
+            && let Some(me) = self.me.upgrade()
+        {
+            let spawned = std::thread::Builder::new()
+                .name("weft-tier-up".into())
+                .spawn(move || {
+                    for (name, fp, spec) in baseline {
+                        me.tier_up(&name, &fp, &spec);
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start the optimizing compile; new versions stay on baseline code");
+            }
+        }
         st.last = Some((now_ms(), report.to_json()));
         drop(st);
         give_back_freed_memory();
@@ -429,14 +454,71 @@ impl Reloader {
         Ok(steps)
     }
 
-    /// Loads a version, instantiates it once and runs its samples.
+    /// Loads a version with the baseline compiler (quick to compile; the
+    /// optimizing one when the baseline cannot take it), instantiates it
+    /// once and runs its samples.
     fn load(&self, spec: &PluginSpec) -> Result<Plugin, String> {
-        let plugin = self.engine.load(spec).map_err(|e| e.to_string())?;
-        plugin
-            .probe()
-            .map_err(|e| format!("does not instantiate: {}", e.summary()))?;
-        crate::plugins::samples::check(&plugin)?;
+        let plugin = match self.engine.load_tier(spec, Tier::Baseline) {
+            Ok(p) => p,
+            Err(e) if self.engine.has_baseline() => {
+                tracing::debug!(plugin = %spec.name, error = %e, "baseline compile failed; compiling optimized");
+                self.engine.load(spec).map_err(|e| e.to_string())?
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        check(&plugin)?;
         Ok(plugin)
+    }
+
+    /// Compiles the live version of `name` (whose files and settings were
+    /// `fp`) with the optimizing compiler and, if it is still the live one
+    /// and passes the same checks, puts it in place of its baseline code:
+    /// the same version, faster. Not a swap: no history, no new sha256.
+    fn tier_up(&self, name: &str, fp: &Fingerprint, spec: &PluginSpec) {
+        let started = Instant::now();
+        let optimized = match self.engine.load(spec).map_err(|e| e.to_string()) {
+            Ok(p) if p.sha256() == fp.file => check(&p).map(|()| p),
+            Ok(_) => return, // The file changed since: the next reload sees it.
+            Err(e) => Err(e),
+        };
+        let optimized = match optimized {
+            Ok(p) => Arc::new(p),
+            Err(reason) => {
+                tracing::warn!(plugin = %name, "optimized compile failed; the version stays on baseline code: {reason}");
+                return;
+            }
+        };
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        let State {
+            config, plugins, ..
+        } = &mut *st;
+        let Some(live) = plugins.get_mut(name) else {
+            return;
+        };
+        if live.fingerprint != *fp || live.plugin.tier() != Tier::Baseline {
+            return;
+        }
+        live.plugin = optimized;
+        let set: BTreeMap<String, Arc<Plugin>> = plugins
+            .iter()
+            .map(|(n, l)| (n.clone(), l.plugin.clone()))
+            .collect();
+        match Routing::build(config, &set) {
+            Ok(routing) => {
+                self.pipeline.swap_routing(routing);
+                tracing::info!(
+                    plugin = %name,
+                    sha256 = %fp.file,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "plugin version now on optimized code"
+                );
+            }
+            Err(e) => tracing::error!(plugin = %name, error = %e, "optimized code not applied"),
+        }
+        drop(st);
+        give_back_freed_memory();
     }
 
     /// Each plugin: its live version, since when, what it replaced, its last
@@ -455,6 +537,7 @@ impl Reloader {
                     "name": name,
                     "path": l.plugin.spec().path.display().to_string(),
                     "sha256": l.plugin.sha256(),
+                    "code": l.plugin.tier().as_str(),
                     "live_since": time::iso(l.live_since),
                     "swaps": l.swaps,
                     "replaced": l.replaced.iter().rev().map(|r| json!({
@@ -486,6 +569,15 @@ enum Step {
     Keep,
     Swap(Arc<Plugin>, Fingerprint),
     Refuse(Option<Fingerprint>, String),
+}
+
+/// A version's checks before it serves: one instantiation within its
+/// limits, then its samples.
+fn check(plugin: &Plugin) -> Result<(), String> {
+    plugin
+        .probe()
+        .map_err(|e| format!("does not instantiate: {}", e.summary()))?;
+    crate::plugins::samples::check(plugin).map(|_| ())
 }
 
 /// The sha256 of the component, and of its tables and settings.

@@ -323,7 +323,7 @@ fn config_edits_apply_live_or_are_refused_whole() {
         let v = admin(admin_addr, "GET", "/plugins");
         if v["config"]["last_refusal"]["reason"]
             .as_str()
-            .is_some_and(|r| r.contains("weft.toml:23:1: duplicate key"))
+            .is_some_and(|r| r.contains("weft.toml:24:1: duplicate key"))
         {
             break;
         }
@@ -614,10 +614,21 @@ fn refused_versions_leave_the_running_one_serving() {
         live_sha(admin_addr, "site-normalize") == sha_b2
     });
     assert!(served(&weft, "M4").contains("ZWV|B"));
+    // It served on baseline code first; the optimized code follows.
+    wait_until("B2 on optimized code", Duration::from_secs(30), || {
+        admin(admin_addr, "GET", "/plugins")["plugins"][0]["code"] == "optimized"
+    });
+    assert!(served(&weft, "M5").contains("ZWV|B"));
+    assert_eq!(
+        live_sha(admin_addr, "site-normalize"),
+        sha_b2,
+        "the same version"
+    );
     let (code, out, _) = weft_cli(weft.dir(), &["plugins", "--config", &config]);
     assert_eq!(code, 0);
     assert!(
         out.contains(&format!("site-normalize  sha256 {sha_b2}"))
+            && out.contains("(1 swaps, optimized code)")
             && out.contains(&format!("replaced  {sha_b}"))
             && out.contains("refused")
             && out.contains("weft:plugin@1.0.0"),

@@ -277,3 +277,74 @@ fn compiled_components_are_cached_by_hash() {
     assert!(started.elapsed() < Duration::from_millis(500));
     assert_eq!(text_of(&second, "cached"), "cached");
 }
+
+/// Code from the baseline compiler (what a hot reload serves first) is held
+/// to the same limits as optimized code.
+#[test]
+fn baseline_code_is_held_to_the_same_limits() {
+    use weft::plugins::Tier;
+    assert!(engine().has_baseline(), "Winch is built in");
+    let baseline = |mode: &str, tweak: &dyn Fn(&mut PluginSpec)| {
+        let mut spec = PluginSpec {
+            name: format!("baseline-{mode}"),
+            path: common::wasm("weft-test-hostile"),
+            ..Default::default()
+        };
+        spec.config.insert("mode".into(), mode.into());
+        tweak(&mut spec);
+        let p = engine().load_tier(&spec, Tier::Baseline).unwrap();
+        assert_eq!(p.tier(), Tier::Baseline);
+        p
+    };
+    let echo = baseline("echo", &|_| {});
+    assert_eq!(text_of(&echo, "on baseline code"), "on baseline code");
+
+    let looping = baseline("loop", &|s| s.limits.deadline = Duration::from_millis(50));
+    let started = Instant::now();
+    let err = looping.call(&msg("x")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CallError::Limit {
+                limit: Limit::Deadline(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    let alloc = baseline("alloc", &|s| s.limits.memory_bytes = 16 << 20);
+    let err = alloc.call(&msg("x")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CallError::Limit {
+                limit: Limit::Memory(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    let recurse = baseline("recurse", &|_| {});
+    let err = recurse.call(&msg("x")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CallError::Limit {
+                limit: Limit::Stack,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    let files = baseline("read-file", &|_| {});
+    assert!(text_of(&files, "x").starts_with("denied:"));
+    let state = baseline("keep-state", &|_| {});
+    for _ in 0..3 {
+        assert_eq!(text_of(&state, "x"), "1");
+    }
+    assert_eq!(text_of(&echo, "still serving"), "still serving");
+}

@@ -149,11 +149,12 @@ fn print_report(r: &Value) -> bool {
 fn print_status(s: &Value) {
     for p in s["plugins"].as_array().cloned().unwrap_or_default() {
         println!(
-            "{}  sha256 {}  live since {}  ({} swaps)  {}",
+            "{}  sha256 {}  live since {}  ({} swaps, {} code)  {}",
             text(&p["name"]),
             text(&p["sha256"]),
             text(&p["live_since"]),
             p["swaps"].as_u64().unwrap_or_default(),
+            text(&p["code"]),
             text(&p["path"]),
         );
         for r in p["replaced"].as_array().cloned().unwrap_or_default() {

@@ -81,14 +81,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let shutdown = CancellationToken::new();
         let sources = Sources::new(pipeline.clone(), shutdown.clone());
         sources.start_all(&config.sources).map_err(anyhow::Error::msg)?;
-        let reloader = Arc::new(Reloader::new(
+        let reloader = Reloader::new(
             engine.clone(),
             pipeline.clone(),
             Some(sources.clone()),
             config.clone(),
             config_file,
             &plugins,
-        ));
+        );
         drop(plugins);
         let stop_watch = Arc::new(AtomicBool::new(false));
         let watcher = if args.no_watch {

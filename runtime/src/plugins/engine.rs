@@ -1,5 +1,12 @@
-//! The one wasmtime engine every plugin runs on, and the loading of plugin
+//! The wasmtime engine every plugin runs on, and the loading of plugin
 //! files into it.
+//!
+//! Plugins run on code from Cranelift, the optimizing compiler. Beside it
+//! sits a second engine with Winch, the baseline compiler (about six times
+//! less compile work, code about half as fast), so that a hot reload can
+//! serve a new version at once and move it to optimized code as soon as
+//! that is compiled ([`Tier`]). Both engines have the same limits: epoch
+//! deadlines, fuel, memory caps.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,6 +25,27 @@ use super::{TransformerPre, tables};
 
 /// How often the engine's epoch advances: the resolution of deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Which compiler made a loaded version's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// Winch, the baseline compiler: quick to compile, slower to run. A
+    /// hot reload serves a new version with it first.
+    Baseline,
+    /// Cranelift, the optimizing compiler: what every version runs on once
+    /// it is compiled (and what the compile cache holds).
+    Optimized,
+}
+
+impl Tier {
+    /// Its name in the admin API and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Baseline => "baseline",
+            Tier::Optimized => "optimized",
+        }
+    }
+}
 
 /// Engine-wide settings.
 #[derive(Debug, Clone)]
@@ -40,9 +68,10 @@ pub struct EngineOptions {
     /// resident, mapped for its module) before a new module reuses one of
     /// them rather than a never-used slot. Each plugin reuses its own warm
     /// slots first, so this does not slow a steady set of plugins; it bounds
-    /// what versions replaced by hot reloads leave behind (measured in
-    /// `benches/reload.rs`: 100, wasmtime's default, let memory grow by a
-    /// quarter over 200 swaps under traffic; 8 holds it to a few percent).
+    /// what versions replaced by hot reloads leave behind (wasmtime's
+    /// default of 100 let every new version warm fresh slots: in
+    /// `benches/reload.rs`, 200 swaps under traffic grew memory by ~30%
+    /// with 100, ~18% with 8).
     pub max_unused_warm_slots: u32,
 }
 
@@ -118,10 +147,40 @@ pub enum LoadError {
     },
 }
 
+/// One compiler's engine and the linker that gives plugins the host.
+struct Backend {
+    engine: Engine,
+    linker: Linker<HostState>,
+}
+
+impl Backend {
+    fn new(
+        options: &EngineOptions,
+        strategy: wasmtime::Strategy,
+        pool: &PoolingAllocationConfig,
+    ) -> wasmtime::Result<Backend> {
+        let mut config = Config::new();
+        config
+            .strategy(strategy)
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .consume_fuel(options.fuel)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool.clone()));
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        super::Transformer::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        Ok(Backend { engine, linker })
+    }
+}
+
 /// The shared engine: compiles, caches and links plugins.
 pub struct PluginEngine {
     engine: Engine,
     linker: Linker<HostState>,
+    /// The baseline compiler's engine; `None` where Winch is not available
+    /// for this configuration (every version is then compiled optimized).
+    baseline: Option<Backend>,
     cache: Option<ComponentCache>,
     fuel: bool,
     ticker_stop: Arc<AtomicBool>,
@@ -151,31 +210,43 @@ impl PluginEngine {
             } else {
                 wasmtime::Enabled::No
             });
-        let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .epoch_interruption(true)
-            .consume_fuel(options.fuel)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config)?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        super::Transformer::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        let Backend { engine, linker } =
+            Backend::new(options, wasmtime::Strategy::Cranelift, &pool)?;
+        // Baseline code serves a version only until its optimized code is
+        // ready: its pool keeps nothing warm, so what those instances
+        // touched goes back to the system as they end.
+        let mut transient = pool.clone();
+        transient
+            .linear_memory_keep_resident(0)
+            .table_keep_resident(0)
+            .max_unused_warm_slots(0);
+        let baseline = match Backend::new(options, wasmtime::Strategy::Winch, &transient) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::debug!(error = %e, "no baseline compiler: new versions are compiled optimized");
+                None
+            }
+        };
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let stop = ticker_stop.clone();
-        let ticking = engine.clone();
+        let ticking: Vec<Engine> = std::iter::once(engine.clone())
+            .chain(baseline.iter().map(|b| b.engine.clone()))
+            .collect();
         std::thread::Builder::new()
             .name("weft-epoch".into())
             .spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
-                    ticking.increment_epoch();
+                    for e in &ticking {
+                        e.increment_epoch();
+                    }
                 }
             })?;
         Ok(PluginEngine {
             engine,
             linker,
+            baseline,
             cache: options.cache_dir.clone().map(ComponentCache::new),
             fuel: options.fuel,
             ticker_stop,
@@ -196,6 +267,27 @@ impl PluginEngine {
     /// it (or takes it from the cache), links it against the sandbox, and
     /// loads its lookup tables. Nothing here runs plugin code.
     pub fn load(&self, spec: &PluginSpec) -> Result<Plugin, LoadError> {
+        self.load_tier(spec, Tier::Optimized)
+    }
+
+    /// True when new versions can be compiled by the baseline compiler.
+    pub fn has_baseline(&self) -> bool {
+        self.baseline.is_some()
+    }
+
+    /// [`load`](Self::load) with the compiler of `tier` (the optimizing
+    /// one when there is no baseline compiler). Baseline code is not
+    /// cached.
+    pub fn load_tier(&self, spec: &PluginSpec, tier: Tier) -> Result<Plugin, LoadError> {
+        let (engine, linker, cache, tier) = match (&self.baseline, tier) {
+            (Some(b), Tier::Baseline) => (&b.engine, &b.linker, None, Tier::Baseline),
+            _ => (
+                &self.engine,
+                &self.linker,
+                self.cache.as_ref(),
+                Tier::Optimized,
+            ),
+        };
         let plugin = spec.name.clone();
         let path = spec.path.display().to_string();
         let bytes = std::fs::read(&spec.path).map_err(|source| LoadError::Read {
@@ -210,18 +302,19 @@ impl PluginEngine {
             reason,
         };
         let started = std::time::Instant::now();
-        let (component, origin) = match &self.cache {
-            Some(cache) => cache.load_or_compile(&self.engine, &bytes, &sha256),
-            None => wasmtime::component::Component::new(&self.engine, &bytes)
-                .map(|c| (c, Origin::Compiled)),
+        let (component, origin) = match cache {
+            Some(cache) => cache.load_or_compile(engine, &bytes, &sha256),
+            None => {
+                wasmtime::component::Component::new(engine, &bytes).map(|c| (c, Origin::Compiled))
+            }
         }
         .map_err(|e| compile_err(format!("{e:#}")))?;
 
         let ty = component.component_type();
         let names: Vec<String> = ty
-            .imports(&self.engine)
+            .imports(engine)
             .map(|(n, _)| n.to_string())
-            .chain(ty.exports(&self.engine).map(|(n, _)| n.to_string()))
+            .chain(ty.exports(engine).map(|(n, _)| n.to_string()))
             .collect();
         match contract::version_of(names.iter().map(String::as_str)) {
             Some(Ok(v)) if v.compatible_with(&WIT_VERSION) => {}
@@ -244,8 +337,7 @@ impl PluginEngine {
                 });
             }
         }
-        let pre = self
-            .linker
+        let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link {
                 plugin: plugin.clone(),
@@ -272,6 +364,7 @@ impl PluginEngine {
             plugin = %plugin,
             sha256 = %sha256,
             compiled = matches!(origin, Origin::Compiled),
+            tier = tier.as_str(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "plugin loaded"
         );
@@ -281,6 +374,7 @@ impl PluginEngine {
             pre,
             Arc::new(grants),
             self.fuel,
+            tier,
         ))
     }
 }

@@ -1,8 +1,9 @@
 //! The plugin host: sandboxed WebAssembly components that transform
 //! messages.
 //!
-//! - [`engine::PluginEngine`]: one wasmtime engine (component model, pooling
-//!   allocator, epoch interruption) shared by every plugin.
+//! - [`engine::PluginEngine`]: the wasmtime engine (component model, pooling
+//!   allocator, epoch interruption) shared by every plugin, with an optimizing
+//!   and a baseline compiler.
 //! - [`plugin::Plugin`]: one loaded plugin version, pre-instantiated; every
 //!   call runs on a fresh instance, so nothing survives between messages.
 //! - [`host`]: what a plugin may ask of the runtime (log, its config, its
@@ -17,7 +18,7 @@ pub mod plugin;
 pub mod samples;
 pub mod tables;
 
-pub use engine::{EngineOptions, PluginEngine};
+pub use engine::{EngineOptions, PluginEngine, Tier};
 pub use plugin::{CallError, Limits, Message, Output, Plugin, PluginSpec};
 
 wasmtime::component::bindgen!({

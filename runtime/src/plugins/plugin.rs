@@ -157,6 +157,7 @@ pub struct Plugin {
     pre: TransformerPre<HostState>,
     grants: Arc<Grants>,
     fuel_enabled: bool,
+    tier: super::engine::Tier,
 }
 
 impl Plugin {
@@ -166,6 +167,7 @@ impl Plugin {
         pre: TransformerPre<HostState>,
         grants: Arc<Grants>,
         fuel_enabled: bool,
+        tier: super::engine::Tier,
     ) -> Plugin {
         Plugin {
             spec,
@@ -173,7 +175,13 @@ impl Plugin {
             pre,
             grants,
             fuel_enabled,
+            tier,
         }
+    }
+
+    /// Which compiler made its code.
+    pub fn tier(&self) -> super::engine::Tier {
+        self.tier
     }
 
     /// The plugin's name.
