@@ -23,8 +23,10 @@ fn main() -> ExitCode {
 /// of what they free back to the system; with plugin workers, I/O threads
 /// and compiler threads all allocating, a long-running `weft run` that
 /// compiles new plugin versions grew by half again in resident memory
-/// (`benches/reload.rs`). One arena per core keeps it flat at no measured
-/// cost in throughput. `MALLOC_ARENA_MAX` in the environment still wins.
+/// (`benches/reload.rs`). One arena per core (at least two) holds that
+/// to a sixth; its cost in `benches/mllp_load.rs` on 2 cores was within
+/// that benchmark's run-to-run noise (0-15% at 64 connections).
+/// `MALLOC_ARENA_MAX` in the environment still wins.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
