@@ -564,7 +564,8 @@ fn refused_versions_leave_the_running_one_serving() {
     std::fs::write(&sample, a01("SAMPLE", "1")).unwrap();
     // No watcher: reloads come from `weft plugins --reload` and SIGHUP.
     let samples = format!(
-        "[[plugins.site-normalize.samples]]\ninput = \"{}\"\ncontains = [\"ZWV|B\"]\n",
+        "[[plugins.site-normalize.samples]]\ninput = \"{}\"\ncontains = [\"ZWV|B\"]\n\
+         [runtime]\ncache_dir = \"cache\"\n",
         sample.display()
     );
     let mut weft = Weft::start_with(&["--no-watch"], |d| {
@@ -624,11 +625,27 @@ fn refused_versions_leave_the_running_one_serving() {
         sha_b2,
         "the same version"
     );
+    // A rollback to a version whose optimized code is in the compile cache
+    // goes straight to it.
+    std::fs::write(&plugin, &b).unwrap();
+    weft.signal("HUP");
+    wait_until("B back", Duration::from_secs(10), || {
+        live_sha(admin_addr, "site-normalize") == sha_b
+    });
+    assert_eq!(
+        admin(admin_addr, "GET", "/plugins")["plugins"][0]["code"],
+        "optimized"
+    );
+    std::fs::write(&plugin, with_custom_section(&b, "2")).unwrap();
+    weft.signal("HUP");
+    wait_until("B2 again", Duration::from_secs(10), || {
+        live_sha(admin_addr, "site-normalize") == sha_b2
+    });
     let (code, out, _) = weft_cli(weft.dir(), &["plugins", "--config", &config]);
     assert_eq!(code, 0);
     assert!(
         out.contains(&format!("site-normalize  sha256 {sha_b2}"))
-            && out.contains("(1 swaps, optimized code)")
+            && out.contains("(3 swaps, optimized code)")
             && out.contains(&format!("replaced  {sha_b}"))
             && out.contains("refused")
             && out.contains("weft:plugin@1.0.0"),

@@ -43,6 +43,12 @@ impl ComponentCache {
         self.dir.join(format!("{sha256}-{:016x}.cwasm", h.finish()))
     }
 
+    /// True when the compiled form of the component with this sha256 is
+    /// stored (it may still turn out unusable, and be recompiled).
+    pub fn has(&self, engine: &wasmtime::Engine, sha256: &str) -> bool {
+        self.entry(engine, sha256).is_file()
+    }
+
     /// Loads the compiled form of `bytes` (whose sha256 is `sha256`), or
     /// compiles it and stores the result.
     pub fn load_or_compile(

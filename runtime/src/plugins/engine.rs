@@ -279,15 +279,6 @@ impl PluginEngine {
     /// one when there is no baseline compiler). Baseline code is not
     /// cached.
     pub fn load_tier(&self, spec: &PluginSpec, tier: Tier) -> Result<Plugin, LoadError> {
-        let (engine, linker, cache, tier) = match (&self.baseline, tier) {
-            (Some(b), Tier::Baseline) => (&b.engine, &b.linker, None, Tier::Baseline),
-            _ => (
-                &self.engine,
-                &self.linker,
-                self.cache.as_ref(),
-                Tier::Optimized,
-            ),
-        };
         let plugin = spec.name.clone();
         let path = spec.path.display().to_string();
         let bytes = std::fs::read(&spec.path).map_err(|source| LoadError::Read {
@@ -296,6 +287,21 @@ impl PluginEngine {
             source,
         })?;
         let sha256 = hex(&Sha256::digest(&bytes));
+        // Optimized code already in the cache (a version coming back, a
+        // rollback) is quicker to load than baseline code is to compile.
+        let cached = self
+            .cache
+            .as_ref()
+            .is_some_and(|c| c.has(&self.engine, &sha256));
+        let (engine, linker, cache, tier) = match (&self.baseline, tier) {
+            (Some(b), Tier::Baseline) if !cached => (&b.engine, &b.linker, None, Tier::Baseline),
+            _ => (
+                &self.engine,
+                &self.linker,
+                self.cache.as_ref(),
+                Tier::Optimized,
+            ),
+        };
         let compile_err = |reason: String| LoadError::Compile {
             plugin: plugin.clone(),
             path: path.clone(),
