@@ -662,19 +662,31 @@ fn run_job(job: Job, ctx: &WorkerCtx) {
         .get(&route.name)
         .cloned()
         .unwrap_or(route);
-    // Ordering keys come from the message as received.
+    // Ordering keys come from the message as received; it is parsed only
+    // when one of the route's destinations orders by key.
     let live = ctx.destinations.load_full();
-    let keys: HashMap<&str, String> = match weft_hl7::Message::parse(&message.body) {
-        Ok(m) => live
-            .iter()
-            .filter_map(|(d, l)| {
-                let path = l.config.ordering_key.as_ref()?;
-                m.element_at(path)
-                    .and_then(|e| e.non_empty().map(|v| v.into_owned()))
-                    .map(|k| (d.as_str(), k))
-            })
-            .collect(),
-        _ => HashMap::new(),
+    let ordered: Vec<(&str, &weft_hl7::Path)> = route
+        .destinations
+        .iter()
+        .filter_map(|d| {
+            let path = live.get(d)?.config.ordering_key.as_ref()?;
+            Some((d.as_str(), path))
+        })
+        .collect();
+    let keys: HashMap<&str, String> = if ordered.is_empty() {
+        HashMap::new()
+    } else {
+        match weft_hl7::Message::parse(&message.body) {
+            Ok(m) => ordered
+                .into_iter()
+                .filter_map(|(d, path)| {
+                    m.element_at(path)
+                        .and_then(|e| e.non_empty().map(|v| v.into_owned()))
+                        .map(|k| (d, k))
+                })
+                .collect(),
+            Err(_) => HashMap::new(),
+        }
     };
     let reply_with = |reply: Option<oneshot::Sender<Outcome>>, o: Outcome| {
         if let Some(r) = reply {

@@ -15,7 +15,7 @@ fn engine() -> &'static PluginEngine {
     ENGINE.get_or_init(|| PluginEngine::new(&EngineOptions::default()).unwrap())
 }
 
-fn hostile(mode: &str, tweak: impl FnOnce(&mut PluginSpec)) -> Plugin {
+fn hostile_spec(mode: &str, tweak: impl FnOnce(&mut PluginSpec)) -> PluginSpec {
     let mut spec = PluginSpec {
         name: format!("hostile-{mode}"),
         path: common::wasm("weft-test-hostile"),
@@ -23,7 +23,11 @@ fn hostile(mode: &str, tweak: impl FnOnce(&mut PluginSpec)) -> Plugin {
     };
     spec.config.insert("mode".into(), mode.into());
     tweak(&mut spec);
-    engine().load(&spec).unwrap()
+    spec
+}
+
+fn hostile(mode: &str, tweak: impl FnOnce(&mut PluginSpec)) -> Plugin {
+    engine().load(&hostile_spec(mode, tweak)).unwrap()
 }
 
 fn msg(body: &str) -> Message {
@@ -285,14 +289,9 @@ fn baseline_code_is_held_to_the_same_limits() {
     use weft::plugins::Tier;
     assert!(engine().has_baseline(), "Winch is built in");
     let baseline = |mode: &str, tweak: &dyn Fn(&mut PluginSpec)| {
-        let mut spec = PluginSpec {
-            name: format!("baseline-{mode}"),
-            path: common::wasm("weft-test-hostile"),
-            ..Default::default()
-        };
-        spec.config.insert("mode".into(), mode.into());
-        tweak(&mut spec);
-        let p = engine().load_tier(&spec, Tier::Baseline).unwrap();
+        let p = engine()
+            .load_tier(&hostile_spec(mode, tweak), Tier::Baseline)
+            .unwrap();
         assert_eq!(p.tier(), Tier::Baseline);
         p
     };
