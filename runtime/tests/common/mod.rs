@@ -20,7 +20,9 @@ pub fn wasm(crate_name: &str) -> PathBuf {
     );
     p
 }
+pub mod fhir_compare;
 pub mod fhir_server;
+pub mod mappings;
 pub mod run;
 
 /// Runs curl (a real third-party client) with `args`; its status code and

@@ -1,0 +1,85 @@
+//! `order-to-fhir`: HL7 v2 ORM^O01 and OML^O21 orders to a FHIR R4
+//! `transaction` Bundle.
+//!
+//! Per order group (ORC + OBR): a ServiceRequest; per SPM (OML): a
+//! Specimen the ServiceRequest points at; OBX sent with the order become
+//! Observations in ServiceRequest.supportingInfo. PID to Patient, PV1 to
+//! Encounter. See the crate's README for every field mapped and not.
+//!
+//! Settings: `default_utc_offset`. Lookup tables (all optional):
+//! `assigning_authority`, `gender`, `patient_class`, `coding_system`,
+//! `order_status`, `order_control`, `priority`, `observation_status`,
+//! `abnormal_flag`.
+
+use weft_sdk::{Error, Message, Output, Plugin, Result};
+use weft_v2fhir::bundle::reference;
+use weft_v2fhir::groups::order_groups;
+use weft_v2fhir::resources::observation::{self, Around};
+use weft_v2fhir::resources::service_request::{self, OrderSegments};
+use weft_v2fhir::resources::{encounter, patient, specimen};
+use weft_v2fhir::{Bundle, Context};
+
+pub use weft_v2fhir::bundle_resources as resources;
+
+/// The plugin.
+pub struct OrderToFhir;
+
+impl Plugin for OrderToFhir {
+    fn transform(msg: Message) -> Result<Vec<Output>> {
+        let hl7 = msg.hl7()?;
+        let ctx = Context::new(&hl7)?;
+        ctx.require_type("order-to-fhir", &["ORM^O01", "OML^O21"])?;
+        let mut bundle = Bundle::new();
+        let patient = patient::required(&ctx, &mut bundle)?;
+        let encounter = encounter::optional(&ctx, &mut bundle, &patient)?;
+        let (_, groups) = order_groups(&ctx);
+        if groups.is_empty() {
+            return Err(Error::reject(format!(
+                "{} has no ORC or OBR segment: there is no order to map",
+                ctx.header.message_type()
+            )));
+        }
+        for (i, g) in groups.iter().enumerate() {
+            let segs = OrderSegments {
+                orc: g.orc,
+                obr: g.obr,
+                tq1: g.tq1,
+            };
+            let order = service_request::map(
+                &ctx,
+                &mut bundle,
+                &segs,
+                &patient,
+                encounter.as_ref(),
+                "active",
+                i,
+            )?;
+            for spm in &g.spm {
+                let url = specimen::map(
+                    &ctx,
+                    &mut bundle,
+                    spm,
+                    &patient,
+                    Some(&order.reference()),
+                    &order.key,
+                )?;
+                bundle.add_to(&order.url, "specimen", reference(&url));
+            }
+            let around = Around {
+                patient: &patient,
+                encounter: encounter.as_ref(),
+                effective: None,
+                based_on: None,
+                specimens: Vec::new(),
+                order_key: order.key.clone(),
+            };
+            for (j, obx) in g.obx.iter().enumerate() {
+                let url = observation::map(&ctx, &mut bundle, obx, j, &around)?;
+                bundle.add_to(&order.url, "supportingInfo", reference(&url));
+            }
+        }
+        Ok(vec![bundle.into_output()])
+    }
+}
+
+weft_sdk::export!(OrderToFhir);

@@ -1,0 +1,110 @@
+//! `oru-to-fhir`: HL7 v2 ORU^R01 results to a FHIR R4 `transaction` Bundle.
+//!
+//! Per order group (ORC/OBR): a ServiceRequest (the order), a
+//! DiagnosticReport (OBR as the result header), one Observation per OBX
+//! and one Specimen per SPM; PID to Patient, PV1 to Encounter. OBX before
+//! any OBR become Observations of the patient with no order. See the
+//! crate's README for every field mapped and not.
+//!
+//! Settings: `default_utc_offset`. Lookup tables (all optional):
+//! `assigning_authority`, `gender`, `patient_class`, `coding_system`,
+//! `observation_status`, `result_status`, `abnormal_flag`, `order_status`,
+//! `order_control`, `priority`.
+
+use weft_sdk::{Error, Message, Output, Plugin, Result};
+use weft_v2fhir::groups::order_groups;
+use weft_v2fhir::resources::diagnostic_report::{self, Links};
+use weft_v2fhir::resources::observation::{self, Around};
+use weft_v2fhir::resources::service_request::{self, OrderSegments};
+use weft_v2fhir::resources::{encounter, patient, specimen};
+use weft_v2fhir::{Bundle, Context};
+
+pub use weft_v2fhir::bundle_resources as resources;
+
+/// The plugin.
+pub struct OruToFhir;
+
+impl Plugin for OruToFhir {
+    fn transform(msg: Message) -> Result<Vec<Output>> {
+        let hl7 = msg.hl7()?;
+        let ctx = Context::new(&hl7)?;
+        ctx.require_type("oru-to-fhir", &["ORU^R01"])?;
+        let mut bundle = Bundle::new();
+        let patient = patient::required(&ctx, &mut bundle)?;
+        let encounter = encounter::optional(&ctx, &mut bundle, &patient)?;
+        let (loose, groups) = order_groups(&ctx);
+        if !groups.iter().any(|g| g.obr.is_some()) {
+            return Err(Error::reject(
+                "ORU^R01 has no OBR segment: there is no result to map",
+            ));
+        }
+        let message_key = format!("message|{}|{}", ctx.facility(), ctx.header.control_id);
+        let patient_obs = Around {
+            patient: &patient,
+            encounter: encounter.as_ref(),
+            effective: None,
+            based_on: None,
+            specimens: Vec::new(),
+            order_key: message_key,
+        };
+        for (i, obx) in loose.iter().enumerate() {
+            observation::map(&ctx, &mut bundle, obx, i, &patient_obs)?;
+        }
+        for (i, g) in groups.iter().enumerate() {
+            let Some(obr) = g.obr else { continue };
+            let segs = OrderSegments {
+                orc: g.orc,
+                obr: Some(obr),
+                tq1: g.tq1,
+            };
+            let order = service_request::map(
+                &ctx,
+                &mut bundle,
+                &segs,
+                &patient,
+                encounter.as_ref(),
+                "completed",
+                i,
+            )?;
+            let mut specimens = Vec::new();
+            for spm in &g.spm {
+                let url = specimen::map(
+                    &ctx,
+                    &mut bundle,
+                    spm,
+                    &patient,
+                    Some(&order.reference()),
+                    &order.key,
+                )?;
+                specimens.push(weft_v2fhir::bundle::reference(&url));
+            }
+            let around = Around {
+                patient: &patient,
+                encounter: encounter.as_ref(),
+                effective: ctx.date_time(obr, 7)?,
+                based_on: Some(order.reference()),
+                specimens: specimens.clone(),
+                order_key: order.key.clone(),
+            };
+            let mut results = Vec::new();
+            for (j, obx) in g.obx.iter().enumerate() {
+                results.push(observation::map(&ctx, &mut bundle, obx, j, &around)?);
+            }
+            diagnostic_report::map(
+                &ctx,
+                &mut bundle,
+                obr,
+                Links {
+                    patient: &patient,
+                    encounter: encounter.as_ref(),
+                    order: &order,
+                    results,
+                    specimens,
+                },
+            )?;
+        }
+        Ok(vec![bundle.into_output()])
+    }
+}
+
+weft_sdk::export!(OruToFhir);

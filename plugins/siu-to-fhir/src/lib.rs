@@ -1,0 +1,40 @@
+//! `siu-to-fhir`: HL7 v2 SIU scheduling messages (S12 new, S13
+//! rescheduled, S14 modified, S15 cancelled, S16 discontinued, S17
+//! deleted, S26 no-show) to a FHIR R4 `transaction` Bundle: an
+//! Appointment (SCH, TQ1, AIS, AIG, AIL, AIP) with the Patient (PID), its
+//! Practitioners and Locations. See the crate's README for every field
+//! mapped and not.
+//!
+//! Settings: `default_utc_offset`. Lookup tables (all optional):
+//! `assigning_authority`, `gender`, `coding_system`, `appointment_status`.
+
+use weft_sdk::{Error, Message, Output, Plugin, Result};
+use weft_v2fhir::resources::{appointment, patient};
+use weft_v2fhir::{Bundle, Context};
+
+pub use weft_v2fhir::bundle_resources as resources;
+
+/// The SIU types this plugin maps.
+pub const SUPPORTED: &[&str] = &[
+    "SIU^S12", "SIU^S13", "SIU^S14", "SIU^S15", "SIU^S16", "SIU^S17", "SIU^S26",
+];
+
+/// The plugin.
+pub struct SiuToFhir;
+
+impl Plugin for SiuToFhir {
+    fn transform(msg: Message) -> Result<Vec<Output>> {
+        let hl7 = msg.hl7()?;
+        let ctx = Context::new(&hl7)?;
+        let trigger = ctx.require_type("siu-to-fhir", SUPPORTED)?;
+        let sch = hl7
+            .segment("SCH")
+            .ok_or_else(|| Error::reject("no SCH segment: an SIU message needs its schedule"))?;
+        let mut bundle = Bundle::new();
+        let patient = patient::required(&ctx, &mut bundle)?;
+        appointment::map(&ctx, &mut bundle, sch, &trigger, &patient)?;
+        Ok(vec![bundle.into_output()])
+    }
+}
+
+weft_sdk::export!(SiuToFhir);

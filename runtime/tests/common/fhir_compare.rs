@@ -1,0 +1,273 @@
+//! Field-by-field comparison of two FHIR Bundles made from the same HL7 v2
+//! message (ours and a reference converter's): the clinically meaningful
+//! fields only, as sets of normalized values, never resource ids.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+/// How one field compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Same values.
+    Agree,
+    /// Both have values, not the same.
+    Differ,
+    /// Only our Bundle has a value.
+    OnlyOurs,
+    /// Only the reference has a value.
+    OnlyTheirs,
+}
+
+/// One compared field.
+pub struct Row {
+    /// `Resource.field`.
+    pub field: &'static str,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Our values.
+    pub ours: BTreeSet<String>,
+    /// The reference's values.
+    pub theirs: BTreeSet<String>,
+}
+
+type Extract = fn(&Value) -> Vec<String>;
+
+fn s(v: &Value) -> Option<String> {
+    v.as_str()
+        .map(str::to_string)
+        .or_else(|| {
+            v.as_number().map(|n| {
+                // 4.0 and 4 are the same value.
+                let f = n.as_f64().unwrap_or_default();
+                if f.fract() == 0.0 {
+                    format!("{}", f as i64)
+                } else {
+                    format!("{f}")
+                }
+            })
+        })
+        .or_else(|| v.as_bool().map(|b| b.to_string()))
+}
+
+/// A date or dateTime without its offset: converters disagree on the zone
+/// of HL7 times that carry none, not on the time written.
+fn local(v: &Value) -> Option<String> {
+    let t = v.as_str()?;
+    Some(t.get(..19).unwrap_or(t).to_string())
+}
+
+fn code(cc: &Value) -> Option<String> {
+    s(&cc["coding"][0]["code"]).or_else(|| s(&cc["text"]))
+}
+
+fn all<'a>(b: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    b["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| &e["resource"])
+        .filter(move |r| r["resourceType"] == kind)
+}
+
+fn list(v: &Value) -> impl Iterator<Item = &Value> {
+    v.as_array().into_iter().flatten()
+}
+
+fn obs_key(o: &Value) -> String {
+    code(&o["code"]).unwrap_or_default()
+}
+
+fn obs_value(o: &Value) -> Option<String> {
+    if let Some(v) = s(&o["valueQuantity"]["value"]) {
+        return Some(v);
+    }
+    if let Some(v) = s(&o["valueString"]) {
+        return Some(v.trim().to_string());
+    }
+    if let Some(v) = code(&o["valueCodeableConcept"]) {
+        return Some(v);
+    }
+    local(&o["valueDateTime"]).or_else(|| s(&o["valueTime"]))
+}
+
+/// The fields compared: `Resource.field` and how to read it from a Bundle.
+pub const FIELDS: &[(&str, Extract)] = &[
+    ("Patient.identifier", |b| {
+        all(b, "Patient")
+            .flat_map(|p| list(&p["identifier"]).filter_map(|i| s(&i["value"])))
+            .collect()
+    }),
+    ("Patient.name", |b| {
+        all(b, "Patient")
+            .flat_map(|p| list(&p["name"]))
+            .map(|n| {
+                let given: Vec<String> = list(&n["given"]).filter_map(s).collect();
+                format!(
+                    "{}|{}",
+                    s(&n["family"]).unwrap_or_default(),
+                    given.join(" ")
+                )
+                .to_lowercase()
+            })
+            .collect()
+    }),
+    ("Patient.birthDate", |b| {
+        all(b, "Patient")
+            .filter_map(|p| s(&p["birthDate"]))
+            .collect()
+    }),
+    ("Patient.gender", |b| {
+        all(b, "Patient").filter_map(|p| s(&p["gender"])).collect()
+    }),
+    ("Patient.address", |b| {
+        all(b, "Patient")
+            .flat_map(|p| list(&p["address"]))
+            .map(|a| {
+                let lines: Vec<String> = list(&a["line"]).filter_map(s).collect();
+                format!(
+                    "{}|{}|{}|{}",
+                    lines.join(" "),
+                    s(&a["city"]).unwrap_or_default(),
+                    s(&a["state"]).unwrap_or_default(),
+                    s(&a["postalCode"]).unwrap_or_default()
+                )
+                .to_lowercase()
+            })
+            .collect()
+    }),
+    ("Patient.telecom", |b| {
+        all(b, "Patient")
+            .flat_map(|p| list(&p["telecom"]))
+            .filter_map(|t| s(&t["value"]))
+            .map(|v| {
+                v.chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '@' || *c == '.')
+                    .collect()
+            })
+            .collect()
+    }),
+    ("Encounter.class", |b| {
+        all(b, "Encounter")
+            .filter_map(|e| s(&e["class"]["code"]))
+            .collect()
+    }),
+    ("Encounter.status", |b| {
+        all(b, "Encounter")
+            .filter_map(|e| s(&e["status"]))
+            .collect()
+    }),
+    ("Encounter.period.start", |b| {
+        all(b, "Encounter")
+            .filter_map(|e| local(&e["period"]["start"]))
+            .collect()
+    }),
+    ("Encounter.period.end", |b| {
+        all(b, "Encounter")
+            .filter_map(|e| local(&e["period"]["end"]))
+            .collect()
+    }),
+    ("Observation.code", |b| {
+        all(b, "Observation").map(obs_key).collect()
+    }),
+    ("Observation.value", |b| {
+        all(b, "Observation")
+            .filter_map(|o| obs_value(o).map(|v| format!("{}={v}", obs_key(o))))
+            .collect()
+    }),
+    ("Observation.unit", |b| {
+        all(b, "Observation")
+            .filter_map(|o| {
+                s(&o["valueQuantity"]["code"])
+                    .or_else(|| s(&o["valueQuantity"]["unit"]))
+                    .map(|u| format!("{}={u}", obs_key(o)))
+            })
+            .collect()
+    }),
+    ("Observation.status", |b| {
+        all(b, "Observation")
+            .filter_map(|o| s(&o["status"]).map(|v| format!("{}={v}", obs_key(o))))
+            .collect()
+    }),
+    ("DiagnosticReport.code", |b| {
+        all(b, "DiagnosticReport")
+            .filter_map(|r| code(&r["code"]))
+            .collect()
+    }),
+    ("DiagnosticReport.status", |b| {
+        all(b, "DiagnosticReport")
+            .filter_map(|r| s(&r["status"]))
+            .collect()
+    }),
+    ("ServiceRequest.code", |b| {
+        all(b, "ServiceRequest")
+            .filter_map(|r| code(&r["code"]))
+            .collect()
+    }),
+    ("Specimen.type", |b| {
+        all(b, "Specimen")
+            .filter_map(|r| code(&r["type"]))
+            .collect()
+    }),
+    ("AllergyIntolerance.code", |b| {
+        all(b, "AllergyIntolerance")
+            .filter_map(|r| code(&r["code"]))
+            .collect()
+    }),
+    ("Condition.code", |b| {
+        all(b, "Condition")
+            .filter_map(|r| code(&r["code"]))
+            .collect()
+    }),
+    ("Appointment.status", |b| {
+        all(b, "Appointment")
+            .filter_map(|r| s(&r["status"]))
+            .collect()
+    }),
+    ("Appointment.start", |b| {
+        all(b, "Appointment")
+            .filter_map(|r| local(&r["start"]))
+            .collect()
+    }),
+    ("Immunization.vaccineCode", |b| {
+        all(b, "Immunization")
+            .filter_map(|r| code(&r["vaccineCode"]))
+            .collect()
+    }),
+    ("Immunization.status", |b| {
+        all(b, "Immunization")
+            .filter_map(|r| s(&r["status"]))
+            .collect()
+    }),
+    ("Immunization.occurrence", |b| {
+        all(b, "Immunization")
+            .filter_map(|r| local(&r["occurrenceDateTime"]))
+            .collect()
+    }),
+];
+
+/// Compares every field that either Bundle has.
+pub fn compare(ours: &Value, theirs: &Value) -> Vec<Row> {
+    FIELDS
+        .iter()
+        .filter_map(|(field, extract)| {
+            let o: BTreeSet<String> = extract(ours).into_iter().collect();
+            let t: BTreeSet<String> = extract(theirs).into_iter().collect();
+            let verdict = match (o.is_empty(), t.is_empty()) {
+                (true, true) => return None,
+                (false, true) => Verdict::OnlyOurs,
+                (true, false) => Verdict::OnlyTheirs,
+                _ if o == t => Verdict::Agree,
+                _ => Verdict::Differ,
+            };
+            Some(Row {
+                field,
+                verdict,
+                ours: o,
+                theirs: t,
+            })
+        })
+        .collect()
+}

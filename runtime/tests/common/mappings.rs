@@ -1,0 +1,88 @@
+//! The five shipped HL7 v2 → FHIR mapping plugins, loaded into the real
+//! sandbox with the shipped lookup tables: shared by the corpus test and
+//! the mapping benchmark.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use weft::plugins::{Plugin, PluginEngine, PluginSpec};
+
+/// Each mapping plugin and the message types (MSH-9, `*` for any trigger)
+/// it is routed in the default configuration.
+pub const MAPPINGS: &[(&str, &[&str])] = &[
+    ("adt-to-fhir", &["ADT^*"]),
+    ("oru-to-fhir", &["ORU^R01"]),
+    ("order-to-fhir", &["ORM^O01", "OML^O21"]),
+    ("siu-to-fhir", &["SIU^*"]),
+    ("vxu-to-fhir", &["VXU^V04"]),
+];
+
+/// The plugin a message type is routed to, if any.
+pub fn plugin_for(message_type: &str) -> Option<&'static str> {
+    let code = message_type.split('^').next().unwrap_or_default();
+    MAPPINGS.iter().find_map(|(name, types)| {
+        types
+            .iter()
+            .any(|t| {
+                *t == message_type
+                    || (t.ends_with("^*") && t.starts_with(code) && t.len() == code.len() + 2)
+            })
+            .then_some(*name)
+    })
+}
+
+/// The spec of mapping plugin `name` (a crate name), built under `repo`.
+pub fn spec(repo: &Path, name: &str) -> PluginSpec {
+    let file = name.replace('-', "_");
+    let path: PathBuf = repo.join(format!("target/wasm32-wasip2/plugin/{file}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: build the plugins first (./scripts/test.sh does)",
+        path.display()
+    );
+    let mut spec = PluginSpec {
+        name: name.to_string(),
+        path,
+        ..Default::default()
+    };
+    spec.limits.deadline = std::time::Duration::from_millis(1000);
+    for (table, file) in [
+        ("gender", "gender.csv"),
+        ("assigning_authority", "assigning-authority.csv"),
+    ] {
+        spec.lookups
+            .insert(table.into(), repo.join("lookups").join(file));
+    }
+    spec
+}
+
+/// Every mapping plugin, loaded.
+pub fn load_all(engine: &PluginEngine, repo: &Path) -> Vec<(&'static str, Plugin)> {
+    MAPPINGS
+        .iter()
+        .map(|(name, _)| {
+            let plugin = engine
+                .load(&spec(repo, name))
+                .unwrap_or_else(|e| panic!("{name} loads: {e}"));
+            (*name, plugin)
+        })
+        .collect()
+}
+
+/// MSH-9 of an HL7 v2 message, as `CODE^TRIGGER`.
+pub fn message_type(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let msh = text
+        .trim_start_matches('\u{feff}')
+        .split(['\r', '\n'])
+        .next()
+        .unwrap_or_default();
+    let msh9 = msh.split('|').nth(8).unwrap_or_default();
+    let mut parts = msh9.split('^');
+    let code = parts.next().unwrap_or_default();
+    match parts.next() {
+        Some(t) if !t.is_empty() => format!("{code}^{t}"),
+        _ => code.to_string(),
+    }
+}

@@ -1,0 +1,254 @@
+//! Every corpus HL7 v2 message through every shipped mapping plugin in the
+//! real sandbox: each maps to a FHIR R4 Bundle that two independent
+//! validators accept (the R4 JSON schema and FHIR.js, run with Node by
+//! `tests/fhir-validator/validate.js`), or is rejected with a reason that
+//! names the segment and field; nothing panics, nothing maps to an empty
+//! Bundle. Where Microsoft's FHIR-Converter's output for the message is in
+//! the corpus, the clinically meaningful fields are compared and a table of
+//! agreements and differences is printed (`cargo test --release --test
+//! fhir_corpus -- --nocapture` shows it).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::fhir_compare::{self, Verdict};
+use common::mappings;
+use weft::plugins::{CallError, EngineOptions, Message, PluginEngine};
+
+fn corpus(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(common::repo().join("tests/corpus").join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "hl7"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn message(body: Vec<u8>) -> Message {
+    Message {
+        id: "corpus".into(),
+        content_type: "application/hl7-v2".into(),
+        body,
+        headers: Vec::new(),
+    }
+}
+
+/// A reason names where the problem is: a field (`PID-7`, `OBX-5 (segment
+/// 12)`, `SCH-11.4`), the message type (`MSH-9`) or a missing segment.
+fn precise(reason: &str) -> bool {
+    let b = reason.as_bytes();
+    let field = (0..b.len().saturating_sub(4)).any(|i| {
+        b[i].is_ascii_uppercase()
+            && b[i + 1].is_ascii_alphanumeric()
+            && b[i + 2].is_ascii_alphanumeric()
+            && b[i + 3] == b'-'
+            && b[i + 4].is_ascii_digit()
+            && (i == 0 || !b[i - 1].is_ascii_alphanumeric())
+    });
+    field || (reason.contains("no ") && reason.contains(" segment"))
+}
+
+/// Runs the two validators over `dir`; their report, and whether all passed.
+fn validate(dir: &Path) -> (bool, String) {
+    let script = common::repo().join("tests/fhir-validator/validate.js");
+    assert!(
+        common::repo()
+            .join("tests/fhir-validator/node_modules")
+            .is_dir(),
+        "tests/fhir-validator/node_modules is missing: ./scripts/test.sh installs it (npm ci)"
+    );
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(dir)
+        .output()
+        .expect("node runs (./scripts/test.sh installs Node.js when missing)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+fn clip(set: &std::collections::BTreeSet<String>) -> String {
+    let s = set.iter().cloned().collect::<Vec<_>>().join(", ");
+    if s.chars().count() > 70 {
+        s.chars().take(67).collect::<String>() + "..."
+    } else {
+        s
+    }
+}
+
+#[test]
+fn corpus_maps_to_valid_fhir_or_is_rejected_precisely() {
+    let repo = common::repo();
+    let engine = PluginEngine::new(&EngineOptions::default()).unwrap();
+    let plugins = mappings::load_all(&engine, &repo);
+    let out = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    let mut mapped: Vec<(String, &str, PathBuf)> = Vec::new();
+    let mut rejected: Vec<(String, &str, String)> = Vec::new();
+    let mut unrouted = Vec::new();
+
+    for file in corpus("hl7v2/fhir-converter") {
+        let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let body = std::fs::read(&file).unwrap();
+        let mtype = mappings::message_type(&body);
+        let routed = mappings::plugin_for(&mtype);
+        if routed.is_none() {
+            unrouted.push(format!("{stem} ({mtype})"));
+        }
+        let msg = message(body);
+        for (name, plugin) in &plugins {
+            match plugin.call(&msg) {
+                Ok(outputs) => {
+                    if Some(*name) != routed {
+                        failures.push(format!(
+                            "{stem}: {name} mapped a {mtype}, which is not routed to it"
+                        ));
+                        continue;
+                    }
+                    if outputs.len() != 1 {
+                        failures.push(format!("{stem}: {name} gave {} outputs", outputs.len()));
+                        continue;
+                    }
+                    let o = &outputs[0].message;
+                    let bundle: serde_json::Value = match serde_json::from_slice(&o.body) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            failures.push(format!("{stem}: {name} output is not JSON: {e}"));
+                            continue;
+                        }
+                    };
+                    let entries = bundle["entry"].as_array().map_or(0, Vec::len);
+                    if bundle["resourceType"] != "Bundle"
+                        || bundle["type"] != "transaction"
+                        || entries == 0
+                    {
+                        failures.push(format!(
+                            "{stem}: {name} output is not a non-empty transaction Bundle"
+                        ));
+                    }
+                    assert_eq!(o.content_type, "application/fhir+json");
+                    let path = out.path().join(format!("{stem}.json"));
+                    std::fs::write(&path, &o.body).unwrap();
+                    mapped.push((stem.clone(), name, path));
+                }
+                Err(CallError::Reject { reason, .. }) => {
+                    if !precise(&reason) {
+                        failures.push(format!(
+                            "{stem}: {name} rejected without naming a field: {reason}"
+                        ));
+                    }
+                    if Some(*name) == routed {
+                        rejected.push((stem.clone(), name, reason));
+                    }
+                }
+                Err(e) => failures.push(format!("{stem}: {name}: {e}")),
+            }
+        }
+    }
+    for file in corpus("malformed") {
+        let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let msg = message(std::fs::read(&file).unwrap());
+        for (name, plugin) in &plugins {
+            match plugin.call(&msg) {
+                Err(CallError::Reject { .. }) => {}
+                other => failures.push(format!(
+                    "malformed/{stem}: {name}: not a reject: {:?}",
+                    other.map(|o| o.len())
+                )),
+            }
+        }
+    }
+
+    println!("\nMapped ({}):", mapped.len());
+    for (stem, name, _) in &mapped {
+        println!("  {stem:<40} {name}");
+    }
+    println!(
+        "Rejected by the plugin they are routed to ({}):",
+        rejected.len()
+    );
+    for (stem, name, reason) in &rejected {
+        println!("  {stem:<40} {name}: {reason}");
+    }
+    println!(
+        "No shipped mapping for the type ({}): {}",
+        unrouted.len(),
+        unrouted.join(", ")
+    );
+
+    let (valid, report) = validate(out.path());
+    let invalid: Vec<&str> = report.lines().filter(|l| !l.starts_with("ok ")).collect();
+    println!(
+        "\nFHIR R4 validation (R4 JSON schema + FHIR.js):\n{}",
+        invalid.join("\n")
+    );
+    if !valid {
+        failures.push("some Bundles are not valid FHIR R4 (see the report above)".into());
+    }
+
+    // Agreement with Microsoft's FHIR-Converter.
+    let mut by_field: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    let (mut agree, mut total) = (0, 0);
+    println!("\nAgreement with Microsoft FHIR-Converter (clinically meaningful fields):");
+    println!(
+        "  {:<28} {:<26} {:<11} ours | theirs",
+        "message", "field", "verdict"
+    );
+    for (stem, _, path) in &mapped {
+        let expected = repo.join(format!(
+            "tests/corpus/fhir-expected/fhir-converter/{stem}.json"
+        ));
+        let Ok(text) = std::fs::read_to_string(&expected) else {
+            continue;
+        };
+        let theirs: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let ours: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        for row in fhir_compare::compare(&ours, &theirs) {
+            let e = by_field.entry(row.field).or_default();
+            e.1 += 1;
+            total += 1;
+            if row.verdict == Verdict::Agree {
+                e.0 += 1;
+                agree += 1;
+                println!("  {stem:<28} {:<26} agree", row.field);
+            } else {
+                println!(
+                    "  {stem:<28} {:<26} {:<11} {} | {}",
+                    row.field,
+                    format!("{:?}", row.verdict),
+                    clip(&row.ours),
+                    clip(&row.theirs)
+                );
+            }
+        }
+    }
+    println!("\nBy field:");
+    for (field, (a, t)) in &by_field {
+        println!("  {field:<28} {a:>3} / {t:<3} agree");
+    }
+    let rate = if total == 0 {
+        0.0
+    } else {
+        agree as f64 * 100.0 / total as f64
+    };
+    println!("Overall: {agree} of {total} field comparisons agree ({rate:.1}%)");
+
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        mapped.len() >= 40,
+        "only {} corpus messages mapped",
+        mapped.len()
+    );
+    assert!(total >= 200, "only {total} field comparisons made");
+    assert!(rate >= 40.0, "agreement fell to {rate:.1}%");
+}

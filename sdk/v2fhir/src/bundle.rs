@@ -1,0 +1,195 @@
+//! The FHIR `transaction` Bundle a mapping produces: every entry a
+//! conditional request keyed on the resource's identifier, with a
+//! deterministic `urn:uuid:` fullUrl, each identity at most once.
+
+use std::collections::HashSet;
+
+use weft_sdk::Output;
+use weft_sdk::serde_json::{Map, Value, json};
+
+use crate::ids::{self, DERIVED_SYSTEM, query_encode};
+
+/// A transaction Bundle under construction.
+#[derive(Default)]
+pub struct Bundle {
+    entries: Vec<Value>,
+    urls: HashSet<String>,
+}
+
+/// A resource's identity in the Bundle.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The identifier system searched on.
+    pub system: String,
+    /// The identifier value searched on.
+    pub value: String,
+}
+
+impl Bundle {
+    /// An empty Bundle.
+    pub fn new() -> Bundle {
+        Bundle::default()
+    }
+
+    /// The fullUrl a resource of `kind` with identifier `system|value` gets.
+    pub fn url_for(kind: &str, system: &str, value: &str) -> String {
+        ids::urn_uuid(kind, &format!("{system}|{value}"))
+    }
+
+    /// Adds `resource` (of type `kind`, which must hold the identifier
+    /// `system|value`) as `PUT kind?identifier=system|value`: created when the
+    /// server has no match, updated when it has one. Returns its fullUrl. A
+    /// second resource with the same identity is not added again (the first
+    /// wins): a transaction may not hold the same conditional request twice.
+    pub fn put(&mut self, kind: &str, system: &str, value: &str, resource: Value) -> String {
+        let url = Bundle::url_for(kind, system, value);
+        if self.urls.insert(url.clone()) {
+            let request = json!({
+                "method": "PUT",
+                "url": format!("{kind}?identifier={}|{}", query_encode(system), query_encode(value)),
+            });
+            self.entries.push(entry(url.clone(), resource, request));
+        }
+        url
+    }
+
+    /// Adds a resource whose segment carries no identifier of its own: it
+    /// gets one derived from `key` (which must hold the patient's identity
+    /// and the segment's distinguishing fields) under [`DERIVED_SYSTEM`],
+    /// and is put like [`Bundle::put`].
+    pub fn put_derived(
+        &mut self,
+        kind: &str,
+        key: &str,
+        mut resource: Map<String, Value>,
+    ) -> String {
+        let value = ids::derived_value(kind, key);
+        let id = json!({"system": DERIVED_SYSTEM, "value": value});
+        match resource.get_mut("identifier").and_then(Value::as_array_mut) {
+            Some(list) => list.push(id),
+            None => {
+                resource.insert("identifier".into(), Value::Array(vec![id]));
+            }
+        }
+        self.put(kind, DERIVED_SYSTEM, &value, Value::Object(resource))
+    }
+
+    /// Adds a conditional FHIRPath Patch (`PATCH kind?identifier=…`) with
+    /// the operations of `parameters` (a `Parameters` resource).
+    pub fn patch(&mut self, kind: &str, system: &str, value: &str, parameters: Value) {
+        let url = ids::urn_uuid(&format!("{kind}/patch"), &format!("{system}|{value}"));
+        if self.urls.insert(url.clone()) {
+            let request = json!({
+                "method": "PATCH",
+                "url": format!("{kind}?identifier={}|{}", query_encode(system), query_encode(value)),
+            });
+            self.entries.push(entry(url, parameters, request));
+        }
+    }
+
+    /// Appends `value` to the array `key` of the resource at `url` (a
+    /// resource added earlier); does nothing when there is none.
+    pub fn add_to(&mut self, url: &str, key: &str, value: Value) {
+        let Some(resource) = self
+            .entries
+            .iter_mut()
+            .find(|e| e["fullUrl"] == url)
+            .and_then(|e| e.get_mut("resource"))
+            .and_then(Value::as_object_mut)
+        else {
+            return;
+        };
+        match resource.get_mut(key).and_then(Value::as_array_mut) {
+            Some(list) => list.push(value),
+            None => {
+                resource.insert(key.to_string(), Value::Array(vec![value]));
+            }
+        }
+    }
+
+    /// The number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The Bundle as JSON.
+    pub fn into_value(self) -> Value {
+        let mut b = Map::new();
+        b.insert("resourceType".into(), "Bundle".into());
+        b.insert("type".into(), "transaction".into());
+        b.insert("entry".into(), Value::Array(self.entries));
+        Value::Object(b)
+    }
+
+    /// The Bundle as the plugin's output (`application/fhir+json`).
+    pub fn into_output(self) -> Output {
+        Output::fhir(&self.into_value())
+    }
+}
+
+/// A Bundle entry. Built by moving the resource in: `json!` would copy it.
+fn entry(full_url: String, resource: Value, request: Value) -> Value {
+    let mut e = Map::new();
+    e.insert("fullUrl".into(), Value::String(full_url));
+    e.insert("resource".into(), resource);
+    e.insert("request".into(), request);
+    Value::Object(e)
+}
+
+/// A Reference to a Bundle entry's fullUrl.
+pub fn reference(url: &str) -> Value {
+    json!({"reference": url})
+}
+
+/// The resources of type `kind` in a Bundle (for tests and tools).
+pub fn resources<'a>(bundle: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| &e["resource"])
+        .filter(move |r| r["resourceType"] == kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_identity_once() {
+        let mut b = Bundle::new();
+        let a = b.put(
+            "Practitioner",
+            "urn:x",
+            "1",
+            json!({"resourceType": "Practitioner"}),
+        );
+        let a2 = b.put(
+            "Practitioner",
+            "urn:x",
+            "1",
+            json!({"resourceType": "Practitioner"}),
+        );
+        assert_eq!(a, a2);
+        assert_eq!(b.len(), 1);
+        let mut r = Map::new();
+        r.insert("resourceType".into(), "Condition".into());
+        b.put_derived("Condition", "k", r);
+        let v = b.into_value();
+        assert_eq!(
+            v["entry"][1]["resource"]["identifier"][0]["system"],
+            DERIVED_SYSTEM
+        );
+        assert!(
+            v["entry"][1]["request"]["url"]
+                .as_str()
+                .unwrap()
+                .starts_with("Condition?identifier=urn:weft:v2fhir:derived|")
+        );
+    }
+}

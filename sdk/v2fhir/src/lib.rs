@@ -1,0 +1,33 @@
+//! HL7 v2 to FHIR R4, in pieces a plugin puts together.
+//!
+//! Weft's shipped mapping plugins (`adt-to-fhir`, `oru-to-fhir`,
+//! `order-to-fhir`, `siu-to-fhir`, `vxu-to-fhir`) are a few dozen lines
+//! each on top of this crate, and a site's own mapping plugin can reuse the
+//! same pieces:
+//!
+//! - [`Context`]: the message, its header, the site's time zone, field
+//!   names for reject reasons;
+//! - [`datatypes`]: CX, EI, XPN, XCN, XAD, XTN, CWE, NM to FHIR types;
+//! - [`codes`]: coding-system names to URIs and the v2 tables FHIR
+//!   requires codes from, each overridable by a site lookup table;
+//! - [`Bundle`]: a `transaction` Bundle of conditional requests with
+//!   deterministic `urn:uuid:` fullUrls;
+//! - [`resources`]: one mapper per FHIR resource.
+//!
+//! Rules every mapper keeps: a message that cannot be mapped faithfully
+//! (no PID-3, an impossible date, a required code with no mapping) is
+//! rejected with a reason naming segment and field, never the value (it
+//! may be patient data); an unknown optional code is left out or kept as
+//! sent, with a warning in the log.
+
+pub mod bundle;
+pub mod codes;
+mod context;
+pub mod datatypes;
+pub mod groups;
+pub mod ids;
+pub mod resources;
+pub mod time;
+
+pub use bundle::{Bundle, Identity, resources as bundle_resources};
+pub use context::Context;

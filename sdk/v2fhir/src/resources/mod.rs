@@ -1,0 +1,18 @@
+//! One mapper per FHIR resource, each from the segment the V2-to-FHIR IG
+//! maps it from. Each adds its resource to the [`crate::Bundle`] and
+//! returns what other resources need to reference it.
+
+pub mod allergy;
+pub mod appointment;
+pub mod condition;
+pub mod coverage;
+pub mod diagnostic_report;
+pub mod encounter;
+pub mod immunization;
+pub mod location;
+pub mod observation;
+pub mod patient;
+pub mod practitioner;
+pub mod related_person;
+pub mod service_request;
+pub mod specimen;

@@ -1,0 +1,90 @@
+//! NK1 (next of kin / associated party) to RelatedPerson.
+
+use weft_sdk::Result;
+use weft_sdk::hl7::Segment;
+use weft_sdk::serde_json::{Map, Value, json};
+
+use crate::bundle::Bundle;
+use crate::codes;
+use crate::context::Context;
+use crate::datatypes::{address, codeable, contact_point, human_name, put, put_list};
+use crate::resources::patient::PatientRef;
+
+/// Maps one NK1; `None` when it names nobody (no name, address or phone).
+pub fn map(
+    ctx: &Context<'_>,
+    bundle: &mut Bundle,
+    nk1: &Segment,
+    patient: &PatientRef,
+) -> Result<Option<String>> {
+    let mut r = Map::new();
+    r.insert("resourceType".into(), "RelatedPerson".into());
+    r.insert("active".into(), Value::Bool(true));
+    r.insert("patient".into(), patient.reference());
+    let mut relationship: Vec<Value> = ctx
+        .field(nk1, 3)
+        .repetitions()
+        .filter_map(|rep| codeable(&rep, &codes::v2_table("0063")))
+        .collect();
+    relationship.extend(
+        ctx.field(nk1, 7)
+            .repetitions()
+            .filter_map(|rep| codeable(&rep, &codes::v2_table("0131"))),
+    );
+    put_list(&mut r, "relationship", relationship);
+    let names: Vec<Value> = ctx
+        .field(nk1, 2)
+        .repetitions()
+        .filter_map(|n| human_name(&n))
+        .collect();
+    let mut telecom: Vec<Value> = ctx
+        .field(nk1, 5)
+        .repetitions()
+        .filter_map(|t| contact_point(&t, "home"))
+        .collect();
+    telecom.extend(
+        ctx.field(nk1, 6)
+            .repetitions()
+            .filter_map(|t| contact_point(&t, "work")),
+    );
+    let addresses: Vec<Value> = ctx
+        .field(nk1, 4)
+        .repetitions()
+        .filter_map(|a| address(&a))
+        .collect();
+    if names.is_empty() && telecom.is_empty() && addresses.is_empty() {
+        return Ok(None);
+    }
+    let name_key = names.first().map(Value::to_string).unwrap_or_default();
+    put_list(&mut r, "name", names);
+    put_list(&mut r, "telecom", telecom);
+    put_list(&mut r, "address", addresses);
+    let gender = codes::optional(
+        &ctx.name(nk1, 15),
+        "gender",
+        &ctx.text(nk1, 15),
+        codes::gender,
+    );
+    put(&mut r, "gender", gender.map(Value::String));
+    put(&mut r, "birthDate", ctx.date(nk1, 16)?.map(Value::String));
+    let start = ctx.date(nk1, 8)?;
+    let end = ctx.date(nk1, 9)?;
+    if start.is_some() || end.is_some() {
+        let mut period = Map::new();
+        put(&mut period, "start", start.map(Value::String));
+        put(&mut period, "end", end.map(Value::String));
+        r.insert("period".into(), Value::Object(period));
+    }
+    // Keyed on the patient and the person's first name as sent: a resend
+    // updates, a second contact is a second RelatedPerson.
+    let key = patient.key(&format!("NK1|{name_key}|{}", json!(ctx.text(nk1, 3))));
+    Ok(Some(bundle.put_derived("RelatedPerson", &key, r)))
+}
+
+/// Every NK1 of the message.
+pub fn map_all(ctx: &Context<'_>, bundle: &mut Bundle, patient: &PatientRef) -> Result<()> {
+    for nk1 in ctx.hl7.segments_named("NK1") {
+        map(ctx, bundle, nk1, patient)?;
+    }
+    Ok(())
+}
