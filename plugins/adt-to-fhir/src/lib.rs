@@ -3,7 +3,8 @@
 //! PID to Patient; PV1/PV2 to Encounter (status and class by trigger
 //! event), with Location (PV1-3, PV1-6) and Practitioner (PV1-7/8/9/17)
 //! resources; NK1 to RelatedPerson; IN1 to Coverage; AL1 to
-//! AllergyIntolerance; DG1 to Condition; A40 (merge) to Patient links.
+//! AllergyIntolerance; DG1 to Condition; OBX to Observation; A40 (merge)
+//! to Patient links.
 //! Every entry is a conditional request keyed on source identifiers, with
 //! a deterministic `urn:uuid:` fullUrl, so a re-sent message updates
 //! rather than duplicates. The crate's README lists every field mapped and
@@ -14,7 +15,8 @@
 //! Lookup tables (all optional): `assigning_authority`, `gender`,
 //! `patient_class`, `coding_system`, `allergen_type`, `allergy_severity`.
 
-use weft_sdk::{Error, Message, Output, Plugin, Result};
+use weft_sdk::{Error, Message, Output, Plugin, Result, serde_json};
+use weft_v2fhir::resources::observation::{self, Around};
 use weft_v2fhir::resources::{allergy, condition, coverage, encounter, patient, related_person};
 use weft_v2fhir::{Bundle, Context};
 
@@ -65,9 +67,29 @@ impl Plugin for AdtToFhir {
             Some(pv1) => encounter::map(&ctx, &mut bundle, pv1, Some(&trigger), &patient)?,
             None => None,
         };
+        let around = Around {
+            patient: &patient,
+            encounter: encounter.as_ref(),
+            effective: None,
+            based_on: None,
+            specimens: Vec::new(),
+            order_key: format!("message|{}|{}", ctx.facility(), ctx.header.control_id),
+        };
+        for (i, obx) in hl7.segments_named("OBX").enumerate() {
+            observation::map(&ctx, &mut bundle, obx, i, &around)?;
+        }
         related_person::map_all(&ctx, &mut bundle, &patient)?;
         allergy::map_all(&ctx, &mut bundle, &patient)?;
-        condition::map_all(&ctx, &mut bundle, &patient, encounter.as_ref())?;
+        let diagnoses = condition::map_all(&ctx, &mut bundle, &patient, encounter.as_ref())?;
+        if let Some(e) = &encounter {
+            for d in diagnoses {
+                bundle.add_to(
+                    &e.url,
+                    "diagnosis",
+                    serde_json::json!({"condition": {"reference": d}}),
+                );
+            }
+        }
         coverage::map_all(&ctx, &mut bundle, &patient)?;
         Ok(vec![bundle.into_output()])
     }

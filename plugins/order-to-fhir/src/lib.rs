@@ -3,8 +3,9 @@
 //!
 //! Per order group (ORC + OBR): a ServiceRequest; per SPM (OML): a
 //! Specimen the ServiceRequest points at; OBX sent with the order become
-//! Observations in ServiceRequest.supportingInfo. PID to Patient, PV1 to
-//! Encounter. See the crate's README for every field mapped and not.
+//! Observations in ServiceRequest.supportingInfo; DG1 to Conditions in
+//! ServiceRequest.reasonReference; AL1 to AllergyIntolerance. PID to
+//! Patient, PV1 to Encounter. See the crate's README for every field mapped and not.
 //!
 //! Settings: `default_utc_offset`. Lookup tables (all optional):
 //! `assigning_authority`, `gender`, `patient_class`, `coding_system`,
@@ -16,7 +17,7 @@ use weft_v2fhir::bundle::reference;
 use weft_v2fhir::groups::order_groups;
 use weft_v2fhir::resources::observation::{self, Around};
 use weft_v2fhir::resources::service_request::{self, OrderSegments};
-use weft_v2fhir::resources::{encounter, patient, specimen};
+use weft_v2fhir::resources::{allergy, condition, encounter, patient, specimen};
 use weft_v2fhir::{Bundle, Context};
 
 pub use weft_v2fhir::bundle_resources as resources;
@@ -32,6 +33,8 @@ impl Plugin for OrderToFhir {
         let mut bundle = Bundle::new();
         let patient = patient::required(&ctx, &mut bundle)?;
         let encounter = encounter::optional(&ctx, &mut bundle, &patient)?;
+        allergy::map_all(&ctx, &mut bundle, &patient)?;
+        let reasons = condition::map_all(&ctx, &mut bundle, &patient, encounter.as_ref())?;
         let (_, groups) = order_groups(&ctx);
         if groups.is_empty() {
             return Err(Error::reject(format!(
@@ -54,6 +57,9 @@ impl Plugin for OrderToFhir {
                 "active",
                 i,
             )?;
+            for r in &reasons {
+                bundle.add_to(&order.url, "reasonReference", reference(r));
+            }
             for spm in &g.spm {
                 let url = specimen::map(
                     &ctx,

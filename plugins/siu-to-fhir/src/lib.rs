@@ -2,14 +2,15 @@
 //! rescheduled, S14 modified, S15 cancelled, S16 discontinued, S17
 //! deleted, S26 no-show) to a FHIR R4 `transaction` Bundle: an
 //! Appointment (SCH, TQ1, AIS, AIG, AIL, AIP) with the Patient (PID), its
-//! Practitioners and Locations. See the crate's README for every field
+//! Practitioners and Locations, the visit (PV1) as an Encounter and the
+//! diagnoses (DG1) as Conditions in Appointment.reasonReference. See the crate's README for every field
 //! mapped and not.
 //!
 //! Settings: `default_utc_offset`. Lookup tables (all optional):
 //! `assigning_authority`, `gender`, `coding_system`, `appointment_status`.
 
 use weft_sdk::{Error, Message, Output, Plugin, Result};
-use weft_v2fhir::resources::{appointment, patient};
+use weft_v2fhir::resources::{appointment, condition, encounter, patient};
 use weft_v2fhir::{Bundle, Context};
 
 pub use weft_v2fhir::bundle_resources as resources;
@@ -32,7 +33,12 @@ impl Plugin for SiuToFhir {
             .ok_or_else(|| Error::reject("no SCH segment: an SIU message needs its schedule"))?;
         let mut bundle = Bundle::new();
         let patient = patient::required(&ctx, &mut bundle)?;
-        appointment::map(&ctx, &mut bundle, sch, &trigger, &patient)?;
+        let visit = encounter::optional(&ctx, &mut bundle, &patient)?;
+        let reasons = condition::map_all(&ctx, &mut bundle, &patient, visit.as_ref())?;
+        let url = appointment::map(&ctx, &mut bundle, sch, &trigger, &patient)?;
+        for r in &reasons {
+            bundle.add_to(&url, "reasonReference", weft_v2fhir::bundle::reference(r));
+        }
         Ok(vec![bundle.into_output()])
     }
 }

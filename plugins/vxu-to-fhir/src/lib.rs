@@ -10,6 +10,7 @@
 use weft_sdk::{Error, Message, Output, Plugin, Result};
 use weft_v2fhir::groups::order_groups;
 use weft_v2fhir::resources::immunization::{self, Administration};
+use weft_v2fhir::resources::observation::{self, Around};
 use weft_v2fhir::resources::{encounter, patient, related_person};
 use weft_v2fhir::{Bundle, Context};
 
@@ -37,7 +38,21 @@ impl Plugin for VxuToFhir {
                 rxr: g.rxr,
                 obx: g.obx.clone(),
             };
-            immunization::map(&ctx, &mut bundle, &adm, &patient, encounter.as_ref())?;
+            let url = immunization::map(&ctx, &mut bundle, &adm, &patient, encounter.as_ref())?;
+            // The OBX about the dose (funding, eligibility, VIS) also stand
+            // as Observations, part of the Immunization.
+            let around = Around {
+                patient: &patient,
+                encounter: encounter.as_ref(),
+                effective: None,
+                based_on: None,
+                specimens: Vec::new(),
+                order_key: format!("immunization|{url}"),
+            };
+            for (j, obx) in g.obx.iter().enumerate() {
+                let o = observation::map(&ctx, &mut bundle, obx, j, &around)?;
+                bundle.add_to(&o, "partOf", weft_v2fhir::bundle::reference(&url));
+            }
             mapped += 1;
         }
         if mapped == 0 {

@@ -19,6 +19,10 @@ pub enum Verdict {
     OnlyOurs,
     /// Only the reference has a value.
     OnlyTheirs,
+    /// Every value of ours is the reference's, which has more.
+    Fewer,
+    /// Every value of the reference is ours, and we have more.
+    More,
 }
 
 /// One compared field.
@@ -52,11 +56,28 @@ fn s(v: &Value) -> Option<String> {
         .or_else(|| v.as_bool().map(|b| b.to_string()))
 }
 
-/// A date or dateTime without its offset: converters disagree on the zone
-/// of HL7 times that carry none, not on the time written.
+/// A date, or a dateTime as the UTC instant when it has an offset (the
+/// reference converter rewrites times into another zone), else as written.
 fn local(v: &Value) -> Option<String> {
     let t = v.as_str()?;
-    Some(t.get(..19).unwrap_or(t).to_string())
+    let Some(zone) = t
+        .get(19..)
+        .map(|z| z.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit()))
+    else {
+        return Some(t.to_string());
+    };
+    let minutes = match zone {
+        "Z" => 0,
+        z if z.len() == 6 => {
+            let sign = if z.starts_with('-') { -1 } else { 1 };
+            let h: i64 = z[1..3].parse().ok()?;
+            let m: i64 = z[4..6].parse().ok()?;
+            sign * (h * 60 + m)
+        }
+        _ => return Some(t.get(..19).unwrap_or(t).to_string()),
+    };
+    let utc = weft_v2fhir::time::add_minutes(t, -minutes)?;
+    Some(format!("{}Z", &utc[..19]))
 }
 
 fn code(cc: &Value) -> Option<String> {
@@ -253,13 +274,22 @@ pub fn compare(ours: &Value, theirs: &Value) -> Vec<Row> {
     FIELDS
         .iter()
         .filter_map(|(field, extract)| {
-            let o: BTreeSet<String> = extract(ours).into_iter().collect();
-            let t: BTreeSet<String> = extract(theirs).into_iter().collect();
+            // Values as written, without padding; an all-empty value is none.
+            let clean = |v: Vec<String>| -> BTreeSet<String> {
+                v.into_iter()
+                    .map(|x| x.split('|').map(str::trim).collect::<Vec<_>>().join("|"))
+                    .filter(|x| x.chars().any(|c| c != '|'))
+                    .collect()
+            };
+            let o = clean(extract(ours));
+            let t = clean(extract(theirs));
             let verdict = match (o.is_empty(), t.is_empty()) {
                 (true, true) => return None,
                 (false, true) => Verdict::OnlyOurs,
                 (true, false) => Verdict::OnlyTheirs,
                 _ if o == t => Verdict::Agree,
+                _ if o.is_subset(&t) => Verdict::Fewer,
+                _ if o.is_superset(&t) => Verdict::More,
                 _ => Verdict::Differ,
             };
             Some(Row {

@@ -206,10 +206,17 @@ pub fn name_display(name: &Value) -> String {
     parts.join(" ")
 }
 
-/// XAD to Address; `None` when it holds no address part.
+/// XAD to Address; `None` when it holds no address part. The street
+/// (XAD.1: street ^ street name ^ dwelling number, as sub-components) is
+/// one line, then the other designation (XAD.2) and the directions
+/// (XAD.19).
 pub fn address(r: &Element<'_>) -> Option<Value> {
     let mut a = Map::new();
-    let lines: Vec<Value> = [sub(r, 1, 1), comp(r, 2)]
+    let street: Vec<String> = (1..=3)
+        .map(|n| sub(r, 1, n))
+        .filter(|s| !s.is_empty())
+        .collect();
+    let lines: Vec<Value> = [street.join(" "), comp(r, 2), comp(r, 19)]
         .into_iter()
         .filter(|s| !s.is_empty())
         .map(Value::String)
@@ -249,21 +256,23 @@ pub fn contact_point(r: &Element<'_>, default_use: &str) -> Option<Value> {
         _ => "phone",
     };
     let value = if system == "email" {
-        email
+        if email.is_empty() { comp(r, 1) } else { email }
     } else {
+        // The unformatted number (XTN.12) when sent, else country ^ area ^
+        // local number ^ extension (XTN.5-8), else the old XTN.1.
+        let unformatted = comp(r, 12);
         let number = [comp(r, 5), comp(r, 6), comp(r, 7)]
             .iter()
             .filter(|s| !s.is_empty())
             .map(String::as_str)
             .collect::<Vec<_>>()
             .join(" ");
-        let number = if number.is_empty() {
-            comp(r, 1)
-        } else {
-            number
-        };
         let ext = comp(r, 8);
-        if ext.is_empty() || number.is_empty() {
+        if !unformatted.is_empty() {
+            unformatted
+        } else if number.is_empty() {
+            comp(r, 1)
+        } else if ext.is_empty() {
             number
         } else {
             format!("{number} ext. {ext}")

@@ -52,16 +52,20 @@ pub fn map(
         .value()
         .trim()
         .to_string();
-    let status = match codes::optional(
-        &ctx.name(sch, 25),
-        "appointment_status",
-        &filler_status,
-        codes::appointment_status,
-    ) {
-        Some(s) => s,
-        None => status_for(trigger)
-            .ok_or_else(|| Error::reject(format!("MSH-9 SIU^{trigger} has no appointment status")))?
-            .to_string(),
+    // Cancel, delete and no-show events say what happened; for bookings
+    // and changes the filler status (SCH-25), when sent, is more precise.
+    let by_trigger = status_for(trigger)
+        .ok_or_else(|| Error::reject(format!("MSH-9 SIU^{trigger} has no appointment status")))?;
+    let status = if by_trigger == "booked" {
+        codes::optional(
+            &ctx.name(sch, 25),
+            "appointment_status",
+            &filler_status,
+            codes::appointment_status,
+        )
+        .unwrap_or_else(|| by_trigger.to_string())
+    } else {
+        by_trigger.to_string()
     };
     let mut a = Map::new();
     a.insert("resourceType".into(), "Appointment".into());

@@ -69,15 +69,15 @@ pub fn map(
     Ok(bundle.put_derived("Condition", &key, c))
 }
 
-/// Every DG1 of the message.
+/// Every DG1 of the message; their fullUrls.
 pub fn map_all(
     ctx: &Context<'_>,
     bundle: &mut Bundle,
     patient: &PatientRef,
     encounter: Option<&EncounterRef>,
-) -> Result<()> {
-    for dg1 in ctx.hl7.segments_named("DG1") {
-        map(ctx, bundle, dg1, patient, encounter)?;
-    }
-    Ok(())
+) -> Result<Vec<String>> {
+    ctx.hl7
+        .segments_named("DG1")
+        .map(|dg1| map(ctx, bundle, dg1, patient, encounter))
+        .collect()
 }

@@ -2,7 +2,7 @@
 
 use weft_sdk::hl7::Segment;
 use weft_sdk::serde_json::{Map, Value, json};
-use weft_sdk::{Error, Result};
+use weft_sdk::{Result, log};
 
 use crate::bundle::Bundle;
 use crate::codes;
@@ -22,14 +22,15 @@ fn subscriber_relationship(code: &str) -> Option<&'static str> {
     })
 }
 
-/// Maps one IN1. A Coverage needs a payor: IN1-3 (company id) or IN1-4
-/// (company name) must be set.
+/// Maps one IN1. A Coverage needs a payor: without IN1-3 (company id) and
+/// IN1-4 (company name) the IN1 is left out with a warning (the rest of the
+/// message still maps) and `None` is returned.
 pub fn map(
     ctx: &Context<'_>,
     bundle: &mut Bundle,
     in1: &Segment,
     patient: &PatientRef,
-) -> Result<String> {
+) -> Result<Option<String>> {
     let company_name = ctx.text(in1, 4);
     let company_id = identifier(&ctx.field(in1, 3).repetition(1), ctx.facility());
     let payor = match company_id.as_ref().and_then(system_value) {
@@ -51,10 +52,11 @@ pub fn map(
         }
         None if !company_name.is_empty() => json!({"display": company_name}),
         None => {
-            return Err(Error::reject(format!(
-                "{} (insurance company id) and IN1-4 (company name) are empty: a Coverage needs a payor",
+            log::warn!(
+                "{} (insurance company id) and IN1-4 (company name) are empty: no Coverage without a payor; IN1 left out",
                 ctx.name(in1, 3)
-            )));
+            );
+            return Ok(None);
         }
     };
     let mut c = Map::new();
@@ -126,7 +128,7 @@ pub fn map(
         ctx.field(in1, 3).repetition(1).raw(),
         plan.raw()
     ));
-    Ok(bundle.put_derived("Coverage", &key, c))
+    Ok(Some(bundle.put_derived("Coverage", &key, c)))
 }
 
 /// Every IN1 of the message.

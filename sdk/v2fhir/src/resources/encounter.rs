@@ -58,6 +58,9 @@ pub fn map(
     let end = ctx.date_time(pv1, 45)?;
     let status = match trigger {
         Some(t) => status_for(t, end.is_some(), start.is_some()),
+        // Outside ADT, a pre-admit visit (PV1-2 P) is planned (the IG's
+        // table 0004 map); other visits by their dates.
+        None if ctx.text(pv1, 2) == "P" && end.is_none() => Some("planned"),
         None => status_for("", end.is_some(), start.is_some()),
     };
     let Some(status) = status else {
@@ -121,6 +124,20 @@ pub fn map(
     }
     put_list(&mut e, "participant", participants);
 
+    // A planned visit's period is the expected one (PV2-8 admit, PV2-9
+    // discharge) when PV1-44/45 are empty.
+    let pv2 = ctx.hl7.segment("PV2");
+    let (mut start, mut end) = (start, end);
+    if status == "planned"
+        && let Some(pv2) = pv2
+    {
+        if start.is_none() {
+            start = ctx.date_time(pv2, 8)?;
+        }
+        if end.is_none() {
+            end = ctx.date_time(pv2, 9)?;
+        }
+    }
     let mut period = Map::new();
     put(&mut period, "start", start.clone().map(Value::String));
     put(&mut period, "end", end.map(Value::String));
@@ -128,7 +145,7 @@ pub fn map(
         e.insert("period".into(), Value::Object(period));
     }
 
-    if let Some(pv2) = ctx.hl7.segment("PV2") {
+    if let Some(pv2) = pv2 {
         let reasons: Vec<Value> = ctx
             .field(pv2, 3)
             .repetitions()

@@ -47,18 +47,21 @@ pub fn map(
         ))
     })?;
     let status_field = ctx.name(obx, 11);
-    let status = codes::required(
+    let status = match codes::required(
         &status_field,
         "observation result status",
         "observation_status",
         &ctx.text(obx, 11),
         codes::observation_status,
-    )?
-    .ok_or_else(|| {
-        Error::reject(format!(
-            "{status_field} (observation result status) is empty: FHIR requires Observation.status"
-        ))
-    })?;
+    )? {
+        Some(s) => s,
+        None => {
+            log::warn!(
+                "{status_field} (observation result status) is empty: Observation.status is unknown"
+            );
+            "unknown".to_string()
+        }
+    };
     let mut o = Map::new();
     o.insert("resourceType".into(), "Observation".into());
     put(

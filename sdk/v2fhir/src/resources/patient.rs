@@ -33,35 +33,44 @@ impl PatientRef {
     }
 }
 
-/// The identifiers of a CX list (PID-3, MRG-1) and the one to match on: the
-/// first `MR` identifier with a system, else the first with a system.
-fn identifiers(ctx: &Context<'_>, seg: &Segment, n: usize) -> Result<(Vec<Value>, Identity)> {
+/// The identifiers of CX list fields (PID-3 first, then PID-2 and PID-4;
+/// MRG-1) and the one to match on: the first `MR` identifier of the first
+/// field that has a system, else its first with a system.
+fn identifiers(
+    ctx: &Context<'_>,
+    seg: &Segment,
+    fields: &[usize],
+) -> Result<(Vec<Value>, Identity)> {
     let mut list = Vec::new();
     let mut best: Option<(Identity, bool)> = None;
-    for rep in ctx.field(seg, n).repetitions() {
-        let Some(id) = identifier(&rep, ctx.facility()) else {
-            continue;
-        };
-        let is_mrn = comp(&rep, 5) == "MR";
-        if let Some((system, value)) = system_value(&id) {
-            let better = match &best {
-                None => true,
-                Some((_, had_mrn)) => is_mrn && !had_mrn,
+    for (i, n) in fields.iter().enumerate() {
+        for rep in ctx.field(seg, *n).repetitions() {
+            let Some(id) = identifier(&rep, ctx.facility()) else {
+                continue;
             };
-            if better {
-                best = Some((Identity { system, value }, is_mrn));
+            let is_mrn = comp(&rep, 5) == "MR";
+            if i == 0
+                && let Some((system, value)) = system_value(&id)
+            {
+                let better = match &best {
+                    None => true,
+                    Some((_, had_mrn)) => is_mrn && !had_mrn,
+                };
+                if better {
+                    best = Some((Identity { system, value }, is_mrn));
+                }
+            }
+            if !list.contains(&id) {
+                list.push(id);
             }
         }
-        list.push(id);
     }
-    let field = ctx.name(seg, n);
-    if list.is_empty() {
-        return Err(Error::reject(format!(
-            "{field} (patient identifier list) holds no identifier: the Patient cannot be identified"
-        )));
-    }
+    let field = ctx.name(seg, fields[0]);
     match best {
         Some((identity, _)) => Ok((list, identity)),
+        None if list.is_empty() => Err(Error::reject(format!(
+            "{field} (patient identifier list) holds no identifier: the Patient cannot be identified"
+        ))),
         None => Err(Error::reject(format!(
             "{field} identifiers have no assigning authority (CX.4) and MSH-4 names no sending facility: the Patient cannot be matched"
         ))),
@@ -95,14 +104,44 @@ pub fn required(ctx: &Context<'_>, bundle: &mut Bundle) -> Result<PatientRef> {
 pub fn resource(ctx: &Context<'_>, pid: &Segment) -> Result<(Map<String, Value>, Identity)> {
     let mut p = Map::new();
     p.insert("resourceType".into(), "Patient".into());
-    let (ids, identity) = identifiers(ctx, pid, 3)?;
+    let (mut ids, identity) = identifiers(ctx, pid, &[3, 2, 4])?;
+    let ssn = ctx.text(pid, 19);
+    if !ssn.is_empty() {
+        ids.push(json!({
+            "type": {"coding": [{"system": codes::v2_table("0203"), "code": "SS"}]},
+            "system": "http://hl7.org/fhir/sid/us-ssn",
+            "value": ssn,
+        }));
+    }
+    let licence = ctx.field(pid, 20).repetition(1);
+    let number = comp(&licence, 1);
+    if !number.is_empty() {
+        let mut id = json!({
+            "type": {"coding": [{"system": codes::v2_table("0203"), "code": "DL"}]},
+            "value": number,
+        });
+        let state = comp(&licence, 2);
+        if !state.is_empty() {
+            id["system"] = Value::String(format!(
+                "urn:weft:drivers-license:{}",
+                crate::ids::query_encode(&state)
+            ));
+        }
+        ids.push(id);
+    }
     p.insert("identifier".into(), Value::Array(ids));
 
-    let names = ctx
+    // PID-5 names, then PID-9 aliases.
+    let mut names: Vec<Value> = ctx
         .field(pid, 5)
         .repetitions()
         .filter_map(|r| human_name(&r))
         .collect();
+    names.extend(
+        ctx.field(pid, 9)
+            .repetitions()
+            .filter_map(|r| human_name(&r)),
+    );
     put_list(&mut p, "name", names);
 
     let mut telecom: Vec<Value> = ctx
@@ -115,6 +154,20 @@ pub fn resource(ctx: &Context<'_>, pid: &Segment) -> Result<(Map<String, Value>,
             .repetitions()
             .filter_map(|r| contact_point(&r, "work")),
     );
+    // PID-40 (v2.7+) replaces PID-13/14.
+    telecom.extend(
+        ctx.field(pid, 40)
+            .repetitions()
+            .filter_map(|r| contact_point(&r, "home")),
+    );
+    let mut seen = Vec::new();
+    telecom.retain(|t| {
+        let new = !seen.contains(t);
+        if new {
+            seen.push(t.clone());
+        }
+        new
+    });
     put_list(&mut p, "telecom", telecom);
 
     let gender = codes::optional(
@@ -179,7 +232,7 @@ pub fn merge(
     mrg: &Segment,
     survivor: &PatientRef,
 ) -> Result<()> {
-    let (_, prior) = identifiers(ctx, mrg, 1)?;
+    let (_, prior) = identifiers(ctx, mrg, &[1])?;
     if prior.system == survivor.identity.system && prior.value == survivor.identity.value {
         return Err(Error::reject(
             "MRG-1 names the same patient as PID-3: nothing to merge",
