@@ -2,7 +2,7 @@
 # installed when missing, and the plugin build.
 
 # The plugins Weft ships, and the test plugins the sandbox tests use.
-SHIPPED_PLUGINS=(adt-to-fhir site-normalize)
+SHIPPED_PLUGINS=(site-normalize adt-to-fhir oru-to-fhir order-to-fhir siu-to-fhir vxu-to-fhir)
 TEST_PLUGINS=(weft-test-hostile weft-test-future-contract)
 
 ensure_toolchain() {
@@ -45,6 +45,22 @@ ensure_python_hl7() {
         python3 -m venv target/py
     fi
     target/py/bin/pip install -q hl7==0.4.5
+}
+
+# Node.js and the two FHIR R4 validators (the R4 JSON schema with ajv, and
+# FHIR.js) that the corpus test runs over every Bundle the mappings make,
+# installed from the lock file into tests/fhir-validator/node_modules.
+ensure_fhir_validator() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        echo "==> installing Node.js and npm (FHIR validators for the corpus test)"
+        apt_install nodejs npm
+    fi
+    local dir=tests/fhir-validator
+    if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+        echo "==> installing the FHIR R4 validators (npm ci)"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+        touch "$dir/node_modules"
+    fi
 }
 
 # build_plugins CRATE... : builds each plugin crate into a component under

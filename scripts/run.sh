@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the shipped plugins and the runtime, then starts `weft run` on the
 # default weft.toml: MLLP on 127.0.0.1:2575, ADT messages through
-# site-normalize and adt-to-fhir, FHIR Bundles written under out/fhir/.
+# site-normalize and adt-to-fhir (ORU, ORM/OML, SIU and VXU through their own
+# mappings), FHIR Bundles written under out/fhir/.
 # From another terminal: target/release/weft send samples/adt-a01.hl7
 # Extra arguments go to `weft run`. Ctrl-C stops it cleanly.
 set -euo pipefail

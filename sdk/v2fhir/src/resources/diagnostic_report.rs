@@ -7,7 +7,7 @@ use weft_sdk::{Error, Result, log};
 use crate::bundle::{Bundle, reference};
 use crate::codes;
 use crate::context::Context;
-use crate::datatypes::{codeable, concept, entity_identifier, put, put_list};
+use crate::datatypes::{codeable, concept, entity_identifier, put, put_list, system_value};
 use crate::resources::encounter::EncounterRef;
 use crate::resources::patient::PatientRef;
 use crate::resources::service_request::OrderRef;
@@ -59,6 +59,7 @@ pub fn map(
     let mut r = Map::new();
     r.insert("resourceType".into(), "DiagnosticReport".into());
     let filler = entity_identifier(&ctx.field(obr, 3).repetition(1), ctx.facility(), "FILL");
+    let identity = filler.as_ref().and_then(system_value);
     put(&mut r, "identifier", filler.map(|f| json!([f])));
     r.insert("basedOn".into(), json!([links.order.reference()]));
     r.insert("status".into(), Value::String(status));
@@ -98,6 +99,12 @@ pub fn map(
         "result",
         links.results.iter().map(|u| reference(u)).collect(),
     );
-    let key = format!("{}|report", links.order.key);
-    Ok(bundle.put_derived("DiagnosticReport", &key, r))
+    // The filler's number identifies the report; else the order does.
+    Ok(match identity {
+        Some((system, value)) => bundle.put("DiagnosticReport", &system, &value, Value::Object(r)),
+        None => {
+            let key = format!("{}|report", links.order.key);
+            bundle.put_derived("DiagnosticReport", &key, r)
+        }
+    })
 }

@@ -1,0 +1,79 @@
+//! The shipped `weft.toml`, run by the real binary: each message type of
+//! the samples (ADT, ORU, ORM, SIU, VXU) reaches its mapping over MLLP and
+//! comes out as a FHIR transaction Bundle with the resource it is about.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::run::{Client, Weft};
+
+/// The shipped configuration, with repository paths made absolute and
+/// every listener on a free port.
+fn shipped_config() -> String {
+    let repo = common::repo();
+    let repo = repo.canonicalize().unwrap();
+    let text = std::fs::read_to_string(repo.join("weft.toml")).unwrap();
+    text.replace("\"target/", &format!("\"{}/target/", repo.display()))
+        .replace("\"lookups/", &format!("\"{}/lookups/", repo.display()))
+        .replace("\"samples/", &format!("\"{}/samples/", repo.display()))
+        .replace("127.0.0.1:2575", "127.0.0.1:0")
+        .replace("127.0.0.1:8080", "127.0.0.1:0")
+        .replace("127.0.0.1:8081", "127.0.0.1:0")
+}
+
+#[test]
+fn each_message_type_reaches_its_mapping() {
+    for p in [
+        "site-normalize",
+        "adt-to-fhir",
+        "oru-to-fhir",
+        "order-to-fhir",
+        "siu-to-fhir",
+        "vxu-to-fhir",
+    ] {
+        common::wasm(p);
+    }
+    let weft = Weft::start(|_| shipped_config());
+    let addr = weft.addrs["mllp"];
+    let mut client = Client::connect(addr);
+    let cases = [
+        ("adt-a01.hl7", "CTRL0001", "Encounter"),
+        ("oru-r01.hl7", "CTRL0101", "DiagnosticReport"),
+        ("orm-o01.hl7", "CTRL0201", "ServiceRequest"),
+        ("siu-s12.hl7", "CTRL0301", "Appointment"),
+        ("vxu-v04.hl7", "CTRL0401", "Immunization"),
+    ];
+    for (file, control, _) in cases {
+        let body = std::fs::read(common::repo().join("samples").join(file)).unwrap();
+        let ack = client.exchange(&body);
+        assert_eq!(ack.code, "AA", "{file}: {}", ack.raw);
+        assert_eq!(ack.control_id, control);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for (file, control, kind) in cases {
+        let found = loop {
+            let hit = weft.out_files().into_iter().find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().contains(&format!("-{control}-")))
+            });
+            if let Some(p) = hit {
+                break p;
+            }
+            assert!(Instant::now() < deadline, "{file}: no output under out/");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let bundle: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&found).unwrap()).unwrap();
+        assert_eq!(bundle["type"], "transaction", "{file}");
+        assert!(
+            bundle["entry"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["resource"]["resourceType"] == kind),
+            "{file}: no {kind} in {}",
+            found.display()
+        );
+    }
+}
