@@ -1,0 +1,109 @@
+//! order-to-fhir, run natively through weft_sdk::testing.
+
+use order_to_fhir::{OrderToFhir, resources};
+use weft_sdk::serde_json::Value;
+use weft_sdk::testing::TestHost;
+use weft_sdk::{ErrorKind, Message};
+
+const ORM: &str = include_str!("../../../samples/orm-o01.hl7");
+
+fn run(text: &str) -> weft_sdk::Result<Value> {
+    let out = TestHost::new()
+        .config("default_utc_offset", "+00:00")
+        .run::<OrderToFhir>(Message::from_hl7(text))?;
+    assert_eq!(out.len(), 1);
+    out[0].message().json()
+}
+
+fn url_of<'a>(b: &'a Value, kind: &str) -> &'a Value {
+    &b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["resource"]["resourceType"] == kind)
+        .unwrap()["fullUrl"]
+}
+
+#[test]
+fn maps_an_order() {
+    let b = run(ORM).unwrap();
+    let sr = resources(&b, "ServiceRequest").next().unwrap();
+    assert_eq!(sr["status"], "active");
+    assert_eq!(sr["intent"], "order");
+    assert_eq!(sr["priority"], "stat");
+    assert_eq!(sr["code"]["coding"][0]["code"], "24725-4");
+    assert_eq!(sr["identifier"][0]["value"], "ORD1002");
+    assert_eq!(sr["occurrenceDateTime"], "2024-01-05T09:00:00+01:00");
+    assert_eq!(sr["requester"]["display"], "Dr Marcus Welby");
+    assert_eq!(sr["subject"]["reference"], *url_of(&b, "Patient"));
+    assert_eq!(sr["encounter"]["reference"], *url_of(&b, "Encounter"));
+    assert_eq!(
+        sr["reasonReference"][0]["reference"],
+        *url_of(&b, "Condition")
+    );
+    let c = resources(&b, "Condition").next().unwrap();
+    assert_eq!(
+        c["code"]["coding"][0]["system"],
+        "http://hl7.org/fhir/sid/icd-10-cm"
+    );
+    assert!(
+        b["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["request"]["url"]
+                == "ServiceRequest?identifier=urn:weft:assigning-authority:EDGE|ORD1002")
+    );
+}
+
+#[test]
+fn lab_order_with_specimen() {
+    let text = ORM.replace("ORM^O01^ORM_O01", "OML^O21^OML_O21").replace(
+        "\rDG1",
+        "\rSPM|1|SP1&EDGE||BLD^Whole blood^HL70487|||||||||||||20240105083000+0100\rDG1",
+    );
+    let b = run(&text).unwrap();
+    let sr = resources(&b, "ServiceRequest").next().unwrap();
+    let sp = resources(&b, "Specimen").next().unwrap();
+    assert_eq!(sr["specimen"][0]["reference"], *url_of(&b, "Specimen"));
+    assert_eq!(sp["type"]["coding"][0]["code"], "BLD");
+    assert_eq!(sp["request"][0]["reference"], *url_of(&b, "ServiceRequest"));
+}
+
+#[test]
+fn status_from_order_control_and_status() {
+    let b = run(&ORM.replace("ORC|NW|", "ORC|CA|")).unwrap();
+    assert_eq!(
+        resources(&b, "ServiceRequest").next().unwrap()["status"],
+        "revoked"
+    );
+    let b = run(&ORM.replace("ORC|NW|ORD1002^EDGE|||", "ORC|NW|ORD1002^EDGE|||HD")).unwrap();
+    assert_eq!(
+        resources(&b, "ServiceRequest").next().unwrap()["status"],
+        "on-hold"
+    );
+}
+
+#[test]
+fn rejects_what_it_cannot_map() {
+    let reason = |text: &str| {
+        let e = run(text).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Reject, "{e}");
+        e.reason().to_string()
+    };
+    let r = reason(&ORM.replace("ORC|NW|ORD1002^EDGE|||", "ORC|NW|ORD1002^EDGE|||QQ"));
+    assert!(r.starts_with("ORC-5 (order status) holds a code"), "{r}");
+    let no_obr: Vec<&str> = ORM.split('\r').filter(|s| !s.starts_with("OBR")).collect();
+    let r = reason(&no_obr.join("\r"));
+    assert!(r.contains("no OBR segment"), "{r}");
+    let r = reason(&ORM.replace("|24725-4^CT Head^LN|", "||"));
+    assert!(
+        r.starts_with("OBR-4 (universal service identifier) is empty"),
+        "{r}"
+    );
+    let r = reason(&ORM.replace("ORM^O01^ORM_O01", "ORM^O02"));
+    assert!(
+        r.starts_with("MSH-9 ORM^O02 is not mapped by order-to-fhir"),
+        "{r}"
+    );
+}

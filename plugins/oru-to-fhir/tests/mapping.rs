@@ -1,0 +1,187 @@
+//! oru-to-fhir, run natively through weft_sdk::testing.
+
+use oru_to_fhir::{OruToFhir, resources};
+use weft_sdk::serde_json::Value;
+use weft_sdk::testing::TestHost;
+use weft_sdk::{ErrorKind, Message};
+
+const ORU: &str = include_str!("../../../samples/oru-r01.hl7");
+
+fn host() -> TestHost {
+    TestHost::new().config("default_utc_offset", "+00:00")
+}
+
+fn bundle(text: &str) -> Value {
+    let out = host().run::<OruToFhir>(Message::from_hl7(text)).unwrap();
+    assert_eq!(out.len(), 1);
+    out[0].message().json().unwrap()
+}
+
+fn reject(text: &str) -> String {
+    let e = host()
+        .run::<OruToFhir>(Message::from_hl7(text))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Reject, "{e}");
+    e.reason().to_string()
+}
+
+fn observations(b: &Value) -> Vec<&Value> {
+    resources(b, "Observation").collect()
+}
+
+/// The sample with its OBX segments replaced by `obx`.
+fn with_obx(obx: &str) -> String {
+    let kept: Vec<&str> = ORU.split('\r').filter(|s| !s.starts_with("OBX")).collect();
+    let mut text = kept.join("\r");
+    text = text.replace("\rSPM", &format!("\r{obx}\rSPM"));
+    text
+}
+
+#[test]
+fn maps_a_result() {
+    let b = bundle(ORU);
+    let r = resources(&b, "DiagnosticReport").next().unwrap();
+    assert_eq!(r["status"], "final");
+    assert_eq!(r["code"]["coding"][0]["system"], "http://loinc.org");
+    assert_eq!(r["code"]["coding"][0]["code"], "24331-1");
+    assert_eq!(r["category"][0]["coding"][0]["code"], "CH");
+    assert_eq!(r["effectiveDateTime"], "2024-01-05T08:30:00+01:00");
+    assert_eq!(r["issued"], "2024-01-05T10:14:00+01:00");
+    assert_eq!(r["result"].as_array().unwrap().len(), 3);
+    assert_eq!(r["identifier"][0]["value"], "LAB2002");
+
+    let sr = resources(&b, "ServiceRequest").next().unwrap();
+    assert_eq!(sr["status"], "completed");
+    assert_eq!(sr["intent"], "order");
+    assert_eq!(sr["identifier"][0]["type"]["coding"][0]["code"], "PLAC");
+    assert_eq!(sr["requester"]["display"], "Dr Marcus Welby");
+
+    let obs = observations(&b);
+    let chol = obs[0];
+    assert_eq!(chol["status"], "final");
+    assert_eq!(chol["valueQuantity"]["value"], 212);
+    assert_eq!(chol["valueQuantity"]["system"], "http://unitsofmeasure.org");
+    assert_eq!(chol["valueQuantity"]["code"], "mg/dL");
+    assert_eq!(chol["interpretation"][0]["coding"][0]["code"], "H");
+    assert_eq!(chol["referenceRange"][0]["text"], "<200");
+    assert_eq!(
+        chol["basedOn"][0]["reference"],
+        b["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["resource"]["resourceType"] == "ServiceRequest")
+            .unwrap()["fullUrl"]
+    );
+    let tg = obs[1];
+    assert_eq!(tg["referenceRange"][0]["low"]["value"], 0);
+    assert_eq!(tg["referenceRange"][0]["high"]["value"], 150);
+    assert_eq!(obs[2]["valueString"], "Fasting sample");
+
+    let spm = resources(&b, "Specimen").next().unwrap();
+    assert_eq!(spm["type"]["coding"][0]["system"], "http://snomed.info/sct");
+    assert_eq!(spm["identifier"][0]["value"], "SP3003");
+    assert_eq!(
+        spm["collection"]["collectedDateTime"],
+        "2024-01-05T08:30:00+01:00"
+    );
+    assert_eq!(chol["specimen"]["reference"], r["specimen"][0]["reference"]);
+}
+
+#[test]
+fn value_types() {
+    let b = bundle(&with_obx(
+        "OBX|1|SN|1^A^LN||<^5|mg^mg^UCUM||||F\rOBX|2|SN|2^B^LN||^1^:^128||||||F\rOBX|3|SN|3^C^LN||^2^-^4|g^g^UCUM||||F\r\
+OBX|4|CWE|4^D^LN||260373001^Detected^SCT||||||F\rOBX|5|DT|5^E^LN||20240102||||||F\rOBX|6|TX|6^F^LN||line one~line two||||||F\r\
+OBX|7|TM|7^G^LN||1130||||||F",
+    ));
+    let o = observations(&b);
+    assert_eq!(o[0]["valueQuantity"]["comparator"], "<");
+    assert_eq!(o[0]["valueQuantity"]["value"], 5);
+    assert_eq!(o[1]["valueRatio"]["denominator"]["value"], 128);
+    assert_eq!(o[2]["valueRange"]["high"]["value"], 4);
+    assert_eq!(
+        o[3]["valueCodeableConcept"]["coding"][0]["code"],
+        "260373001"
+    );
+    assert_eq!(o[4]["valueDateTime"], "2024-01-02");
+    assert_eq!(o[5]["valueString"], "line one\nline two");
+    assert_eq!(o[6]["valueTime"], "11:30:00");
+}
+
+#[test]
+fn oddities_map_with_a_warning() {
+    let h = host();
+    let text = with_obx("OBX|1|ED|1^A^LN||^AP^PDF^Base64^AAAA||||||\rOBX|2|NM|2^B^LN||5|||ZZ|||F");
+    let out = h.run::<OruToFhir>(Message::from_hl7(&text)).unwrap();
+    let b = out[0].message().json().unwrap();
+    let o = observations(&b);
+    assert_eq!(o[0]["status"], "unknown");
+    assert_eq!(o[0]["dataAbsentReason"]["coding"][0]["code"], "unsupported");
+    assert_eq!(o[1]["interpretation"][0]["coding"][0]["code"], "ZZ");
+    assert_eq!(
+        o[1]["interpretation"][0]["coding"][0]["system"],
+        "http://terminology.hl7.org/CodeSystem/v2-0078"
+    );
+    let warnings: Vec<String> = h
+        .logs()
+        .into_iter()
+        .filter(|(l, _)| *l == weft_sdk::log::Level::Warn)
+        .map(|(_, m)| m)
+        .collect();
+    assert!(
+        warnings.iter().any(|w| w.contains("OBX-11")),
+        "{warnings:?}"
+    );
+    assert!(warnings.iter().any(|w| w.contains("OBX-8")), "{warnings:?}");
+    assert!(
+        warnings.iter().all(|w| !w.contains("ZZ")),
+        "codes are not logged above debug"
+    );
+}
+
+#[test]
+fn rejects_what_it_cannot_map() {
+    let r = reject(&with_obx("OBX|1|NM|1^A^LN||about five||||||F"));
+    assert!(r.starts_with("OBX-5 is not a number"), "{r}");
+    let r = reject(&with_obx(
+        "OBX|1|NM|1^A^LN||5||||||Q\rOBX|2|NM|2^B^LN||5||||||F",
+    ));
+    assert!(
+        r.starts_with("OBX-11 (segment 6) (observation result status) holds a code"),
+        "{r}"
+    );
+    let r = reject(&with_obx("OBX|1|NM|||5||||||F"));
+    assert!(
+        r.starts_with("OBX-3 (observation identifier) is empty"),
+        "{r}"
+    );
+    let r = reject(&with_obx("OBX|1|DT|1^A^LN||20240231||||||F"));
+    assert!(r.starts_with("OBX-5 is not a valid HL7 date/time"), "{r}");
+    let no_obr: Vec<&str> = ORU.split('\r').filter(|s| !s.starts_with("OBR")).collect();
+    let r = reject(&no_obr.join("\r"));
+    assert!(r.contains("no OBR segment"), "{r}");
+    let r = reject(&ORU.replace("ORU^R01^ORU_R01", "ORU^R30"));
+    assert!(
+        r.starts_with("MSH-9 ORU^R30 is not mapped by oru-to-fhir"),
+        "{r}"
+    );
+    let r = reject(&ORU.replace(
+        "ORD1001^EDGE|LAB2002^LAB||CM",
+        "ORD1001^EDGE|LAB2002^LAB||XX",
+    ));
+    assert!(
+        r.starts_with("ORC-5 (order status) holds a code with no FHIR mapping"),
+        "{r}"
+    );
+}
+
+#[test]
+fn a_resend_is_the_same_bundle() {
+    assert_eq!(bundle(ORU), bundle(ORU));
+    let b = bundle(ORU);
+    for e in b["entry"].as_array().unwrap() {
+        assert_eq!(e["request"]["method"], "PUT");
+        assert!(e["fullUrl"].as_str().unwrap().starts_with("urn:uuid:"));
+    }
+}

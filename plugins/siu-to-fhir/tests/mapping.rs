@@ -1,0 +1,103 @@
+//! siu-to-fhir, run natively through weft_sdk::testing.
+
+use siu_to_fhir::{SiuToFhir, resources};
+use weft_sdk::serde_json::Value;
+use weft_sdk::testing::TestHost;
+use weft_sdk::{ErrorKind, Message};
+
+const SIU: &str = include_str!("../../../samples/siu-s12.hl7");
+
+fn run(text: &str) -> weft_sdk::Result<Value> {
+    let out = TestHost::new()
+        .config("default_utc_offset", "+00:00")
+        .run::<SiuToFhir>(Message::from_hl7(text))?;
+    out[0].message().json()
+}
+
+fn appointment(text: &str) -> Value {
+    let b = run(text).unwrap();
+    resources(&b, "Appointment").next().unwrap().clone()
+}
+
+#[test]
+fn maps_a_booking() {
+    let b = run(SIU).unwrap();
+    let a = resources(&b, "Appointment").next().unwrap();
+    assert_eq!(a["status"], "booked");
+    assert_eq!(a["start"], "2024-01-10T10:00:00+01:00");
+    assert_eq!(a["end"], "2024-01-10T10:30:00+01:00");
+    assert_eq!(a["minutesDuration"], 30);
+    assert_eq!(a["identifier"][0]["value"], "APT200");
+    assert_eq!(a["appointmentType"]["coding"][0]["code"], "FOLLOWUP");
+    let parts = a["participant"].as_array().unwrap();
+    assert_eq!(parts.len(), 3);
+    assert_eq!(parts[0]["status"], "accepted");
+    assert_eq!(parts[1]["actor"]["display"], "Dr Marcus Welby");
+    assert!(resources(&b, "Practitioner").next().is_some());
+    assert_eq!(
+        resources(&b, "Location").next().unwrap()["name"],
+        "CLINIC 2"
+    );
+}
+
+#[test]
+fn status_follows_the_event() {
+    for (trigger, status) in [
+        ("S13", "booked"),
+        ("S14", "booked"),
+        ("S15", "cancelled"),
+        ("S16", "cancelled"),
+        ("S17", "entered-in-error"),
+        ("S26", "noshow"),
+    ] {
+        let a = appointment(&SIU.replace("SIU^S12^SIU_S12", &format!("SIU^{trigger}")));
+        assert_eq!(a["status"], status, "{trigger}");
+    }
+}
+
+#[test]
+fn end_from_start_and_duration() {
+    let text = SIU
+        .replace("|^^^20240110100000+0100^20240110103000+0100", "|")
+        .replace(
+            "RGS|1",
+            "RGS|1\rAIS|1||COLONOSCOPY^Colonoscopy^L|20241231233000+0100|||45|min",
+        );
+    let a = appointment(&text);
+    assert_eq!(a["start"], "2024-12-31T23:30:00+01:00");
+    assert_eq!(a["end"], "2025-01-01T00:00:00+01:00");
+    assert_eq!(a["serviceType"][0]["coding"][0]["code"], "COLONOSCOPY");
+}
+
+#[test]
+fn rejects_what_it_cannot_map() {
+    let reason = |text: &str| {
+        let e = run(text).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Reject, "{e}");
+        e.reason().to_string()
+    };
+    let r = reason(&SIU.replace("SCH|APT100^EDGE|APT200^SCHED|", "SCH|||"));
+    assert!(
+        r.starts_with("SCH-1 (placer appointment id) and SCH-2"),
+        "{r}"
+    );
+    let r = reason(&SIU.replace("|^^^20240110100000+0100^20240110103000+0100", "|"));
+    assert!(r.starts_with("no appointment start and end"), "{r}");
+    let r = reason(&SIU.replace("20240110100000+0100^", "20241310100000+0100^"));
+    assert!(
+        r.starts_with("SCH-11.4 is not a valid HL7 date/time"),
+        "{r}"
+    );
+    let r = reason(&SIU.replace("SIU^S12^SIU_S12", "SIU^S18"));
+    assert!(
+        r.starts_with("MSH-9 SIU^S18 is not mapped by siu-to-fhir"),
+        "{r}"
+    );
+    // A cancellation without times is still a cancellation.
+    let a = appointment(
+        &SIU.replace("SIU^S12^SIU_S12", "SIU^S15")
+            .replace("|^^^20240110100000+0100^20240110103000+0100", "|"),
+    );
+    assert_eq!(a["status"], "cancelled");
+    assert!(a.get("start").is_none());
+}
