@@ -62,8 +62,9 @@ pub trait Plugin {
 ///
 /// ```
 /// fn check(date: &str) -> weft_sdk::Result<()> {
+///     // Name the field, never the value: reasons reach logs and ACKs.
 ///     if date.len() < 8 {
-///         weft_sdk::reject!("PID-7 {date:?} is not a valid HL7 date");
+///         weft_sdk::reject!("PID-7 is not a valid HL7 date: {} digits", date.len());
 ///     }
 ///     Ok(())
 /// }

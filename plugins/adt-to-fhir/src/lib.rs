@@ -4,28 +4,28 @@
 //! event), with Location (PV1-3, PV1-6) and Practitioner (PV1-7/8/9/17)
 //! resources; NK1 to RelatedPerson; IN1 to Coverage; AL1 to
 //! AllergyIntolerance; DG1 to Condition; OBX to Observation; A40 (merge)
-//! to Patient links.
-//! Every entry is a conditional request keyed on source identifiers, with
-//! a deterministic `urn:uuid:` fullUrl, so a re-sent message updates
-//! rather than duplicates. The crate's README lists every field mapped and
-//! every one not.
+//! to Patient links. Every entry is a conditional request keyed on source
+//! identifiers, with a deterministic `urn:uuid:` fullUrl, so a re-sent
+//! message updates rather than duplicates. The crate's README lists every
+//! field mapped and every one not.
 //!
 //! Settings: `default_utc_offset` (e.g. `+01:00`), used for HL7 times that
 //! carry no offset; without it such times are reduced to their date.
 //! Lookup tables (all optional): `assigning_authority`, `gender`,
-//! `patient_class`, `coding_system`, `allergen_type`, `allergy_severity`.
+//! `patient_class`, `coding_system`, `allergen_type`, `allergy_severity`,
+//! `observation_status`, `abnormal_flag`.
 
 use weft_sdk::{Error, Message, Output, Plugin, Result, serde_json};
 use weft_v2fhir::resources::observation::{self, Around};
 use weft_v2fhir::resources::{allergy, condition, coverage, encounter, patient, related_person};
-use weft_v2fhir::{Bundle, Context};
 
 pub use weft_v2fhir::bundle_resources as resources;
 
-/// The ADT trigger events this plugin maps.
-pub const SUPPORTED_TRIGGERS: &[&str] = &[
-    "A01", "A02", "A03", "A04", "A05", "A06", "A07", "A08", "A09", "A10", "A11", "A12", "A13",
-    "A14", "A15", "A16", "A25", "A26", "A27", "A28", "A31", "A32", "A33", "A40",
+/// The ADT events this plugin maps.
+pub const SUPPORTED: &[&str] = &[
+    "ADT^A01", "ADT^A02", "ADT^A03", "ADT^A04", "ADT^A05", "ADT^A06", "ADT^A07", "ADT^A08",
+    "ADT^A09", "ADT^A10", "ADT^A11", "ADT^A12", "ADT^A13", "ADT^A14", "ADT^A15", "ADT^A16",
+    "ADT^A25", "ADT^A26", "ADT^A27", "ADT^A28", "ADT^A31", "ADT^A32", "ADT^A33", "ADT^A40",
 ];
 
 /// The plugin.
@@ -33,65 +33,41 @@ pub struct AdtToFhir;
 
 impl Plugin for AdtToFhir {
     fn transform(msg: Message) -> Result<Vec<Output>> {
-        let hl7 = msg.hl7()?;
-        let ctx = Context::new(&hl7)?;
-        if ctx.header.message_code != "ADT" {
-            return Err(Error::reject(format!(
-                "MSH-9 {} is not an ADT message; adt-to-fhir maps ADT only",
-                ctx.header.message_type()
-            )));
-        }
-        let trigger = ctx.header.trigger_event.clone();
-        if !SUPPORTED_TRIGGERS.contains(&trigger.as_str()) {
-            return Err(Error::reject(format!(
-                "MSH-9 ADT^{trigger} is not supported by adt-to-fhir (supported: {})",
-                SUPPORTED_TRIGGERS.join(", ")
-            )));
-        }
-        let mut bundle = Bundle::new();
-        let patient = patient::required(&ctx, &mut bundle)?;
-        if trigger == "A40" {
-            let mut merged = 0;
-            for mrg in hl7.segments_named("MRG") {
-                patient::merge(&ctx, &mut bundle, mrg, &patient)?;
-                merged += 1;
+        weft_v2fhir::transaction(&msg, "adt-to-fhir", SUPPORTED, |ctx, bundle, patient| {
+            let trigger = ctx.header.trigger_event.as_str();
+            if trigger == "A40" {
+                let mut merged = 0;
+                for mrg in ctx.hl7.segments_named("MRG") {
+                    patient::merge(ctx, bundle, mrg, patient)?;
+                    merged += 1;
+                }
+                if merged == 0 {
+                    return Err(Error::reject(
+                        "ADT^A40 has no MRG segment: the patient to merge is not named",
+                    ));
+                }
+                return Ok(());
             }
-            if merged == 0 {
-                return Err(Error::reject(
-                    "ADT^A40 has no MRG segment: the patient to merge is not named",
-                ));
+            let encounter = match ctx.hl7.segment("PV1") {
+                Some(pv1) => encounter::map(ctx, bundle, pv1, Some(trigger), patient)?,
+                None => None,
+            };
+            let around = Around::message(ctx, patient, encounter.as_ref());
+            for (i, obx) in ctx.hl7.segments_named("OBX").enumerate() {
+                observation::map(ctx, bundle, obx, i, &around)?;
             }
-            return Ok(vec![bundle.into_output()]);
-        }
-        let encounter = match hl7.segment("PV1") {
-            Some(pv1) => encounter::map(&ctx, &mut bundle, pv1, Some(&trigger), &patient)?,
-            None => None,
-        };
-        let around = Around {
-            patient: &patient,
-            encounter: encounter.as_ref(),
-            effective: None,
-            based_on: None,
-            specimens: Vec::new(),
-            order_key: format!("message|{}|{}", ctx.facility(), ctx.header.control_id),
-        };
-        for (i, obx) in hl7.segments_named("OBX").enumerate() {
-            observation::map(&ctx, &mut bundle, obx, i, &around)?;
-        }
-        related_person::map_all(&ctx, &mut bundle, &patient)?;
-        allergy::map_all(&ctx, &mut bundle, &patient)?;
-        let diagnoses = condition::map_all(&ctx, &mut bundle, &patient, encounter.as_ref())?;
-        if let Some(e) = &encounter {
-            for d in diagnoses {
-                bundle.add_to(
-                    &e.url,
-                    "diagnosis",
-                    serde_json::json!({"condition": {"reference": d}}),
-                );
+            related_person::map_all(ctx, bundle, patient)?;
+            allergy::map_all(ctx, bundle, patient)?;
+            let diagnoses = condition::map_all(ctx, bundle, patient, encounter.as_ref())?;
+            if let Some(e) = &encounter {
+                for d in diagnoses {
+                    let reference = serde_json::json!({"condition": {"reference": d}});
+                    bundle.add_to(&e.url, "diagnosis", reference);
+                }
             }
-        }
-        coverage::map_all(&ctx, &mut bundle, &patient)?;
-        Ok(vec![bundle.into_output()])
+            coverage::map_all(ctx, bundle, patient)?;
+            Ok(())
+        })
     }
 }
 

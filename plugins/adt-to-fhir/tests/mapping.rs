@@ -139,9 +139,15 @@ fn rejects_what_it_cannot_map_faithfully() {
     let r = reject_reason(&A01.replace("123456^^^HOSP^MR~987-65-4321^^^SSA^SS", ""));
     assert!(r.starts_with("PID-3"), "{r}");
     let r = reject_reason(&A01.replace("ADT^A01^ADT_A01", "ORU^R01"));
-    assert!(r.contains("not an ADT message"), "{r}");
+    assert!(
+        r.starts_with("MSH-9 ORU^R01 is not mapped by adt-to-fhir (it maps ADT^A01,"),
+        "{r}"
+    );
     let r = reject_reason(&A01.replace("ADT^A01^ADT_A01", "ADT^A60"));
-    assert!(r.contains("ADT^A60 is not supported"), "{r}");
+    assert!(
+        r.starts_with("MSH-9 ADT^A60 is not mapped by adt-to-fhir"),
+        "{r}"
+    );
     let r = reject_reason(&A01.replace("PV1|1|I|", "PV1|1|Z|"));
     assert!(r.starts_with("PV1-2 (patient class)"), "{r}");
     let r = reject_reason(&A01.replace("|20240102030000", "|20241302030000"));

@@ -17,74 +17,67 @@ use weft_v2fhir::bundle::reference;
 use weft_v2fhir::groups::order_groups;
 use weft_v2fhir::resources::observation::{self, Around};
 use weft_v2fhir::resources::service_request::{self, OrderSegments};
-use weft_v2fhir::resources::{allergy, condition, encounter, patient, specimen};
-use weft_v2fhir::{Bundle, Context};
+use weft_v2fhir::resources::{allergy, condition, encounter, specimen};
 
 pub use weft_v2fhir::bundle_resources as resources;
 
 /// The plugin.
 pub struct OrderToFhir;
 
+/// The message types this plugin maps.
+pub const SUPPORTED: &[&str] = &["ORM^O01", "OML^O21"];
+
 impl Plugin for OrderToFhir {
     fn transform(msg: Message) -> Result<Vec<Output>> {
-        let hl7 = msg.hl7()?;
-        let ctx = Context::new(&hl7)?;
-        ctx.require_type("order-to-fhir", &["ORM^O01", "OML^O21"])?;
-        let mut bundle = Bundle::new();
-        let patient = patient::required(&ctx, &mut bundle)?;
-        let encounter = encounter::optional(&ctx, &mut bundle, &patient)?;
-        allergy::map_all(&ctx, &mut bundle, &patient)?;
-        let reasons = condition::map_all(&ctx, &mut bundle, &patient, encounter.as_ref())?;
-        let (_, groups) = order_groups(&ctx);
-        if groups.is_empty() {
-            return Err(Error::reject(format!(
-                "{} has no ORC or OBR segment: there is no order to map",
-                ctx.header.message_type()
-            )));
-        }
-        for (i, g) in groups.iter().enumerate() {
-            let segs = OrderSegments {
-                orc: g.orc,
-                obr: g.obr,
-                tq1: g.tq1,
-            };
-            let order = service_request::map(
-                &ctx,
-                &mut bundle,
-                &segs,
-                &patient,
-                encounter.as_ref(),
-                "active",
-                i,
-            )?;
-            for r in &reasons {
-                bundle.add_to(&order.url, "reasonReference", reference(r));
+        weft_v2fhir::transaction(&msg, "order-to-fhir", SUPPORTED, |ctx, bundle, patient| {
+            let encounter = encounter::optional(ctx, bundle, patient)?;
+            allergy::map_all(ctx, bundle, patient)?;
+            let reasons = condition::map_all(ctx, bundle, patient, encounter.as_ref())?;
+            let (_, groups) = order_groups(ctx);
+            if groups.is_empty() {
+                return Err(Error::reject(format!(
+                    "{} has no ORC or OBR segment: there is no order to map",
+                    ctx.header.message_type()
+                )));
             }
-            for spm in &g.spm {
-                let url = specimen::map(
-                    &ctx,
-                    &mut bundle,
-                    spm,
-                    &patient,
-                    Some(&order.reference()),
-                    &order.key,
+            for (i, g) in groups.iter().enumerate() {
+                let segs = OrderSegments {
+                    orc: g.orc,
+                    obr: g.obr,
+                    tq1: g.tq1,
+                };
+                let order = service_request::map(
+                    ctx,
+                    bundle,
+                    &segs,
+                    patient,
+                    encounter.as_ref(),
+                    "active",
+                    i,
                 )?;
-                bundle.add_to(&order.url, "specimen", reference(&url));
+                for r in &reasons {
+                    bundle.add_to(&order.url, "reasonReference", reference(r));
+                }
+                for spm in &g.spm {
+                    let url = specimen::map(
+                        ctx,
+                        bundle,
+                        spm,
+                        patient,
+                        Some(&order.reference()),
+                        &order.key,
+                    )?;
+                    bundle.add_to(&order.url, "specimen", reference(&url));
+                }
+                let mut around = Around::message(ctx, patient, encounter.as_ref());
+                around.order_key = order.key.clone();
+                for (j, obx) in g.obx.iter().enumerate() {
+                    let url = observation::map(ctx, bundle, obx, j, &around)?;
+                    bundle.add_to(&order.url, "supportingInfo", reference(&url));
+                }
             }
-            let around = Around {
-                patient: &patient,
-                encounter: encounter.as_ref(),
-                effective: None,
-                based_on: None,
-                specimens: Vec::new(),
-                order_key: order.key.clone(),
-            };
-            for (j, obx) in g.obx.iter().enumerate() {
-                let url = observation::map(&ctx, &mut bundle, obx, j, &around)?;
-                bundle.add_to(&order.url, "supportingInfo", reference(&url));
-            }
-        }
-        Ok(vec![bundle.into_output()])
+            Ok(())
+        })
     }
 }
 

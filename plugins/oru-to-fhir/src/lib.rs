@@ -12,12 +12,12 @@
 //! `order_control`, `priority`.
 
 use weft_sdk::{Error, Message, Output, Plugin, Result};
+use weft_v2fhir::bundle::reference;
 use weft_v2fhir::groups::order_groups;
 use weft_v2fhir::resources::diagnostic_report::{self, Links};
 use weft_v2fhir::resources::observation::{self, Around};
 use weft_v2fhir::resources::service_request::{self, OrderSegments};
-use weft_v2fhir::resources::{encounter, patient, specimen};
-use weft_v2fhir::{Bundle, Context};
+use weft_v2fhir::resources::{encounter, specimen};
 
 pub use weft_v2fhir::bundle_resources as resources;
 
@@ -26,84 +26,69 @@ pub struct OruToFhir;
 
 impl Plugin for OruToFhir {
     fn transform(msg: Message) -> Result<Vec<Output>> {
-        let hl7 = msg.hl7()?;
-        let ctx = Context::new(&hl7)?;
-        ctx.require_type("oru-to-fhir", &["ORU^R01"])?;
-        let mut bundle = Bundle::new();
-        let patient = patient::required(&ctx, &mut bundle)?;
-        let encounter = encounter::optional(&ctx, &mut bundle, &patient)?;
-        let (loose, groups) = order_groups(&ctx);
-        if !groups.iter().any(|g| g.obr.is_some()) {
-            return Err(Error::reject(
-                "ORU^R01 has no OBR segment: there is no result to map",
-            ));
-        }
-        let message_key = format!("message|{}|{}", ctx.facility(), ctx.header.control_id);
-        let patient_obs = Around {
-            patient: &patient,
-            encounter: encounter.as_ref(),
-            effective: None,
-            based_on: None,
-            specimens: Vec::new(),
-            order_key: message_key,
-        };
-        for (i, obx) in loose.iter().enumerate() {
-            observation::map(&ctx, &mut bundle, obx, i, &patient_obs)?;
-        }
-        for (i, g) in groups.iter().enumerate() {
-            let Some(obr) = g.obr else { continue };
-            let segs = OrderSegments {
-                orc: g.orc,
-                obr: Some(obr),
-                tq1: g.tq1,
-            };
-            let order = service_request::map(
-                &ctx,
-                &mut bundle,
-                &segs,
-                &patient,
-                encounter.as_ref(),
-                "completed",
-                i,
-            )?;
-            let mut specimens = Vec::new();
-            for spm in &g.spm {
-                let url = specimen::map(
-                    &ctx,
-                    &mut bundle,
-                    spm,
-                    &patient,
-                    Some(&order.reference()),
-                    &order.key,
+        weft_v2fhir::transaction(&msg, "oru-to-fhir", &["ORU^R01"], |ctx, bundle, patient| {
+            let encounter = encounter::optional(ctx, bundle, patient)?;
+            let (loose, groups) = order_groups(ctx);
+            if !groups.iter().any(|g| g.obr.is_some()) {
+                return Err(Error::reject(
+                    "ORU^R01 has no OBR segment: there is no result to map",
+                ));
+            }
+            let patient_obs = Around::message(ctx, patient, encounter.as_ref());
+            for (i, obx) in loose.iter().enumerate() {
+                observation::map(ctx, bundle, obx, i, &patient_obs)?;
+            }
+            for (i, g) in groups.iter().enumerate() {
+                let Some(obr) = g.obr else { continue };
+                let segs = OrderSegments {
+                    orc: g.orc,
+                    obr: Some(obr),
+                    tq1: g.tq1,
+                };
+                let order = service_request::map(
+                    ctx,
+                    bundle,
+                    &segs,
+                    patient,
+                    encounter.as_ref(),
+                    "completed",
+                    i,
                 )?;
-                specimens.push(weft_v2fhir::bundle::reference(&url));
-            }
-            let around = Around {
-                patient: &patient,
-                encounter: encounter.as_ref(),
-                effective: ctx.date_time(obr, 7)?,
-                based_on: Some(order.reference()),
-                specimens: specimens.clone(),
-                order_key: order.key.clone(),
-            };
-            let mut results = Vec::new();
-            for (j, obx) in g.obx.iter().enumerate() {
-                results.push(observation::map(&ctx, &mut bundle, obx, j, &around)?);
-            }
-            diagnostic_report::map(
-                &ctx,
-                &mut bundle,
-                obr,
-                Links {
-                    patient: &patient,
+                let mut specimens = Vec::new();
+                for spm in &g.spm {
+                    let url = specimen::map(
+                        ctx,
+                        bundle,
+                        spm,
+                        patient,
+                        Some(&order.reference()),
+                        &order.key,
+                    )?;
+                    specimens.push(reference(&url));
+                }
+                let around = Around {
+                    patient,
+                    encounter: encounter.as_ref(),
+                    effective: ctx.date_time(obr, 7)?,
+                    based_on: Some(order.reference()),
+                    specimens: specimens.clone(),
+                    order_key: order.key.clone(),
+                };
+                let mut results = Vec::new();
+                for (j, obx) in g.obx.iter().enumerate() {
+                    results.push(observation::map(ctx, bundle, obx, j, &around)?);
+                }
+                let links = Links {
+                    patient,
                     encounter: encounter.as_ref(),
                     order: &order,
                     results,
                     specimens,
-                },
-            )?;
-        }
-        Ok(vec![bundle.into_output()])
+                };
+                diagnostic_report::map(ctx, bundle, obr, links)?;
+            }
+            Ok(())
+        })
     }
 }
 

@@ -10,8 +10,7 @@
 //! `assigning_authority`, `gender`, `coding_system`, `appointment_status`.
 
 use weft_sdk::{Error, Message, Output, Plugin, Result};
-use weft_v2fhir::resources::{appointment, condition, encounter, patient};
-use weft_v2fhir::{Bundle, Context};
+use weft_v2fhir::resources::{appointment, condition, encounter};
 
 pub use weft_v2fhir::bundle_resources as resources;
 
@@ -25,21 +24,19 @@ pub struct SiuToFhir;
 
 impl Plugin for SiuToFhir {
     fn transform(msg: Message) -> Result<Vec<Output>> {
-        let hl7 = msg.hl7()?;
-        let ctx = Context::new(&hl7)?;
-        let trigger = ctx.require_type("siu-to-fhir", SUPPORTED)?;
-        let sch = hl7
-            .segment("SCH")
-            .ok_or_else(|| Error::reject("no SCH segment: an SIU message needs its schedule"))?;
-        let mut bundle = Bundle::new();
-        let patient = patient::required(&ctx, &mut bundle)?;
-        let visit = encounter::optional(&ctx, &mut bundle, &patient)?;
-        let reasons = condition::map_all(&ctx, &mut bundle, &patient, visit.as_ref())?;
-        let url = appointment::map(&ctx, &mut bundle, sch, &trigger, &patient)?;
-        for r in &reasons {
-            bundle.add_to(&url, "reasonReference", weft_v2fhir::bundle::reference(r));
-        }
-        Ok(vec![bundle.into_output()])
+        weft_v2fhir::transaction(&msg, "siu-to-fhir", SUPPORTED, |ctx, bundle, patient| {
+            let sch = ctx.hl7.segment("SCH").ok_or_else(|| {
+                Error::reject("no SCH segment: an SIU message needs its schedule")
+            })?;
+            let visit = encounter::optional(ctx, bundle, patient)?;
+            let reasons = condition::map_all(ctx, bundle, patient, visit.as_ref())?;
+            let trigger = ctx.header.trigger_event.as_str();
+            let url = appointment::map(ctx, bundle, sch, trigger, patient)?;
+            for r in &reasons {
+                bundle.add_to(&url, "reasonReference", weft_v2fhir::bundle::reference(r));
+            }
+            Ok(())
+        })
     }
 }
 

@@ -35,9 +35,23 @@ impl<'m> Context<'m> {
         if types.iter().any(|x| *x == t) {
             return Ok(self.header.trigger_event.clone());
         }
+        // "ADT^A01, A02, A03": the code once per run.
+        let mut list = String::new();
+        let mut last_code = "";
+        for ty in types {
+            let (code, trigger) = ty.split_once('^').unwrap_or((ty, ""));
+            if !list.is_empty() {
+                list.push_str(", ");
+            }
+            if code == last_code && !trigger.is_empty() {
+                list.push_str(trigger);
+            } else {
+                list.push_str(ty);
+            }
+            last_code = code;
+        }
         Err(Error::reject(format!(
-            "MSH-9 {t} is not mapped by {plugin} (it maps {})",
-            types.join(", ")
+            "MSH-9 {t} is not mapped by {plugin} (it maps {list})"
         )))
     }
 

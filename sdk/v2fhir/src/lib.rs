@@ -33,3 +33,37 @@ pub mod time;
 
 pub use bundle::{Bundle, Identity, resources as bundle_resources};
 pub use context::Context;
+
+use resources::patient::{self, PatientRef};
+use weft_sdk::{Message, Output, Result};
+
+/// The frame of a mapping plugin: parses `msg`, checks MSH-9 against the
+/// `types` the plugin maps (`CODE^TRIGGER`; any other is a reject naming
+/// `plugin`), maps PID to the Patient (a reject when it cannot), runs
+/// `body` for the rest, and returns the transaction Bundle as the one
+/// output.
+///
+/// ```no_run
+/// # use weft_sdk::{Message, Output, Result};
+/// # use weft_v2fhir::resources::condition;
+/// fn transform(msg: Message) -> Result<Vec<Output>> {
+///     weft_v2fhir::transaction(&msg, "diagnoses", &["ADT^A08"], |ctx, bundle, patient| {
+///         condition::map_all(ctx, bundle, patient, None)?;
+///         Ok(())
+///     })
+/// }
+/// ```
+pub fn transaction(
+    msg: &Message,
+    plugin: &str,
+    types: &[&str],
+    body: impl FnOnce(&Context<'_>, &mut Bundle, &PatientRef) -> Result<()>,
+) -> Result<Vec<Output>> {
+    let hl7 = msg.hl7()?;
+    let ctx = Context::new(&hl7)?;
+    ctx.require_type(plugin, types)?;
+    let mut bundle = Bundle::new();
+    let patient = patient::required(&ctx, &mut bundle)?;
+    body(&ctx, &mut bundle, &patient)?;
+    Ok(vec![bundle.into_output()])
+}

@@ -30,6 +30,25 @@ pub struct Around<'a> {
     pub order_key: String,
 }
 
+impl<'a> Around<'a> {
+    /// Observations of the message itself (no order): the patient's, or
+    /// the visit's.
+    pub fn message(
+        ctx: &Context<'_>,
+        patient: &'a PatientRef,
+        encounter: Option<&'a EncounterRef>,
+    ) -> Around<'a> {
+        Around {
+            patient,
+            encounter,
+            effective: None,
+            based_on: None,
+            specimens: Vec::new(),
+            order_key: format!("message|{}|{}", ctx.facility(), ctx.header.control_id),
+        }
+    }
+}
+
 /// Maps one OBX; `ordinal` is its position among the order's OBX
 /// segments (part of its identity, so two results with the same code stay
 /// two Observations).
