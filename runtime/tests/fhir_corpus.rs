@@ -18,16 +18,6 @@ use common::fhir_compare::{self, Verdict};
 use common::mappings;
 use weft::plugins::{CallError, EngineOptions, Message, PluginEngine};
 
-fn corpus(dir: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(common::repo().join("tests/corpus").join(dir))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "hl7"))
-        .collect();
-    files.sort();
-    files
-}
-
 fn message(body: Vec<u8>) -> Message {
     Message {
         id: "corpus".into(),
@@ -91,7 +81,7 @@ fn corpus_maps_to_valid_fhir_or_is_rejected_precisely() {
     let mut rejected: Vec<(String, &str, String)> = Vec::new();
     let mut unrouted = Vec::new();
 
-    for file in corpus("hl7v2/fhir-converter") {
+    for file in common::corpus_files("hl7v2/fhir-converter") {
         let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
         let body = std::fs::read(&file).unwrap();
         let mtype = mappings::message_type(&body);
@@ -149,7 +139,7 @@ fn corpus_maps_to_valid_fhir_or_is_rejected_precisely() {
             }
         }
     }
-    for file in corpus("malformed") {
+    for file in common::corpus_files("malformed") {
         let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
         let msg = message(std::fs::read(&file).unwrap());
         for (name, plugin) in &plugins {

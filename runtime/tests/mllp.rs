@@ -9,14 +9,7 @@ use common::run::{Client, Weft, a01, adt_config};
 use weft::mllp::framed;
 
 fn corpus(dir: &str) -> Vec<(String, Vec<u8>)> {
-    let root = common::repo().join("tests/corpus").join(dir);
-    let mut files: Vec<_> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "hl7"))
-        .collect();
-    files.sort();
-    files
+    common::corpus_files(dir)
         .into_iter()
         .map(|p| {
             (

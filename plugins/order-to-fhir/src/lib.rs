@@ -58,15 +58,9 @@ impl Plugin for OrderToFhir {
                 for r in &reasons {
                     bundle.add_to(&order.url, "reasonReference", reference(r));
                 }
-                for spm in &g.spm {
-                    let url = specimen::map(
-                        ctx,
-                        bundle,
-                        spm,
-                        patient,
-                        Some(&order.reference()),
-                        &order.key,
-                    )?;
+                for url in
+                    specimen::map_all(ctx, bundle, &g.spm, patient, &order.reference(), &order.key)?
+                {
                     bundle.add_to(&order.url, "specimen", reference(&url));
                 }
                 let mut around = Around::message(ctx, patient, encounter.as_ref());

@@ -54,18 +54,17 @@ impl Plugin for OruToFhir {
                     "completed",
                     i,
                 )?;
-                let mut specimens = Vec::new();
-                for spm in &g.spm {
-                    let url = specimen::map(
-                        ctx,
-                        bundle,
-                        spm,
-                        patient,
-                        Some(&order.reference()),
-                        &order.key,
-                    )?;
-                    specimens.push(reference(&url));
-                }
+                let specimens: Vec<_> = specimen::map_all(
+                    ctx,
+                    bundle,
+                    &g.spm,
+                    patient,
+                    &order.reference(),
+                    &order.key,
+                )?
+                .iter()
+                .map(|url| reference(url))
+                .collect();
                 let around = Around {
                     patient,
                     encounter: encounter.as_ref(),

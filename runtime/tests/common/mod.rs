@@ -9,6 +9,17 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The `.hl7` files of `tests/corpus/<dir>`, sorted.
+pub fn corpus_files(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("tests/corpus").join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "hl7"))
+        .collect();
+    files.sort();
+    files
+}
+
 /// A plugin component built by the test command (`./test.sh`).
 pub fn wasm(crate_name: &str) -> PathBuf {
     let file = crate_name.replace('-', "_");

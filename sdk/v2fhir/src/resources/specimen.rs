@@ -99,3 +99,18 @@ pub fn map(
         }
     })
 }
+
+/// Every SPM of an order group, taken for the order `request` (its
+/// Reference) with identity `order_key`; their fullUrls.
+pub fn map_all(
+    ctx: &Context<'_>,
+    bundle: &mut Bundle,
+    spms: &[&Segment],
+    patient: &PatientRef,
+    request: &Value,
+    order_key: &str,
+) -> Result<Vec<String>> {
+    spms.iter()
+        .map(|spm| map(ctx, bundle, spm, patient, Some(request), order_key))
+        .collect()
+}
