@@ -186,6 +186,9 @@ pub struct Job {
     pub reply: Option<oneshot::Sender<Outcome>>,
     /// Send the outputs back with the outcome (HTTP after-transform).
     pub want_outputs: bool,
+    /// (destination, key) for the route's destinations that order by key
+    /// ([`Pipeline::ordering_keys`]).
+    pub ordering_keys: Vec<(String, String)>,
 }
 
 /// Why a job was not taken.
@@ -373,7 +376,9 @@ impl Pipeline {
                 .await;
                 continue;
             };
+            let ordering_keys = self.ordering_keys(&route, &m.body);
             let job = Job {
+                ordering_keys,
                 message: Message {
                     id: m.id,
                     content_type: m.content_type,
@@ -392,6 +397,35 @@ impl Pipeline {
             }
         }
         Ok(())
+    }
+
+    /// The ordering key of `body` for each destination of `route` that
+    /// orders deliveries by key (the message is parsed only when one does).
+    /// Read at intake, so that per-key order is the order messages arrived
+    /// in, whatever order their plugins finish in.
+    pub fn ordering_keys(&self, route: &Route, body: &[u8]) -> Vec<(String, String)> {
+        let live = self.destinations.load_full();
+        let ordered: Vec<(&str, &weft_hl7::Path)> = route
+            .destinations
+            .iter()
+            .filter_map(|d| {
+                let path = live.get(d)?.config.ordering_key.as_ref()?;
+                Some((d.as_str(), path))
+            })
+            .collect();
+        if ordered.is_empty() {
+            return Vec::new();
+        }
+        let Ok(m) = weft_hl7::Message::parse(body) else {
+            return Vec::new();
+        };
+        ordered
+            .into_iter()
+            .filter_map(|(d, path)| {
+                let key = m.element_at(path)?.non_empty()?.into_owned();
+                Some((d.to_string(), key))
+            })
+            .collect()
     }
 
     /// The journal.
@@ -650,6 +684,7 @@ fn run_job(job: Job, ctx: &WorkerCtx) {
         ack,
         reply,
         want_outputs,
+        ordering_keys,
     } = job;
     let message_id = message.id.clone();
     // The route as it is now (a reload may have swapped in new plugin
@@ -662,32 +697,11 @@ fn run_job(job: Job, ctx: &WorkerCtx) {
         .get(&route.name)
         .cloned()
         .unwrap_or(route);
-    // Ordering keys come from the message as received; it is parsed only
-    // when one of the route's destinations orders by key.
-    let live = ctx.destinations.load_full();
-    let ordered: Vec<(&str, &weft_hl7::Path)> = route
-        .destinations
+    // Ordering keys were read from the message at intake.
+    let keys: HashMap<&str, &str> = ordering_keys
         .iter()
-        .filter_map(|d| {
-            let path = live.get(d)?.config.ordering_key.as_ref()?;
-            Some((d.as_str(), path))
-        })
+        .map(|(d, k)| (d.as_str(), k.as_str()))
         .collect();
-    let keys: HashMap<&str, String> = if ordered.is_empty() {
-        HashMap::new()
-    } else {
-        match weft_hl7::Message::parse(&message.body) {
-            Ok(m) => ordered
-                .into_iter()
-                .filter_map(|(d, path)| {
-                    m.element_at(path)
-                        .and_then(|e| e.non_empty().map(|v| v.into_owned()))
-                        .map(|k| (d, k))
-                })
-                .collect(),
-            Err(_) => HashMap::new(),
-        }
-    };
     let reply_with = |reply: Option<oneshot::Sender<Outcome>>, o: Outcome| {
         if let Some(r) = reply {
             let _ = r.send(o);
@@ -735,7 +749,7 @@ fn run_job(job: Job, ctx: &WorkerCtx) {
                 n: i + 1,
                 content_type: output.message.content_type.clone(),
                 body: output.message.body.clone(),
-                ordering_key: keys.get(d.as_str()).cloned(),
+                ordering_key: keys.get(d.as_str()).map(|k| k.to_string()),
             });
         }
     }

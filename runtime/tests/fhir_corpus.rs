@@ -27,7 +27,7 @@ fn message(body: Vec<u8>) -> Message {
     }
 }
 
-/// A reason names where the problem is: a field (`PID-7`, `OBX-5 (segment
+/// A reason names where the problem is: a field (`PID-7`, `OBX-5 at segment
 /// 12)`, `SCH-11.4`), the message type (`MSH-9`) or a missing segment.
 fn precise(reason: &str) -> bool {
     let b = reason.as_bytes();

@@ -54,17 +54,21 @@ impl Plugin for OruToFhir {
                     "completed",
                     i,
                 )?;
-                let specimens: Vec<_> = specimen::map_all(
+                let mut specimens = specimen::map_all(
                     ctx,
                     bundle,
                     &g.spm,
                     patient,
                     &order.reference(),
                     &order.key,
-                )?
-                .iter()
-                .map(|url| reference(url))
-                .collect();
+                )?;
+                if specimens.is_empty() {
+                    let request = order.reference();
+                    specimens.extend(specimen::from_obr(
+                        ctx, bundle, obr, patient, &request, &order.key,
+                    )?);
+                }
+                let specimens: Vec<_> = specimens.iter().map(|url| reference(url)).collect();
                 let around = Around {
                     patient,
                     encounter: encounter.as_ref(),

@@ -148,7 +148,7 @@ fn rejects_what_it_cannot_map() {
         "OBX|1|NM|1^A^LN||5||||||Q\rOBX|2|NM|2^B^LN||5||||||F",
     ));
     assert!(
-        r.starts_with("OBX-11 (segment 6) (observation result status) holds a code"),
+        r.starts_with("OBX-11 at segment 6 (observation result status) holds a code"),
         "{r}"
     );
     let r = reject(&with_obx("OBX|1|NM|||5||||||F"));

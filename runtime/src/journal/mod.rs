@@ -70,6 +70,11 @@ pub struct NewMessage {
     pub sending_facility: String,
     /// The route chosen for it.
     pub route: String,
+    /// (destination, key) for each destination of the route that orders
+    /// deliveries by key: until this message is recorded, later messages
+    /// with the same key wait for it there (even if their plugins finish
+    /// first).
+    pub ordering_keys: Vec<(String, String)>,
 }
 
 /// Where a message stands.

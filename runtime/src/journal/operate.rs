@@ -146,6 +146,11 @@ fn delete_where(
             [],
         )
         .map_err(write_err)?;
+    tx.execute(
+        "DELETE FROM order_holds WHERE message_id IN (SELECT id FROM purge_ids)",
+        [],
+    )
+    .map_err(write_err)?;
     let messages = tx
         .execute(
             "DELETE FROM messages WHERE id IN (SELECT id FROM purge_ids)",

@@ -14,7 +14,7 @@ use super::{
 };
 
 /// The schema version this runtime writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Most writes applied in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -175,6 +175,30 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), JournalError> {
         )
         .map_err(|e| open_error(path, e))?;
     }
+    if version < 3 {
+        // v3: per-key order is intake order, not the order plugins finish
+        // in: messages carry their intake sequence, deliveries the
+        // sequence of their message, and a message not yet recorded holds
+        // its keys.
+        tx.execute_batch(
+            "ALTER TABLE messages ADD COLUMN seq INTEGER;
+             UPDATE messages SET seq = rowid;
+             CREATE INDEX messages_seq ON messages (seq);
+             ALTER TABLE deliveries ADD COLUMN message_seq INTEGER;
+             UPDATE deliveries SET message_seq =
+               (SELECT m.seq FROM messages m WHERE m.id = deliveries.message_id);
+             CREATE INDEX deliveries_key_seq ON deliveries (destination, ordering_key, state, message_seq);
+             CREATE TABLE order_holds (
+               message_id TEXT NOT NULL,
+               message_seq INTEGER NOT NULL,
+               destination TEXT NOT NULL,
+               ordering_key TEXT NOT NULL
+             );
+             CREATE INDEX order_holds_key ON order_holds (destination, ordering_key, message_seq);
+             CREATE INDEX order_holds_message ON order_holds (message_id);",
+        )
+        .map_err(|e| open_error(path, e))?;
+    }
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -310,8 +334,9 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
         Op::Append(m) => {
             tx.prepare_cached(
                 "INSERT INTO messages (id, source, remote, received_at, content_type, body, message_type,
-                   control_id, sending_application, sending_facility, route, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'received')",
+                   control_id, sending_application, sending_facility, route, status, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'received',
+                   (SELECT IFNULL(MAX(seq), 0) + 1 FROM messages))",
             )?
             .execute(params![
                     m.id,
@@ -326,6 +351,13 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
                     m.sending_facility,
                     m.route
                 ])?;
+            let mut hold = tx.prepare_cached(
+                "INSERT INTO order_holds (message_id, message_seq, destination, ordering_key)
+                 SELECT ?1, seq, ?2, ?3 FROM messages WHERE id = ?1",
+            )?;
+            for (destination, key) in &m.ordering_keys {
+                hold.execute(params![m.id, destination, key])?;
+            }
         }
         Op::Record(o) => {
             let versions: Vec<String> =
@@ -339,9 +371,12 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
                 o.error,
                 versions.join(",")
             ])?;
+            tx.prepare_cached("DELETE FROM order_holds WHERE message_id = ?1")?
+                .execute(params![o.message_id])?;
             let mut insert = tx.prepare_cached(
-                "INSERT INTO deliveries (message_id, destination, n, content_type, body, state, next_attempt_at, ordering_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6)",
+                "INSERT INTO deliveries (message_id, destination, n, content_type, body, state, next_attempt_at,
+                   ordering_key, message_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, (SELECT seq FROM messages WHERE id = ?1))",
             )?;
             for d in &o.deliveries {
                 insert.execute(params![
@@ -444,7 +479,13 @@ impl Journal for SqliteJournal {
                    AND NOT EXISTS (
                      SELECT 1 FROM deliveries e
                      WHERE e.destination = d.destination AND e.ordering_key = d.ordering_key
-                       AND e.state = 'pending' AND e.id < d.id)
+                       AND e.state = 'pending'
+                       AND (e.message_seq < d.message_seq
+                            OR (e.message_seq = d.message_seq AND e.id < d.id)))
+                   AND NOT EXISTS (
+                     SELECT 1 FROM order_holds h
+                     WHERE h.destination = d.destination AND h.ordering_key = d.ordering_key
+                       AND h.message_seq < d.message_seq)
                  ORDER BY d.id LIMIT ?3",
             )?;
             let rows = stmt.query_map(
@@ -517,6 +558,7 @@ impl Journal for SqliteJournal {
                         sending_application: r.get(8)?,
                         sending_facility: r.get(9)?,
                         route: r.get(10)?,
+                        ordering_keys: Vec::new(),
                     },
                 })
             })?;
@@ -575,6 +617,7 @@ mod tests {
             sending_application: "A".into(),
             sending_facility: "F".into(),
             route: "adt".into(),
+            ordering_keys: Vec::new(),
         }
     }
 
@@ -615,6 +658,63 @@ mod tests {
         j.delivered(due[0].id, 200).unwrap();
         assert_eq!(j.next_due("files").unwrap(), None);
         assert!(j.pending_counts().unwrap().is_empty());
+    }
+
+    #[test]
+    fn order_is_intake_order_not_the_order_plugins_finish_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = SqliteJournal::open(&dir.path().join("j.db")).unwrap();
+        let keyed = |id: &str| NewMessage {
+            ordering_keys: vec![("d".into(), "A".into())],
+            ..msg(id)
+        };
+        let outcome = |id: &str| Outcome {
+            message_id: id.into(),
+            status: MessageStatus::Transformed,
+            error: None,
+            versions: vec![],
+            deliveries: vec![NewDelivery {
+                destination: "d".into(),
+                n: 1,
+                content_type: "text/plain".into(),
+                body: vec![],
+                ordering_key: Some("A".into()),
+            }],
+        };
+        j.append(keyed("first")).unwrap();
+        j.append(keyed("second")).unwrap();
+        j.append(msg("unkeyed")).unwrap();
+        // The second message's plugins finish first: it waits for the first.
+        j.record(outcome("second")).unwrap();
+        assert!(j.due("d", 10, 10, &[]).unwrap().is_empty());
+        // A first message that maps to nothing releases it.
+        j.record(Outcome {
+            deliveries: vec![],
+            status: MessageStatus::Rejected,
+            ..outcome("first")
+        })
+        .unwrap();
+        let ids: Vec<String> = j
+            .due("d", 10, 10, &[])
+            .unwrap()
+            .into_iter()
+            .map(|d| d.message_id)
+            .collect();
+        assert_eq!(ids, ["second"]);
+        // Recorded later but received earlier: goes first.
+        j.append(keyed("third")).unwrap();
+        j.append(keyed("fourth")).unwrap();
+        j.record(outcome("fourth")).unwrap();
+        j.record(outcome("third")).unwrap();
+        let due = j.due("d", 10, 10, &[]).unwrap();
+        j.delivered(due[0].id, 20).unwrap();
+        let ids: Vec<String> = j
+            .due("d", 10, 10, &[])
+            .unwrap()
+            .into_iter()
+            .map(|d| d.message_id)
+            .collect();
+        assert_eq!(ids, ["third"]);
     }
 
     #[test]

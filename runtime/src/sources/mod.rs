@@ -119,7 +119,9 @@ pub async fn take(
         }
     }
     let id = new_message_id();
+    let ordering_keys = pipeline.ordering_keys(&route, &incoming.body);
     let record = NewMessage {
+        ordering_keys: ordering_keys.clone(),
         id: id.clone(),
         source: source.name.clone(),
         remote: remote.map(|a| a.to_string()),
@@ -165,6 +167,7 @@ pub async fn take(
         ack: source.ack,
         reply,
         want_outputs: incoming.want_outputs,
+        ordering_keys,
     };
     if pipeline.submit(job).await.is_err() {
         // Recorded: it resumes at the next start. Say so honestly.

@@ -73,7 +73,7 @@ impl<'m> Context<'m> {
     }
 
     /// The name of field `n` of `seg` for a reason: `PID-7`, or
-    /// `OBX-5 (segment 12)` when the message has more than one `OBX`.
+    /// `OBX-5 at segment 12` when the message has more than one `OBX`.
     pub fn name(&self, seg: &Segment, n: usize) -> String {
         let id = seg.id();
         let mut same = 0;
@@ -87,7 +87,7 @@ impl<'m> Context<'m> {
             }
         }
         if same > 1 && line > 0 {
-            format!("{id}-{n} (segment {line})")
+            format!("{id}-{n} at segment {line}")
         } else {
             format!("{id}-{n}")
         }

@@ -114,3 +114,37 @@ pub fn map_all(
         .map(|spm| map(ctx, bundle, spm, patient, Some(request), order_key))
         .collect()
 }
+
+/// The specimen of an OBR without SPM (HL7 v2.3-2.4): OBR-15 (specimen
+/// source: type ^ additives ^ … ^ body site) with OBR-7 as the collection
+/// time; `None` when OBR-15 is empty.
+pub fn from_obr(
+    ctx: &Context<'_>,
+    bundle: &mut Bundle,
+    obr: &Segment,
+    patient: &PatientRef,
+    request: &Value,
+    order_key: &str,
+) -> Result<Option<String>> {
+    let source = ctx.field(obr, 15).repetition(1);
+    let Some(kind) = codeable(&source.part(1), &codes::v2_table("0070")) else {
+        return Ok(None);
+    };
+    let mut s = Map::new();
+    s.insert("resourceType".into(), "Specimen".into());
+    s.insert("type".into(), kind);
+    s.insert("subject".into(), patient.reference());
+    s.insert("request".into(), json!([request]));
+    let mut collection = Map::new();
+    put(
+        &mut collection,
+        "collectedDateTime",
+        ctx.date_time(obr, 7)?.map(Value::String),
+    );
+    put(&mut collection, "bodySite", codeable(&source.part(4), ""));
+    if !collection.is_empty() {
+        s.insert("collection".into(), Value::Object(collection));
+    }
+    let key = patient.key(&format!("{order_key}|OBR-15"));
+    Ok(Some(bundle.put_derived("Specimen", &key, s)))
+}
