@@ -27,21 +27,6 @@ fn message(body: Vec<u8>) -> Message {
     }
 }
 
-/// A reason names where the problem is: a field (`PID-7`, `OBX-5 at segment
-/// 12)`, `SCH-11.4`), the message type (`MSH-9`) or a missing segment.
-fn precise(reason: &str) -> bool {
-    let b = reason.as_bytes();
-    let field = (0..b.len().saturating_sub(4)).any(|i| {
-        b[i].is_ascii_uppercase()
-            && b[i + 1].is_ascii_alphanumeric()
-            && b[i + 2].is_ascii_alphanumeric()
-            && b[i + 3] == b'-'
-            && b[i + 4].is_ascii_digit()
-            && (i == 0 || !b[i - 1].is_ascii_alphanumeric())
-    });
-    field || (reason.contains("no ") && reason.contains(" segment"))
-}
-
 /// Runs the two validators over `dir`; their report, and whether all passed.
 fn validate(dir: &Path) -> (bool, String) {
     let script = common::repo().join("tests/fhir-validator/validate.js");
@@ -126,7 +111,7 @@ fn corpus_maps_to_valid_fhir_or_is_rejected_precisely() {
                     mapped.push((stem.clone(), name, path));
                 }
                 Err(CallError::Reject { reason, .. }) => {
-                    if !precise(&reason) {
+                    if !mappings::precise(&reason) {
                         failures.push(format!(
                             "{stem}: {name} rejected without naming a field: {reason}"
                         ));

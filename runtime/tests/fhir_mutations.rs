@@ -71,7 +71,7 @@ fn damaged_fields_are_mapped_or_rejected_never_crash() {
                         }
                         Err(CallError::Reject { reason, .. }) => {
                             rejected += 1;
-                            if !reason.contains('-') && !reason.contains("segment") {
+                            if !mappings::precise(&reason) {
                                 failures
                                     .push(format!("{place}: {name} rejected vaguely: {reason}"));
                             }

@@ -86,3 +86,18 @@ pub fn message_type(body: &[u8]) -> String {
         _ => code.to_string(),
     }
 }
+
+/// A reason names where the problem is: a field (`PID-7`, `OBX-5 at segment
+/// 12)`, `SCH-11.4`), the message type (`MSH-9`) or a missing segment.
+pub fn precise(reason: &str) -> bool {
+    let b = reason.as_bytes();
+    let field = (0..b.len().saturating_sub(4)).any(|i| {
+        b[i].is_ascii_uppercase()
+            && b[i + 1].is_ascii_alphanumeric()
+            && b[i + 2].is_ascii_alphanumeric()
+            && b[i + 3] == b'-'
+            && b[i + 4].is_ascii_digit()
+            && (i == 0 || !b[i - 1].is_ascii_alphanumeric())
+    });
+    field || (reason.contains("no ") && reason.contains(" segment"))
+}
