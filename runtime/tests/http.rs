@@ -260,8 +260,10 @@ fn http_4xx_fails_for_good_and_after_delivery_says_ae() {
 
 #[test]
 fn http_source_answers_503_when_the_workers_are_saturated_and_loses_nothing() {
-    // One worker, a plugin that takes 20 ms a message: the workers' queue
+    // One worker, a plugin that takes 100 ms a message: the workers' queue
     // (64) fills and the HTTP source pushes back instead of taking more.
+    // (With 20 ms, a busy machine's curl could start no faster than the
+    // worker drained, and the queue never filled.)
     let mut weft = Weft::start(|d| {
         format!(
             r#"
@@ -273,9 +275,10 @@ listen = "127.0.0.1:0"
 path = "/messages"
 [plugins.slow]
 path = "{}"
+deadline_ms = 1000
 [plugins.slow.config]
 mode = "spin"
-ms = "20"
+ms = "100"
 [destinations.files]
 kind = "file"
 dir = "{}"
