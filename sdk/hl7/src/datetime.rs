@@ -122,33 +122,41 @@ impl DateTime {
     /// The FHIR `date` form: `YYYY`, `YYYY-MM` or `YYYY-MM-DD` (the time is
     /// dropped).
     pub fn fhir_date(&self) -> String {
-        let mut s = format!("{:04}", self.year);
+        let mut s = String::with_capacity(32);
+        self.push_date(&mut s);
+        s
+    }
+
+    fn push_date(&self, s: &mut String) {
+        push_digits(s, u32::from(self.year), 4);
         if let Some(m) = self.month {
-            s.push_str(&format!("-{m:02}"));
+            s.push('-');
+            push_digits(s, u32::from(m), 2);
             if let Some(d) = self.day {
-                s.push_str(&format!("-{d:02}"));
+                s.push('-');
+                push_digits(s, u32::from(d), 2);
             }
         }
-        s
     }
 
     /// The FHIR `dateTime` form. FHIR requires a time zone whenever a time is
     /// given: when the value has none, `default_offset_minutes` is used, and
     /// without one the value is reduced to its date.
     pub fn fhir_datetime(&self, default_offset_minutes: Option<i16>) -> String {
-        let (Some(h), Some(day)) = (self.hour, self.day) else {
+        let (Some(h), Some(_)) = (self.hour, self.day) else {
             return self.fhir_date();
         };
-        let _ = day;
         let Some(offset) = self.offset_minutes.or(default_offset_minutes) else {
             return self.fhir_date();
         };
-        let mut s = format!(
-            "{}T{h:02}:{:02}:{:02}",
-            self.fhir_date(),
-            self.minute.unwrap_or(0),
-            self.second.unwrap_or(0)
-        );
+        let mut s = String::with_capacity(32);
+        self.push_date(&mut s);
+        s.push('T');
+        push_digits(&mut s, u32::from(h), 2);
+        s.push(':');
+        push_digits(&mut s, u32::from(self.minute.unwrap_or(0)), 2);
+        s.push(':');
+        push_digits(&mut s, u32::from(self.second.unwrap_or(0)), 2);
         if let Some(f) = &self.fraction {
             s.push('.');
             s.push_str(f);
@@ -156,11 +164,32 @@ impl DateTime {
         if offset == 0 {
             s.push('Z');
         } else {
-            let sign = if offset < 0 { '-' } else { '+' };
-            let a = offset.unsigned_abs();
-            s.push_str(&format!("{sign}{:02}:{:02}", a / 60, a % 60));
+            s.push(if offset < 0 { '-' } else { '+' });
+            let a = u32::from(offset.unsigned_abs());
+            push_digits(&mut s, a / 60, 2);
+            s.push(':');
+            push_digits(&mut s, a % 60, 2);
         }
         s
+    }
+}
+
+/// Appends `n` in decimal, zero-padded to `width` digits.
+fn push_digits(s: &mut String, n: u32, width: usize) {
+    let mut buf = [b'0'; 10];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let start = i.min(buf.len() - width.min(buf.len()));
+    for &b in &buf[start..] {
+        s.push(char::from(b));
     }
 }
 

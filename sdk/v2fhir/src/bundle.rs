@@ -43,6 +43,17 @@ impl Bundle {
     /// wins): a transaction may not hold the same conditional request twice.
     pub fn put(&mut self, kind: &str, system: &str, value: &str, resource: Value) -> String {
         let url = Bundle::url_for(kind, system, value);
+        self.put_at(url, kind, system, value, resource)
+    }
+
+    fn put_at(
+        &mut self,
+        url: String,
+        kind: &str,
+        system: &str,
+        value: &str,
+        resource: Value,
+    ) -> String {
         if self.urls.insert(url.clone()) {
             let request = json!({
                 "method": "PUT",
@@ -63,7 +74,7 @@ impl Bundle {
         key: &str,
         mut resource: Map<String, Value>,
     ) -> String {
-        let value = ids::derived_value(kind, key);
+        let (value, url) = ids::derived(kind, key);
         let id = json!({"system": DERIVED_SYSTEM, "value": value});
         match resource.get_mut("identifier").and_then(Value::as_array_mut) {
             Some(list) => list.push(id),
@@ -71,7 +82,7 @@ impl Bundle {
                 resource.insert("identifier".into(), Value::Array(vec![id]));
             }
         }
-        self.put(kind, DERIVED_SYSTEM, &value, Value::Object(resource))
+        self.put_at(url, kind, DERIVED_SYSTEM, &value, Value::Object(resource))
     }
 
     /// Adds a conditional FHIRPath Patch (`PATCH kind?identifier=…`) with

@@ -18,6 +18,36 @@ pub fn sub(r: &Element<'_>, c: usize, s: usize) -> String {
     r.part(c).part(s).value().trim().to_string()
 }
 
+/// The components of one repetition, split once (reading many components
+/// of a CWE or XPN with [`comp`] would split it again for each).
+pub struct Parts<'a>(Vec<Element<'a>>);
+
+impl<'a> Parts<'a> {
+    /// Splits `r` into its components.
+    pub fn of(r: &Element<'a>) -> Parts<'a> {
+        Parts(r.parts().collect())
+    }
+
+    /// The decoded, trimmed text of component `c` (from 1).
+    pub fn text(&self, c: usize) -> String {
+        self.get(c)
+            .map(|e| e.value().trim().to_string())
+            .unwrap_or_default()
+    }
+
+    /// The decoded, trimmed text of sub-component `s` of component `c`.
+    pub fn sub(&self, c: usize, s: usize) -> String {
+        self.get(c)
+            .map(|e| e.part(s).value().trim().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Component `c` (from 1).
+    pub fn get(&self, c: usize) -> Option<&Element<'a>> {
+        c.checked_sub(1).and_then(|i| self.0.get(i))
+    }
+}
+
 /// Inserts `value` under `key` when it is not empty.
 pub fn put_str(obj: &mut Map<String, Value>, key: &str, value: String) {
     if !value.is_empty() {
@@ -98,23 +128,25 @@ fn identifier_value(value: String, system: Option<String>, type_code: &str) -> V
 /// CX to Identifier; `None` when CX.1 is empty. `fallback` is the
 /// assigning authority of an identifier without CX.4.
 pub fn identifier(r: &Element<'_>, fallback: &str) -> Option<Value> {
-    let value = comp(r, 1);
+    let p = Parts::of(r);
+    let value = p.text(1);
     if value.is_empty() {
         return None;
     }
-    let system = authority_system(&sub(r, 4, 1), &sub(r, 4, 2), &sub(r, 4, 3), fallback);
-    Some(identifier_value(value, system, &comp(r, 5)))
+    let system = authority_system(&p.sub(4, 1), &p.sub(4, 2), &p.sub(4, 3), fallback);
+    Some(identifier_value(value, system, &p.text(5)))
 }
 
 /// EI (entity identifier: id, namespace, universal id, type) to Identifier
 /// with an optional v2-0203 type code (`PLAC`, `FILL`, …); `None` when EI.1
 /// is empty.
 pub fn entity_identifier(r: &Element<'_>, fallback: &str, type_code: &str) -> Option<Value> {
-    let value = comp(r, 1);
+    let p = Parts::of(r);
+    let value = p.text(1);
     if value.is_empty() {
         return None;
     }
-    let system = authority_system(&comp(r, 2), &comp(r, 3), &comp(r, 4), fallback);
+    let system = authority_system(&p.text(2), &p.text(3), &p.text(4), fallback);
     Some(identifier_value(value, system, type_code))
 }
 
@@ -171,24 +203,26 @@ fn name_from(
 /// XPN (family ^ given ^ middle ^ suffix ^ prefix ^ degree ^ type) to
 /// HumanName; `None` when it holds no name part.
 pub fn human_name(r: &Element<'_>) -> Option<Value> {
+    let p = Parts::of(r);
     name_from(
-        sub(r, 1, 1),
-        [comp(r, 2), comp(r, 3)],
-        comp(r, 4),
-        comp(r, 5),
-        &comp(r, 7),
+        p.sub(1, 1),
+        [p.text(2), p.text(3)],
+        p.text(4),
+        p.text(5),
+        &p.text(7),
     )
 }
 
 /// The name of an XCN (id ^ family ^ given ^ middle ^ suffix ^ prefix ^
 /// degree ^ … ^ name type code (XCN.10)) as HumanName.
 pub fn xcn_name(r: &Element<'_>) -> Option<Value> {
+    let p = Parts::of(r);
     name_from(
-        sub(r, 2, 1),
-        [comp(r, 3), comp(r, 4)],
-        comp(r, 5),
-        comp(r, 6),
-        &comp(r, 10),
+        p.sub(2, 1),
+        [p.text(3), p.text(4)],
+        p.text(5),
+        p.text(6),
+        &p.text(10),
     )
 }
 
@@ -211,26 +245,27 @@ pub fn name_display(name: &Value) -> String {
 /// one line, then the other designation (XAD.2) and the directions
 /// (XAD.19).
 pub fn address(r: &Element<'_>) -> Option<Value> {
+    let p = Parts::of(r);
     let mut a = Map::new();
     let street: Vec<String> = (1..=3)
-        .map(|n| sub(r, 1, n))
+        .map(|n| p.sub(1, n))
         .filter(|s| !s.is_empty())
         .collect();
-    let lines: Vec<Value> = [street.join(" "), comp(r, 2), comp(r, 19)]
+    let lines: Vec<Value> = [street.join(" "), p.text(2), p.text(19)]
         .into_iter()
         .filter(|s| !s.is_empty())
         .map(Value::String)
         .collect();
     put_list(&mut a, "line", lines);
-    put_str(&mut a, "city", comp(r, 3));
-    put_str(&mut a, "state", comp(r, 4));
-    put_str(&mut a, "postalCode", comp(r, 5));
-    put_str(&mut a, "country", comp(r, 6));
-    put_str(&mut a, "district", comp(r, 9));
+    put_str(&mut a, "city", p.text(3));
+    put_str(&mut a, "state", p.text(4));
+    put_str(&mut a, "postalCode", p.text(5));
+    put_str(&mut a, "country", p.text(6));
+    put_str(&mut a, "district", p.text(9));
     if a.is_empty() {
         return None;
     }
-    let (key, value) = match comp(r, 7).as_str() {
+    let (key, value) = match p.text(7).as_str() {
         "H" | "P" => ("use", "home"),
         "B" | "O" => ("use", "work"),
         "C" => ("use", "temp"),
@@ -245,8 +280,9 @@ pub fn address(r: &Element<'_>) -> Option<Value> {
 
 /// XTN to ContactPoint; `default_use` applies when XTN.2 does not say.
 pub fn contact_point(r: &Element<'_>, default_use: &str) -> Option<Value> {
-    let equipment = comp(r, 3);
-    let email = comp(r, 4);
+    let p = Parts::of(r);
+    let equipment = p.text(3);
+    let email = p.text(4);
     let system = match equipment.as_str() {
         "Internet" | "X.400" | "NET" => "email",
         "FX" => "fax",
@@ -256,22 +292,22 @@ pub fn contact_point(r: &Element<'_>, default_use: &str) -> Option<Value> {
         _ => "phone",
     };
     let value = if system == "email" {
-        if email.is_empty() { comp(r, 1) } else { email }
+        if email.is_empty() { p.text(1) } else { email }
     } else {
         // The unformatted number (XTN.12) when sent, else country ^ area ^
         // local number ^ extension (XTN.5-8), else the old XTN.1.
-        let unformatted = comp(r, 12);
-        let number = [comp(r, 5), comp(r, 6), comp(r, 7)]
+        let unformatted = p.text(12);
+        let number = [p.text(5), p.text(6), p.text(7)]
             .iter()
             .filter(|s| !s.is_empty())
             .map(String::as_str)
             .collect::<Vec<_>>()
             .join(" ");
-        let ext = comp(r, 8);
+        let ext = p.text(8);
         if !unformatted.is_empty() {
             unformatted
         } else if number.is_empty() {
-            comp(r, 1)
+            p.text(1)
         } else if ext.is_empty() {
             number
         } else {
@@ -281,7 +317,7 @@ pub fn contact_point(r: &Element<'_>, default_use: &str) -> Option<Value> {
     if value.is_empty() {
         return None;
     }
-    let use_ = match (comp(r, 2).as_str(), equipment.as_str()) {
+    let use_ = match (p.text(2).as_str(), equipment.as_str()) {
         (_, "CP") => "mobile",
         ("PRN" | "ORN" | "VHN", _) => "home",
         ("WPN", _) => "work",
@@ -310,17 +346,22 @@ fn coding(code: String, display: String, system: &str) -> Option<Value> {
 /// or `default_system` when the name is empty. `None` when the value holds
 /// neither code nor text.
 pub fn codeable(r: &Element<'_>, default_system: &str) -> Option<Value> {
+    let p = Parts::of(r);
     let mut codings = Vec::new();
     for (c, d, s) in [(1, 2, 3), (4, 5, 6)] {
-        let name = comp(r, s);
+        let code = p.text(c);
+        if code.is_empty() {
+            continue;
+        }
+        let name = p.text(s);
         let system = if name.is_empty() {
             default_system.to_string()
         } else {
             codes::system_uri(&name)
         };
-        codings.extend(coding(comp(r, c), comp(r, d), &system));
+        codings.extend(coding(code, p.text(d), &system));
     }
-    let text = [comp(r, 9), comp(r, 2), comp(r, 5)]
+    let text = [p.text(9), p.text(2), p.text(5)]
         .into_iter()
         .find(|t| !t.is_empty())
         .unwrap_or_default();

@@ -34,18 +34,32 @@ fn hex(bytes: &[u8]) -> String {
 /// A name-based UUID (version 5 layout, SHA-256 truncated) in the Weft
 /// namespace: `urn:uuid:…` for a Bundle entry's fullUrl.
 pub fn urn_uuid(kind: &str, name: &str) -> String {
-    let mut b = digest(kind, name);
+    urn_uuid_of(digest(kind, name))
+}
+
+/// A derived identifier's value and the fullUrl of its resource, from one
+/// digest of `key` (see [`derived_value`]).
+pub fn derived(kind: &str, key: &str) -> (String, String) {
+    let d = digest(kind, key);
+    (hex(&d), urn_uuid_of(d))
+}
+
+fn urn_uuid_of(mut b: [u8; 16]) -> String {
     b[6] = (b[6] & 0x0f) | 0x50;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex(&b);
-    format!(
-        "urn:uuid:{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    let mut out = String::with_capacity(45);
+    out.push_str("urn:uuid:");
+    for (i, range) in [0..8, 8..12, 12..16, 16..20, 20..32]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            out.push('-');
+        }
+        out.push_str(&h[range]);
+    }
+    out
 }
 
 /// The value of a derived identifier (see [`DERIVED_SYSTEM`]) for `key`.
@@ -53,18 +67,24 @@ pub fn derived_value(kind: &str, key: &str) -> String {
     hex(&digest(kind, key))
 }
 
+fn unreserved(b: u8) -> bool {
+    matches!(b, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' | b'/')
+}
+
 /// Percent-encodes a value for a FHIR search URL (`Patient?identifier=…`).
 pub fn query_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
+    if value.bytes().all(unreserved) {
+        return value.to_string();
+    }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(value.len() + 8);
     for b in value.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' | b'/' => {
-                out.push(b as char)
-            }
-            _ => {
-                out.push('%');
-                out.push_str(&hex(&[b]).to_uppercase());
-            }
+        if unreserved(b) {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 0xf)] as char);
         }
     }
     out
