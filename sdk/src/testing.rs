@@ -131,6 +131,30 @@ impl TestHost {
         }
     }
 
+    /// Runs plugin `P`, which must answer with exactly one JSON output
+    /// (a FHIR Bundle, say); returns it parsed. Panics, with the plugin's
+    /// error, otherwise.
+    pub fn one_json<P: Plugin>(&self, msg: Message) -> serde_json::Value {
+        let out = self
+            .run::<P>(msg)
+            .unwrap_or_else(|e| panic!("the plugin did not transform the message: {e}"));
+        assert_eq!(out.len(), 1, "expected one output, got {}", out.len());
+        out[0]
+            .message()
+            .json()
+            .unwrap_or_else(|e| panic!("the output is not JSON: {e}"))
+    }
+
+    /// Runs plugin `P`, which must *reject* `msg`; returns its reason.
+    /// Panics if it transformed the message or failed in another way.
+    pub fn reject_reason<P: Plugin>(&self, msg: Message) -> String {
+        match self.run::<P>(msg) {
+            Err(e) if e.kind() == crate::ErrorKind::Reject => e.reason().to_string(),
+            Err(e) => panic!("expected a reject, got {e}"),
+            Ok(out) => panic!("expected a reject, got {} outputs", out.len()),
+        }
+    }
+
     /// Everything the plugin logged, in order.
     pub fn logs(&self) -> Vec<(Level, String)> {
         self.state.logs.borrow().clone()

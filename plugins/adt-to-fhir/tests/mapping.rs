@@ -3,7 +3,7 @@
 use adt_to_fhir::{AdtToFhir, resources};
 use weft_sdk::serde_json::{self as serde_json, Value};
 use weft_sdk::testing::TestHost;
-use weft_sdk::{ErrorKind, Message};
+use weft_sdk::Message;
 
 const LOOKUPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../lookups");
 
@@ -22,10 +22,9 @@ PID|1||123456^^^HOSP^MR~987-65-4321^^^SSA^SS||O'Brien\\T\\Sons^Mary^Ann^Jr^Dr^^L
 PV1|1|I|W1^101^A^HOSP||||1234^Welby^Marcus^^^Dr|||MED|||||||||V789^^^HOSP^VN|||||||||||||||||||||||||20240102030000|";
 
 fn bundle(text: &str) -> Value {
-    let out = host().run::<AdtToFhir>(Message::from_hl7(text)).unwrap();
-    assert_eq!(out.len(), 1);
-    assert_eq!(out[0].message().content_type(), "application/fhir+json");
-    out[0].message().json().unwrap()
+    let b = host().one_json::<AdtToFhir>(Message::from_hl7(text));
+    assert_eq!(b["resourceType"], "Bundle");
+    b
 }
 
 #[test]
@@ -122,11 +121,7 @@ fn same_message_same_bundle() {
 }
 
 fn reject_reason(text: &str) -> String {
-    let e = host()
-        .run::<AdtToFhir>(Message::from_hl7(text))
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Reject, "{e}");
-    e.reason().to_string()
+    host().reject_reason::<AdtToFhir>(Message::from_hl7(text))
 }
 
 #[test]

@@ -1,18 +1,22 @@
 //! order-to-fhir, run natively through weft_sdk::testing.
 
 use order_to_fhir::{OrderToFhir, resources};
+use weft_sdk::Message;
 use weft_sdk::serde_json::Value;
 use weft_sdk::testing::TestHost;
-use weft_sdk::{ErrorKind, Message};
 
 const ORM: &str = include_str!("../../../samples/orm-o01.hl7");
 
-fn run(text: &str) -> weft_sdk::Result<Value> {
-    let out = TestHost::new()
-        .config("default_utc_offset", "+00:00")
-        .run::<OrderToFhir>(Message::from_hl7(text))?;
-    assert_eq!(out.len(), 1);
-    out[0].message().json()
+fn host() -> TestHost {
+    TestHost::new().config("default_utc_offset", "+00:00")
+}
+
+fn run(text: &str) -> Value {
+    host().one_json::<OrderToFhir>(Message::from_hl7(text))
+}
+
+fn reason(text: &str) -> String {
+    host().reject_reason::<OrderToFhir>(Message::from_hl7(text))
 }
 
 fn url_of<'a>(b: &'a Value, kind: &str) -> &'a Value {
@@ -26,7 +30,7 @@ fn url_of<'a>(b: &'a Value, kind: &str) -> &'a Value {
 
 #[test]
 fn maps_an_order() {
-    let b = run(ORM).unwrap();
+    let b = run(ORM);
     let sr = resources(&b, "ServiceRequest").next().unwrap();
     assert_eq!(sr["status"], "active");
     assert_eq!(sr["intent"], "order");
@@ -62,7 +66,7 @@ fn lab_order_with_specimen() {
         "\rDG1",
         "\rSPM|1|SP1&EDGE||BLD^Whole blood^HL70487|||||||||||||20240105083000+0100\rDG1",
     );
-    let b = run(&text).unwrap();
+    let b = run(&text);
     let sr = resources(&b, "ServiceRequest").next().unwrap();
     let sp = resources(&b, "Specimen").next().unwrap();
     assert_eq!(sr["specimen"][0]["reference"], *url_of(&b, "Specimen"));
@@ -72,12 +76,12 @@ fn lab_order_with_specimen() {
 
 #[test]
 fn status_from_order_control_and_status() {
-    let b = run(&ORM.replace("ORC|NW|", "ORC|CA|")).unwrap();
+    let b = run(&ORM.replace("ORC|NW|", "ORC|CA|"));
     assert_eq!(
         resources(&b, "ServiceRequest").next().unwrap()["status"],
         "revoked"
     );
-    let b = run(&ORM.replace("ORC|NW|ORD1002^EDGE|||", "ORC|NW|ORD1002^EDGE|||HD")).unwrap();
+    let b = run(&ORM.replace("ORC|NW|ORD1002^EDGE|||", "ORC|NW|ORD1002^EDGE|||HD"));
     assert_eq!(
         resources(&b, "ServiceRequest").next().unwrap()["status"],
         "on-hold"
@@ -86,11 +90,6 @@ fn status_from_order_control_and_status() {
 
 #[test]
 fn rejects_what_it_cannot_map() {
-    let reason = |text: &str| {
-        let e = run(text).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Reject, "{e}");
-        e.reason().to_string()
-    };
     let r = reason(&ORM.replace("ORC|NW|ORD1002^EDGE|||", "ORC|NW|ORD1002^EDGE|||QQ"));
     assert!(r.starts_with("ORC-5 (order status) holds a code"), "{r}");
     let no_obr: Vec<&str> = ORM.split('\r').filter(|s| !s.starts_with("OBR")).collect();

@@ -1,9 +1,9 @@
 //! oru-to-fhir, run natively through weft_sdk::testing.
 
 use oru_to_fhir::{OruToFhir, resources};
+use weft_sdk::Message;
 use weft_sdk::serde_json::Value;
 use weft_sdk::testing::TestHost;
-use weft_sdk::{ErrorKind, Message};
 
 const ORU: &str = include_str!("../../../samples/oru-r01.hl7");
 
@@ -12,17 +12,11 @@ fn host() -> TestHost {
 }
 
 fn bundle(text: &str) -> Value {
-    let out = host().run::<OruToFhir>(Message::from_hl7(text)).unwrap();
-    assert_eq!(out.len(), 1);
-    out[0].message().json().unwrap()
+    host().one_json::<OruToFhir>(Message::from_hl7(text))
 }
 
 fn reject(text: &str) -> String {
-    let e = host()
-        .run::<OruToFhir>(Message::from_hl7(text))
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Reject, "{e}");
-    e.reason().to_string()
+    host().reject_reason::<OruToFhir>(Message::from_hl7(text))
 }
 
 fn observations(b: &Value) -> Vec<&Value> {

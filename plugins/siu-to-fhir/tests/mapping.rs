@@ -1,27 +1,32 @@
 //! siu-to-fhir, run natively through weft_sdk::testing.
 
 use siu_to_fhir::{SiuToFhir, resources};
+use weft_sdk::Message;
 use weft_sdk::serde_json::Value;
 use weft_sdk::testing::TestHost;
-use weft_sdk::{ErrorKind, Message};
 
 const SIU: &str = include_str!("../../../samples/siu-s12.hl7");
 
-fn run(text: &str) -> weft_sdk::Result<Value> {
-    let out = TestHost::new()
-        .config("default_utc_offset", "+00:00")
-        .run::<SiuToFhir>(Message::from_hl7(text))?;
-    out[0].message().json()
+fn host() -> TestHost {
+    TestHost::new().config("default_utc_offset", "+00:00")
+}
+
+fn run(text: &str) -> Value {
+    host().one_json::<SiuToFhir>(Message::from_hl7(text))
+}
+
+fn reason(text: &str) -> String {
+    host().reject_reason::<SiuToFhir>(Message::from_hl7(text))
 }
 
 fn appointment(text: &str) -> Value {
-    let b = run(text).unwrap();
+    let b = run(text);
     resources(&b, "Appointment").next().unwrap().clone()
 }
 
 #[test]
 fn maps_a_booking() {
-    let b = run(SIU).unwrap();
+    let b = run(SIU);
     let a = resources(&b, "Appointment").next().unwrap();
     assert_eq!(a["status"], "booked");
     assert_eq!(a["start"], "2024-01-10T10:00:00+01:00");
@@ -71,11 +76,6 @@ fn end_from_start_and_duration() {
 
 #[test]
 fn rejects_what_it_cannot_map() {
-    let reason = |text: &str| {
-        let e = run(text).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Reject, "{e}");
-        e.reason().to_string()
-    };
     let r = reason(&SIU.replace("SCH|APT100^EDGE|APT200^SCHED|", "SCH|||"));
     assert!(
         r.starts_with("SCH-1 (placer appointment id) and SCH-2"),

@@ -1,27 +1,32 @@
 //! vxu-to-fhir, run natively through weft_sdk::testing.
 
 use vxu_to_fhir::{VxuToFhir, resources};
+use weft_sdk::Message;
 use weft_sdk::serde_json::Value;
 use weft_sdk::testing::TestHost;
-use weft_sdk::{ErrorKind, Message};
 
 const VXU: &str = include_str!("../../../samples/vxu-v04.hl7");
 
-fn run(text: &str) -> weft_sdk::Result<Value> {
-    let out = TestHost::new()
-        .config("default_utc_offset", "+00:00")
-        .run::<VxuToFhir>(Message::from_hl7(text))?;
-    out[0].message().json()
+fn host() -> TestHost {
+    TestHost::new().config("default_utc_offset", "+00:00")
+}
+
+fn run(text: &str) -> Value {
+    host().one_json::<VxuToFhir>(Message::from_hl7(text))
+}
+
+fn reason(text: &str) -> String {
+    host().reject_reason::<VxuToFhir>(Message::from_hl7(text))
 }
 
 fn immunization(text: &str) -> Value {
-    let b = run(text).unwrap();
+    let b = run(text);
     resources(&b, "Immunization").next().unwrap().clone()
 }
 
 #[test]
 fn maps_an_administration() {
-    let b = run(VXU).unwrap();
+    let b = run(VXU);
     let im = resources(&b, "Immunization").next().unwrap();
     assert_eq!(im["status"], "completed");
     assert_eq!(
@@ -77,11 +82,6 @@ fn status_and_origin() {
 
 #[test]
 fn rejects_what_it_cannot_map() {
-    let reason = |text: &str| {
-        let e = run(text).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Reject, "{e}");
-        e.reason().to_string()
-    };
     let r = reason(&VXU.replace("208^COVID-19, mRNA^CVX", ""));
     assert!(r.starts_with("RXA-5 (administered code) is empty"), "{r}");
     let r = reason(&VXU.replace("RXA|0|1|20240105|", "RXA|0|1||"));
