@@ -1,9 +1,9 @@
 //! adt-to-fhir, run natively through weft_sdk::testing.
 
 use adt_to_fhir::{AdtToFhir, resources};
+use weft_sdk::Message;
 use weft_sdk::serde_json::{self as serde_json, Value};
 use weft_sdk::testing::TestHost;
-use weft_sdk::Message;
 
 const LOOKUPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../lookups");
 
