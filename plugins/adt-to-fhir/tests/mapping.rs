@@ -206,6 +206,22 @@ fn maps_next_of_kin_allergies_diagnoses_and_insurance() {
 }
 
 #[test]
+fn primary_care_provider_from_pd1() {
+    let b = bundle(&A01.replace("\nPV1", "\nPD1|||North Clinic|5678^Gp^Gina^^^Dr\nPV1"));
+    let p = resources(&b, "Patient").next().unwrap();
+    assert_eq!(p["generalPractitioner"][0]["display"], "Dr Gina Gp");
+    let gp_url = p["generalPractitioner"][0]["reference"].as_str().unwrap();
+    assert!(
+        b["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["fullUrl"] == gp_url && e["resource"]["identifier"][0]["value"] == "5678")
+    );
+    assert_eq!(b["entry"][0]["resource"]["resourceType"], "Patient");
+}
+
+#[test]
 fn a40_links_the_merged_patients() {
     let text = A01
         .replace("ADT^A01^ADT_A01", "ADT^A40^ADT_A39")

@@ -171,6 +171,17 @@ fn rejects_what_it_cannot_map() {
 }
 
 #[test]
+fn result_comments_become_notes() {
+    let b = bundle(&with_obx(
+        "OBX|1|NM|1^A^LN||5||||||F\rNTE|1||Haemolysed sample\rNTE|2||Repeat advised\rOBX|2|NM|2^B^LN||6||||||F",
+    ));
+    let o = observations(&b);
+    assert_eq!(o[0]["note"][0]["text"], "Haemolysed sample");
+    assert_eq!(o[0]["note"][1]["text"], "Repeat advised");
+    assert!(o[1].get("note").is_none());
+}
+
+#[test]
 fn a_resend_is_the_same_bundle() {
     assert_eq!(bundle(ORU), bundle(ORU));
     let b = bundle(ORU);

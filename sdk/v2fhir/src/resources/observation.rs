@@ -125,6 +125,14 @@ pub fn map(
     if let Some(s) = around.specimens.first() {
         o.insert("specimen".into(), s.clone());
     }
+    // The NTE segments right after the OBX are its comments.
+    let comments = crate::resources::service_request::notes_after(ctx, obx);
+    if !comments.is_empty() {
+        let notes = o.entry("note").or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(list) = notes {
+            list.extend(comments.into_iter().map(|t| json!({"text": t})));
+        }
+    }
     let key = around.patient.key(&format!(
         "{}|OBX|{ordinal}|{key_code}|{}",
         around.order_key,

@@ -86,6 +86,12 @@ pub fn map(ctx: &Context<'_>, bundle: &mut Bundle, pid: &Segment) -> Result<Pati
         &identity.value,
         Value::Object(resource),
     );
+    // PD1-4: the patient's primary care provider(s).
+    if let Some(pd1) = ctx.hl7.segment("PD1") {
+        for gp in crate::resources::practitioner::map_all(ctx, bundle, ctx.field(pd1, 4)) {
+            bundle.add_to(&url, "generalPractitioner", gp);
+        }
+    }
     Ok(PatientRef { url, identity })
 }
 
