@@ -376,7 +376,10 @@ impl Pipeline {
                 .await;
                 continue;
             };
-            let ordering_keys = self.ordering_keys(&route, &m.body);
+            // Resumed messages are parsed again for their keys (HL7 v2 only).
+            let ordering_keys = weft_hl7::Message::parse(&m.body)
+                .map(|hl7| self.ordering_keys(&route, &hl7))
+                .unwrap_or_default();
             let job = Job {
                 ordering_keys,
                 message: Message {
@@ -399,11 +402,15 @@ impl Pipeline {
         Ok(())
     }
 
-    /// The ordering key of `body` for each destination of `route` that
-    /// orders deliveries by key (the message is parsed only when one does).
-    /// Read at intake, so that per-key order is the order messages arrived
+    /// The ordering key of `message` for each destination of `route` that
+    /// orders deliveries by key. Read at intake, from the message as the
+    /// source parsed it, so that per-key order is the order messages arrived
     /// in, whatever order their plugins finish in.
-    pub fn ordering_keys(&self, route: &Route, body: &[u8]) -> Vec<(String, String)> {
+    pub fn ordering_keys(
+        &self,
+        route: &Route,
+        message: &weft_hl7::Message,
+    ) -> Vec<(String, String)> {
         let live = self.destinations.load_full();
         let ordered: Vec<(&str, &weft_hl7::Path)> = route
             .destinations
@@ -413,16 +420,10 @@ impl Pipeline {
                 Some((d.as_str(), path))
             })
             .collect();
-        if ordered.is_empty() {
-            return Vec::new();
-        }
-        let Ok(m) = weft_hl7::Message::parse(body) else {
-            return Vec::new();
-        };
         ordered
             .into_iter()
             .filter_map(|(d, path)| {
-                let key = m.element_at(path)?.non_empty()?.into_owned();
+                let key = message.element_at(path)?.non_empty()?.into_owned();
                 Some((d.to_string(), key))
             })
             .collect()

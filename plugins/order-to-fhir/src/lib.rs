@@ -16,7 +16,7 @@ use weft_sdk::{Error, Message, Output, Plugin, Result};
 use weft_v2fhir::bundle::reference;
 use weft_v2fhir::groups::order_groups;
 use weft_v2fhir::resources::observation::{self, Around};
-use weft_v2fhir::resources::service_request::{self, OrderSegments};
+use weft_v2fhir::resources::service_request;
 use weft_v2fhir::resources::{allergy, condition, encounter, specimen};
 
 pub use weft_v2fhir::bundle_resources as resources;
@@ -41,20 +41,8 @@ impl Plugin for OrderToFhir {
                 )));
             }
             for (i, g) in groups.iter().enumerate() {
-                let segs = OrderSegments {
-                    orc: g.orc,
-                    obr: g.obr,
-                    tq1: g.tq1,
-                };
-                let order = service_request::map(
-                    ctx,
-                    bundle,
-                    &segs,
-                    patient,
-                    encounter.as_ref(),
-                    "active",
-                    i,
-                )?;
+                let order =
+                    service_request::map(ctx, bundle, g, patient, encounter.as_ref(), "active", i)?;
                 for r in &reasons {
                     bundle.add_to(&order.url, "reasonReference", reference(r));
                 }

@@ -16,7 +16,7 @@ use weft_v2fhir::bundle::reference;
 use weft_v2fhir::groups::order_groups;
 use weft_v2fhir::resources::diagnostic_report::{self, Links};
 use weft_v2fhir::resources::observation::{self, Around};
-use weft_v2fhir::resources::service_request::{self, OrderSegments};
+use weft_v2fhir::resources::service_request;
 use weft_v2fhir::resources::{encounter, specimen};
 
 pub use weft_v2fhir::bundle_resources as resources;
@@ -40,15 +40,10 @@ impl Plugin for OruToFhir {
             }
             for (i, g) in groups.iter().enumerate() {
                 let Some(obr) = g.obr else { continue };
-                let segs = OrderSegments {
-                    orc: g.orc,
-                    obr: Some(obr),
-                    tq1: g.tq1,
-                };
                 let order = service_request::map(
                     ctx,
                     bundle,
-                    &segs,
+                    g,
                     patient,
                     encounter.as_ref(),
                     "completed",

@@ -621,6 +621,32 @@ mod tests {
         }
     }
 
+    /// A transformed message with one delivery to `d` under `key`.
+    fn keyed_outcome(id: &str, key: &str) -> Outcome {
+        Outcome {
+            message_id: id.into(),
+            status: MessageStatus::Transformed,
+            error: None,
+            versions: vec![],
+            deliveries: vec![NewDelivery {
+                destination: "d".into(),
+                n: 1,
+                content_type: "text/plain".into(),
+                body: vec![],
+                ordering_key: Some(key.into()),
+            }],
+        }
+    }
+
+    /// The messages whose deliveries to `d` are due now, skipping `busy`.
+    fn due_ids(j: &SqliteJournal, busy: &[i64]) -> Vec<String> {
+        j.due("d", 10, 10, busy)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.message_id)
+            .collect()
+    }
+
     #[test]
     fn records_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -668,19 +694,7 @@ mod tests {
             ordering_keys: vec![("d".into(), "A".into())],
             ..msg(id)
         };
-        let outcome = |id: &str| Outcome {
-            message_id: id.into(),
-            status: MessageStatus::Transformed,
-            error: None,
-            versions: vec![],
-            deliveries: vec![NewDelivery {
-                destination: "d".into(),
-                n: 1,
-                content_type: "text/plain".into(),
-                body: vec![],
-                ordering_key: Some("A".into()),
-            }],
-        };
+        let outcome = |id: &str| keyed_outcome(id, "A");
         j.append(keyed("first")).unwrap();
         j.append(keyed("second")).unwrap();
         j.append(msg("unkeyed")).unwrap();
@@ -694,13 +708,7 @@ mod tests {
             ..outcome("first")
         })
         .unwrap();
-        let ids: Vec<String> = j
-            .due("d", 10, 10, &[])
-            .unwrap()
-            .into_iter()
-            .map(|d| d.message_id)
-            .collect();
-        assert_eq!(ids, ["second"]);
+        assert_eq!(due_ids(&j, &[]), ["second"]);
         // Recorded later but received earlier: goes first.
         j.append(keyed("third")).unwrap();
         j.append(keyed("fourth")).unwrap();
@@ -708,60 +716,27 @@ mod tests {
         j.record(outcome("third")).unwrap();
         let due = j.due("d", 10, 10, &[]).unwrap();
         j.delivered(due[0].id, 20).unwrap();
-        let ids: Vec<String> = j
-            .due("d", 10, 10, &[])
-            .unwrap()
-            .into_iter()
-            .map(|d| d.message_id)
-            .collect();
-        assert_eq!(ids, ["third"]);
+        assert_eq!(due_ids(&j, &[]), ["third"]);
     }
 
     #[test]
     fn a_stuck_head_blocks_only_its_key() {
         let dir = tempfile::tempdir().unwrap();
         let j = SqliteJournal::open(&dir.path().join("j.db")).unwrap();
-        let mut deliveries = Vec::new();
         for (i, key) in ["A", "A", "B"].iter().enumerate() {
             let id = format!("m{i}");
             j.append(msg(&id)).unwrap();
-            deliveries.push(id.clone());
-            j.record(Outcome {
-                message_id: id,
-                status: MessageStatus::Transformed,
-                error: None,
-                versions: vec![],
-                deliveries: vec![NewDelivery {
-                    destination: "d".into(),
-                    n: 1,
-                    content_type: "text/plain".into(),
-                    body: vec![],
-                    ordering_key: Some(key.to_string()),
-                }],
-            })
-            .unwrap();
+            j.record(keyed_outcome(&id, key)).unwrap();
         }
         let due = j.due("d", 10, 10, &[]).unwrap();
         let ids: Vec<&str> = due.iter().map(|d| d.message_id.as_str()).collect();
         assert_eq!(ids, ["m0", "m2"], "only the head of A, and B");
         // A's head fails and waits: A stays blocked, B is unaffected.
         j.attempt_failed(due[0].id, "down", Some(1000)).unwrap();
-        let ids: Vec<String> = j
-            .due("d", 10, 10, &[])
-            .unwrap()
-            .into_iter()
-            .map(|d| d.message_id)
-            .collect();
-        assert_eq!(ids, ["m2"]);
+        assert_eq!(due_ids(&j, &[]), ["m2"]);
         j.delivered(due[0].id, 1000).unwrap();
-        let ids: Vec<String> = j
-            .due("d", 10, 10, &[due[1].id])
-            .unwrap()
-            .into_iter()
-            .map(|d| d.message_id)
-            .collect();
         assert_eq!(
-            ids,
+            due_ids(&j, &[due[1].id]),
             ["m1"],
             "A's next one is free once its head is delivered"
         );

@@ -144,17 +144,21 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
             );
         }
     };
-    let incoming = match kind {
+    // The parsed HL7 message goes along: its ordering keys are read from it.
+    let (incoming, hl7) = match kind {
         Kind::Hl7 => match weft_hl7::parse_and_check(&body) {
-            Ok((_, h)) => Incoming {
-                control_id: h.control_id.clone(),
-                sending_application: h.sending_application.clone(),
-                sending_facility: h.sending_facility.clone(),
-                message_type: h.message_type(),
-                body,
-                content_type: "application/hl7-v2".into(),
-                want_outputs: true,
-            },
+            Ok((m, h)) => (
+                Incoming {
+                    control_id: h.control_id.clone(),
+                    sending_application: h.sending_application.clone(),
+                    sending_facility: h.sending_facility.clone(),
+                    message_type: h.message_type(),
+                    body,
+                    content_type: "application/hl7-v2".into(),
+                    want_outputs: true,
+                },
+                Some(m),
+            ),
             Err(e) => {
                 return error(
                     StatusCode::BAD_REQUEST,
@@ -163,23 +167,35 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
             }
         },
         Kind::Json => match serde_json::from_slice::<Value>(&body) {
-            Ok(v) => Incoming {
-                control_id: String::new(),
-                sending_application: String::new(),
-                sending_facility: String::new(),
-                message_type: v
-                    .get("resourceType")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-                body,
-                content_type: media,
-                want_outputs: true,
-            },
+            Ok(v) => (
+                Incoming {
+                    control_id: String::new(),
+                    sending_application: String::new(),
+                    sending_facility: String::new(),
+                    message_type: v
+                        .get("resourceType")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    body,
+                    content_type: media,
+                    want_outputs: true,
+                },
+                None,
+            ),
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("not valid JSON: {e}")),
         },
     };
-    match take(&ctx.pipeline, &ctx.source, incoming, Some(remote), false).await {
+    match take(
+        &ctx.pipeline,
+        &ctx.source,
+        incoming,
+        hl7.as_ref(),
+        Some(remote),
+        false,
+    )
+    .await
+    {
         Err(Refusal::Busy) => busy(1, "the queue is full; retry shortly"),
         Err(Refusal::ShuttingDown) => busy(5, "the runtime is stopping; retry shortly"),
         Err(Refusal::NotRecorded(reason)) => busy(5, &format!("not recorded, retry: {reason}")),

@@ -191,7 +191,15 @@ async fn answer(
         message_type: header.message_type(),
         want_outputs: false,
     };
-    let result = take(pipeline, source, incoming, Some(remote), true).await;
+    let result = take(
+        pipeline,
+        source,
+        incoming,
+        Some(&message),
+        Some(remote),
+        true,
+    )
+    .await;
     let (code, error) = match result {
         Ok((_, Outcome::Accepted | Outcome::Transformed(_) | Outcome::Delivered)) => {
             (AckCode::Accept, None)

@@ -63,13 +63,15 @@ pub fn new_message_id() -> String {
 }
 
 /// Records a message in the journal, hands it to the workers and waits as
-/// long as the source's ACK mode asks. Without `wait_for_room`, a full
+/// long as the source's ACK mode asks. `hl7` is the message as the source
+/// parsed it (HL7 v2 only): its ordering keys are read from it. Without `wait_for_room`, a full
 /// workers' queue refuses the message ([`Refusal::Busy`]) before anything
 /// is recorded.
 pub async fn take(
     pipeline: &Pipeline,
     source: &SourceConfig,
     incoming: Incoming,
+    hl7: Option<&weft_hl7::Message>,
     remote: Option<SocketAddr>,
     wait_for_room: bool,
 ) -> Result<(String, Outcome), Refusal> {
@@ -119,7 +121,9 @@ pub async fn take(
         }
     }
     let id = new_message_id();
-    let ordering_keys = pipeline.ordering_keys(&route, &incoming.body);
+    let ordering_keys = hl7
+        .map(|m| pipeline.ordering_keys(&route, m))
+        .unwrap_or_default();
     let record = NewMessage {
         ordering_keys: ordering_keys.clone(),
         id: id.clone(),

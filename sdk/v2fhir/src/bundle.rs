@@ -2,10 +2,11 @@
 //! conditional request keyed on the resource's identifier, with a
 //! deterministic `urn:uuid:` fullUrl, each identity at most once.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
-use weft_sdk::Output;
 use weft_sdk::serde_json::{Map, Value, json};
+use weft_sdk::{Output, log};
 
 use crate::ids::{self, DERIVED_SYSTEM, query_encode};
 
@@ -13,7 +14,8 @@ use crate::ids::{self, DERIVED_SYSTEM, query_encode};
 #[derive(Default)]
 pub struct Bundle {
     entries: Vec<Value>,
-    urls: HashSet<String>,
+    /// fullUrl → index in `entries`.
+    urls: HashMap<String, usize>,
 }
 
 /// A resource's identity in the Bundle.
@@ -54,14 +56,38 @@ impl Bundle {
         value: &str,
         resource: Value,
     ) -> String {
-        if self.urls.insert(url.clone()) {
-            let request = json!({
-                "method": "PUT",
-                "url": format!("{kind}?identifier={}|{}", query_encode(system), query_encode(value)),
-            });
-            self.entries.push(entry(url.clone(), resource, request));
-        }
+        self.add(
+            url.clone(),
+            resource,
+            conditional("PUT", kind, system, value),
+        );
         url
+    }
+
+    /// Adds an entry unless one with this fullUrl is already there. A
+    /// different resource under the same identity is not added either (a
+    /// transaction may not update one resource twice): that is said in the
+    /// log, without the data.
+    fn add(&mut self, url: String, resource: Value, request: Value) {
+        match self.urls.entry(url) {
+            Entry::Vacant(slot) => {
+                let full_url = slot.key().clone();
+                slot.insert(self.entries.len());
+                self.entries.push(entry(full_url, resource, request));
+            }
+            Entry::Occupied(slot) => {
+                let differs = self
+                    .entries
+                    .get(*slot.get())
+                    .is_some_and(|e| e["resource"] != resource);
+                if differs {
+                    log::warn!(
+                        "{}: two different resources with the same identity in one message; the first is kept",
+                        resource["resourceType"].as_str().unwrap_or("resource")
+                    );
+                }
+            }
+        }
     }
 
     /// Adds a resource whose segment carries no identifier of its own: it
@@ -89,22 +115,16 @@ impl Bundle {
     /// the operations of `parameters` (a `Parameters` resource).
     pub fn patch(&mut self, kind: &str, system: &str, value: &str, parameters: Value) {
         let url = ids::urn_uuid(&format!("{kind}/patch"), &format!("{system}|{value}"));
-        if self.urls.insert(url.clone()) {
-            let request = json!({
-                "method": "PATCH",
-                "url": format!("{kind}?identifier={}|{}", query_encode(system), query_encode(value)),
-            });
-            self.entries.push(entry(url, parameters, request));
-        }
+        self.add(url, parameters, conditional("PATCH", kind, system, value));
     }
 
     /// Appends `value` to the array `key` of the resource at `url` (a
     /// resource added earlier); does nothing when there is none.
     pub fn add_to(&mut self, url: &str, key: &str, value: Value) {
         let Some(resource) = self
-            .entries
-            .iter_mut()
-            .find(|e| e["fullUrl"] == url)
+            .urls
+            .get(url)
+            .and_then(|i| self.entries.get_mut(*i))
             .and_then(|e| e.get_mut("resource"))
             .and_then(Value::as_object_mut)
         else {
@@ -141,6 +161,14 @@ impl Bundle {
     pub fn into_output(self) -> Output {
         Output::fhir(&self.into_value())
     }
+}
+
+/// A conditional request on the resource of `kind` with this identifier.
+fn conditional(method: &str, kind: &str, system: &str, value: &str) -> Value {
+    json!({
+        "method": method,
+        "url": format!("{kind}?identifier={}|{}", query_encode(system), query_encode(value)),
+    })
 }
 
 /// A Bundle entry. Built by moving the resource in: `json!` would copy it.

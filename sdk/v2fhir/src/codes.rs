@@ -81,7 +81,7 @@ pub fn system_uri(name: &str) -> String {
 /// neither knows is a reject naming `field` and the table to extend (the
 /// code itself is not in the reason: it may be patient data).
 pub fn required(
-    field: &str,
+    field: &dyn std::fmt::Display,
     what: &str,
     table: &str,
     code: &str,
@@ -108,7 +108,7 @@ pub fn required(
 /// Like [`required`] for an optional element: an unknown code is left out
 /// with a warning (naming the field and table, not the code).
 pub fn optional(
-    field: &str,
+    field: &dyn std::fmt::Display,
     table: &str,
     code: &str,
     builtin: fn(&str) -> Option<&'static str>,
@@ -316,7 +316,7 @@ mod tests {
     #[test]
     fn required_codes_reject_without_the_code() {
         let e = required(
-            "PV1-2",
+            &"PV1-2",
             "patient class",
             "patient_class",
             "ZZ",
@@ -326,11 +326,11 @@ mod tests {
         assert!(e.reason().starts_with("PV1-2 (patient class)"), "{e}");
         assert!(!e.reason().contains("ZZ"));
         assert_eq!(
-            required("PV1-2", "x", "patient_class", "I", patient_class).unwrap(),
+            required(&"PV1-2", "x", "patient_class", "I", patient_class).unwrap(),
             Some("IMP".into())
         );
         assert_eq!(
-            required("PV1-2", "x", "t", " ", patient_class).unwrap(),
+            required(&"PV1-2", "x", "t", " ", patient_class).unwrap(),
             None
         );
     }

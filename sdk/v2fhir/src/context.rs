@@ -1,6 +1,8 @@
 //! The message being mapped and what every mapper needs from it: the
 //! header, the site's time zone, field access and field names for reasons.
 
+use std::fmt;
+
 use weft_sdk::hl7::datetime::DateTime;
 use weft_sdk::hl7::{Element, Header, Message, Segment};
 use weft_sdk::{Error, Result, config};
@@ -74,40 +76,30 @@ impl<'m> Context<'m> {
 
     /// The name of field `n` of `seg` for a reason: `PID-7`, or
     /// `OBX-5 at segment 12` when the message has more than one `OBX`.
-    pub fn name(&self, seg: &Segment, n: usize) -> String {
-        let id = seg.id();
-        let mut same = 0;
-        let mut line = 0;
-        for (i, s) in self.hl7.segments().iter().enumerate() {
-            if s.id() == id {
-                same += 1;
-            }
-            if std::ptr::eq(s, seg) {
-                line = i + 1;
-            }
-        }
-        if same > 1 && line > 0 {
-            format!("{id}-{n} at segment {line}")
-        } else {
-            format!("{id}-{n}")
+    /// Worked out only when formatted (on the error and warning paths).
+    pub fn name<'s>(&'s self, seg: &'s Segment, n: usize) -> FieldName<'s> {
+        FieldName {
+            hl7: self.hl7,
+            seg,
+            n,
         }
     }
 
     /// An HL7 date/time to FHIR `dateTime`; an impossible value is a reject
     /// naming `field` (not the value: it may be patient data).
-    pub fn date_time_value(&self, field: &str, value: &str) -> Result<Option<String>> {
+    pub fn date_time_value(&self, field: &dyn fmt::Display, value: &str) -> Result<Option<String>> {
         Ok(parse(field, value)?.map(|d| d.fhir_datetime(self.offset)))
     }
 
     /// An HL7 date/time to FHIR `date`.
-    pub fn date_value(&self, field: &str, value: &str) -> Result<Option<String>> {
+    pub fn date_value(&self, field: &dyn fmt::Display, value: &str) -> Result<Option<String>> {
         Ok(parse(field, value)?.map(|d| d.fhir_date()))
     }
 
     /// An HL7 date/time to FHIR `instant` (needs a time to the minute and
     /// an offset; missing seconds are 00); `None` when the value is less
     /// precise than that.
-    pub fn instant_value(&self, field: &str, value: &str) -> Result<Option<String>> {
+    pub fn instant_value(&self, field: &dyn fmt::Display, value: &str) -> Result<Option<String>> {
         let Some(d) = parse(field, value)? else {
             return Ok(None);
         };
@@ -128,7 +120,7 @@ impl<'m> Context<'m> {
     }
 }
 
-fn parse(field: &str, value: &str) -> Result<Option<DateTime>> {
+fn parse(field: &dyn fmt::Display, value: &str) -> Result<Option<DateTime>> {
     let value = value.trim();
     if value.is_empty() {
         return Ok(None);
@@ -139,6 +131,35 @@ fn parse(field: &str, value: &str) -> Result<Option<DateTime>> {
             e.reason
         ))
     })
+}
+
+/// A field's name for a reason or a warning ([`Context::name`]).
+#[derive(Clone, Copy)]
+pub struct FieldName<'s> {
+    hl7: &'s Message,
+    seg: &'s Segment,
+    n: usize,
+}
+
+impl fmt::Display for FieldName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let id = self.seg.id();
+        let mut same = 0;
+        let mut line = 0;
+        for (i, s) in self.hl7.segments().iter().enumerate() {
+            if s.id() == id {
+                same += 1;
+            }
+            if std::ptr::eq(s, self.seg) {
+                line = i + 1;
+            }
+        }
+        if same > 1 && line > 0 {
+            write!(f, "{id}-{} at segment {line}", self.n)
+        } else {
+            write!(f, "{id}-{}", self.n)
+        }
+    }
 }
 
 /// The `default_utc_offset` setting, in minutes east of UTC.

@@ -69,6 +69,18 @@ pub fn put_list(obj: &mut Map<String, Value>, key: &str, values: Vec<Value>) {
     }
 }
 
+/// A Period of `start` and `end` (dates or dateTimes); `None` when neither
+/// is known.
+pub fn period(start: Option<String>, end: Option<String>) -> Option<Value> {
+    if start.is_none() && end.is_none() {
+        return None;
+    }
+    let mut p = Map::new();
+    put(&mut p, "start", start.map(Value::String));
+    put(&mut p, "end", end.map(Value::String));
+    Some(Value::Object(p))
+}
+
 /// The identifier system for an assigning authority (HD: namespace id,
 /// universal id, universal id type): the site's lookup table
 /// `assigning_authority` on the namespace, then on the universal id; an ISO
@@ -374,6 +386,16 @@ pub fn codeable(r: &Element<'_>, default_system: &str) -> Option<Value> {
     Some(Value::Object(cc))
 }
 
+/// What identifies a CodeableConcept built by [`codeable`] in a derived key:
+/// its first code, else its text.
+pub fn code_key(cc: &Value) -> String {
+    cc["coding"][0]["code"]
+        .as_str()
+        .or(cc["text"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// A CodeableConcept of one code in `system` (a plain ID/IS field).
 pub fn concept(code: &str, system: &str) -> Option<Value> {
     let code = code.trim();
@@ -382,7 +404,7 @@ pub fn concept(code: &str, system: &str) -> Option<Value> {
 
 /// An HL7 NM to a FHIR decimal (a JSON number); `field` names it in the
 /// reject when it is not a number.
-pub fn decimal(field: &str, text: &str) -> Result<Option<Number>> {
+pub fn decimal(field: &dyn std::fmt::Display, text: &str) -> Result<Option<Number>> {
     let t = text.trim();
     if t.is_empty() {
         return Ok(None);
@@ -492,23 +514,23 @@ mod tests {
 
     #[test]
     fn numbers() {
-        assert_eq!(decimal("OBX-5", "+05").unwrap().unwrap().to_string(), "5");
+        assert_eq!(decimal(&"OBX-5", "+05").unwrap().unwrap().to_string(), "5");
         assert_eq!(
-            decimal("OBX-5", "4.06").unwrap().unwrap().to_string(),
+            decimal(&"OBX-5", "4.06").unwrap().unwrap().to_string(),
             "4.06"
         );
         assert_eq!(
-            decimal("OBX-5", "-0.5").unwrap().unwrap().to_string(),
+            decimal(&"OBX-5", "-0.5").unwrap().unwrap().to_string(),
             "-0.5"
         );
-        assert!(decimal("OBX-5", "1-2").is_err());
+        assert!(decimal(&"OBX-5", "1-2").is_err());
         assert!(
-            decimal("OBX-5", "abc")
+            decimal(&"OBX-5", "abc")
                 .unwrap_err()
                 .reason()
                 .starts_with("OBX-5")
         );
-        assert!(decimal("OBX-5", "").unwrap().is_none());
+        assert!(decimal(&"OBX-5", "").unwrap().is_none());
     }
 
     #[test]

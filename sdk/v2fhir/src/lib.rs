@@ -24,7 +24,7 @@
 
 pub mod bundle;
 pub mod codes;
-mod context;
+pub mod context;
 pub mod datatypes;
 pub mod groups;
 pub mod ids;

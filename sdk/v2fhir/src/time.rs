@@ -45,8 +45,8 @@ pub fn add_minutes(start: &str, minutes: i64) -> Option<String> {
         num(14..16)?,
     );
     let sec = start.get(17..19)?;
-    let zone_at = start[19..].find(['Z', '+', '-']).map(|i| i + 19)?;
-    let zone = &start[zone_at..];
+    let rest = start.get(19..)?;
+    let zone = &rest[rest.find(['Z', '+', '-'])?..];
     let total = days_from_civil(y, mo, d) * 1440 + h * 60 + mi + minutes;
     let (days, mins) = (total.div_euclid(1440), total.rem_euclid(1440));
     let (y, mo, d) = civil_from_days(days);

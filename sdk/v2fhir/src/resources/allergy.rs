@@ -7,7 +7,7 @@ use weft_sdk::{Error, Result};
 use crate::bundle::Bundle;
 use crate::codes;
 use crate::context::Context;
-use crate::datatypes::{codeable, put};
+use crate::datatypes::{code_key, codeable, put};
 use crate::resources::patient::PatientRef;
 
 /// Maps one AL1. AL1-3 (the allergen) is required: without it there is
@@ -58,11 +58,7 @@ pub fn map(
         codes::allergy_criticality,
     );
     put(&mut a, "criticality", criticality.map(Value::String));
-    let key_code = code["coding"][0]["code"]
-        .as_str()
-        .or(code["text"].as_str())
-        .unwrap_or_default()
-        .to_string();
+    let key_code = code_key(&code);
     a.insert("code".into(), code);
     a.insert("patient".into(), patient.reference());
     put(

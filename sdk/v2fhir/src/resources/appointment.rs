@@ -23,18 +23,23 @@ pub fn status_for(trigger: &str) -> Option<&'static str> {
     })
 }
 
+/// The longest duration taken from a message: a year. Anything longer is
+/// not an appointment's length, and would overflow the end-time arithmetic.
+const MAX_MINUTES: i64 = 366 * 24 * 60;
+
 /// Minutes in `n` `units` (SCH-10 / AIS-12: s, min, h, d); `None` for
-/// units that do not convert to whole minutes.
+/// units that do not convert to whole minutes, and for durations that are
+/// negative or longer than a year.
 fn minutes(n: &str, units: &str) -> Option<i64> {
     let n: i64 = n.trim().parse().ok()?;
-    let per = match units.trim().to_ascii_lowercase().as_str() {
-        "" | "min" | "m" | "minutes" => return Some(n),
-        "h" | "hr" | "hours" => 60,
-        "d" | "days" => 1440,
-        "s" | "sec" | "seconds" => return (n % 60 == 0).then_some(n / 60),
+    let total = match units.trim().to_ascii_lowercase().as_str() {
+        "" | "min" | "m" | "minutes" => n,
+        "h" | "hr" | "hours" => n.checked_mul(60)?,
+        "d" | "days" => n.checked_mul(1440)?,
+        "s" | "sec" | "seconds" => (n % 60 == 0).then_some(n / 60)?,
         _ => return None,
     };
-    Some(n * per)
+    (0..=MAX_MINUTES).contains(&total).then_some(total)
 }
 
 /// Maps the SCH of an SIU message for `trigger`.
@@ -118,8 +123,8 @@ pub fn map(
     }
     if start.is_none() {
         let timing = ctx.field(sch, 11).repetition(1);
-        start = ctx.instant_value("SCH-11.4", timing.part(4).part(1).value().trim())?;
-        end = end.or(ctx.instant_value("SCH-11.5", timing.part(5).part(1).value().trim())?);
+        start = ctx.instant_value(&"SCH-11.4", timing.part(4).part(1).value().trim())?;
+        end = end.or(ctx.instant_value(&"SCH-11.5", timing.part(5).part(1).value().trim())?);
     }
     let mut duration = minutes(
         &ctx.text(sch, 9),
@@ -210,4 +215,21 @@ pub fn map(
     }
     put_list(&mut a, "participant", participants);
     Ok(bundle.put("Appointment", &system, &value, Value::Object(a)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(minutes("30", "min"), Some(30));
+        assert_eq!(minutes("2", "h"), Some(120));
+        assert_eq!(minutes("90", "s"), None);
+        assert_eq!(minutes("120", "s"), Some(2));
+        assert_eq!(minutes("-5", ""), None);
+        assert_eq!(minutes("9223372036854775807", "d"), None);
+        assert_eq!(minutes("400", "d"), None);
+        assert_eq!(minutes("1", "fortnights"), None);
+    }
 }

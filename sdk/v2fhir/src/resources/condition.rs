@@ -6,7 +6,7 @@ use weft_sdk::{Error, Result};
 
 use crate::bundle::Bundle;
 use crate::context::Context;
-use crate::datatypes::{codeable, entity_identifier, put, system_value};
+use crate::datatypes::{code_key, codeable, entity_identifier, put, system_value};
 use crate::resources::encounter::EncounterRef;
 use crate::resources::patient::PatientRef;
 use crate::resources::practitioner;
@@ -36,11 +36,7 @@ pub fn map(
         "category".into(),
         json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category", "code": "encounter-diagnosis", "display": "Encounter Diagnosis"}]}]),
     );
-    let key_code = code["coding"][0]["code"]
-        .as_str()
-        .or(code["text"].as_str())
-        .unwrap_or_default()
-        .to_string();
+    let key_code = code_key(&code);
     c.insert("code".into(), code);
     c.insert("subject".into(), patient.reference());
     put(&mut c, "encounter", encounter.map(EncounterRef::reference));

@@ -7,7 +7,7 @@ use weft_sdk::{Result, log};
 use crate::bundle::Bundle;
 use crate::codes;
 use crate::context::Context;
-use crate::datatypes::{address, codeable, comp, identifier, put, put_list, system_value};
+use crate::datatypes::{address, codeable, comp, identifier, period, put, put_list, system_value};
 use crate::resources::patient::PatientRef;
 
 fn subscriber_relationship(code: &str) -> Option<&'static str> {
@@ -94,12 +94,7 @@ pub fn map(
     }
     let start = ctx.date(in1, 12)?;
     let end = ctx.date(in1, 13)?;
-    if start.is_some() || end.is_some() {
-        let mut period = Map::new();
-        put(&mut period, "start", start.map(Value::String));
-        put(&mut period, "end", end.map(Value::String));
-        c.insert("period".into(), Value::Object(period));
-    }
+    put(&mut c, "period", period(start, end));
     c.insert("payor".into(), json!([payor]));
     let mut classes = Vec::new();
     let plan = ctx.field(in1, 2).repetition(1);

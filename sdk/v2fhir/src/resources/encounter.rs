@@ -7,7 +7,7 @@ use weft_sdk::{Error, Result};
 use crate::bundle::Bundle;
 use crate::codes;
 use crate::context::Context;
-use crate::datatypes::{codeable, concept, identifier, put, put_list, system_value};
+use crate::datatypes::{codeable, concept, identifier, period, put, put_list, system_value};
 use crate::resources::patient::PatientRef;
 use crate::resources::{location, practitioner};
 
@@ -138,12 +138,7 @@ pub fn map(
             end = ctx.date_time(pv2, 9)?;
         }
     }
-    let mut period = Map::new();
-    put(&mut period, "start", start.clone().map(Value::String));
-    put(&mut period, "end", end.map(Value::String));
-    if !period.is_empty() {
-        e.insert("period".into(), Value::Object(period));
-    }
+    put(&mut e, "period", period(start.clone(), end));
 
     if let Some(pv2) = pv2 {
         let reasons: Vec<Value> = ctx

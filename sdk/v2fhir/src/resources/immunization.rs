@@ -8,7 +8,7 @@ use crate::bundle::Bundle;
 use crate::codes;
 use crate::context::Context;
 use crate::datatypes::{
-    codeable, comp, decimal, entity_identifier, put, put_list, quantity, system_value,
+    code_key, codeable, comp, decimal, entity_identifier, put, put_list, quantity, system_value,
 };
 use crate::resources::encounter::EncounterRef;
 use crate::resources::patient::PatientRef;
@@ -81,10 +81,7 @@ pub fn map(
             codeable(&ctx.field(rxa, 18).repetition(1), &codes::v2_table("0322")),
         );
     }
-    let key_code = vaccine["coding"][0]["code"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let key_code = code_key(&vaccine);
     im.insert("vaccineCode".into(), vaccine);
     im.insert("patient".into(), patient.reference());
     put(&mut im, "encounter", encounter.map(EncounterRef::reference));

@@ -8,7 +8,7 @@ use weft_sdk::{Error, Result, log};
 use crate::bundle::Bundle;
 use crate::codes;
 use crate::context::Context;
-use crate::datatypes::{codeable, comp, decimal, put, put_list, quantity};
+use crate::datatypes::{code_key, codeable, comp, decimal, put, put_list, quantity};
 use crate::resources::encounter::EncounterRef;
 use crate::resources::patient::PatientRef;
 use crate::resources::practitioner;
@@ -89,11 +89,7 @@ pub fn map(
         around.based_on.clone().map(|r| json!([r])),
     );
     o.insert("status".into(), Value::String(status));
-    let key_code = code["coding"][0]["code"]
-        .as_str()
-        .or(code["text"].as_str())
-        .unwrap_or_default()
-        .to_string();
+    let key_code = code_key(&code);
     o.insert("code".into(), code);
     o.insert("subject".into(), around.patient.reference());
     put(
@@ -232,7 +228,7 @@ fn value(ctx: &Context<'_>, obx: &Segment, o: &mut Map<String, Value>) -> Result
 
 /// SN: comparator ^ number ^ separator/suffix ^ number.
 fn structured_numeric(
-    field: &str,
+    field: &dyn std::fmt::Display,
     sn: &Element<'_>,
     units: &Element<'_>,
 ) -> Result<Option<(&'static str, Value)>> {
@@ -337,7 +333,7 @@ fn reference_range(text: &str, units: &Element<'_>) -> Option<Value> {
         .map(|(i, _)| i);
     if let Some(i) = split {
         let (low, high) = (&text[..i], &text[i + 1..]);
-        if let (Ok(Some(l)), Ok(Some(h))) = (decimal("", low), decimal("", high)) {
+        if let (Ok(Some(l)), Ok(Some(h))) = (decimal(&"", low), decimal(&"", high)) {
             r.insert("low".into(), quantity(l, units));
             r.insert("high".into(), quantity(h, units));
         }

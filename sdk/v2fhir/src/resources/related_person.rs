@@ -7,7 +7,7 @@ use weft_sdk::serde_json::{Map, Value, json};
 use crate::bundle::Bundle;
 use crate::codes;
 use crate::context::Context;
-use crate::datatypes::{address, codeable, contact_point, human_name, put, put_list};
+use crate::datatypes::{address, codeable, contact_point, human_name, period, put, put_list};
 use crate::resources::patient::PatientRef;
 
 /// Maps one NK1; `None` when it names nobody (no name, address or phone).
@@ -69,12 +69,7 @@ pub fn map(
     put(&mut r, "birthDate", ctx.date(nk1, 16)?.map(Value::String));
     let start = ctx.date(nk1, 8)?;
     let end = ctx.date(nk1, 9)?;
-    if start.is_some() || end.is_some() {
-        let mut period = Map::new();
-        put(&mut period, "start", start.map(Value::String));
-        put(&mut period, "end", end.map(Value::String));
-        r.insert("period".into(), Value::Object(period));
-    }
+    put(&mut r, "period", period(start, end));
     // Keyed on the patient and the person's first name as sent: a resend
     // updates, a second contact is a second RelatedPerson.
     let key = patient.key(&format!("NK1|{name_key}|{}", json!(ctx.text(nk1, 3))));

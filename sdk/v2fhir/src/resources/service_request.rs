@@ -7,21 +7,11 @@ use weft_sdk::{Error, Result};
 use crate::bundle::{Bundle, reference};
 use crate::codes;
 use crate::context::Context;
-use crate::datatypes::{codeable, entity_identifier, put, put_list, system_value};
+use crate::datatypes::{code_key, codeable, entity_identifier, put, put_list, system_value};
+use crate::groups::OrderGroup;
 use crate::resources::encounter::EncounterRef;
 use crate::resources::patient::PatientRef;
 use crate::resources::practitioner;
-
-/// The segments of one order group.
-#[derive(Default, Clone, Copy)]
-pub struct OrderSegments<'m> {
-    /// The common order segment.
-    pub orc: Option<&'m Segment>,
-    /// The observation request.
-    pub obr: Option<&'m Segment>,
-    /// The timing of the order.
-    pub tq1: Option<&'m Segment>,
-}
 
 /// The order in the Bundle.
 #[derive(Debug, Clone)]
@@ -41,7 +31,7 @@ impl OrderRef {
 }
 
 /// The order's placer and filler identifiers: ORC-2/ORC-3, else OBR-2/OBR-3.
-pub fn identifiers(ctx: &Context<'_>, seg: &OrderSegments<'_>) -> Vec<Value> {
+pub fn identifiers(ctx: &Context<'_>, seg: &OrderGroup<'_>) -> Vec<Value> {
     let mut ids = Vec::new();
     for (n, type_code) in [(2, "PLAC"), (3, "FILL")] {
         let from_orc = seg.orc.and_then(|orc| {
@@ -64,7 +54,7 @@ pub fn identifiers(ctx: &Context<'_>, seg: &OrderSegments<'_>) -> Vec<Value> {
 pub fn map(
     ctx: &Context<'_>,
     bundle: &mut Bundle,
-    seg: &OrderSegments<'_>,
+    seg: &OrderGroup<'_>,
     patient: &PatientRef,
     encounter: Option<&EncounterRef>,
     fallback_status: &str,
@@ -134,10 +124,7 @@ pub fn map(
         codes::request_priority,
     );
     put(&mut s, "priority", priority.map(Value::String));
-    let key_code = code["coding"][0]["code"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let key_code = code_key(&code);
     s.insert("code".into(), code);
     s.insert("subject".into(), patient.reference());
     put(&mut s, "encounter", encounter.map(EncounterRef::reference));
