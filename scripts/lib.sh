@@ -3,7 +3,7 @@
 
 # The plugins Weft ships, and the test plugins the sandbox tests use.
 SHIPPED_PLUGINS=(site-normalize adt-to-fhir oru-to-fhir order-to-fhir siu-to-fhir vxu-to-fhir)
-TEST_PLUGINS=(weft-test-hostile weft-test-future-contract)
+TEST_PLUGINS=(weft-test-hostile weft-test-future-contract weft-test-raw)
 
 ensure_toolchain() {
     if ! command -v cargo >/dev/null 2>&1; then

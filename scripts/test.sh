@@ -15,7 +15,7 @@ build_test_variants
 echo "==> clippy (wasm32-wasip2: SDK and plugins)"
 cargo clippy --locked --target wasm32-wasip2 --profile plugin \
     -p weft-sdk -p weft-v2fhir -p adt-to-fhir -p oru-to-fhir -p order-to-fhir -p siu-to-fhir \
-    -p vxu-to-fhir -p site-normalize -p weft-test-hostile -- -D warnings
+    -p vxu-to-fhir -p site-normalize -p weft-test-hostile -p weft-test-raw -- -D warnings
 echo "==> clippy (native)"
 cargo clippy --locked --workspace --all-targets --release -- -D warnings
 echo "==> cargo test"
