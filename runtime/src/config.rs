@@ -13,6 +13,8 @@
 //! memory_mib = 64                  # linear memory cap
 //! fuel = 50000000                  # optional instruction budget
 //! max_output_mib = 16              # total size of one message's outputs
+//! max_outputs = 1000               # outputs per message
+//! max_headers = 1000               # headers on all outputs of a message
 //! [plugins.site-normalize.config]  # what `config("key")` returns
 //! mrn_prefix = "NORTH-"
 //! [plugins.site-normalize.lookups] # what `lookup("table", key)` reads
@@ -746,6 +748,16 @@ impl<'a> Checker<'a> {
                         spec.limits.max_output_bytes = (m * MIB) as usize;
                     }
                 }
+                "max_outputs" => {
+                    if let Some(n) = self.integer(v, &key, 1, 1_000_000) {
+                        spec.limits.max_outputs = n as usize;
+                    }
+                }
+                "max_headers" => {
+                    if let Some(n) = self.integer(v, &key, 0, 1_000_000) {
+                        spec.limits.max_headers = n as usize;
+                    }
+                }
                 "config" => {
                     if let Some(t) = self.table(v, &key) {
                         for (ck, cv) in t.iter() {
@@ -785,7 +797,7 @@ impl<'a> Checker<'a> {
                 _ => self.error(
                     k.span().start,
                     &key,
-                    "unknown key (expected path, deadline_ms, memory_mib, fuel, max_output_mib, config, lookups, samples)",
+                    "unknown key (expected path, deadline_ms, memory_mib, fuel, max_output_mib, max_outputs, max_headers, config, lookups, samples)",
                 ),
             }
         }

@@ -15,3 +15,4 @@ pub mod plugins;
 pub mod reload;
 pub mod routes;
 pub mod sources;
+pub mod workqueue;

@@ -143,19 +143,49 @@ impl Decoder {
     }
 }
 
-/// Wraps a message in an MLLP frame.
-pub fn encode(message: &[u8], out: &mut BytesMut) {
+/// A message that MLLP cannot carry: it holds a start or end block byte,
+/// which would cut the frame short and pass what follows to the receiver as
+/// another message (frame smuggling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the message holds an MLLP {} byte (0x{byte:02X}) at byte {offset}: MLLP cannot carry it (it would split the message and smuggle the rest in as another)",
+    if *byte == SB { "start-block" } else { "end-block" }
+)]
+pub struct FramingError {
+    /// The byte: [`SB`] or [`EB`].
+    pub byte: u8,
+    /// Where it is in the message (0-based).
+    pub offset: usize,
+}
+
+/// Checks that MLLP can carry `message`: no start-block (`0x0B`) or
+/// end-block (`0x1C`) byte anywhere in it.
+pub fn check(message: &[u8]) -> Result<(), FramingError> {
+    match message.iter().position(|&b| b == SB || b == EB) {
+        Some(offset) => Err(FramingError {
+            byte: message[offset],
+            offset,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Wraps a message in an MLLP frame; refuses one MLLP cannot carry.
+pub fn encode(message: &[u8], out: &mut BytesMut) -> Result<(), FramingError> {
+    check(message)?;
     out.reserve(message.len() + 3);
     out.extend_from_slice(&[SB]);
     out.extend_from_slice(message);
     out.extend_from_slice(&[EB, CR]);
+    Ok(())
 }
 
-/// A message in an MLLP frame, as one buffer.
-pub fn framed(message: &[u8]) -> Vec<u8> {
+/// A message in an MLLP frame, as one buffer; refuses one MLLP cannot
+/// carry.
+pub fn framed(message: &[u8]) -> Result<Vec<u8>, FramingError> {
     let mut out = BytesMut::with_capacity(message.len() + 3);
-    encode(message, &mut out);
-    out.to_vec()
+    encode(message, &mut out)?;
+    Ok(out.to_vec())
 }
 
 #[cfg(test)]
@@ -223,8 +253,28 @@ mod tests {
     #[test]
     fn encode_round_trip() {
         let mut d = Decoder::new(1024);
-        let mut buf = BytesMut::from(&framed(b"MSH|^~\\&")[..]);
+        let mut buf = BytesMut::from(&framed(b"MSH|^~\\&").unwrap()[..]);
         assert_eq!(d.decode(&mut buf), Some(msg("MSH|^~\\&")));
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn framing_bytes_inside_a_message_are_refused() {
+        let smuggling = b"MSH|^~\\&|A\r\x1c\r\x0bMSH|^~\\&|FORGED\r";
+        let e = framed(smuggling).unwrap_err();
+        assert_eq!(
+            e,
+            FramingError {
+                byte: EB,
+                offset: 11
+            }
+        );
+        assert!(
+            e.to_string().contains("end-block byte (0x1C) at byte 11"),
+            "{e}"
+        );
+        let e = check(b"PID|1||\x0b").unwrap_err();
+        assert_eq!(e.byte, SB);
+        assert!(check(b"MSH|^~\\&|ok\r").is_ok());
     }
 }

@@ -26,6 +26,7 @@ use crate::journal::sqlite::SqliteJournal;
 use crate::journal::{self, Journal, MessageStatus, NewDelivery, now_ms};
 use crate::plugins::{CallError, Message, Output};
 use crate::routes::Chain;
+use crate::workqueue::WorkQueue;
 
 /// What happened to a message, as far as its source needs to know.
 #[derive(Debug, Clone)]
@@ -111,7 +112,7 @@ impl Routing {
             }
             let route = Arc::new(Route {
                 name: name.clone(),
-                chain: Chain::new(chain),
+                chain: Chain::new(chain).of_route(name, &rc.destinations),
                 matches: rc.clone(),
                 destinations: rc.destinations.clone(),
             });
@@ -236,7 +237,7 @@ type Destinations = Arc<ArcSwap<HashMap<String, Arc<LiveDestination>>>>;
 pub struct Pipeline {
     routing: Arc<ArcSwap<Routing>>,
     journal: Arc<SqliteJournal>,
-    work_tx: async_channel::Sender<Job>,
+    work: Arc<WorkQueue<Job>>,
     workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
     dispatchers: TaskTracker,
     stop_dispatch: CancellationToken,
@@ -291,14 +292,14 @@ impl Pipeline {
         let destinations: Destinations = Arc::new(ArcSwap::from_pointee(HashMap::new()));
         let dispatchers = TaskTracker::new();
         let stop_dispatch = CancellationToken::new();
-        let (work_tx, work_rx) = async_channel::bounded::<Job>(workers.max(1) * 64);
+        let work = Arc::new(WorkQueue::new(workers.max(1) * 64, workers.max(1)));
         let recording = TaskTracker::new();
         let mut threads = Vec::new();
         for i in 0..workers.max(1) {
             let ctx = WorkerCtx {
                 routing: routing.clone(),
                 destinations: destinations.clone(),
-                rx: work_rx.clone(),
+                work: work.clone(),
                 runtime: tokio::runtime::Handle::current(),
                 recording: recording.clone(),
                 journal: journal.clone(),
@@ -309,7 +310,7 @@ impl Pipeline {
                 std::thread::Builder::new()
                     .name(format!("weft-worker-{i}"))
                     .spawn(move || {
-                        while let Ok(job) = ctx.rx.recv_blocking() {
+                        while let Some((job, _turn)) = ctx.work.take() {
                             run_job(job, &ctx);
                         }
                     })
@@ -319,7 +320,7 @@ impl Pipeline {
         let pipeline = Arc::new(Pipeline {
             routing,
             journal,
-            work_tx,
+            work,
             workers: Mutex::new(threads),
             dispatchers,
             stop_dispatch,
@@ -395,7 +396,8 @@ impl Pipeline {
                 reply: None,
                 want_outputs: false,
             };
-            if self.work_tx.send(job).await.is_err() {
+            let route = job.route.name.clone();
+            if self.work.push(&route, job).await.is_err() {
                 break;
             }
         }
@@ -448,7 +450,7 @@ impl Pipeline {
 
     /// True when the workers' queue has room now.
     pub fn has_room(&self) -> bool {
-        !self.work_tx.is_full()
+        self.work.has_room()
     }
 
     /// Hands a recorded message to the workers, waiting while their queue
@@ -456,8 +458,9 @@ impl Pipeline {
     /// is then resumed from the journal at the next start).
     pub async fn submit(&self, job: Job) -> Result<(), NotTaken> {
         self.stats.received.fetch_add(1, Ordering::Relaxed);
-        self.work_tx
-            .send(job)
+        let route = job.route.name.clone();
+        self.work
+            .push(&route, job)
             .await
             .map_err(|_| NotTaken::ShuttingDown)
     }
@@ -586,7 +589,7 @@ impl Pipeline {
 
     /// Messages waiting for a plugin worker.
     pub fn queued(&self) -> usize {
-        self.work_tx.len()
+        self.work.len()
     }
 
     /// Stops taking work, lets the workers finish the queue and the
@@ -595,7 +598,7 @@ impl Pipeline {
     /// the pending count per destination.
     pub async fn shutdown(&self, grace: Duration) -> Vec<(String, u64)> {
         let deadline = tokio::time::Instant::now() + grace;
-        self.work_tx.close();
+        self.work.close();
         let threads: Vec<_> = self
             .workers
             .lock()
@@ -668,7 +671,7 @@ struct WorkerCtx {
     routing: Arc<ArcSwap<Routing>>,
     /// The live destinations (their ordering keys and wake-up calls).
     destinations: Destinations,
-    rx: async_channel::Receiver<Job>,
+    work: Arc<WorkQueue<Job>>,
     runtime: tokio::runtime::Handle,
     recording: TaskTracker,
     journal: Arc<SqliteJournal>,
@@ -732,9 +735,11 @@ fn run_job(job: Job, ctx: &WorkerCtx) {
             Some(name) => match route.destinations.iter().find(|d| *d == name) {
                 Some(d) => vec![d],
                 None => {
+                    // The chain refuses these first; never echo the name
+                    // (plugin text).
                     status = MessageStatus::Failed;
                     error = Some(format!(
-                        "an output names destination {name:?}, which route {} does not have",
+                        "an output names a destination that route {} does not have",
                         route.name
                     ));
                     tracing::warn!(message_id, route = %route.name, "{}", error.as_deref().unwrap_or_default());

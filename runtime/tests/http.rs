@@ -425,7 +425,8 @@ fn mllp_destination_retries_ae_and_reconnects() {
                     }
                     let code = if n == 1 { "AE" } else { "AA" };
                     let ack = format!("MSH|^~\\&|P|P|W|W|2024||ACK|A{n}|P|2.5\rMSA|{code}|{id}\r");
-                    s.write_all(&weft::mllp::framed(ack.as_bytes())).unwrap();
+                    s.write_all(&weft::mllp::framed(ack.as_bytes()).unwrap())
+                        .unwrap();
                 }
                 if n == 2 {
                     break;

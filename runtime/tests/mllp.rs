@@ -154,7 +154,7 @@ fn framing_junk_resync_pipelining_and_oversize() {
     // Pipelined: three frames in one write, three ACKs in order.
     let mut burst = Vec::new();
     for i in 0..3 {
-        burst.extend(framed(&a01(&format!("P{i}"), "2")));
+        burst.extend(framed(&a01(&format!("P{i}"), "2")).unwrap());
     }
     c.write(&burst);
     for i in 0..3 {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use weft::mllp::{Decoder, Frame, framed};
+use weft::mllp::{self, Decoder, Frame, framed};
 
 /// Arguments of `weft send`.
 #[derive(Debug, clap::Args)]
@@ -27,21 +27,37 @@ pub struct Args {
 
 /// Splits a file's bytes into messages: a new message starts wherever a
 /// segment starts with `MSH`. Line feeds become the carriage returns HL7
-/// ends segments with.
+/// ends segments with. A capture of MLLP frames splits the same way: a
+/// start block (`0x0B`) at the start of a line before `MSH` and an end
+/// block (`0x1C`) at the end of a message are framing, not content; framing
+/// bytes anywhere else stay in the message, and sending it is refused.
 pub fn split_messages(data: &[u8]) -> Vec<Vec<u8>> {
     let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
+    let line_start = |i: usize| i == 0 || matches!(data[i - 1], b'\r' | b'\n');
     let mut starts = Vec::new();
     for i in 0..data.len() {
-        if data[i..].starts_with(b"MSH") && (i == 0 || data[i - 1] == b'\r' || data[i - 1] == b'\n')
+        if data[i..].starts_with(b"MSH")
+            && (line_start(i) || (data[i - 1] == mllp::SB && line_start(i - 1)))
         {
             starts.push(i);
         }
     }
+    let newline = |b: &u8| matches!(b, b'\r' | b'\n');
     starts
         .iter()
         .enumerate()
         .map(|(k, &s)| {
-            let end = starts.get(k + 1).copied().unwrap_or(data.len());
+            let mut end = match starts.get(k + 1) {
+                Some(&next) if data[next - 1] == mllp::SB => next - 1,
+                Some(&next) => next,
+                None => data.len(),
+            };
+            while end > s && newline(&data[end - 1]) {
+                end -= 1;
+            }
+            if end > s && data[end - 1] == mllp::EB {
+                end -= 1;
+            }
             let mut segments: Vec<&[u8]> = data[s..end]
                 .split(|&b| b == b'\r' || b == b'\n')
                 .filter(|seg| !seg.is_empty())
@@ -141,10 +157,9 @@ async fn exchange(
     message: &[u8],
     timeout_s: u64,
 ) -> anyhow::Result<Vec<u8>> {
-    stream
-        .write_all(&framed(message))
-        .await
-        .context("sending")?;
+    // Refused before a byte is sent: the connection stays usable.
+    let frame = framed(message)?;
+    stream.write_all(&frame).await.context("sending")?;
     let wait = async {
         loop {
             if let Some(frame) = decoder.decode(buf) {
@@ -191,5 +206,21 @@ mod tests {
         assert_eq!(m[0], b"MSH|^~\\&|A\rPID|1\r");
         assert_eq!(m[1], b"MSH|^~\\&|B\rPID|2\rNTE|MSH here\r");
         assert!(split_messages(b"hello").is_empty());
+    }
+
+    #[test]
+    fn splits_mllp_captures_and_keeps_inner_framing_bytes() {
+        let data = b"\x0bMSH|^~\\&|A\rPID|1\r\x1c\r\x0bMSH|^~\\&|B\rPID|2\x1c\rNTE|x\r\x1c\r";
+        let m = split_messages(data);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0], b"MSH|^~\\&|A\rPID|1\r");
+        // An end block inside a message is content: `weft send` refuses it.
+        assert_eq!(m[1], b"MSH|^~\\&|B\rPID|2\x1c\rNTE|x\r");
+        assert!(mllp::check(&m[1]).is_err());
+        // Framing bytes mid-segment do not start a message: one message,
+        // refused.
+        let m = split_messages(b"MSH|^~\\&|A\rPID|1|x\x1c\x0bMSH|^~\\&|FORGED\r");
+        assert_eq!(m.len(), 1);
+        assert!(mllp::check(&m[0]).is_err());
     }
 }

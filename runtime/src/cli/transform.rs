@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::bail;
-use weft::plugins::{CallError, Message, PluginSpec};
+use weft::plugins::{CallError, Message, PluginSpec, text};
 use weft::routes::Chain;
 
 /// Arguments of `weft transform`.
@@ -118,7 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let spec = &config.plugins[name];
                 plugins.push(Arc::new(engine.load(spec)?));
             }
-            (Chain::new(plugins), engine)
+            (Chain::new(plugins).of_route(route, &r.destinations), engine)
         }
         (None, None) => bail!("give --plugin or --route"),
     };
@@ -137,8 +137,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 eprintln!(
                     "output {}: destination={} content-type={} bytes={}",
                     i + 1,
-                    o.destination.as_deref().unwrap_or("*"),
-                    o.message.content_type,
+                    // Plugin text: escaped, so it cannot drive the terminal.
+                    text::escape(o.destination.as_deref().unwrap_or("*")),
+                    text::escape(&o.message.content_type),
                     o.message.body.len()
                 );
                 let pretty = args.pretty && o.message.content_type.contains("json");

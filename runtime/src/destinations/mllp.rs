@@ -62,7 +62,8 @@ impl MllpDestination {
         let lost = |e: std::io::Error| {
             DeliveryError::Transient(format!("connection to {} lost: {e}", self.config.address))
         };
-        c.stream.write_all(&framed(message)).await.map_err(lost)?;
+        let frame = framed(message).map_err(|e| DeliveryError::Permanent(e.to_string()))?;
+        c.stream.write_all(&frame).await.map_err(lost)?;
         loop {
             if let Some(frame) = c.decoder.decode(&mut c.buf) {
                 return match frame {
@@ -85,11 +86,16 @@ impl Destination for MllpDestination {
         Box::pin(async move {
             let ct = d.output.message.content_type.as_str();
             if ct != "application/hl7-v2" && ct != "x-application/hl7-v2+er7" {
-                return Err(DeliveryError::Permanent(format!(
-                    "an MLLP destination takes HL7 v2 only, not {ct}"
-                )));
+                // The content type is the plugin's text: not echoed.
+                tracing::debug!(message_id = %d.message_id, content_type = %crate::plugins::text::escape(ct), "not HL7 v2");
+                return Err(DeliveryError::Permanent(
+                    "an MLLP destination takes HL7 v2 only (application/hl7-v2); this output has another content type".into(),
+                ));
             }
             let sent = &d.output.message.body;
+            // Refused before connecting: a framing byte inside the output
+            // would deliver a second, forged message.
+            crate::mllp::check(sent).map_err(|e| DeliveryError::Permanent(e.to_string()))?;
             let control_id = weft_hl7::Message::parse(sent)
                 .ok()
                 .and_then(|m| m.get("MSH-10").ok().flatten())

@@ -26,6 +26,24 @@ use super::{TransformerPre, tables};
 /// How often the engine's epoch advances: the resolution of deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
+/// The native stack a plugin call runs on (wasm frames and the host
+/// functions it calls): wasmtime's default wasm stack limit (512 KiB) plus
+/// room for the host.
+const ASYNC_STACK_SIZE: usize = 2 << 20;
+/// Bytes of a call's stack kept resident between calls (the rest is given
+/// back), so a typical call takes no page faults on its stack.
+const ASYNC_STACK_KEEP_RESIDENT: usize = 128 << 10;
+
+/// How often (in epoch ticks) a running engine checks whether swap was
+/// turned on after it started.
+const SWAP_CHECK_TICKS: u64 = 10_000;
+
+/// True when a swap device or file is active (`/proc/swaps` lists one).
+pub fn swap_active() -> bool {
+    std::fs::read_to_string("/proc/swaps")
+        .is_ok_and(|s| s.lines().skip(1).any(|l| !l.trim().is_empty()))
+}
+
 /// Which compiler made a loaded version's code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tier {
@@ -73,6 +91,13 @@ pub struct EngineOptions {
     /// `benches/reload.rs`, 200 swaps under traffic grew memory by ~30%
     /// with 100, ~18% with 8).
     pub max_unused_warm_slots: u32,
+    /// Reset memory slots with Linux's `PAGEMAP_SCAN` (only the pages an
+    /// instance wrote). `None` chooses: where the kernel has it and no swap
+    /// is active. With swap, a page an instance wrote may be swapped out when
+    /// its slot is reset; the scan looks only at pages in memory, so such a
+    /// page would keep its contents for the next instance in the slot (a
+    /// previous message's data). `Some(true)` forces it (for tests).
+    pub pagemap_scan: Option<bool>,
 }
 
 impl Default for EngineOptions {
@@ -83,6 +108,7 @@ impl Default for EngineOptions {
             cache_dir: None,
             memory_keep_resident: None,
             max_unused_warm_slots: 8,
+            pagemap_scan: None,
         }
     }
 }
@@ -165,10 +191,13 @@ impl Backend {
             .wasm_component_model(true)
             .epoch_interruption(true)
             .consume_fuel(options.fuel)
+            .async_stack_size(ASYNC_STACK_SIZE)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool.clone()));
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        // Async WASI: a plugin waiting in a host call (a clock poll) waits
+        // in a future its deadline can drop.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         super::Transformer::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         Ok(Backend { engine, linker })
     }
@@ -184,6 +213,7 @@ pub struct PluginEngine {
     cache: Option<ComponentCache>,
     fuel: bool,
     ticker_stop: Arc<AtomicBool>,
+    pagemap_scan: bool,
 }
 
 impl PluginEngine {
@@ -192,12 +222,21 @@ impl PluginEngine {
         let mut pool = PoolingAllocationConfig::default();
         // Measured (benches/plugin_call.rs): with PAGEMAP_SCAN and 1 MiB kept
         // resident, the host's share of a call drops from ~21 to ~11 µs.
-        let scan = PoolingAllocationConfig::is_pagemap_scan_available();
+        let available = PoolingAllocationConfig::is_pagemap_scan_available();
+        let swap = swap_active();
+        let scan = options.pagemap_scan.unwrap_or(available && !swap) && available;
+        if available && swap && !scan {
+            tracing::info!(
+                "swap is active: plugin memory is reset without PAGEMAP_SCAN (a swapped-out page would escape it); a plugin call costs ~10 µs more"
+            );
+        }
         let keep_resident = options
             .memory_keep_resident
             .unwrap_or(if scan { 1 << 20 } else { 0 });
         let n = options.max_instances.max(1);
         pool.total_component_instances(n)
+            .total_stacks(n)
+            .async_stack_keep_resident(ASYNC_STACK_KEEP_RESIDENT)
             .total_core_instances(n * 8)
             .total_memories(n * 2)
             .total_tables(n * 4)
@@ -219,6 +258,7 @@ impl PluginEngine {
         transient
             .linear_memory_keep_resident(0)
             .table_keep_resident(0)
+            .async_stack_keep_resident(0)
             .max_unused_warm_slots(0);
         let baseline = match Backend::new(options, wasmtime::Strategy::Winch, &transient) {
             Ok(b) => Some(b),
@@ -236,14 +276,26 @@ impl PluginEngine {
         std::thread::Builder::new()
             .name("weft-epoch".into())
             .spawn(move || {
+                let mut ticks: u64 = 0;
+                let mut warned = false;
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
                     for e in &ticking {
                         e.increment_epoch();
                     }
+                    ticks += 1;
+                    // Swap turned on after start: the engine cannot change
+                    // how it resets memory while running.
+                    if scan && !warned && ticks.is_multiple_of(SWAP_CHECK_TICKS) && swap_active() {
+                        warned = true;
+                        tracing::error!(
+                            "swap was turned on after weft started, while plugin memory is reset with PAGEMAP_SCAN, which misses swapped-out pages: restart weft (it then resets memory without the scan), or turn swap off"
+                        );
+                    }
                 }
             })?;
         Ok(PluginEngine {
+            pagemap_scan: scan,
             engine,
             linker,
             baseline,
@@ -256,6 +308,11 @@ impl PluginEngine {
     /// The wasmtime engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// True when memory slots are reset with `PAGEMAP_SCAN`.
+    pub fn uses_pagemap_scan(&self) -> bool {
+        self.pagemap_scan
     }
 
     /// True when fuel is counted.

@@ -115,7 +115,7 @@ impl HostState {
                     plugin = %self.grants.plugin,
                     message_id = %self.message_id,
                     stream,
-                    text = %String::from_utf8_lossy(&bytes),
+                    text = %super::text::escape(&String::from_utf8_lossy(&bytes)),
                     "plugin output"
                 );
             }
@@ -153,15 +153,8 @@ impl host::Host for HostState {
             }
             return;
         }
-        let mut message = message;
-        if message.len() > MAX_LOG_LEN {
-            let mut cut = MAX_LOG_LEN;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push('…');
-        }
+        // Cut, then escaped: a newline cannot forge another log line.
+        let message = super::text::escape(&super::text::cap(&message, MAX_LOG_LEN)).into_owned();
         let plugin = self.grants.plugin.as_str();
         let id = self.message_id.as_str();
         match level {

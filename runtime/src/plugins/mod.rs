@@ -13,10 +13,12 @@
 pub mod cache;
 pub mod contract;
 pub mod engine;
+pub mod executor;
 pub mod host;
 pub mod plugin;
 pub mod samples;
 pub mod tables;
+pub mod text;
 
 pub use engine::{EngineOptions, PluginEngine, Tier};
 pub use plugin::{CallError, Limits, Message, Output, Plugin, PluginSpec};
@@ -24,4 +26,7 @@ pub use plugin::{CallError, Limits, Message, Output, Plugin, PluginSpec};
 wasmtime::component::bindgen!({
     world: "transformer",
     path: "../wit",
+    // Calls into a plugin are async, so that a timer can stop one that waits
+    // in a host call (see `executor`).
+    exports: { default: async },
 });

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Store, Trap};
 
-use super::TransformerPre;
 use super::engine::EPOCH_TICK;
 use super::host::{Grants, HostState};
 pub use super::weft::plugin::types::{Message, Output, PluginError};
+use super::{TransformerPre, executor, text};
 
 /// Per-plugin limits. The defaults are safe for a mapping plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,9 +21,26 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Fuel (instructions, roughly) per message; `None` for no fuel limit.
     pub fuel: Option<u64>,
-    /// Most bytes all outputs of one message may hold together.
+    /// Most bytes all outputs of one message may hold together: bodies,
+    /// destination names, ids, content types and headers, each output
+    /// counted as at least [`OUTPUT_WEIGHT`] bytes and each header as at
+    /// least [`HEADER_WEIGHT`]. Also the most the host copies out of the
+    /// sandbox in any one call (the output list, a log record).
     pub max_output_bytes: usize,
+    /// Most outputs one message may produce.
+    pub max_outputs: usize,
+    /// Most headers all outputs of one message may carry together.
+    pub max_headers: usize,
 }
+
+/// What an output weighs in the output-size check at least, however empty
+/// its fields: about what the host allocates for one.
+pub const OUTPUT_WEIGHT: usize = 128;
+/// What a header weighs in the output-size check at least.
+pub const HEADER_WEIGHT: usize = 64;
+/// Longest reason (reject, retry, failure) kept from a plugin; longer ones
+/// are cut, with a marker saying how much was cut.
+pub const MAX_REASON_BYTES: usize = 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -32,6 +49,8 @@ impl Default for Limits {
             memory_bytes: 64 * 1024 * 1024,
             fuel: None,
             max_output_bytes: 16 * 1024 * 1024,
+            max_outputs: 1000,
+            max_headers: 1000,
         }
     }
 }
@@ -71,6 +90,24 @@ pub enum Limit {
         /// The cap.
         cap: usize,
     },
+    /// The number of outputs: how many it produced and the cap.
+    Outputs {
+        /// Outputs produced.
+        produced: usize,
+        /// The cap.
+        cap: usize,
+    },
+    /// The number of headers on its outputs: how many and the cap.
+    Headers {
+        /// Headers produced.
+        produced: usize,
+        /// The cap.
+        cap: usize,
+    },
+    /// More data than the output cap handed to the host in one call (an
+    /// output list whose items share memory, a huge log record): the copy
+    /// was stopped before the host made it.
+    HostCopy(usize),
 }
 
 /// Why a call produced no outputs.
@@ -131,6 +168,15 @@ fn describe(limit: &Limit) -> String {
         Limit::Stack => "call stack exhausted (unbounded recursion?)".to_string(),
         Limit::OutputSize { produced, cap } => {
             format!("outputs total {produced} bytes, over the cap of {cap} bytes")
+        }
+        Limit::Outputs { produced, cap } => {
+            format!("{produced} outputs, over the cap of {cap}")
+        }
+        Limit::Headers { produced, cap } => {
+            format!("{produced} output headers, over the cap of {cap}")
+        }
+        Limit::HostCopy(cap) => {
+            format!("passed the host more than {cap} bytes in one call (the output cap)")
         }
     }
 }
@@ -201,65 +247,97 @@ impl Plugin {
 
     /// Instantiates the plugin once, within its limits, and drops the
     /// instance: what a new version must pass before it goes live (a
-    /// component whose start-up traps or outgrows its memory fails here,
-    /// not on a message).
+    /// component whose start-up traps, outgrows its memory or overruns its
+    /// deadline fails here, not on a message).
     pub fn probe(&self) -> Result<(), CallError> {
-        let limits = &self.spec.limits;
-        let mut store = Store::new(
-            self.pre.engine(),
-            HostState::new(self.grants.clone(), "probe", limits.memory_bytes),
-        );
-        store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
-        if self.fuel_enabled {
-            let _ = store.set_fuel(limits.fuel.unwrap_or(u64::MAX));
-        }
-        store.set_epoch_deadline(deadline_ticks(limits.deadline));
-        let instance = self.pre.instantiate(&mut store);
+        let deadline = Instant::now() + self.spec.limits.deadline;
+        let mut store = self.store("probe", deadline);
+        let instance = executor::block_on(async {
+            match tokio::time::timeout_at(
+                tokio::time::Instant::from_std(deadline),
+                self.pre.instantiate_async(&mut store),
+            )
+            .await
+            {
+                Ok(r) => r.map(|_| ()).map_err(Some),
+                Err(_) => Err(None),
+            }
+        });
         store.data().flush_stdio();
         match instance {
-            Ok(_) => Ok(()),
-            Err(e) => Err(self.trap_error(&store, e)),
+            Ok(()) => Ok(()),
+            Err(Some(e)) => Err(self.trap_error(&store, e)),
+            Err(None) => Err(self.limit(Limit::Deadline(self.spec.limits.deadline))),
         }
     }
 
     /// Runs the plugin on one message, in a fresh instance that is dropped
     /// afterwards, within the plugin's limits.
     pub fn call(&self, msg: &Message) -> Result<Vec<Output>, CallError> {
-        self.call_timed(msg).0
+        self.call_until(msg, Instant::now() + self.spec.limits.deadline)
+    }
+
+    /// [`Plugin::call`] with the time it may take ending at `deadline`
+    /// (rather than one deadline from now): a route gives a plugin one
+    /// deadline per message, however many calls the message takes.
+    pub fn call_until(&self, msg: &Message, deadline: Instant) -> Result<Vec<Output>, CallError> {
+        executor::block_on(self.run(msg, deadline)).0
     }
 
     /// [`Plugin::call`], also telling where the time went.
     pub fn call_timed(&self, msg: &Message) -> (Result<Vec<Output>, CallError>, CallTimings) {
-        let t0 = Instant::now();
+        executor::block_on(self.run(msg, Instant::now() + self.spec.limits.deadline))
+    }
+
+    /// A store for one call: the plugin's grants, memory cap, fuel, the
+    /// most the host copies out of it in one call, and an epoch deadline.
+    fn store(&self, message_id: &str, deadline: Instant) -> Store<HostState> {
         let limits = &self.spec.limits;
-        let engine = self.pre.engine();
         let mut store = Store::new(
-            engine,
-            HostState::new(self.grants.clone(), &msg.id, limits.memory_bytes),
+            self.pre.engine(),
+            HostState::new(self.grants.clone(), message_id, limits.memory_bytes),
         );
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
-        let ticks = deadline_ticks(limits.deadline);
         if self.fuel_enabled {
             let _ = store.set_fuel(limits.fuel.unwrap_or(u64::MAX));
         }
-        store.set_epoch_deadline(ticks);
+        store.set_hostcall_fuel(hostcall_fuel(limits));
+        store.set_epoch_deadline(ticks_until(deadline));
+        store
+    }
+
+    /// One call, ending at `deadline` at the latest: instantiation, then the
+    /// call with what is left of the deadline. A plugin working in guest code
+    /// is stopped by the epoch deadline; one waiting in a host call (a WASI
+    /// clock poll) by the timer, which drops the call where it waits.
+    async fn run(
+        &self,
+        msg: &Message,
+        deadline: Instant,
+    ) -> (Result<Vec<Output>, CallError>, CallTimings) {
+        let t0 = Instant::now();
+        let mut store = self.store(&msg.id, deadline);
         let t1 = Instant::now();
-        let instance = self.pre.instantiate(&mut store);
-        let t2 = Instant::now();
-        let result = instance.and_then(|instance| {
-            store.set_epoch_deadline(ticks);
+        let mut t2 = t1;
+        let result = tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            t2 = Instant::now();
+            // Only what is left of the deadline: start-up work counts.
+            store.set_epoch_deadline(ticks_until(deadline));
             instance
                 .weft_plugin_transform()
                 .call_transform(&mut store, msg)
-        });
+                .await
+        })
+        .await;
         let t3 = Instant::now();
         store.data().flush_stdio();
         let outcome = match result {
-            Ok(Ok(outputs)) => self.check_output_size(outputs),
-            Ok(Err(e)) => Err(self.plugin_error(e)),
-            Err(e) => Err(self.trap_error(&store, e)),
+            Ok(Ok(Ok(outputs))) => self.check_outputs(outputs),
+            Ok(Ok(Err(e))) => Err(self.plugin_error(e)),
+            Ok(Err(e)) => Err(self.trap_error(&store, e)),
+            Err(_) => Err(self.limit(Limit::Deadline(self.spec.limits.deadline))),
         };
         drop(store);
         let t4 = Instant::now();
@@ -272,31 +350,28 @@ impl Plugin {
         (outcome, timings)
     }
 
-    fn check_output_size(&self, outputs: Vec<Output>) -> Result<Vec<Output>, CallError> {
-        let cap = self.spec.limits.max_output_bytes;
-        let produced: usize = outputs
-            .iter()
-            .map(|o| {
-                o.message.body.len()
-                    + o.message.content_type.len()
-                    + o.message
-                        .headers
-                        .iter()
-                        .map(|(k, v)| k.len() + v.len())
-                        .sum::<usize>()
-            })
-            .sum();
-        if produced > cap {
-            return Err(CallError::Limit {
-                plugin: self.name().to_string(),
-                limit: Limit::OutputSize { produced, cap },
-            });
+    fn limit(&self, limit: Limit) -> CallError {
+        CallError::Limit {
+            plugin: self.name().to_string(),
+            limit,
         }
+    }
+
+    /// Refuses outputs over the plugin's count, header and size caps.
+    fn check_outputs(&self, outputs: Vec<Output>) -> Result<Vec<Output>, CallError> {
+        let limits = &self.spec.limits;
+        let tally = Tally::of(&outputs);
+        tally.check(limits).map_err(|l| self.limit(l))?;
         Ok(outputs)
     }
 
     fn plugin_error(&self, e: PluginError) -> CallError {
         let plugin = self.name().to_string();
+        let e = match e {
+            PluginError::Reject(r) => PluginError::Reject(text::reason(&r)),
+            PluginError::Retry(r) => PluginError::Retry(text::reason(&r)),
+            PluginError::Failed(r) => PluginError::Failed(text::reason(&r)),
+        };
         match e {
             PluginError::Reject(reason) => CallError::Reject { plugin, reason },
             PluginError::Retry(reason) => CallError::Retry { plugin, reason },
@@ -313,6 +388,9 @@ impl Plugin {
         };
         if store.data().limiter.memory_hit {
             return limit(Limit::Memory(limits.memory_bytes));
+        }
+        if is_hostcall_fuel_exhausted(&e) {
+            return limit(Limit::HostCopy(limits.max_output_bytes));
         }
         match e.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => limit(Limit::Deadline(limits.deadline)),
@@ -339,14 +417,99 @@ impl Plugin {
             },
             None => CallError::Failed {
                 plugin,
-                reason: format!("{e:#}"),
+                reason: text::reason(&format!("{e:#}")),
             },
         }
     }
 }
 
-fn deadline_ticks(deadline: Duration) -> u64 {
+/// Counts and weighs a set of outputs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tally {
+    /// Outputs.
+    pub outputs: usize,
+    /// Headers, over all outputs.
+    pub headers: usize,
+    /// Weight in bytes (see [`Limits::max_output_bytes`]).
+    pub bytes: usize,
+}
+
+impl Tally {
+    /// The tally of `outputs`.
+    pub fn of(outputs: &[Output]) -> Tally {
+        let mut t = Tally::default();
+        for o in outputs {
+            let m = &o.message;
+            t.outputs += 1;
+            t.headers += m.headers.len();
+            let fields = o.destination.as_ref().map_or(0, String::len)
+                + m.id.len()
+                + m.content_type.len()
+                + m.body.len();
+            t.bytes = t.bytes.saturating_add(fields.max(OUTPUT_WEIGHT));
+            for (k, v) in &m.headers {
+                t.bytes = t
+                    .bytes
+                    .saturating_add((k.len() + v.len()).max(HEADER_WEIGHT));
+            }
+        }
+        t
+    }
+
+    /// Adds another tally.
+    pub fn add(&mut self, other: Tally) {
+        self.outputs += other.outputs;
+        self.headers += other.headers;
+        self.bytes = self.bytes.saturating_add(other.bytes);
+    }
+
+    /// The first cap of `limits` this tally is over.
+    pub fn check(&self, limits: &Limits) -> Result<(), Limit> {
+        if self.outputs > limits.max_outputs {
+            return Err(Limit::Outputs {
+                produced: self.outputs,
+                cap: limits.max_outputs,
+            });
+        }
+        if self.headers > limits.max_headers {
+            return Err(Limit::Headers {
+                produced: self.headers,
+                cap: limits.max_headers,
+            });
+        }
+        if self.bytes > limits.max_output_bytes {
+            return Err(Limit::OutputSize {
+                produced: self.bytes,
+                cap: limits.max_output_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The most the host copies out of the sandbox in one call: the output cap
+/// and room for the result's own frame. Wasmtime counts what it allocates
+/// while lifting a call's values (strings, lists, records) against it and
+/// stops the copy when it runs out, so outputs that all point at the same
+/// guest memory cannot make the host hold many copies of it.
+fn hostcall_fuel(limits: &Limits) -> usize {
+    limits.max_output_bytes.saturating_add(64 * 1024)
+}
+
+/// True when wasmtime stopped a copy out of the sandbox because the
+/// call's hostcall fuel ran out. Wasmtime's error type for it is private;
+/// its text is matched (a sandbox test fails if that text changes).
+fn is_hostcall_fuel_exhausted(e: &wasmtime::Error) -> bool {
+    e.chain().any(|c| {
+        c.to_string()
+            .contains("fuel allocated for hostcalls has been exhausted")
+    })
+}
+
+/// Epoch ticks from now until `deadline` (at least one).
+fn ticks_until(deadline: Instant) -> u64 {
+    let left = deadline.saturating_duration_since(Instant::now());
     let tick = EPOCH_TICK.as_micros().max(1);
     // One extra tick: the current one may be almost over.
-    (deadline.as_micros() / tick) as u64 + 1
+    (left.as_micros() / tick) as u64 + 1
 }

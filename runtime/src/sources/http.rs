@@ -89,6 +89,7 @@ async fn health(ctx: &Ctx) -> Reply {
     )
 }
 
+#[derive(PartialEq, Eq)]
 enum Kind {
     Hl7,
     Json,
@@ -145,6 +146,16 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
         }
     };
     // The parsed HL7 message goes along: its ordering keys are read from it.
+    // MLLP framing bytes inside an HL7 message would split it in two on the
+    // way to an MLLP destination: refused at the door.
+    if kind == Kind::Hl7
+        && let Err(e) = crate::mllp::check(&body)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("not an acceptable HL7 v2 message: {e}"),
+        );
+    }
     let (incoming, hl7) = match kind {
         Kind::Hl7 => match weft_hl7::parse_and_check(&body) {
             Ok((m, h)) => (

@@ -77,7 +77,14 @@ async fn connection(
                     )
                 }
             };
-            if let Err(e) = wr.write_all(&framed(&reply)).await {
+            // An ACK is built by Weft, with plugin text escaped: MLLP can
+            // always carry it. Should it not, nothing is sent and the
+            // connection closes.
+            let Ok(reply) = framed(&reply) else {
+                tracing::error!(source = %source.name, %remote, "an ACK held an MLLP framing byte; connection closed");
+                return;
+            };
+            if let Err(e) = wr.write_all(&reply).await {
                 tracing::debug!(source = %source.name, %remote, error = %e, "could not send the ACK");
                 return;
             }
