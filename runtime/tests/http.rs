@@ -337,24 +337,7 @@ destinations = ["files"]
 #[test]
 fn mllp_destination_forwards_to_another_weft() {
     // Downstream: a weft that writes what it receives, unchanged.
-    let mut downstream = Weft::start(|d| {
-        format!(
-            r#"
-[sources.in]
-kind = "mllp"
-listen = "127.0.0.1:0"
-ack = "after-delivery"
-[destinations.files]
-kind = "file"
-dir = "{}"
-filename = "{{control_id}}.{{ext}}"
-[routes.copy]
-match = ["*"]
-destinations = ["files"]
-"#,
-            d.join("out").display()
-        )
-    });
+    let mut downstream = Weft::receiver();
     let target = downstream.addr;
     let mut upstream = Weft::start(|_| {
         format!(

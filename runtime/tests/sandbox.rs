@@ -771,29 +771,6 @@ destinations = ["files"]
     );
 }
 
-/// A receiving Weft that writes every message it is given to a file.
-fn receiver() -> common::run::Weft {
-    common::run::Weft::start(|d| {
-        format!(
-            r#"
-[sources.in]
-kind = "mllp"
-listen = "127.0.0.1:0"
-ack = "after-delivery"
-[destinations.files]
-kind = "file"
-dir = "{}"
-filename = "{{control_id}}.{{ext}}"
-ordering = "none"
-[routes.copy]
-match = ["*"]
-destinations = ["files"]
-"#,
-            d.join("out").display()
-        )
-    })
-}
-
 const REAL: &str = "MSH|^~\\&|LAB|H|EHR|H|20240101||ADT^A01|REAL1|P|2.5.1\rPID|1||100^^^H^MR\r";
 const FORGED: &str = "MSH|^~\\&|LAB|H|EHR|H|20240101||ADT^A01|FORGED1|P|2.5.1\rPID|1||666^^^H^MR\r";
 
@@ -805,7 +782,7 @@ const FORGED: &str = "MSH|^~\\&|LAB|H|EHR|H|20240101||ADT^A01|FORGED1|P|2.5.1\rP
 #[test]
 fn mllp_frames_cannot_be_smuggled() {
     use common::run::{Weft, a01};
-    let downstream = receiver();
+    let downstream = common::run::Weft::receiver();
     let target = downstream.addr;
     let smuggling_output = format!("{REAL}\\x1c\\r\\x0b{FORGED}").replace('\r', "\\r");
     let upstream = Weft::start(|_| {
@@ -852,27 +829,23 @@ destinations = ["next"]
     // Over HTTP: refused at the door.
     let dir = tempfile::tempdir().unwrap();
     let body = dir.path().join("smuggle.hl7");
-    let injected = format!("{}|x\x1c\x0b{FORGED}", REAL.trim_end_matches('\r'));
-    std::fs::write(&body, &injected).unwrap();
     let url = format!("http://{}/messages", upstream.addrs["http"]);
-    let (code, text) = common::curl(&[
-        "-H",
-        "Content-Type: application/hl7-v2",
-        "--data-binary",
-        &format!("@{}", body.display()),
-        &url,
-    ]);
+    let post = |message: &str| {
+        std::fs::write(&body, message).unwrap();
+        common::curl(&[
+            "-H",
+            "Content-Type: application/hl7-v2",
+            "--data-binary",
+            &format!("@{}", body.display()),
+            &url,
+        ])
+    };
+    let injected = format!("{}|x\x1c\x0b{FORGED}", REAL.trim_end_matches('\r'));
+    let (code, text) = post(&injected);
     assert_eq!(code, 400, "{text}");
     assert!(text.contains("MLLP end-block byte (0x1C)"), "{text}");
     // A clean message on the same path arrives (the receiver works).
-    std::fs::write(&body, REAL).unwrap();
-    let (code, text) = common::curl(&[
-        "-H",
-        "Content-Type: application/hl7-v2",
-        "--data-binary",
-        &format!("@{}", body.display()),
-        &url,
-    ]);
+    let (code, text) = post(REAL);
     assert_eq!(code, 202, "{text}");
     // `weft send` refuses it before sending a byte.
     std::fs::write(&body, &injected).unwrap();

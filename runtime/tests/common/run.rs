@@ -103,6 +103,29 @@ impl Weft {
         }
     }
 
+    /// A receiving Weft: every message its MLLP source `in` gets is written,
+    /// unchanged, to `out/<control id>.hl7`; ACK after delivery.
+    pub fn receiver() -> Weft {
+        Weft::start(|d| {
+            format!(
+                r#"
+[sources.in]
+kind = "mllp"
+listen = "127.0.0.1:0"
+ack = "after-delivery"
+[destinations.files]
+kind = "file"
+dir = "{}"
+filename = "{{control_id}}.{{ext}}"
+[routes.copy]
+match = ["*"]
+destinations = ["files"]
+"#,
+                d.join("out").display()
+            )
+        })
+    }
+
     /// Starts it again on the same configuration and data (after `stop` or
     /// `kill`); the sources get new ports.
     pub fn restart(&mut self) {
