@@ -16,6 +16,8 @@ use super::weft::plugin::host::{self, Level};
 const MAX_LOG_RECORDS: usize = 256;
 /// Longest log record kept; longer ones are cut.
 const MAX_LOG_LEN: usize = 4096;
+/// Most random bytes one WASI call may ask for.
+const MAX_RANDOM_BYTES: u64 = 64 * 1024;
 /// Bytes of stdout and of stderr kept per call (for the debug log).
 const STDIO_CAPACITY: usize = 64 * 1024;
 
@@ -89,6 +91,9 @@ impl HostState {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
+            // Random bytes are made on the host before they are copied in:
+            // a hash seed needs 16, not WASI's default of 64 MiB per call.
+            .max_random_size(MAX_RANDOM_BYTES)
             .build();
         HostState {
             wasi,
