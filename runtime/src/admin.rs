@@ -236,6 +236,7 @@ fn detail_json(d: &Detail, with_body: bool) -> Value {
         .collect();
     if let Some(o) = v.as_object_mut() {
         o.insert("remote".into(), d.remote.clone().into());
+        o.insert("peer_subject".into(), d.peer_subject.clone().into());
         o.insert("content_type".into(), d.content_type.clone().into());
         o.insert("sending_application".into(), d.sender.0.clone().into());
         o.insert("sending_facility".into(), d.sender.1.clone().into());

@@ -147,6 +147,8 @@ pub struct MllpSourceConfig {
     pub max_frame_bytes: usize,
     /// A connection silent (or stuck mid-frame) this long is closed.
     pub idle_timeout: Duration,
+    /// TLS (MLLP over TLS), with client certificates when it names a CA.
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 /// One destination (`[destinations.NAME]`).
@@ -222,6 +224,8 @@ pub struct MllpDestinationConfig {
     pub on_error: AckPolicy,
     /// What to do with AR/CR.
     pub on_reject: AckPolicy,
+    /// MLLP over TLS, when set.
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 /// Settings of a file destination.
@@ -992,6 +996,7 @@ impl<'a> Checker<'a> {
         let mut listen_given = false;
         let mut max_frame_bytes = 4 * 1024 * 1024;
         let mut idle_timeout = Duration::from_secs(60);
+        let mut server_tls = None;
         let mut path = "/".to_string();
         let mut dedup_window = None;
         for entry in t.iter() {
@@ -1034,6 +1039,7 @@ impl<'a> Checker<'a> {
                         idle_timeout = Duration::from_secs(n);
                     }
                 }
+                ("mllp", "tls") => server_tls = self.server_tls(entry, &ekey),
                 ("http", "path") => {
                     if let Some(p) = self.string(entry, &ekey) {
                         if !p.starts_with('/') || p == "/health" {
@@ -1045,7 +1051,7 @@ impl<'a> Checker<'a> {
                 ("mllp", _) => self.error(
                     k.span().start,
                     &ekey,
-                    "unknown key (expected kind, listen, ack, route, dedup_window_s, max_frame_kib, idle_timeout_s)",
+                    "unknown key (expected kind, listen, ack, route, dedup_window_s, max_frame_kib, idle_timeout_s, tls)",
                 ),
                 _ => self.error(
                     k.span().start,
@@ -1065,6 +1071,7 @@ impl<'a> Checker<'a> {
                 listen,
                 max_frame_bytes,
                 idle_timeout,
+                tls: server_tls,
             })
         } else {
             SourceKind::Http(HttpSourceConfig {
@@ -1080,6 +1087,78 @@ impl<'a> Checker<'a> {
             route,
             dedup_window,
         })
+    }
+
+    /// A listener's `tls = { cert, key, client_ca }`, each file checked: it
+    /// exists, holds PEM, is valid now, and the key is the certificate's.
+    fn server_tls(&mut self, entry: Entry<'_>, key: &str) -> Option<crate::tls::ServerTls> {
+        let t = self.table(entry.1, key)?;
+        let (mut cert, mut pkey, mut client_ca) = (None, None, None);
+        for e in t.iter() {
+            let k = e.0.get_ref().as_ref();
+            let ekey = format!("{key}.{k}");
+            match k {
+                "cert" => cert = self.path(e, &ekey, true),
+                "key" => pkey = self.path(e, &ekey, true),
+                "client_ca" => client_ca = self.path(e, &ekey, true),
+                _ => self.error(
+                    e.0.span().start,
+                    &ekey,
+                    "unknown key (expected cert, key, client_ca)",
+                ),
+            }
+        }
+        let at = entry.1.span().start;
+        let (Some(cert), Some(pkey)) = (cert, pkey) else {
+            self.error(at, key, "needs cert and key");
+            return None;
+        };
+        let tls = crate::tls::ServerTls {
+            cert,
+            key: pkey,
+            client_ca,
+        };
+        if [&tls.cert, &tls.key]
+            .into_iter()
+            .chain(&tls.client_ca)
+            .all(|p| p.is_file())
+            && let Err(e) = crate::tls::server_config(&tls)
+        {
+            self.error(at, key, e.to_string());
+        }
+        Some(tls)
+    }
+
+    /// A connection's `tls = { ca, cert, key, server_name }` (an empty
+    /// table: the system's CAs), checked like [`Self::server_tls`].
+    fn client_tls(&mut self, entry: Entry<'_>, key: &str) -> Option<crate::tls::ClientTls> {
+        let t = self.table(entry.1, key)?;
+        let mut tls = crate::tls::ClientTls::default();
+        for e in t.iter() {
+            let k = e.0.get_ref().as_ref();
+            let ekey = format!("{key}.{k}");
+            match k {
+                "ca" => tls.ca = self.path(e, &ekey, true),
+                "cert" => tls.cert = self.path(e, &ekey, true),
+                "key" => tls.key = self.path(e, &ekey, true),
+                "server_name" => tls.server_name = self.string(e, &ekey),
+                _ => self.error(
+                    e.0.span().start,
+                    &ekey,
+                    "unknown key (expected ca, cert, key, server_name)",
+                ),
+            }
+        }
+        let at = entry.1.span().start;
+        if [&tls.ca, &tls.cert, &tls.key]
+            .into_iter()
+            .flatten()
+            .all(|p| p.is_file())
+            && let Err(e) = crate::tls::client_config(&tls)
+        {
+            self.error(at, key, e.to_string());
+        }
+        Some(tls)
     }
 
     fn admin(&mut self, at: usize, t: &DeTable<'_>) -> Option<AdminConfig> {
@@ -1178,6 +1257,7 @@ impl<'a> Checker<'a> {
         let mut headers = Vec::new();
         let mut on_error = AckPolicy::Retry;
         let mut on_reject = AckPolicy::Fail;
+        let mut client_tls = None;
         let mut required: Vec<(&str, bool)> = match kind.as_str() {
             "file" => vec![("dir", false)],
             "http" => vec![("url", false)],
@@ -1286,6 +1366,7 @@ impl<'a> Checker<'a> {
                         }
                     }
                 }
+                ("mllp", "tls") => client_tls = self.client_tls(entry, &ekey),
                 ("mllp", "on_error" | "on_reject") => {
                     let policy = match self.string(entry, &ekey).as_deref() {
                         Some("retry") => Some(AckPolicy::Retry),
@@ -1317,7 +1398,7 @@ impl<'a> Checker<'a> {
                 _ => self.error(
                     k.span().start,
                     &ekey,
-                    "unknown key (expected kind, address, timeout_s, on_error, on_reject, concurrency, max_attempts, max_age_h, ordering, key)",
+                    "unknown key (expected kind, address, timeout_s, on_error, on_reject, tls, concurrency, max_attempts, max_age_h, ordering, key)",
                 ),
             }
         }
@@ -1354,6 +1435,7 @@ impl<'a> Checker<'a> {
                 timeout,
                 on_error,
                 on_reject,
+                tls: client_tls,
             }),
         };
         Some(DestinationConfig {

@@ -15,4 +15,5 @@ pub mod plugins;
 pub mod reload;
 pub mod routes;
 pub mod sources;
+pub mod tls;
 pub mod workqueue;

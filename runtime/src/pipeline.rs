@@ -387,7 +387,7 @@ impl Pipeline {
                     id: m.id,
                     content_type: m.content_type,
                     body: m.body,
-                    headers: vec![("source".into(), m.source)],
+                    headers: crate::sources::message_headers(&m.source, m.remote, m.peer_subject),
                 },
                 control_id: m.control_id,
                 message_type: m.message_type,

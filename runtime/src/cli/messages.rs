@@ -162,6 +162,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 s.source,
                 d.remote.as_deref().unwrap_or("-")
             );
+            if let Some(subject) = &d.peer_subject {
+                println!("certificate {subject}");
+            }
             println!(
                 "type        {}  control id {}  sender {} / {}",
                 s.message_type, s.control_id, d.sender.0, d.sender.1

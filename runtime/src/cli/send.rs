@@ -19,6 +19,23 @@ pub struct Args {
     /// How long to wait for each ACK, in seconds.
     #[arg(long, default_value_t = 30)]
     timeout_s: u64,
+    /// Speak MLLP over TLS, trusting the CA certificates in this PEM file.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// Speak MLLP over TLS, trusting the system's CA certificates.
+    #[arg(long, conflicts_with = "tls_ca")]
+    tls: bool,
+    /// A client certificate (PEM) to present, for a listener that asks for
+    /// one (mutual TLS).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// The name the server's certificate must carry, when it is not the
+    /// host in --to.
+    #[arg(long, value_name = "NAME")]
+    tls_server_name: Option<String>,
     /// Files holding one or more messages (split where a line starts with
     /// MSH), or - for standard input.
     #[arg(default_value = "-")]
@@ -102,11 +119,36 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn send_all(args: &Args, messages: &[(String, Vec<u8>)]) -> anyhow::Result<bool> {
-    let mut stream = tokio::net::TcpStream::connect(&args.to)
+/// A plain or TLS connection.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+/// Connects to `--to`, over TLS when a `--tls*` option asks for it.
+async fn connect(args: &Args) -> anyhow::Result<Box<dyn Stream>> {
+    let stream = tokio::net::TcpStream::connect(&args.to)
         .await
         .with_context(|| format!("connecting to {}", args.to))?;
     let _ = stream.set_nodelay(true);
+    if !args.tls && args.tls_ca.is_none() && args.tls_cert.is_none() {
+        return Ok(Box::new(stream));
+    }
+    let settings = weft::tls::ClientTls {
+        ca: args.tls_ca.clone(),
+        cert: args.tls_cert.clone(),
+        key: args.tls_key.clone(),
+        server_name: args.tls_server_name.clone(),
+    };
+    let config = weft::tls::client_config(&settings)?;
+    let name = weft::tls::server_name(&settings, &args.to)?;
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, stream)
+        .await
+        .with_context(|| format!("TLS handshake with {}", args.to))?;
+    Ok(Box::new(tls))
+}
+
+async fn send_all(args: &Args, messages: &[(String, Vec<u8>)]) -> anyhow::Result<bool> {
+    let mut stream = connect(args).await?;
     let bar = (messages.len() > 20 && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(messages.len() as u64);
         b.set_style(
@@ -151,7 +193,7 @@ async fn send_all(args: &Args, messages: &[(String, Vec<u8>)]) -> anyhow::Result
 }
 
 async fn exchange(
-    stream: &mut tokio::net::TcpStream,
+    stream: &mut Box<dyn Stream>,
     decoder: &mut Decoder,
     buf: &mut BytesMut,
     message: &[u8],

@@ -6,15 +6,21 @@
 use std::sync::Mutex;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 use super::{BoxFuture, Delivery, DeliveryError, Destination};
 use crate::config::{AckPolicy, MllpDestinationConfig};
 use crate::mllp::{Decoder, Frame, framed};
 
+/// A plain or TLS connection.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
 struct Connection {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     decoder: Decoder,
     buf: BytesMut,
 }
@@ -22,6 +28,10 @@ struct Connection {
 /// Sends HL7 v2 to an MLLP receiver.
 pub struct MllpDestination {
     config: MllpDestinationConfig,
+    /// MLLP over TLS: the connector and the name the server's certificate
+    /// must carry, or why they could not be made (each delivery then fails
+    /// with that reason and stays pending).
+    tls: Option<Result<(TlsConnector, ServerName<'static>), String>>,
     /// Idle connections, one per concurrent delivery at most.
     idle: Mutex<Vec<Connection>>,
 }
@@ -29,8 +39,14 @@ pub struct MllpDestination {
 impl MllpDestination {
     /// A destination for these settings.
     pub fn new(config: MllpDestinationConfig) -> MllpDestination {
+        let tls = config.tls.as_ref().map(|t| {
+            let client = crate::tls::client_config(t).map_err(|e| e.to_string())?;
+            let name = crate::tls::server_name(t, &config.address).map_err(|e| e.to_string())?;
+            Ok((TlsConnector::from(client), name))
+        });
         MllpDestination {
             config,
+            tls,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -51,6 +67,32 @@ impl MllpDestination {
             DeliveryError::Transient(format!("cannot connect to {}: {e}", self.config.address))
         })?;
         let _ = stream.set_nodelay(true);
+        let stream: Box<dyn Stream> = match &self.tls {
+            None => Box::new(stream),
+            Some(Err(reason)) => {
+                return Err(DeliveryError::Transient(format!("TLS settings: {reason}")));
+            }
+            Some(Ok((connector, name))) => {
+                let tls = tokio::time::timeout(
+                    self.config.timeout,
+                    connector.connect(name.clone(), stream),
+                )
+                .await
+                .map_err(|_| {
+                    DeliveryError::Transient(format!(
+                        "TLS handshake with {} timed out",
+                        self.config.address
+                    ))
+                })?
+                .map_err(|e| {
+                    DeliveryError::Transient(format!(
+                        "TLS handshake with {} failed: {e}",
+                        self.config.address
+                    ))
+                })?;
+                Box::new(tls)
+            }
+        };
         Ok(Connection {
             stream,
             decoder: Decoder::new(16 * 1024 * 1024),

@@ -54,6 +54,8 @@ pub struct NewMessage {
     pub source: String,
     /// The peer's address.
     pub remote: Option<String>,
+    /// The subject of the peer's client certificate (mutual TLS).
+    pub peer_subject: Option<String>,
     /// When it arrived (ms since the epoch).
     pub received_at: i64,
     /// Media type.

@@ -85,6 +85,8 @@ pub struct Detail {
     pub summary: Summary,
     /// The peer's address.
     pub remote: Option<String>,
+    /// The subject of the peer's client certificate (mutual TLS).
+    pub peer_subject: Option<String>,
     /// Media type of the input.
     pub content_type: String,
     /// MSH-3 / MSH-4.
@@ -217,13 +219,15 @@ pub fn show(conn: &Connection, id: &str) -> Result<Option<Detail>, JournalError>
     };
     let mut detail = conn
         .query_row(
-            "SELECT remote, content_type, sending_application, sending_facility, route, error, plugin_versions, body
+            "SELECT remote, content_type, sending_application, sending_facility, route, error, plugin_versions, body,
+                    peer_subject
              FROM messages WHERE id = ?1",
             [id],
             |r| {
                 Ok(Detail {
                     summary: s.clone(),
                     remote: r.get(0)?,
+                    peer_subject: r.get(8)?,
                     content_type: r.get(1)?,
                     sender: (r.get(2)?, r.get(3)?),
                     route: r.get(4)?,

@@ -14,7 +14,7 @@ use super::{
 };
 
 /// The schema version this runtime writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Most writes applied in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -199,6 +199,11 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), JournalError> {
         )
         .map_err(|e| open_error(path, e))?;
     }
+    if version < 4 {
+        // v4: the subject of a sender's client certificate (mutual TLS).
+        tx.execute_batch("ALTER TABLE messages ADD COLUMN peer_subject TEXT;")
+            .map_err(|e| open_error(path, e))?;
+    }
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -334,9 +339,9 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
         Op::Append(m) => {
             tx.prepare_cached(
                 "INSERT INTO messages (id, source, remote, received_at, content_type, body, message_type,
-                   control_id, sending_application, sending_facility, route, status, seq)
+                   control_id, sending_application, sending_facility, route, status, seq, peer_subject)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'received',
-                   (SELECT IFNULL(MAX(seq), 0) + 1 FROM messages))",
+                   (SELECT IFNULL(MAX(seq), 0) + 1 FROM messages), ?12)",
             )?
             .execute(params![
                     m.id,
@@ -349,7 +354,8 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
                     m.control_id,
                     m.sending_application,
                     m.sending_facility,
-                    m.route
+                    m.route,
+                    m.peer_subject
                 ])?;
             let mut hold = tx.prepare_cached(
                 "INSERT INTO order_holds (message_id, message_seq, destination, ordering_key)
@@ -541,7 +547,7 @@ impl Journal for SqliteJournal {
         self.read(|c| {
             let mut stmt = c.prepare(
                 "SELECT id, source, remote, received_at, content_type, body, message_type, control_id,
-                        sending_application, sending_facility, route
+                        sending_application, sending_facility, route, peer_subject
                  FROM messages WHERE status = ?1 ORDER BY received_at, id",
             )?;
             let rows = stmt.query_map(params![MessageStatus::Received.as_str()], |r| {
@@ -550,6 +556,7 @@ impl Journal for SqliteJournal {
                         id: r.get(0)?,
                         source: r.get(1)?,
                         remote: r.get(2)?,
+                        peer_subject: r.get(11)?,
                         received_at: r.get(3)?,
                         content_type: r.get(4)?,
                         body: r.get(5)?,
@@ -609,6 +616,7 @@ mod tests {
             id: id.into(),
             source: "in".into(),
             remote: None,
+            peer_subject: None,
             received_at: 1,
             content_type: "application/hl7-v2".into(),
             body: b"MSH|^~\\&|".to_vec(),

@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use weft_hl7::{AckCode, AckError, AckOptions, ErrorCode, Severity, build_ack};
@@ -16,7 +17,9 @@ use crate::mllp::{Decoder, Frame, framed};
 use crate::pipeline::{Outcome, Pipeline};
 
 /// Accepts connections until `shutdown`, then waits for open connections
-/// to finish the messages they have started.
+/// to finish the messages they have started. With `tls` set, every
+/// connection is TLS (a plain one is closed without an answer), and with a
+/// client CA each client must present a certificate it signed.
 pub async fn serve(
     listener: TcpListener,
     source: SourceConfig,
@@ -24,15 +27,50 @@ pub async fn serve(
     pipeline: Arc<Pipeline>,
     shutdown: CancellationToken,
 ) {
+    let acceptor = match &mllp.tls {
+        Some(t) => match crate::tls::server_config(t) {
+            Ok(config) => Some(TlsAcceptor::from(config)),
+            Err(e) => {
+                tracing::error!(source = %source.name, error = %e, "TLS settings refused; the listener is closed");
+                return;
+            }
+        },
+        None => None,
+    };
     let connections = TaskTracker::new();
     let ctx = Arc::new((source, mllp, pipeline));
+    let failures = Arc::new(HandshakeFailures::default());
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
                     let _ = stream.set_nodelay(true);
                     tracing::debug!(source = %ctx.0.name, %remote, "connection opened");
-                    connections.spawn(connection(stream, remote, ctx.clone(), shutdown.clone()));
+                    let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
+                    match &acceptor {
+                        None => {
+                            connections.spawn(connection(stream, remote, None, ctx, shutdown));
+                        }
+                        Some(acceptor) => {
+                            let (acceptor, failures) = (acceptor.clone(), failures.clone());
+                            connections.spawn(async move {
+                                let wait = ctx.1.idle_timeout.min(HANDSHAKE_TIMEOUT);
+                                let tls = match tokio::time::timeout(wait, acceptor.accept(stream)).await {
+                                    Ok(Ok(tls)) => tls,
+                                    Ok(Err(e)) => {
+                                        failures.report(&ctx.0.name, remote, &e.to_string());
+                                        return;
+                                    }
+                                    Err(_) => {
+                                        failures.report(&ctx.0.name, remote, "no TLS handshake in time");
+                                        return;
+                                    }
+                                };
+                                let subject = crate::tls::peer_subject(tls.get_ref().1.peer_certificates());
+                                connection(tls, remote, subject, ctx, shutdown).await;
+                            });
+                        }
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(source = %ctx.0.name, error = %e, "accept failed");
@@ -47,22 +85,62 @@ pub async fn serve(
     connections.wait().await;
 }
 
-async fn connection(
-    stream: TcpStream,
+/// How long a TLS client has to finish its handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Handshake failures, logged once per peer address every ten minutes, so
+/// a misconfigured or hostile client cannot flood the log.
+#[derive(Default)]
+struct HandshakeFailures(
+    std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, std::time::Instant>>,
+);
+
+impl HandshakeFailures {
+    fn report(&self, source: &str, remote: SocketAddr, reason: &str) {
+        let now = std::time::Instant::now();
+        let Ok(mut seen) = self.0.lock() else { return };
+        if seen.len() > 4096 {
+            seen.clear();
+        }
+        let due = seen
+            .get(&remote.ip())
+            .is_none_or(|t| now.duration_since(*t) > std::time::Duration::from_secs(600));
+        if due {
+            seen.insert(remote.ip(), now);
+            tracing::warn!(source, %remote, reason = %crate::plugins::text::escape(reason), "TLS handshake failed; connection closed (logged once per peer every 10 minutes)");
+        } else {
+            tracing::debug!(source, %remote, reason, "TLS handshake failed");
+        }
+    }
+}
+
+async fn connection<S>(
+    stream: S,
     remote: SocketAddr,
+    peer_subject: Option<String>,
     ctx: Arc<(SourceConfig, MllpSourceConfig, Arc<Pipeline>)>,
     shutdown: CancellationToken,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
     let (source, mllp, pipeline) = (&ctx.0, &ctx.1, &ctx.2);
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut decoder = Decoder::new(mllp.max_frame_bytes);
     loop {
         while let Some(frame) = decoder.decode(&mut buf) {
             let (reply, close) = match frame {
-                Frame::Message(body) => {
-                    (answer(pipeline, source, body.to_vec(), remote).await, false)
-                }
+                Frame::Message(body) => (
+                    answer(
+                        pipeline,
+                        source,
+                        body.to_vec(),
+                        remote,
+                        peer_subject.clone(),
+                    )
+                    .await,
+                    false,
+                ),
                 Frame::TooLarge { limit } => {
                     tracing::warn!(source = %source.name, %remote, limit, "frame too large: NAK and close");
                     let err = AckError {
@@ -160,6 +238,7 @@ async fn answer(
     source: &SourceConfig,
     body: Vec<u8>,
     remote: SocketAddr,
+    peer_subject: Option<String>,
 ) -> Vec<u8> {
     let parsed = weft_hl7::Message::parse(&body);
     let (message, header) = match parsed {
@@ -197,6 +276,7 @@ async fn answer(
         sending_facility: header.sending_facility.clone(),
         message_type: header.message_type(),
         want_outputs: false,
+        peer_subject,
     };
     let result = take(
         pipeline,

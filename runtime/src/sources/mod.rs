@@ -54,12 +54,32 @@ pub struct Incoming {
     pub message_type: String,
     /// Return the outputs with the outcome.
     pub want_outputs: bool,
+    /// The subject of the client certificate the sender presented (mutual
+    /// TLS).
+    pub peer_subject: Option<String>,
 }
 
 /// A new message id: time-ordered (UUIDv7), unique, never derived from the
 /// content.
 pub fn new_message_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+/// The headers a plugin sees with a message: `source`, `remote-addr`, and
+/// `tls-client-subject` when the sender presented a client certificate.
+pub fn message_headers(
+    source: &str,
+    remote: Option<String>,
+    peer_subject: Option<String>,
+) -> Vec<(String, String)> {
+    let mut headers = vec![("source".to_string(), source.to_string())];
+    if let Some(addr) = remote {
+        headers.push(("remote-addr".to_string(), addr));
+    }
+    if let Some(subject) = peer_subject {
+        headers.push(("tls-client-subject".to_string(), subject));
+    }
+    headers
 }
 
 /// Records a message in the journal, hands it to the workers and waits as
@@ -129,6 +149,7 @@ pub async fn take(
         id: id.clone(),
         source: source.name.clone(),
         remote: remote.map(|a| a.to_string()),
+        peer_subject: incoming.peer_subject.clone(),
         received_at: now_ms(),
         content_type: incoming.content_type.clone(),
         body: incoming.body.clone(),
@@ -147,10 +168,11 @@ pub async fn take(
             tracing::error!(source = %source.name, error = %e, "message not recorded; refused");
             Refusal::NotRecorded(e.to_string())
         })?;
-    let mut headers = vec![("source".to_string(), source.name.clone())];
-    if let Some(addr) = remote {
-        headers.push(("remote-addr".to_string(), addr.to_string()));
-    }
+    let headers = message_headers(
+        &source.name,
+        remote.map(|a| a.to_string()),
+        incoming.peer_subject,
+    );
     let (reply, wait) = match source.ack {
         AckMode::AfterCommit => (None, None),
         _ => {

@@ -34,6 +34,7 @@ pub fn wasm(crate_name: &str) -> PathBuf {
 pub mod fhir_compare;
 pub mod fhir_server;
 pub mod mappings;
+pub mod pki;
 pub mod run;
 
 /// Runs curl (a real third-party client) with `args`; its status code and

@@ -1,0 +1,349 @@
+//! MLLP over TLS against the real binary: Weft's listener with mutual TLS
+//! against third-party clients (Python's `ssl`, `openssl s_client`) and a
+//! plain-text one; Weft's MLLP destination and `weft send` against it; the
+//! client certificate's subject recorded with each message; bad
+//! certificates refused with a clear reason, and nothing lost.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::pki::Pki;
+use common::run::{Weft, a01};
+
+/// A receiving Weft whose MLLP source `in` speaks TLS and requires a client
+/// certificate from the client CA; it writes what it gets to `out/`.
+fn tls_receiver(pki: &Pki) -> Weft {
+    Weft::start(|d| {
+        format!(
+            r#"
+[sources.in]
+kind = "mllp"
+listen = "127.0.0.1:0"
+ack = "after-commit"
+idle_timeout_s = 3
+tls = {{ cert = "{cert}", key = "{key}", client_ca = "{ca}" }}
+[destinations.files]
+kind = "file"
+dir = "{out}"
+filename = "{{control_id}}.{{ext}}"
+[routes.copy]
+match = ["*"]
+destinations = ["files"]
+"#,
+            cert = pki.path("server.pem"),
+            key = pki.path("server.key"),
+            ca = pki.path("client-ca.pem"),
+            out = d.join("out").display(),
+        )
+    })
+}
+
+/// Sends one framed message with Python's `ssl` module; what came back.
+fn python_send(addr: std::net::SocketAddr, pki: &Pki, client_cert: bool, message: &[u8]) -> String {
+    let script = r#"
+import socket, ssl, sys
+port, ca, cert, key, msg = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+ctx = ssl.create_default_context(cafile=ca)
+if cert:
+    ctx.load_cert_chain(cert, key)
+try:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        with ctx.wrap_socket(s, server_hostname="localhost") as t:
+            t.sendall(b"\x0b" + msg.encode() + b"\x1c\r")
+            data = b""
+            while b"\x1c" not in data:
+                chunk = t.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            print("ANSWER", data.decode(errors="replace").replace("\r", "\n"))
+except Exception as e:
+    print("FAILED", type(e).__name__, e)
+"#;
+    let (cert, key) = if client_cert {
+        (pki.path("client.pem"), pki.path("client.key"))
+    } else {
+        (String::new(), String::new())
+    };
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &addr.port().to_string(),
+            &pki.path("server-ca.pem"),
+            &cert,
+            &key,
+        ])
+        .arg(String::from_utf8_lossy(message).as_ref())
+        .output()
+        .expect("python3 runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn weft_cli(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn wait_for_files(weft: &Weft, n: usize) -> Vec<std::path::PathBuf> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while weft.out_files().len() < n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    weft.out_files()
+}
+
+#[test]
+fn mllp_over_tls_with_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let receiver = tls_receiver(&pki);
+    let addr = receiver.addr;
+
+    // Python's ssl with a client certificate: AA.
+    let got = python_send(addr, &pki, true, &a01("PY1", "1"));
+    assert!(
+        got.contains("ANSWER") && got.contains("MSA|AA|PY1"),
+        "{got}"
+    );
+
+    // Without a client certificate: no answer, and the log says why.
+    let got = python_send(addr, &pki, false, &a01("PY2", "2"));
+    assert!(!got.contains("MSA|"), "{got}");
+    assert!(
+        receiver.wait_for_log("TLS handshake failed", Duration::from_secs(5)),
+        "{}",
+        receiver.log_text()
+    );
+
+    // openssl s_client with the client certificate.
+    let mut s_client = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-quiet",
+            "-ign_eof",
+        ])
+        .args([
+            "-CAfile",
+            &pki.path("server-ca.pem"),
+            "-servername",
+            "localhost",
+        ])
+        .args([
+            "-cert",
+            &pki.path("client.pem"),
+            "-key",
+            &pki.path("client.key"),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("openssl runs");
+    let mut frame = vec![0x0b];
+    frame.extend(a01("OSSL1", "3"));
+    frame.extend([0x1c, 0x0d]);
+    s_client.stdin.take().unwrap().write_all(&frame).unwrap();
+    // The listener closes the idle connection after 3 s; s_client then ends.
+    let out = s_client.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
+    assert!(
+        stdout.contains("MSA|AA|OSSL1"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A plain-text client gets no ACK and the connection is closed.
+    let mut plain = std::net::TcpStream::connect(addr).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    plain.write_all(&frame).unwrap();
+    let mut buf = Vec::new();
+    let _ = plain.read_to_end(&mut buf);
+    assert!(!String::from_utf8_lossy(&buf).contains("MSA|"), "{buf:?}");
+
+    // `weft send` over TLS, with and without the client certificate.
+    let msg_file = dir.path().join("m.hl7");
+    std::fs::write(&msg_file, a01("SEND1", "4")).unwrap();
+    let to = addr.to_string();
+    let m = msg_file.display().to_string();
+    let (code, text) = weft_cli(&[
+        "send",
+        "--to",
+        &to,
+        "--tls-ca",
+        &pki.path("server-ca.pem"),
+        "--tls-cert",
+        &pki.path("client.pem"),
+        "--tls-key",
+        &pki.path("client.key"),
+        "--tls-server-name",
+        "localhost",
+        &m,
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("AA\tSEND1"), "{text}");
+    let (code, text) = weft_cli(&[
+        "send",
+        "--to",
+        &to,
+        "--tls-ca",
+        &pki.path("rogue-ca.pem"),
+        &m,
+    ]);
+    assert_ne!(code, 0, "{text}");
+    assert!(text.to_lowercase().contains("certificate"), "{text}");
+
+    // What arrived, and who sent it.
+    let files = wait_for_files(&receiver, 3);
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["OSSL1.hl7", "PY1.hl7", "SEND1.hl7"]);
+    let config = receiver.config_path().display().to_string();
+    let (code, list) = weft_cli(&["messages", "--config", &config, "list"]);
+    assert_eq!(code, 0, "{list}");
+    let id = list
+        .lines()
+        .find(|l| l.contains("PY1"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{list}"))
+        .to_string();
+    let (_, shown) = weft_cli(&["messages", "--config", &config, "show", &id]);
+    assert!(
+        shown.contains("certificate CN=lab-analyzer, O=North Hospital"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn mllp_destination_speaks_tls_and_bad_certificates_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let receiver = tls_receiver(&pki);
+    let target = receiver.addr;
+    let sender = |ca: &str, ack: &str| {
+        let tls = format!(
+            r#"{{ ca = "{}", cert = "{}", key = "{}", server_name = "localhost" }}"#,
+            pki.path(ca),
+            pki.path("client.pem"),
+            pki.path("client.key")
+        );
+        Weft::start(move |_| {
+            format!(
+                r#"
+[sources.in]
+kind = "mllp"
+listen = "127.0.0.1:0"
+ack = "{ack}"
+[destinations.next]
+kind = "mllp"
+address = "{target}"
+timeout_s = 5
+tls = {tls}
+[routes.forward]
+match = ["*"]
+destinations = ["next"]
+"#
+            )
+        })
+    };
+    let good = sender("server-ca.pem", "after-delivery");
+    let ack = good.client().exchange(&a01("FWD1", "1"));
+    assert_eq!(ack.code, "AA", "{}", ack.raw);
+    assert_eq!(wait_for_files(&receiver, 1).len(), 1);
+
+    // A sender that trusts the wrong CA: the delivery fails with the
+    // reason and stays pending (nothing is lost), retried later.
+    let wrong = sender("rogue-ca.pem", "after-commit");
+    let ack = wrong.client().exchange(&a01("FWD2", "2"));
+    assert_eq!(ack.code, "AA", "{}", ack.raw);
+    assert!(
+        wrong.wait_for_log("invalid peer certificate", Duration::from_secs(10)),
+        "{}",
+        wrong.log_text()
+    );
+    assert!(
+        wrong.log_text().contains("will retry"),
+        "{}",
+        wrong.log_text()
+    );
+    let config = wrong.config_path().display().to_string();
+    let (_, pending) = weft_cli(&[
+        "messages", "--config", &config, "list", "--status", "pending",
+    ]);
+    assert!(pending.contains("FWD2"), "{pending}");
+    assert_eq!(receiver.out_files().len(), 1);
+}
+
+fn check(dir: &Path, tls: &str) -> (i32, String) {
+    let config = dir.join("weft.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[sources.in]
+kind = "mllp"
+listen = "127.0.0.1:0"
+tls = {tls}
+[destinations.files]
+kind = "file"
+dir = "out"
+[routes.copy]
+match = ["*"]
+destinations = ["files"]
+"#
+        ),
+    )
+    .unwrap();
+    weft_cli(&["check", &config.display().to_string()])
+}
+
+#[test]
+fn check_names_what_is_wrong_with_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let tls = |cert: &str, key: &str| {
+        format!(
+            r#"{{ cert = "{}", key = "{}" }}"#,
+            pki.path(cert),
+            pki.path(key)
+        )
+    };
+    let (code, out) = check(dir.path(), &tls("server.pem", "server.key"));
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = check(dir.path(), &tls("expired.pem", "expired.key"));
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("sources.in.tls") && out.contains("expired on"),
+        "{out}"
+    );
+    let (code, out) = check(dir.path(), &tls("server.pem", "client.key"));
+    assert_ne!(code, 0);
+    assert!(out.contains("does not match the certificate"), "{out}");
+    let (code, out) = check(dir.path(), &tls("server.key", "server.key"));
+    assert_ne!(code, 0);
+    assert!(out.contains("holds no PEM certificate"), "{out}");
+    let (code, out) = check(dir.path(), &tls("missing.pem", "server.key"));
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("sources.in.tls.cert") && out.contains("does not exist"),
+        "{out}"
+    );
+}
