@@ -57,7 +57,7 @@ pub async fn serve(
         let ctx = ctx.clone();
         async move { handle(req, ctx).await }
     });
-    httpd::serve(listener, "admin API".into(), handler, shutdown).await;
+    httpd::serve(listener, "admin API".into(), None, handler, shutdown).await;
 }
 
 async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Reply {

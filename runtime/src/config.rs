@@ -135,6 +135,8 @@ pub struct HttpSourceConfig {
     pub path: String,
     /// Largest body accepted (413 above).
     pub max_body_bytes: usize,
+    /// HTTPS, with client certificates when it names a CA.
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 /// Settings of an MLLP source.
@@ -202,6 +204,9 @@ pub struct HttpDestinationConfig {
     pub timeout: Duration,
     /// Extra headers, e.g. `Authorization`.
     pub headers: Vec<(String, String)>,
+    /// For https:// URLs: a CA to trust instead of the system's, a client
+    /// certificate, a server name.
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 /// What an MLLP destination does with an AE or AR answer.
@@ -1039,7 +1044,7 @@ impl<'a> Checker<'a> {
                         idle_timeout = Duration::from_secs(n);
                     }
                 }
-                ("mllp", "tls") => server_tls = self.server_tls(entry, &ekey),
+                (_, "tls") => server_tls = self.server_tls(entry, &ekey),
                 ("http", "path") => {
                     if let Some(p) = self.string(entry, &ekey) {
                         if !p.starts_with('/') || p == "/health" {
@@ -1056,7 +1061,7 @@ impl<'a> Checker<'a> {
                 _ => self.error(
                     k.span().start,
                     &ekey,
-                    "unknown key (expected kind, listen, ack, route, dedup_window_s, path, max_body_kib)",
+                    "unknown key (expected kind, listen, ack, route, dedup_window_s, path, max_body_kib, tls)",
                 ),
             }
         }
@@ -1078,6 +1083,7 @@ impl<'a> Checker<'a> {
                 listen,
                 path,
                 max_body_bytes: max_frame_bytes,
+                tls: server_tls,
             })
         };
         Some(SourceConfig {
@@ -1258,6 +1264,7 @@ impl<'a> Checker<'a> {
         let mut on_error = AckPolicy::Retry;
         let mut on_reject = AckPolicy::Fail;
         let mut client_tls = None;
+        let mut tls_at = at;
         let mut required: Vec<(&str, bool)> = match kind.as_str() {
             "file" => vec![("dir", false)],
             "http" => vec![("url", false)],
@@ -1325,13 +1332,14 @@ impl<'a> Checker<'a> {
                 ("http", "url") => {
                     if let Some(text) = self.string(entry, &ekey) {
                         match text.parse::<http::Uri>() {
-                            Ok(u) if u.scheme_str() == Some("http") && u.host().is_some() => url = Some(u),
-                            Ok(u) if u.scheme_str() == Some("https") => self.error(
+                            Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {
+                                url = Some(u)
+                            }
+                            _ => self.error(
                                 v.span().start,
                                 &ekey,
-                                "https is not supported yet: put a TLS-terminating proxy on loopback in front of the server",
+                                format!("{text:?} is not an http:// or https:// URL"),
                             ),
-                            _ => self.error(v.span().start, &ekey, format!("{text:?} is not an http:// URL")),
                         }
                     }
                 }
@@ -1366,7 +1374,10 @@ impl<'a> Checker<'a> {
                         }
                     }
                 }
-                ("mllp", "tls") => client_tls = self.client_tls(entry, &ekey),
+                ("mllp" | "http", "tls") => {
+                    tls_at = v.span().start;
+                    client_tls = self.client_tls(entry, &ekey);
+                }
                 ("mllp", "on_error" | "on_reject") => {
                     let policy = match self.string(entry, &ekey).as_deref() {
                         Some("retry") => Some(AckPolicy::Retry),
@@ -1393,7 +1404,7 @@ impl<'a> Checker<'a> {
                 ("http", _) => self.error(
                     k.span().start,
                     &ekey,
-                    "unknown key (expected kind, url, method, headers, timeout_s, concurrency, max_attempts, max_age_h, ordering, key)",
+                    "unknown key (expected kind, url, method, headers, tls, timeout_s, concurrency, max_attempts, max_age_h, ordering, key)",
                 ),
                 _ => self.error(
                     k.span().start,
@@ -1424,12 +1435,23 @@ impl<'a> Checker<'a> {
                 dir: dir?,
                 filename,
             }),
-            "http" => DestinationKind::Http(HttpDestinationConfig {
-                url: url?,
-                method,
-                timeout,
-                headers,
-            }),
+            "http" => {
+                let url = url?;
+                if client_tls.is_some() && url.scheme_str() != Some("https") {
+                    self.error(
+                        tls_at,
+                        &format!("{key}.tls"),
+                        "applies to https:// URLs only",
+                    );
+                }
+                DestinationKind::Http(HttpDestinationConfig {
+                    url,
+                    method,
+                    timeout,
+                    headers,
+                    tls: client_tls,
+                })
+            }
             _ => DestinationKind::Mllp(MllpDestinationConfig {
                 address: address?,
                 timeout,

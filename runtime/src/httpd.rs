@@ -19,6 +19,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::Pipeline;
@@ -26,11 +27,20 @@ use crate::pipeline::Pipeline;
 /// A response with a buffered body.
 pub type Reply = Response<Full<Bytes>>;
 
+/// The subject of the client certificate a request's connection presented
+/// (mutual TLS), in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct PeerSubject(pub String);
+
 /// Serves `listener` with `handle` until `shutdown`, then lets requests in
-/// flight finish. `what` names the server in the log.
+/// flight finish. `what` names the server in the log. With `tls`, every
+/// connection is HTTPS (a failed handshake closes it and is logged once per
+/// peer), and a client certificate's subject is put in each request's
+/// extensions as [`PeerSubject`].
 pub async fn serve<H, F>(
     listener: TcpListener,
     what: String,
+    tls: Option<TlsAcceptor>,
     handle: Arc<H>,
     shutdown: CancellationToken,
 ) where
@@ -38,22 +48,29 @@ pub async fn serve<H, F>(
     F: Future<Output = Reply> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
+    let failures = Arc::new(crate::tls::HandshakeFailures::default());
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
                     let handle = handle.clone();
-                    let service = service_fn(move |req| {
-                        let reply = handle(req, remote);
-                        async move { Ok::<_, Infallible>(reply.await) }
-                    });
-                    let conn = http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(30))
-                        .serve_connection(TokioIo::new(stream), service);
-                    let watched = graceful.watch(conn);
+                    let watcher = graceful.watcher();
+                    let Some(acceptor) = tls.clone() else {
+                        let conn = connection(TokioIo::new(stream), remote, None, handle);
+                        tokio::spawn(async move {
+                            let _ = watcher.watch(conn).await;
+                        });
+                        continue;
+                    };
+                    let (what, failures) = (what.clone(), failures.clone());
                     tokio::spawn(async move {
-                        let _ = watched.await;
+                        let tls = match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(tls)) => tls,
+                            Ok(Err(e)) => return failures.report(&what, remote, &e.to_string()),
+                            Err(_) => return failures.report(&what, remote, "no TLS handshake in time"),
+                        };
+                        let subject = crate::tls::peer_subject(tls.get_ref().1.peer_certificates());
+                        let _ = watcher.watch(connection(TokioIo::new(tls), remote, subject, handle)).await;
                     });
                 }
                 Err(e) => {
@@ -66,6 +83,31 @@ pub async fn serve<H, F>(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// One HTTP/1 connection served with `handle`.
+fn connection<IO, H, F>(
+    io: IO,
+    remote: SocketAddr,
+    subject: Option<String>,
+    handle: Arc<H>,
+) -> impl hyper_util::server::graceful::GracefulConnection + Send
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Send + Sync + 'static,
+    F: Future<Output = Reply> + Send + 'static,
+{
+    let service = service_fn(move |mut req: Request<Incoming>| {
+        if let Some(s) = &subject {
+            req.extensions_mut().insert(PeerSubject(s.clone()));
+        }
+        let reply = handle(req, remote);
+        async move { Ok::<_, Infallible>(reply.await) }
+    });
+    http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(io, service)
 }
 
 /// A JSON reply.

@@ -3,6 +3,7 @@
 //! and what is wrong with a certificate, said plainly (missing, not PEM,
 //! expired, not matching its key).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -238,6 +239,26 @@ pub fn client_config(t: &ClientTls) -> Result<Arc<ClientConfig>, TlsError> {
     Ok(Arc::new(config))
 }
 
+/// A client configuration that trusts nothing: for a connector that only
+/// ever speaks plain HTTP.
+pub fn plain_only_client_config() -> Arc<ClientConfig> {
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map(|b| {
+            b.with_root_certificates(RootCertStore::empty())
+                .with_no_client_auth()
+        });
+    match config {
+        Ok(c) => Arc::new(c),
+        // The ring provider supports both versions: not reached.
+        Err(_) => Arc::new(
+            ClientConfig::builder()
+                .with_root_certificates(RootCertStore::empty())
+                .with_no_client_auth(),
+        ),
+    }
+}
+
 /// The name to verify a server's certificate against: `server_name` when
 /// set, else the host part of `address` (`HOST:PORT`).
 pub fn server_name(t: &ClientTls, address: &str) -> Result<ServerName<'static>, TlsError> {
@@ -259,4 +280,34 @@ pub fn peer_subject(certs: Option<&[CertificateDer<'_>]>) -> Option<String> {
     let leaf = certs?.first()?;
     let (_, parsed) = x509_parser::parse_x509_certificate(leaf).ok()?;
     Some(parsed.subject().to_string())
+}
+
+/// How long a TLS client has to finish its handshake.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Handshake failures, logged once per peer address every ten minutes, so
+/// a misconfigured or hostile client cannot flood the log.
+#[derive(Default)]
+pub struct HandshakeFailures(
+    std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, std::time::Instant>>,
+);
+
+impl HandshakeFailures {
+    /// Logs a failed handshake of `remote` on listener `source`.
+    pub fn report(&self, source: &str, remote: SocketAddr, reason: &str) {
+        let now = std::time::Instant::now();
+        let Ok(mut seen) = self.0.lock() else { return };
+        if seen.len() > 4096 {
+            seen.clear();
+        }
+        let due = seen
+            .get(&remote.ip())
+            .is_none_or(|t| now.duration_since(*t) > std::time::Duration::from_secs(600));
+        if due {
+            seen.insert(remote.ip(), now);
+            tracing::warn!(source, %remote, reason = %crate::plugins::text::escape(reason), "TLS handshake failed; connection closed (logged once per peer every 10 minutes)");
+        } else {
+            tracing::debug!(source, %remote, reason, "TLS handshake failed");
+        }
+    }
 }

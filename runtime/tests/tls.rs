@@ -347,3 +347,124 @@ fn check_names_what_is_wrong_with_a_certificate() {
         "{out}"
     );
 }
+
+#[test]
+fn https_source_with_client_certificates_and_https_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    // A receiving Weft whose HTTP source is HTTPS with mutual TLS.
+    let receiver = Weft::start(|d| {
+        format!(
+            r#"
+[sources.web]
+kind = "http"
+listen = "127.0.0.1:0"
+path = "/messages"
+ack = "after-commit"
+tls = {{ cert = "{cert}", key = "{key}", client_ca = "{ca}" }}
+[destinations.files]
+kind = "file"
+dir = "{out}"
+filename = "{{control_id}}.{{ext}}"
+[routes.copy]
+match = ["*"]
+destinations = ["files"]
+"#,
+            cert = pki.path("server.pem"),
+            key = pki.path("server.key"),
+            ca = pki.path("client-ca.pem"),
+            out = d.join("out").display(),
+        )
+    });
+    let web = receiver.addrs["web"];
+    let url = format!("https://localhost:{}/messages", web.port());
+    let body = dir.path().join("m.hl7");
+    std::fs::write(&body, a01("CURL1", "1")).unwrap();
+    let data = format!("@{}", body.display());
+    let resolve = format!("localhost:{}:127.0.0.1", web.port());
+    let base = [
+        "-H",
+        "Content-Type: application/hl7-v2",
+        "--data-binary",
+        data.as_str(),
+        "--resolve",
+        resolve.as_str(),
+        "--cacert",
+    ];
+    // curl with the client certificate: accepted.
+    let (cert, key, ca) = (
+        pki.path("client.pem"),
+        pki.path("client.key"),
+        pki.path("server-ca.pem"),
+    );
+    let mut args: Vec<&str> = base.to_vec();
+    args.extend([
+        ca.as_str(),
+        "--cert",
+        cert.as_str(),
+        "--key",
+        key.as_str(),
+        url.as_str(),
+    ]);
+    let (code, text) = common::curl(&args);
+    assert_eq!(code, 202, "{text}");
+    // Without one: no HTTP answer at all.
+    let mut args: Vec<&str> = base.to_vec();
+    args.extend([ca.as_str(), url.as_str()]);
+    let (code, text) = common::curl(&args);
+    assert_eq!(code, 0, "{text}");
+    // Plain HTTP to the HTTPS port: no HTTP answer either.
+    let plain = format!("http://127.0.0.1:{}/messages", web.port());
+    let (code, _) = common::curl(&[
+        "-H",
+        "Content-Type: application/hl7-v2",
+        "--data-binary",
+        &data,
+        "--max-time",
+        "5",
+        &plain,
+    ]);
+    assert_eq!(code, 0);
+
+    // Weft's HTTP destination over HTTPS with its client certificate.
+    let sender = Weft::start(|_| {
+        format!(
+            r#"
+[sources.in]
+kind = "mllp"
+listen = "127.0.0.1:0"
+ack = "after-delivery"
+[destinations.web]
+kind = "http"
+url = "https://127.0.0.1:{port}/messages"
+timeout_s = 5
+tls = {{ ca = "{ca}", cert = "{cert}", key = "{key}", server_name = "localhost" }}
+[routes.forward]
+match = ["*"]
+destinations = ["web"]
+"#,
+            port = web.port(),
+            ca = pki.path("server-ca.pem"),
+            cert = pki.path("client.pem"),
+            key = pki.path("client.key"),
+        )
+    });
+    let ack = sender.client().exchange(&a01("HTTPS1", "2"));
+    assert_eq!(ack.code, "AA", "{}", ack.raw);
+    let files = wait_for_files(&receiver, 2);
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["CURL1.hl7", "HTTPS1.hl7"]);
+    let config = receiver.config_path().display().to_string();
+    let (_, list) = weft_cli(&["messages", "--config", &config, "list"]);
+    let id = list
+        .lines()
+        .find(|l| l.contains("HTTPS1"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{list}"))
+        .to_string();
+    let (_, shown) = weft_cli(&["messages", "--config", &config, "show", &id]);
+    assert!(shown.contains("certificate CN=lab-analyzer"), "{shown}");
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -19,18 +20,37 @@ use crate::config::{HttpDestinationConfig, HttpMethod};
 /// Most bytes of an error response kept for the log.
 const KEEP_BODY: usize = 4096;
 
-/// Sends outputs over HTTP, keeping connections open between requests.
+/// Sends outputs over HTTP or HTTPS, keeping connections open between
+/// requests.
 pub struct HttpDestination {
     config: HttpDestinationConfig,
-    client: Client<HttpConnector, Full<Bytes>>,
+    /// The client, or why its TLS settings could not be used (each delivery
+    /// then fails with that reason and stays pending).
+    client: Result<Client<HttpsConnector<HttpConnector>, Full<Bytes>>, String>,
 }
 
 impl HttpDestination {
-    /// A destination for these settings.
+    /// A destination for these settings: HTTPS trusts the `tls` CA (else
+    /// the system's) and presents its client certificate when set.
     pub fn new(config: HttpDestinationConfig) -> HttpDestination {
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build_http();
+        let client = (|| {
+            let tls = config.tls.clone().unwrap_or_default();
+            let tls_config = if config.url.scheme_str() == Some("https") {
+                crate::tls::client_config(&tls).map_err(|e| e.to_string())?
+            } else {
+                crate::tls::plain_only_client_config()
+            };
+            let mut builder = HttpsConnectorBuilder::new()
+                .with_tls_config((*tls_config).clone())
+                .https_or_http();
+            if let Some(name) = &tls.server_name {
+                let name = crate::tls::server_name(&tls, name).map_err(|e| e.to_string())?;
+                builder = builder.with_server_name_resolver(FixedServerNameResolver::new(name));
+            }
+            Ok(Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .build(builder.enable_http1().build()))
+        })();
         HttpDestination { config, client }
     }
 
@@ -59,8 +79,12 @@ impl Destination for HttpDestination {
     fn deliver<'a>(&'a self, d: &'a Delivery) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
             let req = self.request(d)?;
+            let client = self
+                .client
+                .as_ref()
+                .map_err(|r| DeliveryError::Transient(format!("TLS settings: {r}")))?;
             let exchange = async {
-                let resp = self.client.request(req).await.map_err(|e| {
+                let resp = client.request(req).await.map_err(|e| {
                     DeliveryError::Transient(format!("request to {} failed: {e}", self.config.url))
                 })?;
                 let status = resp.status();

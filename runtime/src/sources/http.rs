@@ -39,6 +39,16 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let what = format!("source {}", source.name);
+    let tls = match &http.tls {
+        Some(t) => match crate::tls::server_config(t) {
+            Ok(config) => Some(tokio_rustls::TlsAcceptor::from(config)),
+            Err(e) => {
+                tracing::error!(source = %source.name, error = %e, "TLS settings refused; the listener is closed");
+                return;
+            }
+        },
+        None => None,
+    };
     let ctx = Arc::new(Ctx {
         source,
         http,
@@ -49,7 +59,7 @@ pub async fn serve(
         let ctx = ctx.clone();
         async move { handle(req, &ctx, remote).await }
     });
-    httpd::serve(listener, what, handler, shutdown).await;
+    httpd::serve(listener, what, tls, handler, shutdown).await;
 }
 
 fn busy(seconds: u64, message: &str) -> Reply {
@@ -96,6 +106,10 @@ enum Kind {
 }
 
 async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
+    let peer_subject = req
+        .extensions()
+        .get::<httpd::PeerSubject>()
+        .map(|s| s.0.clone());
     let media = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -167,7 +181,7 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
                     body,
                     content_type: "application/hl7-v2".into(),
                     want_outputs: true,
-                    peer_subject: None,
+                    peer_subject: peer_subject.clone(),
                 },
                 Some(m),
             ),
@@ -192,7 +206,7 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
                     body,
                     content_type: media,
                     want_outputs: true,
-                    peer_subject: None,
+                    peer_subject,
                 },
                 None,
             ),

@@ -39,7 +39,7 @@ pub async fn serve(
     };
     let connections = TaskTracker::new();
     let ctx = Arc::new((source, mllp, pipeline));
-    let failures = Arc::new(HandshakeFailures::default());
+    let failures = Arc::new(crate::tls::HandshakeFailures::default());
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -54,7 +54,7 @@ pub async fn serve(
                         Some(acceptor) => {
                             let (acceptor, failures) = (acceptor.clone(), failures.clone());
                             connections.spawn(async move {
-                                let wait = ctx.1.idle_timeout.min(HANDSHAKE_TIMEOUT);
+                                let wait = ctx.1.idle_timeout.min(crate::tls::HANDSHAKE_TIMEOUT);
                                 let tls = match tokio::time::timeout(wait, acceptor.accept(stream)).await {
                                     Ok(Ok(tls)) => tls,
                                     Ok(Err(e)) => {
@@ -83,35 +83,6 @@ pub async fn serve(
     drop(listener);
     connections.close();
     connections.wait().await;
-}
-
-/// How long a TLS client has to finish its handshake.
-const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Handshake failures, logged once per peer address every ten minutes, so
-/// a misconfigured or hostile client cannot flood the log.
-#[derive(Default)]
-struct HandshakeFailures(
-    std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, std::time::Instant>>,
-);
-
-impl HandshakeFailures {
-    fn report(&self, source: &str, remote: SocketAddr, reason: &str) {
-        let now = std::time::Instant::now();
-        let Ok(mut seen) = self.0.lock() else { return };
-        if seen.len() > 4096 {
-            seen.clear();
-        }
-        let due = seen
-            .get(&remote.ip())
-            .is_none_or(|t| now.duration_since(*t) > std::time::Duration::from_secs(600));
-        if due {
-            seen.insert(remote.ip(), now);
-            tracing::warn!(source, %remote, reason = %crate::plugins::text::escape(reason), "TLS handshake failed; connection closed (logged once per peer every 10 minutes)");
-        } else {
-            tracing::debug!(source, %remote, reason, "TLS handshake failed");
-        }
-    }
 }
 
 async fn connection<S>(
