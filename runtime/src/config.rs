@@ -196,7 +196,7 @@ pub enum HttpMethod {
 /// Settings of an HTTP destination.
 #[derive(Debug, Clone)]
 pub struct HttpDestinationConfig {
-    /// Where to send (http:// only; put a TLS proxy in front for https).
+    /// Where to send: an http:// or https:// URL.
     pub url: http::Uri,
     /// POST or PUT.
     pub method: HttpMethod,
