@@ -66,6 +66,29 @@ pub struct Config {
     pub admin: Option<AdminConfig>,
 }
 
+impl Config {
+    /// Every certificate, key and CA file the sources and destinations name.
+    pub fn tls_files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for s in self.sources.values() {
+            let tls = match &s.kind {
+                SourceKind::Mllp(m) => m.tls.as_ref(),
+                SourceKind::Http(h) => h.tls.as_ref(),
+            };
+            files.extend(tls.iter().flat_map(|t| t.files()).map(Path::to_path_buf));
+        }
+        for d in self.destinations.values() {
+            let tls = match &d.kind {
+                DestinationKind::Mllp(m) => m.tls.as_ref(),
+                DestinationKind::Http(h) => h.tls.as_ref(),
+                DestinationKind::File(_) => None,
+            };
+            files.extend(tls.iter().flat_map(|t| t.files()).map(Path::to_path_buf));
+        }
+        files
+    }
+}
+
 /// The admin HTTP API (`[admin]`): what the journal holds, resend, purge,
 /// status. It has no authentication of its own, so it listens on loopback
 /// unless `allow_remote` says otherwise (then put it behind a proxy that
@@ -1119,11 +1142,13 @@ impl<'a> Checker<'a> {
             self.error(at, key, "needs cert and key");
             return None;
         };
-        let tls = crate::tls::ServerTls {
+        let mut tls = crate::tls::ServerTls {
             cert,
             key: pkey,
             client_ca,
+            fingerprint: String::new(),
         };
+        tls.fingerprint = crate::tls::fingerprint(&tls.files());
         if [&tls.cert, &tls.key]
             .into_iter()
             .chain(&tls.client_ca)

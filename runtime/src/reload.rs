@@ -164,7 +164,8 @@ impl Reloader {
             .collect();
         let config_text = config_path
             .as_deref()
-            .and_then(|p| std::fs::read_to_string(p).ok());
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .map(|text| with_tls_files(text, &config));
         Arc::new_cyclic(|me| Reloader {
             engine,
             pipeline,
@@ -183,7 +184,8 @@ impl Reloader {
     }
 
     /// Every file whose change calls for a reload: the config file, each
-    /// plugin's component and lookup tables.
+    /// plugin's component and lookup tables, and the TLS certificates, keys
+    /// and CAs of sources and destinations.
     pub fn watched_files(&self) -> HashSet<PathBuf> {
         let Ok(st) = self.state.lock() else {
             return HashSet::new();
@@ -193,6 +195,7 @@ impl Reloader {
             files.insert(absolute(&spec.path));
             files.extend(spec.lookups.values().map(|p| absolute(p)));
         }
+        files.extend(st.config.tls_files().iter().map(|p| absolute(p)));
         files
     }
 
@@ -248,7 +251,12 @@ impl Reloader {
         }
         let (config, plan, bound) = match applied {
             Some((config, text, plan, bound)) => {
-                st.config_text = Some(text);
+                // What the new config's own TLS files hold now.
+                let text = text
+                    .split_once(TLS_MARK)
+                    .map_or(text.as_str(), |(t, _)| t)
+                    .to_string();
+                st.config_text = Some(with_tls_files(text, &config));
                 report.config_applied = true;
                 (config, plan, Some(bound))
             }
@@ -401,11 +409,18 @@ impl Reloader {
 
     /// The config file and its text, when it differs from the text last
     /// applied or refused.
+    /// The config file's path and what it stands for now (its text and the
+    /// contents of the TLS files the running config names), when that
+    /// differs from what the running config was read from: a renewed
+    /// certificate reloads the config as an edit of the file would, and
+    /// the sources and destinations using it restart with it.
     fn changed_config(&self, st: &State) -> Option<(PathBuf, String)> {
         let path = self.config_path.as_ref()?;
         match std::fs::read_to_string(path) {
-            Ok(text) if Some(&text) != st.config_text.as_ref() => Some((path.clone(), text)),
-            Ok(_) => None,
+            Ok(text) => {
+                let text = with_tls_files(text, &st.config);
+                (Some(&text) != st.config_text.as_ref()).then(|| (path.clone(), text))
+            }
             Err(e) => {
                 tracing::error!(path = %path.display(), error = %e, "cannot read the config file; the running config stays");
                 None
@@ -600,6 +615,19 @@ fn fingerprint(spec: &PluginSpec) -> Result<Fingerprint, String> {
         file: hex(&Sha256::digest(&bytes)),
         rest: hex(&rest.finalize()),
     })
+}
+
+/// Where the TLS files' digest starts in what a config stands for.
+const TLS_MARK: &str = "\n# weft: tls files ";
+
+/// A config file's text with the digest of the TLS files `config` names.
+fn with_tls_files(text: String, config: &Config) -> String {
+    let files = config.tls_files();
+    if files.is_empty() {
+        return text;
+    }
+    let refs: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
+    format!("{text}{TLS_MARK}{}", crate::tls::fingerprint(&refs))
 }
 
 /// Config sections whose change is not applied live.

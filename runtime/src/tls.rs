@@ -22,6 +22,10 @@ pub struct ServerTls {
     /// When set, clients must present a certificate signed by one of these
     /// CAs (mutual TLS).
     pub client_ca: Option<PathBuf>,
+    /// The sha256 of the files' contents when the configuration was read:
+    /// a renewed certificate changes it, so a reload restarts the listener
+    /// with the new files.
+    pub fingerprint: String,
 }
 
 /// A connection's TLS settings (`tls = { ca, cert, key, server_name }`).
@@ -36,6 +40,44 @@ pub struct ClientTls {
     /// The name to check the server's certificate against, when it is not
     /// the host of the address.
     pub server_name: Option<String>,
+    /// The sha256 of the files' contents when the configuration was read
+    /// (see [`ServerTls::fingerprint`]).
+    pub fingerprint: String,
+}
+
+impl ServerTls {
+    /// Its files.
+    pub fn files(&self) -> Vec<&Path> {
+        [&self.cert, &self.key]
+            .into_iter()
+            .chain(&self.client_ca)
+            .map(PathBuf::as_path)
+            .collect()
+    }
+}
+
+impl ClientTls {
+    /// Its files.
+    pub fn files(&self) -> Vec<&Path> {
+        [&self.ca, &self.cert, &self.key]
+            .into_iter()
+            .flatten()
+            .map(PathBuf::as_path)
+            .collect()
+    }
+}
+
+/// The sha256 (hex) of the contents of `files`, in order; a file that
+/// cannot be read counts as empty.
+pub fn fingerprint(files: &[&Path]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for f in files {
+        h.update(f.as_os_str().as_encoded_bytes());
+        h.update([0]);
+        h.update(Sha256::digest(std::fs::read(f).unwrap_or_default()));
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What is wrong with a TLS setting.

@@ -44,6 +44,17 @@ destinations = ["files"]
 
 /// Sends one framed message with Python's `ssl` module; what came back.
 fn python_send(addr: std::net::SocketAddr, pki: &Pki, client_cert: bool, message: &[u8]) -> String {
+    python_send_trusting(addr, &pki.path("server-ca.pem"), pki, client_cert, message)
+}
+
+/// [`python_send`], trusting the CA in `ca`.
+fn python_send_trusting(
+    addr: std::net::SocketAddr,
+    ca: &str,
+    pki: &Pki,
+    client_cert: bool,
+    message: &[u8],
+) -> String {
     let script = r#"
 import socket, ssl, sys
 port, ca, cert, key, msg = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
@@ -74,7 +85,7 @@ except Exception as e:
             "-c",
             script,
             &addr.port().to_string(),
-            &pki.path("server-ca.pem"),
+            ca,
             &cert,
             &key,
         ])
@@ -97,12 +108,20 @@ fn weft_cli(args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// The files the file destination has finished (not its temporary ones),
+/// once there are `n` of them (or after 10 s).
 fn wait_for_files(weft: &Weft, n: usize) -> Vec<std::path::PathBuf> {
+    let done = || -> Vec<std::path::PathBuf> {
+        weft.out_files()
+            .into_iter()
+            .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+            .collect()
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while weft.out_files().len() < n && Instant::now() < deadline {
+    while done().len() < n && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    weft.out_files()
+    done()
 }
 
 #[test]
@@ -467,4 +486,77 @@ destinations = ["web"]
         .to_string();
     let (_, shown) = weft_cli(&["messages", "--config", &config, "show", &id]);
     assert!(shown.contains("certificate CN=lab-analyzer"), "{shown}");
+}
+
+/// A renewed certificate, written over the old files, is served to new
+/// connections after the reload it triggers, without a restart.
+#[test]
+fn a_renewed_certificate_is_served_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let next = Pki::new(&dir.path().join("next"));
+    let live = dir.path().join("live");
+    std::fs::create_dir_all(&live).unwrap();
+    for f in ["server.pem", "server.key"] {
+        std::fs::copy(dir.path().join(f), live.join(f)).unwrap();
+    }
+    // A fixed port, as in production: the listener restarts on it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let receiver = Weft::start(|d| {
+        format!(
+            r#"
+[sources.in]
+kind = "mllp"
+listen = "127.0.0.1:{port}"
+ack = "after-commit"
+tls = {{ cert = "{cert}", key = "{key}" }}
+[destinations.files]
+kind = "file"
+dir = "{out}"
+filename = "{{control_id}}.{{ext}}"
+[routes.copy]
+match = ["*"]
+destinations = ["files"]
+"#,
+            cert = live.join("server.pem").display(),
+            key = live.join("server.key").display(),
+            out = d.join("out").display(),
+        )
+    });
+    let addr = receiver.addr;
+    let old_ca = pki.path("server-ca.pem");
+    let new_ca = next.path("server-ca.pem");
+    let got = python_send_trusting(addr, &old_ca, &pki, false, &a01("OLD1", "1"));
+    assert!(got.contains("MSA|AA|OLD1"), "{got}");
+    let got = python_send_trusting(addr, &new_ca, &pki, false, &a01("NEW0", "1"));
+    assert!(!got.contains("MSA|"), "{got}");
+
+    // Renew: the new files are renamed into place, as a deployment would.
+    for f in ["server.pem", "server.key"] {
+        let tmp = live.join(format!("{f}.tmp"));
+        std::fs::copy(next.dir.join(f), &tmp).unwrap();
+        std::fs::rename(&tmp, live.join(f)).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = String::new();
+    while Instant::now() < deadline {
+        got = python_send_trusting(addr, &new_ca, &pki, false, &a01("NEW1", "2"));
+        if got.contains("MSA|AA|NEW1") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        got.contains("MSA|AA|NEW1"),
+        "{got}\n{}",
+        receiver.log_text()
+    );
+    let got = python_send_trusting(addr, &old_ca, &pki, false, &a01("OLD2", "3"));
+    assert!(!got.contains("MSA|"), "{got}");
+    // The same listener, not a new process: the earlier message is there.
+    assert_eq!(wait_for_files(&receiver, 2).len(), 2);
 }

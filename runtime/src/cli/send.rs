@@ -137,6 +137,7 @@ async fn connect(args: &Args) -> anyhow::Result<Box<dyn Stream>> {
         cert: args.tls_cert.clone(),
         key: args.tls_key.clone(),
         server_name: args.tls_server_name.clone(),
+        fingerprint: String::new(),
     };
     let config = weft::tls::client_config(&settings)?;
     let name = weft::tls::server_name(&settings, &args.to)?;
