@@ -17,29 +17,17 @@ use common::run::{Weft, a01};
 /// A receiving Weft whose MLLP source `in` speaks TLS and requires a client
 /// certificate from the client CA; it writes what it gets to `out/`.
 fn tls_receiver(pki: &Pki) -> Weft {
-    Weft::start(|d| {
-        format!(
-            r#"
-[sources.in]
+    Weft::receiving(&format!(
+        r#"[sources.in]
 kind = "mllp"
 listen = "127.0.0.1:0"
 ack = "after-commit"
 idle_timeout_s = 3
-tls = {{ cert = "{cert}", key = "{key}", client_ca = "{ca}" }}
-[destinations.files]
-kind = "file"
-dir = "{out}"
-filename = "{{control_id}}.{{ext}}"
-[routes.copy]
-match = ["*"]
-destinations = ["files"]
-"#,
-            cert = pki.path("server.pem"),
-            key = pki.path("server.key"),
-            ca = pki.path("client-ca.pem"),
-            out = d.join("out").display(),
-        )
-    })
+tls = {{ cert = "{}", key = "{}", client_ca = "{}" }}"#,
+        pki.path("server.pem"),
+        pki.path("server.key"),
+        pki.path("client-ca.pem"),
+    ))
 }
 
 /// Sends one framed message with Python's `ssl` module; what came back.
@@ -81,14 +69,7 @@ except Exception as e:
         (String::new(), String::new())
     };
     let out = Command::new("python3")
-        .args([
-            "-c",
-            script,
-            &addr.port().to_string(),
-            ca,
-            &cert,
-            &key,
-        ])
+        .args(["-c", script, &addr.port().to_string(), ca, &cert, &key])
         .arg(String::from_utf8_lossy(message).as_ref())
         .output()
         .expect("python3 runs");
@@ -372,29 +353,17 @@ fn https_source_with_client_certificates_and_https_destination() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     // A receiving Weft whose HTTP source is HTTPS with mutual TLS.
-    let receiver = Weft::start(|d| {
-        format!(
-            r#"
-[sources.web]
+    let receiver = Weft::receiving(&format!(
+        r#"[sources.web]
 kind = "http"
 listen = "127.0.0.1:0"
 path = "/messages"
 ack = "after-commit"
-tls = {{ cert = "{cert}", key = "{key}", client_ca = "{ca}" }}
-[destinations.files]
-kind = "file"
-dir = "{out}"
-filename = "{{control_id}}.{{ext}}"
-[routes.copy]
-match = ["*"]
-destinations = ["files"]
-"#,
-            cert = pki.path("server.pem"),
-            key = pki.path("server.key"),
-            ca = pki.path("client-ca.pem"),
-            out = d.join("out").display(),
-        )
-    });
+tls = {{ cert = "{}", key = "{}", client_ca = "{}" }}"#,
+        pki.path("server.pem"),
+        pki.path("server.key"),
+        pki.path("client-ca.pem"),
+    ));
     let web = receiver.addrs["web"];
     let url = format!("https://localhost:{}/messages", web.port());
     let body = dir.path().join("m.hl7");
@@ -506,27 +475,15 @@ fn a_renewed_certificate_is_served_without_a_restart() {
         .local_addr()
         .unwrap()
         .port();
-    let receiver = Weft::start(|d| {
-        format!(
-            r#"
-[sources.in]
+    let receiver = Weft::receiving(&format!(
+        r#"[sources.in]
 kind = "mllp"
 listen = "127.0.0.1:{port}"
 ack = "after-commit"
-tls = {{ cert = "{cert}", key = "{key}" }}
-[destinations.files]
-kind = "file"
-dir = "{out}"
-filename = "{{control_id}}.{{ext}}"
-[routes.copy]
-match = ["*"]
-destinations = ["files"]
-"#,
-            cert = live.join("server.pem").display(),
-            key = live.join("server.key").display(),
-            out = d.join("out").display(),
-        )
-    });
+tls = {{ cert = "{}", key = "{}" }}"#,
+        live.join("server.pem").display(),
+        live.join("server.key").display(),
+    ));
     let addr = receiver.addr;
     let old_ca = pki.path("server-ca.pem");
     let new_ca = next.path("server-ca.pem");

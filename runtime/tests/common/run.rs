@@ -106,13 +106,21 @@ impl Weft {
     /// A receiving Weft: every message its MLLP source `in` gets is written,
     /// unchanged, to `out/<control id>.hl7`; ACK after delivery.
     pub fn receiver() -> Weft {
+        Weft::receiving(
+            r#"[sources.in]
+kind = "mllp"
+listen = "127.0.0.1:0"
+ack = "after-delivery""#,
+        )
+    }
+
+    /// A Weft with the sources in `sources` (TOML) whose every message is
+    /// written, unchanged, to `out/<control id>.hl7`.
+    pub fn receiving(sources: &str) -> Weft {
         Weft::start(|d| {
             format!(
                 r#"
-[sources.in]
-kind = "mllp"
-listen = "127.0.0.1:0"
-ack = "after-delivery"
+{sources}
 [destinations.files]
 kind = "file"
 dir = "{}"
