@@ -19,7 +19,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::Pipeline;
@@ -40,7 +39,7 @@ pub struct PeerSubject(pub String);
 pub async fn serve<H, F>(
     listener: TcpListener,
     what: String,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<crate::tls::TlsListener>>,
     handle: Arc<H>,
     shutdown: CancellationToken,
 ) where
@@ -48,29 +47,23 @@ pub async fn serve<H, F>(
     F: Future<Output = Reply> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
-    let failures = Arc::new(crate::tls::HandshakeFailures::default());
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
                     let handle = handle.clone();
                     let watcher = graceful.watcher();
-                    let Some(acceptor) = tls.clone() else {
+                    let Some(tls) = tls.clone() else {
                         let conn = connection(TokioIo::new(stream), remote, None, handle);
                         tokio::spawn(async move {
                             let _ = watcher.watch(conn).await;
                         });
                         continue;
                     };
-                    let (what, failures) = (what.clone(), failures.clone());
                     tokio::spawn(async move {
-                        let tls = match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                            Ok(Ok(tls)) => tls,
-                            Ok(Err(e)) => return failures.report(&what, remote, &e.to_string()),
-                            Err(_) => return failures.report(&what, remote, "no TLS handshake in time"),
-                        };
-                        let subject = crate::tls::peer_subject(tls.get_ref().1.peer_certificates());
-                        let _ = watcher.watch(connection(TokioIo::new(tls), remote, subject, handle)).await;
+                        if let Some((stream, subject)) = tls.accept(stream, remote, crate::tls::HANDSHAKE_TIMEOUT).await {
+                            let _ = watcher.watch(connection(TokioIo::new(stream), remote, subject, handle)).await;
+                        }
                     });
                 }
                 Err(e) => {

@@ -396,8 +396,8 @@ impl Pipeline {
                 reply: None,
                 want_outputs: false,
             };
-            let route = job.route.name.clone();
-            if self.work.push(&route, job).await.is_err() {
+            let route = job.route.clone();
+            if self.work.push(&route.name, job).await.is_err() {
                 break;
             }
         }
@@ -458,9 +458,9 @@ impl Pipeline {
     /// is then resumed from the journal at the next start).
     pub async fn submit(&self, job: Job) -> Result<(), NotTaken> {
         self.stats.received.fetch_add(1, Ordering::Relaxed);
-        let route = job.route.name.clone();
+        let route = job.route.clone();
         self.work
-            .push(&route, job)
+            .push(&route.name, job)
             .await
             .map_err(|_| NotTaken::ShuttingDown)
     }

@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::plugins::engine::hex;
+
 use crate::config::Config;
 use crate::journal::{now_ms, time};
 use crate::pipeline::{Pipeline, Routing};
@@ -656,14 +658,6 @@ fn give_back_freed_memory() {
 
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// Watches the reloader's files and reloads once every changed file has

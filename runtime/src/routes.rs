@@ -67,8 +67,8 @@ impl Chain {
             let mut tally = Tally::default();
             let mut next = Vec::new();
             for (destination, input) in &inputs {
-                let outputs = plugin.call_until(input, deadline)?;
-                tally.add(Tally::of(&outputs));
+                let (outputs, this_call) = plugin.call_tallied(input, deadline)?;
+                tally.add(this_call);
                 tally
                     .check(&plugin.spec().limits)
                     .map_err(|limit| CallError::Limit {

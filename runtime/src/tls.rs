@@ -77,7 +77,7 @@ pub fn fingerprint(files: &[&Path]) -> String {
         h.update([0]);
         h.update(Sha256::digest(std::fs::read(f).unwrap_or_default()));
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::plugins::engine::hex(&h.finalize())
 }
 
 /// What is wrong with a TLS setting.
@@ -324,19 +324,73 @@ pub fn peer_subject(certs: Option<&[CertificateDer<'_>]>) -> Option<String> {
     Some(parsed.subject().to_string())
 }
 
+/// The TLS side of a listener: its acceptor and its handshake-failure log.
+pub struct TlsListener {
+    name: String,
+    acceptor: tokio_rustls::TlsAcceptor,
+    failures: HandshakeFailures,
+}
+
+impl TlsListener {
+    /// The TLS side of listener `name` for `settings`; `None` when it
+    /// speaks plain text.
+    pub fn new(
+        name: &str,
+        settings: Option<&ServerTls>,
+    ) -> Result<Option<std::sync::Arc<TlsListener>>, TlsError> {
+        let Some(t) = settings else { return Ok(None) };
+        Ok(Some(std::sync::Arc::new(TlsListener {
+            name: name.to_string(),
+            acceptor: tokio_rustls::TlsAcceptor::from(server_config(t)?),
+            failures: HandshakeFailures::default(),
+        })))
+    }
+
+    /// Completes the handshake of an accepted connection within `limit`
+    /// (at most [`HANDSHAKE_TIMEOUT`]): the TLS stream and the subject of
+    /// the client's certificate, or `None` (the failure is logged once per
+    /// peer every ten minutes, and the connection is dropped).
+    pub async fn accept(
+        &self,
+        stream: tokio::net::TcpStream,
+        remote: SocketAddr,
+        limit: std::time::Duration,
+    ) -> Option<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        Option<String>,
+    )> {
+        let wait = limit.min(HANDSHAKE_TIMEOUT);
+        match tokio::time::timeout(wait, self.acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => {
+                let subject = peer_subject(tls.get_ref().1.peer_certificates());
+                Some((tls, subject))
+            }
+            Ok(Err(e)) => {
+                self.failures.report(&self.name, remote, &e.to_string());
+                None
+            }
+            Err(_) => {
+                self.failures
+                    .report(&self.name, remote, "no TLS handshake in time");
+                None
+            }
+        }
+    }
+}
+
 /// How long a TLS client has to finish its handshake.
 pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Handshake failures, logged once per peer address every ten minutes, so
 /// a misconfigured or hostile client cannot flood the log.
 #[derive(Default)]
-pub struct HandshakeFailures(
+struct HandshakeFailures(
     std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, std::time::Instant>>,
 );
 
 impl HandshakeFailures {
     /// Logs a failed handshake of `remote` on listener `source`.
-    pub fn report(&self, source: &str, remote: SocketAddr, reason: &str) {
+    fn report(&self, source: &str, remote: SocketAddr, reason: &str) {
         let now = std::time::Instant::now();
         let Ok(mut seen) = self.0.lock() else { return };
         if seen.len() > 4096 {

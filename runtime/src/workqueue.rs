@@ -97,10 +97,14 @@ impl<T> WorkQueue<T> {
             return Err(Closed);
         }
         permit.forget();
-        let lane = st.lanes.entry(route.to_string()).or_insert_with(|| Lane {
-            jobs: VecDeque::new(),
-            running: 0,
-        });
+        // A route's name is copied only when its lane is new or was idle.
+        let lane = match st.lanes.get_mut(route) {
+            Some(lane) => lane,
+            None => st.lanes.entry(route.to_string()).or_insert(Lane {
+                jobs: VecDeque::new(),
+                running: 0,
+            }),
+        };
         lane.jobs.push_back(job);
         if lane.jobs.len() == 1 {
             st.turns.push_back(route.to_string());

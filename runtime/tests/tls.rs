@@ -177,6 +177,21 @@ fn mllp_over_tls_with_client_certificates() {
     let _ = plain.read_to_end(&mut buf);
     assert!(!String::from_utf8_lossy(&buf).contains("MSA|"), "{buf:?}");
 
+    // A client that connects and never starts its handshake is closed
+    // after the listener's idle timeout (3 s here), not held open.
+    let mut silent = std::net::TcpStream::connect(addr).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    assert!(matches!(silent.read(&mut buf), Ok(0) | Err(_)));
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+
     // `weft send` over TLS, with and without the client certificate.
     let msg_file = dir.path().join("m.hl7");
     std::fs::write(&msg_file, a01("SEND1", "4")).unwrap();
@@ -230,6 +245,14 @@ fn mllp_over_tls_with_client_certificates() {
         shown.contains("certificate CN=lab-analyzer, O=North Hospital"),
         "{shown}"
     );
+    // Four failed handshakes from this address (no certificate, plain text,
+    // silence, a client distrusting the server): one warning line.
+    let warnings = receiver
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("TLS handshake failed"))
+        .count();
+    assert_eq!(warnings, 1, "{}", receiver.log_text());
 }
 
 #[test]

@@ -281,12 +281,24 @@ impl Plugin {
     /// (rather than one deadline from now): a route gives a plugin one
     /// deadline per message, however many calls the message takes.
     pub fn call_until(&self, msg: &Message, deadline: Instant) -> Result<Vec<Output>, CallError> {
+        self.call_tallied(msg, deadline).map(|(outputs, _)| outputs)
+    }
+
+    /// [`Plugin::call_until`], with the outputs' tally (counted once, for
+    /// the call's caps), so a route can add it to the message's.
+    pub(crate) fn call_tallied(
+        &self,
+        msg: &Message,
+        deadline: Instant,
+    ) -> Result<(Vec<Output>, Tally), CallError> {
         executor::block_on(self.run(msg, deadline)).0
     }
 
     /// [`Plugin::call`], also telling where the time went.
     pub fn call_timed(&self, msg: &Message) -> (Result<Vec<Output>, CallError>, CallTimings) {
-        executor::block_on(self.run(msg, Instant::now() + self.spec.limits.deadline))
+        let (r, timings) =
+            executor::block_on(self.run(msg, Instant::now() + self.spec.limits.deadline));
+        (r.map(|(outputs, _)| outputs), timings)
     }
 
     /// A store for one call: the plugin's grants, memory cap, fuel, the
@@ -315,7 +327,7 @@ impl Plugin {
         &self,
         msg: &Message,
         deadline: Instant,
-    ) -> (Result<Vec<Output>, CallError>, CallTimings) {
+    ) -> (Result<(Vec<Output>, Tally), CallError>, CallTimings) {
         let t0 = Instant::now();
         let mut store = self.store(&msg.id, deadline);
         let t1 = Instant::now();
@@ -358,11 +370,10 @@ impl Plugin {
     }
 
     /// Refuses outputs over the plugin's count, header and size caps.
-    fn check_outputs(&self, outputs: Vec<Output>) -> Result<Vec<Output>, CallError> {
-        let limits = &self.spec.limits;
+    fn check_outputs(&self, outputs: Vec<Output>) -> Result<(Vec<Output>, Tally), CallError> {
         let tally = Tally::of(&outputs);
-        tally.check(limits).map_err(|l| self.limit(l))?;
-        Ok(outputs)
+        tally.check(&self.spec.limits).map_err(|l| self.limit(l))?;
+        Ok((outputs, tally))
     }
 
     fn plugin_error(&self, e: PluginError) -> CallError {

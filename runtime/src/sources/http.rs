@@ -39,15 +39,12 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let what = format!("source {}", source.name);
-    let tls = match &http.tls {
-        Some(t) => match crate::tls::server_config(t) {
-            Ok(config) => Some(tokio_rustls::TlsAcceptor::from(config)),
-            Err(e) => {
-                tracing::error!(source = %source.name, error = %e, "TLS settings refused; the listener is closed");
-                return;
-            }
-        },
-        None => None,
+    let tls = match crate::tls::TlsListener::new(&what, http.tls.as_ref()) {
+        Ok(tls) => tls,
+        Err(e) => {
+            tracing::error!(source = %source.name, error = %e, "TLS settings refused; the listener is closed");
+            return;
+        }
     };
     let ctx = Arc::new(Ctx {
         source,

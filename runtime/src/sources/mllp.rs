@@ -6,7 +6,6 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use weft_hl7::{AckCode, AckError, AckOptions, ErrorCode, Severity, build_ack};
@@ -27,19 +26,15 @@ pub async fn serve(
     pipeline: Arc<Pipeline>,
     shutdown: CancellationToken,
 ) {
-    let acceptor = match &mllp.tls {
-        Some(t) => match crate::tls::server_config(t) {
-            Ok(config) => Some(TlsAcceptor::from(config)),
-            Err(e) => {
-                tracing::error!(source = %source.name, error = %e, "TLS settings refused; the listener is closed");
-                return;
-            }
-        },
-        None => None,
+    let tls = match crate::tls::TlsListener::new(&source.name, mllp.tls.as_ref()) {
+        Ok(tls) => tls,
+        Err(e) => {
+            tracing::error!(source = %source.name, error = %e, "TLS settings refused; the listener is closed");
+            return;
+        }
     };
     let connections = TaskTracker::new();
     let ctx = Arc::new((source, mllp, pipeline));
-    let failures = Arc::new(crate::tls::HandshakeFailures::default());
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -47,27 +42,16 @@ pub async fn serve(
                     let _ = stream.set_nodelay(true);
                     tracing::debug!(source = %ctx.0.name, %remote, "connection opened");
                     let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
-                    match &acceptor {
+                    match &tls {
                         None => {
                             connections.spawn(connection(stream, remote, None, ctx, shutdown));
                         }
-                        Some(acceptor) => {
-                            let (acceptor, failures) = (acceptor.clone(), failures.clone());
+                        Some(tls) => {
+                            let tls = tls.clone();
                             connections.spawn(async move {
-                                let wait = ctx.1.idle_timeout.min(crate::tls::HANDSHAKE_TIMEOUT);
-                                let tls = match tokio::time::timeout(wait, acceptor.accept(stream)).await {
-                                    Ok(Ok(tls)) => tls,
-                                    Ok(Err(e)) => {
-                                        failures.report(&ctx.0.name, remote, &e.to_string());
-                                        return;
-                                    }
-                                    Err(_) => {
-                                        failures.report(&ctx.0.name, remote, "no TLS handshake in time");
-                                        return;
-                                    }
-                                };
-                                let subject = crate::tls::peer_subject(tls.get_ref().1.peer_certificates());
-                                connection(tls, remote, subject, ctx, shutdown).await;
+                                if let Some((stream, subject)) = tls.accept(stream, remote, ctx.1.idle_timeout).await {
+                                    connection(stream, remote, subject, ctx, shutdown).await;
+                                }
                             });
                         }
                     }
