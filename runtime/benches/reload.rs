@@ -120,7 +120,7 @@ struct Plugin {
 
 /// Writes version `n` of `p` and waits until the runtime says it is live;
 /// returns (write start, sha256, the reload's own time).
-fn swap(p: &Plugin, n: usize, admin_addr: SocketAddr) -> (Instant, String, Duration) {
+fn swap(p: &Plugin, n: usize, admin_addr: &common::Api) -> (Instant, String, Duration) {
     let bytes = with_custom_section(&p.bytes, &format!("v{n}"));
     let sha = sha256(&bytes);
     let began = Instant::now();
@@ -208,6 +208,7 @@ fn memory_curve(
 ) -> (Vec<(usize, u64)>, Vec<Duration>) {
     let admin_addr = free_addr();
     let mut weft = start(plugins, admin_addr);
+    let admin_addr = weft.api(admin_addr);
     let acks: Acks = Arc::default();
     let load = rate.map(|r| Load::start(weft.addr, &acks, Some(r), "M"));
     if load.is_some() {
@@ -229,7 +230,7 @@ fn memory_curve(
     }
     for i in 1..=swaps {
         *n += 1;
-        swap(&plugins[i % 2], *n, admin_addr);
+        swap(&plugins[i % 2], *n, &admin_addr);
         if i == 1 || i % 50 == 0 || i == swaps {
             std::thread::sleep(Duration::from_millis(200));
             times.push(began.elapsed());
@@ -267,6 +268,7 @@ fn main() {
     );
     let admin_addr = free_addr();
     let mut weft = start(&plugins, admin_addr);
+    let admin_addr = weft.api(admin_addr);
     let acks: Acks = Arc::default();
     let mut n = 0;
     // (load, plugin, write start, sha256, reload's own time)
@@ -284,7 +286,7 @@ fn main() {
         for p in &plugins {
             for _ in 0..swaps {
                 n += 1;
-                let (began, sha, reload) = swap(p, n, admin_addr);
+                let (began, sha, reload) = swap(p, n, &admin_addr);
                 timed.push((what, p.name, began, sha, reload));
                 // Let a few messages through on this version.
                 std::thread::sleep(Duration::from_millis(100));

@@ -67,9 +67,16 @@ pub struct Config {
 }
 
 impl Config {
-    /// Every certificate, key and CA file the sources and destinations name.
+    /// Every certificate, key and CA file the admin API, the sources and
+    /// the destinations name.
     pub fn tls_files(&self) -> Vec<PathBuf> {
-        let mut files = Vec::new();
+        let mut files: Vec<PathBuf> = self
+            .admin
+            .iter()
+            .flat_map(|a| a.tls.iter())
+            .flat_map(|t| t.files())
+            .map(Path::to_path_buf)
+            .collect();
         for s in self.sources.values() {
             let tls = match &s.kind {
                 SourceKind::Mllp(m) => m.tls.as_ref(),
@@ -90,14 +97,25 @@ impl Config {
 }
 
 /// The admin HTTP API (`[admin]`): what the journal holds, resend, purge,
-/// status. It has no authentication of its own, so it listens on loopback
-/// unless `allow_remote` says otherwise (then put it behind a proxy that
-/// authenticates).
+/// reload, status; every request needs a bearer token from `tokens`.
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
-    /// Where it listens.
+    /// Where it listens; anywhere but loopback needs `tls`.
     pub listen: std::net::SocketAddr,
+    /// The token file (default: `data_dir/admin-tokens.toml`).
+    pub tokens: PathBuf,
+    /// HTTPS: certificate, key, and an optional client CA.
+    pub tls: Option<crate::tls::ServerTls>,
+    /// Host names the API answers to besides loopback names and the address
+    /// a connection came in on (a `Host` header naming anything else is
+    /// refused: DNS rebinding).
+    pub hosts: Vec<String>,
+    /// Connections open at once; more are refused.
+    pub max_connections: usize,
 }
+
+/// The default cap on a listener's open connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
 /// When a source acknowledges a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -138,6 +156,8 @@ pub struct SourceConfig {
     /// within this window is a duplicate: not processed again, answered as
     /// the original was. `None`: no duplicate detection.
     pub dedup_window: Option<Duration>,
+    /// Connections open at once; more are closed as they come.
+    pub max_connections: usize,
 }
 
 /// The transports a source can listen on.
@@ -264,6 +284,10 @@ pub struct FileDestinationConfig {
     /// The file name template: `{date}`, `{message_id}`, `{control_id}`,
     /// `{type}`, `{n}` (the output's number in its message), `{ext}`.
     pub filename: String,
+    /// The mode of each file written (default 0600: Weft's user only).
+    pub file_mode: u32,
+    /// The mode of each directory made (default 0700).
+    pub dir_mode: u32,
 }
 
 /// The placeholders a file name template may use.
@@ -574,6 +598,11 @@ impl<'a> Checker<'a> {
                     "unknown section (expected runtime, admin, sources, plugins, routes or destinations)",
                 ),
             }
+        }
+        if let Some(admin) = &mut config.admin
+            && admin.tokens.as_os_str().is_empty()
+        {
+            admin.tokens = config.runtime.data_dir.join("admin-tokens.toml");
         }
         for (offset, key, plugin) in route_refs {
             if !config.plugins.contains_key(&plugin) {
@@ -1027,6 +1056,7 @@ impl<'a> Checker<'a> {
         let mut server_tls = None;
         let mut path = "/".to_string();
         let mut dedup_window = None;
+        let mut max_connections = DEFAULT_MAX_CONNECTIONS;
         for entry in t.iter() {
             let (k, v) = entry;
             let kname = k.get_ref().as_ref();
@@ -1052,6 +1082,11 @@ impl<'a> Checker<'a> {
                 }
                 (_, "dedup_window_s") => {
                     dedup_window = self.integer(v, &ekey, 1, 30 * 86_400).map(Duration::from_secs);
+                }
+                (_, "max_connections") => {
+                    if let Some(n) = self.integer(v, &ekey, 1, 100_000) {
+                        max_connections = n as usize;
+                    }
                 }
                 (_, "listen") => {
                     listen_given = true;
@@ -1079,12 +1114,12 @@ impl<'a> Checker<'a> {
                 ("mllp", _) => self.error(
                     k.span().start,
                     &ekey,
-                    "unknown key (expected kind, listen, ack, route, dedup_window_s, max_frame_kib, idle_timeout_s, tls)",
+                    "unknown key (expected kind, listen, ack, route, dedup_window_s, max_frame_kib, idle_timeout_s, max_connections, tls)",
                 ),
                 _ => self.error(
                     k.span().start,
                     &ekey,
-                    "unknown key (expected kind, listen, ack, route, dedup_window_s, path, max_body_kib, tls)",
+                    "unknown key (expected kind, listen, ack, route, dedup_window_s, path, max_body_kib, max_connections, tls)",
                 ),
             }
         }
@@ -1115,6 +1150,7 @@ impl<'a> Checker<'a> {
             ack,
             route,
             dedup_window,
+            max_connections,
         })
     }
 
@@ -1194,7 +1230,10 @@ impl<'a> Checker<'a> {
 
     fn admin(&mut self, at: usize, t: &DeTable<'_>) -> Option<AdminConfig> {
         let mut listen = None;
-        let mut allow_remote = false;
+        let mut tokens = PathBuf::new();
+        let mut tls = None;
+        let mut hosts = Vec::new();
+        let mut max_connections = DEFAULT_MAX_CONNECTIONS;
         for entry in t.iter() {
             let k = entry.0.get_ref().as_ref();
             let key = format!("admin.{k}");
@@ -1204,18 +1243,30 @@ impl<'a> Checker<'a> {
                         .socket_addr(entry, &key)
                         .map(|a| (a, entry.1.span().start))
                 }
-                "allow_remote" => match entry.1.get_ref() {
-                    DeValue::Boolean(b) => allow_remote = *b,
-                    other => self.error(
-                        entry.1.span().start,
-                        &key,
-                        format!("expected true or false, found {}", other.type_str()),
-                    ),
-                },
+                "tokens" => tokens = self.path(entry, &key, false).unwrap_or_default(),
+                "tls" => tls = self.server_tls(entry, &key),
+                "hosts" => {
+                    hosts = self
+                        .string_list(entry.1, &key)
+                        .into_iter()
+                        .map(|(_, h)| h)
+                        .collect()
+                }
+                "max_connections" => {
+                    if let Some(n) = self.integer(entry.1, &key, 1, 100_000) {
+                        max_connections = n as usize;
+                    }
+                }
+                "allow_remote" => self.error(
+                    entry.0.span().start,
+                    &key,
+                    "no longer a setting: the admin API needs a token on every request, and a \
+                     listen address other than loopback needs admin.tls",
+                ),
                 _ => self.error(
                     entry.0.span().start,
                     &key,
-                    "unknown key (expected listen, allow_remote)",
+                    "unknown key (expected listen, tokens, tls, hosts, max_connections)",
                 ),
             }
         }
@@ -1223,18 +1274,24 @@ impl<'a> Checker<'a> {
             self.error(at, "admin.listen", "required key is missing");
             return None;
         };
-        if !listen.ip().is_loopback() && !allow_remote {
+        if !listen.ip().is_loopback() && tls.is_none() {
             self.error(
                 listen_at,
                 "admin.listen",
                 format!(
-                    "{listen} is not a loopback address; the admin API has no authentication \
-                     (set allow_remote = true to serve it anyway, behind an authenticating proxy)"
+                    "{listen} is not a loopback address: tokens would cross the network in \
+                     clear; set admin.tls = {{ cert = ..., key = ... }}"
                 ),
             );
             return None;
         }
-        Some(AdminConfig { listen })
+        Some(AdminConfig {
+            listen,
+            tokens,
+            tls,
+            hosts,
+            max_connections,
+        })
     }
 
     fn socket_addr(&mut self, entry: Entry<'_>, key: &str) -> Option<std::net::SocketAddr> {
@@ -1281,6 +1338,7 @@ impl<'a> Checker<'a> {
         let mut key_path = weft_hl7::Path::parse("PID-3.1").ok();
         let mut dir = None;
         let mut filename = "{date}/{message_id}-{n}.{ext}".to_string();
+        let (mut file_mode, mut dir_mode) = (0o600, 0o700);
         let mut url: Option<http::Uri> = None;
         let mut address: Option<String> = None;
         let mut method = HttpMethod::Post;
@@ -1337,6 +1395,24 @@ impl<'a> Checker<'a> {
                     }
                 }
                 ("file", "dir") => dir = self.path(entry, &ekey, false),
+                ("file", "file_mode" | "dir_mode") => {
+                    if let Some(m) = self.string(entry, &ekey) {
+                        match u32::from_str_radix(m.trim_start_matches("0o"), 8) {
+                            Ok(mode) if mode <= 0o777 && mode & 0o600 == 0o600 => {
+                                if kname == "file_mode" {
+                                    file_mode = mode;
+                                } else {
+                                    dir_mode = mode | 0o100;
+                                }
+                            }
+                            _ => self.error(
+                                v.span().start,
+                                &ekey,
+                                format!("{m:?}: expected an octal mode such as \"0640\" that lets Weft's user read and write"),
+                            ),
+                        }
+                    }
+                }
                 ("file", "filename") => {
                     if let Some(f) = self.string(entry, &ekey) {
                         if let Some(bad) = unknown_placeholder(&f) {
@@ -1424,7 +1500,7 @@ impl<'a> Checker<'a> {
                 ("file", _) => self.error(
                     k.span().start,
                     &ekey,
-                    "unknown key (expected kind, dir, filename, concurrency, max_attempts, max_age_h, ordering, key)",
+                    "unknown key (expected kind, dir, filename, file_mode, dir_mode, concurrency, max_attempts, max_age_h, ordering, key)",
                 ),
                 ("http", _) => self.error(
                     k.span().start,
@@ -1459,6 +1535,8 @@ impl<'a> Checker<'a> {
             "file" => DestinationKind::File(FileDestinationConfig {
                 dir: dir?,
                 filename,
+                file_mode,
+                dir_mode,
             }),
             "http" => {
                 let url = url?;

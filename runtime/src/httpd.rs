@@ -31,8 +31,14 @@ pub type Reply = Response<Full<Bytes>>;
 #[derive(Debug, Clone)]
 pub struct PeerSubject(pub String);
 
+/// The local address a request's connection came in on, in the request's
+/// extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalAddr(pub SocketAddr);
+
 /// Serves `listener` with `handle` until `shutdown`, then lets requests in
-/// flight finish. `what` names the server in the log. With `tls`, every
+/// flight finish. `what` names the server in the log; connections past
+/// `cap` are closed as they come. With `tls`, every
 /// connection is HTTPS (a failed handshake closes it and is logged once per
 /// peer), and a client certificate's subject is put in each request's
 /// extensions as [`PeerSubject`].
@@ -40,6 +46,7 @@ pub async fn serve<H, F>(
     listener: TcpListener,
     what: String,
     tls: Option<Arc<crate::tls::TlsListener>>,
+    cap: crate::conncap::ConnectionCap,
     handle: Arc<H>,
     shutdown: CancellationToken,
 ) where
@@ -51,19 +58,23 @@ pub async fn serve<H, F>(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
+                    let Some(permit) = cap.admit(remote) else { continue };
                     let handle = handle.clone();
                     let watcher = graceful.watcher();
+                    let local = stream.local_addr().ok();
                     let Some(tls) = tls.clone() else {
-                        let conn = connection(TokioIo::new(stream), remote, None, handle);
+                        let conn = connection(TokioIo::new(stream), remote, local, None, handle);
                         tokio::spawn(async move {
                             let _ = watcher.watch(conn).await;
+                            drop(permit);
                         });
                         continue;
                     };
                     tokio::spawn(async move {
                         if let Some((stream, subject)) = tls.accept(stream, remote, crate::tls::HANDSHAKE_TIMEOUT).await {
-                            let _ = watcher.watch(connection(TokioIo::new(stream), remote, subject, handle)).await;
+                            let _ = watcher.watch(connection(TokioIo::new(stream), remote, local, subject, handle)).await;
                         }
+                        drop(permit);
                     });
                 }
                 Err(e) => {
@@ -82,6 +93,7 @@ pub async fn serve<H, F>(
 fn connection<IO, H, F>(
     io: IO,
     remote: SocketAddr,
+    local: Option<SocketAddr>,
     subject: Option<String>,
     handle: Arc<H>,
 ) -> impl hyper_util::server::graceful::GracefulConnection + Send
@@ -93,6 +105,9 @@ where
     let service = service_fn(move |mut req: Request<Incoming>| {
         if let Some(s) = &subject {
             req.extensions_mut().insert(PeerSubject(s.clone()));
+        }
+        if let Some(l) = local {
+            req.extensions_mut().insert(LocalAddr(l));
         }
         let reply = handle(req, remote);
         async move { Ok::<_, Infallible>(reply.await) }

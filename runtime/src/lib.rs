@@ -6,12 +6,14 @@
 
 pub mod admin;
 pub mod config;
+pub mod conncap;
 pub mod destinations;
 pub mod httpd;
 pub mod journal;
 pub mod mllp;
 pub mod pipeline;
 pub mod plugins;
+pub mod private;
 pub mod reload;
 pub mod routes;
 pub mod sources;

@@ -8,6 +8,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
+    private_files();
     let args = cli::Cli::parse();
     cli::init_logging(args.verbose);
     match cli::run(args) {
@@ -16,6 +17,18 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(cli::EXIT_ERROR)
         }
+    }
+}
+
+/// Every file and directory Weft creates (the journal and its WAL, tokens,
+/// outputs, the plugin cache) is its own user's only: the journal holds
+/// patient data. A file destination's `file_mode`/`dir_mode` opens its
+/// outputs to a downstream reader explicitly.
+fn private_files() {
+    #[cfg(unix)]
+    // SAFETY: umask only sets the process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
     }
 }
 

@@ -126,6 +126,8 @@ pub struct Reloader {
     sources: Option<Arc<Sources>>,
     config_path: Option<PathBuf>,
     state: Mutex<State>,
+    /// The admin API's TLS side, renewed when its certificate files change.
+    admin_tls: Mutex<Option<Arc<crate::tls::TlsListener>>>,
     /// Itself, for the threads that move new versions to optimized code.
     me: std::sync::Weak<Reloader>,
 }
@@ -173,6 +175,7 @@ impl Reloader {
             pipeline,
             sources,
             config_path,
+            admin_tls: Mutex::new(None),
             state: Mutex::new(State {
                 config,
                 config_text,
@@ -183,6 +186,14 @@ impl Reloader {
             }),
             me: me.clone(),
         })
+    }
+
+    /// Hands over the admin API's TLS side, so a renewed certificate is
+    /// served to its new connections without a restart.
+    pub fn set_admin_tls(&self, tls: Arc<crate::tls::TlsListener>) {
+        if let Ok(mut t) = self.admin_tls.lock() {
+            *t = Some(tls);
+        }
     }
 
     /// Every file whose change calls for a reload: the config file, each
@@ -357,6 +368,11 @@ impl Reloader {
                 if let (Some(sources), Some(bound)) = (&self.sources, bound) {
                     report.changes.extend(sources.apply(&config.sources, bound));
                 }
+                if report.config_applied {
+                    report
+                        .changes
+                        .extend(self.renew_admin_tls(&st.config, &config));
+                }
                 st.plugins = next;
                 st.config = config;
             }
@@ -409,8 +425,31 @@ impl Reloader {
         report
     }
 
-    /// The config file and its text, when it differs from the text last
-    /// applied or refused.
+    /// Serves the admin API's renewed certificate (same files, new
+    /// contents) to its new connections: what changed, for the report.
+    fn renew_admin_tls(&self, old: &Config, new: &Config) -> Option<String> {
+        let (Some(old), Some(new)) = (
+            old.admin.as_ref().and_then(|a| a.tls.as_ref()),
+            new.admin.as_ref().and_then(|a| a.tls.as_ref()),
+        ) else {
+            return None;
+        };
+        if old.fingerprint == new.fingerprint || old.files() != new.files() {
+            return None;
+        }
+        let listener = self.admin_tls.lock().ok()?.clone()?;
+        match listener.renew(new) {
+            Ok(()) => {
+                tracing::info!("admin API: renewed certificate served to new connections");
+                Some("admin API: certificate renewed".to_string())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "admin API: renewed certificate refused; the old one stays");
+                None
+            }
+        }
+    }
+
     /// The config file's path and what it stands for now (its text and the
     /// contents of the TLS files the running config names), when that
     /// differs from what the running config was read from: a renewed
@@ -632,13 +671,21 @@ fn with_tls_files(text: String, config: &Config) -> String {
     format!("{text}{TLS_MARK}{}", crate::tls::fingerprint(&refs))
 }
 
-/// Config sections whose change is not applied live.
+/// Config sections whose change is not applied live (a renewed admin
+/// certificate is: see [`Reloader::renew_admin_tls`]).
 fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     let mut out = Vec::new();
     if format!("{:?}", old.runtime) != format!("{:?}", new.runtime) {
         out.push("runtime".to_string());
     }
-    if format!("{:?}", old.admin) != format!("{:?}", new.admin) {
+    let without_contents = |c: &Config| {
+        let mut admin = c.admin.clone();
+        if let Some(t) = admin.as_mut().and_then(|a| a.tls.as_mut()) {
+            t.fingerprint.clear();
+        }
+        format!("{admin:?}")
+    };
+    if without_contents(old) != without_contents(new) {
         out.push("admin".to_string());
     }
     out

@@ -324,10 +324,11 @@ pub fn peer_subject(certs: Option<&[CertificateDer<'_>]>) -> Option<String> {
     Some(parsed.subject().to_string())
 }
 
-/// The TLS side of a listener: its acceptor and its handshake-failure log.
+/// The TLS side of a listener: its acceptor (which a renewed certificate
+/// replaces for new connections) and its handshake-failure log.
 pub struct TlsListener {
     name: String,
-    acceptor: tokio_rustls::TlsAcceptor,
+    acceptor: arc_swap::ArcSwap<tokio_rustls::TlsAcceptor>,
     failures: HandshakeFailures,
 }
 
@@ -341,9 +342,19 @@ impl TlsListener {
         let Some(t) = settings else { return Ok(None) };
         Ok(Some(std::sync::Arc::new(TlsListener {
             name: name.to_string(),
-            acceptor: tokio_rustls::TlsAcceptor::from(server_config(t)?),
+            acceptor: arc_swap::ArcSwap::from_pointee(tokio_rustls::TlsAcceptor::from(
+                server_config(t)?,
+            )),
             failures: HandshakeFailures::default(),
         })))
+    }
+
+    /// Serves the certificate and key of `settings` to connections
+    /// accepted from now on; open connections keep theirs.
+    pub fn renew(&self, settings: &ServerTls) -> Result<(), TlsError> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(server_config(settings)?);
+        self.acceptor.store(std::sync::Arc::new(acceptor));
+        Ok(())
     }
 
     /// Completes the handshake of an accepted connection within `limit`
@@ -360,7 +371,8 @@ impl TlsListener {
         Option<String>,
     )> {
         let wait = limit.min(HANDSHAKE_TIMEOUT);
-        match tokio::time::timeout(wait, self.acceptor.accept(stream)).await {
+        let acceptor = self.acceptor.load_full();
+        match tokio::time::timeout(wait, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => {
                 let subject = peer_subject(tls.get_ref().1.peer_certificates());
                 Some((tls, subject))

@@ -142,7 +142,8 @@ fn plugin_swaps_under_load_lose_nothing_and_switch_exactly() {
     let lookups = plugin_dir.path().join("gender.csv");
     std::fs::write(&lookups, "code,value\nF,F\nM,M\n").unwrap();
     let mut weft = Weft::start(|d| config(d, &plugin, admin_addr, &normalizing(&lookups)));
-    assert_eq!(live_sha(admin_addr, "site-normalize"), sha_a);
+    let admin_addr = weft.api(admin_addr);
+    assert_eq!(live_sha(&admin_addr, "site-normalize"), sha_a);
 
     let stop = Arc::new(AtomicBool::new(false));
     let clients = load(weft.addr, 4, stop.clone());
@@ -166,7 +167,7 @@ fn plugin_swaps_under_load_lose_nothing_and_switch_exactly() {
             let began = Instant::now();
             std::fs::write(&plugin, b"\0asm this is not a component").unwrap();
             wait_until("the broken file's refusal", Duration::from_secs(10), || {
-                let v = admin(admin_addr, "GET", "/plugins");
+                let v = admin(&admin_addr, "GET", "/plugins");
                 v["plugins"][0]["last_refusal"]["at"].is_string()
             });
             swaps.push(Swap {
@@ -182,7 +183,7 @@ fn plugin_swaps_under_load_lose_nothing_and_switch_exactly() {
             std::fs::write(&plugin, &bytes[..half]).unwrap();
             std::thread::sleep(Duration::from_millis(700));
             assert_eq!(
-                live_sha(admin_addr, "site-normalize"),
+                live_sha(&admin_addr, "site-normalize"),
                 current,
                 "a half-written file is never live"
             );
@@ -197,7 +198,7 @@ fn plugin_swaps_under_load_lose_nothing_and_switch_exactly() {
             std::fs::write(&plugin, bytes).unwrap();
         }
         wait_until(&format!("swap {i} live"), Duration::from_secs(10), || {
-            live_sha(admin_addr, "site-normalize") == *sha
+            live_sha(&admin_addr, "site-normalize") == *sha
         });
         swaps.push(Swap {
             began,
@@ -210,7 +211,7 @@ fn plugin_swaps_under_load_lose_nothing_and_switch_exactly() {
     // A lookup table edited under load: F now maps to U.
     std::fs::write(&lookups, "code,value\nF,U\nM,M\n").unwrap();
     wait_until("the table edit", Duration::from_secs(10), || {
-        admin(admin_addr, "GET", "/plugins")["plugins"][0]["swaps"] == 21
+        admin(&admin_addr, "GET", "/plugins")["plugins"][0]["swaps"] == 21
     });
     let table_edit = Instant::now();
     std::thread::sleep(Duration::from_millis(500));
@@ -297,6 +298,7 @@ fn config_edits_apply_live_or_are_refused_whole() {
     let lookups = dir.path().join("gender.csv");
     std::fs::write(&lookups, "code,value\nF,F\n").unwrap();
     let mut weft = Weft::start(|d| config(d, &plugin, admin_addr, &normalizing(&lookups)));
+    let admin_addr = weft.api(admin_addr);
     let stop = Arc::new(AtomicBool::new(false));
     let clients = load(weft.addr, 2, stop.clone());
     let oru = |id: &str| {
@@ -320,7 +322,7 @@ fn config_edits_apply_live_or_are_refused_whole() {
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let v = admin(admin_addr, "GET", "/plugins");
+        let v = admin(&admin_addr, "GET", "/plugins");
         if v["config"]["last_refusal"]["reason"]
             .as_str()
             .is_some_and(|r| r.contains("weft.toml:24:1: duplicate key"))
@@ -342,7 +344,7 @@ fn config_edits_apply_live_or_are_refused_whole() {
     )
     .unwrap();
     wait_until("the second refusal", Duration::from_secs(10), || {
-        admin(admin_addr, "GET", "/plugins")["config"]["last_refusal"]["reason"]
+        admin(&admin_addr, "GET", "/plugins")["config"]["last_refusal"]["reason"]
             .as_str()
             .is_some_and(|r| r.contains("no plugin named \"nope\""))
     });
@@ -356,7 +358,7 @@ fn config_edits_apply_live_or_are_refused_whole() {
         );
     std::fs::write(&path, added).unwrap();
     wait_until("the new route", Duration::from_secs(10), || {
-        admin(admin_addr, "GET", "/plugins")["plugins"]
+        admin(&admin_addr, "GET", "/plugins")["plugins"]
             .as_array()
             .is_some_and(|p| p.iter().any(|p| p["name"] == "copy"))
     });
@@ -449,6 +451,7 @@ listen = "{admin_addr}"
         move |d: &Path| base(d, "127.0.0.1:0", r#""files", "down""#, &down)
     };
     let mut weft = Weft::start(v1);
+    let admin_addr = weft.api(admin_addr);
     let (old_mllp, web) = (weft.addr, weft.addrs["web"]);
     let mut c = weft.client();
     for i in 1..=3 {
@@ -482,9 +485,9 @@ listen = "{admin_addr}"
     );
     std::fs::write(weft.config_path(), &v2).unwrap();
     wait_until("the config applied", Duration::from_secs(10), || {
-        admin(admin_addr, "GET", "/plugins")["last_reload"]["config_applied"] == true
+        admin(&admin_addr, "GET", "/plugins")["last_reload"]["config_applied"] == true
     });
-    let report = admin(admin_addr, "GET", "/plugins")["last_reload"].clone();
+    let report = admin(&admin_addr, "GET", "/plugins")["last_reload"].clone();
     let changes: Vec<&str> = report["changes"]
         .as_array()
         .unwrap()
@@ -571,6 +574,7 @@ fn refused_versions_leave_the_running_one_serving() {
     let mut weft = Weft::start_with(&["--no-watch"], |d| {
         config(d, &plugin, admin_addr, &samples)
     });
+    let admin_addr = weft.api(admin_addr);
     let config = weft.config_path().display().to_string();
     let sha_b = sha256_of(&plugin);
     let served = |weft: &Weft, id: &str| {
@@ -585,7 +589,11 @@ fn refused_versions_leave_the_running_one_serving() {
     // Version A fails the sample: refused, B keeps serving.
     std::fs::write(&plugin, &a).unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(live_sha(admin_addr, "site-normalize"), sha_b, "not watched");
+    assert_eq!(
+        live_sha(&admin_addr, "site-normalize"),
+        sha_b,
+        "not watched"
+    );
     let (code, out, err) = weft_cli(weft.dir(), &["plugins", "--reload", "--config", &config]);
     assert_eq!(code, 1, "a refusal is an error: {out}{err}");
     assert!(
@@ -593,18 +601,18 @@ fn refused_versions_leave_the_running_one_serving() {
             && out.contains("no output contains \"ZWV|B\""),
         "{out}"
     );
-    assert_eq!(live_sha(admin_addr, "site-normalize"), sha_b);
+    assert_eq!(live_sha(&admin_addr, "site-normalize"), sha_b);
     assert!(served(&weft, "M2").contains("ZWV|B"));
 
     // A plugin built against another major version of the contract.
     std::fs::copy(common::wasm("weft-test-future-contract"), &plugin).unwrap();
     weft.signal("HUP");
     wait_until("the contract refusal", Duration::from_secs(10), || {
-        admin(admin_addr, "GET", "/plugins")["plugins"][0]["last_refusal"]["reason"]
+        admin(&admin_addr, "GET", "/plugins")["plugins"][0]["last_refusal"]["reason"]
             .as_str()
             .is_some_and(|r| r.contains("weft:plugin@1.0.0"))
     });
-    assert_eq!(live_sha(admin_addr, "site-normalize"), sha_b);
+    assert_eq!(live_sha(&admin_addr, "site-normalize"), sha_b);
     assert!(served(&weft, "M3").contains("ZWV|B"));
 
     // A new version that passes goes live on SIGHUP.
@@ -612,16 +620,16 @@ fn refused_versions_leave_the_running_one_serving() {
     let sha_b2 = sha256_of(&plugin);
     weft.signal("HUP");
     wait_until("B2 live", Duration::from_secs(10), || {
-        live_sha(admin_addr, "site-normalize") == sha_b2
+        live_sha(&admin_addr, "site-normalize") == sha_b2
     });
     assert!(served(&weft, "M4").contains("ZWV|B"));
     // It served on baseline code first; the optimized code follows.
     wait_until("B2 on optimized code", Duration::from_secs(30), || {
-        admin(admin_addr, "GET", "/plugins")["plugins"][0]["code"] == "optimized"
+        admin(&admin_addr, "GET", "/plugins")["plugins"][0]["code"] == "optimized"
     });
     assert!(served(&weft, "M5").contains("ZWV|B"));
     assert_eq!(
-        live_sha(admin_addr, "site-normalize"),
+        live_sha(&admin_addr, "site-normalize"),
         sha_b2,
         "the same version"
     );
@@ -630,16 +638,16 @@ fn refused_versions_leave_the_running_one_serving() {
     std::fs::write(&plugin, &b).unwrap();
     weft.signal("HUP");
     wait_until("B back", Duration::from_secs(10), || {
-        live_sha(admin_addr, "site-normalize") == sha_b
+        live_sha(&admin_addr, "site-normalize") == sha_b
     });
     assert_eq!(
-        admin(admin_addr, "GET", "/plugins")["plugins"][0]["code"],
+        admin(&admin_addr, "GET", "/plugins")["plugins"][0]["code"],
         "optimized"
     );
     std::fs::write(&plugin, with_custom_section(&b, "2")).unwrap();
     weft.signal("HUP");
     wait_until("B2 again", Duration::from_secs(10), || {
-        live_sha(admin_addr, "site-normalize") == sha_b2
+        live_sha(&admin_addr, "site-normalize") == sha_b2
     });
     let (code, out, _) = weft_cli(weft.dir(), &["plugins", "--config", &config]);
     assert_eq!(code, 0);

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::pki::Pki;
 use common::run::{Weft, a01};
+use common::weft_cli;
 
 /// A receiving Weft whose MLLP source `in` speaks TLS and requires a client
 /// certificate from the client CA; it writes what it gets to `out/`.
@@ -74,19 +75,6 @@ except Exception as e:
         .output()
         .expect("python3 runs");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn weft_cli(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
 }
 
 /// The files the file destination has finished (not its temporary ones),

@@ -55,6 +55,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         println!("source {name}: {kind} on {addr}, ack {}", source.ack);
     }
+    if let Some(admin) = &config.admin {
+        let scheme = if admin.tls.is_some() { "https" } else { "http" };
+        if admin.tokens.exists() {
+            match weft::admin::tokens::TokenFile::load(&admin.tokens) {
+                Ok(f) => println!(
+                    "admin API: {scheme} on {}, {} token{} in {}",
+                    admin.listen,
+                    f.tokens().len(),
+                    if f.tokens().len() == 1 { "" } else { "s" },
+                    admin.tokens.display()
+                ),
+                Err(e) => problems.push(format!("{}: admin.tokens: {e}", config.source)),
+            }
+        } else {
+            println!(
+                "admin API: {scheme} on {}; no token file yet ({}: the first `weft run` makes one)",
+                admin.listen,
+                admin.tokens.display()
+            );
+        }
+    }
     if problems.is_empty() {
         println!("{}: ok", config.source);
         Ok(ExitCode::SUCCESS)

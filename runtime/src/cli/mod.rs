@@ -1,5 +1,7 @@
 //! Command-line parsing and dispatch; each subcommand is one file.
 
+mod admin;
+mod api;
 mod check;
 mod messages;
 mod plugins;
@@ -53,6 +55,8 @@ enum Command {
     /// Show the plugin versions a running weft serves (its admin API);
     /// --reload asks for a reload first.
     Plugins(plugins::Args),
+    /// Manage the admin API's tokens.
+    Admin(admin::Args),
 }
 
 /// Where the configuration comes from: `--config`, else `./weft.toml`, else
@@ -60,7 +64,7 @@ enum Command {
 #[derive(Debug, clap::Args)]
 pub struct ConfigArg {
     /// The configuration file (default: ./weft.toml, else the embedded default).
-    #[arg(long, short = 'c')]
+    #[arg(long, short = 'c', global = true)]
     pub config: Option<PathBuf>,
 }
 
@@ -126,6 +130,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Send(args) => send::run(args),
         Command::Messages(args) => messages::run(args),
         Command::Plugins(args) => plugins::run(args),
+        Command::Admin(args) => admin::run(args),
     }
 }
 

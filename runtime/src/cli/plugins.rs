@@ -2,24 +2,20 @@
 //! of its admin API: each one's sha256, since when it is live, the versions
 //! it replaced and its last refusal; `--reload` asks for a reload first.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use anyhow::Context;
 use serde_json::Value;
+
+use super::api::{Api, ApiArgs};
 
 /// Arguments of `weft plugins`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     config: super::ConfigArg,
-    /// The admin API's address (default: `[admin] listen` of the configuration).
-    #[arg(long)]
-    admin: Option<SocketAddr>,
+    #[command(flatten)]
+    api: ApiArgs,
     /// Reload changed plugins, tables and configuration first, and print
     /// what the reload did.
     #[arg(long)]
@@ -31,33 +27,22 @@ pub struct Args {
 
 /// Asks the running weft and prints its answer.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let addr = match args.admin {
-        Some(a) => a,
-        None => {
-            let config = args.config.load()?;
-            match config.admin {
-                Some(a) => a.listen,
-                None => bail!(
-                    "{}: no [admin] section: `weft plugins` asks the running weft through its admin API (or give --admin HOST:PORT)",
-                    config.source
-                ),
-            }
-        }
-    };
+    let config = args.config.load()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let api = runtime.block_on(async { Api::new(&args.api, &config) })?;
     let mut failed = false;
     if args.reload {
-        let report = runtime.block_on(request(addr, "POST", "/reload"))?;
+        let report = runtime.block_on(api.request("POST", "/reload", None))?;
         if args.json {
             println!("{report:#}");
         } else {
             failed = print_report(&report);
         }
     }
-    let status = runtime.block_on(request(addr, "GET", "/plugins"))?;
+    let status = runtime.block_on(api.request("GET", "/plugins", None))?;
     if args.json {
         println!("{status:#}");
     } else {
@@ -68,35 +53,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-async fn request(addr: SocketAddr, method: &str, path: &str) -> anyhow::Result<Value> {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let req = http::Request::builder()
-        .method(method)
-        .uri(format!("http://{addr}{path}"))
-        .body(Full::new(Bytes::new()))
-        .context("building the request")?;
-    let resp = client
-        .request(req)
-        .await
-        .with_context(|| format!("admin API at {addr}: is `weft run` running?"))?;
-    let status = resp.status();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .with_context(|| format!("admin API at {addr}: reading the answer"))?
-        .to_bytes();
-    let value: Value = serde_json::from_slice(&body)
-        .with_context(|| format!("admin API at {addr}: {method} {path}: not JSON ({status})"))?;
-    if !status.is_success() {
-        bail!(
-            "admin API at {addr}: {method} {path}: {status}: {}",
-            value["error"].as_str().unwrap_or_default()
-        );
-    }
-    Ok(value)
 }
 
 fn text(v: &Value) -> &str {

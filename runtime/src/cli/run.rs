@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
+use weft::admin::guard::Guard;
+use weft::admin::tokens::{self, TokenStore};
 use weft::pipeline::Pipeline;
 use weft::reload::Reloader;
 use weft::sources::set::Sources;
@@ -29,6 +31,39 @@ pub struct Args {
     /// only on SIGHUP or the admin API.
     #[arg(long)]
     no_watch: bool,
+}
+
+/// The admin API's listener, TLS side and guard; on a first run (no token
+/// file), the token file with one `operate` token, written for the
+/// command line to `data_dir/admin.token`.
+async fn admin_api(
+    admin: &weft::config::AdminConfig,
+    runtime: &weft::config::RuntimeConfig,
+) -> anyhow::Result<(
+    tokio::net::TcpListener,
+    Option<Arc<weft::tls::TlsListener>>,
+    Arc<Guard>,
+)> {
+    if let Some(local) = tokens::first_run(&admin.tokens, &runtime.data_dir)? {
+        tracing::info!(
+            tokens = %admin.tokens.display(),
+            token = %local.display(),
+            "admin API: first run: made a token file with one operate token named local; the token itself is in the second file (mode 0600), which `weft plugins` reads; add others with `weft admin token add`"
+        );
+    }
+    let store = TokenStore::open(&admin.tokens).context("admin API")?;
+    let tls =
+        weft::tls::TlsListener::new("admin API", admin.tls.as_ref()).context("admin API: TLS")?;
+    let guard = Arc::new(Guard::new(store, admin.listen, tls.is_some(), &admin.hosts));
+    let listener = tokio::net::TcpListener::bind(admin.listen)
+        .await
+        .with_context(|| format!("admin API: cannot listen on {}", admin.listen))?;
+    tracing::info!(
+        "admin API listening on {} ({}; GET /status, /plugins, /messages; POST /reload, /messages/resend, /messages/purge; a bearer token on every request)",
+        listener.local_addr()?,
+        if tls.is_some() { "https" } else { "http" },
+    );
+    Ok((listener, tls, guard))
 }
 
 /// How long watched files must be quiet before a reload.
@@ -80,7 +115,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(|p| std::path::absolute(&p).unwrap_or(p));
         let shutdown = CancellationToken::new();
         let sources = Sources::new(pipeline.clone(), shutdown.clone());
-        sources.start_all(&config.sources).map_err(anyhow::Error::msg)?;
+        sources
+            .start_all(&config.sources)
+            .map_err(anyhow::Error::msg)?;
         let reloader = Reloader::new(
             engine.clone(),
             pipeline.clone(),
@@ -96,7 +133,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } else {
             match weft::reload::watch(reloader.clone(), WATCH_QUIET, stop_watch.clone()) {
                 Ok(handle) => {
-                    tracing::info!("watching plugin files, lookup tables and the config file for changes");
+                    tracing::info!(
+                        "watching plugin files, lookup tables and the config file for changes"
+                    );
                     Some(handle)
                 }
                 Err(e) => {
@@ -107,21 +146,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         let mut listeners = tokio::task::JoinSet::new();
         if let Some(admin) = &config.admin {
-            let listener = tokio::net::TcpListener::bind(admin.listen)
-                .await
-                .with_context(|| format!("admin API: cannot listen on {}", admin.listen))?;
-            tracing::info!(
-                "admin API listening on {} (GET /status, /plugins, /messages; POST /reload, /messages/resend, /messages/purge)",
-                listener.local_addr()?
-            );
+            let (listener, tls, guard) = admin_api(admin, &config.runtime).await?;
+            if let Some(tls) = &tls {
+                reloader.set_admin_tls(tls.clone());
+            }
             listeners.spawn(weft::admin::serve(
                 listener,
+                tls,
+                admin.max_connections,
+                guard,
                 pipeline.clone(),
                 Some(reloader.clone()),
                 shutdown.clone(),
             ));
         }
-        tracing::info!(workers, "weft running; SIGINT or SIGTERM stops it, SIGHUP reloads");
+        tracing::info!(
+            workers,
+            "weft running; SIGINT or SIGTERM stops it, SIGHUP reloads"
+        );
         wait_for_signal(&reloader).await;
         stop_watch.store(true, Ordering::Relaxed);
         if let Some(w) = watcher {

@@ -1,5 +1,8 @@
 //! The file destination: each output becomes a file, written atomically
-//! (temporary name, fsync, rename, fsync of the directory).
+//! (temporary name, fsync, rename, fsync of the directory), 0600 in 0700
+//! directories unless `file_mode`/`dir_mode` say otherwise. Each value in
+//! a file name is made safe and kept short, so no sender's control id can
+//! make a name the file system refuses.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,12 +33,20 @@ impl Destination for FileDestination {
         Box::pin(async move {
             let path = self.path_for(d);
             let body = d.output.message.body.clone();
-            tokio::task::spawn_blocking(move || write_atomically(&path, &body))
+            let modes = (self.config.file_mode, self.config.dir_mode);
+            tokio::task::spawn_blocking(move || write_atomically(&path, &body, modes))
                 .await
                 .map_err(|e| DeliveryError::Transient(format!("writer task failed: {e}")))?
-                // A full disk or a permission problem can be fixed by the
-                // operator: keep trying.
-                .map_err(|e| DeliveryError::Transient(e.to_string()))
+                .map_err(|e| match e.raw_os_error() {
+                    // A name the file system refuses stays refused.
+                    #[cfg(unix)]
+                    Some(libc::ENAMETOOLONG | libc::EINVAL) => {
+                        DeliveryError::Permanent(format!("the file name is refused: {e}"))
+                    }
+                    // A full disk or a permission problem can be fixed by
+                    // the operator: keep trying.
+                    _ => DeliveryError::Transient(e.to_string()),
+                })
         })
     }
 }
@@ -64,9 +75,23 @@ pub fn render(template: &str, d: &Delivery) -> String {
         .replace("{ext}", ext)
 }
 
+/// The longest a value may be in a file name; a longer one keeps its
+/// first characters and a short hash of the whole.
+pub const MAX_NAME_PART: usize = 64;
+
 /// Keeps a value usable in a file name: letters, digits, `.`, `-`, `_`;
-/// anything else becomes `_` (so `ADT^A01` is `ADT_A01`).
+/// anything else becomes `_` (so `ADT^A01` is `ADT_A01`); longer than
+/// [`MAX_NAME_PART`], its first 51 characters, `-` and 12 hex digits of
+/// its SHA-256 (distinct values stay distinct).
 fn safe(value: &str) -> String {
+    let value = if value.len() > MAX_NAME_PART {
+        use sha2::{Digest, Sha256};
+        let hash = crate::plugins::engine::hex(&Sha256::digest(value.as_bytes())[..6]);
+        let head: String = value.chars().take(MAX_NAME_PART - 13).collect();
+        format!("{head}-{hash}")
+    } else {
+        value.to_string()
+    };
     let s: String = value
         .chars()
         .map(|c| {
@@ -83,16 +108,52 @@ fn safe(value: &str) -> String {
     }
 }
 
-fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
+/// Creates `dir` and its missing parents with `mode` (whatever the umask).
+fn create_dirs(dir: &Path, mode: u32) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dirs(parent, mode)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => set_mode(dir, mode),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, mode);
+        Ok(())
+    }
+}
+
+fn write_atomically(
+    path: &Path,
+    data: &[u8],
+    (file_mode, dir_mode): (u32, u32),
+) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::now_v7().simple()));
+    create_dirs(dir, dir_mode)?;
+    // Short, whatever the final name's length.
+    let tmp = dir.join(format!(".weft-{}.tmp", uuid::Uuid::now_v7().simple()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(file_mode))?;
+        }
+        #[cfg(not(unix))]
+        let _ = file_mode;
         f.write_all(data)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -129,6 +190,20 @@ mod tests {
     }
 
     #[test]
+    fn long_values_are_cut_and_stay_distinct() {
+        let mut a = delivery("application/hl7-v2");
+        a.control_id = "X".repeat(300);
+        let mut b = a.clone();
+        b.control_id = format!("{}Y", "X".repeat(299));
+        let (na, nb) = (render("{control_id}", &a), render("{control_id}", &b));
+        assert_eq!(na.len(), MAX_NAME_PART);
+        assert_eq!(nb.len(), MAX_NAME_PART);
+        assert_ne!(na, nb);
+        assert!(na.starts_with(&"X".repeat(51)));
+        assert_eq!(render("{control_id}", &delivery("x")), "CTRL_.._1");
+    }
+
+    #[test]
     fn renders_templates_safely() {
         let d = delivery("application/fhir+json");
         assert_eq!(
@@ -147,6 +222,8 @@ mod tests {
         let dest = FileDestination::new(FileDestinationConfig {
             dir: dir.path().to_path_buf(),
             filename: "{date}/{message_id}.{ext}".into(),
+            file_mode: 0o640,
+            dir_mode: 0o750,
         });
         let d = delivery("application/json");
         dest.deliver(&d).await.unwrap();
@@ -154,5 +231,32 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"{}");
         let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&path), 0o640);
+            assert_eq!(mode(path.parent().unwrap()), 0o750);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_the_file_system_refuses_fails_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = FileDestination::new(FileDestinationConfig {
+            dir: dir.path().to_path_buf(),
+            // 5 × 64 characters and more: past any file system's 255.
+            filename: "{control_id}{control_id}{control_id}{control_id}{control_id}.{ext}".into(),
+            file_mode: 0o600,
+            dir_mode: 0o700,
+        });
+        let mut d = delivery("application/json");
+        d.control_id = "C".repeat(300);
+        match dest.deliver(&d).await {
+            Err(DeliveryError::Permanent(reason)) => {
+                assert!(reason.contains("refused"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -225,7 +225,7 @@ impl SqliteJournal {
     /// [`SqliteJournal::open`], with commits fsynced or not.
     pub fn open_with(path: &Path, sync: JournalSync) -> Result<SqliteJournal, JournalError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
+            crate::private::create_dir(dir)
                 .map_err(|e| open_error(path, format!("cannot create its directory: {e}")))?;
         }
         if let Ok(meta) = std::fs::metadata(path)

@@ -46,6 +46,7 @@ pub async fn serve(
             return;
         }
     };
+    let cap = crate::conncap::ConnectionCap::new(&what, source.max_connections);
     let ctx = Arc::new(Ctx {
         source,
         http,
@@ -56,7 +57,7 @@ pub async fn serve(
         let ctx = ctx.clone();
         async move { handle(req, &ctx, remote).await }
     });
-    httpd::serve(listener, what, tls, handler, shutdown).await;
+    httpd::serve(listener, what, tls, cap, handler, shutdown).await;
 }
 
 fn busy(seconds: u64, message: &str) -> Reply {

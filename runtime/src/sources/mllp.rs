@@ -34,17 +34,22 @@ pub async fn serve(
         }
     };
     let connections = TaskTracker::new();
+    let cap = crate::conncap::ConnectionCap::new(&source.name, source.max_connections);
     let ctx = Arc::new((source, mllp, pipeline));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
+                    let Some(permit) = cap.admit(remote) else { continue };
                     let _ = stream.set_nodelay(true);
                     tracing::debug!(source = %ctx.0.name, %remote, "connection opened");
                     let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
                     match &tls {
                         None => {
-                            connections.spawn(connection(stream, remote, None, ctx, shutdown));
+                            connections.spawn(async move {
+                                connection(stream, remote, None, ctx, shutdown).await;
+                                drop(permit);
+                            });
                         }
                         Some(tls) => {
                             let tls = tls.clone();
@@ -52,6 +57,7 @@ pub async fn serve(
                                 if let Some((stream, subject)) = tls.accept(stream, remote, ctx.1.idle_timeout).await {
                                     connection(stream, remote, subject, ctx, shutdown).await;
                                 }
+                                drop(permit);
                             });
                         }
                     }

@@ -50,19 +50,98 @@ pub fn curl(args: &[&str]) -> (u16, String) {
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
-/// A GET or POST on the admin API (std only: fast enough to poll).
-pub fn admin(addr: std::net::SocketAddr, method: &str, path: &str) -> serde_json::Value {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: weft\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+/// Runs the `weft` binary with `args`: its exit code and its stdout and
+/// stderr together.
+pub fn weft_cli(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// A running Weft's admin API: its address and a token.
+#[derive(Debug, Clone)]
+pub struct Api {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// The `operate` token its first run wrote to `data_dir/admin.token`.
+    pub token: String,
+}
+
+impl Api {
+    /// The API on `addr` of the Weft whose data directory is `data_dir`.
+    pub fn new(addr: std::net::SocketAddr, data_dir: &std::path::Path) -> Api {
+        let file = data_dir.join("admin.token");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let token = loop {
+            match std::fs::read_to_string(&file) {
+                Ok(t) if !t.trim().is_empty() => break t.trim().to_string(),
+                _ if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                _ => panic!("no token in {}", file.display()),
+            }
+        };
+        Api { addr, token }
+    }
+
+    /// `method path` with `headers` and `body` over a fresh connection: the
+    /// status and the JSON answer (std only: fast enough to poll).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, serde_json::Value) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.addr).unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        let lower: Vec<String> = headers
+            .iter()
+            .map(|(k, _)| k.to_ascii_lowercase())
+            .collect();
+        if !lower.iter().any(|k| k == "host") {
+            head.push_str(&format!("Host: {}\r\n", self.addr));
+        }
+        if !lower.iter().any(|k| k == "authorization") {
+            head.push_str(&format!("Authorization: Bearer {}\r\n", self.token));
+        }
+        if !lower.iter().any(|k| k == "content-type") {
+            head.push_str("Content-Type: application/json\r\n");
+        }
+        write!(s, "{head}\r\n{body}").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        (
+            status,
+            serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+}
+
+/// A GET or POST without a body on the admin API, with its token: the
+/// JSON answer.
+pub fn admin(api: &Api, method: &str, path: &str) -> serde_json::Value {
+    api.call(method, path, &[], "").1
 }
 
 /// `bytes` (a component) with a custom section appended: another sha256,
@@ -92,8 +171,8 @@ pub fn with_custom_section(bytes: &[u8], tag: &str) -> Vec<u8> {
 }
 
 /// The sha256 of the version of `plugin` the runtime serves now.
-pub fn live_sha(admin_addr: std::net::SocketAddr, plugin: &str) -> String {
-    let v = admin(admin_addr, "GET", "/plugins");
+pub fn live_sha(api: &Api, plugin: &str) -> String {
+    let v = admin(api, "GET", "/plugins");
     v["plugins"]
         .as_array()
         .and_then(|a| a.iter().find(|p| p["name"] == plugin))

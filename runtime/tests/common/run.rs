@@ -134,6 +134,12 @@ destinations = ["files"]
         })
     }
 
+    /// Its admin API on `addr` (the config's `[admin] listen`), with the
+    /// token its first run made.
+    pub fn api(&self, addr: SocketAddr) -> super::Api {
+        super::Api::new(addr, &self.dir().join("data"))
+    }
+
     /// Starts it again on the same configuration and data (after `stop` or
     /// `kill`); the sources get new ports.
     pub fn restart(&mut self) {

@@ -1,17 +1,22 @@
 //! The admin HTTP API: what operators do with `weft messages`, over HTTP,
-//! beside the running runtime. It listens on loopback by default and has
-//! no authentication of its own; message bodies (patient data) are only
-//! returned on request (`?body=true`).
+//! beside the running runtime. Every request carries a bearer token
+//! ([`tokens`]) and passes the checks of [`guard`]; what a token may see
+//! and do is its role's. Message bodies (patient data) are only returned
+//! on request (`?body=true`) and to the `phi` role.
 //!
-//! | Request | Answer |
-//! |---|---|
-//! | `GET /status` | counters, queue, pending deliveries per destination |
-//! | `GET /plugins` | each plugin's live version, since when, what it replaced, its last refusal |
-//! | `POST /reload` | reloads changed plugins, tables and config now; what it did |
-//! | `GET /messages?status=&source=&type=&control_id=&since=&until=&limit=&page=` | messages, newest first |
-//! | `GET /messages/{id}[?body=true]` | one message: outcome, plugin versions, deliveries |
-//! | `POST /messages/resend` `{"ids": [...]}` or `{"dead": true}` | deliveries queued again |
-//! | `POST /messages/purge` `{"before": "2026-11-01"}` | settled messages deleted |
+//! | Request | Role | Answer |
+//! |---|---|---|
+//! | `GET /status` | read | counters, queue, pending deliveries per destination |
+//! | `GET /plugins` | read | each plugin's live version, since when, what it replaced, its last refusal |
+//! | `POST /reload` | operate | reloads changed plugins, tables and config now; what it did |
+//! | `GET /messages?status=&source=&type=&control_id=&since=&until=&limit=&page=` | read | messages, newest first |
+//! | `GET /messages/{id}` | read (reasons: phi) | one message: outcome, plugin versions, deliveries |
+//! | `GET /messages/{id}?body=true` | phi | the same with the input and output bodies |
+//! | `POST /messages/resend` `{"ids": [...]}` or `{"dead": true}` | operate | deliveries queued again |
+//! | `POST /messages/purge` `{"before": "2026-11-01"}` | operate | settled messages deleted |
+
+pub mod guard;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,13 +30,16 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::httpd::{self, Reply, error, method_not_allowed, reply};
+use self::guard::{Caller, Guard};
+use self::tokens::Role;
+use crate::httpd::{self, LocalAddr, Reply, error, method_not_allowed, reply};
 use crate::journal::query::{self, Detail, Filter, Summary};
 use crate::journal::{JournalError, operate, time};
 use crate::pipeline::Pipeline;
 use crate::reload::Reloader;
 
 struct Ctx {
+    guard: Arc<Guard>,
     pipeline: Arc<Pipeline>,
     reloader: Option<Arc<Reloader>>,
     journal: PathBuf,
@@ -39,28 +47,49 @@ struct Ctx {
     shutdown: CancellationToken,
 }
 
-/// Serves the admin API until `shutdown`.
+/// Serves the admin API until `shutdown`, over TLS with `tls`, at most
+/// `max_connections` at once, letting in the requests `guard` lets in.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<Arc<crate::tls::TlsListener>>,
+    max_connections: usize,
+    guard: Arc<Guard>,
     pipeline: Arc<Pipeline>,
     reloader: Option<Arc<Reloader>>,
     shutdown: CancellationToken,
 ) {
     let ctx = Arc::new(Ctx {
+        guard,
         journal: pipeline.journal().path().to_path_buf(),
         pipeline,
         reloader,
         started: Instant::now(),
         shutdown: shutdown.clone(),
     });
-    let handler = Arc::new(move |req: Request<Incoming>, _remote: SocketAddr| {
+    let handler = Arc::new(move |req: Request<Incoming>, remote: SocketAddr| {
         let ctx = ctx.clone();
-        async move { handle(req, ctx).await }
+        async move {
+            let local = req.extensions().get::<LocalAddr>().map(|l| l.0);
+            match ctx.guard.check(req.method(), req.headers(), remote, local) {
+                Ok(caller) => handle(req, caller, ctx).await,
+                Err(refused) => refused.reply(),
+            }
+        }
     });
-    httpd::serve(listener, "admin API".into(), None, handler, shutdown).await;
+    let cap = crate::conncap::ConnectionCap::new("admin API", max_connections);
+    httpd::serve(listener, "admin API".into(), tls, cap, handler, shutdown).await;
 }
 
-async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Reply {
+/// Answers `Err(403)` from the enclosing handler unless `caller` has `role`.
+macro_rules! needs {
+    ($caller:expr, $role:expr, $what:expr) => {
+        if let Err(refused) = $caller.needs($role, $what) {
+            return refused.reply();
+        }
+    };
+}
+
+async fn handle(req: Request<Incoming>, caller: Caller, ctx: Arc<Ctx>) -> Reply {
     let path = req.uri().path().to_string();
     let query: Vec<(String, String)> = req
         .uri()
@@ -69,36 +98,52 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Reply {
         .unwrap_or_default();
     let method = req.method().clone();
     match (method, path.as_str()) {
-        (Method::GET, "/status") => blocking(move || Ok(status(&ctx))).await,
+        (Method::GET, "/status") => {
+            needs!(caller, Role::Read, "GET /status");
+            blocking(move || Ok(status(&ctx))).await
+        }
         (_, "/status") => method_not_allowed("GET"),
         (Method::GET, "/plugins") => match ctx.reloader.clone() {
             Some(r) => blocking(move || Ok(reply(StatusCode::OK, r.status()))).await,
             None => error(StatusCode::NOT_FOUND, "no plugin registry"),
         },
         (_, "/plugins") => method_not_allowed("GET"),
-        (Method::POST, "/reload") => match ctx.reloader.clone() {
-            Some(r) => blocking(move || Ok(reply(StatusCode::OK, r.reload().to_json()))).await,
-            None => error(StatusCode::NOT_FOUND, "no plugin registry"),
-        },
+        (Method::POST, "/reload") => {
+            needs!(caller, Role::Operate, "POST /reload");
+            match ctx.reloader.clone() {
+                Some(r) => blocking(move || Ok(reply(StatusCode::OK, r.reload().to_json()))).await,
+                None => error(StatusCode::NOT_FOUND, "no plugin registry"),
+            }
+        }
         (_, "/reload") => method_not_allowed("POST"),
         (Method::GET, "/messages") => match filter(&query) {
             Ok(f) => blocking(move || list(&ctx, &f)).await,
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         },
         (_, "/messages") => method_not_allowed("GET"),
-        (Method::POST, "/messages/resend") => match body(req).await {
-            Ok(b) => blocking(move || resend(&ctx, &b)).await,
-            Err(e) => e,
-        },
-        (Method::POST, "/messages/purge") => match body(req).await {
-            Ok(b) => blocking(move || purge(&ctx, &b)).await,
-            Err(e) => e,
-        },
+        (Method::POST, "/messages/resend") => {
+            needs!(caller, Role::Operate, "POST /messages/resend");
+            match body(req).await {
+                Ok(b) => blocking(move || resend(&ctx, &b)).await,
+                Err(e) => e,
+            }
+        }
+        (Method::POST, "/messages/purge") => {
+            needs!(caller, Role::Operate, "POST /messages/purge");
+            match body(req).await {
+                Ok(b) => blocking(move || purge(&ctx, &b)).await,
+                Err(e) => e,
+            }
+        }
         (_, "/messages/resend" | "/messages/purge") => method_not_allowed("POST"),
         (Method::GET, p) if p.starts_with("/messages/") => {
             let id = p["/messages/".len()..].to_string();
             let with_body = query.iter().any(|(k, v)| k == "body" && v == "true");
-            blocking(move || show(&ctx, &id, with_body)).await
+            if with_body {
+                needs!(caller, Role::Phi, "a message's body (?body=true)");
+            }
+            let reasons = caller.role >= Role::Phi;
+            blocking(move || show(&ctx, &id, with_body, reasons)).await
         }
         _ => error(
             StatusCode::NOT_FOUND,
@@ -175,7 +220,11 @@ fn filter(query: &[(String, String)]) -> Result<Filter, String> {
             }
         }
     }
-    f.offset = f.limit * (page - 1);
+    f.offset = f
+        .limit
+        .checked_mul(page - 1)
+        .filter(|o| i64::try_from(*o).is_ok())
+        .ok_or_else(|| format!("page: {page} is past any page there can be"))?;
     Ok(f)
 }
 
@@ -203,14 +252,17 @@ fn list(ctx: &Ctx, f: &Filter) -> Result<Reply, JournalError> {
     ))
 }
 
-fn show(ctx: &Ctx, id: &str, with_body: bool) -> Result<Reply, JournalError> {
+fn show(ctx: &Ctx, id: &str, with_body: bool, reasons: bool) -> Result<Reply, JournalError> {
     let Some(d) = query::show(&query::open(&ctx.journal)?, id)? else {
-        return Ok(error(StatusCode::NOT_FOUND, format!("no message {id}")));
+        return Ok(error(StatusCode::NOT_FOUND, "no such message"));
     };
-    Ok(reply(StatusCode::OK, detail_json(&d, with_body)))
+    Ok(reply(StatusCode::OK, detail_json(&d, with_body, reasons)))
 }
 
-fn detail_json(d: &Detail, with_body: bool) -> Value {
+/// One message as JSON; its bodies only `with_body`, its reasons (a
+/// plugin's or a destination's words about the content) only with
+/// `reasons`.
+fn detail_json(d: &Detail, with_body: bool, reasons: bool) -> Value {
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     let mut v = summary_json(&d.summary);
     let deliveries: Vec<Value> = d
@@ -224,7 +276,7 @@ fn detail_json(d: &Detail, with_body: bool) -> Value {
                 "content_type": x.content_type,
                 "state": x.state,
                 "attempts": x.attempts,
-                "last_error": x.last_error,
+                "last_error": if reasons { x.last_error.clone() } else { None },
                 "delivered_at": x.delivered_at.map(time::iso),
                 "next_attempt_at": (x.state == "pending").then(|| time::iso(x.next_attempt_at)),
             });
@@ -241,7 +293,8 @@ fn detail_json(d: &Detail, with_body: bool) -> Value {
         o.insert("sending_application".into(), d.sender.0.clone().into());
         o.insert("sending_facility".into(), d.sender.1.clone().into());
         o.insert("route".into(), d.route.clone().into());
-        o.insert("error".into(), d.error.clone().into());
+        let error = if reasons { d.error.clone() } else { None };
+        o.insert("error".into(), error.into());
         o.insert("plugin_versions".into(), d.plugin_versions.clone().into());
         o.insert("deliveries".into(), deliveries.into());
         if with_body {
