@@ -311,9 +311,15 @@ pub struct RuntimeConfig {
     /// When the journal grows past this many bytes, its oldest settled
     /// messages are purged (checked every 10 s); `None`: no cap.
     pub retain_max_bytes: Option<u64>,
+    /// Audit entries older than this are removed (hourly); younger ones
+    /// never are. Default 2,190 days (6 years, HIPAA's retention).
+    pub audit_retain: Duration,
     /// Whether a commit waits for the disk.
     pub journal_sync: JournalSync,
 }
+
+/// The default `runtime.audit_retain_days`.
+pub const DEFAULT_AUDIT_RETAIN_DAYS: u64 = 2190;
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
@@ -324,6 +330,7 @@ impl Default for RuntimeConfig {
             shutdown_grace: Duration::from_secs(30),
             retain: None,
             retain_max_bytes: None,
+            audit_retain: Duration::from_secs(DEFAULT_AUDIT_RETAIN_DAYS * 86_400),
             journal_sync: JournalSync::Full,
         }
     }
@@ -735,6 +742,11 @@ impl<'a> Checker<'a> {
                         .integer(entry.1, &key, 1, 36_500)
                         .map(|d| Duration::from_secs(d * 86_400));
                 }
+                "audit_retain_days" => {
+                    if let Some(d) = self.integer(entry.1, &key, 1, 36_500) {
+                        r.audit_retain = Duration::from_secs(d * 86_400);
+                    }
+                }
                 "retain_max_mb" => {
                     r.retain_max_bytes = self
                         .integer(entry.1, &key, 1, 16 * 1024 * 1024)
@@ -758,7 +770,7 @@ impl<'a> Checker<'a> {
                 _ => self.error(
                     entry.0.span().start,
                     &key,
-                    "unknown key (expected data_dir, cache_dir, workers, shutdown_grace_s, retain_days, retain_max_mb, journal_sync)",
+                    "unknown key (expected data_dir, cache_dir, workers, shutdown_grace_s, retain_days, retain_max_mb, audit_retain_days, journal_sync)",
                 ),
             }
         }

@@ -334,14 +334,16 @@ impl Pipeline {
         pipeline.apply_destinations(&config.destinations);
         pipeline.report_orphans().await;
         pipeline.recover().await?;
-        let (retain, max_bytes) = (config.runtime.retain, config.runtime.retain_max_bytes);
-        if retain.is_some() || max_bytes.is_some() {
-            let path = pipeline.journal.path().to_path_buf();
-            let stop = pipeline.stop_dispatch.clone();
-            pipeline
-                .dispatchers
-                .spawn(retention_loop(path, retain, max_bytes, stop));
-        }
+        let retention = Retention {
+            messages: config.runtime.retain,
+            max_bytes: config.runtime.retain_max_bytes,
+            audit: config.runtime.audit_retain,
+        };
+        let path = pipeline.journal.path().to_path_buf();
+        let stop = pipeline.stop_dispatch.clone();
+        pipeline
+            .dispatchers
+            .spawn(retention_loop(path, retention, stop));
         Ok(pipeline)
     }
 
@@ -1082,29 +1084,46 @@ async fn settle(
     }
 }
 
-/// Purges settled messages older than `retain` (at start, then hourly) and
-/// the oldest settled ones while the journal is over `max_bytes` (checked
-/// every 10 s).
-async fn retention_loop(
-    path: std::path::PathBuf,
-    retain: Option<Duration>,
+/// What the journal keeps (`runtime.retain_days`, `retain_max_mb`,
+/// `audit_retain_days`).
+struct Retention {
+    messages: Option<Duration>,
     max_bytes: Option<u64>,
-    stop: CancellationToken,
-) {
+    audit: Duration,
+}
+
+/// Purges settled messages older than `retain` and audit entries older than
+/// their retention (at start, then hourly) and the oldest settled messages
+/// while the journal is over `max_bytes` (checked every 10 s).
+async fn retention_loop(path: std::path::PathBuf, retention: Retention, stop: CancellationToken) {
     const CHECK: Duration = Duration::from_secs(10);
+    let Retention {
+        messages: retain,
+        max_bytes,
+        audit,
+    } = retention;
     let mut since_age_purge = None::<tokio::time::Instant>;
     let mut warned_full = false;
     loop {
         let now = tokio::time::Instant::now();
-        let by_age = retain.filter(|_| {
-            since_age_purge.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(3600))
-        });
-        if by_age.is_some() {
+        let hourly =
+            since_age_purge.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(3600));
+        let by_age = retain.filter(|_| hourly);
+        if hourly {
             since_age_purge = Some(now);
         }
         let p = path.clone();
         let purged = tokio::task::spawn_blocking(move || {
             let mut conn = journal::operate::open(&p)?;
+            if hourly {
+                let n = journal::audit::purge(&mut conn, now_ms() - audit.as_millis() as i64)?;
+                if n > 0 {
+                    tracing::info!(
+                        entries = n,
+                        "retention: removed audit entries older than audit_retain_days"
+                    );
+                }
+            }
             let aged = match by_age {
                 Some(retain) => {
                     journal::operate::purge(&mut conn, now_ms() - retain.as_millis() as i64)?

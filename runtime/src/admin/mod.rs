@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use self::guard::{Caller, Guard};
 use self::tokens::Role;
 use crate::httpd::{self, LocalAddr, Reply, error, method_not_allowed, reply};
+use crate::journal::audit::{self, Record};
 use crate::journal::query::{self, Detail, Filter, Summary};
 use crate::journal::{JournalError, operate, time};
 use crate::pipeline::Pipeline;
@@ -80,14 +81,24 @@ pub async fn serve(
     httpd::serve(listener, "admin API".into(), tls, cap, handler, shutdown).await;
 }
 
-/// Answers `Err(403)` from the enclosing handler unless `caller` has `role`.
+/// Answers 403 from the enclosing handler unless `caller` has `role`; a
+/// refused `action` (patient data, an operator action) is audited.
 macro_rules! needs {
-    ($caller:expr, $role:expr, $what:expr) => {
+    ($ctx:expr, $caller:expr, $role:expr, $what:expr, $action:expr, $ids:expr) => {
         if let Err(refused) = $caller.needs($role, $what) {
+            let (ctx, caller, ids) = ($ctx.clone(), $caller.clone(), $ids);
+            let result = format!("refused: needs the {} role", $role.as_str());
+            let _ = tokio::task::spawn_blocking(move || {
+                audit_after(&ctx, &caller, $action, ids, result)
+            })
+            .await;
             return refused.reply();
         }
     };
 }
+
+/// The most message ids one resend may name.
+const MAX_IDS: usize = 10_000;
 
 async fn handle(req: Request<Incoming>, caller: Caller, ctx: Arc<Ctx>) -> Reply {
     let path = req.uri().path().to_string();
@@ -98,10 +109,7 @@ async fn handle(req: Request<Incoming>, caller: Caller, ctx: Arc<Ctx>) -> Reply 
         .unwrap_or_default();
     let method = req.method().clone();
     match (method, path.as_str()) {
-        (Method::GET, "/status") => {
-            needs!(caller, Role::Read, "GET /status");
-            blocking(move || Ok(status(&ctx))).await
-        }
+        (Method::GET, "/status") => blocking(move || Ok(status(&ctx))).await,
         (_, "/status") => method_not_allowed("GET"),
         (Method::GET, "/plugins") => match ctx.reloader.clone() {
             Some(r) => blocking(move || Ok(reply(StatusCode::OK, r.status()))).await,
@@ -109,9 +117,35 @@ async fn handle(req: Request<Incoming>, caller: Caller, ctx: Arc<Ctx>) -> Reply 
         },
         (_, "/plugins") => method_not_allowed("GET"),
         (Method::POST, "/reload") => {
-            needs!(caller, Role::Operate, "POST /reload");
+            needs!(
+                ctx,
+                caller,
+                Role::Operate,
+                "POST /reload",
+                "reload",
+                Vec::new()
+            );
             match ctx.reloader.clone() {
-                Some(r) => blocking(move || Ok(reply(StatusCode::OK, r.reload().to_json()))).await,
+                Some(r) => {
+                    blocking(move || {
+                        let report = r.reload();
+                        let result = format!(
+                            "swapped {}, refused {}, config {}",
+                            report.swapped.len(),
+                            report.refused.len(),
+                            if report.config_applied {
+                                "applied"
+                            } else if report.config_refused.is_some() {
+                                "refused"
+                            } else {
+                                "unchanged"
+                            }
+                        );
+                        audit_after(&ctx, &caller, "reload", Vec::new(), result);
+                        Ok(reply(StatusCode::OK, report.to_json()))
+                    })
+                    .await
+                }
                 None => error(StatusCode::NOT_FOUND, "no plugin registry"),
             }
         }
@@ -122,16 +156,30 @@ async fn handle(req: Request<Incoming>, caller: Caller, ctx: Arc<Ctx>) -> Reply 
         },
         (_, "/messages") => method_not_allowed("GET"),
         (Method::POST, "/messages/resend") => {
-            needs!(caller, Role::Operate, "POST /messages/resend");
+            needs!(
+                ctx,
+                caller,
+                Role::Operate,
+                "POST /messages/resend",
+                "messages.resend",
+                Vec::new()
+            );
             match body(req).await {
-                Ok(b) => blocking(move || resend(&ctx, &b)).await,
+                Ok(b) => blocking(move || resend(&ctx, &caller, &b)).await,
                 Err(e) => e,
             }
         }
         (Method::POST, "/messages/purge") => {
-            needs!(caller, Role::Operate, "POST /messages/purge");
+            needs!(
+                ctx,
+                caller,
+                Role::Operate,
+                "POST /messages/purge",
+                "messages.purge",
+                Vec::new()
+            );
             match body(req).await {
-                Ok(b) => blocking(move || purge(&ctx, &b)).await,
+                Ok(b) => blocking(move || purge(&ctx, &caller, &b)).await,
                 Err(e) => e,
             }
         }
@@ -140,10 +188,17 @@ async fn handle(req: Request<Incoming>, caller: Caller, ctx: Arc<Ctx>) -> Reply 
             let id = p["/messages/".len()..].to_string();
             let with_body = query.iter().any(|(k, v)| k == "body" && v == "true");
             if with_body {
-                needs!(caller, Role::Phi, "a message's body (?body=true)");
+                needs!(
+                    ctx,
+                    caller,
+                    Role::Phi,
+                    "a message's body (?body=true)",
+                    "message.body",
+                    vec![id.clone()]
+                );
             }
             let reasons = caller.role >= Role::Phi;
-            blocking(move || show(&ctx, &id, with_body, reasons)).await
+            blocking(move || show(&ctx, &caller, &id, with_body, reasons)).await
         }
         _ => error(
             StatusCode::NOT_FOUND,
@@ -252,10 +307,59 @@ fn list(ctx: &Ctx, f: &Filter) -> Result<Reply, JournalError> {
     ))
 }
 
-fn show(ctx: &Ctx, id: &str, with_body: bool, reasons: bool) -> Result<Reply, JournalError> {
+/// Appends an audit entry for what `caller` did; a failure is logged (the
+/// action is done and cannot be taken back).
+fn audit_after(ctx: &Ctx, caller: &Caller, action: &'static str, ids: Vec<String>, result: String) {
+    if let Err(e) = audit_now(ctx, caller, action, ids, result) {
+        tracing::error!(action, who = %caller.name, error = %e, "audit entry not written");
+    }
+}
+
+fn audit_now(
+    ctx: &Ctx,
+    caller: &Caller,
+    action: &'static str,
+    messages: Vec<String>,
+    result: String,
+) -> Result<(), JournalError> {
+    let mut conn = operate::open(&ctx.journal)?;
+    audit::append(
+        &mut conn,
+        &Record {
+            who: caller.name.clone(),
+            via: "api",
+            action,
+            messages,
+            remote: caller.remote.to_string(),
+            result,
+        },
+    )
+    .map(|_| ())
+}
+
+fn show(
+    ctx: &Ctx,
+    caller: &Caller,
+    id: &str,
+    with_body: bool,
+    reasons: bool,
+) -> Result<Reply, JournalError> {
     let Some(d) = query::show(&query::open(&ctx.journal)?, id)? else {
+        if with_body {
+            audit_after(
+                ctx,
+                caller,
+                "message.body",
+                vec![id.into()],
+                "not found".into(),
+            );
+        }
         return Ok(error(StatusCode::NOT_FOUND, "no such message"));
     };
+    // Patient data leaves only once its access is on record.
+    if with_body {
+        audit_now(ctx, caller, "message.body", vec![id.into()], "ok".into())?;
+    }
     Ok(reply(StatusCode::OK, detail_json(&d, with_body, reasons)))
 }
 
@@ -304,20 +408,31 @@ fn detail_json(d: &Detail, with_body: bool, reasons: bool) -> Value {
     v
 }
 
-fn resend(ctx: &Ctx, body: &Value) -> Result<Reply, JournalError> {
+fn resend(ctx: &Ctx, caller: &Caller, body: &Value) -> Result<Reply, JournalError> {
     let mut conn = operate::open(&ctx.journal)?;
     let answer = if body.get("dead") == Some(&Value::Bool(true)) {
         let n = operate::resend_dead(&mut conn)?;
+        audit_after(
+            ctx,
+            caller,
+            "messages.resend-dead",
+            Vec::new(),
+            format!("queued {n}"),
+        );
         json!({ "queued": n })
     } else if let Some(ids) = body.get("ids").and_then(Value::as_array) {
         let ids: Vec<String> = ids
             .iter()
             .filter_map(|v| v.as_str().map(String::from))
             .collect();
-        if ids.is_empty() {
-            return Ok(error(StatusCode::BAD_REQUEST, "ids: expected message ids"));
+        if ids.is_empty() || ids.len() > MAX_IDS {
+            return Ok(error(
+                StatusCode::BAD_REQUEST,
+                format!("ids: expected 1 to {MAX_IDS} message ids"),
+            ));
         }
         let (n, none) = operate::resend(&mut conn, &ids)?;
+        audit_after(ctx, caller, "messages.resend", ids, format!("queued {n}"));
         json!({ "queued": n, "without_outputs": none })
     } else {
         return Ok(error(
@@ -329,7 +444,7 @@ fn resend(ctx: &Ctx, body: &Value) -> Result<Reply, JournalError> {
     Ok(reply(StatusCode::OK, answer))
 }
 
-fn purge(ctx: &Ctx, body: &Value) -> Result<Reply, JournalError> {
+fn purge(ctx: &Ctx, caller: &Caller, body: &Value) -> Result<Reply, JournalError> {
     let Some(before) = body.get("before").and_then(Value::as_str) else {
         return Ok(error(
             StatusCode::BAD_REQUEST,
@@ -342,6 +457,16 @@ fn purge(ctx: &Ctx, body: &Value) -> Result<Reply, JournalError> {
     };
     let mut conn = operate::open(&ctx.journal)?;
     let (messages, deliveries) = operate::purge(&mut conn, before)?;
+    audit_after(
+        ctx,
+        caller,
+        "messages.purge",
+        Vec::new(),
+        format!(
+            "purged {messages} messages received before {}",
+            time::iso(before)
+        ),
+    );
     Ok(reply(
         StatusCode::OK,
         json!({ "messages": messages, "deliveries": deliveries, "before": time::iso(before) }),

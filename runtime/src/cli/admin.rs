@@ -63,6 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         TokenCommand::Add { name, role } => {
             let token = file.add(&name, role)?;
             file.save(path)?;
+            audit(&config, "token.add", format!("{name} ({})", role.as_str()));
             eprintln!(
                 "token {name} ({}) added to {}; it is shown this once:",
                 role.as_str(),
@@ -82,8 +83,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             file.revoke(&name)?;
             file.save(path)
                 .with_context(|| format!("revoking {name}"))?;
+            audit(&config, "token.revoke", name.clone());
             eprintln!("token {name} revoked");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Records a token change in the journal's audit trail (making the journal
+/// if there is none yet); a failure is reported, the change stands.
+fn audit(config: &weft::config::Config, action: &'static str, what: String) {
+    let path = config.runtime.data_dir.join("journal.db");
+    let written = weft::journal::sqlite::open_connection(&path).and_then(|mut conn| {
+        weft::journal::audit::append(
+            &mut conn,
+            &weft::journal::audit::Record::cli(action, Vec::new(), format!("ok: {what}")),
+        )
+    });
+    if let Err(e) = written {
+        eprintln!("warning: the audit entry for {action} was not written: {e}");
+    }
 }

@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
+use weft::journal::audit::{self, Record};
 use weft::journal::query::{self, Filter};
 use weft::journal::time::{self, iso};
 
@@ -80,6 +81,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let before = time::parse(&before)?;
             let mut conn = weft::journal::operate::open(&path)?;
             let (m, d) = weft::journal::operate::purge(&mut conn, before)?;
+            audit(
+                &mut conn,
+                Record::cli(
+                    "messages.purge",
+                    Vec::new(),
+                    format!("purged {m} messages received before {}", iso(before)),
+                ),
+            );
             println!(
                 "purged {m} messages and {d} deliveries received before {}",
                 iso(before)
@@ -90,10 +99,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let mut conn = weft::journal::operate::open(&path)?;
             if dead {
                 let n = weft::journal::operate::resend_dead(&mut conn)?;
+                audit(
+                    &mut conn,
+                    Record::cli("messages.resend-dead", Vec::new(), format!("queued {n}")),
+                );
                 println!("{n} dead deliveries queued again");
                 return Ok(ExitCode::SUCCESS);
             }
             let (n, none) = weft::journal::operate::resend(&mut conn, &ids)?;
+            audit(
+                &mut conn,
+                Record::cli("messages.resend", ids.clone(), format!("queued {n}")),
+            );
             println!("{n} deliveries queued again");
             for id in &none {
                 eprintln!(
@@ -124,7 +141,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 since: since.as_deref().map(time::parse).transpose()?,
                 until: until.as_deref().map(time::parse).transpose()?,
                 limit: limit.max(1),
-                offset: limit.max(1) * page.saturating_sub(1),
+                offset: limit
+                    .max(1)
+                    .checked_mul(page.saturating_sub(1))
+                    .filter(|o| i64::try_from(*o).is_ok())
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("--page {page} is past any page there can be")
+                    })?,
             };
             let rows = query::list(&query::open(&path)?, &filter)?;
             println!(
@@ -154,6 +177,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let Some(d) = query::show(&query::open(&path)?, &id)? else {
                 bail!("{}: no message {id}", path.display());
             };
+            if body {
+                // Patient data is shown only once its access is on record.
+                let mut conn = weft::journal::operate::open(&path)?;
+                audit::append(
+                    &mut conn,
+                    &Record::cli("message.body", vec![id.clone()], "ok"),
+                )
+                .context("cannot record this access in the audit trail; nothing is shown")?;
+            }
             let s = &d.summary;
             println!("message     {}", s.id);
             println!(
@@ -214,5 +246,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Appends an operator action done by this command to the audit trail; a
+/// failure is reported (the action is done and cannot be taken back).
+fn audit(conn: &mut rusqlite::Connection, record: Record) {
+    if let Err(e) = audit::append(conn, &record) {
+        eprintln!(
+            "warning: the audit entry for {} was not written: {e}",
+            record.action
+        );
     }
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod api;
+mod audit;
 mod check;
 mod messages;
 mod plugins;
@@ -57,6 +58,8 @@ enum Command {
     Plugins(plugins::Args),
     /// Manage the admin API's tokens.
     Admin(admin::Args),
+    /// The audit trail: who saw which message, who did what; verify it.
+    Audit(audit::Args),
 }
 
 /// Where the configuration comes from: `--config`, else `./weft.toml`, else
@@ -131,6 +134,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Messages(args) => messages::run(args),
         Command::Plugins(args) => plugins::run(args),
         Command::Admin(args) => admin::run(args),
+        Command::Audit(args) => audit::run(args),
     }
 }
 

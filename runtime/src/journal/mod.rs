@@ -7,6 +7,7 @@
 //! thread with group commit). The pipeline only uses [`Journal`], so another
 //! store (PostgreSQL, for several nodes) is one more file.
 
+pub mod audit;
 pub mod operate;
 pub mod query;
 pub mod sqlite;

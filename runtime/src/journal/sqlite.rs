@@ -14,7 +14,7 @@ use super::{
 };
 
 /// The schema version this runtime writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Most writes applied in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -85,6 +85,21 @@ fn connect(path: &Path, sync: JournalSync) -> Result<Connection, JournalError> {
     // checkpoint instead of keeping its peak size.
     conn.pragma_update(None, "journal_size_limit", 16 * 1024 * 1024)
         .map_err(|e| open_error(path, e))?;
+    Ok(conn)
+}
+
+/// A connection to the journal at `path`, made (and its schema brought up
+/// to date) if need be: for the command line's own writes, such as audit
+/// entries, beside a running `weft run`.
+pub fn open_connection(path: &Path) -> Result<Connection, JournalError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::private::create_dir(dir)
+            .map_err(|e| open_error(path, format!("cannot create its directory: {e}")))?;
+    }
+    let mut conn = connect(path, JournalSync::Full)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(|e| open_error(path, e))?;
+    migrate(&mut conn, path)?;
     Ok(conn)
 }
 
@@ -203,6 +218,28 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), JournalError> {
         // v4: the subject of a sender's client certificate (mutual TLS).
         tx.execute_batch("ALTER TABLE messages ADD COLUMN peer_subject TEXT;")
             .map_err(|e| open_error(path, e))?;
+    }
+    if version < 5 {
+        // v5: the audit trail, append-only and hash-chained (audit.rs).
+        tx.execute_batch(
+            "CREATE TABLE audit (
+                seq INTEGER PRIMARY KEY,
+                at INTEGER NOT NULL,
+                who TEXT NOT NULL,
+                via TEXT NOT NULL,
+                action TEXT NOT NULL,
+                messages TEXT NOT NULL,
+                remote TEXT NOT NULL,
+                result TEXT NOT NULL,
+                prev TEXT NOT NULL,
+                hash TEXT NOT NULL
+             );
+             CREATE INDEX audit_at ON audit (at);
+             CREATE INDEX audit_who ON audit (who, seq);
+             CREATE TRIGGER audit_append_only BEFORE UPDATE ON audit
+             BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;",
+        )
+        .map_err(|e| open_error(path, e))?;
     }
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
