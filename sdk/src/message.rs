@@ -113,8 +113,23 @@ impl Message {
 
     /// The body deserialized into `T`. A mismatch is a *reject*.
     pub fn json_as<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| Error::reject(format!("body is not the expected JSON: {e}")))
+        // serde_json's own message quotes the input ("invalid type: string
+        // \"Smith\""): a reason says where and what, never the value.
+        serde_json::from_slice(&self.body).map_err(|e| {
+            let what = match e.classify() {
+                serde_json::error::Category::Syntax => "is not valid JSON",
+                serde_json::error::Category::Eof => "ends before its JSON does",
+                serde_json::error::Category::Data => {
+                    "does not hold the expected JSON fields or types"
+                }
+                serde_json::error::Category::Io => "cannot be read",
+            };
+            Error::reject(format!(
+                "body {what} (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })
     }
 
     /// The body as UTF-8 text. Other bytes are a *reject*.
@@ -189,4 +204,34 @@ impl Output {
 fn json_bytes(value: &serde_json::Value) -> Vec<u8> {
     // Serializing a `Value` cannot fail: its keys are strings.
     serde_json::to_vec(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_reasons_say_where_and_never_quote_the_body() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Patient {
+            #[allow(dead_code)]
+            age: u32,
+        }
+        let m = Message::new("application/json", r#"{"age": "Smith-Jones"}"#);
+        let e = m.json_as::<Patient>().unwrap_err();
+        assert!(!e.reason().contains("Smith"), "{e}");
+        assert!(e.reason().contains("line 1"), "{e}");
+        let e = Message::new("application/json", r#"{"name": "Smith"#)
+            .json()
+            .unwrap_err();
+        assert!(!e.reason().contains("Smith"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_date_reason_holds_no_date() {
+        let e: crate::Error = weft_hl7::datetime::DateTime::parse("19800231")
+            .unwrap_err()
+            .into();
+        assert!(!e.reason().contains("1980"), "{e}");
+    }
 }

@@ -17,6 +17,9 @@ use hyper_util::rt::TokioExecutor;
 use super::{BoxFuture, Delivery, DeliveryError, Destination};
 use crate::config::{HttpDestinationConfig, HttpMethod};
 
+/// The most of a response body read; the rest is not waited for.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
 /// Most bytes of an error response kept for the log.
 const KEEP_BODY: usize = 4096;
 
@@ -94,8 +97,9 @@ impl Destination for HttpDestination {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .map(Duration::from_secs);
-                let body = resp
-                    .into_body()
+                // A receiver cannot make Weft hold more than this of its
+                // answer (which only ever reaches the debug log).
+                let body = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
                     .collect()
                     .await
                     .map(|b| b.to_bytes())

@@ -165,7 +165,9 @@ impl Destination for MllpDestination {
             if !control_id.is_empty() && msa2 != control_id {
                 // Out of step with the receiver: start a fresh connection.
                 return Err(DeliveryError::Transient(format!(
-                    "ACK for {msa2:?} while waiting for {control_id:?}"
+                    "ACK for {:?} while waiting for {:?}",
+                    crate::plugins::text::cap(&msa2, 64),
+                    crate::plugins::text::cap(&control_id, 64)
                 )));
             }
             if let Ok(mut idle) = self.idle.lock() {
@@ -192,7 +194,8 @@ impl Destination for MllpDestination {
                 "AE" | "CE" => outcome(self.config.on_error),
                 "AR" | "CR" => outcome(self.config.on_reject),
                 other => Err(DeliveryError::Transient(format!(
-                    "unexpected MSA-1 {other:?}"
+                    "unexpected MSA-1 {:?}",
+                    crate::plugins::text::cap(other, 32)
                 ))),
             }
         })

@@ -238,6 +238,7 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
                 json!({ "message_id": original, "duplicate": true }),
             ),
         },
+        Err(Refusal::BadHeader(bad)) => error(StatusCode::BAD_REQUEST, bad.reason),
         Err(Refusal::NoRoute(t)) => error(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!(

@@ -260,8 +260,29 @@ async fn answer(
             tracing::debug!(message_id = %id, "AE: {reason}");
             (AckCode::Error, Some(app_error(reason)))
         }
+        Err(Refusal::BadHeader(bad)) => {
+            tracing::warn!(source = %source.name, %remote, field = bad.field, "message refused: {}", bad.reason);
+            (
+                AckCode::Reject,
+                Some(AckError {
+                    location: Some(weft_hl7::ErrorLocation {
+                        segment: "MSH".into(),
+                        sequence: Some(1),
+                        field: Some(bad.number),
+                        component: None,
+                    }),
+                    code: if bad.too_long {
+                        ErrorCode::ValueTooLong
+                    } else {
+                        ErrorCode::DataType
+                    },
+                    severity: Severity::Error,
+                    text: bad.reason,
+                }),
+            )
+        }
         Err(Refusal::NoRoute(t)) => {
-            tracing::warn!(source = %source.name, message_type = %t, control_id = %header.control_id, "no route: AR");
+            tracing::warn!(source = %source.name, message_type = %t, "no route: AR");
             (
                 AckCode::Reject,
                 Some(AckError {

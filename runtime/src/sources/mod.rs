@@ -17,6 +17,9 @@ use crate::plugins::Message;
 /// Why a message was not taken in.
 #[derive(Debug, Clone)]
 pub enum Refusal {
+    /// A header field Weft files the message under (MSH-3, MSH-4, MSH-9,
+    /// MSH-10) is too long or holds control characters.
+    BadHeader(BadHeader),
     /// No route takes this message type.
     NoRoute(String),
     /// The plugin workers' queue is full (HTTP answers 503).
@@ -59,6 +62,61 @@ pub struct Incoming {
     pub peer_subject: Option<String>,
 }
 
+/// A header field refused at intake: which, and why (never its value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadHeader {
+    /// `MSH-10`, ….
+    pub field: &'static str,
+    /// Its field number in MSH.
+    pub number: usize,
+    /// Too long (else: control characters).
+    pub too_long: bool,
+    /// What is wrong, with the field named.
+    pub reason: String,
+}
+
+/// The longest MSH-10 taken in (HL7 v2.5+ allows 199 characters): a
+/// longer one is refused at the door rather than carried into file names,
+/// logs and the journal's indexes.
+pub const MAX_CONTROL_ID: usize = 199;
+
+/// The longest MSH-3 or MSH-4 (HD) taken in.
+pub const MAX_SENDER: usize = 227;
+
+/// The longest MSH-9 (or FHIR `resourceType`) taken in.
+pub const MAX_MESSAGE_TYPE: usize = 100;
+
+/// Checks the header fields Weft files a message under: each within its
+/// length and free of control characters (an escaped line break such as
+/// `\X0A\` decodes to one, and could forge a log line).
+pub fn check_header(incoming: &Incoming) -> Result<(), BadHeader> {
+    for (field, number, value, max) in [
+        ("MSH-3", 3, &incoming.sending_application, MAX_SENDER),
+        ("MSH-4", 4, &incoming.sending_facility, MAX_SENDER),
+        ("MSH-9", 9, &incoming.message_type, MAX_MESSAGE_TYPE),
+        ("MSH-10", 10, &incoming.control_id, MAX_CONTROL_ID),
+    ] {
+        let chars = value.chars().count();
+        if chars > max {
+            return Err(BadHeader {
+                field,
+                number,
+                too_long: true,
+                reason: format!("{field} is {chars} characters long; at most {max} are taken"),
+            });
+        }
+        if value.chars().any(char::is_control) {
+            return Err(BadHeader {
+                field,
+                number,
+                too_long: false,
+                reason: format!("{field} holds a control character (a line break, say)"),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// A new message id: time-ordered (UUIDv7), unique, never derived from the
 /// content.
 pub fn new_message_id() -> String {
@@ -95,6 +153,7 @@ pub async fn take(
     remote: Option<SocketAddr>,
     wait_for_room: bool,
 ) -> Result<(String, Outcome), Refusal> {
+    check_header(&incoming).map_err(Refusal::BadHeader)?;
     let Some(route) = pipeline.route_for(source.route.as_deref(), &incoming.message_type) else {
         return Err(Refusal::NoRoute(incoming.message_type));
     };
@@ -136,7 +195,7 @@ pub async fn take(
                 "failed" => Outcome::Failed(error),
                 _ => Outcome::Accepted,
             };
-            tracing::info!(source = %source.name, original = %original, control_id = %incoming.control_id, "duplicate: not processed again");
+            tracing::info!(source = %source.name, original = %original, "duplicate: not processed again");
             return Err(Refusal::Duplicate { original, outcome });
         }
     }

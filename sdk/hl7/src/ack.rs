@@ -142,6 +142,10 @@ pub struct AckOptions {
     pub timestamp: String,
 }
 
+/// The longest value of the original an ACK echoes (MSH-3 to MSH-6,
+/// MSH-10 in MSA-2, MSH-11, MSH-12): past it, the field is left empty.
+pub const MAX_ECHO: usize = 256;
+
 /// Builds the acknowledgment for `original`.
 ///
 /// The ACK swaps sender and receiver (MSH-3/4 ⇄ MSH-5/6), says
@@ -152,7 +156,8 @@ pub struct AckOptions {
 ///
 /// `original` is `None` when the message could not be parsed at all: the ACK
 /// then has the standard delimiters, an empty MSA-2 (a control id is never
-/// made up) and MSA-1 is AR.
+/// made up) and MSA-1 is AR. Echoed values longer than [`MAX_ECHO`] (and a
+/// trigger event that is not a short code) are left out.
 pub fn build_ack(
     original: Option<&Message>,
     code: AckCode,
@@ -161,10 +166,15 @@ pub fn build_ack(
 ) -> Message {
     let d = original.map_or_else(Delimiters::default, |m| *m.delimiters());
     let mut ack = Message::new(d);
+    // What an ACK echoes of the original is bounded: a hostile sender's
+    // 100 KB field must not come back (or reach a log) through the ACK.
+    // A value past its cap is left out, never cut (a cut control id would
+    // name another message).
     let raw = |path: &str| -> String {
         original
             .and_then(|m| m.element(path).ok().flatten())
             .map(|e| e.raw().to_string())
+            .filter(|v| v.len() <= MAX_ECHO)
             .unwrap_or_default()
     };
     let value = |path: &str| -> String {
@@ -179,7 +189,9 @@ pub fn build_ack(
         code
     };
     let enc = |s: &str| escape::encode(s, &d).into_owned();
-    let trigger = value("MSH-9.2");
+    let trigger = Some(value("MSH-9.2"))
+        .filter(|t| t.len() <= 8 && t.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .unwrap_or_default();
     let msh_type = if trigger.is_empty() {
         "ACK".to_string()
     } else {
@@ -246,6 +258,23 @@ pub fn build_ack(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hostile_field_is_not_echoed() {
+        let text = format!(
+            "MSH|^~\\&|APP|FAC|WEFT|EDGE|20240101||ADT^{}|{}|P|2.5.1\r",
+            "A".repeat(100_000),
+            "C".repeat(300)
+        );
+        let m = Message::parse(text.as_bytes()).unwrap();
+        let ack = build_ack(Some(&m), AckCode::Reject, None, &opts()).to_text();
+        assert!(ack.len() < 500, "{} bytes", ack.len());
+        assert!(
+            ack.contains("MSA|AR|\r") || ack.contains("MSA|AR\r"),
+            "{ack}"
+        );
+        assert!(ack.contains("|ACK|"), "{ack}");
+    }
 
     fn opts() -> AckOptions {
         AckOptions {

@@ -24,11 +24,14 @@ pub struct DateTime {
     pub offset_minutes: Option<i16>,
 }
 
-/// A value that is not a valid HL7 date/time.
+/// A value that is not a valid HL7 date/time. Its message says what is
+/// wrong, never the value (it may be a birth date): prefix the field's
+/// position (`PID-7: …`) when turning it into a reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{value:?} is not a valid HL7 date/time: {reason}")]
+#[error("not a valid HL7 date/time: {reason}")]
 pub struct DateTimeError {
-    /// The text that was given.
+    /// The text that was given (for the plugin's own debugging; keep it out
+    /// of reasons and logs above debug).
     pub value: String,
     /// What is wrong with it.
     pub reason: &'static str,

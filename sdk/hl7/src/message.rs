@@ -72,9 +72,11 @@ pub enum ParseErrorKind {
     /// MSH-1/MSH-2 declare an unusable delimiter set.
     #[error("bad delimiters in MSH-1/MSH-2: {0}")]
     Delimiters(#[from] crate::delimiters::DelimiterError),
-    /// A segment id is not three upper-case letters or digits.
-    #[error("segment id {0:?} is not three upper-case letters or digits")]
-    BadSegmentId(String),
+    /// A line does not start with a segment id (three upper-case letters or
+    /// digits). The line may be message content split by a stray carriage
+    /// return, so none of it is kept: the error says where, not what.
+    #[error("a line does not start with a segment id (three upper-case letters or digits)")]
+    BadSegmentId,
 }
 
 /// An edit that could not be made.
@@ -264,20 +266,7 @@ impl Message {
             let id_end = line.find(field_sep).unwrap_or(line.len());
             let id = &line[..id_end];
             if !is_segment_id(id) {
-                // At most a few characters: the line may be message content.
-                let shown: String = id.chars().take(8).collect();
-                let shown = if shown.len() < id.len() {
-                    format!("{shown}…")
-                } else {
-                    shown
-                };
-                return Err(at(
-                    ParseErrorKind::BadSegmentId(shown),
-                    number,
-                    None,
-                    None,
-                    pos,
-                ));
+                return Err(at(ParseErrorKind::BadSegmentId, number, None, None, pos));
             }
             let mut fields: Vec<String> = Vec::new();
             if number == 1 {
@@ -637,15 +626,17 @@ mod tests {
         let e = Message::parse(b"MSH|^~\\&|A\rPID|1\rPI|1\r").unwrap_err();
         assert_eq!(e.segment_number, 3);
         assert_eq!(e.offset, 17);
-        assert!(e.to_string().contains("\"PI\""), "{e}");
+        assert!(e.to_string().contains("segment 3, byte 17"), "{e}");
         let e = Message::parse(b"MSH|^~").unwrap_err();
         assert_eq!(e.kind, ParseErrorKind::TruncatedMsh);
         assert_eq!(e.field, Some(2));
         let e = Message::parse(b"MSHA^~\\&A").unwrap_err();
         assert_eq!(e.field, Some(1));
-        // A line that is not a segment may be content: only its start is shown.
+        // A line that is not a segment may be content: none of it is shown.
         let e = Message::parse(b"MSH|^~\\&|A\rJane Doe lives at 12 Main St\r").unwrap_err();
-        assert_eq!(e.kind, ParseErrorKind::BadSegmentId("Jane Doe…".into()));
+        assert_eq!(e.kind, ParseErrorKind::BadSegmentId);
+        assert_eq!((e.segment_number, e.offset), (2, 11));
+        assert!(!e.to_string().contains("Jane"), "{e}");
     }
 
     #[test]
