@@ -67,6 +67,38 @@ pub struct Config {
 }
 
 impl Config {
+    /// What is allowed but unwise, for `weft check` and the start of `weft
+    /// run`: a secret header sent in clear to another host.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, d) in &self.destinations {
+            let DestinationKind::Http(h) = &d.kind else {
+                continue;
+            };
+            let loopback = h
+                .url
+                .host()
+                .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
+                .is_some_and(|host| {
+                    host == "localhost"
+                        || host
+                            .parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| ip.is_loopback())
+                });
+            let secret = h.headers.iter().any(|(k, _)| {
+                k.eq_ignore_ascii_case("authorization")
+                    || k.eq_ignore_ascii_case("proxy-authorization")
+            });
+            if h.url.scheme_str() == Some("http") && secret && !loopback {
+                out.push(format!(
+                    "destinations.{name}: its Authorization header crosses the network in clear \
+                     (http:// to another host): use https://"
+                ));
+            }
+        }
+        out
+    }
+
     /// Every certificate, key and CA file the admin API, the sources and
     /// the destinations name.
     pub fn tls_files(&self) -> Vec<PathBuf> {
@@ -178,6 +210,9 @@ pub struct HttpSourceConfig {
     pub path: String,
     /// Largest body accepted (413 above).
     pub max_body_bytes: usize,
+    /// A request's body must be read whole this long after its headers
+    /// (408 otherwise), however slowly it trickles in.
+    pub body_timeout: Duration,
     /// HTTPS, with client certificates when it names a CA.
     pub tls: Option<crate::tls::ServerTls>,
 }
@@ -190,8 +225,12 @@ pub struct MllpSourceConfig {
     /// Largest frame accepted; a larger one gets a NAK and the connection
     /// is closed.
     pub max_frame_bytes: usize,
-    /// A connection silent (or stuck mid-frame) this long is closed.
+    /// A connection that sends no frame for this long is closed (bytes
+    /// outside frames do not keep it open).
     pub idle_timeout: Duration,
+    /// A frame must be complete this long after its start block, however
+    /// its bytes trickle in; else the connection is closed.
+    pub frame_timeout: Duration,
     /// TLS (MLLP over TLS), with client certificates when it names a CA.
     pub tls: Option<crate::tls::ServerTls>,
 }
@@ -1065,6 +1104,7 @@ impl<'a> Checker<'a> {
         let mut listen_given = false;
         let mut max_frame_bytes = 4 * 1024 * 1024;
         let mut idle_timeout = Duration::from_secs(60);
+        let mut frame_timeout = Duration::from_secs(60);
         let mut server_tls = None;
         let mut path = "/".to_string();
         let mut dedup_window = None;
@@ -1114,6 +1154,11 @@ impl<'a> Checker<'a> {
                         idle_timeout = Duration::from_secs(n);
                     }
                 }
+                ("mllp", "frame_timeout_s") | ("http", "body_timeout_s") => {
+                    if let Some(n) = self.integer(v, &ekey, 1, 3600) {
+                        frame_timeout = Duration::from_secs(n);
+                    }
+                }
                 (_, "tls") => server_tls = self.server_tls(entry, &ekey),
                 ("http", "path") => {
                     if let Some(p) = self.string(entry, &ekey) {
@@ -1126,12 +1171,12 @@ impl<'a> Checker<'a> {
                 ("mllp", _) => self.error(
                     k.span().start,
                     &ekey,
-                    "unknown key (expected kind, listen, ack, route, dedup_window_s, max_frame_kib, idle_timeout_s, max_connections, tls)",
+                    "unknown key (expected kind, listen, ack, route, dedup_window_s, max_frame_kib, idle_timeout_s, frame_timeout_s, max_connections, tls)",
                 ),
                 _ => self.error(
                     k.span().start,
                     &ekey,
-                    "unknown key (expected kind, listen, ack, route, dedup_window_s, path, max_body_kib, max_connections, tls)",
+                    "unknown key (expected kind, listen, ack, route, dedup_window_s, path, max_body_kib, body_timeout_s, max_connections, tls)",
                 ),
             }
         }
@@ -1146,6 +1191,7 @@ impl<'a> Checker<'a> {
                 listen,
                 max_frame_bytes,
                 idle_timeout,
+                frame_timeout,
                 tls: server_tls,
             })
         } else {
@@ -1153,6 +1199,7 @@ impl<'a> Checker<'a> {
                 listen,
                 path,
                 max_body_bytes: max_frame_bytes,
+                body_timeout: frame_timeout,
                 tls: server_tls,
             })
         };
@@ -1743,6 +1790,24 @@ samples = [{ input = "gone.hl7", expect = "maybe", colour = 1 }, { expect = "fil
         for (line, want) in errs.iter().zip(want) {
             assert!(line.starts_with(want), "{line} does not start with {want}");
         }
+    }
+
+    #[test]
+    fn a_token_sent_in_clear_to_another_host_is_warned_about() {
+        let text = |url: &str| {
+            format!(
+                "[destinations.d]\nkind = \"http\"\nurl = \"{url}\"\n[destinations.d.headers]\nAuthorization = \"Bearer x\"\n"
+            )
+        };
+        let warned = |url: &str| {
+            parse(&text(url), "weft.toml", Path::new("."))
+                .unwrap()
+                .warnings()
+        };
+        assert_eq!(warned("http://fhir.example.org/fhir").len(), 1);
+        assert!(warned("https://fhir.example.org/fhir").is_empty());
+        assert!(warned("http://127.0.0.1:8090/fhir").is_empty());
+        assert!(warned("http://localhost:8090/fhir").is_empty());
     }
 
     #[test]

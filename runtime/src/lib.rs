@@ -11,6 +11,7 @@ pub mod destinations;
 pub mod httpd;
 pub mod journal;
 pub mod mllp;
+pub mod peerlog;
 pub mod pipeline;
 pub mod plugins;
 pub mod private;

@@ -393,26 +393,14 @@ impl TlsListener {
 /// How long a TLS client has to finish its handshake.
 pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Handshake failures, logged once per peer address every ten minutes, so
-/// a misconfigured or hostile client cannot flood the log.
+/// Handshake failures, logged once per peer address every ten minutes.
 #[derive(Default)]
-struct HandshakeFailures(
-    std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, std::time::Instant>>,
-);
+struct HandshakeFailures(crate::peerlog::PeerLog);
 
 impl HandshakeFailures {
     /// Logs a failed handshake of `remote` on listener `source`.
     fn report(&self, source: &str, remote: SocketAddr, reason: &str) {
-        let now = std::time::Instant::now();
-        let Ok(mut seen) = self.0.lock() else { return };
-        if seen.len() > 4096 {
-            seen.clear();
-        }
-        let due = seen
-            .get(&remote.ip())
-            .is_none_or(|t| now.duration_since(*t) > std::time::Duration::from_secs(600));
-        if due {
-            seen.insert(remote.ip(), now);
+        if self.0.due(remote) {
             tracing::warn!(source, %remote, reason = %crate::plugins::text::escape(reason), "TLS handshake failed; connection closed (logged once per peer every 10 minutes)");
         } else {
             tracing::debug!(source, %remote, reason, "TLS handshake failed");

@@ -137,3 +137,180 @@ fn connections_past_the_cap_are_closed_and_the_rest_are_served() {
     let mut c = Client::connect(weft.addr);
     assert_eq!(c.exchange(&a01("CAP-1", "1")).code, "AA");
 }
+
+/// How long until the peer closes `s` (reads until EOF or error), at most
+/// `limit`; `None` if it is still open then.
+fn closed_within(s: &mut std::net::TcpStream, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < limit {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return Some(started.elapsed()),
+        }
+    }
+    None
+}
+
+#[test]
+fn other_protocols_junk_and_slow_senders_are_cut_off() {
+    use std::io::Write;
+    let weft = Weft::start(|d| {
+        adt_config(d, "after-commit", "").replace(
+            "idle_timeout_s = 5\n",
+            "idle_timeout_s = 3\nframe_timeout_s = 2\n",
+        )
+    });
+
+    // An HTTP POST whose body holds a frame (what a web page can send to
+    // any port): closed unanswered, its frame never taken.
+    let frame = [&[0x0b][..], &a01("SMUGGLED-1", "9"), &[0x1c, 0x0d]].concat();
+    let (code, _) = common::curl(&[
+        "-X",
+        "POST",
+        "--data-binary",
+        &String::from_utf8_lossy(&frame),
+        &format!("http://{}/", weft.addr),
+    ]);
+    assert_eq!(code, 0, "no HTTP answer");
+    // A TLS client on the plain port: closed at once.
+    let mut tls = std::net::TcpStream::connect(weft.addr).unwrap();
+    tls.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00])
+        .unwrap();
+    assert!(closed_within(&mut tls, Duration::from_secs(2)).is_some());
+    // 2 KiB of junk and no frame: closed past the allowance.
+    let mut junk = std::net::TcpStream::connect(weft.addr).unwrap();
+    junk.write_all(&[b'x'; 2048]).unwrap();
+    assert!(closed_within(&mut junk, Duration::from_secs(2)).is_some());
+    assert_eq!(weft.client().exchange(&a01("NORMAL-2", "2")).code, "AA");
+
+    // A frame trickling in a byte every 300 ms: the idle timer no longer
+    // restarts on each byte; the frame's own deadline (2 s) closes it.
+    let mut slow = std::net::TcpStream::connect(weft.addr).unwrap();
+    slow.write_all(&[0x0b]).unwrap();
+    let started = Instant::now();
+    let message = a01("SLOW-1", "3");
+    let mut closed = None;
+    for b in message.iter().take(30) {
+        if slow.write_all(&[*b]).is_err() {
+            closed = Some(started.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let closed = closed
+        .or_else(|| closed_within(&mut slow, Duration::from_secs(5)).map(|_| started.elapsed()));
+    let closed = closed.expect("the slow frame's connection is closed");
+    assert!(closed < Duration::from_secs(4), "closed after {closed:?}");
+    // Junk trickling in, a byte every 300 ms, keeps nothing open either.
+    let mut trickle = std::net::TcpStream::connect(weft.addr).unwrap();
+    let started = Instant::now();
+    let mut gone = false;
+    for _ in 0..30 {
+        if trickle.write_all(b"\n").is_err() {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let mut probe = [0u8; 1];
+        trickle.set_nonblocking(true).unwrap();
+        if matches!(trickle.read(&mut probe), Ok(0)) {
+            gone = true;
+            break;
+        }
+        trickle.set_nonblocking(false).unwrap();
+    }
+    assert!(gone, "the trickling connection was closed");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+
+    assert_eq!(weft.client().exchange(&a01("NORMAL-3", "2")).code, "AA");
+    let log = weft.log_text();
+    assert!(log.contains("an HTTP request on an MLLP port"), "{log}");
+    assert!(
+        log.contains("frame not complete within frame_timeout_s"),
+        "{log}"
+    );
+    assert!(!log.contains("SMUGGLED-1"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while weft.out_files().len() < 2 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let names: Vec<String> = weft
+        .out_files()
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.contains("SMUGGLED") && !n.contains("SLOW")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn a_slow_http_body_gets_408_within_its_deadline() {
+    use std::io::Write;
+    let weft = Weft::start(|d| {
+        adt_config(
+            d,
+            "after-commit",
+            "[sources.web]\nkind = \"http\"\nlisten = \"127.0.0.1:0\"\npath = \"/messages\"\nbody_timeout_s = 2\n",
+        )
+    });
+    let addr = weft.addrs["web"];
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /messages HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/hl7-v2\r\nContent-Length: 200\r\n\r\n"
+    )
+    .unwrap();
+    let started = Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while started.elapsed() < Duration::from_secs(8) {
+        let _ = s.write_all(b"M");
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    // Others are served meanwhile and after.
+    let (code, _) = common::curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/hl7-v2",
+        "--data-binary",
+        &String::from_utf8(a01("WEB-1", "1")).unwrap(),
+        &format!("http://{addr}/messages"),
+    ]);
+    assert_eq!(code, 202);
+}

@@ -222,9 +222,18 @@ async fn blocking(work: impl FnOnce() -> Result<Reply, JournalError> + Send + 's
 
 /// A JSON request body of at most 1 MiB.
 async fn body(req: Request<Incoming>) -> Result<Value, Reply> {
-    let bytes = Limited::new(req.into_body(), 1 << 20)
-        .collect()
-        .await
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        Limited::new(req.into_body(), 1 << 20).collect(),
+    )
+    .await
+    .map_err(|_| {
+        error(
+            StatusCode::REQUEST_TIMEOUT,
+            "the body was not complete within 30 s",
+        )
+    })?;
+    let bytes = read
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")))?
         .to_bytes();
     serde_json::from_slice(&bytes).map_err(|e| {

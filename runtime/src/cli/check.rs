@@ -76,6 +76,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    for w in config.warnings() {
+        eprintln!("warning: {}: {w}", config.source);
+    }
     if problems.is_empty() {
         println!("{}: ok", config.source);
         Ok(ExitCode::SUCCESS)

@@ -72,6 +72,9 @@ const WATCH_QUIET: Duration = Duration::from_millis(50);
 /// Runs until a signal, then shuts down cleanly.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = args.config.load()?;
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
     if config.sources.is_empty() {
         bail!("{}: no sources: nothing to listen on", config.source);
     }

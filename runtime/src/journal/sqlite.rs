@@ -19,18 +19,51 @@ pub const SCHEMA_VERSION: i64 = 5;
 /// Most writes applied in one transaction.
 const MAX_BATCH: usize = 1024;
 
-/// A write waiting for its commit.
-pub struct Commit(oneshot::Receiver<Result<(), JournalError>>);
+/// A write waiting for its commit. When the writer's queue was full (the
+/// disk is behind), the write itself waits in here and is queued by
+/// whoever waits: a plain thread sleeps, async code yields, so a tokio
+/// worker thread never sleeps on a full queue. Wait for every commit: one
+/// dropped unwaited may drop a write still waiting for room.
+pub struct Commit {
+    rx: oneshot::Receiver<Result<(), JournalError>>,
+    pending: Option<(SyncSender<Request>, Request)>,
+}
+
+/// How long to wait before trying a full queue again.
+const QUEUE_RETRY: std::time::Duration = std::time::Duration::from_micros(200);
 
 impl Commit {
+    /// Tries to queue a write still waiting for room: `Err(())` when the
+    /// queue is still full.
+    fn try_queue(&mut self) -> Result<(), ()> {
+        let Some((sender, req)) = self.pending.take() else {
+            return Ok(());
+        };
+        match sender.try_send(req) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(req)) => {
+                self.pending = Some((sender, req));
+                Err(())
+            }
+            // The writer is gone: the reply channel closes with the request.
+            Err(TrySendError::Disconnected(_)) => Ok(()),
+        }
+    }
+
     /// Waits for the commit from a plain thread.
-    pub fn wait(self) -> Result<(), JournalError> {
-        self.0.blocking_recv().unwrap_or(Err(JournalError::Closed))
+    pub fn wait(mut self) -> Result<(), JournalError> {
+        while self.try_queue().is_err() {
+            std::thread::sleep(QUEUE_RETRY);
+        }
+        self.rx.blocking_recv().unwrap_or(Err(JournalError::Closed))
     }
 
     /// Waits for the commit from async code.
-    pub async fn done(self) -> Result<(), JournalError> {
-        self.0.await.unwrap_or(Err(JournalError::Closed))
+    pub async fn done(mut self) -> Result<(), JournalError> {
+        while self.try_queue().is_err() {
+            tokio::time::sleep(QUEUE_RETRY).await;
+        }
+        self.rx.await.unwrap_or(Err(JournalError::Closed))
     }
 }
 
@@ -297,29 +330,22 @@ impl SqliteJournal {
     fn submit(&self, op: Op) -> Commit {
         let (reply, rx) = oneshot::channel();
         let sender = self.writes.lock().ok().and_then(|w| w.clone());
+        let mut commit = Commit { rx, pending: None };
         match sender {
-            Some(s) => {
-                let mut req = Request { op, reply };
-                // A full queue means the disk is behind: wait, do not drop.
-                loop {
-                    match s.try_send(req) {
-                        Ok(()) => break,
-                        Err(TrySendError::Full(r)) => {
-                            req = r;
-                            std::thread::sleep(std::time::Duration::from_micros(200));
-                        }
-                        Err(TrySendError::Disconnected(r)) => {
-                            let _ = r.reply.send(Err(JournalError::Closed));
-                            break;
-                        }
-                    }
+            // A full queue means the disk is behind: the write waits in the
+            // commit, it is never dropped.
+            Some(s) => match s.try_send(Request { op, reply }) {
+                Ok(()) => {}
+                Err(TrySendError::Full(req)) => commit.pending = Some((s, req)),
+                Err(TrySendError::Disconnected(req)) => {
+                    let _ = req.reply.send(Err(JournalError::Closed));
                 }
-            }
+            },
             None => {
                 let _ = reply.send(Err(JournalError::Closed));
             }
         }
-        Commit(rx)
+        commit
     }
 
     /// Records a message; the returned [`Commit`] resolves once it is

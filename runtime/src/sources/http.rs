@@ -147,7 +147,22 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
     if declared.is_some_and(|n| n > max as u64) {
         return too_large();
     }
-    let body = match Limited::new(req.into_body(), max).collect().await {
+    // However slowly it trickles in, the body is read whole in time.
+    let wait = ctx.http.body_timeout;
+    let read = tokio::time::timeout(wait, Limited::new(req.into_body(), max).collect()).await;
+    let Ok(read) = read else {
+        tracing::warn!(source = %ctx.source.name, %remote, "request body not complete within body_timeout_s; 408");
+        let mut r = error(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the body was not complete within {} s", wait.as_secs()),
+        );
+        r.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        return r;
+    };
+    let body = match read {
         Ok(b) => b.to_bytes().to_vec(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
         Err(e) => {

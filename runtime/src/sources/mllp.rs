@@ -88,8 +88,31 @@ async fn connection<S>(
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut decoder = Decoder::new(mllp.max_frame_bytes);
+    // The connection's first bytes, until its first frame: another
+    // protocol is told apart before the decoder throws them away.
+    let mut prefix: Vec<u8> = Vec::with_capacity(PREFIX_BYTES);
+    let mut seen_frame = false;
+    // Bytes outside frames since the last frame, and the deadlines: only a
+    // frame keeps a connection open, and a frame has a deadline of its own.
+    let mut junk_mark = 0;
+    let mut idle_deadline = tokio::time::Instant::now() + mllp.idle_timeout;
+    let mut frame_deadline = None;
     loop {
+        if !seen_frame {
+            let take = buf.len().min(PREFIX_BYTES - prefix.len());
+            prefix.extend_from_slice(&buf[..take]);
+            if let Some(other) = other_protocol(&prefix) {
+                if JUNK_LOG.due(remote) {
+                    tracing::warn!(source = %source.name, %remote, "{other} on an MLLP port; connection closed unanswered (logged once per peer every 10 minutes)");
+                }
+                return;
+            }
+        }
         while let Some(frame) = decoder.decode(&mut buf) {
+            seen_frame = true;
+            junk_mark = decoder.discarded().junk_bytes;
+            idle_deadline = tokio::time::Instant::now() + mllp.idle_timeout;
+            frame_deadline = None;
             let (reply, close) = match frame {
                 Frame::Message(body) => (
                     answer(
@@ -131,18 +154,32 @@ async fn connection<S>(
                 return;
             }
         }
+        if decoder.discarded().junk_bytes - junk_mark > JUNK_ALLOWANCE {
+            if JUNK_LOG.due(remote) {
+                tracing::warn!(source = %source.name, %remote, "more than {JUNK_ALLOWANCE} bytes outside MLLP frames; connection closed (logged once per peer every 10 minutes)");
+            }
+            return;
+        }
+        if decoder.in_frame() {
+            seen_frame = true;
+        }
         if shutdown.is_cancelled() && !decoder.in_frame() {
             return;
         }
+        let deadline = if decoder.in_frame() {
+            *frame_deadline.get_or_insert_with(|| tokio::time::Instant::now() + mllp.frame_timeout)
+        } else {
+            idle_deadline
+        };
         let read = tokio::select! {
-            r = tokio::time::timeout(mllp.idle_timeout, rd.read_buf(&mut buf)) => r,
+            r = tokio::time::timeout_at(deadline, rd.read_buf(&mut buf)) => r,
             _ = shutdown.cancelled(), if !decoder.in_frame() => return,
         };
         let d = decoder.discarded();
         match read {
             Err(_) => {
                 if decoder.in_frame() {
-                    tracing::warn!(source = %source.name, %remote, "connection idle mid-frame; partial message dropped (never ACKed)");
+                    tracing::warn!(source = %source.name, %remote, "frame not complete within frame_timeout_s; partial message dropped (never ACKed), connection closed");
                 } else {
                     tracing::debug!(source = %source.name, %remote, "idle connection closed");
                 }
@@ -164,6 +201,29 @@ async fn connection<S>(
             }
         }
     }
+}
+
+/// How many of a connection's first bytes are kept to tell another
+/// protocol apart.
+const PREFIX_BYTES: usize = 16;
+
+/// Bytes a sender may send outside frames between two frames (stray line
+/// breaks, say) before the connection is closed.
+pub const JUNK_ALLOWANCE: usize = 1024;
+
+/// Connections closed for junk or another protocol, logged once per peer.
+static JUNK_LOG: std::sync::LazyLock<crate::peerlog::PeerLog> =
+    std::sync::LazyLock::new(crate::peerlog::PeerLog::default);
+
+/// What another protocol's opening bytes look like: an HTTP request line
+/// (`POST /… HTTP/1.1`; its body may carry a frame, which would be taken
+/// for one from an MLLP sender), or a TLS ClientHello on a plain port.
+fn other_protocol(prefix: &[u8]) -> Option<&'static str> {
+    if prefix.len() >= 3 && prefix[0] == 0x16 && prefix[1] == 0x03 {
+        return Some("a TLS client");
+    }
+    let method = prefix.iter().take_while(|b| b.is_ascii_uppercase()).count();
+    ((3..=7).contains(&method) && prefix.get(method) == Some(&b' ')).then_some("an HTTP request")
 }
 
 fn ack_options() -> AckOptions {
