@@ -8,16 +8,84 @@
 //! is measured from each message's scheduled send time. All of it twice: with
 //! the journal fsyncing every group commit (`journal_sync = "full"`, the
 //! default) and without (`"normal"`), side by side.
+//! Then the cost of TLS: the same closed-loop runs against an MLLP-over-TLS
+//! source (rustls, TLS 1.3) beside a plain one, in the same `weft run`, and
+//! the time of a full TLS handshake (connect to handshake done).
 //! `WEFT_BENCH_SECS` sets each run's length (default 5),
 //! `WEFT_BENCH_RATE` the open-loop rate.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::sync::mpsc;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
+use common::pki::Pki;
 use common::run::{Client, Weft, a01, adt_config};
+use weft::mllp::{Decoder, Frame};
+
+/// A sender that waits for each ACK: MSA-1 of the answer.
+trait Sender: Send {
+    fn exchange(&mut self, message: &[u8]) -> String;
+}
+
+impl Sender for Client {
+    fn exchange(&mut self, message: &[u8]) -> String {
+        Client::exchange(self, message).code
+    }
+}
+
+/// An MLLP sender over TLS (rustls).
+struct TlsSender {
+    stream: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    decoder: Decoder,
+    buf: BytesMut,
+}
+
+impl TlsSender {
+    fn connect(addr: SocketAddr, config: &Arc<rustls::ClientConfig>) -> TlsSender {
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let conn = rustls::ClientConnection::new(config.clone(), name).unwrap();
+        let mut stream = rustls::StreamOwned::new(conn, tcp);
+        // Finish the handshake now, so it is not counted in the first ACK.
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock).unwrap();
+        }
+        TlsSender {
+            stream,
+            decoder: Decoder::new(1 << 20),
+            buf: BytesMut::new(),
+        }
+    }
+}
+
+impl Sender for TlsSender {
+    fn exchange(&mut self, message: &[u8]) -> String {
+        let frame = weft::mllp::framed(message).unwrap();
+        self.stream.write_all(&frame).unwrap();
+        loop {
+            if let Some(Frame::Message(m)) = self.decoder.decode(&mut self.buf) {
+                let m = weft_hl7::Message::parse(&m).unwrap();
+                return m.get("MSA-1").unwrap().unwrap_or_default();
+            }
+            let mut chunk = [0u8; 8192];
+            let n = self.stream.read(&mut chunk).unwrap();
+            assert!(n > 0, "connection closed");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+type Connect = Arc<dyn Fn() -> Box<dyn Sender> + Send + Sync>;
+
+fn plain(addr: SocketAddr) -> Connect {
+    Arc::new(move || Box::new(Client::connect(addr)) as Box<dyn Sender>)
+}
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
@@ -31,27 +99,27 @@ fn ms(d: Duration) -> String {
 }
 
 fn closed_loop(
-    weft: &Weft,
+    connect: &Connect,
     connections: usize,
     secs: u64,
     tag: &str,
 ) -> (usize, Vec<Duration>, Duration) {
-    let addr = weft.addr;
     let start = Instant::now();
     let until = start + Duration::from_secs(secs);
     let threads: Vec<_> = (0..connections)
         .map(|c| {
             let tag = tag.to_string();
+            let connect = connect.clone();
             std::thread::spawn(move || {
-                let mut client = Client::connect(addr);
+                let mut client = connect();
                 let mut lat = Vec::new();
                 let mut i = 0;
                 while Instant::now() < until {
                     let msg = a01(&format!("{tag}-{c}-{i}"), &format!("{c}x{i}"));
                     let t = Instant::now();
-                    let ack = client.exchange(&msg);
+                    let code = client.exchange(&msg);
                     lat.push(t.elapsed());
-                    assert_eq!(ack.code, "AA", "{}", ack.raw);
+                    assert_eq!(code, "AA");
                     i += 1;
                 }
                 lat
@@ -109,10 +177,13 @@ fn open_loop(weft: &Weft, connections: usize, rate: u64, secs: u64) -> (usize, V
     (all.len(), all)
 }
 
+/// A closed-loop run's figures: connections, msgs/s, p50, p99.
+type Row = (usize, f64, Duration, Duration);
+
 /// One configuration's figures.
 struct Run {
-    /// (connections, msgs/s, p50, p99) for each closed-loop run.
-    closed: Vec<(usize, f64, Duration, Duration)>,
+    /// Each closed-loop run.
+    closed: Vec<Row>,
     /// Open loop: messages, p50, p99.
     open: (usize, Duration, Duration),
 }
@@ -123,7 +194,7 @@ fn measure(sync: &str, secs: u64, rate: u64) -> Run {
     let mut sent = 0;
     let mut closed = Vec::new();
     for n in [1usize, 8, 64] {
-        let (count, lat, elapsed) = closed_loop(&weft, n, secs, &format!("N{n}"));
+        let (count, lat, elapsed) = closed_loop(&plain(weft.addr), n, secs, &format!("N{n}"));
         sent += count;
         closed.push((
             n,
@@ -149,6 +220,66 @@ fn measure(sync: &str, secs: u64, rate: u64) -> Run {
         closed,
         open: (count, pct(&lat, 0.5), pct(&lat, 0.99)),
     }
+}
+
+/// Plain and TLS side by side in one `weft run` (journal fsync on): the
+/// closed-loop figures of each, and handshake times.
+fn measure_tls(secs: u64) -> (Vec<Row>, Vec<Row>, Vec<Duration>) {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let tls_source = format!(
+        "[sources.tls]\nkind = \"mllp\"\nlisten = \"127.0.0.1:0\"\nack = \"after-transform\"\nroute = \"adt\"\n\
+         tls = {{ cert = \"{}\", key = \"{}\" }}\n[runtime]\nshutdown_grace_s = 600\n",
+        pki.path("server.pem"),
+        pki.path("server.key")
+    );
+    let mut weft = Weft::start(|d| adt_config(d, "after-transform", &tls_source));
+    let config = weft::tls::client_config(&weft::tls::ClientTls {
+        ca: Some(pki.dir.join("server-ca.pem")),
+        ..Default::default()
+    })
+    .unwrap();
+    let tls_addr = weft.addrs["tls"];
+    let tls: Connect = {
+        let config = config.clone();
+        Arc::new(move || Box::new(TlsSender::connect(tls_addr, &config)) as Box<dyn Sender>)
+    };
+    let mut rows = (Vec::new(), Vec::new());
+    let mut sent = 0;
+    for n in [1usize, 8, 64] {
+        for (connect, out, tag) in [
+            (&plain(weft.addr), &mut rows.0, "P"),
+            (&tls, &mut rows.1, "T"),
+        ] {
+            let (count, lat, elapsed) = closed_loop(connect, n, secs, &format!("{tag}{n}"));
+            sent += count;
+            out.push((
+                n,
+                count as f64 / elapsed.as_secs_f64(),
+                pct(&lat, 0.5),
+                pct(&lat, 0.99),
+            ));
+        }
+    }
+    let mut handshakes: Vec<Duration> = (0..200)
+        .map(|_| {
+            let t = Instant::now();
+            drop(TlsSender::connect(tls_addr, &config));
+            t.elapsed()
+        })
+        .collect();
+    handshakes.sort();
+    let drain = Instant::now();
+    while weft.out_files().len() < sent && drain.elapsed() < Duration::from_secs(600) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(weft.stop(), 0);
+    assert_eq!(
+        weft.out_files().len(),
+        sent,
+        "every ACKed message was delivered"
+    );
+    (rows.0, rows.1, handshakes)
 }
 
 fn main() {
@@ -192,5 +323,30 @@ fn main() {
         ms(normal.open.1),
         ms(normal.open.2),
         normal.open.0
+    );
+
+    let (plain_rows, tls_rows, handshakes) = measure_tls(secs);
+    println!(
+        "\nTLS (MLLP over TLS 1.3, rustls/ring) beside plain MLLP, same weft run, journal fsync on"
+    );
+    println!("            |  plain                             |  TLS");
+    println!("connections |  msgs/s      p50         p99      |  msgs/s      p50         p99");
+    for (p, t) in plain_rows.iter().zip(&tls_rows) {
+        println!(
+            "{:>11} | {:>7.0}  {}  {} | {:>7.0}  {}  {}",
+            p.0,
+            p.1,
+            ms(p.2),
+            ms(p.3),
+            t.1,
+            ms(t.2),
+            ms(t.3)
+        );
+    }
+    println!(
+        "TLS handshake (connect to done, {} in a row): p50 {} p99 {}",
+        handshakes.len(),
+        ms(pct(&handshakes, 0.5)),
+        ms(pct(&handshakes, 0.99))
     );
 }
