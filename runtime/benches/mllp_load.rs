@@ -17,15 +17,12 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use common::pki::Pki;
-use common::run::{Client, Weft, a01, adt_config};
-use weft::mllp::{Decoder, Frame};
+use common::run::{Client, TlsClient, Weft, a01, adt_config};
 
 /// A sender that waits for each ACK: MSA-1 of the answer.
 trait Sender: Send {
@@ -38,46 +35,9 @@ impl Sender for Client {
     }
 }
 
-/// An MLLP sender over TLS (rustls).
-struct TlsSender {
-    stream: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
-    decoder: Decoder,
-    buf: BytesMut,
-}
-
-impl TlsSender {
-    fn connect(addr: SocketAddr, config: &Arc<rustls::ClientConfig>) -> TlsSender {
-        let tcp = TcpStream::connect(addr).unwrap();
-        tcp.set_nodelay(true).unwrap();
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let conn = rustls::ClientConnection::new(config.clone(), name).unwrap();
-        let mut stream = rustls::StreamOwned::new(conn, tcp);
-        // Finish the handshake now, so it is not counted in the first ACK.
-        while stream.conn.is_handshaking() {
-            stream.conn.complete_io(&mut stream.sock).unwrap();
-        }
-        TlsSender {
-            stream,
-            decoder: Decoder::new(1 << 20),
-            buf: BytesMut::new(),
-        }
-    }
-}
-
-impl Sender for TlsSender {
+impl Sender for TlsClient {
     fn exchange(&mut self, message: &[u8]) -> String {
-        let frame = weft::mllp::framed(message).unwrap();
-        self.stream.write_all(&frame).unwrap();
-        loop {
-            if let Some(Frame::Message(m)) = self.decoder.decode(&mut self.buf) {
-                let m = weft_hl7::Message::parse(&m).unwrap();
-                return m.get("MSA-1").unwrap().unwrap_or_default();
-            }
-            let mut chunk = [0u8; 8192];
-            let n = self.stream.read(&mut chunk).unwrap();
-            assert!(n > 0, "connection closed");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
+        TlsClient::exchange(self, message)
     }
 }
 
@@ -242,7 +202,7 @@ fn measure_tls(secs: u64) -> (Vec<Row>, Vec<Row>, Vec<Duration>) {
     let tls_addr = weft.addrs["tls"];
     let tls: Connect = {
         let config = config.clone();
-        Arc::new(move || Box::new(TlsSender::connect(tls_addr, &config)) as Box<dyn Sender>)
+        Arc::new(move || Box::new(TlsClient::connect(tls_addr, &config)) as Box<dyn Sender>)
     };
     let mut rows = (Vec::new(), Vec::new());
     let mut sent = 0;
@@ -264,7 +224,7 @@ fn measure_tls(secs: u64) -> (Vec<Row>, Vec<Row>, Vec<Duration>) {
     let mut handshakes: Vec<Duration> = (0..200)
         .map(|_| {
             let t = Instant::now();
-            drop(TlsSender::connect(tls_addr, &config));
+            drop(TlsClient::connect(tls_addr, &config));
             t.elapsed()
         })
         .collect();

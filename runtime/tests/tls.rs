@@ -502,6 +502,14 @@ tls = {{ cert = "{}", key = "{}" }}"#,
     assert!(got.contains("MSA|AA|OLD1"), "{got}");
     let got = python_send_trusting(addr, &new_ca, &pki, false, &a01("NEW0", "1"));
     assert!(!got.contains("MSA|"), "{got}");
+    // A connection open across the renewal keeps its session.
+    let old_trust = weft::tls::client_config(&weft::tls::ClientTls {
+        ca: Some(pki.dir.join("server-ca.pem")),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut open = common::run::TlsClient::connect(addr, &old_trust);
+    assert_eq!(open.exchange(&a01("OPEN1", "1")), "AA");
 
     // Renew: the new files are renamed into place, as a deployment would.
     for f in ["server.pem", "server.key"] {
@@ -525,6 +533,19 @@ tls = {{ cert = "{}", key = "{}" }}"#,
     );
     let got = python_send_trusting(addr, &old_ca, &pki, false, &a01("OLD2", "3"));
     assert!(!got.contains("MSA|"), "{got}");
-    // The same listener, not a new process: the earlier message is there.
-    assert_eq!(wait_for_files(&receiver, 2).len(), 2);
+    // Renewed in place: the open connection was not closed, and still
+    // sends on the session it started with.
+    assert_eq!(open.exchange(&a01("OPEN2", "4")), "AA");
+    assert!(
+        receiver.log_text().contains("certificate renewed"),
+        "{}",
+        receiver.log_text()
+    );
+    assert!(
+        !receiver.log_text().contains("restarted"),
+        "{}",
+        receiver.log_text()
+    );
+    // The same listener, not a new process: the earlier messages are there.
+    assert_eq!(wait_for_files(&receiver, 4).len(), 4);
 }

@@ -35,17 +35,11 @@ pub async fn serve(
     listener: TcpListener,
     source: SourceConfig,
     http: HttpSourceConfig,
+    tls: Option<Arc<crate::tls::TlsListener>>,
     pipeline: Arc<Pipeline>,
     shutdown: CancellationToken,
 ) {
     let what = format!("source {}", source.name);
-    let tls = match crate::tls::TlsListener::new(&what, http.tls.as_ref()) {
-        Ok(tls) => tls,
-        Err(e) => {
-            tracing::error!(source = %source.name, error = %e, "TLS settings refused; the listener is closed");
-            return;
-        }
-    };
     let cap = crate::conncap::ConnectionCap::new(&what, source.max_connections);
     let ctx = Arc::new(Ctx {
         source,

@@ -23,16 +23,10 @@ pub async fn serve(
     listener: TcpListener,
     source: SourceConfig,
     mllp: MllpSourceConfig,
+    tls: Option<Arc<crate::tls::TlsListener>>,
     pipeline: Arc<Pipeline>,
     shutdown: CancellationToken,
 ) {
-    let tls = match crate::tls::TlsListener::new(&source.name, mllp.tls.as_ref()) {
-        Ok(tls) => tls,
-        Err(e) => {
-            tracing::error!(source = %source.name, error = %e, "TLS settings refused; the listener is closed");
-            return;
-        }
-    };
     let connections = TaskTracker::new();
     let cap = crate::conncap::ConnectionCap::new(&source.name, source.max_connections);
     let ctx = Arc::new((source, mllp, pipeline));

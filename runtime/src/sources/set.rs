@@ -26,6 +26,30 @@ struct Running {
     config: SourceConfig,
     stop: CancellationToken,
     local: SocketAddr,
+    /// Its TLS side, which a renewed certificate is handed to in place.
+    tls: Option<Arc<crate::tls::TlsListener>>,
+}
+
+/// A source's TLS settings.
+fn server_tls(source: &SourceConfig) -> Option<&crate::tls::ServerTls> {
+    match &source.kind {
+        SourceKind::Mllp(m) => m.tls.as_ref(),
+        SourceKind::Http(h) => h.tls.as_ref(),
+    }
+}
+
+/// `source` with its TLS files' digest set to `fingerprint`: to tell a
+/// renewed certificate (same settings, new file contents) from a change.
+fn with_fingerprint(source: &SourceConfig, fingerprint: &str) -> SourceConfig {
+    let mut s = source.clone();
+    let tls = match &mut s.kind {
+        SourceKind::Mllp(m) => m.tls.as_mut(),
+        SourceKind::Http(h) => h.tls.as_mut(),
+    };
+    if let Some(t) = tls {
+        t.fingerprint = fingerprint.to_string();
+    }
+    s
 }
 
 /// Every source's listener.
@@ -138,10 +162,34 @@ impl Sources {
             }
         }
         for (name, source) in next {
-            let old = running.get(name);
-            if old.is_some_and(|r| format!("{:?}", r.config) == format!("{source:?}")) {
+            let old = running.get_mut(name);
+            if old
+                .as_ref()
+                .is_some_and(|r| format!("{:?}", r.config) == format!("{source:?}"))
+            {
                 continue;
             }
+            // Only the certificate files' contents changed: the listener
+            // serves them to new connections; open ones keep theirs.
+            if let Some(r) = old
+                && let (Some(tls), Some(old_tls), Some(new_tls)) =
+                    (&r.tls, server_tls(&r.config), server_tls(source))
+                && format!("{:?}", with_fingerprint(source, &old_tls.fingerprint))
+                    == format!("{:?}", r.config)
+            {
+                match tls.renew(new_tls) {
+                    Ok(()) => {
+                        tracing::info!(source = %name, "certificate renewed: new connections get it, open ones keep theirs");
+                        changes.push(format!("source {name}: certificate renewed"));
+                        r.config = source.clone();
+                    }
+                    Err(e) => {
+                        tracing::error!(source = %name, error = %e, "renewed certificate refused; the old one keeps serving");
+                    }
+                }
+                continue;
+            }
+            let old = running.get(name);
             let was = old.map(|r| r.local);
             if let Some(r) = running.remove(name) {
                 r.stop.cancel();
@@ -191,16 +239,24 @@ impl Sources {
             source.ack,
             route.as_deref().unwrap_or("by match rules")
         );
+        let tls =
+            crate::tls::TlsListener::new(&format!("source {}", source.name), server_tls(source))
+                .map_err(|e| format!("source {}: TLS settings refused: {e}", source.name))?;
         let stop = self.shutdown.child_token();
-        let (src, pl, sd) = (source.clone(), self.pipeline.clone(), stop.clone());
+        let (src, pl, sd, t) = (
+            source.clone(),
+            self.pipeline.clone(),
+            stop.clone(),
+            tls.clone(),
+        );
         match &source.kind {
             SourceKind::Mllp(m) => {
                 self.tasks
-                    .spawn(super::mllp::serve(listener, src, m.clone(), pl, sd))
+                    .spawn(super::mllp::serve(listener, src, m.clone(), t, pl, sd))
             }
             SourceKind::Http(h) => {
                 self.tasks
-                    .spawn(super::http::serve(listener, src, h.clone(), pl, sd))
+                    .spawn(super::http::serve(listener, src, h.clone(), t, pl, sd))
             }
         };
         if let Ok(mut r) = self.running.lock() {
@@ -210,6 +266,7 @@ impl Sources {
                     config: source.clone(),
                     stop,
                     local,
+                    tls,
                 },
             );
         }

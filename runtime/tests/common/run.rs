@@ -399,6 +399,50 @@ impl Client {
     }
 }
 
+/// A blocking MLLP client over TLS (rustls), trusting what `config` trusts;
+/// the server is checked against the name `localhost`.
+pub struct TlsClient {
+    stream: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    decoder: Decoder,
+    buf: BytesMut,
+}
+
+impl TlsClient {
+    /// Connects and completes the handshake.
+    pub fn connect(addr: SocketAddr, config: &Arc<rustls::ClientConfig>) -> TlsClient {
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_nodelay(true).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let conn = rustls::ClientConnection::new(config.clone(), name).unwrap();
+        let mut stream = rustls::StreamOwned::new(conn, tcp);
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock).unwrap();
+        }
+        TlsClient {
+            stream,
+            decoder: Decoder::new(1 << 20),
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Sends a message and reads its ACK: MSA-1.
+    pub fn exchange(&mut self, message: &[u8]) -> String {
+        let frame = weft::mllp::framed(message).unwrap();
+        self.stream.write_all(&frame).unwrap();
+        loop {
+            if let Some(Frame::Message(m)) = self.decoder.decode(&mut self.buf) {
+                let m = weft_hl7::Message::parse(&m).unwrap();
+                return m.get("MSA-1").unwrap().unwrap_or_default();
+            }
+            let mut chunk = [0u8; 8192];
+            let n = self.stream.read(&mut chunk).unwrap();
+            assert!(n > 0, "connection closed");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
 /// A synthetic ADT^A01 with the given control id and MRN (no real patient).
 pub fn a01(control_id: &str, mrn: &str) -> Vec<u8> {
     format!(
