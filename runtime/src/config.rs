@@ -353,6 +353,9 @@ pub struct RuntimeConfig {
     /// Audit entries older than this are removed (hourly); younger ones
     /// never are. Default 2,190 days (6 years, HIPAA's retention).
     pub audit_retain: Duration,
+    /// The bytes of messages the sources hold between arrival and answer,
+    /// all together (parsed form counted).
+    pub max_inflight_bytes: usize,
     /// Whether a commit waits for the disk.
     pub journal_sync: JournalSync,
 }
@@ -370,6 +373,7 @@ impl Default for RuntimeConfig {
             retain: None,
             retain_max_bytes: None,
             audit_retain: Duration::from_secs(DEFAULT_AUDIT_RETAIN_DAYS * 86_400),
+            max_inflight_bytes: 256 * 1024 * 1024,
             journal_sync: JournalSync::Full,
         }
     }
@@ -781,6 +785,11 @@ impl<'a> Checker<'a> {
                         .integer(entry.1, &key, 1, 36_500)
                         .map(|d| Duration::from_secs(d * 86_400));
                 }
+                "max_inflight_mib" => {
+                    if let Some(n) = self.integer(entry.1, &key, 1, 1024 * 1024) {
+                        r.max_inflight_bytes = n as usize * 1024 * 1024;
+                    }
+                }
                 "audit_retain_days" => {
                     if let Some(d) = self.integer(entry.1, &key, 1, 36_500) {
                         r.audit_retain = Duration::from_secs(d * 86_400);
@@ -809,7 +818,7 @@ impl<'a> Checker<'a> {
                 _ => self.error(
                     entry.0.span().start,
                     &key,
-                    "unknown key (expected data_dir, cache_dir, workers, shutdown_grace_s, retain_days, retain_max_mb, audit_retain_days, journal_sync)",
+                    "unknown key (expected data_dir, cache_dir, workers, shutdown_grace_s, retain_days, retain_max_mb, audit_retain_days, max_inflight_mib, journal_sync)",
                 ),
             }
         }

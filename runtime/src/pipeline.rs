@@ -249,6 +249,8 @@ pub struct Pipeline {
     /// Serialises destination changes.
     changing: Mutex<()>,
     runtime: tokio::runtime::Handle,
+    /// What the sources may hold in memory at once.
+    budget: crate::sources::budget::Budget,
     /// Counters.
     pub stats: Arc<Stats>,
 }
@@ -329,6 +331,7 @@ impl Pipeline {
             destinations,
             changing: Mutex::new(()),
             runtime: tokio::runtime::Handle::current(),
+            budget: crate::sources::budget::Budget::new(config.runtime.max_inflight_bytes),
             stats,
         });
         pipeline.apply_destinations(&config.destinations);
@@ -436,6 +439,11 @@ impl Pipeline {
     /// The journal.
     pub fn journal(&self) -> &Arc<SqliteJournal> {
         &self.journal
+    }
+
+    /// What the sources may hold in memory at once.
+    pub fn budget(&self) -> &crate::sources::budget::Budget {
+        &self.budget
     }
 
     /// The route for a message: the source's own, else the first route

@@ -314,3 +314,81 @@ fn a_slow_http_body_gets_408_within_its_deadline() {
     ]);
     assert_eq!(code, 202);
 }
+
+/// The resident memory of process `pid`, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kib / 1024.0
+}
+
+/// An A01 with an NTE-free OBX-like Z segment holding `size` bytes of text.
+fn padded(id: &str, size: usize) -> Vec<u8> {
+    let mut m = a01(id, "5");
+    m.extend_from_slice(b"ZPI|1|");
+    m.extend(std::iter::repeat_n(b'a', size));
+    m.push(b'\r');
+    m
+}
+
+#[test]
+fn memory_per_message_and_in_flight_is_bounded() {
+    let weft = Weft::start(|d| {
+        adt_config(d, "after-commit", "[runtime]\nmax_inflight_mib = 8\n").replace(
+            "idle_timeout_s = 5\n",
+            "idle_timeout_s = 30\nmax_frame_kib = 8192\n",
+        )
+    });
+    let pid = weft.pid();
+    let mut c = weft.client();
+    assert_eq!(c.exchange(&a01("WARM-1", "1")).code, "AA");
+    let before = rss_mib(pid);
+
+    // 4 MiB of field separators: one String per field cost +158 MiB; now
+    // refused by counting, before anything is parsed. Eight at once too.
+    let pipes = [b"MSH|".as_slice(), &vec![b'|'; 4 << 20]].concat();
+    let ack = c.exchange(&pipes);
+    assert_eq!(ack.code, "AR", "{}", ack.raw);
+    assert!(ack.text.contains("fields; at most 250000"), "{}", ack.raw);
+    let addr = weft.addr;
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let pipes = pipes.clone();
+            std::thread::spawn(move || Client::connect(addr).exchange(&pipes).code)
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), "AR");
+    }
+    let after = rss_mib(pid);
+    assert!(
+        after - before < 64.0,
+        "resident memory grew {before:.0} -> {after:.0} MiB"
+    );
+
+    // The budget (8 MiB, a 3 MiB message counts 6): one at a time, the
+    // others wait their turn and all are taken.
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let ack = Client::connect(addr).exchange(&padded(&format!("BIG-{i}"), 3 << 20));
+                (ack.code, ack.text)
+            })
+        })
+        .collect();
+    for t in threads {
+        let (code, text) = t.join().unwrap();
+        assert_eq!(code, "AA", "{text}");
+    }
+    // One that could never fit is refused at once, with the reason.
+    let ack = c.exchange(&padded("HUGE-2", 5 << 20));
+    assert_eq!(ack.code, "AR", "{}", ack.raw);
+    assert!(ack.text.contains("max_inflight_mib"), "{}", ack.raw);
+    assert_eq!(ack.control_id, "HUGE-2", "MSA-2 still names it");
+    assert_eq!(c.exchange(&a01("AFTER-BIG", "1")).code, "AA");
+}

@@ -166,6 +166,18 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
             );
         }
     };
+    // Room in memory before the parse (which costs more than the bytes),
+    // held until the answer.
+    let _held = match ctx.pipeline.budget().hold(&body, kind == Kind::Hl7).await {
+        Ok(h) => h,
+        Err(refused @ crate::sources::budget::Refused::Busy { .. }) => {
+            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, refused.to_string());
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            return r;
+        }
+        Err(refused) => return error(StatusCode::PAYLOAD_TOO_LARGE, refused.to_string()),
+    };
     // The parsed HL7 message goes along: its ordering keys are read from it.
     // MLLP framing bytes inside an HL7 message would split it in two on the
     // way to an MLLP destination: refused at the door.

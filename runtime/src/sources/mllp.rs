@@ -255,6 +255,32 @@ async fn answer(
     remote: SocketAddr,
     peer_subject: Option<String>,
 ) -> Vec<u8> {
+    // Room in memory first, then the parse (which costs more than the
+    // bytes): held until the ACK is built.
+    let _held = match pipeline.budget().hold(&body, true).await {
+        Ok(h) => h,
+        Err(refused) => {
+            tracing::warn!(source = %source.name, %remote, "message refused: {refused}");
+            // Busy: send again (AE); too large or complex: never (AR).
+            let ack = match refused {
+                super::budget::Refused::Busy { .. } => AckCode::Error,
+                _ => AckCode::Reject,
+            };
+            let err = AckError {
+                location: None,
+                code: ErrorCode::InternalError,
+                severity: Severity::Error,
+                text: refused.to_string(),
+            };
+            // Only MSH is read, for the ACK's addresses and MSA-2.
+            let end = body
+                .iter()
+                .position(|&b| b == b'\r' || b == b'\n')
+                .unwrap_or(body.len());
+            let msh = weft_hl7::Message::parse(&body[..end]).ok();
+            return build_ack(msh.as_ref(), ack, Some(&err), &ack_options()).to_bytes();
+        }
+    };
     let parsed = weft_hl7::Message::parse(&body);
     let (message, header) = match parsed {
         Ok(m) => match m.header() {

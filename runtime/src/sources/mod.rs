@@ -1,6 +1,7 @@
 //! Sources: where messages come in. Each kind is one file; they share the
 //! intake below (route selection, ids, hand-off, waiting per ACK mode).
 
+pub mod budget;
 pub mod http;
 pub mod mllp;
 pub mod set;
