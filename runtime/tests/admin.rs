@@ -233,17 +233,6 @@ fn with_admin(admin: std::net::SocketAddr, extra: &str) -> Weft {
     })
 }
 
-/// `weft admin token add NAME --role ROLE` on `weft`'s config: the token.
-fn add_token(weft: &Weft, name: &str, role: &str) -> String {
-    let config = weft.config_path().display().to_string();
-    let (code, text) = weft_cli(&["admin", "token", "add", name, "--role", role, "-c", &config]);
-    assert_eq!(code, 0, "{text}");
-    text.lines()
-        .find(|l| l.starts_with("weft_"))
-        .expect("the token is printed")
-        .to_string()
-}
-
 #[test]
 fn tokens_and_roles_decide_what_a_caller_sees_and_does() {
     let admin = free_addr();
@@ -280,8 +269,8 @@ fn tokens_and_roles_decide_what_a_caller_sees_and_does() {
     assert!(e["error"].as_str().unwrap().contains("not valid"), "{e}");
 
     // Tokens made while it runs work at once, each within its role.
-    let reader = add_token(&weft, "dashboard", "read");
-    let phi = add_token(&weft, "nurse-desk", "phi");
+    let reader = weft.add_token(admin, "dashboard", "read").token;
+    let phi = weft.add_token(admin, "nurse-desk", "phi").token;
     let (code, s) = get(&reader, &format!("{base}/status"));
     assert_eq!((code, s["status"].as_str()), (200, Some("ok")));
     let (code, _) = get(&reader, &format!("{base}/plugins"));

@@ -6,7 +6,7 @@ mod common;
 
 use common::fhir_server::free_addr;
 use common::run::{Weft, a01, adt_config};
-use common::{Api, weft_cli};
+use common::weft_cli;
 
 fn start(admin: std::net::SocketAddr) -> Weft {
     Weft::start(|d| {
@@ -31,21 +31,8 @@ fn every_body_view_and_operator_action_is_on_record_and_tampering_is_found() {
     let id = list["messages"][0]["id"].as_str().unwrap().to_string();
     let other = list["messages"][1]["id"].as_str().unwrap().to_string();
 
-    let token = |name: &str, role: &str| {
-        let (code, text) =
-            weft_cli(&["admin", "token", "add", name, "--role", role, "-c", &config]);
-        assert_eq!(code, 0, "{text}");
-        Api {
-            addr: admin,
-            token: text
-                .lines()
-                .find(|l| l.starts_with("weft_"))
-                .unwrap()
-                .to_string(),
-        }
-    };
-    let nurse = token("nurse", "phi");
-    let dash = token("dashboard", "read");
+    let nurse = weft.add_token(admin, "nurse", "phi");
+    let dash = weft.add_token(admin, "dashboard", "read");
 
     // Over the API: a body view, a refused one, a list (not audited: no
     // patient data), resend, purge, reload.

@@ -17,6 +17,17 @@ fn with_type(id: &str, msh9: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// Checks a NAK: its MSA-1, ERR-3 and that its text holds `says`.
+fn assert_refused(ack: &common::run::Ack, code: &str, err: &str, says: &str) {
+    assert_eq!(
+        (ack.code.as_str(), ack.error_code.as_str()),
+        (code, err),
+        "{}",
+        ack.raw
+    );
+    assert!(ack.text.contains(says), "{}", ack.raw);
+}
+
 #[test]
 fn header_fields_weft_files_messages_under_are_capped_and_clean() {
     let weft = Weft::start(|d| adt_config(d, "after-transform", ""));
@@ -27,20 +38,10 @@ fn header_fields_weft_files_messages_under_are_capped_and_clean() {
     // every later message of that patient: now it is refused at the door.
     let long = "C".repeat(300);
     let ack = c.exchange(&a01(&long, "7"));
-    assert_eq!(
-        (ack.code.as_str(), ack.error_code.as_str()),
-        ("AR", "104"),
-        "{}",
-        ack.raw
-    );
+    assert_refused(&ack, "AR", "104", "MSH-10 is 300 characters long");
     assert!(
         ack.raw.contains("MSH^1^10"),
         "the ERR names MSH-10: {}",
-        ack.raw
-    );
-    assert!(
-        ack.text.contains("MSH-10 is 300 characters long"),
-        "{}",
         ack.raw
     );
     // The longest allowed still makes a valid file, and the next message
@@ -55,26 +56,15 @@ fn header_fields_weft_files_messages_under_are_capped_and_clean() {
         "FORGE-1",
         "ADT^A01\\X0A\\2026-01-01T00:00:00Z  INFO forged: all is well",
     );
-    let ack = c.exchange(&forged);
-    assert_eq!(
-        (ack.code.as_str(), ack.error_code.as_str()),
-        ("AR", "102"),
-        "{}",
-        ack.raw
-    );
-    assert!(
-        ack.text.contains("MSH-9 holds a control character"),
-        "{}",
-        ack.raw
+    assert_refused(
+        &c.exchange(&forged),
+        "AR",
+        "102",
+        "MSH-9 holds a control character",
     );
     let huge = with_type("HUGE-1", &format!("ADT^{}", "A".repeat(100_000)));
     let ack = c.exchange(&huge);
-    assert_eq!(
-        (ack.code.as_str(), ack.error_code.as_str()),
-        ("AR", "104"),
-        "{}",
-        ack.raw
-    );
+    assert_refused(&ack, "AR", "104", "MSH-9 is");
     assert!(
         ack.raw.len() < 2_000,
         "the NAK does not echo it: {} bytes",

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::fhir_server::free_addr;
 use common::run::{Client, Weft};
-use common::{Api, corpus_files, curl, repo, weft_cli};
+use common::{corpus_files, curl, repo, weft_cli};
 
 /// The default `weft.toml`, runnable from a temporary directory: plugin,
 /// table and sample paths made absolute, ports chosen by the system, the
@@ -210,18 +210,7 @@ fn no_patient_value_reaches_logs_acks_answers_or_lists() {
 
     // The admin views a read token gets: the list and each message.
     let config = weft.config_path().display().to_string();
-    let (code, text) = weft_cli(&[
-        "admin", "token", "add", "viewer", "--role", "read", "-c", &config,
-    ]);
-    assert_eq!(code, 0, "{text}");
-    let reader = Api {
-        addr: admin,
-        token: text
-            .lines()
-            .find(|l| l.starts_with("weft_"))
-            .unwrap()
-            .to_string(),
-    };
+    let reader = weft.add_token(admin, "viewer", "read");
     let (code, list) = reader.call("GET", "/messages?limit=1000", &[], "");
     assert_eq!(code, 200);
     let rows = list["messages"].as_array().unwrap();

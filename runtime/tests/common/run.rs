@@ -140,6 +140,21 @@ destinations = ["files"]
         super::Api::new(addr, &self.dir().join("data"))
     }
 
+    /// `weft admin token add NAME --role ROLE` on its configuration: the
+    /// API on `addr` with the new token.
+    pub fn add_token(&self, addr: SocketAddr, name: &str, role: &str) -> super::Api {
+        let config = self.config_path().display().to_string();
+        let (code, text) =
+            super::weft_cli(&["admin", "token", "add", name, "--role", role, "-c", &config]);
+        assert_eq!(code, 0, "{text}");
+        let token = text
+            .lines()
+            .find(|l| l.starts_with("weft_"))
+            .expect("the token is printed")
+            .to_string();
+        super::Api { addr, token }
+    }
+
     /// Starts it again on the same configuration and data (after `stop` or
     /// `kill`); the sources get new ports.
     pub fn restart(&mut self) {
