@@ -160,8 +160,13 @@ async fn connection<S>(
         if shutdown.is_cancelled() && !decoder.in_frame() {
             return;
         }
+        // In a frame: silence for idle_timeout_s, or the whole frame taking
+        // longer than frame_timeout_s, closes it. Between frames: only a
+        // frame resets the idle timer.
         let deadline = if decoder.in_frame() {
-            *frame_deadline.get_or_insert_with(|| tokio::time::Instant::now() + mllp.frame_timeout)
+            let now = tokio::time::Instant::now();
+            let whole = *frame_deadline.get_or_insert(now + mllp.frame_timeout);
+            whole.min(now + mllp.idle_timeout)
         } else {
             idle_deadline
         };
@@ -173,7 +178,7 @@ async fn connection<S>(
         match read {
             Err(_) => {
                 if decoder.in_frame() {
-                    tracing::warn!(source = %source.name, %remote, "frame not complete within frame_timeout_s; partial message dropped (never ACKed), connection closed");
+                    tracing::warn!(source = %source.name, %remote, "frame stalled (idle_timeout_s) or not complete within frame_timeout_s; partial message dropped (never ACKed), connection closed");
                 } else {
                     tracing::debug!(source = %source.name, %remote, "idle connection closed");
                 }
