@@ -1,47 +1,74 @@
 //! Files only Weft's own user may read: directories made 0700, files
-//! written 0600 (atomically), and the check that a secret file is not open
-//! to other users.
+//! written 0600 (atomically), other modes only when asked for, and the
+//! check that a secret file is not open to other users. The umask does not
+//! change what is written here: modes are set explicitly.
 
 use std::io::Write;
 use std::path::Path;
 
-/// Creates `dir` and its missing parents; the directories it creates are
-/// 0700 (existing ones keep their mode).
+/// Creates `dir` and its missing parents, 0700 (existing ones keep their
+/// mode).
 pub fn create_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
+    create_dir_with(dir, 0o700)
 }
 
-/// Writes `bytes` to `path` as a new 0600 file, atomically (a temporary
-/// file beside it, synced, then renamed over it).
+/// Creates `dir` and its missing parents with `mode`, whatever the umask
+/// (existing ones keep theirs).
+pub fn create_dir_with(dir: &Path, mode: u32) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dir_with(parent, mode)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => set_mode(&std::fs::File::open(dir)?, mode),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn set_mode(f: &std::fs::File, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (f, mode);
+        Ok(())
+    }
+}
+
+/// Writes `bytes` to `path` as a 0600 file, atomically, making missing
+/// directories 0700.
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_with(path, bytes, (0o600, 0o700))
+}
+
+/// Writes `bytes` to `path` atomically (a short temporary name beside it,
+/// synced, renamed over it, the directory synced), the file with
+/// `file_mode` and missing directories with `dir_mode`.
+pub fn write_with(
+    path: &Path,
+    bytes: &[u8],
+    (file_mode, dir_mode): (u32, u32),
+) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("not a file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".{}.tmp", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    create_dir_with(dir, dir_mode)?;
+    // Short, whatever the final name's length; unique among writers.
+    let tmp = dir.join(format!(".weft-{}.tmp", uuid::Uuid::now_v7().simple()));
     let result = (|| {
-        let mut f = options.open(&tmp)?;
+        let mut f = std::fs::File::create(&tmp)?;
+        set_mode(&f, file_mode)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        std::fs::File::open(dir)?.sync_all()
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -156,6 +156,14 @@ fn operators_list_show_resend_and_purge_over_http() {
     assert_eq!(code, 404);
     let (code, _) = post(&t, &format!("{base}/messages/resend"), "not json");
     assert_eq!(code, 400);
+    let too_many: Vec<String> = (0..10_001).map(|i| format!("\"id-{i}\"")).collect();
+    let (code, e) = post(
+        &t,
+        &format!("{base}/messages/resend"),
+        &format!(r#"{{"ids": [{}]}}"#, too_many.join(",")),
+    );
+    assert_eq!(code, 400, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("10000"), "{e}");
     let (code, _) = post(&t, &format!("{base}/messages/purge"), r#"{"before": 5}"#);
     assert_eq!(code, 400);
     let (code, _) = curl(&[
@@ -549,4 +557,44 @@ fn the_admin_api_over_https_with_a_renewed_certificate() {
         "{}",
         weft.log_text()
     );
+}
+
+#[test]
+fn the_admin_api_caps_its_connections_and_answers_to_its_configured_names() {
+    use std::io::Read;
+    let admin = free_addr();
+    let weft = with_admin(
+        admin,
+        "max_connections = 2\nhosts = [\"weft.example.org\"]\n",
+    );
+    let t = weft.api(admin).token;
+    // Two idle connections hold both slots; a third is closed unanswered.
+    let idle: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(admin).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = std::net::TcpStream::connect(admin).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(third.read(&mut buf).unwrap_or(0), 0, "closed");
+    assert!(weft.wait_for_log("maximum of open connections", Duration::from_secs(5)));
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(200));
+    // A name given in admin.hosts is answered; others are not.
+    let auth = format!("Authorization: Bearer {t}");
+    let url = format!("http://{admin}/status");
+    let host = |h: &str| {
+        curl(&[
+            "-H",
+            &auth,
+            "-H",
+            &format!("Host: {h}:{}", admin.port()),
+            &url,
+        ])
+        .0
+    };
+    assert_eq!(host("weft.example.org"), 200);
+    assert_eq!(host("other.example.org"), 421);
 }

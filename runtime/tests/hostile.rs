@@ -352,6 +352,15 @@ fn memory_per_message_and_in_flight_is_bounded() {
     for t in threads {
         assert_eq!(t.join().unwrap(), "AR");
     }
+    // More segments than any message has: refused by counting too.
+    let mut segments = a01("SEGS-1", "6");
+    for _ in 0..60_000 {
+        segments.extend_from_slice(b"ZZZ|\r");
+    }
+    let ack = c.exchange(&segments);
+    assert_eq!(ack.code, "AR", "{}", ack.raw);
+    assert!(ack.text.contains("segments; at most 50000"), "{}", ack.raw);
+    assert_eq!(ack.control_id, "SEGS-1");
     let after = rss_mib(pid);
     eprintln!("resident memory around nine 4 MiB messages of '|': {before:.1} -> {after:.1} MiB");
     assert!(

@@ -187,14 +187,8 @@ impl TokenFile {
         format!("{HEADER}{body}")
     }
 
-    /// Writes it to `path` (0600, atomically).
+    /// Writes it to `path` (0600, atomically; missing directories 0700).
     pub fn save(&self, path: &Path) -> Result<(), TokenError> {
-        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            crate::private::create_dir(dir).map_err(|source| TokenError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
         crate::private::write(path, self.to_text().as_bytes()).map_err(|source| TokenError::Io {
             path: path.to_path_buf(),
             source,
@@ -282,10 +276,6 @@ pub fn first_run(tokens: &Path, data_dir: &Path) -> Result<Option<PathBuf>, Toke
     let mut file = TokenFile::default();
     let token = file.add("local", Role::Operate)?;
     let local = local_token_path(data_dir);
-    crate::private::create_dir(data_dir).map_err(|source| TokenError::Io {
-        path: data_dir.to_path_buf(),
-        source,
-    })?;
     crate::private::write(&local, format!("{token}\n").as_bytes()).map_err(|source| {
         TokenError::Io {
             path: local.clone(),

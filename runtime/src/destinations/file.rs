@@ -4,8 +4,7 @@
 //! a file name is made safe and kept short, so no sender's control id can
 //! make a name the file system refuses.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::{BoxFuture, Delivery, DeliveryError, Destination};
 use crate::config::FileDestinationConfig;
@@ -34,7 +33,7 @@ impl Destination for FileDestination {
             let path = self.path_for(d);
             let body = d.output.message.body.clone();
             let modes = (self.config.file_mode, self.config.dir_mode);
-            tokio::task::spawn_blocking(move || write_atomically(&path, &body, modes))
+            tokio::task::spawn_blocking(move || crate::private::write_with(&path, &body, modes))
                 .await
                 .map_err(|e| DeliveryError::Transient(format!("writer task failed: {e}")))?
                 .map_err(|e| match e.raw_os_error() {
@@ -108,67 +107,11 @@ fn safe(value: &str) -> String {
     }
 }
 
-/// Creates `dir` and its missing parents with `mode` (whatever the umask).
-fn create_dirs(dir: &Path, mode: u32) -> std::io::Result<()> {
-    if dir.as_os_str().is_empty() || dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent() {
-        create_dirs(parent, mode)?;
-    }
-    match std::fs::create_dir(dir) {
-        Ok(()) => set_mode(dir, mode),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (path, mode);
-        Ok(())
-    }
-}
-
-fn write_atomically(
-    path: &Path,
-    data: &[u8],
-    (file_mode, dir_mode): (u32, u32),
-) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    create_dirs(dir, dir_mode)?;
-    // Short, whatever the final name's length.
-    let tmp = dir.join(format!(".weft-{}.tmp", uuid::Uuid::now_v7().simple()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            f.set_permissions(std::fs::Permissions::from_mode(file_mode))?;
-        }
-        #[cfg(not(unix))]
-        let _ = file_mode;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plugins::{Message, Output};
+    use std::path::Path;
 
     fn delivery(content_type: &str) -> Delivery {
         Delivery {

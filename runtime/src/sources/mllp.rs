@@ -225,6 +225,25 @@ fn other_protocol(prefix: &[u8]) -> Option<&'static str> {
     ((3..=7).contains(&method) && prefix.get(method) == Some(&b' ')).then_some("an HTTP request")
 }
 
+/// The first fields of MSH (through MSH-16: what an ACK reads), parsed
+/// without the rest of the message: for answering a message too large or
+/// too complex to parse whole. Bounded work, however the message is built
+/// (a 4 MiB MSH of field separators included).
+fn msh_only(body: &[u8]) -> Option<weft_hl7::Message> {
+    const FIELDS: usize = 16;
+    let text = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
+    let fs = *text.get(3).filter(|_| text.starts_with(b"MSH"))?;
+    let mut seen = 0;
+    let end = text
+        .iter()
+        .position(|&b| {
+            seen += usize::from(b == fs);
+            b == b'\r' || b == b'\n' || seen > FIELDS
+        })
+        .unwrap_or(text.len());
+    weft_hl7::Message::parse(&text[..end]).ok()
+}
+
 fn ack_options() -> AckOptions {
     AckOptions {
         control_id: ack_control_id(),
@@ -277,12 +296,7 @@ async fn answer(
                 severity: Severity::Error,
                 text: refused.to_string(),
             };
-            // Only MSH is read, for the ACK's addresses and MSA-2.
-            let end = body
-                .iter()
-                .position(|&b| b == b'\r' || b == b'\n')
-                .unwrap_or(body.len());
-            let msh = weft_hl7::Message::parse(&body[..end]).ok();
+            let msh = msh_only(&body);
             return build_ack(msh.as_ref(), ack, Some(&err), &ack_options()).to_bytes();
         }
     };
@@ -408,5 +422,23 @@ fn app_error(text: String) -> AckError {
         code: ErrorCode::InternalError,
         severity: Severity::Error,
         text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_first_msh_fields_are_read() {
+        let pipes = [
+            b"MSH|^~\\&|APP|FAC|WEFT|EDGE|2024||ADT^A01|C1|P|2.5.1".as_slice(),
+            &vec![b'|'; 1 << 20],
+        ]
+        .concat();
+        let m = msh_only(&pipes).unwrap();
+        assert_eq!(m.get("MSH-10").unwrap().as_deref(), Some("C1"));
+        assert!(m.to_text().len() < 100, "{} bytes", m.to_text().len());
+        assert!(msh_only(b"junk").is_none());
     }
 }
