@@ -3,8 +3,8 @@
 //! For each message (the shipped samples, a corpus lab result, a result
 //! with 1,000 OBX segments, and a 4 MiB message that is one field
 //! separator after another), prints the median and p99 time of
-//! `Message::parse`, of parse + ten reads by path, and of parse + one edit
-//! + serialization; and, from a counting allocator, how many heap
+//! `Message::parse`, of parse and ten reads by path, and of parse, one
+//! edit and serialization; and, from a counting allocator, how many heap
 //! allocations one parse makes and how many bytes the parsed message keeps
 //! alive (its memory amplification over the message's own size).
 //! `WEFT_BENCH_ITERS` sets the rounds per case (default 2000; the 4 MiB
@@ -84,7 +84,10 @@ fn flood(size: usize) -> Vec<u8> {
 fn percentiles(mut t: Vec<Duration>) -> (f64, f64) {
     t.sort();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
-    (us(t[t.len() / 2]), us(t[(t.len() * 99 / 100).min(t.len() - 1)]))
+    (
+        us(t[t.len() / 2]),
+        us(t[(t.len() * 99 / 100).min(t.len() - 1)]),
+    )
 }
 
 fn time(iters: usize, mut f: impl FnMut()) -> (f64, f64) {
@@ -114,16 +117,31 @@ fn main() {
             "ORU^R01 corpus CBC",
             read(repo.join("tests/corpus/hl7v2/fhir-converter/LAB-ORU-1.hl7")),
         ),
-        ("ADT^A01 corpus", read(repo.join("tests/corpus/hl7v2/fhir-converter/ADT-A01-01.hl7"))),
+        (
+            "ADT^A01 corpus",
+            read(repo.join("tests/corpus/hl7v2/fhir-converter/ADT-A01-01.hl7")),
+        ),
         ("ORU^R01, 1,000 OBX", many_obx(1000)),
         ("4 MiB of field separators", flood(4 << 20)),
     ];
     println!(
         "{:<28} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>7}",
-        "message", "bytes", "parse p50", "parse p99", "+10 gets", "+edit+ser", "allocs", "kept", "x size"
+        "message",
+        "bytes",
+        "parse p50",
+        "parse p99",
+        "+10 gets",
+        "+edit+ser",
+        "allocs",
+        "kept",
+        "x size"
     );
     for (name, bytes) in &cases {
-        let n = if bytes.len() > 1 << 20 { (iters / 10).max(5) } else { iters };
+        let n = if bytes.len() > 1 << 20 {
+            (iters / 10).max(5)
+        } else {
+            iters
+        };
         let (p50, p99) = time(n, || {
             black_box(Message::parse(black_box(bytes)).ok());
         });

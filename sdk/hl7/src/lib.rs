@@ -6,7 +6,9 @@
 //! - [`Message::parse`] reads the delimiters a message declares in MSH-1 and
 //!   MSH-2, accepts `\r`, `\n` and `\r\n` segment terminators, and keeps
 //!   fields in their raw form, so an unchanged message serializes back byte
-//!   for byte ([`Message::to_bytes`]).
+//!   for byte ([`Message::to_bytes`]). It copies the message once and keeps
+//!   offsets into that copy, four bytes a field; a segment's fields become
+//!   strings of their own only when the segment is edited.
 //! - Terse paths ([`Path`]): `PID-5.1`, `PID-3(2).1`, `OBX[3]-5`, for
 //!   [`Message::get`] and [`Message::set`]; escape sequences are decoded on
 //!   read and encoded on write ([`escape`]).

@@ -2,6 +2,7 @@
 //! serialized back byte for byte when unchanged.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::element::{Element, Level};
 use crate::path::{Path, PathError};
@@ -20,15 +21,58 @@ pub enum TextEncoding {
 
 /// One segment: its id, its fields in raw (escaped) form, and the bytes that
 /// ended it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// A parsed segment copies nothing out of the message: it shares the
+/// message's text and keeps where each field starts in it, four bytes per
+/// field. Its fields are copied into strings of their own only when the
+/// segment is edited, and a segment built by hand ([`Segment::new`]) owns
+/// its fields from the start.
+#[derive(Clone)]
 pub struct Segment {
-    id: String,
-    /// `fields[n - 1]` is field n. For MSH, `fields[0]` is MSH-1 (the field
-    /// separator) and `fields[1]` is MSH-2 (the encoding characters).
-    fields: Vec<String>,
+    /// The message text that spans point into (shared by all the segments
+    /// of one parsed message; empty for a segment built by hand).
+    src: Arc<str>,
+    body: Body,
     /// The segment terminator as found (`\r`, `\n`, `\r\n`, blank lines
     /// included), or empty for a last segment without one.
-    terminator: String,
+    terminator: Text,
+}
+
+/// Where a segment's id and fields are.
+#[derive(Clone)]
+enum Body {
+    /// As received: the line is `src[start..end]`, its id `src[start..id_end]`,
+    /// and field `i + 1` begins at `starts[i]` and runs to the next field
+    /// separator (`sep_len` bytes long) or the end of the line. For MSH,
+    /// `starts[0]` is MSH-1, the field separator itself.
+    Parsed {
+        start: u32,
+        id_end: u32,
+        end: u32,
+        starts: Vec<u32>,
+        sep_len: u32,
+        msh: bool,
+    },
+    /// Built or edited: `fields[n - 1]` is field n. For MSH, `fields[0]` is
+    /// MSH-1 (the field separator) and `fields[1]` is MSH-2 (the encoding
+    /// characters).
+    Owned { id: String, fields: Vec<String> },
+}
+
+/// A piece of text: a span of the segment's `src`, or a constant.
+#[derive(Clone, Copy)]
+enum Text {
+    Span(u32, u32),
+    Fixed(&'static str),
+}
+
+impl Text {
+    fn as_str<'a>(&self, src: &'a str) -> &'a str {
+        match *self {
+            Text::Span(a, b) => &src[a as usize..b as usize],
+            Text::Fixed(s) => s,
+        }
+    }
 }
 
 /// A parsed HL7 v2 message.
@@ -77,6 +121,9 @@ pub enum ParseErrorKind {
     /// return, so none of it is kept: the error says where, not what.
     #[error("a line does not start with a segment id (three upper-case letters or digits)")]
     BadSegmentId,
+    /// The message is 4 GiB or more, past what offsets into it can address.
+    #[error("the message is 4 GiB or larger")]
+    TooLarge,
 }
 
 /// An edit that could not be made.
@@ -108,34 +155,63 @@ impl Segment {
     /// A new, empty segment with the given id, ended by `\r`.
     pub fn new(id: &str) -> Segment {
         Segment {
-            id: id.to_string(),
-            fields: Vec::new(),
-            terminator: "\r".to_string(),
+            src: Arc::from(""),
+            body: Body::Owned {
+                id: id.to_string(),
+                fields: Vec::new(),
+            },
+            terminator: Text::Fixed("\r"),
         }
     }
 
     /// The segment id, e.g. `PID`.
     pub fn id(&self) -> &str {
-        &self.id
+        match &self.body {
+            Body::Parsed { start, id_end, .. } => &self.src[*start as usize..*id_end as usize],
+            Body::Owned { id, .. } => id,
+        }
     }
 
     /// Number of fields present (trailing empty fields that were written
     /// count too).
     pub fn field_count(&self) -> usize {
-        self.fields.len()
+        match &self.body {
+            Body::Parsed { starts, .. } => starts.len(),
+            Body::Owned { fields, .. } => fields.len(),
+        }
     }
 
     /// Field `n` (from 1); empty when absent.
     pub fn field<'a>(&'a self, n: usize, d: &'a Delimiters) -> Element<'a> {
-        let raw = n
-            .checked_sub(1)
-            .and_then(|i| self.fields.get(i))
-            .map(String::as_str)
-            .unwrap_or("");
-        if self.id == "MSH" && n <= 2 {
+        let raw = n.checked_sub(1).map_or("", |i| self.raw(i));
+        if self.id() == "MSH" && n <= 2 {
             Element::verbatim(raw, d)
         } else {
             Element::new(raw, Level::Field, d)
+        }
+    }
+
+    /// The raw text of field `i + 1`; empty when absent.
+    fn raw(&self, i: usize) -> &str {
+        match &self.body {
+            Body::Owned { fields, .. } => fields.get(i).map_or("", String::as_str),
+            Body::Parsed {
+                end,
+                starts,
+                sep_len,
+                msh,
+                ..
+            } => {
+                let Some(&begin) = starts.get(i) else {
+                    return "";
+                };
+                let finish = if *msh && i == 0 {
+                    begin + sep_len
+                } else {
+                    starts.get(i + 1).map_or(*end, |next| next - sep_len)
+                };
+                &self.src[begin as usize..finish as usize]
+            }
         }
     }
 
@@ -145,31 +221,95 @@ impl Segment {
         if n == 0 {
             return;
         }
-        if self.fields.len() < n {
-            self.fields.resize(n, String::new());
+        let fields = self.fields_mut();
+        if fields.len() < n {
+            fields.resize(n, String::new());
         }
-        self.fields[n - 1] = raw.to_string();
+        fields[n - 1] = raw.to_string();
+    }
+
+    /// The fields as strings of their own, copied out of the message text
+    /// the first time the segment is edited.
+    fn fields_mut(&mut self) -> &mut Vec<String> {
+        if let Body::Parsed { .. } = self.body {
+            let id = self.id().to_string();
+            let fields = (0..self.field_count())
+                .map(|i| self.raw(i).to_string())
+                .collect();
+            self.body = Body::Owned { id, fields };
+        }
+        match &mut self.body {
+            Body::Owned { fields, .. } => fields,
+            Body::Parsed { .. } => unreachable!("made owned above"),
+        }
+    }
+
+    fn terminator(&self) -> &str {
+        self.terminator.as_str(&self.src)
+    }
+
+    /// How many bytes [`Segment::write`] adds, as an upper bound.
+    fn len_hint(&self) -> usize {
+        let body = match &self.body {
+            Body::Parsed { start, end, .. } => (end - start) as usize,
+            Body::Owned { id, fields } => {
+                id.len() + fields.iter().map(|f| f.len() + 4).sum::<usize>() + 8
+            }
+        };
+        body + self.terminator().len()
     }
 
     fn write(&self, out: &mut String, d: &Delimiters) {
-        out.push_str(&self.id);
-        if self.id == "MSH" {
-            out.push(d.field);
-            match self.fields.get(1) {
-                Some(enc) => out.push_str(enc),
-                None => out.push_str(&d.encoding_characters()),
+        match &self.body {
+            // Unchanged since parsing: the line as received.
+            Body::Parsed { start, end, .. } => {
+                out.push_str(&self.src[*start as usize..*end as usize]);
             }
-            for f in self.fields.iter().skip(2) {
+            Body::Owned { id, fields } if id == "MSH" => {
+                out.push_str(id);
                 out.push(d.field);
-                out.push_str(f);
+                match fields.get(1) {
+                    Some(enc) => out.push_str(enc),
+                    None => out.push_str(&d.encoding_characters()),
+                }
+                for f in fields.iter().skip(2) {
+                    out.push(d.field);
+                    out.push_str(f);
+                }
             }
-        } else {
-            for f in &self.fields {
-                out.push(d.field);
-                out.push_str(f);
+            Body::Owned { id, fields } => {
+                out.push_str(id);
+                for f in fields {
+                    out.push(d.field);
+                    out.push_str(f);
+                }
             }
         }
-        out.push_str(&self.terminator);
+        out.push_str(self.terminator());
+    }
+}
+
+impl PartialEq for Segment {
+    /// Segments are equal when their ids, raw fields and terminators are,
+    /// however they are stored.
+    fn eq(&self, other: &Segment) -> bool {
+        self.id() == other.id()
+            && self.field_count() == other.field_count()
+            && (0..self.field_count()).all(|i| self.raw(i) == other.raw(i))
+            && self.terminator() == other.terminator()
+    }
+}
+
+impl Eq for Segment {}
+
+impl fmt::Debug for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fields: Vec<&str> = (0..self.field_count()).map(|i| self.raw(i)).collect();
+        f.debug_struct("Segment")
+            .field("id", &self.id())
+            .field("fields", &fields)
+            .field("terminator", &self.terminator())
+            .finish()
     }
 }
 
@@ -184,10 +324,10 @@ impl Message {
             None => (false, bytes),
         };
         let parsed = match std::str::from_utf8(body) {
-            Ok(text) => Self::parse_text(text, TextEncoding::Utf8),
+            Ok(text) => Self::parse_text(Arc::from(text), TextEncoding::Utf8),
             Err(_) => {
                 let text: String = body.iter().map(|&b| b as char).collect();
-                Self::parse_text(&text, TextEncoding::Latin1)
+                Self::parse_text(Arc::from(text), TextEncoding::Latin1)
             }
         };
         match parsed {
@@ -206,10 +346,11 @@ impl Message {
 
     /// Parses a message from text.
     pub fn parse_str(text: &str) -> Result<Message, ParseError> {
-        Self::parse_text(text, TextEncoding::Utf8)
+        Self::parse_text(Arc::from(text), TextEncoding::Utf8)
     }
 
-    fn parse_text(text: &str, encoding: TextEncoding) -> Result<Message, ParseError> {
+    fn parse_text(src: Arc<str>, encoding: TextEncoding) -> Result<Message, ParseError> {
+        let text: &str = &src;
         let at = |kind, segment_number, segment_id: Option<&str>, field, pos: usize| ParseError {
             kind,
             segment_number,
@@ -217,6 +358,9 @@ impl Message {
             field,
             offset: byte_offset(text, pos, encoding),
         };
+        if u32::try_from(text.len()).is_err() {
+            return Err(at(ParseErrorKind::TooLarge, 1, None, None, 0));
+        }
         if text.is_empty() {
             return Err(at(ParseErrorKind::Empty, 1, None, None, 0));
         }
@@ -252,14 +396,21 @@ impl Message {
                 at(e.into(), 1, Some("MSH"), Some(field), pos)
             })?;
 
+        let sep_len = field_sep.len_utf8();
+        let bytes = text.as_bytes();
+        let is_terminator = |b: &u8| *b == b'\r' || *b == b'\n';
+        // Every offset below is at most `text.len()`, checked to fit a u32.
+        let offset = |i: usize| i as u32;
         let mut segments = Vec::new();
         let mut pos = 0;
         while pos < text.len() {
-            let line_end = text[pos..]
-                .find(['\r', '\n'])
+            let line_end = bytes[pos..]
+                .iter()
+                .position(is_terminator)
                 .map_or(text.len(), |i| pos + i);
-            let term_end = text[line_end..]
-                .find(|c| c != '\r' && c != '\n')
+            let term_end = bytes[line_end..]
+                .iter()
+                .position(|b| !is_terminator(b))
                 .map_or(text.len(), |i| line_end + i);
             let line = &text[pos..line_end];
             let number = segments.len() + 1;
@@ -268,24 +419,32 @@ impl Message {
             if !is_segment_id(id) {
                 return Err(at(ParseErrorKind::BadSegmentId, number, None, None, pos));
             }
-            let mut fields: Vec<String> = Vec::new();
-            if number == 1 {
-                fields.push(field_sep.to_string());
-                let rest = &line[enc_start..];
-                let mut parts = rest.split(field_sep);
-                fields.push(parts.next().unwrap_or_default().to_string());
-                fields.extend(parts.map(str::to_string));
-            } else if id_end < line.len() {
-                fields.extend(
-                    line[id_end + field_sep.len_utf8()..]
-                        .split(field_sep)
-                        .map(str::to_string),
-                );
+            let msh = id == "MSH";
+            let mut starts = Vec::new();
+            if id_end < line.len() {
+                let rest = id_end + sep_len;
+                let fields = &line[rest..];
+                starts.reserve_exact(count_of(fields, field_sep) + 1 + usize::from(msh));
+                if msh {
+                    // MSH-1 is the field separator that ends the id.
+                    starts.push(offset(pos + id_end));
+                }
+                starts.push(offset(pos + rest));
+                for_each_at(fields, field_sep, |i| {
+                    starts.push(offset(pos + rest + i + sep_len));
+                });
             }
             segments.push(Segment {
-                id: id.to_string(),
-                fields,
-                terminator: text[line_end..term_end].to_string(),
+                src: Arc::clone(&src),
+                body: Body::Parsed {
+                    start: offset(pos),
+                    id_end: offset(pos + id_end),
+                    end: offset(line_end),
+                    starts,
+                    sep_len: offset(sep_len),
+                    msh,
+                },
+                terminator: Text::Span(offset(line_end), offset(term_end)),
             });
             pos = term_end;
         }
@@ -300,11 +459,17 @@ impl Message {
     /// A new message holding only an MSH segment with the given delimiters
     /// (MSH-1 and MSH-2 filled in).
     pub fn new(delimiters: Delimiters) -> Message {
-        let mut msh = Segment::new("MSH");
-        msh.fields = vec![
-            delimiters.field.to_string(),
-            delimiters.encoding_characters(),
-        ];
+        let msh = Segment {
+            src: Arc::from(""),
+            body: Body::Owned {
+                id: "MSH".to_string(),
+                fields: vec![
+                    delimiters.field.to_string(),
+                    delimiters.encoding_characters(),
+                ],
+            },
+            terminator: Text::Fixed("\r"),
+        };
         Message {
             delimiters,
             encoding: TextEncoding::Utf8,
@@ -330,12 +495,12 @@ impl Message {
 
     /// The first segment with this id.
     pub fn segment(&self, id: &str) -> Option<&Segment> {
-        self.segments.iter().find(|s| s.id == id)
+        self.segments.iter().find(|s| s.id() == id)
     }
 
     /// Every segment with this id, in order.
     pub fn segments_named<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a Segment> + 'a {
-        self.segments.iter().filter(move |s| s.id == id)
+        self.segments.iter().filter(move |s| s.id() == id)
     }
 
     /// Field `n` of a segment, as a view that can be navigated further.
@@ -356,10 +521,10 @@ impl Message {
         let seg = self
             .segments
             .iter()
-            .filter(|s| s.id == p.segment)
+            .filter(|s| s.id() == p.segment)
             .nth(p.occurrence - 1)?;
         let field = seg.field(p.field, &self.delimiters);
-        if seg.id == "MSH" && p.field <= 2 {
+        if seg.id() == "MSH" && p.field <= 2 {
             return Some(field);
         }
         let mut e = field.part(p.repetition);
@@ -415,7 +580,7 @@ impl Message {
         let seg = self
             .segments
             .iter_mut()
-            .filter(|s| s.id == p.segment)
+            .filter(|s| s.id() == p.segment)
             .nth(p.occurrence - 1)
             .ok_or_else(|| EditError::NoSuchSegment(format!("{}[{}]", p.segment, p.occurrence)))?;
         let old = seg.field(p.field, &d).raw().to_string();
@@ -455,9 +620,9 @@ impl Message {
     /// Appends a segment at the end of the message.
     pub fn push_segment(&mut self, segment: Segment) {
         if let Some(last) = self.segments.last_mut()
-            && last.terminator.is_empty()
+            && last.terminator().is_empty()
         {
-            last.terminator = "\r".to_string();
+            last.terminator = Text::Fixed("\r");
         }
         self.segments.push(segment);
     }
@@ -465,7 +630,7 @@ impl Message {
     /// Appends a segment built from raw fields (already escaped).
     pub fn push_segment_fields(&mut self, id: &str, fields: &[&str]) {
         let mut s = Segment::new(id);
-        s.fields = fields.iter().map(|f| f.to_string()).collect();
+        *s.fields_mut() = fields.iter().map(|f| f.to_string()).collect();
         self.push_segment(s);
     }
 
@@ -484,7 +649,7 @@ impl Message {
 
     /// The message as text.
     pub fn to_text(&self) -> String {
-        let mut out = String::with_capacity(self.segments.len() * 80);
+        let mut out = String::with_capacity(self.segments.iter().map(Segment::len_hint).sum());
         for s in &self.segments {
             s.write(&mut out, &self.delimiters);
         }
@@ -543,6 +708,34 @@ fn join(reps: &[Vec<Vec<String>>], d: &Delimiters) -> String {
         }
     }
     out
+}
+
+/// How many times `c` occurs in `text`.
+fn count_of(text: &str, c: char) -> usize {
+    if c.is_ascii() {
+        // A byte below 0x80 is always a whole character in UTF-8, and
+        // counting bytes is several times faster than searching for chars.
+        let b = c as u8;
+        text.bytes().filter(|x| *x == b).count()
+    } else {
+        text.matches(c).count()
+    }
+}
+
+/// Calls `f` with the byte index of each occurrence of `c` in `text`.
+fn for_each_at(text: &str, c: char, mut f: impl FnMut(usize)) {
+    if c.is_ascii() {
+        let b = c as u8;
+        for (i, x) in text.bytes().enumerate() {
+            if x == b {
+                f(i);
+            }
+        }
+    } else {
+        for (i, _) in text.match_indices(c) {
+            f(i);
+        }
+    }
 }
 
 fn byte_offset(text: &str, pos: usize, encoding: TextEncoding) -> usize {
@@ -637,6 +830,55 @@ mod tests {
         assert_eq!(e.kind, ParseErrorKind::BadSegmentId);
         assert_eq!((e.segment_number, e.offset), (2, 11));
         assert!(!e.to_string().contains("Jane"), "{e}");
+    }
+
+    #[test]
+    fn non_ascii_field_separator() {
+        let text = "MSH\u{a6}^~\\&\u{a6}A\u{a6}B\rPID\u{a6}1\u{a6}\u{a6}x^y\u{a6}\u{e9}\r";
+        let mut m = Message::parse(text.as_bytes()).unwrap();
+        assert_eq!(m.get("MSH-1").unwrap().as_deref(), Some("\u{a6}"));
+        assert_eq!(m.get("MSH-4").unwrap().as_deref(), Some("B"));
+        assert_eq!(m.get("PID-3.2").unwrap().as_deref(), Some("y"));
+        assert_eq!(m.get("PID-4").unwrap().as_deref(), Some("\u{e9}"));
+        assert_eq!(m.to_bytes(), text.as_bytes());
+        m.set("PID-2", "z").unwrap();
+        assert!(
+            m.to_text()
+                .ends_with("PID\u{a6}1\u{a6}z\u{a6}x^y\u{a6}\u{e9}\r")
+        );
+    }
+
+    #[test]
+    fn an_edit_copies_only_its_segment() {
+        let parsed = Message::parse(ADT.as_bytes()).unwrap();
+        let mut m = parsed.clone();
+        m.set("PID-8", "M").unwrap();
+        let owned = |m: &Message| {
+            m.segments()
+                .iter()
+                .filter(|s| matches!(s.body, Body::Owned { .. }))
+                .count()
+        };
+        assert_eq!((owned(&parsed), owned(&m)), (0, 1));
+        // Equal whether a segment is stored as spans or as strings.
+        m.set("PID-8", "F").unwrap();
+        assert_eq!(m, parsed);
+        assert_eq!(m.to_bytes(), ADT.as_bytes());
+        // A second MSH (a batch) keeps its MSH-1 and MSH-2 apart.
+        let two = Message::parse(b"MSH|^~\\&|A\rMSH|^~\\&|B\r").unwrap();
+        let second = &two.segments()[1];
+        assert_eq!(two.field(second, 1).raw(), "|");
+        assert_eq!(two.field(second, 3).raw(), "B");
+        assert_eq!(two.to_bytes(), b"MSH|^~\\&|A\rMSH|^~\\&|B\r");
+    }
+
+    #[test]
+    fn a_segment_without_fields_and_a_missing_last_terminator() {
+        let mut m = Message::parse(b"MSH|^~\\&|A\rZZZ\rPID").unwrap();
+        assert_eq!(m.segments()[1].field_count(), 0);
+        assert_eq!(m.segments()[2].id(), "PID");
+        m.push_segment_fields("NTE", &["1", "note"]);
+        assert_eq!(m.to_text(), "MSH|^~\\&|A\rZZZ\rPID\rNTE|1|note\r");
     }
 
     #[test]
