@@ -500,7 +500,7 @@ impl Pipeline {
         for (name, dc) in next {
             let old = current.get(name);
             if let Some(old) = old
-                && format!("{:?}", old.config) == format!("{dc:?}")
+                && old.config == *dc
             {
                 live.insert(name.clone(), old.clone());
                 continue;

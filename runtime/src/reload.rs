@@ -675,7 +675,7 @@ fn with_tls_files(text: String, config: &Config) -> String {
 /// certificate is: see [`Reloader::renew_admin_tls`]).
 fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     let mut out = Vec::new();
-    if format!("{:?}", old.runtime) != format!("{:?}", new.runtime) {
+    if old.runtime != new.runtime {
         out.push("runtime".to_string());
     }
     let without_contents = |c: &Config| {

@@ -163,10 +163,7 @@ impl Sources {
         }
         for (name, source) in next {
             let old = running.get_mut(name);
-            if old
-                .as_ref()
-                .is_some_and(|r| format!("{:?}", r.config) == format!("{source:?}"))
-            {
+            if old.as_ref().is_some_and(|r| r.config == *source) {
                 continue;
             }
             // Only the certificate files' contents changed: the listener
@@ -174,8 +171,7 @@ impl Sources {
             if let Some(r) = old
                 && let (Some(tls), Some(old_tls), Some(new_tls)) =
                     (&r.tls, server_tls(&r.config), server_tls(source))
-                && format!("{:?}", with_fingerprint(source, &old_tls.fingerprint))
-                    == format!("{:?}", r.config)
+                && with_fingerprint(source, &old_tls.fingerprint) == r.config
             {
                 match tls.renew(new_tls) {
                     Ok(()) => {

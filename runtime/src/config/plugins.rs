@@ -1,0 +1,200 @@
+//! `[plugins.NAME]`: a plugin's file, limits, config, lookups and samples.
+
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::Config;
+use super::check::Checker;
+use super::keys::{Key, any};
+
+/// The keys of `[plugins.NAME]`.
+pub(super) const KEYS: &[Key] = &[
+    any("path"),
+    any("deadline_ms"),
+    any("memory_mib"),
+    any("fuel"),
+    any("max_output_mib"),
+    any("max_outputs"),
+    any("max_headers"),
+    any("config"),
+    any("lookups"),
+    any("samples"),
+];
+
+/// The keys of one `[[plugins.NAME.samples]]` table.
+pub(super) const SAMPLE_KEYS: &[Key] = &[any("input"), any("expect"), any("contains")];
+use crate::plugins::samples::{Expect, Sample};
+use crate::plugins::{Limits, PluginSpec};
+
+impl Checker<'_> {
+    pub(super) fn plugin(
+        &mut self,
+        name: &str,
+        t: &DeTable<'_>,
+        key: &str,
+        config: &mut Config,
+    ) -> PluginSpec {
+        let mut spec = PluginSpec {
+            name: name.to_string(),
+            limits: Limits::default(),
+            ..PluginSpec::default()
+        };
+        let mut has_path = false;
+        for entry in t.iter() {
+            let (k, v) = entry;
+            let kname = k.get_ref().as_ref();
+            let key = format!("{key}.{kname}");
+            if !self.known(KEYS, "", k, &key) {
+                continue;
+            }
+            const MIB: u64 = 1024 * 1024;
+            match kname {
+                "path" => {
+                    has_path = true;
+                    config
+                        .plugin_locations
+                        .insert(name.to_string(), self.location(v.span().start));
+                    if let Some(p) = self.path(entry, &key, true) {
+                        spec.path = p;
+                    }
+                }
+                "deadline_ms" => {
+                    if let Some(ms) = self.integer(v, &key, 1, 600_000) {
+                        spec.limits.deadline = Duration::from_millis(ms);
+                    }
+                }
+                "memory_mib" => {
+                    if let Some(m) = self.integer(v, &key, 1, 4096) {
+                        spec.limits.memory_bytes = (m * MIB) as usize;
+                    }
+                }
+                "fuel" => spec.limits.fuel = self.integer(v, &key, 1, u64::MAX),
+                "max_output_mib" => {
+                    if let Some(m) = self.integer(v, &key, 1, 1024) {
+                        spec.limits.max_output_bytes = (m * MIB) as usize;
+                    }
+                }
+                "max_outputs" => {
+                    if let Some(n) = self.integer(v, &key, 1, 1_000_000) {
+                        spec.limits.max_outputs = n as usize;
+                    }
+                }
+                "max_headers" => {
+                    if let Some(n) = self.integer(v, &key, 0, 1_000_000) {
+                        spec.limits.max_headers = n as usize;
+                    }
+                }
+                "config" => {
+                    if let Some(t) = self.table(v, &key) {
+                        for (ck, cv) in t.iter() {
+                            let ckey = format!("{key}.{}", ck.get_ref().as_ref());
+                            let value = match cv.get_ref() {
+                                DeValue::String(s) => Some(s.to_string()),
+                                DeValue::Integer(i) => Some(i.as_str().to_string()),
+                                DeValue::Float(f) => Some(f.as_str().to_string()),
+                                DeValue::Boolean(b) => Some(b.to_string()),
+                                other => {
+                                    self.error(
+                                        cv.span().start,
+                                        &ckey,
+                                        format!(
+                                            "expected a string, number or boolean, found {}",
+                                            other.type_str()
+                                        ),
+                                    );
+                                    None
+                                }
+                            };
+                            if let Some(value) = value {
+                                spec.config.insert(ck.get_ref().as_ref().to_string(), value);
+                            }
+                        }
+                    }
+                }
+                "lookups" => {
+                    if let Some(t) = self.table(v, &key) {
+                        for le in t.iter() {
+                            let table = le.0.get_ref().as_ref().to_string();
+                            let lkey = format!("{key}.{table}");
+                            if let Some(p) = self.path(le, &lkey, true) {
+                                spec.lookups.insert(table, p);
+                            }
+                        }
+                    }
+                }
+                "samples" => spec.samples = self.samples(v, &key),
+                _ => {} // not in the key table: reported by `known` above
+            }
+        }
+        if !has_path {
+            let offset = t.iter().next().map_or(0, |(k, _)| k.span().start);
+            self.error(offset, &format!("{key}.path"), "required key is missing");
+        }
+        spec
+    }
+
+    /// A plugin's check samples: `[[plugins.NAME.samples]]` tables (or an
+    /// inline list of them) with `input`, `expect` and `contains`.
+    pub(super) fn samples(&mut self, v: &Spanned<DeValue<'_>>, key: &str) -> Vec<Sample> {
+        let DeValue::Array(items) = v.get_ref() else {
+            self.error(
+                v.span().start,
+                key,
+                "expected a list of samples ([[...samples]] tables with input, expect, contains)",
+            );
+            return Vec::new();
+        };
+        let mut samples = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let skey = format!("{key}[{i}]");
+            let Some(t) = self.table(item, &skey) else {
+                continue;
+            };
+            let mut sample = Sample::default();
+            let mut has_input = false;
+            for entry in t.iter() {
+                let k = entry.0.get_ref().as_ref();
+                let ekey = format!("{skey}.{k}");
+                if !self.known(SAMPLE_KEYS, "", entry.0, &ekey) {
+                    continue;
+                }
+                match k {
+                    "input" => {
+                        has_input = true;
+                        if let Some(p) = self.path(entry, &ekey, true) {
+                            sample.input = p;
+                        }
+                    }
+                    "expect" => match self.string(entry, &ekey).as_deref().map(Expect::parse) {
+                        Some(Some(e)) => sample.expect = e,
+                        Some(None) => self.error(
+                            entry.1.span().start,
+                            &ekey,
+                            "expected \"transformed\", \"filtered\" or \"rejected\"",
+                        ),
+                        None => {}
+                    },
+                    "contains" => {
+                        sample.contains = self
+                            .string_list(entry.1, &ekey)
+                            .into_iter()
+                            .map(|(_, s)| s)
+                            .collect();
+                    }
+                    _ => {} // not in the key table: reported by `known` above
+                }
+            }
+            if !has_input {
+                self.error(
+                    item.span().start,
+                    &format!("{skey}.input"),
+                    "required key is missing",
+                );
+            }
+            samples.push(sample);
+        }
+        samples
+    }
+}

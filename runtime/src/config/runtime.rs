@@ -1,0 +1,133 @@
+//! `[runtime]`: runtime-wide settings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use toml::de::DeTable;
+
+use super::JournalSync;
+use super::check::Checker;
+use super::keys::{Key, any};
+
+/// The keys of `[runtime]`.
+pub(super) const KEYS: &[Key] = &[
+    any("data_dir"),
+    any("cache_dir"),
+    any("workers"),
+    any("shutdown_grace_s"),
+    any("retain_days"),
+    any("retain_max_mb"),
+    any("audit_retain_days"),
+    any("max_inflight_mib"),
+    any("journal_sync"),
+];
+
+/// Runtime-wide settings (`[runtime]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// Where the journal lives (`journal.db`).
+    pub data_dir: PathBuf,
+    /// Where compiled plugins are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Plugin worker threads; `None`: one per CPU.
+    pub workers: Option<usize>,
+    /// At shutdown, how long messages in flight and queued outputs may take.
+    pub shutdown_grace: Duration,
+    /// Settled messages older than this are purged from the journal (hourly);
+    /// `None` keeps everything.
+    pub retain: Option<Duration>,
+    /// When the journal grows past this many bytes, its oldest settled
+    /// messages are purged (checked every 10 s); `None`: no cap.
+    pub retain_max_bytes: Option<u64>,
+    /// Audit entries older than this are removed (hourly); younger ones
+    /// never are. Default 2,190 days (6 years, HIPAA's retention).
+    pub audit_retain: Duration,
+    /// The bytes of messages the sources hold between arrival and answer,
+    /// all together (parsed form counted).
+    pub max_inflight_bytes: usize,
+    /// Whether a commit waits for the disk.
+    pub journal_sync: JournalSync,
+}
+
+/// The default `runtime.audit_retain_days`.
+pub const DEFAULT_AUDIT_RETAIN_DAYS: u64 = 2190;
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            data_dir: PathBuf::from("data"),
+            cache_dir: None,
+            workers: None,
+            shutdown_grace: Duration::from_secs(30),
+            retain: None,
+            retain_max_bytes: None,
+            audit_retain: Duration::from_secs(DEFAULT_AUDIT_RETAIN_DAYS * 86_400),
+            max_inflight_bytes: 256 * 1024 * 1024,
+            journal_sync: JournalSync::Full,
+        }
+    }
+}
+
+impl Checker<'_> {
+    pub(super) fn runtime(&mut self, t: &DeTable<'_>) -> RuntimeConfig {
+        let mut r = RuntimeConfig {
+            data_dir: self.base.join("data"),
+            ..RuntimeConfig::default()
+        };
+        for entry in t.iter() {
+            let k = entry.0.get_ref().as_ref();
+            let key = format!("runtime.{k}");
+            if !self.known(KEYS, "", entry.0, &key) {
+                continue;
+            }
+            match k {
+                "cache_dir" => r.cache_dir = self.path(entry, &key, false),
+                "data_dir" => {
+                    if let Some(p) = self.path(entry, &key, false) {
+                        r.data_dir = p;
+                    }
+                }
+                "workers" => {
+                    r.workers = self.integer(entry.1, &key, 1, 1024).map(|n| n as usize);
+                }
+                "retain_days" => {
+                    r.retain = self
+                        .integer(entry.1, &key, 1, 36_500)
+                        .map(|d| Duration::from_secs(d * 86_400));
+                }
+                "max_inflight_mib" => {
+                    if let Some(n) = self.integer(entry.1, &key, 1, 1024 * 1024) {
+                        r.max_inflight_bytes = n as usize * 1024 * 1024;
+                    }
+                }
+                "audit_retain_days" => {
+                    if let Some(d) = self.integer(entry.1, &key, 1, 36_500) {
+                        r.audit_retain = Duration::from_secs(d * 86_400);
+                    }
+                }
+                "retain_max_mb" => {
+                    r.retain_max_bytes = self
+                        .integer(entry.1, &key, 1, 16 * 1024 * 1024)
+                        .map(|mb| mb * 1024 * 1024);
+                }
+                "journal_sync" => match self.string(entry, &key).as_deref() {
+                    Some("full") => r.journal_sync = JournalSync::Full,
+                    Some("normal") => r.journal_sync = JournalSync::Normal,
+                    Some(_) => self.error(
+                        entry.1.span().start,
+                        &key,
+                        "expected \"full\" (fsync every commit) or \"normal\" (no fsync on commit)",
+                    ),
+                    None => {}
+                },
+                "shutdown_grace_s" => {
+                    if let Some(n) = self.integer(entry.1, &key, 1, 3600) {
+                        r.shutdown_grace = Duration::from_secs(n);
+                    }
+                }
+                _ => {} // not in the key table: reported by `known` above
+            }
+        }
+        r
+    }
+}

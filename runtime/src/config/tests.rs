@@ -1,0 +1,330 @@
+//! The config checker against right and wrong files.
+
+use super::*;
+use crate::plugins::samples::Expect;
+
+#[test]
+fn glob_patterns() {
+    assert!(glob("ADT^A0*", "ADT^A01"));
+    assert!(glob("ADT^*", "ADT^A40"));
+    assert!(glob("*", "ORU^R01"));
+    assert!(glob("OR?^R01", "ORU^R01"));
+    assert!(!glob("ADT^A0*", "ADT^A11"));
+    assert!(!glob("ORU^R01", "ORU^R011"));
+}
+
+#[test]
+fn sources_destinations_and_rules() {
+    let text = r#"
+[sources.in]
+kind = "mllp"
+listen = "127.0.0.1:0"
+ack = "after-transform"
+
+[sources.bad]
+kind = "mllp"
+listen = "localhost"
+ack = "sometimes"
+route = "nope"
+
+[sources.odd]
+kind = "carrier-pigeon"
+
+[destinations.files]
+kind = "file"
+dir = "out"
+filename = "{date}/{message_id}.{colour}"
+
+[routes.r]
+plugins = []
+destinations = ["files", "ghost"]
+match = ["ADT^A0*"]
+"#;
+    let errs = parse(text, "w.toml", Path::new("/tmp")).unwrap_err().0;
+    let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    let want = [
+        "w.toml:9:10: sources.bad.listen: \"localhost\" is not an address",
+        "w.toml:10:7: sources.bad.ack: expected after-commit",
+        "w.toml:11:9: sources.bad.route: no route named \"nope\"",
+        "w.toml:14:8: sources.odd.kind: unknown source kind \"carrier-pigeon\" (expected mllp or http)",
+        "w.toml:19:12: destinations.files.filename: unknown placeholder {colour}",
+        "w.toml:23:26: routes.r.destinations: no destination named \"ghost\"",
+    ];
+    assert_eq!(lines.len(), want.len(), "{lines:#?}");
+    for (line, want) in lines.iter().zip(want) {
+        assert!(line.starts_with(want), "{line} does not start with {want}");
+    }
+}
+
+#[test]
+fn reports_every_error_with_line_and_key() {
+    let text = r#"
+[runtime]
+cache_dri = "x"
+journal_sync = "sometimes"
+retain_max_mb = 0
+[plugins.a]
+path = "does-not-exist.wasm"
+deadline_ms = 0
+memory_mib = "lots"
+
+[plugins.b]
+deadline_ms = 10
+
+[routes.r]
+plugins = ["a", "missing"]
+
+[sinks]
+"#;
+    let errs = parse(text, "weft.toml", Path::new("/nonexistent"))
+        .unwrap_err()
+        .0;
+    let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    let want = [
+        "weft.toml:3:1: runtime.cache_dri: unknown key",
+        "weft.toml:4:16: runtime.journal_sync: expected \"full\" (fsync every commit) or \"normal\"",
+        "weft.toml:5:17: runtime.retain_max_mb: expected a whole number from 1 to",
+        "weft.toml:7:8: plugins.a.path: file /nonexistent/does-not-exist.wasm does not exist",
+        "weft.toml:8:15: plugins.a.deadline_ms: expected a whole number from 1 to 600000",
+        "weft.toml:9:14: plugins.a.memory_mib: expected a whole number",
+        "weft.toml:12:1: plugins.b.path: required key is missing",
+        "weft.toml:15:17: routes.r.plugins: no plugin named \"missing\" is defined",
+        "weft.toml:17:2: sinks: unknown section",
+    ];
+    assert_eq!(lines.len(), want.len(), "{lines:#?}");
+    for (line, want) in lines.iter().zip(want) {
+        assert!(line.starts_with(want), "{line} does not start with {want}");
+    }
+}
+
+#[test]
+fn plugin_samples_are_read_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.wasm"), b"").unwrap();
+    std::fs::write(dir.path().join("a01.hl7"), b"MSH|").unwrap();
+    let text = r#"
+[plugins.p]
+path = "p.wasm"
+[[plugins.p.samples]]
+input = "a01.hl7"
+contains = ["Patient"]
+[[plugins.p.samples]]
+input = "a01.hl7"
+expect = "rejected"
+"#;
+    let c = parse(text, "weft.toml", dir.path()).unwrap();
+    let samples = &c.plugins["p"].samples;
+    assert_eq!(samples.len(), 2);
+    assert_eq!(samples[0].expect, Expect::Transformed);
+    assert_eq!(samples[0].contains, vec!["Patient".to_string()]);
+    assert_eq!(samples[0].input, dir.path().join("a01.hl7"));
+    assert_eq!(samples[1].expect, Expect::Rejected);
+
+    let bad = r#"
+[plugins.p]
+path = "p.wasm"
+samples = [{ input = "gone.hl7", expect = "maybe", colour = 1 }, { expect = "filtered" }]
+"#;
+    let errs: Vec<String> = parse(bad, "weft.toml", dir.path())
+        .unwrap_err()
+        .0
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    let want = [
+        "weft.toml:4:22: plugins.p.samples[0].input: file ",
+        "weft.toml:4:43: plugins.p.samples[0].expect: expected \"transformed\"",
+        "weft.toml:4:52: plugins.p.samples[0].colour: unknown key",
+        "weft.toml:4:66: plugins.p.samples[1].input: required key is missing",
+    ];
+    assert_eq!(errs.len(), want.len(), "{errs:#?}");
+    for (line, want) in errs.iter().zip(want) {
+        assert!(line.starts_with(want), "{line} does not start with {want}");
+    }
+}
+
+#[test]
+fn a_token_sent_in_clear_to_another_host_is_warned_about() {
+    let text = |url: &str| {
+        format!(
+            "[destinations.d]\nkind = \"http\"\nurl = \"{url}\"\n[destinations.d.headers]\nAuthorization = \"Bearer x\"\n"
+        )
+    };
+    let warned = |url: &str| {
+        parse(&text(url), "weft.toml", Path::new("."))
+            .unwrap()
+            .warnings()
+    };
+    assert_eq!(warned("http://fhir.example.org/fhir").len(), 1);
+    assert!(warned("https://fhir.example.org/fhir").is_empty());
+    assert!(warned("http://127.0.0.1:8090/fhir").is_empty());
+    assert!(warned("http://localhost:8090/fhir").is_empty());
+}
+
+#[test]
+fn syntax_error_has_a_line() {
+    let errs = parse("[plugins\n", "w.toml", Path::new(".")).unwrap_err().0;
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].location.line, 1);
+}
+
+#[test]
+fn embedded_default_parses() {
+    // Plugin files may not be built yet; only syntax and keys matter here.
+    let errs = match parse(EMBEDDED_DEFAULT, "weft.toml", Path::new("..")) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.0,
+    };
+    for e in &errs {
+        assert!(e.message.contains("does not exist"), "{e}");
+    }
+}
+
+/// A document with `key = true` where each table of `keys` would read it,
+/// and the dotted path of that key; `true` is the wrong type for every key.
+fn wrong_types() -> Vec<(String, String)> {
+    use super::keys::{Key, accepted};
+    let mut docs = Vec::new();
+    let mut each =
+        |keys: &[Key], kind: &str, doc: &dyn Fn(&str) -> String, path: &dyn Fn(&str) -> String| {
+            for k in accepted(keys, kind) {
+                if k != "kind" {
+                    docs.push((doc(k), path(k)));
+                }
+            }
+        };
+    each(
+        super::runtime::KEYS,
+        "",
+        &|k| format!("[runtime]\n{k} = true\n"),
+        &|k| format!("runtime.{k}"),
+    );
+    each(
+        super::admin::KEYS,
+        "",
+        &|k| format!("[admin]\n{k} = true\n"),
+        &|k| format!("admin.{k}"),
+    );
+    each(
+        super::routes::KEYS,
+        "",
+        &|k| format!("[routes.r]\n{k} = true\n"),
+        &|k| format!("routes.r.{k}"),
+    );
+    each(
+        super::plugins::KEYS,
+        "",
+        &|k| format!("[plugins.p]\n{k} = true\n"),
+        &|k| format!("plugins.p.{k}"),
+    );
+    each(
+        super::plugins::SAMPLE_KEYS,
+        "",
+        &|k| format!("[plugins.p]\npath = \"p.wasm\"\nsamples = [{{ {k} = true }}]\n"),
+        &|k| format!("plugins.p.samples[0].{k}"),
+    );
+    for kind in ["mllp", "http"] {
+        each(
+            super::sources::KEYS,
+            kind,
+            &|k| format!("[sources.s]\nkind = \"{kind}\"\n{k} = true\n"),
+            &|k| format!("sources.s.{k}"),
+        );
+    }
+    for kind in ["file", "http", "mllp"] {
+        each(
+            super::destinations::KEYS,
+            kind,
+            &|k| format!("[destinations.d]\nkind = \"{kind}\"\n{k} = true\n"),
+            &|k| format!("destinations.d.{k}"),
+        );
+    }
+    each(
+        super::tls::SERVER_KEYS,
+        "",
+        &|k| {
+            format!(
+                "[sources.s]\nkind = \"mllp\"\nlisten = \"127.0.0.1:0\"\ntls = {{ {k} = true }}\n"
+            )
+        },
+        &|k| format!("sources.s.tls.{k}"),
+    );
+    each(
+        super::tls::CLIENT_KEYS,
+        "",
+        &|k| {
+            format!(
+                "[destinations.d]\nkind = \"mllp\"\naddress = \"h:1\"\ntls = {{ {k} = true }}\n"
+            )
+        },
+        &|k| format!("destinations.d.tls.{k}"),
+    );
+    docs
+}
+
+#[test]
+fn every_key_in_a_table_is_read() {
+    // A key the table admits but no arm reads would pass silently: given a
+    // value of the wrong type, every key must be refused for its type,
+    // never as unknown.
+    let docs = wrong_types();
+    assert!(docs.len() > 60, "{} keys", docs.len());
+    for (doc, path) in docs {
+        let errs = parse(&doc, "w.toml", Path::new("/nonexistent"))
+            .unwrap_err()
+            .0;
+        let at_key: Vec<&ConfigError> = errs.iter().filter(|e| e.key == path).collect();
+        assert!(
+            !at_key.is_empty() && at_key.iter().all(|e| !e.message.starts_with("unknown key")),
+            "{path}: {errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_key_is_answered_with_what_its_kind_takes() {
+    let text = "[sources.s]\nkind = \"http\"\nlisten = \"127.0.0.1:0\"\nidle_timeout_s = 5\n\n\
+                [destinations.d]\nkind = \"file\"\ndir = \"out\"\nurl = \"http://x\"\n";
+    let errs = parse(text, "w.toml", Path::new("/tmp")).unwrap_err().0;
+    let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        lines,
+        [
+            "w.toml:4:1: sources.s.idle_timeout_s: unknown key (expected kind, listen, ack, route, \
+             dedup_window_s, path, max_body_kib, body_timeout_s, max_connections, tls)",
+            "w.toml:9:1: destinations.d.url: unknown key (expected kind, dir, filename, file_mode, \
+             dir_mode, concurrency, max_attempts, max_age_h, ordering, key)",
+        ]
+    );
+}
+
+#[test]
+fn the_readme_shows_every_key() {
+    // The README's configuration reference is read by operators: a key
+    // missing from it is a key nobody finds.
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("## Configuration")
+        .expect("a Configuration section");
+    let end = readme[start..]
+        .find("\n## ")
+        .map_or(readme.len(), |i| start + 1 + i);
+    let section = &readme[start..end];
+    let (docs, _): (Vec<String>, Vec<String>) = wrong_types().into_iter().unzip();
+    let mut missing = Vec::new();
+    for doc in docs {
+        let key = doc
+            .rsplit_once(" = true")
+            .map(|(before, _)| before.rsplit(['\n', '{', ' ']).next().unwrap_or(before))
+            .unwrap_or_default()
+            .to_string();
+        let shown = section.contains(&format!("{key} =")) || section.contains(&format!(".{key}]"));
+        if !shown && !missing.contains(&key) {
+            missing.push(key);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "keys the README's configuration section does not show: {missing:?}"
+    );
+}
