@@ -16,7 +16,7 @@ pub mod pipeline;
 pub mod plugins;
 pub mod private;
 pub mod reload;
-pub mod routes;
+pub mod routing;
 pub mod sources;
 pub mod tls;
 pub mod workqueue;

@@ -25,15 +25,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::plugins::engine::hex;
 
+use crate::admin::json;
 use crate::config::Config;
 use crate::journal::{now_ms, time};
-use crate::pipeline::{Pipeline, Routing};
+use crate::pipeline::Pipeline;
 use crate::plugins::{Plugin, PluginEngine, PluginSpec, Tier};
+use crate::routing::Routing;
 use crate::sources::set::{Bound, Sources};
 
 /// How many replaced versions each plugin remembers.
@@ -45,14 +46,6 @@ struct Replaced {
     sha256: String,
     live_since: i64,
     replaced_at: i64,
-}
-
-/// A version that was refused, and why.
-#[derive(Debug, Clone)]
-struct Refusal {
-    at: i64,
-    sha256: Option<String>,
-    reason: String,
 }
 
 /// What a plugin's behaviour depends on: its file, its tables, its settings.
@@ -68,7 +61,7 @@ struct Live {
     fingerprint: Fingerprint,
     live_since: i64,
     replaced: Vec<Replaced>,
-    last_refusal: Option<Refusal>,
+    last_refusal: Option<json::RefusedChange>,
     /// What was refused last, so that it is not tried again until it changes.
     refused: Option<Fingerprint>,
     /// How many times a new version (or new tables) went live.
@@ -78,11 +71,11 @@ struct Live {
 struct State {
     config: Config,
     config_text: Option<String>,
-    config_refusal: Option<Refusal>,
+    config_refusal: Option<json::RefusedChange>,
     plugins: BTreeMap<String, Live>,
     reloads: u64,
     /// When the last reload ran, and what it did.
-    last: Option<(i64, Value)>,
+    last: Option<(i64, json::ReloadReport)>,
 }
 
 /// What one reload did.
@@ -105,17 +98,33 @@ pub struct Report {
 }
 
 impl Report {
-    /// The report as JSON (for the admin API).
-    pub fn to_json(&self) -> Value {
-        json!({
-            "swapped": self.swapped.iter().map(|(n, old, new)| json!({"plugin": n, "from": old, "to": new})).collect::<Vec<_>>(),
-            "refused": self.refused.iter().map(|(n, why)| json!({"plugin": n, "reason": why})).collect::<Vec<_>>(),
-            "config_applied": self.config_applied,
-            "config_refused": self.config_refused,
-            "needs_restart": self.needs_restart,
-            "changes": self.changes,
-            "elapsed_ms": self.elapsed.as_millis() as u64,
-        })
+    /// The report as the admin API sends it.
+    pub fn to_body(&self) -> json::ReloadReport {
+        json::ReloadReport {
+            swapped: self
+                .swapped
+                .iter()
+                .map(|(plugin, from, to)| json::Swap {
+                    plugin: plugin.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                })
+                .collect(),
+            refused: self
+                .refused
+                .iter()
+                .map(|(plugin, reason)| json::PluginRefusal {
+                    plugin: plugin.clone(),
+                    reason: reason.clone(),
+                })
+                .collect(),
+            config_applied: self.config_applied,
+            config_refused: self.config_refused.clone(),
+            needs_restart: self.needs_restart.clone(),
+            changes: self.changes.clone(),
+            elapsed_ms: self.elapsed.as_millis() as u64,
+            at: None,
+        }
     }
 }
 
@@ -251,8 +260,8 @@ impl Reloader {
                 }
                 Err(reason) => {
                     tracing::error!("config change refused; the running config stays:\n{reason}");
-                    st.config_refusal = Some(Refusal {
-                        at: now_ms(),
+                    st.config_refusal = Some(json::RefusedChange {
+                        at: time::iso(now_ms()),
                         sha256: Some(hex(&Sha256::digest(text.as_bytes()))),
                         reason: reason.clone(),
                     });
@@ -340,8 +349,8 @@ impl Reloader {
                 Step::Refuse(fp, reason) => {
                     report.refused.push((name.clone(), reason.clone()));
                     if let Some(mut p) = previous {
-                        p.last_refusal = Some(Refusal {
-                            at: now,
+                        p.last_refusal = Some(json::RefusedChange {
+                            at: time::iso(now),
                             sha256: fp.as_ref().map(|f| f.file.clone()),
                             reason,
                         });
@@ -419,7 +428,7 @@ impl Reloader {
                 tracing::warn!(error = %e, "cannot start the optimizing compile; new versions stay on baseline code");
             }
         }
-        st.last = Some((now_ms(), report.to_json()));
+        st.last = Some((now_ms(), report.to_body()));
         drop(st);
         give_back_freed_memory();
         report
@@ -579,45 +588,45 @@ impl Reloader {
 
     /// Each plugin: its live version, since when, what it replaced, its last
     /// refusal; and the config file's last refusal.
-    pub fn status(&self) -> Value {
-        let Ok(st) = self.state.lock() else {
-            return Value::Null;
-        };
-        let refusal =
-            |r: &Refusal| json!({ "at": time::iso(r.at), "sha256": r.sha256, "reason": r.reason });
-        let plugins: Vec<Value> = st
-            .plugins
-            .iter()
-            .map(|(name, l)| {
-                json!({
-                    "name": name,
-                    "path": l.plugin.spec().path.display().to_string(),
-                    "sha256": l.plugin.sha256(),
-                    "code": l.plugin.tier().as_str(),
-                    "live_since": time::iso(l.live_since),
-                    "swaps": l.swaps,
-                    "replaced": l.replaced.iter().rev().map(|r| json!({
-                        "sha256": r.sha256,
-                        "live_since": time::iso(r.live_since),
-                        "replaced_at": time::iso(r.replaced_at),
-                    })).collect::<Vec<_>>(),
-                    "last_refusal": l.last_refusal.as_ref().map(refusal),
+    pub fn status(&self) -> json::PluginsStatus {
+        let st = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        json::PluginsStatus {
+            plugins: st
+                .plugins
+                .iter()
+                .map(|(name, l)| json::PluginStatus {
+                    name: name.clone(),
+                    path: l.plugin.spec().path.display().to_string(),
+                    sha256: l.plugin.sha256().to_string(),
+                    code: l.plugin.tier().as_str().to_string(),
+                    live_since: time::iso(l.live_since),
+                    swaps: l.swaps,
+                    replaced: l
+                        .replaced
+                        .iter()
+                        .rev()
+                        .map(|r| json::ReplacedVersion {
+                            sha256: r.sha256.clone(),
+                            live_since: time::iso(r.live_since),
+                            replaced_at: time::iso(r.replaced_at),
+                        })
+                        .collect(),
+                    last_refusal: l.last_refusal.clone(),
                 })
-            })
-            .collect();
-        json!({
-            "plugins": plugins,
-            "config": {
-                "path": self.config_path.as_ref().map(|p| p.display().to_string()),
-                "last_refusal": st.config_refusal.as_ref().map(refusal),
+                .collect(),
+            config: json::ConfigStatus {
+                path: self.config_path.as_ref().map(|p| p.display().to_string()),
+                last_refusal: st.config_refusal.clone(),
             },
-            "reloads": st.reloads,
-            "last_reload": st.last.as_ref().map(|(at, r)| {
-                let mut r = r.clone();
-                r["at"] = json!(time::iso(*at));
-                r
+            reloads: st.reloads,
+            last_reload: st.last.as_ref().map(|(at, r)| json::ReloadReport {
+                at: Some(time::iso(*at)),
+                ..r.clone()
             }),
-        })
+        }
     }
 }
 

@@ -648,7 +648,7 @@ fn plugin_log_records_cannot_forge_log_lines() {
 /// a plugin put a PID segment there.
 #[test]
 fn unknown_destination_names_are_counted_not_echoed() {
-    use weft::routes::Chain;
+    use weft::routing::Chain;
     let pid = "PID|1||123456^^^HOSP^MR||DOE^JANE||19700101|F";
     let p = Arc::new(raw("destination", &[("text", pid)], |_| {}));
     let chain = Chain::new(vec![p]).of_route("adt", &["fhir-files".to_string()]);
@@ -670,7 +670,7 @@ fn unknown_destination_names_are_counted_not_echoed() {
 /// deadline and one set of output caps per message.
 #[test]
 fn fan_out_shares_the_next_plugins_limits() {
-    use weft::routes::Chain;
+    use weft::routing::Chain;
     let fan = Arc::new(raw("aliased", &[("count", "20"), ("size", "10")], |_| {}));
     let spin = Arc::new(raw("spin", &[("ms", "20")], deadline_ms(100)));
     let chain = Chain::new(vec![fan.clone(), spin]);

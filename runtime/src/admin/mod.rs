@@ -16,6 +16,7 @@
 //! | `POST /messages/purge` `{"before": "2026-11-01"}` | operate | settled messages deleted |
 
 pub mod guard;
+pub mod json;
 pub mod tokens;
 
 use std::net::SocketAddr;
@@ -112,7 +113,7 @@ async fn handle(req: Request<Incoming>, caller: Caller, ctx: Arc<Ctx>) -> Reply 
         (Method::GET, "/status") => blocking(move || Ok(status(&ctx))).await,
         (_, "/status") => method_not_allowed("GET"),
         (Method::GET, "/plugins") => match ctx.reloader.clone() {
-            Some(r) => blocking(move || Ok(reply(StatusCode::OK, r.status()))).await,
+            Some(r) => blocking(move || Ok(reply(StatusCode::OK, to_value(r.status())))).await,
             None => error(StatusCode::NOT_FOUND, "no plugin registry"),
         },
         (_, "/plugins") => method_not_allowed("GET"),
@@ -142,7 +143,7 @@ async fn handle(req: Request<Incoming>, caller: Caller, ctx: Arc<Ctx>) -> Reply 
                             }
                         );
                         audit_after(&ctx, &caller, "reload", Vec::new(), result);
-                        Ok(reply(StatusCode::OK, report.to_json()))
+                        Ok(reply(StatusCode::OK, to_value(report.to_body())))
                     })
                     .await
                 }
@@ -241,6 +242,15 @@ async fn body(req: Request<Incoming>) -> Result<Value, Reply> {
             StatusCode::BAD_REQUEST,
             format!("the body is not JSON: {e}"),
         )
+    })
+}
+
+/// A typed body as JSON. These bodies are plain structs of strings and
+/// numbers, which always serialize; `null` stands in should one not.
+fn to_value(body: impl serde::Serialize) -> Value {
+    serde_json::to_value(body).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot serialize an admin API body");
+        Value::Null
     })
 }
 

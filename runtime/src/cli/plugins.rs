@@ -5,9 +5,9 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use serde_json::Value;
 
 use super::api::{Api, ApiArgs};
+use weft::admin::json::{PluginsStatus, ReloadReport};
 
 /// Arguments of `weft plugins`.
 #[derive(Debug, clap::Args)]
@@ -39,6 +39,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if args.json {
             println!("{report:#}");
         } else {
+            let report: ReloadReport =
+                serde_json::from_value(report).context("reading the reload report")?;
             failed = print_report(&report);
         }
     }
@@ -46,6 +48,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{status:#}");
     } else {
+        let status: PluginsStatus =
+            serde_json::from_value(status).context("reading the plugins' status")?;
         print_status(&status);
     }
     Ok(if failed {
@@ -55,90 +59,62 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn text(v: &Value) -> &str {
-    v.as_str().unwrap_or("-")
-}
-
 /// Prints what a reload did; true if something was refused.
-fn print_report(r: &Value) -> bool {
-    let list = |k: &str| r[k].as_array().cloned().unwrap_or_default();
-    for s in list("swapped") {
+fn print_report(r: &ReloadReport) -> bool {
+    for s in &r.swapped {
         println!(
             "reload: plugin {} now {} (was {})",
-            text(&s["plugin"]),
-            text(&s["to"]),
-            text(&s["from"])
+            s.plugin,
+            s.to,
+            s.from.as_deref().unwrap_or("-")
         );
     }
-    for c in list("changes") {
-        println!("reload: {}", text(&c));
+    for c in &r.changes {
+        println!("reload: {c}");
     }
-    if r["config_applied"].as_bool() == Some(true) {
+    if r.config_applied {
         println!("reload: configuration applied");
     }
-    for n in list("needs_restart") {
-        println!(
-            "reload: [{}] changed: takes effect at the next start",
-            text(&n)
-        );
+    for n in &r.needs_restart {
+        println!("reload: [{n}] changed: takes effect at the next start");
     }
-    let mut refused = false;
-    for s in list("refused") {
-        refused = true;
-        println!(
-            "reload: plugin {} refused: {}",
-            text(&s["plugin"]),
-            text(&s["reason"])
-        );
+    for s in &r.refused {
+        println!("reload: plugin {} refused: {}", s.plugin, s.reason);
     }
-    if let Some(why) = r["config_refused"].as_str() {
-        refused = true;
+    if let Some(why) = &r.config_refused {
         println!("reload: configuration refused; the running one stays:\n{why}");
     }
-    println!(
-        "reload: done in {} ms",
-        r["elapsed_ms"].as_u64().unwrap_or_default()
-    );
-    refused
+    println!("reload: done in {} ms", r.elapsed_ms);
+    !r.refused.is_empty() || r.config_refused.is_some()
 }
 
-fn print_status(s: &Value) {
-    for p in s["plugins"].as_array().cloned().unwrap_or_default() {
+fn print_status(s: &PluginsStatus) {
+    for p in &s.plugins {
         println!(
             "{}  sha256 {}  live since {}  ({} swaps, {} code)  {}",
-            text(&p["name"]),
-            text(&p["sha256"]),
-            text(&p["live_since"]),
-            p["swaps"].as_u64().unwrap_or_default(),
-            text(&p["code"]),
-            text(&p["path"]),
+            p.name, p.sha256, p.live_since, p.swaps, p.code, p.path,
         );
-        for r in p["replaced"].as_array().cloned().unwrap_or_default() {
+        for r in &p.replaced {
             println!(
                 "    replaced  {}  live {} .. {}",
-                text(&r["sha256"]),
-                text(&r["live_since"]),
-                text(&r["replaced_at"])
+                r.sha256, r.live_since, r.replaced_at
             );
         }
-        if p["last_refusal"].is_object() {
-            let r = &p["last_refusal"];
+        if let Some(r) = &p.last_refusal {
             println!(
                 "    refused   {}  at {}: {}",
-                text(&r["sha256"]),
-                text(&r["at"]),
-                text(&r["reason"])
+                r.sha256.as_deref().unwrap_or("-"),
+                r.at,
+                r.reason
             );
         }
     }
-    let c = &s["config"];
-    if c["last_refusal"].is_object() {
-        let r = &c["last_refusal"];
+    if let Some(r) = &s.config.last_refusal {
         println!(
             "config {}: last change refused at {}:\n{}",
-            text(&c["path"]),
-            text(&r["at"]),
-            text(&r["reason"])
+            s.config.path.as_deref().unwrap_or("-"),
+            r.at,
+            r.reason
         );
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use weft::plugins::{CallError, Message, PluginSpec, text};
-use weft::routes::Chain;
+use weft::routing::Chain;
 
 /// Arguments of `weft transform`.
 #[derive(Debug, clap::Args)]

@@ -32,7 +32,7 @@ pub use destinations::{
     AckPolicy, DestinationConfig, DestinationKind, FILENAME_PLACEHOLDERS, FileDestinationConfig,
     HttpDestinationConfig, HttpMethod, MllpDestinationConfig,
 };
-pub use routes::{RouteConfig, glob};
+pub use routes::RouteConfig;
 pub use runtime::{DEFAULT_AUDIT_RETAIN_DAYS, RuntimeConfig};
 pub use sources::{AckMode, HttpSourceConfig, MllpSourceConfig, SourceConfig, SourceKind};
 

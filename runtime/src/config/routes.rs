@@ -23,39 +23,6 @@ pub struct RouteConfig {
     pub matches: Vec<String>,
 }
 
-impl RouteConfig {
-    /// True when one of the route's patterns matches a message type such as
-    /// `ADT^A01`.
-    pub fn matches(&self, message_type: &str) -> bool {
-        self.matches.iter().any(|p| glob(p, message_type))
-    }
-}
-
-/// Matches `text` against a pattern with `*` (any run) and `?` (one char).
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
 impl Checker<'_> {
     pub(super) fn route(
         &mut self,

@@ -4,16 +4,6 @@ use super::*;
 use crate::plugins::samples::Expect;
 
 #[test]
-fn glob_patterns() {
-    assert!(glob("ADT^A0*", "ADT^A01"));
-    assert!(glob("ADT^*", "ADT^A40"));
-    assert!(glob("*", "ORU^R01"));
-    assert!(glob("OR?^R01", "ORU^R01"));
-    assert!(!glob("ADT^A0*", "ADT^A11"));
-    assert!(!glob("ORU^R01", "ORU^R011"));
-}
-
-#[test]
 fn sources_destinations_and_rules() {
     let text = r#"
 [sources.in]

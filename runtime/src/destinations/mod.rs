@@ -2,9 +2,11 @@
 //! [`Destination`]; a delivery either succeeds, fails for now (retried with
 //! backoff) or fails for good.
 
+pub mod dispatch;
 pub mod file;
 pub mod http;
 pub mod mllp;
+pub mod set;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod operate;
 pub mod query;
+pub mod retention;
 pub mod sqlite;
 pub mod time;
 

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
@@ -666,6 +667,45 @@ impl Journal for SqliteJournal {
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
             rows.collect()
         })
+    }
+}
+
+/// Commits a journal write, retrying with backoff (200 ms doubling to 5 s)
+/// while the journal cannot write; gives up only when the journal closes.
+/// The first failure and the recovery are logged.
+pub async fn commit_until_done(
+    what: &str,
+    message_id: &str,
+    commit: impl Fn() -> Commit,
+) -> Result<(), JournalError> {
+    let mut wait = Duration::from_millis(200);
+    let mut failed = false;
+    loop {
+        match commit().done().await {
+            Ok(()) => {
+                if failed {
+                    tracing::info!(message_id, "journal writable again: recorded {what}");
+                }
+                return Ok(());
+            }
+            Err(JournalError::Closed) => {
+                if failed {
+                    tracing::warn!(
+                        message_id,
+                        "stopped before {what} could be recorded; it is redone at the next start"
+                    );
+                }
+                return Err(JournalError::Closed);
+            }
+            Err(e) => {
+                if !failed {
+                    tracing::error!(message_id, error = %e, "cannot record {what}; retrying until the journal can write");
+                    failed = true;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
     }
 }
 

@@ -18,10 +18,10 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{Incoming, Refusal, take};
+use super::{Incoming, IntakeRefusal, take};
 use crate::config::{HttpSourceConfig, SourceConfig};
 use crate::httpd::{self, Reply, error, method_not_allowed, reply};
-use crate::pipeline::{Outcome, Pipeline};
+use crate::pipeline::{Answer, Pipeline};
 
 struct Ctx {
     source: SourceConfig,
@@ -242,15 +242,17 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
     )
     .await
     {
-        Err(Refusal::Busy) => busy(1, "the queue is full; retry shortly"),
-        Err(Refusal::ShuttingDown) => busy(5, "the runtime is stopping; retry shortly"),
-        Err(Refusal::NotRecorded(reason)) => busy(5, &format!("not recorded, retry: {reason}")),
-        Err(Refusal::Duplicate { original, outcome }) => match outcome {
-            Outcome::Rejected(r) => reply(
+        Err(IntakeRefusal::Busy) => busy(1, "the queue is full; retry shortly"),
+        Err(IntakeRefusal::ShuttingDown) => busy(5, "the runtime is stopping; retry shortly"),
+        Err(IntakeRefusal::NotRecorded(reason)) => {
+            busy(5, &format!("not recorded, retry: {reason}"))
+        }
+        Err(IntakeRefusal::Duplicate { original, outcome }) => match outcome {
+            Answer::Rejected(r) => reply(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({ "message_id": original, "duplicate": true, "error": r }),
             ),
-            Outcome::Failed(r) => reply(
+            Answer::Failed(r) => reply(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({ "message_id": original, "duplicate": true, "error": r }),
             ),
@@ -259,20 +261,20 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
                 json!({ "message_id": original, "duplicate": true }),
             ),
         },
-        Err(Refusal::BadHeader(bad)) => error(StatusCode::BAD_REQUEST, bad.reason),
-        Err(Refusal::NoRoute(t)) => error(
+        Err(IntakeRefusal::BadHeader(bad)) => error(StatusCode::BAD_REQUEST, bad.reason),
+        Err(IntakeRefusal::NoRoute(t)) => error(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!(
                 "no route takes {}",
                 if t.is_empty() { "this message" } else { &t }
             ),
         ),
-        Ok((id, Outcome::Accepted)) => reply(StatusCode::ACCEPTED, json!({ "message_id": id })),
-        Ok((id, Outcome::Delivered)) => reply(
+        Ok((id, Answer::Accepted)) => reply(StatusCode::ACCEPTED, json!({ "message_id": id })),
+        Ok((id, Answer::Delivered)) => reply(
             StatusCode::OK,
             json!({ "message_id": id, "delivered": true }),
         ),
-        Ok((id, Outcome::Transformed(outputs))) => {
+        Ok((id, Answer::Transformed(outputs))) => {
             let outputs: Vec<Value> = outputs
                 .unwrap_or_default()
                 .into_iter()
@@ -294,11 +296,11 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
                 json!({ "message_id": id, "outputs": outputs }),
             )
         }
-        Ok((id, Outcome::Rejected(r))) => reply(
+        Ok((id, Answer::Rejected(r))) => reply(
             StatusCode::UNPROCESSABLE_ENTITY,
             json!({ "message_id": id, "error": r }),
         ),
-        Ok((id, Outcome::Failed(r))) => reply(
+        Ok((id, Answer::Failed(r))) => reply(
             StatusCode::INTERNAL_SERVER_ERROR,
             json!({ "message_id": id, "error": r }),
         ),

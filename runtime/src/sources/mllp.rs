@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use weft_hl7::{AckCode, AckError, AckOptions, ErrorCode, Severity, build_ack};
 
-use super::{Incoming, Refusal, take};
+use super::{Incoming, IntakeRefusal, take};
 use crate::config::{MllpSourceConfig, SourceConfig};
 use crate::mllp::{Decoder, Frame, framed};
-use crate::pipeline::{Outcome, Pipeline};
+use crate::pipeline::{Answer, Pipeline};
 
 /// Accepts connections until `shutdown`, then waits for open connections
 /// to finish the messages they have started. With `tls` set, every
@@ -348,18 +348,18 @@ async fn answer(
     )
     .await;
     let (code, error) = match result {
-        Ok((_, Outcome::Accepted | Outcome::Transformed(_) | Outcome::Delivered)) => {
+        Ok((_, Answer::Accepted | Answer::Transformed(_) | Answer::Delivered)) => {
             (AckCode::Accept, None)
         }
-        Ok((id, Outcome::Rejected(reason))) => {
+        Ok((id, Answer::Rejected(reason))) => {
             tracing::debug!(message_id = %id, "AR: {reason}");
             (AckCode::Reject, Some(app_error(reason)))
         }
-        Ok((id, Outcome::Failed(reason))) => {
+        Ok((id, Answer::Failed(reason))) => {
             tracing::debug!(message_id = %id, "AE: {reason}");
             (AckCode::Error, Some(app_error(reason)))
         }
-        Err(Refusal::BadHeader(bad)) => {
+        Err(IntakeRefusal::BadHeader(bad)) => {
             tracing::warn!(source = %source.name, %remote, field = bad.field, "message refused: {}", bad.reason);
             (
                 AckCode::Reject,
@@ -380,7 +380,7 @@ async fn answer(
                 }),
             )
         }
-        Err(Refusal::NoRoute(t)) => {
+        Err(IntakeRefusal::NoRoute(t)) => {
             tracing::warn!(source = %source.name, message_type = %t, "no route: AR");
             (
                 AckCode::Reject,
@@ -397,16 +397,16 @@ async fn answer(
                 }),
             )
         }
-        Err(Refusal::Duplicate { outcome, .. }) => match outcome {
-            Outcome::Rejected(reason) => (AckCode::Reject, Some(app_error(reason))),
-            Outcome::Failed(reason) => (AckCode::Error, Some(app_error(reason))),
+        Err(IntakeRefusal::Duplicate { outcome, .. }) => match outcome {
+            Answer::Rejected(reason) => (AckCode::Reject, Some(app_error(reason))),
+            Answer::Failed(reason) => (AckCode::Error, Some(app_error(reason))),
             _ => (AckCode::Accept, None),
         },
-        Err(Refusal::NotRecorded(reason)) => (
+        Err(IntakeRefusal::NotRecorded(reason)) => (
             AckCode::Error,
             Some(app_error(format!("not recorded, send again: {reason}"))),
         ),
-        Err(Refusal::ShuttingDown | Refusal::Busy) => (
+        Err(IntakeRefusal::ShuttingDown | IntakeRefusal::Busy) => (
             AckCode::Error,
             Some(app_error(
                 "the receiver is shutting down; send again".into(),

@@ -12,12 +12,12 @@ use tokio::sync::oneshot;
 
 use crate::config::{AckMode, SourceConfig};
 use crate::journal::{Journal, NewMessage, now_ms};
-use crate::pipeline::{Job, Outcome, Pipeline};
+use crate::pipeline::{Answer, Job, Pipeline};
 use crate::plugins::Message;
 
 /// Why a message was not taken in.
 #[derive(Debug, Clone)]
-pub enum Refusal {
+pub enum IntakeRefusal {
     /// A header field Weft files the message under (MSH-3, MSH-4, MSH-9,
     /// MSH-10) is too long or holds control characters.
     BadHeader(BadHeader),
@@ -36,7 +36,7 @@ pub enum Refusal {
         /// The original's id.
         original: String,
         /// What became of the original, as it was answered.
-        outcome: Outcome,
+        outcome: Answer,
     },
 }
 
@@ -144,7 +144,7 @@ pub fn message_headers(
 /// Records a message in the journal, hands it to the workers and waits as
 /// long as the source's ACK mode asks. `hl7` is the message as the source
 /// parsed it (HL7 v2 only): its ordering keys are read from it. Without `wait_for_room`, a full
-/// workers' queue refuses the message ([`Refusal::Busy`]) before anything
+/// workers' queue refuses the message ([`IntakeRefusal::Busy`]) before anything
 /// is recorded.
 pub async fn take(
     pipeline: &Pipeline,
@@ -153,13 +153,13 @@ pub async fn take(
     hl7: Option<&weft_hl7::Message>,
     remote: Option<SocketAddr>,
     wait_for_room: bool,
-) -> Result<(String, Outcome), Refusal> {
-    check_header(&incoming).map_err(Refusal::BadHeader)?;
+) -> Result<(String, Answer), IntakeRefusal> {
+    check_header(&incoming).map_err(IntakeRefusal::BadHeader)?;
     let Some(route) = pipeline.route_for(source.route.as_deref(), &incoming.message_type) else {
-        return Err(Refusal::NoRoute(incoming.message_type));
+        return Err(IntakeRefusal::NoRoute(incoming.message_type));
     };
     if !wait_for_room && !pipeline.has_room() {
-        return Err(Refusal::Busy);
+        return Err(IntakeRefusal::Busy);
     }
     if let Some(window) = source.dedup_window
         && !incoming.control_id.is_empty()
@@ -192,12 +192,12 @@ pub async fn take(
         if let Some((original, status, error)) = found {
             let error = error.unwrap_or_default();
             let outcome = match status.as_str() {
-                "rejected" => Outcome::Rejected(error),
-                "failed" => Outcome::Failed(error),
-                _ => Outcome::Accepted,
+                "rejected" => Answer::Rejected(error),
+                "failed" => Answer::Failed(error),
+                _ => Answer::Accepted,
             };
             tracing::info!(source = %source.name, original = %original, "duplicate: not processed again");
-            return Err(Refusal::Duplicate { original, outcome });
+            return Err(IntakeRefusal::Duplicate { original, outcome });
         }
     }
     let id = new_message_id();
@@ -226,7 +226,7 @@ pub async fn take(
         .await
         .map_err(|e| {
             tracing::error!(source = %source.name, error = %e, "message not recorded; refused");
-            Refusal::NotRecorded(e.to_string())
+            IntakeRefusal::NotRecorded(e.to_string())
         })?;
     let headers = message_headers(
         &source.name,
@@ -258,14 +258,14 @@ pub async fn take(
     if pipeline.submit(job).await.is_err() {
         // Recorded: it resumes at the next start. Say so honestly.
         return match wait {
-            None => Ok((id, Outcome::Accepted)),
-            Some(_) => Err(Refusal::ShuttingDown),
+            None => Ok((id, Answer::Accepted)),
+            Some(_) => Err(IntakeRefusal::ShuttingDown),
         };
     }
     let outcome = match wait {
-        None => Outcome::Accepted,
+        None => Answer::Accepted,
         Some(rx) => rx.await.unwrap_or_else(|_| {
-            Outcome::Failed("the pipeline stopped before the message finished".into())
+            Answer::Failed("the pipeline stopped before the message finished".into())
         }),
     };
     Ok((id, outcome))

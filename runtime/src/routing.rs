@@ -1,8 +1,13 @@
-//! A route's plugin chain: each output of one plugin is the input of the
-//! next; the outputs of the last are what gets delivered.
+//! Routing: which route a message takes (the source's own, else the first
+//! whose `match` patterns take its MSH-9), and a route's plugin chain, where
+//! each output of one plugin is the input of the next and the outputs of the
+//! last are what gets delivered.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
+
+use crate::config::Config;
 
 use crate::plugins::plugin::Tally;
 use crate::plugins::text;
@@ -129,5 +134,137 @@ impl Chain {
                 unknown.len()
             ),
         })
+    }
+}
+
+/// A route, ready to run.
+pub struct Route {
+    /// Its name.
+    pub name: String,
+    /// Its plugins, in order.
+    pub(crate) chain: Chain,
+    /// MSH-9 patterns that send a message here when its source names no
+    /// route.
+    patterns: Vec<String>,
+    /// Its destinations.
+    pub(crate) destinations: Vec<String>,
+}
+
+impl Route {
+    /// (plugin, sha256) of each plugin in the route's chain, in order.
+    pub fn versions(&self) -> Vec<(String, String)> {
+        self.chain.versions()
+    }
+}
+
+/// Every route, built over one set of plugin versions. The pipeline holds
+/// the live one behind an atomic pointer: a hot reload builds a new one and
+/// swaps it in; a message uses the routing that is live when a worker picks
+/// it up, to its end.
+pub struct Routing {
+    routes: HashMap<String, Arc<Route>>,
+    order: Vec<Arc<Route>>,
+}
+
+impl Routing {
+    /// Builds the routes of `config` over `plugins` (which must hold every
+    /// plugin a route names).
+    pub fn build(
+        config: &Config,
+        plugins: &BTreeMap<String, Arc<Plugin>>,
+    ) -> Result<Routing, RoutingError> {
+        let mut routes = HashMap::new();
+        let mut order = Vec::new();
+        for name in &config.route_order {
+            let rc = &config.routes[name];
+            if rc.destinations.is_empty() {
+                return Err(RoutingError::NoDestinations(name.clone()));
+            }
+            let mut chain = Vec::new();
+            for p in &rc.plugins {
+                match plugins.get(p) {
+                    Some(plugin) => chain.push(plugin.clone()),
+                    None => return Err(RoutingError::MissingPlugin(name.clone(), p.clone())),
+                }
+            }
+            let route = Arc::new(Route {
+                name: name.clone(),
+                chain: Chain::new(chain).of_route(name, &rc.destinations),
+                patterns: rc.matches.clone(),
+                destinations: rc.destinations.clone(),
+            });
+            routes.insert(name.clone(), route.clone());
+            order.push(route);
+        }
+        Ok(Routing { routes, order })
+    }
+
+    /// The route named `name`, if this routing has it.
+    pub fn get(&self, name: &str) -> Option<Arc<Route>> {
+        self.routes.get(name).cloned()
+    }
+
+    /// The route for a message: the source's own, else the first route
+    /// (in file order) whose `match` patterns take the message type.
+    pub fn route_for(&self, source_route: Option<&str>, message_type: &str) -> Option<Arc<Route>> {
+        match source_route {
+            Some(name) => self.routes.get(name).cloned(),
+            None => self
+                .order
+                .iter()
+                .find(|r| r.patterns.iter().any(|p| glob(p, message_type)))
+                .cloned(),
+        }
+    }
+}
+
+/// A configuration whose routes cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RoutingError {
+    /// A route names a plugin that is not loaded.
+    #[error("route {0}: plugin {1} is not loaded")]
+    MissingPlugin(String, String),
+    /// A route has no destination, so its outputs would go nowhere.
+    #[error("route {0}: no destinations: its outputs would be lost (add destinations = [...])")]
+    NoDestinations(String),
+}
+
+/// Matches `text` against a pattern with `*` (any run) and `?` (one char).
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_patterns() {
+        assert!(glob("ADT^A0*", "ADT^A01"));
+        assert!(glob("ADT^*", "ADT^A40"));
+        assert!(glob("*", "ORU^R01"));
+        assert!(glob("OR?^R01", "ORU^R01"));
+        assert!(!glob("ADT^A0*", "ADT^A11"));
+        assert!(!glob("ORU^R01", "ORU^R011"));
     }
 }

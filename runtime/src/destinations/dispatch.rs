@@ -1,0 +1,495 @@
+//! A destination's dispatcher: reads due deliveries from the journal,
+//! attempts them, records each result (delivered, retried later with
+//! backoff or after the receiver's `Retry-After`, or dead after its attempt
+//! or age limit), and settles after-delivery sources.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{Delivery, DeliveryError, Destination};
+use crate::journal::sqlite::{SqliteJournal, commit_until_done};
+use crate::journal::{self, Journal, now_ms};
+use crate::pipeline::Stats;
+use crate::pipeline::tracker::Trackers;
+use crate::plugins::{Message, Output};
+
+/// When a destination gives up on a delivery.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryLimits {
+    /// Most attempts; `None`: no limit.
+    pub max_attempts: Option<u32>,
+    /// Most time since the message arrived.
+    pub max_age: Duration,
+}
+
+/// Milliseconds since the Unix epoch, as the journal records time: the wall
+/// clock in production, tokio's paused clock in the tests.
+pub(crate) type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The wall clock.
+pub(crate) fn wall_clock() -> Clock {
+    Arc::new(now_ms)
+}
+
+/// One destination's dispatcher: what it delivers to and how.
+pub(crate) struct Dispatch {
+    /// The destination's name.
+    pub(crate) name: String,
+    /// The transport.
+    pub(crate) destination: Arc<dyn Destination>,
+    /// Deliveries under way at once.
+    pub(crate) concurrency: usize,
+    /// When to give up.
+    pub(crate) limits: RetryLimits,
+    /// Wakes it (deliveries committed, resend).
+    pub(crate) wake: Arc<Notify>,
+    /// What time it is.
+    pub(crate) clock: Clock,
+}
+
+/// Delivers a destination's due deliveries until `stop`: reads them from the
+/// journal (at most `concurrency` under way, never one twice at once),
+/// attempts each and records the result; sleeps until the next is due or
+/// `wake` is notified.
+pub(crate) async fn dispatch_loop(
+    d: Dispatch,
+    journal: Arc<SqliteJournal>,
+    stats: Arc<Stats>,
+    trackers: Arc<Trackers>,
+    stop: CancellationToken,
+) {
+    let d = Arc::new(d);
+    let permits = Arc::new(Semaphore::new(d.concurrency));
+    let busy: Arc<Mutex<HashSet<i64>>> = Arc::new(Mutex::new(HashSet::new()));
+    let attempts = TaskTracker::new();
+    while !stop.is_cancelled() {
+        let free = permits.available_permits();
+        if free == 0 {
+            tokio::select! {
+                p = permits.clone().acquire_owned() => drop(p),
+                _ = stop.cancelled() => break,
+            }
+            continue;
+        }
+        let (j, name, clock) = (journal.clone(), d.name.clone(), d.clock.clone());
+        let taken: Vec<i64> = busy
+            .lock()
+            .map(|b| b.iter().copied().collect())
+            .unwrap_or_default();
+        let due = tokio::task::spawn_blocking(move || {
+            let due = j.due(&name, clock(), free, &taken)?;
+            let next = if due.is_empty() {
+                j.next_due(&name)?
+            } else {
+                None
+            };
+            Ok::<_, journal::JournalError>((due, next))
+        })
+        .await;
+        let (due, next) = match due {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => {
+                tracing::error!(destination = %d.name, error = %e, "cannot read due deliveries");
+                (Vec::new(), Some((d.clock)() + 1000))
+            }
+            Err(_) => break,
+        };
+        if due.is_empty() {
+            let wait = next.map_or(Duration::from_secs(1), |at| {
+                Duration::from_millis((at - (d.clock)()).clamp(0, 1000) as u64)
+            });
+            tokio::select! {
+                _ = d.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.cancelled() => break,
+            }
+            continue;
+        }
+        for item in due {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            if let Ok(mut b) = busy.lock() {
+                b.insert(item.id);
+            }
+            let (d, journal, stats, trackers, busy) = (
+                d.clone(),
+                journal.clone(),
+                stats.clone(),
+                trackers.clone(),
+                busy.clone(),
+            );
+            attempts.spawn(async move {
+                let id = item.id;
+                // The permit covers the attempt itself; recording its result
+                // (a journal commit) happens after, while the id stays busy
+                // so it is not picked up again.
+                let record = attempt(&d, &stats, item).await;
+                drop(permit);
+                settle(&d, &journal, &stats, &trackers, record).await;
+                if let Ok(mut b) = busy.lock() {
+                    b.remove(&id);
+                }
+                d.wake.notify_one();
+            });
+        }
+    }
+    attempts.close();
+    attempts.wait().await;
+}
+
+/// The result of one attempt, to be recorded.
+struct Attempted {
+    id: i64,
+    message_id: String,
+    attempt: u32,
+    /// `Ok`: delivered; `Err((reason, next))`: failed, retried at `next`
+    /// or dead when `None`.
+    result: Result<(), (String, Option<i64>)>,
+}
+
+/// Attempts one delivery: delivered, or failed with when to try again
+/// (backoff, or the receiver's `Retry-After`), or dead (out of attempts or
+/// time, or refused for good).
+async fn attempt(d: &Dispatch, stats: &Stats, item: journal::DueDelivery) -> Attempted {
+    let delivery = Delivery {
+        message_id: item.message_id.clone(),
+        control_id: item.control_id.clone(),
+        message_type: item.message_type.clone(),
+        n: item.n,
+        received: UNIX_EPOCH + Duration::from_millis(item.received_at.max(0) as u64),
+        output: Output {
+            destination: Some(d.name.clone()),
+            message: Message {
+                id: item.message_id.clone(),
+                content_type: item.content_type,
+                body: item.body,
+                headers: vec![],
+            },
+        },
+    };
+    let attempt_no = item.attempts + 1;
+    let result = match d.destination.deliver(&delivery).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let age = Duration::from_millis(((d.clock)() - item.received_at).max(0) as u64);
+            let out_of_tries = d.limits.max_attempts.is_some_and(|m| attempt_no >= m);
+            let out_of_time = age >= d.limits.max_age;
+            let next = match &e {
+                DeliveryError::Permanent(_) => None,
+                _ if out_of_tries || out_of_time => None,
+                DeliveryError::Throttled { after, .. } => {
+                    Some((d.clock)() + after.min(&Duration::from_secs(3600)).as_millis() as i64)
+                }
+                DeliveryError::Transient(_) => {
+                    Some((d.clock)() + backoff(attempt_no).as_millis() as i64)
+                }
+            };
+            let reason = match (&e, next) {
+                (DeliveryError::Permanent(_), _) | (_, Some(_)) => e.to_string(),
+                (_, None) if out_of_tries => format!("gave up after {attempt_no} attempts: {e}"),
+                (_, None) => format!("gave up after {} s: {e}", age.as_secs()),
+            };
+            if let Some(at) = next {
+                stats.delivery_retries.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(destination = %d.name, message_id = %item.message_id, attempt = attempt_no, retry_in_ms = at - (d.clock)(), error = %reason, "delivery failed; will retry");
+            }
+            Err((reason, next))
+        }
+    };
+    Attempted {
+        id: item.id,
+        message_id: item.message_id,
+        attempt: attempt_no,
+        result,
+    }
+}
+
+/// Records an attempt's result and answers an after-delivery source when
+/// its message is settled.
+async fn settle(
+    d: &Dispatch,
+    journal: &SqliteJournal,
+    stats: &Stats,
+    trackers: &Trackers,
+    a: Attempted,
+) {
+    let finish = |failure: Option<String>| trackers.settle(&a.message_id, failure);
+    // A result that cannot be recorded is retried until it is (the delivery
+    // stays busy meanwhile, so it is not sent again and again while the
+    // disk is full); if the process stops first, it is sent again at the
+    // next start.
+    match a.result {
+        Ok(()) => {
+            let at = (d.clock)();
+            let recorded = commit_until_done("a delivery of message", &a.message_id, || {
+                journal.delivered_commit(a.id, at)
+            })
+            .await;
+            if recorded.is_err() {
+                return;
+            }
+            stats.delivered.fetch_add(1, Ordering::Relaxed);
+            finish(None);
+        }
+        Err((reason, next)) => {
+            let recorded =
+                commit_until_done("a delivery attempt of message", &a.message_id, || {
+                    journal.failed_commit(a.id, &reason, next)
+                })
+                .await;
+            if recorded.is_err() {
+                return;
+            }
+            if next.is_none() {
+                stats.delivery_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(destination = %d.name, message_id = %a.message_id, attempt = a.attempt, error = %reason, "delivery failed for good (dead letter)");
+                finish(Some(format!("destination {}: {reason}", d.name)));
+            }
+        }
+    }
+}
+
+/// Exponential backoff with jitter: between half and all of
+/// 250 ms × 2^(attempt-1), capped at 5 minutes.
+pub fn backoff(attempt: u32) -> Duration {
+    let cap_ms = (250u64 << attempt.saturating_sub(1).min(11)).min(300_000);
+    let jitter = {
+        use std::hash::{BuildHasher, RandomState};
+        RandomState::new().hash_one(std::time::Instant::now())
+    };
+    Duration::from_millis(cap_ms / 2 + jitter % (cap_ms / 2 + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+    use crate::journal::{MessageStatus, NewDelivery, NewMessage, Outcome};
+    use crate::pipeline::Answer;
+    use tokio::time::Instant;
+
+    /// A destination that answers from a script and notes when it was
+    /// called (on tokio's clock).
+    #[derive(Default)]
+    struct Scripted {
+        answers: Mutex<VecDeque<Result<(), DeliveryError>>>,
+        calls: Mutex<Vec<Instant>>,
+    }
+
+    impl Destination for Scripted {
+        fn deliver<'a>(
+            &'a self,
+            _: &'a Delivery,
+        ) -> super::super::BoxFuture<'a, Result<(), DeliveryError>> {
+            self.calls.lock().unwrap().push(Instant::now());
+            let answer = self.answers.lock().unwrap().pop_front();
+            Box::pin(async move { answer.unwrap_or(Err(DeliveryError::Transient("down".into()))) })
+        }
+    }
+
+    /// Wall time at the start plus the time tokio's (paused) clock has
+    /// moved since.
+    fn virtual_clock() -> Clock {
+        let (wall, start) = (now_ms(), Instant::now());
+        Arc::new(move || wall + start.elapsed().as_millis() as i64)
+    }
+
+    struct Run {
+        journal: Arc<SqliteJournal>,
+        stats: Arc<Stats>,
+        destination: Arc<Scripted>,
+        answer: tokio::sync::oneshot::Receiver<Answer>,
+        stop: CancellationToken,
+        _dir: tempfile::TempDir,
+    }
+
+    /// One message with one delivery to `d`, whose source waits for it,
+    /// dispatched to a destination answering `answers`.
+    async fn run(answers: Vec<Result<(), DeliveryError>>, max_attempts: Option<u32>) -> Run {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Arc::new(
+            SqliteJournal::open_with(&dir.path().join("journal.db"), journal::JournalSync::Normal)
+                .unwrap(),
+        );
+        let clock = virtual_clock();
+        journal
+            .append_commit(NewMessage {
+                id: "m1".into(),
+                source: "in".into(),
+                remote: None,
+                peer_subject: None,
+                received_at: clock(),
+                content_type: "application/hl7-v2".into(),
+                body: b"MSH|^~\\&|".to_vec(),
+                message_type: "ADT^A01".into(),
+                control_id: "C1".into(),
+                sending_application: "A".into(),
+                sending_facility: "F".into(),
+                route: "r".into(),
+                ordering_keys: Vec::new(),
+            })
+            .done()
+            .await
+            .unwrap();
+        journal
+            .record_commit(Outcome {
+                message_id: "m1".into(),
+                status: MessageStatus::Transformed,
+                error: None,
+                versions: vec![],
+                deliveries: vec![NewDelivery {
+                    destination: "d".into(),
+                    n: 1,
+                    content_type: "text/plain".into(),
+                    body: b"out".to_vec(),
+                    ordering_key: None,
+                }],
+            })
+            .done()
+            .await
+            .unwrap();
+        let destination = Arc::new(Scripted {
+            answers: Mutex::new(answers.into()),
+            calls: Mutex::new(Vec::new()),
+        });
+        let (stats, trackers) = (Arc::new(Stats::default()), Arc::new(Trackers::default()));
+        let (tx, answer) = tokio::sync::oneshot::channel();
+        trackers.track("m1".into(), 1, tx);
+        let stop = CancellationToken::new();
+        let dispatch = Dispatch {
+            name: "d".into(),
+            destination: destination.clone(),
+            concurrency: 1,
+            limits: RetryLimits {
+                max_attempts,
+                max_age: Duration::from_secs(3600),
+            },
+            wake: Arc::new(Notify::new()),
+            clock,
+        };
+        tokio::spawn(dispatch_loop(
+            dispatch,
+            journal.clone(),
+            stats.clone(),
+            trackers,
+            stop.clone(),
+        ));
+        Run {
+            journal,
+            stats,
+            destination,
+            answer,
+            stop,
+            _dir: dir,
+        }
+    }
+
+    impl Run {
+        /// The source's answer, within an hour of tokio's clock.
+        async fn answer(&mut self) -> Answer {
+            let answer = tokio::time::timeout(Duration::from_secs(3600), &mut self.answer)
+                .await
+                .expect("answered within the hour")
+                .expect("answered");
+            self.stop.cancel();
+            answer
+        }
+
+        /// Time between consecutive attempts.
+        fn gaps(&self) -> Vec<Duration> {
+            let calls = self.destination.calls.lock().unwrap();
+            calls.windows(2).map(|w| w[1] - w[0]).collect()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transient_failure_is_retried_after_its_backoff() {
+        let mut run = run(
+            vec![
+                Err(DeliveryError::Transient("connection refused".into())),
+                Err(DeliveryError::Transient("connection refused".into())),
+                Ok(()),
+            ],
+            None,
+        )
+        .await;
+        assert!(matches!(run.answer().await, Answer::Delivered));
+        let gaps = run.gaps();
+        assert_eq!(gaps.len(), 2, "three attempts");
+        // backoff(1) is at least 125 ms, backoff(2) at least 250 ms.
+        assert!(gaps[0] >= Duration::from_millis(125), "{gaps:?}");
+        assert!(gaps[1] >= Duration::from_millis(250), "{gaps:?}");
+        assert_eq!(run.stats.delivery_retries.load(Ordering::Relaxed), 2);
+        assert_eq!(run.stats.delivered.load(Ordering::Relaxed), 1);
+        assert!(run.journal.pending_counts().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delivery_is_given_up_after_its_attempts() {
+        let mut run = run(Vec::new(), Some(3)).await;
+        match run.answer().await {
+            Answer::Failed(reason) => {
+                assert!(
+                    reason.contains("gave up after 3 attempts: down"),
+                    "{reason}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(run.destination.calls.lock().unwrap().len(), 3);
+        assert_eq!(run.stats.delivery_failed.load(Ordering::Relaxed), 1);
+        assert!(run.journal.pending_counts().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_is_waited_and_a_permanent_error_is_not_retried() {
+        let mut run = run(
+            vec![
+                Err(DeliveryError::Throttled {
+                    reason: "503".into(),
+                    after: Duration::from_secs(30),
+                }),
+                Err(DeliveryError::Permanent("422 unprocessable".into())),
+            ],
+            None,
+        )
+        .await;
+        match run.answer().await {
+            Answer::Failed(reason) => assert_eq!(reason, "destination d: 422 unprocessable"),
+            other => panic!("{other:?}"),
+        }
+        let gaps = run.gaps();
+        assert_eq!(gaps.len(), 1, "no attempt after the permanent error");
+        assert!(gaps[0] >= Duration::from_secs(30), "{gaps:?}");
+        assert_eq!(run.stats.delivery_retries.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_five_minutes() {
+        for attempt in 1..40 {
+            let cap = Duration::from_millis((250u64 << (attempt - 1).min(11)).min(300_000));
+            for _ in 0..50 {
+                let b = backoff(attempt);
+                assert!(
+                    b >= cap / 2 && b <= cap,
+                    "attempt {attempt}: {b:?} outside {:?}..={cap:?}",
+                    cap / 2
+                );
+            }
+        }
+        // Attempt 0 (never made; a count from 1) waits like the first.
+        let first = backoff(0);
+        assert!(first >= Duration::from_millis(125) && first <= Duration::from_millis(250));
+        // Jitter: not every wait the same.
+        let waits: HashSet<Duration> = (0..50).map(|_| backoff(5)).collect();
+        assert!(waits.len() > 1);
+    }
+}
