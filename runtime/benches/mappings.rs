@@ -7,7 +7,7 @@
 //! per message, messages per second on one core, and the Bundle's size.
 //! `WEFT_BENCH_ITERS` sets the calls per case (default 5000).
 
-#[path = "../tests/common/mappings.rs"]
+#[path = "../tests/all/common/mappings.rs"]
 mod mappings;
 
 use std::path::PathBuf;

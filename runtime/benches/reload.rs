@@ -22,7 +22,7 @@
 //!   control run of the same load for the same time without swaps. Old versions must be
 //!   freed, so the curve flattens instead of climbing.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/all/common/mod.rs"]
 mod common;
 
 use std::collections::HashMap;

@@ -3,9 +3,7 @@
 //! in the real sandbox: each answer is a transaction Bundle or a reject
 //! naming a field; never a panic, a trap or a limit.
 
-mod common;
-
-use common::mappings;
+use crate::common::mappings;
 use weft::plugins::{CallError, EngineOptions, Message, PluginEngine};
 
 /// The values a damaged field gets: empty, and a value of the wrong shape
@@ -17,12 +15,12 @@ const MAX_FIELD: usize = 25;
 
 #[test]
 fn damaged_fields_are_mapped_or_rejected_never_crash() {
-    let repo = common::repo();
+    let repo = crate::common::repo();
     let engine = PluginEngine::new(&EngineOptions::default()).unwrap();
     let plugins = mappings::load_all(&engine, &repo);
     let mut failures = Vec::new();
     let (mut calls, mut mapped, mut rejected) = (0usize, 0usize, 0usize);
-    for file in common::corpus_files("hl7v2/fhir-converter") {
+    for file in crate::common::corpus_files("hl7v2/fhir-converter") {
         let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
         let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).into_owned();
         let Some(name) = mappings::plugin_for(&mappings::message_type(text.as_bytes())) else {

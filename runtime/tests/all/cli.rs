@@ -1,7 +1,5 @@
 //! The real `weft` binary: `transform` and `check`.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -20,11 +18,11 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn transform_runs_the_default_adt_route() {
-    common::wasm("adt-to-fhir");
-    common::wasm("site-normalize");
+    crate::common::wasm("adt-to-fhir");
+    crate::common::wasm("site-normalize");
     let out = weft(
         &["transform", "--route", "adt", "samples/adt-a01.hl7"],
-        &common::repo(),
+        &crate::common::repo(),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let bundle: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -50,7 +48,7 @@ fn transform_runs_the_default_adt_route() {
 
 #[test]
 fn transform_reads_stdin_and_settings() {
-    let wasm = common::wasm("site-normalize");
+    let wasm = crate::common::wasm("site-normalize");
     let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
         .args(["transform", "--plugin"])
         .arg(&wasm)
@@ -77,9 +75,9 @@ fn transform_reads_stdin_and_settings() {
 
 #[test]
 fn exit_codes_tell_reject_failure_and_limits_apart() {
-    let repo = common::repo();
-    let adt = common::wasm("adt-to-fhir");
-    let hostile = common::wasm("weft-test-hostile");
+    let repo = crate::common::repo();
+    let adt = crate::common::wasm("adt-to-fhir");
+    let hostile = crate::common::wasm("weft-test-hostile");
     let oru = repo.join("tests/corpus/hl7v2/fhir-converter/ORU-R01-01.hl7");
     let cases: Vec<(Vec<String>, i32, &str)> = vec![
         (
@@ -154,7 +152,7 @@ fn exit_codes_tell_reject_failure_and_limits_apart() {
 
 #[test]
 fn check_accepts_the_default_config() {
-    let out = weft(&["check"], &common::repo());
+    let out = weft(&["check"], &crate::common::repo());
     assert!(
         out.status.success(),
         "{}{}",
@@ -175,7 +173,7 @@ fn check_accepts_the_default_config() {
 #[test]
 fn check_names_file_line_and_key_for_every_problem() {
     let dir = tempfile::tempdir().unwrap();
-    let future = common::wasm("weft-test-future-contract");
+    let future = crate::common::wasm("weft-test-future-contract");
     let config = format!(
         r#"[plugins.ok]
 path = "{}"
@@ -191,7 +189,7 @@ colour = "blue"
 [routes.r]
 plugins = ["ok", "nobody"]
 "#,
-        common::wasm("site-normalize").display(),
+        crate::common::wasm("site-normalize").display(),
         future.display()
     );
     let path = dir.path().join("weft.toml");

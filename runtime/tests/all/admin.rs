@@ -2,14 +2,12 @@
 //! operators do, tokens and roles, the checks against cross-site and
 //! rebinding requests, HTTPS.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::fhir_server::{FhirServer, free_addr};
-use common::pki::Pki;
-use common::run::{Weft, a01, adt_config};
-use common::{curl, weft_cli};
+use crate::common::fhir_server::{FhirServer, free_addr};
+use crate::common::pki::Pki;
+use crate::common::run::{Weft, a01, adt_config};
+use crate::common::{curl, weft_cli};
 use serde_json::Value;
 
 fn get(token: &str, url: &str) -> (u16, Value) {
@@ -58,7 +56,7 @@ fn operators_list_show_resend_and_purge_over_http() {
     let t = weft.api(admin).token;
     let mut c = weft.client();
     assert_eq!(c.exchange(&a01("ADM-1", "1")).code, "AA");
-    let mut c = common::run::Client::connect(weft.addrs["in2"]);
+    let mut c = crate::common::run::Client::connect(weft.addrs["in2"]);
     let a08 = |id: &str| {
         String::from_utf8(a01(id, "2"))
             .unwrap()

@@ -1,10 +1,8 @@
 //! `weft messages list/show` against the journal of a real `weft run`.
 
-mod common;
-
 use std::process::Command;
 
-use common::run::{Weft, a01, adt_config};
+use crate::common::run::{Weft, a01, adt_config};
 
 fn messages(weft: &Weft, args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_weft"))
@@ -117,7 +115,7 @@ fn duplicates_are_answered_as_the_original_and_not_processed_again() {
 
 #[test]
 fn dead_deliveries_can_be_sent_again() {
-    let server = common::fhir_server::FhirServer::start(&[400]);
+    let server = crate::common::fhir_server::FhirServer::start(&[400]);
     let mut weft = Weft::start(|d| {
         adt_config(
             d,
@@ -152,7 +150,7 @@ fn dead_deliveries_can_be_sent_again() {
 
 #[test]
 fn purge_removes_settled_messages_and_never_pending_work() {
-    let dead = common::fhir_server::free_addr();
+    let dead = crate::common::fhir_server::free_addr();
     let mut weft = Weft::start(|d| {
         adt_config(
             d,
@@ -201,7 +199,7 @@ fn purge_removes_settled_messages_and_never_pending_work() {
 
 #[test]
 fn a_size_cap_purges_the_oldest_settled_messages_and_frees_the_disk() {
-    let dead = common::fhir_server::free_addr();
+    let dead = crate::common::fhir_server::free_addr();
     let mut weft = Weft::start(|d| {
         adt_config(
             d,

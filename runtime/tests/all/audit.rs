@@ -2,11 +2,9 @@
 //! who did what, over the admin API and on the command line; `weft audit
 //! verify` finds an edited or deleted entry.
 
-mod common;
-
-use common::fhir_server::free_addr;
-use common::run::{Weft, a01, adt_config};
-use common::weft_cli;
+use crate::common::fhir_server::free_addr;
+use crate::common::run::{Weft, a01, adt_config};
+use crate::common::weft_cli;
 
 fn start(admin: std::net::SocketAddr) -> Weft {
     Weft::start(|d| {
@@ -27,7 +25,7 @@ fn every_body_view_and_operator_action_is_on_record_and_tampering_is_found() {
     let mut c = weft.client();
     assert_eq!(c.exchange(&a01("AUD-1", "1")).code, "AA");
     assert_eq!(c.exchange(&a01("AUD-2", "2")).code, "AA");
-    let list = common::admin(&api, "GET", "/messages");
+    let list = crate::common::admin(&api, "GET", "/messages");
     let id = list["messages"][0]["id"].as_str().unwrap().to_string();
     let other = list["messages"][1]["id"].as_str().unwrap().to_string();
 

@@ -2,12 +2,10 @@
 //! outside audit that is mended, tried again, with normal traffic served
 //! during each.
 
-mod common;
-
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use common::run::{Client, Weft, a01, adt_config};
+use crate::common::run::{Client, Weft, a01, adt_config};
 
 /// `a01(id, mrn)` with MSH-9 replaced by `msh9`.
 fn with_type(id: &str, msh9: &str) -> Vec<u8> {
@@ -18,7 +16,7 @@ fn with_type(id: &str, msh9: &str) -> Vec<u8> {
 }
 
 /// Checks a NAK: its MSA-1, ERR-3 and that its text holds `says`.
-fn assert_refused(ack: &common::run::Ack, code: &str, err: &str, says: &str) {
+fn assert_refused(ack: &crate::common::run::Ack, code: &str, err: &str, says: &str) {
     assert_eq!(
         (ack.code.as_str(), ack.error_code.as_str()),
         (code, err),
@@ -161,7 +159,7 @@ fn other_protocols_junk_and_slow_senders_are_cut_off() {
     // An HTTP POST whose body holds a frame (what a web page can send to
     // any port): closed unanswered, its frame never taken.
     let frame = [&[0x0b][..], &a01("SMUGGLED-1", "9"), &[0x1c, 0x0d]].concat();
-    let (code, _) = common::curl(&[
+    let (code, _) = crate::common::curl(&[
         "-X",
         "POST",
         "--data-binary",
@@ -290,7 +288,7 @@ fn a_slow_http_body_gets_408_within_its_deadline() {
         started.elapsed()
     );
     // Others are served meanwhile and after.
-    let (code, _) = common::curl(&[
+    let (code, _) = crate::common::curl(&[
         "-X",
         "POST",
         "-H",

@@ -8,14 +8,12 @@
 //! agreements and differences is printed (`cargo test --release --test
 //! fhir_corpus -- --nocapture` shows it).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::fhir_compare::{self, Verdict};
-use common::mappings;
+use crate::common::fhir_compare::{self, Verdict};
+use crate::common::mappings;
 use weft::plugins::{CallError, EngineOptions, Message, PluginEngine};
 
 fn message(body: Vec<u8>) -> Message {
@@ -29,9 +27,9 @@ fn message(body: Vec<u8>) -> Message {
 
 /// Runs the two validators over `dir`; their report, and whether all passed.
 fn validate(dir: &Path) -> (bool, String) {
-    let script = common::repo().join("tests/fhir-validator/validate.js");
+    let script = crate::common::repo().join("tests/fhir-validator/validate.js");
     assert!(
-        common::repo()
+        crate::common::repo()
             .join("tests/fhir-validator/node_modules")
             .is_dir(),
         "tests/fhir-validator/node_modules is missing: ./scripts/test.sh installs it (npm ci)"
@@ -57,7 +55,7 @@ fn clip(set: &std::collections::BTreeSet<String>) -> String {
 
 #[test]
 fn corpus_maps_to_valid_fhir_or_is_rejected_precisely() {
-    let repo = common::repo();
+    let repo = crate::common::repo();
     let engine = PluginEngine::new(&EngineOptions::default()).unwrap();
     let plugins = mappings::load_all(&engine, &repo);
     let out = tempfile::tempdir().unwrap();
@@ -66,7 +64,7 @@ fn corpus_maps_to_valid_fhir_or_is_rejected_precisely() {
     let mut rejected: Vec<(String, &str, String)> = Vec::new();
     let mut unrouted = Vec::new();
 
-    for file in common::corpus_files("hl7v2/fhir-converter") {
+    for file in crate::common::corpus_files("hl7v2/fhir-converter") {
         let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
         let body = std::fs::read(&file).unwrap();
         let mtype = mappings::message_type(&body);
@@ -124,7 +122,7 @@ fn corpus_maps_to_valid_fhir_or_is_rejected_precisely() {
             }
         }
     }
-    for file in common::corpus_files("malformed") {
+    for file in crate::common::corpus_files("malformed") {
         let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
         let msg = message(std::fs::read(&file).unwrap());
         for (name, plugin) in &plugins {

@@ -1,8 +1,6 @@
 //! Hostile plugins against the real plugin host: every limit holds, and the
 //! same host serves the next normal message correctly.
 
-mod common;
-
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -26,7 +24,7 @@ fn engine() -> &'static PluginEngine {
 fn hostile_spec(mode: &str, tweak: impl FnOnce(&mut PluginSpec)) -> PluginSpec {
     let mut spec = PluginSpec {
         name: format!("hostile-{mode}"),
-        path: common::wasm("weft-test-hostile"),
+        path: crate::common::wasm("weft-test-hostile"),
         ..Default::default()
     };
     spec.config.insert("mode".into(), mode.into());
@@ -198,7 +196,7 @@ fn hostile_and_normal_plugins_run_side_by_side() {
 fn incompatible_contract_is_refused_with_both_versions() {
     let spec = PluginSpec {
         name: "future".into(),
-        path: common::wasm("weft-test-future-contract"),
+        path: crate::common::wasm("weft-test-future-contract"),
         ..Default::default()
     };
     let err = engine().load(&spec).err().expect("must be refused");
@@ -234,7 +232,7 @@ fn fuel_limits_when_enabled() {
     .unwrap();
     let mut spec = PluginSpec {
         name: "hostile-loop".into(),
-        path: common::wasm("weft-test-hostile"),
+        path: crate::common::wasm("weft-test-hostile"),
         ..Default::default()
     };
     spec.config.insert("mode".into(), "loop".into());
@@ -258,7 +256,7 @@ fn compiled_components_are_cached_by_hash() {
     .unwrap();
     let spec = PluginSpec {
         name: "echo".into(),
-        path: common::wasm("weft-test-hostile"),
+        path: crate::common::wasm("weft-test-hostile"),
         ..Default::default()
     };
     let first = e.load(&spec).unwrap();
@@ -335,7 +333,7 @@ fn raw_spec(
 ) -> PluginSpec {
     let mut spec = PluginSpec {
         name: format!("raw-{mode}"),
-        path: common::wasm("weft-test-raw"),
+        path: crate::common::wasm("weft-test-raw"),
         ..Default::default()
     };
     spec.config.insert("mode".into(), mode.into());
@@ -702,7 +700,7 @@ fn fan_out_shares_the_next_plugins_limits() {
 /// holds every worker: the ADT route keeps its normal latency.
 #[test]
 fn a_hostile_route_cannot_starve_the_others() {
-    use common::run::{Client, Weft, a01, adt_config};
+    use crate::common::run::{Client, Weft, a01, adt_config};
     let weft = Weft::start(|d| {
         adt_config(
             d,
@@ -729,7 +727,7 @@ ms = "10000"
 plugins = ["sleeper"]
 destinations = ["files"]
 "#,
-                common::wasm("weft-test-raw").display()
+                crate::common::wasm("weft-test-raw").display()
             ),
         )
     });
@@ -781,8 +779,8 @@ const FORGED: &str = "MSH|^~\\&|LAB|H|EHR|H|20240101||ADT^A01|FORGED1|P|2.5.1\rP
 /// `weft send` refuses to send them.
 #[test]
 fn mllp_frames_cannot_be_smuggled() {
-    use common::run::{Weft, a01};
-    let downstream = common::run::Weft::receiver();
+    use crate::common::run::{Weft, a01};
+    let downstream = crate::common::run::Weft::receiver();
     let target = downstream.addr;
     let smuggling_output = format!("{REAL}\\x1c\\r\\x0b{FORGED}").replace('\r', "\\r");
     let upstream = Weft::start(|_| {
@@ -815,7 +813,7 @@ destinations = ["next"]
 [routes.pass]
 destinations = ["next"]
 "#,
-            raw = common::wasm("weft-test-raw").display(),
+            raw = crate::common::wasm("weft-test-raw").display(),
         )
     });
     // Through a plugin: the delivery fails for good, with the reason.
@@ -832,7 +830,7 @@ destinations = ["next"]
     let url = format!("http://{}/messages", upstream.addrs["http"]);
     let post = |message: &str| {
         std::fs::write(&body, message).unwrap();
-        common::curl(&[
+        crate::common::curl(&[
             "-H",
             "Content-Type: application/hl7-v2",
             "--data-binary",

@@ -1,15 +1,13 @@
 //! `weft run` with an MLLP source, against the real binary on loopback.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::run::{Client, Weft, a01, adt_config};
+use crate::common::run::{Client, Weft, a01, adt_config};
 use weft::mllp::framed;
 
 fn corpus(dir: &str) -> Vec<(String, Vec<u8>)> {
-    common::corpus_files(dir)
+    crate::common::corpus_files(dir)
         .into_iter()
         .map(|p| {
             (
@@ -22,7 +20,7 @@ fn corpus(dir: &str) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn every_corpus_message_gets_one_correct_ack() {
-    let server = common::fhir_server::FhirServer::start(&[]);
+    let server = crate::common::fhir_server::FhirServer::start(&[]);
     let mut weft = Weft::start(|d| {
         adt_config(
             d,
@@ -284,7 +282,7 @@ fn weft_send_reports_each_ack() {
 fn mllp_send() -> std::path::PathBuf {
     let path = std::env::var_os("WEFT_MLLP_SEND")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| common::repo().join("target/py/bin/mllp_send"));
+        .unwrap_or_else(|| crate::common::repo().join("target/py/bin/mllp_send"));
     assert!(
         path.is_file(),
         "{} is missing: scripts/test.sh installs the Python hl7 package",

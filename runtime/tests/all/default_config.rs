@@ -2,16 +2,14 @@
 //! the samples (ADT, ORU, ORM, SIU, VXU) reaches its mapping over MLLP and
 //! comes out as a FHIR transaction Bundle with the resource it is about.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::run::{Client, Weft};
+use crate::common::run::{Client, Weft};
 
 /// The shipped configuration, with repository paths made absolute and
 /// every listener on a free port.
 fn shipped_config() -> String {
-    let repo = common::repo();
+    let repo = crate::common::repo();
     let repo = repo.canonicalize().unwrap();
     let text = std::fs::read_to_string(repo.join("weft.toml")).unwrap();
     text.replace("\"target/", &format!("\"{}/target/", repo.display()))
@@ -32,7 +30,7 @@ fn each_message_type_reaches_its_mapping() {
         "siu-to-fhir",
         "vxu-to-fhir",
     ] {
-        common::wasm(p);
+        crate::common::wasm(p);
     }
     let weft = Weft::start(|_| shipped_config());
     let addr = weft.addrs["mllp"];
@@ -45,7 +43,7 @@ fn each_message_type_reaches_its_mapping() {
         ("vxu-v04.hl7", "CTRL0401", "Immunization"),
     ];
     for (file, control, _) in cases {
-        let body = std::fs::read(common::repo().join("samples").join(file)).unwrap();
+        let body = std::fs::read(crate::common::repo().join("samples").join(file)).unwrap();
         let ack = client.exchange(&body);
         assert_eq!(ack.code, "AA", "{file}: {}", ack.raw);
         assert_eq!(ack.control_id, control);

@@ -3,8 +3,6 @@
 //! differ, a broken file, a half-written file), and no message is refused,
 //! lost, or processed by a version that was not live at the time.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
@@ -13,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::fhir_server::free_addr;
-use common::run::{Client, Weft, a01};
-use common::{admin, live_sha, plugin_versions, with_custom_section};
+use crate::common::fhir_server::free_addr;
+use crate::common::run::{Client, Weft, a01};
+use crate::common::{admin, live_sha, plugin_versions, with_custom_section};
 use serde_json::Value;
 
 fn sha256_of(path: &Path) -> String {
@@ -128,8 +126,8 @@ struct Swap {
 
 #[test]
 fn plugin_swaps_under_load_lose_nothing_and_switch_exactly() {
-    let a = common::wasm("site-normalize");
-    let b = common::repo().join("target/wasm32-wasip2/plugin/site_normalize_variant.wasm");
+    let a = crate::common::wasm("site-normalize");
+    let b = crate::common::repo().join("target/wasm32-wasip2/plugin/site_normalize_variant.wasm");
     assert!(b.is_file(), "{} is built by the test command", b.display());
     let (a_bytes, b_bytes) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     let (sha_a, sha_b) = (sha256_of(&a), sha256_of(&b));
@@ -294,7 +292,7 @@ fn config_edits_apply_live_or_are_refused_whole() {
     let admin_addr = free_addr();
     let dir = tempfile::tempdir().unwrap();
     let plugin = dir.path().join("site_normalize.wasm");
-    std::fs::copy(common::wasm("site-normalize"), &plugin).unwrap();
+    std::fs::copy(crate::common::wasm("site-normalize"), &plugin).unwrap();
     let lookups = dir.path().join("gender.csv");
     std::fs::write(&lookups, "code,value\nF,F\n").unwrap();
     let mut weft = Weft::start(|d| config(d, &plugin, admin_addr, &normalizing(&lookups)));
@@ -411,7 +409,7 @@ fn sources_and_destinations_change_live_one_at_a_time() {
     let new_mllp = free_addr();
     let dir = tempfile::tempdir().unwrap();
     let plugin = dir.path().join("site_normalize.wasm");
-    std::fs::copy(common::wasm("site-normalize"), &plugin).unwrap();
+    std::fs::copy(crate::common::wasm("site-normalize"), &plugin).unwrap();
     let base = |d: &Path, mllp: &str, destinations: &str, more: &str| {
         format!(
             r#"
@@ -519,7 +517,7 @@ listen = "{admin_addr}"
         weft.out.join("C4.hl7").is_file() && more.join("ORU-1.hl7").is_file()
     });
     // The HTTP source kept its listener.
-    let (code, _) = common::curl(&[
+    let (code, _) = crate::common::curl(&[
         "-H",
         "Content-Type: application/hl7-v2",
         "--data-binary",
@@ -535,7 +533,7 @@ listen = "{admin_addr}"
     assert_eq!(journal_count(&journal, pending_down), 3, "nothing lost");
 
     // `down` comes back, pointing at a live server: its pending work goes out.
-    let server = common::fhir_server::FhirServer::start(&[]);
+    let server = crate::common::fhir_server::FhirServer::start(&[]);
     let v3 = base(
         weft.dir(),
         &new_mllp.to_string(),
@@ -556,9 +554,9 @@ listen = "{admin_addr}"
 fn refused_versions_leave_the_running_one_serving() {
     let admin_addr = free_addr();
     let dir = tempfile::tempdir().unwrap();
-    let a = std::fs::read(common::wasm("site-normalize")).unwrap();
+    let a = std::fs::read(crate::common::wasm("site-normalize")).unwrap();
     let b = std::fs::read(
-        common::repo().join("target/wasm32-wasip2/plugin/site_normalize_variant.wasm"),
+        crate::common::repo().join("target/wasm32-wasip2/plugin/site_normalize_variant.wasm"),
     )
     .unwrap();
     let plugin = dir.path().join("site_normalize.wasm");
@@ -605,7 +603,7 @@ fn refused_versions_leave_the_running_one_serving() {
     assert!(served(&weft, "M2").contains("ZWV|B"));
 
     // A plugin built against another major version of the contract.
-    std::fs::copy(common::wasm("weft-test-future-contract"), &plugin).unwrap();
+    std::fs::copy(crate::common::wasm("weft-test-future-contract"), &plugin).unwrap();
     weft.signal("HUP");
     wait_until("the contract refusal", Duration::from_secs(10), || {
         admin(&admin_addr, "GET", "/plugins")["plugins"][0]["last_refusal"]["reason"]

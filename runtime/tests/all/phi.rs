@@ -6,14 +6,12 @@
 //! appear in the log, in an ACK's ERR segment, in an HTTP answer, or in the
 //! admin API's list and (read role) detail views.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::fhir_server::free_addr;
-use common::run::{Client, Weft};
-use common::{corpus_files, curl, repo, weft_cli};
+use crate::common::fhir_server::free_addr;
+use crate::common::run::{Client, Weft};
+use crate::common::{corpus_files, curl, repo, weft_cli};
 
 /// The default `weft.toml`, runnable from a temporary directory: plugin,
 /// table and sample paths made absolute, ports chosen by the system, the
@@ -196,7 +194,7 @@ fn no_patient_value_reaches_logs_acks_answers_or_lists() {
     // Everything the HTTP source accepted is processed before looking.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let s = common::admin(&api, "GET", "/status");
+        let s = crate::common::admin(&api, "GET", "/status");
         let done = ["transformed", "rejected", "failed"]
             .iter()
             .map(|k| s[k].as_u64().unwrap_or(0))

@@ -1,13 +1,11 @@
 //! The HTTP source (driven with curl) and the HTTP and MLLP destinations,
 //! against the real `weft` binary and real peers on loopback.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::curl;
-use common::fhir_server::{FhirServer, free_addr};
-use common::run::{Weft, a01, adt_config};
+use crate::common::curl;
+use crate::common::fhir_server::{FhirServer, free_addr};
+use crate::common::run::{Weft, a01, adt_config};
 
 fn http_source(ack: &str) -> String {
     format!(
@@ -288,7 +286,7 @@ match = ["ADT^*"]
 plugins = ["slow"]
 destinations = ["files"]
 "#,
-            common::wasm("weft-test-hostile").display(),
+            crate::common::wasm("weft-test-hostile").display(),
             d.join("out").display()
         )
     });
@@ -359,7 +357,7 @@ match = ["ADT^*"]
 plugins = ["site-normalize"]
 destinations = ["next"]
 "#,
-            common::wasm("site-normalize").display()
+            crate::common::wasm("site-normalize").display()
         )
     });
     let mut c = upstream.client();
@@ -452,7 +450,7 @@ fn a_destination_down_at_shutdown_keeps_its_work_for_the_restart() {
     });
     let addr = weft.addr;
     let waiting = std::thread::spawn(move || {
-        let mut c = common::run::Client::connect(addr);
+        let mut c = crate::common::run::Client::connect(addr);
         c.send(&a01("STUCK", "1"));
         c.read_ack()
     });
@@ -490,7 +488,7 @@ fn per_key_ordering_holds_back_only_the_stuck_patient() {
         )
     });
     let mut c = weft.client();
-    let send = |c: &mut common::run::Client, ctrl: &str, mrn: &str| {
+    let send = |c: &mut crate::common::run::Client, ctrl: &str, mrn: &str| {
         // The given name tells the messages apart at the server.
         let msg = String::from_utf8(a01(ctrl, mrn))
             .unwrap()

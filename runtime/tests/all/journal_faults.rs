@@ -4,14 +4,12 @@
 //! when space returns), and a damaged journal at start (a clear error naming
 //! the file; never a silent new, empty journal).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::run::{Weft, a01, adt_config};
+use crate::common::run::{Weft, a01, adt_config};
 
 /// Sets the soft limit on the size of any file the process writes
 /// (RLIMIT_FSIZE). A write past it fails with EFBIG, which the journal sees

@@ -4,16 +4,14 @@
 //! client certificate's subject recorded with each message; bad
 //! certificates refused with a clear reason, and nothing lost.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::pki::Pki;
-use common::run::{Weft, a01};
-use common::weft_cli;
+use crate::common::pki::Pki;
+use crate::common::run::{Weft, a01};
+use crate::common::weft_cli;
 
 /// A receiving Weft whose MLLP source `in` speaks TLS and requires a client
 /// certificate from the client CA; it writes what it gets to `out/`.
@@ -405,16 +403,16 @@ tls = {{ cert = "{}", key = "{}", client_ca = "{}" }}"#,
         key.as_str(),
         url.as_str(),
     ]);
-    let (code, text) = common::curl(&args);
+    let (code, text) = crate::common::curl(&args);
     assert_eq!(code, 202, "{text}");
     // Without one: no HTTP answer at all.
     let mut args: Vec<&str> = base.to_vec();
     args.extend([ca.as_str(), url.as_str()]);
-    let (code, text) = common::curl(&args);
+    let (code, text) = crate::common::curl(&args);
     assert_eq!(code, 0, "{text}");
     // Plain HTTP to the HTTPS port: no HTTP answer either.
     let plain = format!("http://127.0.0.1:{}/messages", web.port());
-    let (code, _) = common::curl(&[
+    let (code, _) = crate::common::curl(&[
         "-H",
         "Content-Type: application/hl7-v2",
         "--data-binary",
@@ -508,7 +506,7 @@ tls = {{ cert = "{}", key = "{}" }}"#,
         ..Default::default()
     })
     .unwrap();
-    let mut open = common::run::TlsClient::connect(addr, &old_trust);
+    let mut open = crate::common::run::TlsClient::connect(addr, &old_trust);
     assert_eq!(open.exchange(&a01("OPEN1", "1")), "AA");
 
     // Renew: the new files are renamed into place, as a deployment would.

@@ -4,15 +4,13 @@
 //! only come from deliveries that were under way at a kill.
 //! `WEFT_CRASH_KILLS` sets the number of kills (default 10).
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::fhir_server::FhirServer;
-use common::run::{Client, Weft, a01, adt_config};
+use crate::common::fhir_server::FhirServer;
+use crate::common::run::{Client, Weft, a01, adt_config};
 
 const CONCURRENCY: usize = 4;
 

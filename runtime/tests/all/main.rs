@@ -1,0 +1,23 @@
+//! Every integration test of the runtime, in one binary: each module is
+//! what used to be a test binary of its own, so wasmtime and the runtime are
+//! linked once instead of sixteen times. Run one module with a filter:
+//! `cargo test --release -p weft --test all -- mllp::`.
+
+mod common;
+
+mod admin;
+mod audit;
+mod cli;
+mod crash;
+mod default_config;
+mod fhir_corpus;
+mod fhir_mutations;
+mod hostile;
+mod http;
+mod journal_faults;
+mod messages;
+mod mllp;
+mod phi;
+mod reload;
+mod sandbox;
+mod tls;
