@@ -1,5 +1,8 @@
 //! The plugin from sdk/README.md, compiled and tested as written there.
 
+// The example is as the guide shows it, docs and all.
+#![allow(missing_docs)]
+
 use weft_sdk::{Message, Output, Plugin, Result, config, log, lookup};
 
 pub struct NorthAdt;

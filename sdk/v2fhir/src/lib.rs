@@ -20,8 +20,6 @@
 //! may be patient data); an unknown optional code is left out or kept as
 //! sent, with a warning in the log.
 
-#![warn(missing_docs)]
-
 pub mod bundle;
 pub mod codes;
 pub mod context;

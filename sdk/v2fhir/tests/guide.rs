@@ -1,5 +1,8 @@
 //! The weft-v2fhir example of sdk/README.md, compiled and tested as written.
 
+// The example is as the guide shows it, docs and all.
+#![allow(missing_docs)]
+
 use weft_sdk::{Message, Output, Plugin, Result};
 use weft_v2fhir::resources::{condition, patient};
 use weft_v2fhir::{Bundle, Context};
