@@ -322,19 +322,8 @@ mod tests {
         let clock = virtual_clock();
         journal
             .append_commit(NewMessage {
-                id: "m1".into(),
-                source: "in".into(),
-                remote: None,
-                peer_subject: None,
                 received_at: clock(),
-                content_type: "application/hl7-v2".into(),
-                body: b"MSH|^~\\&|".to_vec(),
-                message_type: "ADT^A01".into(),
-                control_id: "C1".into(),
-                sending_application: "A".into(),
-                sending_facility: "F".into(),
-                route: "r".into(),
-                ordering_keys: Vec::new(),
+                ..crate::journal::test_message("m1")
             })
             .done()
             .await

@@ -81,6 +81,27 @@ pub struct NewMessage {
     pub ordering_keys: Vec<(String, String)>,
 }
 
+/// A message as the tests record it: an ADT^A01 received in 1970 from
+/// source `in`, control id `C-{id}`, on route `adt`.
+#[cfg(test)]
+pub(crate) fn test_message(id: &str) -> NewMessage {
+    NewMessage {
+        id: id.into(),
+        source: "in".into(),
+        remote: None,
+        peer_subject: None,
+        received_at: 1,
+        content_type: "application/hl7-v2".into(),
+        body: b"MSH|^~\\&|".to_vec(),
+        message_type: "ADT^A01".into(),
+        control_id: format!("C-{id}"),
+        sending_application: "A".into(),
+        sending_facility: "F".into(),
+        route: "adt".into(),
+        ordering_keys: Vec::new(),
+    }
+}
+
 /// Where a message stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageStatus {

@@ -112,7 +112,7 @@ mod tests {
 
     use super::*;
     use crate::journal::sqlite::SqliteJournal;
-    use crate::journal::{Journal, JournalSync, MessageStatus, NewMessage, Outcome};
+    use crate::journal::{Journal, JournalSync, MessageStatus, Outcome};
 
     /// Records a message received in 1970 and settled (filtered: no
     /// outputs). On the blocking pool: tokio's paused clock does not jump
@@ -121,21 +121,7 @@ mod tests {
     async fn old_settled(journal: &Arc<SqliteJournal>, id: &str) {
         let (journal, id) = (journal.clone(), id.to_string());
         tokio::task::spawn_blocking(move || {
-            journal.append(NewMessage {
-                id: id.clone(),
-                source: "in".into(),
-                remote: None,
-                peer_subject: None,
-                received_at: 1,
-                content_type: "application/hl7-v2".into(),
-                body: b"MSH|^~\\&|".to_vec(),
-                message_type: "ADT^A01".into(),
-                control_id: format!("C-{id}"),
-                sending_application: "A".into(),
-                sending_facility: "F".into(),
-                route: "r".into(),
-                ordering_keys: Vec::new(),
-            })?;
+            journal.append(crate::journal::test_message(&id))?;
             journal.record(Outcome {
                 message_id: id,
                 status: MessageStatus::Transformed,

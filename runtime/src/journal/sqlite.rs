@@ -715,21 +715,7 @@ mod tests {
     use crate::journal::NewDelivery;
 
     fn msg(id: &str) -> NewMessage {
-        NewMessage {
-            id: id.into(),
-            source: "in".into(),
-            remote: None,
-            peer_subject: None,
-            received_at: 1,
-            content_type: "application/hl7-v2".into(),
-            body: b"MSH|^~\\&|".to_vec(),
-            message_type: "ADT^A01".into(),
-            control_id: format!("C-{id}"),
-            sending_application: "A".into(),
-            sending_facility: "F".into(),
-            route: "adt".into(),
-            ordering_keys: Vec::new(),
-        }
+        crate::journal::test_message(id)
     }
 
     /// A transformed message with one delivery to `d` under `key`.
