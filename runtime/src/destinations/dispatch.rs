@@ -314,6 +314,18 @@ mod tests {
     /// One message with one delivery to `d`, whose source waits for it,
     /// dispatched to a destination answering `answers`.
     async fn run(answers: Vec<Result<(), DeliveryError>>, max_attempts: Option<u32>) -> Run {
+        run_limited(
+            answers,
+            RetryLimits {
+                max_attempts,
+                max_age: Duration::from_secs(3600),
+            },
+        )
+        .await
+    }
+
+    /// Like [`run`], with both limits given.
+    async fn run_limited(answers: Vec<Result<(), DeliveryError>>, limits: RetryLimits) -> Run {
         let dir = tempfile::tempdir().unwrap();
         let journal = Arc::new(
             SqliteJournal::open_with(&dir.path().join("journal.db"), journal::JournalSync::Normal)
@@ -357,10 +369,7 @@ mod tests {
             name: "d".into(),
             destination: destination.clone(),
             concurrency: 1,
-            limits: RetryLimits {
-                max_attempts,
-                max_age: Duration::from_secs(3600),
-            },
+            limits,
             wake: Arc::new(Notify::new()),
             clock,
         };
@@ -436,6 +445,34 @@ mod tests {
         assert_eq!(run.destination.calls.lock().unwrap().len(), 3);
         assert_eq!(run.stats.delivery_failed.load(Ordering::Relaxed), 1);
         assert!(run.journal.pending_counts().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delivery_is_given_up_when_its_message_is_too_old() {
+        let mut run = run_limited(
+            Vec::new(),
+            RetryLimits {
+                max_attempts: None,
+                max_age: Duration::from_secs(10),
+            },
+        )
+        .await;
+        let start = Instant::now();
+        match run.answer().await {
+            Answer::Failed(reason) => assert!(
+                reason.starts_with("destination d: gave up after 1")
+                    && reason.ends_with(" s: down"),
+                "{reason}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // Retried with backoff until the message was 10 s old, then no more.
+        let calls = run.destination.calls.lock().unwrap().clone();
+        assert!(calls.len() > 3, "{} attempts", calls.len());
+        let last = *calls.last().unwrap() - start;
+        assert!(last >= Duration::from_secs(10), "{last:?}");
+        assert!(calls[calls.len() - 2] - start < Duration::from_secs(10));
+        assert_eq!(run.stats.delivery_failed.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -16,10 +16,6 @@ pub const MAX_SEGMENTS: usize = 50_000;
 /// The most fields (all segments together) a message may have.
 pub const MAX_FIELDS: usize = 250_000;
 
-/// What one parsed field costs beside its bytes (a `String` and its
-/// allocation).
-const FIELD_COST: usize = 64;
-
 /// How long a message waits for room before it is refused as busy.
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -97,7 +93,7 @@ impl Budget {
     /// Room for `body` (counting its parsed form when it is HL7 v2): held
     /// until the returned value is dropped.
     pub async fn hold(&self, body: &[u8], hl7: bool) -> Result<Held, Refused> {
-        let fields = if hl7 {
+        let parsed = if hl7 {
             let (segments, fields) = structure(body);
             if segments > MAX_SEGMENTS {
                 return Err(Refused::TooComplex {
@@ -113,13 +109,13 @@ impl Budget {
                     max: MAX_FIELDS,
                 });
             }
-            fields
+            weft_hl7::Message::parsed_size_bound(body.len(), segments, fields)
         } else {
             0
         };
-        // The body, its parsed form, and the copy the journal and the
-        // pipeline take.
-        let bytes = body.len() * 2 + fields * FIELD_COST;
+        // The body, the copy the journal and the pipeline take, and its
+        // parsed form.
+        let bytes = body.len().saturating_mul(2).saturating_add(parsed);
         let needed_kib = bytes.div_ceil(1024).max(1);
         if needed_kib > self.kib {
             return Err(Refused::TooLarge {

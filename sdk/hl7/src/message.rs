@@ -164,6 +164,14 @@ impl Segment {
         }
     }
 
+    /// True for an MSH segment, whose first two fields are the delimiters.
+    fn is_msh(&self) -> bool {
+        match &self.body {
+            Body::Parsed { msh, .. } => *msh,
+            Body::Owned { id, .. } => id == "MSH",
+        }
+    }
+
     /// The segment id, e.g. `PID`.
     pub fn id(&self) -> &str {
         match &self.body {
@@ -184,7 +192,7 @@ impl Segment {
     /// Field `n` (from 1); empty when absent.
     pub fn field<'a>(&'a self, n: usize, d: &'a Delimiters) -> Element<'a> {
         let raw = n.checked_sub(1).map_or("", |i| self.raw(i));
-        if self.id() == "MSH" && n <= 2 {
+        if n <= 2 && self.is_msh() {
             Element::verbatim(raw, d)
         } else {
             Element::new(raw, Level::Field, d)
@@ -314,6 +322,17 @@ impl fmt::Debug for Segment {
 }
 
 impl Message {
+    /// The most heap memory a message of `len` bytes with `segments`
+    /// segments and `fields` fields keeps once parsed: its text (twice, for
+    /// a message read as ISO 8859-1 whose bytes above 0x7F take two in
+    /// UTF-8), 128 bytes a segment and four a field. A receiver can charge
+    /// this before parsing; `tests/memory.rs` holds the parser to it.
+    pub fn parsed_size_bound(len: usize, segments: usize, fields: usize) -> usize {
+        len.saturating_mul(2)
+            .saturating_add(segments.saturating_mul(128))
+            .saturating_add(fields.saturating_mul(4))
+    }
+
     /// Parses a message from bytes, reading the delimiters from MSH-1 and
     /// MSH-2. Segments may end with `\r`, `\n` or `\r\n`. A leading UTF-8
     /// byte order mark is skipped (and written back by [`Message::to_bytes`]).
