@@ -22,12 +22,21 @@ pub fn open(path: &Path) -> Result<Connection, JournalError> {
     Ok(conn)
 }
 
+/// A write transaction that takes the write lock at its start, waiting (the
+/// busy timeout) for the journal's writer thread. A deferred one that read
+/// first would fail at once with SQLITE_BUSY if the writer committed in
+/// between, and an operator's resend or purge would answer 503.
+fn write_tx(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>, JournalError> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(write_err)
+}
+
 /// Sends every output of these messages again (delivered or dead alike):
 /// their deliveries become pending with a fresh attempt count. Returns how
 /// many deliveries were queued, and the ids that have none (unknown ids, or
 /// messages a plugin rejected, which have no outputs to send).
 pub fn resend(conn: &mut Connection, ids: &[String]) -> Result<(usize, Vec<String>), JournalError> {
-    let tx = conn.transaction().map_err(write_err)?;
+    let tx = write_tx(conn)?;
     let mut queued = 0;
     let mut none = Vec::new();
     for id in ids {
@@ -130,7 +139,7 @@ fn delete_where(
     select: &str,
     param: i64,
 ) -> Result<(usize, usize), JournalError> {
-    let tx = conn.transaction().map_err(write_err)?;
+    let tx = write_tx(conn)?;
     tx.execute_batch(
         "CREATE TEMP TABLE IF NOT EXISTS purge_ids (id TEXT PRIMARY KEY); DELETE FROM purge_ids;",
     )
