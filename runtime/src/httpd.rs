@@ -145,7 +145,6 @@ pub fn method_not_allowed(allow: &'static str) -> Reply {
 /// The pipeline's counters and pending deliveries per destination, as
 /// JSON. Reads the journal: call it off the async threads.
 pub fn pipeline_status(pipeline: &Pipeline, stopping: bool) -> Value {
-    use crate::journal::Journal;
     let s = &pipeline.stats;
     let pending: serde_json::Map<String, Value> = pipeline
         .journal()

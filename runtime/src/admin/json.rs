@@ -1,8 +1,12 @@
-//! The admin API's plugin and reload bodies as types, shared by the server
-//! (`reload.rs` builds them) and `weft plugins` (which reads them): one
-//! definition, so neither side can name a key the other does not.
+//! The admin API's bodies as types, shared by the server (`reload.rs` and
+//! `admin/mod.rs` build them) and its clients (`weft plugins` reads them):
+//! one definition, so neither side can name a key the other does not.
 
 use serde::{Deserialize, Serialize};
+
+use crate::journal::query::{DeliveryRow, Detail, Summary};
+use crate::journal::time::iso;
+use crate::journal::{DeliveryState, MessageStatus};
 
 /// What one reload did (`POST /reload`, and `last_reload` in
 /// `GET /plugins`).
@@ -112,6 +116,212 @@ pub struct ConfigStatus {
     pub last_refusal: Option<RefusedChange>,
 }
 
+/// `GET /messages`: a page of messages, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageList {
+    /// The page.
+    pub messages: Vec<MessageSummary>,
+    /// Whether the page is full (there may be another).
+    pub more: bool,
+}
+
+/// What every view of a message starts with: no patient data, no
+/// reasons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageHead {
+    /// The message id.
+    pub id: String,
+    /// When it arrived (`YYYY-MM-DD HH:MM:SS`, UTC).
+    pub received_at: String,
+    /// The source it came in on.
+    pub source: String,
+    /// MSH-9.
+    #[serde(rename = "type")]
+    pub message_type: String,
+    /// MSH-10.
+    pub control_id: String,
+    /// Where it stands.
+    pub status: MessageStatus,
+}
+
+impl From<&Summary> for MessageHead {
+    fn from(s: &Summary) -> MessageHead {
+        MessageHead {
+            id: s.id.clone(),
+            received_at: iso(s.received_at),
+            source: s.source.clone(),
+            message_type: s.message_type.clone(),
+            control_id: s.control_id.clone(),
+            status: s.status,
+        }
+    }
+}
+
+/// One message in a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageSummary {
+    /// Id, arrival, source, type, control id, status.
+    #[serde(flatten)]
+    pub head: MessageHead,
+    /// Its deliveries, counted by state.
+    pub deliveries: DeliveryCounts,
+}
+
+/// A message's deliveries, counted by state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryCounts {
+    /// Done.
+    pub delivered: u64,
+    /// Not done yet.
+    pub pending: u64,
+    /// Given up on.
+    pub dead: u64,
+}
+
+impl From<&Summary> for MessageSummary {
+    fn from(s: &Summary) -> MessageSummary {
+        MessageSummary {
+            head: MessageHead::from(s),
+            deliveries: DeliveryCounts {
+                delivered: s.delivered,
+                pending: s.pending,
+                dead: s.dead,
+            },
+        }
+    }
+}
+
+/// `GET /messages/{id}`: one message, its outcome and its deliveries.
+/// Bodies are there only when asked for (`?body=true`, role `phi`);
+/// reasons (`error`, `last_error`) only for the `phi` role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageDetail {
+    /// Id, arrival, source, type, control id, status.
+    #[serde(flatten)]
+    pub head: MessageHead,
+    /// Its deliveries, one per output and destination.
+    pub deliveries: Vec<DeliveryView>,
+    /// The sender's address.
+    pub remote: Option<String>,
+    /// The subject of the sender's client certificate (mutual TLS).
+    pub peer_subject: Option<String>,
+    /// Media type of the input.
+    pub content_type: String,
+    /// MSH-3.
+    pub sending_application: String,
+    /// MSH-4.
+    pub sending_facility: String,
+    /// The route it took.
+    pub route: String,
+    /// Why it was rejected or failed (role `phi`).
+    pub error: Option<String>,
+    /// `plugin@sha256` of every plugin it went through.
+    pub plugin_versions: Vec<String>,
+    /// The input as received (`?body=true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+/// One delivery of a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryView {
+    /// The delivery's id.
+    pub id: i64,
+    /// The destination.
+    pub destination: String,
+    /// The output's number among its message's outputs, from 1.
+    pub output: i64,
+    /// Media type.
+    pub content_type: String,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// The last failure (role `phi`).
+    pub last_error: Option<String>,
+    /// When it was delivered (`YYYY-MM-DD HH:MM:SS`, UTC).
+    pub delivered_at: Option<String>,
+    /// When it is next tried, while pending (`YYYY-MM-DD HH:MM:SS`, UTC).
+    pub next_attempt_at: Option<String>,
+    /// The output (`?body=true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+impl MessageDetail {
+    /// The view of `d`: bodies only `with_body`; reasons (a plugin's or a
+    /// destination's words about the content) only with `reasons`.
+    pub fn new(d: &Detail, with_body: bool, reasons: bool) -> MessageDetail {
+        let text = |b: &[u8]| with_body.then(|| String::from_utf8_lossy(b).into_owned());
+        let delivery = |x: &DeliveryRow| DeliveryView {
+            id: x.id,
+            destination: x.destination.clone(),
+            output: x.n,
+            content_type: x.content_type.clone(),
+            state: x.state,
+            attempts: x.attempts,
+            last_error: x.last_error.clone().filter(|_| reasons),
+            delivered_at: x.delivered_at.map(iso),
+            next_attempt_at: (x.state == DeliveryState::Pending).then(|| iso(x.next_attempt_at)),
+            body: text(&x.body),
+        };
+        MessageDetail {
+            head: MessageHead::from(&d.summary),
+            deliveries: d.deliveries.iter().map(delivery).collect(),
+            remote: d.remote.clone(),
+            peer_subject: d.peer_subject.clone(),
+            content_type: d.content_type.clone(),
+            sending_application: d.sender.0.clone(),
+            sending_facility: d.sender.1.clone(),
+            route: d.route.clone(),
+            error: d.error.clone().filter(|_| reasons),
+            plugin_versions: d.plugin_versions.clone(),
+            body: text(&d.body),
+        }
+    }
+}
+
+/// `POST /messages/resend`: `{"ids": [...]}` or `{"dead": true}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResendRequest {
+    /// Every delivery of these messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<Vec<String>>,
+    /// Every delivery given up on.
+    #[serde(default)]
+    pub dead: bool,
+}
+
+/// What `POST /messages/resend` queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResendReport {
+    /// Deliveries queued again.
+    pub queued: usize,
+    /// The ids named that have no outputs to send (unknown, or rejected or
+    /// failed); absent for `{"dead": true}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub without_outputs: Option<Vec<String>>,
+}
+
+/// `POST /messages/purge`: `{"before": "2026-11-01"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeRequest {
+    /// Settled messages received before this (a date, or a date and time,
+    /// UTC) are deleted.
+    pub before: String,
+}
+
+/// What `POST /messages/purge` deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeReport {
+    /// Messages deleted.
+    pub messages: usize,
+    /// Their deliveries.
+    pub deliveries: usize,
+    /// The cut-off (`YYYY-MM-DD HH:MM:SS`, UTC).
+    pub before: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +383,58 @@ mod tests {
         assert_eq!(json["plugins"][0]["replaced"][0]["sha256"], "cd34");
         let back: PluginsStatus = serde_json::from_value(json).unwrap();
         assert_eq!(back, status);
+    }
+
+    #[test]
+    fn a_message_shows_bodies_and_reasons_only_when_allowed() {
+        use crate::journal::query::{DeliveryRow, Detail, Summary};
+        let detail = Detail {
+            summary: Summary {
+                id: "m1".into(),
+                received_at: 0,
+                source: "adt".into(),
+                message_type: "ADT^A01".into(),
+                control_id: "C1".into(),
+                status: MessageStatus::Transformed,
+                delivered: 0,
+                pending: 1,
+                dead: 0,
+            },
+            remote: Some("127.0.0.1:5000".into()),
+            peer_subject: None,
+            content_type: "application/hl7-v2".into(),
+            sender: ("LAB".into(), "HOSP".into()),
+            route: "adt".into(),
+            error: Some("PID-7: not a date".into()),
+            plugin_versions: vec!["p@ab12".into()],
+            body: b"MSH|".to_vec(),
+            deliveries: vec![DeliveryRow {
+                id: 7,
+                destination: "fhir".into(),
+                n: 1,
+                content_type: "application/fhir+json".into(),
+                state: DeliveryState::Pending,
+                attempts: 2,
+                last_error: Some("503".into()),
+                delivered_at: None,
+                next_attempt_at: 60_000,
+                body: b"{}".to_vec(),
+            }],
+        };
+        let read = serde_json::to_string(&MessageDetail::new(&detail, false, false)).unwrap();
+        assert_eq!(
+            read,
+            r#"{"id":"m1","received_at":"1970-01-01 00:00:00","source":"adt","type":"ADT^A01","control_id":"C1","status":"transformed","deliveries":[{"id":7,"destination":"fhir","output":1,"content_type":"application/fhir+json","state":"pending","attempts":2,"last_error":null,"delivered_at":null,"next_attempt_at":"1970-01-01 00:01:00"}],"remote":"127.0.0.1:5000","peer_subject":null,"content_type":"application/hl7-v2","sending_application":"LAB","sending_facility":"HOSP","route":"adt","error":null,"plugin_versions":["p@ab12"]}"#
+        );
+        let phi = MessageDetail::new(&detail, true, true);
+        assert_eq!(phi.body.as_deref(), Some("MSH|"));
+        assert_eq!(phi.deliveries[0].body.as_deref(), Some("{}"));
+        assert_eq!(phi.error.as_deref(), Some("PID-7: not a date"));
+        let back: MessageDetail =
+            serde_json::from_str(&serde_json::to_string(&phi).unwrap()).unwrap();
+        assert_eq!(back, phi);
+        let list = serde_json::to_value(MessageSummary::from(&detail.summary)).unwrap();
+        assert_eq!(list["deliveries"]["pending"], 1);
+        assert_eq!(list["type"], "ADT^A01");
     }
 }

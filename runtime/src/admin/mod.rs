@@ -20,23 +20,26 @@ pub mod json;
 pub mod tokens;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use self::guard::{Caller, Guard};
+use self::json::{
+    MessageDetail, MessageList, MessageSummary, PurgeReport, PurgeRequest, ResendReport,
+    ResendRequest,
+};
 use self::tokens::Role;
 use crate::httpd::{self, LocalAddr, Reply, error, method_not_allowed, reply};
-use crate::journal::audit::{self, Record};
-use crate::journal::query::{self, Detail, Filter, Summary};
-use crate::journal::{JournalError, operate, time};
+use crate::journal::audit::Record;
+use crate::journal::query::Filter;
+use crate::journal::{Journal, JournalError, time};
 use crate::pipeline::Pipeline;
 use crate::reload::Reloader;
 
@@ -44,7 +47,7 @@ struct Ctx {
     guard: Arc<Guard>,
     pipeline: Arc<Pipeline>,
     reloader: Option<Arc<Reloader>>,
-    journal: PathBuf,
+    journal: Arc<dyn Journal>,
     started: Instant,
     shutdown: CancellationToken,
 }
@@ -62,7 +65,7 @@ pub async fn serve(
 ) {
     let ctx = Arc::new(Ctx {
         guard,
-        journal: pipeline.journal().path().to_path_buf(),
+        journal: pipeline.journal().clone(),
         pipeline,
         reloader,
         started: Instant::now(),
@@ -166,7 +169,7 @@ async fn handle(req: Request<Incoming>, caller: Caller, ctx: Arc<Ctx>) -> Reply 
                 Vec::new()
             );
             match body(req).await {
-                Ok(b) => blocking(move || resend(&ctx, &caller, &b)).await,
+                Ok(b) => blocking(move || resend(&ctx, &caller, b)).await,
                 Err(e) => e,
             }
         }
@@ -180,7 +183,7 @@ async fn handle(req: Request<Incoming>, caller: Caller, ctx: Arc<Ctx>) -> Reply 
                 Vec::new()
             );
             match body(req).await {
-                Ok(b) => blocking(move || purge(&ctx, &caller, &b)).await,
+                Ok(b) => blocking(move || purge(&ctx, &caller, b)).await,
                 Err(e) => e,
             }
         }
@@ -259,7 +262,7 @@ fn status(ctx: &Ctx) -> Reply {
     if let Some(o) = s.as_object_mut() {
         o.insert("version".into(), env!("CARGO_PKG_VERSION").into());
         o.insert("uptime_s".into(), ctx.started.elapsed().as_secs().into());
-        o.insert("journal".into(), ctx.journal.display().to_string().into());
+        o.insert("journal".into(), ctx.journal.location().into());
     }
     reply(StatusCode::OK, s)
 }
@@ -278,7 +281,7 @@ fn filter(query: &[(String, String)]) -> Result<Filter, String> {
                 .ok_or_else(|| format!("{k}: expected a whole number from 1, found {v:?}"))
         };
         match k.as_str() {
-            "status" => f.status = Some(v.clone()),
+            "status" => f.status = Some(v.parse().map_err(|e| format!("status: {e}"))?),
             "source" => f.source = Some(v.clone()),
             "type" => f.message_type = Some(v.clone()),
             "control_id" => f.control_id = Some(v.clone()),
@@ -302,28 +305,13 @@ fn filter(query: &[(String, String)]) -> Result<Filter, String> {
     Ok(f)
 }
 
-fn summary_json(s: &Summary) -> Value {
-    json!({
-        "id": s.id,
-        "received_at": time::iso(s.received_at),
-        "source": s.source,
-        "type": s.message_type,
-        "control_id": s.control_id,
-        "status": s.status,
-        "deliveries": { "delivered": s.delivered, "pending": s.pending, "dead": s.dead },
-    })
-}
-
 fn list(ctx: &Ctx, f: &Filter) -> Result<Reply, JournalError> {
-    let rows = query::list(&query::open(&ctx.journal)?, f)?;
-    let more = rows.len() == f.limit;
-    Ok(reply(
-        StatusCode::OK,
-        json!({
-            "messages": rows.iter().map(summary_json).collect::<Vec<_>>(),
-            "more": more,
-        }),
-    ))
+    let rows = ctx.journal.list(f)?;
+    let page = MessageList {
+        more: rows.len() == f.limit,
+        messages: rows.iter().map(MessageSummary::from).collect(),
+    };
+    Ok(reply(StatusCode::OK, to_value(page)))
 }
 
 /// Appends an audit entry for what `caller` did; a failure is logged (the
@@ -341,19 +329,16 @@ fn audit_now(
     messages: Vec<String>,
     result: String,
 ) -> Result<(), JournalError> {
-    let mut conn = operate::open(&ctx.journal)?;
-    audit::append(
-        &mut conn,
-        &Record {
+    ctx.journal
+        .audit_append(&Record {
             who: caller.name.clone(),
             via: "api",
             action,
             messages,
             remote: caller.remote.to_string(),
             result,
-        },
-    )
-    .map(|_| ())
+        })
+        .map(|_| ())
 }
 
 fn show(
@@ -363,7 +348,7 @@ fn show(
     with_body: bool,
     reasons: bool,
 ) -> Result<Reply, JournalError> {
-    let Some(d) = query::show(&query::open(&ctx.journal)?, id)? else {
+    let Some(d) = ctx.journal.show(id)? else {
         if with_body {
             audit_after(
                 ctx,
@@ -379,115 +364,88 @@ fn show(
     if with_body {
         audit_now(ctx, caller, "message.body", vec![id.into()], "ok".into())?;
     }
-    Ok(reply(StatusCode::OK, detail_json(&d, with_body, reasons)))
+    let view = MessageDetail::new(&d, with_body, reasons);
+    Ok(reply(StatusCode::OK, to_value(view)))
 }
 
-/// One message as JSON; its bodies only `with_body`, its reasons (a
-/// plugin's or a destination's words about the content) only with
-/// `reasons`.
-fn detail_json(d: &Detail, with_body: bool, reasons: bool) -> Value {
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    let mut v = summary_json(&d.summary);
-    let deliveries: Vec<Value> = d
-        .deliveries
-        .iter()
-        .map(|x| {
-            let mut o = json!({
-                "id": x.id,
-                "destination": x.destination,
-                "output": x.n,
-                "content_type": x.content_type,
-                "state": x.state,
-                "attempts": x.attempts,
-                "last_error": if reasons { x.last_error.clone() } else { None },
-                "delivered_at": x.delivered_at.map(time::iso),
-                "next_attempt_at": (x.state == "pending").then(|| time::iso(x.next_attempt_at)),
-            });
-            if with_body {
-                o["body"] = text(&x.body).into();
+/// What a bad resend body is told.
+const RESEND_BODY: &str = "expected {\"ids\": [message ids]} or {\"dead\": true}";
+
+fn resend(ctx: &Ctx, caller: &Caller, body: Value) -> Result<Reply, JournalError> {
+    let Ok(request) = serde_json::from_value::<ResendRequest>(body) else {
+        return Ok(error(StatusCode::BAD_REQUEST, RESEND_BODY));
+    };
+    let answer = match request {
+        ResendRequest { dead: true, .. } => {
+            let n = ctx.journal.resend_dead()?;
+            audit_after(
+                ctx,
+                caller,
+                "messages.resend-dead",
+                Vec::new(),
+                format!("queued {n}"),
+            );
+            ResendReport {
+                queued: n,
+                without_outputs: None,
             }
-            o
-        })
-        .collect();
-    if let Some(o) = v.as_object_mut() {
-        o.insert("remote".into(), d.remote.clone().into());
-        o.insert("peer_subject".into(), d.peer_subject.clone().into());
-        o.insert("content_type".into(), d.content_type.clone().into());
-        o.insert("sending_application".into(), d.sender.0.clone().into());
-        o.insert("sending_facility".into(), d.sender.1.clone().into());
-        o.insert("route".into(), d.route.clone().into());
-        let error = if reasons { d.error.clone() } else { None };
-        o.insert("error".into(), error.into());
-        o.insert("plugin_versions".into(), d.plugin_versions.clone().into());
-        o.insert("deliveries".into(), deliveries.into());
-        if with_body {
-            o.insert("body".into(), text(&d.body).into());
         }
-    }
-    v
-}
-
-fn resend(ctx: &Ctx, caller: &Caller, body: &Value) -> Result<Reply, JournalError> {
-    let mut conn = operate::open(&ctx.journal)?;
-    let answer = if body.get("dead") == Some(&Value::Bool(true)) {
-        let n = operate::resend_dead(&mut conn)?;
-        audit_after(
-            ctx,
-            caller,
-            "messages.resend-dead",
-            Vec::new(),
-            format!("queued {n}"),
-        );
-        json!({ "queued": n })
-    } else if let Some(ids) = body.get("ids").and_then(Value::as_array) {
-        let ids: Vec<String> = ids
-            .iter()
-            .filter_map(|v| v.as_str().map(String::from))
-            .collect();
-        if ids.is_empty() || ids.len() > MAX_IDS {
-            return Ok(error(
-                StatusCode::BAD_REQUEST,
-                format!("ids: expected 1 to {MAX_IDS} message ids"),
-            ));
+        ResendRequest { ids: Some(ids), .. } => {
+            if ids.is_empty() || ids.len() > MAX_IDS {
+                return Ok(error(
+                    StatusCode::BAD_REQUEST,
+                    format!("ids: expected 1 to {MAX_IDS} message ids"),
+                ));
+            }
+            let resent = ctx.journal.resend(&ids)?;
+            let queued = resent.queued;
+            audit_after(
+                ctx,
+                caller,
+                "messages.resend",
+                ids,
+                format!("queued {queued}"),
+            );
+            ResendReport {
+                queued,
+                without_outputs: Some(resent.without_outputs),
+            }
         }
-        let (n, none) = operate::resend(&mut conn, &ids)?;
-        audit_after(ctx, caller, "messages.resend", ids, format!("queued {n}"));
-        json!({ "queued": n, "without_outputs": none })
-    } else {
-        return Ok(error(
-            StatusCode::BAD_REQUEST,
-            "expected {\"ids\": [message ids]} or {\"dead\": true}",
-        ));
+        ResendRequest { ids: None, .. } => {
+            return Ok(error(StatusCode::BAD_REQUEST, RESEND_BODY));
+        }
     };
     ctx.pipeline.wake_dispatchers();
-    Ok(reply(StatusCode::OK, answer))
+    Ok(reply(StatusCode::OK, to_value(answer)))
 }
 
-fn purge(ctx: &Ctx, caller: &Caller, body: &Value) -> Result<Reply, JournalError> {
-    let Some(before) = body.get("before").and_then(Value::as_str) else {
+fn purge(ctx: &Ctx, caller: &Caller, body: Value) -> Result<Reply, JournalError> {
+    let Ok(PurgeRequest { before }) = serde_json::from_value(body) else {
         return Ok(error(
             StatusCode::BAD_REQUEST,
             "expected {\"before\": \"2026-11-01\"}",
         ));
     };
-    let before = match time::parse(before) {
+    let before = match time::parse(&before) {
         Ok(t) => t,
         Err(e) => return Ok(error(StatusCode::BAD_REQUEST, format!("before: {e}"))),
     };
-    let mut conn = operate::open(&ctx.journal)?;
-    let (messages, deliveries) = operate::purge(&mut conn, before)?;
+    let purged = ctx.journal.purge(before)?;
     audit_after(
         ctx,
         caller,
         "messages.purge",
         Vec::new(),
         format!(
-            "purged {messages} messages received before {}",
+            "purged {} messages received before {}",
+            purged.messages,
             time::iso(before)
         ),
     );
-    Ok(reply(
-        StatusCode::OK,
-        json!({ "messages": messages, "deliveries": deliveries, "before": time::iso(before) }),
-    ))
+    let report = PurgeReport {
+        messages: purged.messages,
+        deliveries: purged.deliveries,
+        before: time::iso(before),
+    };
+    Ok(reply(StatusCode::OK, to_value(report)))
 }

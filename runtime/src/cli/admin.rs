@@ -93,13 +93,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// Records a token change in the journal's audit trail (making the journal
 /// if there is none yet); a failure is reported, the change stands.
 fn audit(config: &weft::config::Config, action: &'static str, what: String) {
-    let path = config.runtime.data_dir.join("journal.db");
-    let written = weft::journal::sqlite::open_connection(&path).and_then(|mut conn| {
-        weft::journal::audit::append(
-            &mut conn,
-            &weft::journal::audit::Record::cli(action, Vec::new(), format!("ok: {what}")),
-        )
-    });
+    let record = weft::journal::audit::Record::cli(action, Vec::new(), format!("ok: {what}"));
+    let written = weft::journal::attach(
+        &config.runtime.data_dir,
+        weft::journal::Attach::CreateIfMissing,
+    )
+    .and_then(|journal| journal.audit_append(&record));
     if let Err(e) = written {
         eprintln!("warning: the audit entry for {action} was not written: {e}");
     }

@@ -3,7 +3,8 @@
 
 use std::process::ExitCode;
 
-use weft::journal::audit::{self, AuditFilter, Verdict};
+use weft::journal::Attach;
+use weft::journal::audit::{AuditFilter, Verdict};
 use weft::journal::time::{self, iso};
 
 /// Arguments of `weft audit`.
@@ -44,8 +45,8 @@ enum Command {
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = args.config.load()?;
-    let path = config.runtime.data_dir.join("journal.db");
-    let conn = weft::journal::query::open(&path)?;
+    let journal = weft::journal::attach(&config.runtime.data_dir, Attach::Existing)?;
+    let path = journal.location();
     match args.command {
         Command::List {
             since,
@@ -59,7 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 message,
                 limit: limit.clamp(1, 100_000),
             };
-            let entries = audit::list(&conn, &filter)?;
+            let entries = journal.audit_list(&filter)?;
             println!(
                 "{:>6}  {:<19}  {:<20}  {:<4}  {:<20}  {:<21}  result / messages",
                 "seq", "at (UTC)", "who", "via", "action", "from"
@@ -83,7 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { known } => match audit::verify(&conn)? {
+        Command::Verify { known } => match journal.audit_verify()? {
             Verdict::Intact {
                 entries,
                 head_seq,
@@ -96,19 +97,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     else {
                         anyhow::bail!("--known: expected SEQ:SHA256, as verify prints it");
                     };
-                    match audit::hash_at(&conn, seq)? {
+                    match journal.audit_hash_at(seq)? {
                         Some(h) if h == hash => {}
                         Some(_) => {
                             eprintln!(
                                 "{}: audit trail rewritten: entry #{seq} no longer has the hash you kept",
-                                path.display()
+                                path
                             );
                             return Ok(ExitCode::from(super::EXIT_ERROR));
                         }
                         None if seq > head_seq => {
                             eprintln!(
                                 "{}: audit trail cut short: entry #{seq} you kept is gone and the newest is #{head_seq}",
-                                path.display()
+                                path
                             );
                             return Ok(ExitCode::from(super::EXIT_ERROR));
                         }
@@ -119,7 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
                 println!(
                     "{}: audit trail intact: {entries} entries; newest {head_seq}:{head_hash}",
-                    path.display()
+                    path
                 );
                 println!(
                     "(keep that SEQ:SHA256 elsewhere and pass it to a later verify as --known)"
@@ -127,10 +128,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             Verdict::Broken { seq, reason } => {
-                eprintln!(
-                    "{}: audit trail broken at entry #{seq}: {reason}",
-                    path.display()
-                );
+                eprintln!("{}: audit trail broken at entry #{seq}: {reason}", path);
                 Ok(ExitCode::from(super::EXIT_ERROR))
             }
         },

@@ -3,9 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use weft::journal::audit::{self, Record};
-use weft::journal::query::{self, Filter};
+use weft::journal::audit::Record;
+use weft::journal::query::{Filter, StatusFilter};
 use weft::journal::time::{self, iso};
+use weft::journal::{Attach, DeliveryState, Journal};
 
 /// Arguments of `weft messages`.
 #[derive(Debug, clap::Args)]
@@ -22,7 +23,7 @@ enum Command {
     List {
         /// received, transformed, rejected, failed, pending or dead.
         #[arg(long)]
-        status: Option<String>,
+        status: Option<StatusFilter>,
         /// The source's name.
         #[arg(long)]
         source: Option<String>,
@@ -75,14 +76,14 @@ enum Command {
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = args.config.load()?;
-    let path = config.runtime.data_dir.join("journal.db");
+    let journal = weft::journal::attach(&config.runtime.data_dir, Attach::Existing)?;
     match args.command {
         Command::Purge { before } => {
             let before = time::parse(&before)?;
-            let mut conn = weft::journal::operate::open(&path)?;
-            let (m, d) = weft::journal::operate::purge(&mut conn, before)?;
+            let purged = journal.purge(before)?;
+            let m = purged.messages;
             audit(
-                &mut conn,
+                &*journal,
                 Record::cli(
                     "messages.purge",
                     Vec::new(),
@@ -90,25 +91,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ),
             );
             println!(
-                "purged {m} messages and {d} deliveries received before {}",
+                "purged {m} messages and {} deliveries received before {}",
+                purged.deliveries,
                 iso(before)
             );
             Ok(ExitCode::SUCCESS)
         }
         Command::Resend { ids, dead } => {
-            let mut conn = weft::journal::operate::open(&path)?;
             if dead {
-                let n = weft::journal::operate::resend_dead(&mut conn)?;
+                let n = journal.resend_dead()?;
                 audit(
-                    &mut conn,
+                    &*journal,
                     Record::cli("messages.resend-dead", Vec::new(), format!("queued {n}")),
                 );
                 println!("{n} dead deliveries queued again");
                 return Ok(ExitCode::SUCCESS);
             }
-            let (n, none) = weft::journal::operate::resend(&mut conn, &ids)?;
+            let resent = journal.resend(&ids)?;
+            let (n, none) = (resent.queued, resent.without_outputs);
             audit(
-                &mut conn,
+                &*journal,
                 Record::cli("messages.resend", ids.clone(), format!("queued {n}")),
             );
             println!("{n} deliveries queued again");
@@ -149,7 +151,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         anyhow::anyhow!("--page {page} is past any page there can be")
                     })?,
             };
-            let rows = query::list(&query::open(&path)?, &filter)?;
+            let rows = journal.list(&filter)?;
             println!(
                 "{:<36}  {:<20}  {:<10}  {:<12}  {:<20}  {:<11}  deliveries",
                 "id", "received (UTC)", "source", "type", "control id", "status"
@@ -174,17 +176,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { id, body } => {
-            let Some(d) = query::show(&query::open(&path)?, &id)? else {
-                bail!("{}: no message {id}", path.display());
+            let Some(d) = journal.show(&id)? else {
+                bail!("{}: no message {id}", journal.location());
             };
             if body {
                 // Patient data is shown only once its access is on record.
-                let mut conn = weft::journal::operate::open(&path)?;
-                audit::append(
-                    &mut conn,
-                    &Record::cli("message.body", vec![id.clone()], "ok"),
-                )
-                .context("cannot record this access in the audit trail; nothing is shown")?;
+                journal
+                    .audit_append(&Record::cli("message.body", vec![id.clone()], "ok"))
+                    .context("cannot record this access in the audit trail; nothing is shown")?;
             }
             let s = &d.summary;
             println!("message     {}", s.id);
@@ -210,9 +209,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("plugin      {v}");
             }
             for del in &d.deliveries {
-                let when = match (del.state.as_str(), del.delivered_at) {
-                    ("delivered", Some(t)) => format!("at {}", iso(t)),
-                    ("pending", _) => format!("next try {}", iso(del.next_attempt_at)),
+                let when = match (del.state, del.delivered_at) {
+                    (DeliveryState::Delivered, Some(t)) => format!("at {}", iso(t)),
+                    (DeliveryState::Pending, _) => format!("next try {}", iso(del.next_attempt_at)),
                     _ => String::new(),
                 };
                 println!(
@@ -251,8 +250,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Appends an operator action done by this command to the audit trail; a
 /// failure is reported (the action is done and cannot be taken back).
-fn audit(conn: &mut rusqlite::Connection, record: Record) {
-    if let Err(e) = audit::append(conn, &record) {
+fn audit(journal: &dyn Journal, record: Record) {
+    if let Err(e) = journal.audit_append(&record) {
         eprintln!(
             "warning: the audit entry for {} was not written: {e}",
             record.action

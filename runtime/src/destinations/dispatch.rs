@@ -13,8 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Delivery, DeliveryError, Destination};
-use crate::journal::sqlite::{SqliteJournal, commit_until_done};
-use crate::journal::{self, Journal, now_ms};
+use crate::journal::{self, Journal, commit_until_done, now_ms};
 use crate::pipeline::Stats;
 use crate::pipeline::tracker::Trackers;
 use crate::plugins::{Message, Output};
@@ -59,7 +58,7 @@ pub(crate) struct Dispatch {
 /// `wake` is notified.
 pub(crate) async fn dispatch_loop(
     d: Dispatch,
-    journal: Arc<SqliteJournal>,
+    journal: Arc<dyn Journal>,
     stats: Arc<Stats>,
     trackers: Arc<Trackers>,
     stop: CancellationToken,
@@ -132,7 +131,7 @@ pub(crate) async fn dispatch_loop(
                 // so it is not picked up again.
                 let record = attempt(&d, &stats, item).await;
                 drop(permit);
-                settle(&d, &journal, &stats, &trackers, record).await;
+                settle(&d, journal.as_ref(), &stats, &trackers, record).await;
                 if let Ok(mut b) = busy.lock() {
                     b.remove(&id);
                 }
@@ -215,7 +214,7 @@ async fn attempt(d: &Dispatch, stats: &Stats, item: journal::DueDelivery) -> Att
 /// its message is settled.
 async fn settle(
     d: &Dispatch,
-    journal: &SqliteJournal,
+    journal: &dyn Journal,
     stats: &Stats,
     trackers: &Trackers,
     a: Attempted,
@@ -229,7 +228,7 @@ async fn settle(
         Ok(()) => {
             let at = (d.clock)();
             let recorded = commit_until_done("a delivery of message", &a.message_id, || {
-                journal.delivered_commit(a.id, at)
+                journal.delivered(a.id, at)
             })
             .await;
             if recorded.is_err() {
@@ -241,7 +240,7 @@ async fn settle(
         Err((reason, next)) => {
             let recorded =
                 commit_until_done("a delivery attempt of message", &a.message_id, || {
-                    journal.failed_commit(a.id, &reason, next)
+                    journal.attempt_failed(a.id, &reason, next)
                 })
                 .await;
             if recorded.is_err() {
@@ -272,7 +271,7 @@ mod tests {
     use std::collections::VecDeque;
 
     use super::*;
-    use crate::journal::{MessageStatus, NewDelivery, NewMessage, Outcome};
+    use crate::journal::NewMessage;
     use crate::pipeline::Answer;
     use tokio::time::Instant;
 
@@ -303,7 +302,7 @@ mod tests {
     }
 
     struct Run {
-        journal: Arc<SqliteJournal>,
+        journal: Arc<dyn Journal>,
         stats: Arc<Stats>,
         destination: Arc<Scripted>,
         answer: tokio::sync::oneshot::Receiver<Answer>,
@@ -327,13 +326,10 @@ mod tests {
     /// Like [`run`], with both limits given.
     async fn run_limited(answers: Vec<Result<(), DeliveryError>>, limits: RetryLimits) -> Run {
         let dir = tempfile::tempdir().unwrap();
-        let journal = Arc::new(
-            SqliteJournal::open_with(&dir.path().join("journal.db"), journal::JournalSync::Normal)
-                .unwrap(),
-        );
+        let journal = journal::open(dir.path(), journal::JournalSync::Normal).unwrap();
         let clock = virtual_clock();
         journal
-            .append_commit(NewMessage {
+            .append(NewMessage {
                 received_at: clock(),
                 ..crate::journal::test_message("m1")
             })
@@ -341,19 +337,7 @@ mod tests {
             .await
             .unwrap();
         journal
-            .record_commit(Outcome {
-                message_id: "m1".into(),
-                status: MessageStatus::Transformed,
-                error: None,
-                versions: vec![],
-                deliveries: vec![NewDelivery {
-                    destination: "d".into(),
-                    n: 1,
-                    content_type: "text/plain".into(),
-                    body: b"out".to_vec(),
-                    ordering_key: None,
-                }],
-            })
+            .record(crate::journal::test_outcome("m1"))
             .done()
             .await
             .unwrap();

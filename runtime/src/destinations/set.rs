@@ -13,7 +13,6 @@ use tokio_util::task::TaskTracker;
 use super::dispatch::{Dispatch, RetryLimits, dispatch_loop, wall_clock};
 use crate::config::DestinationConfig;
 use crate::journal::Journal;
-use crate::journal::sqlite::SqliteJournal;
 use crate::pipeline::Stats;
 use crate::pipeline::tracker::Trackers;
 
@@ -40,7 +39,7 @@ pub struct DestinationSet {
     /// Stops every dispatcher.
     stop: CancellationToken,
     runtime: tokio::runtime::Handle,
-    journal: Arc<SqliteJournal>,
+    journal: Arc<dyn Journal>,
     stats: Arc<Stats>,
     trackers: Arc<Trackers>,
 }
@@ -50,7 +49,7 @@ impl DestinationSet {
     /// `journal` holds, count in `stats` and settle `trackers`.
     pub fn new(
         runtime: tokio::runtime::Handle,
-        journal: Arc<SqliteJournal>,
+        journal: Arc<dyn Journal>,
         stats: Arc<Stats>,
         trackers: Arc<Trackers>,
     ) -> DestinationSet {

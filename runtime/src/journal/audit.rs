@@ -3,7 +3,7 @@
 //! how it ended. Entries live in the journal's `audit` table, append-only
 //! (an update is refused by a trigger) and hash-chained: each entry holds
 //! the SHA-256 of the one before it and of its own content, so an edited
-//! entry, or one deleted from the middle, is found by [`verify`].
+//! entry, or one deleted from the middle, is found by [`verify_chain`].
 //! Retention removes only entries older than `runtime.audit_retain_days`,
 //! from the oldest, and keeps the last removed entry's hash as the chain's
 //! new anchor.
@@ -13,7 +13,6 @@
 //! the whole chain: `weft audit verify` prints the newest entry's hash, to
 //! be kept somewhere else and compared later.
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -107,14 +106,6 @@ pub fn os_user() -> String {
     }
 }
 
-fn write_err(e: rusqlite::Error) -> JournalError {
-    JournalError::Write(format!("audit trail: {e}"))
-}
-
-fn read_err(e: rusqlite::Error) -> JournalError {
-    JournalError::Read(format!("audit trail: {e}"))
-}
-
 /// The hash of an entry's content and the hash before it.
 #[allow(clippy::too_many_arguments)]
 fn hash(
@@ -139,77 +130,42 @@ fn entry_hash(e: &Entry) -> String {
     )
 }
 
-/// The chain's anchor: the place and hash just before the oldest entry
-/// (`(0, GENESIS)` until retention removes an entry).
-fn anchor(conn: &Connection) -> Result<(i64, String), JournalError> {
-    let v: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'audit_anchor'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(read_err)?;
-    Ok(v.and_then(|v| {
-        let (seq, hash) = v.split_once(':')?;
-        Some((seq.parse().ok()?, hash.to_string()))
-    })
-    .unwrap_or((0, GENESIS.to_string())))
-}
-
-/// Appends `r` at the end of the chain (in its own transaction, so the
-/// runtime and the command line can both append).
-pub fn append(conn: &mut Connection, r: &Record) -> Result<Entry, JournalError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(write_err)?;
-    let last: Option<(i64, String)> = tx
-        .query_row(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .optional()
-        .map_err(write_err)?;
-    let (prev_seq, prev) = match last {
-        Some(l) => l,
-        None => anchor(&tx)?,
-    };
+/// An entry for `record`, placed after the entry `(prev_seq, prev)` (or
+/// the chain's anchor) and sealed with its hash.
+pub fn seal(record: &Record, prev_seq: i64, prev: String, at: i64) -> Entry {
     let mut e = Entry {
         seq: prev_seq + 1,
-        at: super::now_ms(),
-        who: r.who.clone(),
-        via: r.via.to_string(),
-        action: r.action.to_string(),
-        messages: r.messages.clone(),
-        remote: r.remote.clone(),
-        result: r.result.clone(),
+        at,
+        who: record.who.clone(),
+        via: record.via.to_string(),
+        action: record.action.to_string(),
+        messages: record.messages.clone(),
+        remote: record.remote.clone(),
+        result: record.result.clone(),
         prev,
         hash: String::new(),
     };
     e.hash = entry_hash(&e);
-    tx.execute(
-        "INSERT INTO audit (seq, at, who, via, action, messages, remote, result, prev, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
-            e.seq,
-            e.at,
-            e.who,
-            e.via,
-            e.action,
-            serde_json::to_string(&e.messages).unwrap_or_default(),
-            e.remote,
-            e.result,
-            e.prev,
-            e.hash
-        ],
-    )
-    .map_err(write_err)?;
-    tx.commit().map_err(write_err)?;
-    Ok(e)
+    e
 }
 
-/// Which entries [`list`] returns.
+/// The chain's anchor as the journal keeps it: `SEQ:HASH`, the place and
+/// hash just before the oldest entry.
+pub fn anchor_text(seq: i64, hash: &str) -> String {
+    format!("{seq}:{hash}")
+}
+
+/// The anchor kept as [`anchor_text`]; `(0, GENESIS)` when there is none
+/// (no entry was ever removed) or it cannot be read.
+pub fn parse_anchor(text: Option<&str>) -> (i64, String) {
+    text.and_then(|v| {
+        let (seq, hash) = v.split_once(':')?;
+        Some((seq.parse().ok()?, hash.to_string()))
+    })
+    .unwrap_or((0, GENESIS.to_string()))
+}
+
+/// Which entries [`Journal::audit_list`](super::Journal::audit_list) returns.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     /// At or after (ms).
@@ -222,50 +178,7 @@ pub struct AuditFilter {
     pub limit: usize,
 }
 
-fn row_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
-    let messages: String = row.get(5)?;
-    Ok(Entry {
-        seq: row.get(0)?,
-        at: row.get(1)?,
-        who: row.get(2)?,
-        via: row.get(3)?,
-        action: row.get(4)?,
-        messages: serde_json::from_str(&messages).unwrap_or_default(),
-        remote: row.get(6)?,
-        result: row.get(7)?,
-        prev: row.get(8)?,
-        hash: row.get(9)?,
-    })
-}
-
-const COLUMNS: &str = "seq, at, who, via, action, messages, remote, result, prev, hash";
-
-/// Entries matching `f`, newest first.
-pub fn list(conn: &Connection, f: &AuditFilter) -> Result<Vec<Entry>, JournalError> {
-    let mut sql = format!("SELECT {COLUMNS} FROM audit WHERE 1 = 1");
-    let mut args: Vec<rusqlite::types::Value> = Vec::new();
-    if let Some(s) = f.since {
-        sql.push_str(" AND at >= ?");
-        args.push(s.into());
-    }
-    if let Some(w) = &f.who {
-        sql.push_str(" AND who = ?");
-        args.push(w.clone().into());
-    }
-    if let Some(m) = &f.message {
-        sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(audit.messages) WHERE value = ?)");
-        args.push(m.clone().into());
-    }
-    sql.push_str(" ORDER BY seq DESC LIMIT ?");
-    args.push(i64::try_from(f.limit.max(1)).unwrap_or(i64::MAX).into());
-    let mut stmt = conn.prepare(&sql).map_err(read_err)?;
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(args), row_entry)
-        .map_err(read_err)?;
-    rows.collect::<Result<_, _>>().map_err(read_err)
-}
-
-/// What [`verify`] found.
+/// What [`verify_chain`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Every entry is intact: how many, and the newest one's place and hash.
@@ -286,16 +199,16 @@ pub enum Verdict {
     },
 }
 
-/// Walks the chain from its anchor and checks every link and hash.
-pub fn verify(conn: &Connection) -> Result<Verdict, JournalError> {
-    let (mut seq, mut prev) = anchor(conn)?;
-    let mut stmt = conn
-        .prepare(&format!("SELECT {COLUMNS} FROM audit ORDER BY seq"))
-        .map_err(read_err)?;
-    let mut rows = stmt.query([]).map_err(read_err)?;
-    let mut entries = 0u64;
-    while let Some(row) = rows.next().map_err(read_err)? {
-        let e = row_entry(row).map_err(read_err)?;
+/// Walks the chain from its `anchor`, `entries` oldest first, and checks
+/// every link and hash; stops at the first broken entry.
+pub fn verify_chain(
+    anchor: (i64, String),
+    entries: impl IntoIterator<Item = Result<Entry, JournalError>>,
+) -> Result<Verdict, JournalError> {
+    let (mut seq, mut prev) = anchor;
+    let mut count = 0u64;
+    for e in entries {
+        let e = e?;
         let broken = |reason: String| Ok(Verdict::Broken { seq: e.seq, reason });
         if e.seq != seq + 1 {
             return broken(format!(
@@ -312,168 +225,78 @@ pub fn verify(conn: &Connection) -> Result<Verdict, JournalError> {
         }
         seq = e.seq;
         prev = e.hash;
-        entries += 1;
+        count += 1;
     }
     Ok(Verdict::Intact {
-        entries,
+        entries: count,
         head_seq: seq,
         head_hash: prev,
     })
-}
-
-/// The hash of entry `seq`, if the trail still holds it.
-pub fn hash_at(conn: &Connection, seq: i64) -> Result<Option<String>, JournalError> {
-    conn.query_row("SELECT hash FROM audit WHERE seq = ?1", params![seq], |r| {
-        r.get(0)
-    })
-    .optional()
-    .map_err(read_err)
-}
-
-/// Removes the entries older than `before` (ms), oldest first, and makes
-/// the last one removed the chain's anchor: how many were removed.
-pub fn purge(conn: &mut Connection, before: i64) -> Result<usize, JournalError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(write_err)?;
-    // Only a prefix of the chain: up to the first entry that is too young.
-    let last: Option<(i64, String)> = tx
-        .query_row(
-            "SELECT seq, hash FROM audit
-             WHERE seq < COALESCE((SELECT MIN(seq) FROM audit WHERE at >= ?1), 9223372036854775807)
-             ORDER BY seq DESC LIMIT 1",
-            params![before],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(write_err)?;
-    let Some((seq, hash)) = last else {
-        return Ok(0);
-    };
-    let n = tx
-        .execute("DELETE FROM audit WHERE seq <= ?1", params![seq])
-        .map_err(write_err)?;
-    tx.execute(
-        "INSERT INTO meta (key, value) VALUES ('audit_anchor', ?1)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        params![format!("{seq}:{hash}")],
-    )
-    .map_err(write_err)?;
-    tx.commit().map_err(write_err)?;
-    Ok(n)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn journal() -> (tempfile::TempDir, Connection) {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = crate::journal::sqlite::open_connection(&dir.path().join("j.db")).unwrap();
-        (dir, conn)
-    }
-
-    fn record(action: &'static str, id: &str) -> Record {
+    fn record(who: &str) -> Record {
         Record {
-            who: "ops".into(),
+            who: who.into(),
             via: "api",
-            action,
-            messages: vec![id.into()],
+            action: "message.body",
+            messages: vec!["m1".into()],
             remote: "127.0.0.1:5000".into(),
             result: "ok".into(),
         }
     }
 
-    #[test]
-    fn an_intact_chain_verifies_and_lists_newest_first() {
-        let (_d, mut c) = journal();
-        assert!(matches!(
-            verify(&c).unwrap(),
-            Verdict::Intact { entries: 0, .. }
-        ));
-        for i in 0..5 {
-            append(&mut c, &record("message.body", &format!("m{i}"))).unwrap();
+    fn chain(n: usize) -> Vec<Entry> {
+        let (mut seq, mut prev) = parse_anchor(None);
+        let mut out = Vec::new();
+        for i in 0..n {
+            let e = seal(&record(&format!("ops{i}")), seq, prev, 1000 + i as i64);
+            (seq, prev) = (e.seq, e.hash.clone());
+            out.push(e);
         }
-        let Verdict::Intact {
-            entries, head_seq, ..
-        } = verify(&c).unwrap()
-        else {
-            panic!()
-        };
-        assert_eq!((entries, head_seq), (5, 5));
-        let f = AuditFilter {
-            message: Some("m3".into()),
-            limit: 10,
-            ..Default::default()
-        };
-        let got = list(&c, &f).unwrap();
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].seq, 4);
-        let all = list(
-            &c,
-            &AuditFilter {
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        assert_eq!(all[0].seq, 5);
+        out
+    }
+
+    fn check(entries: &[Entry], anchor: (i64, String)) -> Verdict {
+        verify_chain(anchor, entries.iter().cloned().map(Ok)).unwrap()
     }
 
     #[test]
-    fn edits_and_deletions_are_found() {
-        let (_d, mut c) = journal();
-        for i in 0..5 {
-            append(&mut c, &record("message.body", &format!("m{i}"))).unwrap();
-        }
-        // Updates are refused outright.
-        assert!(
-            c.execute("UPDATE audit SET who = 'x' WHERE seq = 2", [])
-                .is_err()
+    fn a_sealed_chain_verifies_and_any_change_is_found() {
+        let entries = chain(4);
+        assert_eq!(
+            check(&entries, parse_anchor(None)),
+            Verdict::Intact {
+                entries: 4,
+                head_seq: 4,
+                head_hash: entries[3].hash.clone()
+            }
         );
-        // An edit behind the trigger's back (dropped and remade).
-        c.execute_batch(
-            "DROP TRIGGER audit_append_only;
-             UPDATE audit SET who = 'someone-else' WHERE seq = 3;",
-        )
-        .unwrap();
-        match verify(&c).unwrap() {
-            Verdict::Broken { seq: 3, reason } => assert!(reason.contains("edited"), "{reason}"),
-            v => panic!("{v:?}"),
-        }
-        c.execute("UPDATE audit SET who = 'ops' WHERE seq = 3", [])
-            .unwrap();
-        assert!(matches!(verify(&c).unwrap(), Verdict::Intact { .. }));
-        c.execute("DELETE FROM audit WHERE seq = 2", []).unwrap();
-        match verify(&c).unwrap() {
-            Verdict::Broken { seq: 3, reason } => assert!(reason.contains("missing"), "{reason}"),
-            v => panic!("{v:?}"),
-        }
-    }
-
-    #[test]
-    fn retention_keeps_the_chain_verifiable() {
-        let (_d, mut c) = journal();
-        for i in 0..4 {
-            append(&mut c, &record("message.body", &format!("m{i}"))).unwrap();
-        }
-        let cutoff = crate::journal::now_ms() + 1;
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        append(&mut c, &record("reload", "")).unwrap();
-        assert_eq!(purge(&mut c, cutoff).unwrap(), 4);
-        let Verdict::Intact {
-            entries, head_seq, ..
-        } = verify(&c).unwrap()
-        else {
-            panic!()
-        };
-        assert_eq!((entries, head_seq), (1, 5));
-        // Deleting the oldest remaining entry is still found.
-        append(&mut c, &record("reload", "")).unwrap();
-        c.execute("DELETE FROM audit WHERE seq = 5", []).unwrap();
+        let mut edited = entries.clone();
+        edited[1].who = "someone-else".into();
+        assert!(
+            matches!(check(&edited, parse_anchor(None)), Verdict::Broken { seq: 2, reason } if reason.contains("edited"))
+        );
+        let mut gap = entries.clone();
+        gap.remove(1);
+        assert!(
+            matches!(check(&gap, parse_anchor(None)), Verdict::Broken { seq: 3, reason } if reason.contains("missing"))
+        );
+        // A chain cut at its start verifies from the anchor kept for it.
+        let anchor = parse_anchor(Some(&anchor_text(2, &entries[1].hash)));
         assert!(matches!(
-            verify(&c).unwrap(),
-            Verdict::Broken { seq: 6, .. }
+            check(&entries[2..], anchor),
+            Verdict::Intact { entries: 2, .. }
+        ));
+        assert!(matches!(
+            check(
+                &entries[3..],
+                parse_anchor(Some(&anchor_text(2, &entries[1].hash)))
+            ),
+            Verdict::Broken { seq: 4, .. }
         ));
     }
 }

@@ -1,19 +1,30 @@
 //! The journal: the durable record of every message received, its outputs
-//! and their delivery state. A message is acknowledged only once it is in
-//! here; destinations read their work from here, so a restart resumes every
-//! pending delivery.
+//! and their delivery state, the operators' view of them and the audit
+//! trail. A message is acknowledged only once it is in here; destinations
+//! read their work from here, so a restart resumes every pending delivery.
 //!
-//! [`sqlite::SqliteJournal`] is the embedded implementation (WAL, one writer
-//! thread with group commit). The pipeline only uses [`Journal`], so another
-//! store (PostgreSQL, for several nodes) is one more file.
+//! [`Journal`] is the only way in: the pipeline, the sources, the
+//! dispatchers, retention, the admin API and the command line all hold an
+//! `Arc<dyn Journal>` from [`open`] (the running runtime) or [`attach`] (a
+//! command beside it). The embedded engine is SQLite ([`sqlite`], WAL, one
+//! writer thread with group commit); another engine (PostgreSQL, for
+//! several nodes) is one more module under `journal/`, chosen in [`open`].
 
 pub mod audit;
-pub mod operate;
+pub mod commit;
 pub mod query;
 pub mod retention;
 pub mod sqlite;
 pub mod time;
 
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+pub use commit::{Commit, commit_until_done};
+
+use self::audit::{AuditFilter, Entry, Record, Verdict};
+use self::query::{Detail, Filter, Purged, Resent, Summary};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch.
@@ -102,8 +113,28 @@ pub(crate) fn test_message(id: &str) -> NewMessage {
     }
 }
 
+/// What the tests record a message became: transformed, with one output
+/// (`out`, text/plain) for destination `d`.
+#[cfg(test)]
+pub(crate) fn test_outcome(id: &str) -> Outcome {
+    Outcome {
+        message_id: id.into(),
+        status: MessageStatus::Transformed,
+        error: None,
+        versions: vec![],
+        deliveries: vec![NewDelivery {
+            destination: "d".into(),
+            n: 1,
+            content_type: "text/plain".into(),
+            body: b"out".to_vec(),
+            ordering_key: None,
+        }],
+    }
+}
+
 /// Where a message stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MessageStatus {
     /// Recorded, plugins not run yet.
     Received,
@@ -125,6 +156,90 @@ impl MessageStatus {
             MessageStatus::Failed => "failed",
         }
     }
+
+    /// Every status, in the order a message goes through them.
+    pub const ALL: [MessageStatus; 4] = [
+        MessageStatus::Received,
+        MessageStatus::Transformed,
+        MessageStatus::Rejected,
+        MessageStatus::Failed,
+    ];
+}
+
+impl std::fmt::Display for MessageStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for MessageStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MessageStatus::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("unknown message status {s:?}"))
+    }
+}
+
+/// Where one delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// Not done yet: due now or at its next attempt.
+    Pending,
+    /// Done.
+    Delivered,
+    /// Given up on (out of attempts or time, or refused for good); an
+    /// operator may resend it.
+    Dead,
+}
+
+impl DeliveryState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Dead => "dead",
+        }
+    }
+
+    /// Every state.
+    pub const ALL: [DeliveryState; 3] = [
+        DeliveryState::Pending,
+        DeliveryState::Delivered,
+        DeliveryState::Dead,
+    ];
+}
+
+impl std::fmt::Display for DeliveryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DeliveryState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DeliveryState::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| format!("unknown delivery state {s:?}"))
+    }
+}
+
+/// The latest message with a sender's control id (duplicate detection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recent {
+    /// Its id.
+    pub id: String,
+    /// Where it stands.
+    pub status: MessageStatus,
+    /// Why it was rejected or failed.
+    pub error: Option<String>,
 }
 
 /// One output to record for delivery.
@@ -211,15 +326,45 @@ pub enum JournalError {
     Closed,
 }
 
-/// The durable store behind the pipeline.
+/// The durable store: everything that reads or writes the journal goes
+/// through this trait.
+///
+/// Every method may block on I/O (async code calls them through
+/// `spawn_blocking`), except the writes of the message path, which return
+/// at once with a [`Commit`] to wait on (`done().await` in async code,
+/// `wait()` on a plain thread): an engine commits the writes waiting at
+/// the same moment together.
 pub trait Journal: Send + Sync {
-    /// Records a message durably; returns once it is committed.
-    fn append(&self, message: NewMessage) -> Result<(), JournalError>;
+    /// Where it is, for operators (a file's path): never a secret.
+    fn location(&self) -> String;
+
+    // -- intake and outcomes --
+
+    /// Records a message as received; the commit resolves once it is
+    /// durable (and only then may the sender be acknowledged).
+    fn append(&self, message: NewMessage) -> Commit;
     /// Records what the plugins made of a message, atomically with its
-    /// deliveries.
-    fn record(&self, outcome: Outcome) -> Result<(), JournalError>;
+    /// deliveries, and releases its hold on its ordering keys.
+    fn record(&self, outcome: Outcome) -> Commit;
+    /// Messages recorded but never transformed (the process stopped first),
+    /// oldest first.
+    fn unfinished(&self) -> Result<Vec<Unfinished>, JournalError>;
+    /// The latest message from this sender with this control id received at
+    /// or after `since` (duplicate detection).
+    fn find_recent(
+        &self,
+        sending_application: &str,
+        sending_facility: &str,
+        control_id: &str,
+        since: i64,
+    ) -> Result<Option<Recent>, JournalError>;
+
+    // -- deliveries --
+
     /// Up to `limit` deliveries for `destination` due at `now`, oldest
-    /// first, skipping the ids in `busy`.
+    /// first, skipping the ids in `busy` (claimed by attempts under way) and
+    /// every delivery behind an earlier pending one with the same ordering
+    /// key.
     fn due(
         &self,
         destination: &str,
@@ -229,27 +374,80 @@ pub trait Journal: Send + Sync {
     ) -> Result<Vec<DueDelivery>, JournalError>;
     /// When the next delivery for `destination` falls due, if any is pending.
     fn next_due(&self, destination: &str) -> Result<Option<i64>, JournalError>;
-    /// Marks a delivery done.
-    fn delivered(&self, id: i64, at: i64) -> Result<(), JournalError>;
+    /// Records a delivery as done at `at`.
+    fn delivered(&self, id: i64, at: i64) -> Commit;
     /// Records a failed attempt: retried at `next_attempt`, or dead (given
     /// up) when that is `None`.
-    fn attempt_failed(
-        &self,
-        id: i64,
-        error: &str,
-        next_attempt: Option<i64>,
-    ) -> Result<(), JournalError>;
-    /// Messages recorded but never transformed (the process stopped first).
-    fn unfinished(&self) -> Result<Vec<Unfinished>, JournalError>;
+    fn attempt_failed(&self, id: i64, error: &str, next_attempt: Option<i64>) -> Commit;
     /// Pending deliveries, per destination.
     fn pending_counts(&self) -> Result<Vec<(String, u64)>, JournalError>;
-    /// The latest message from this sender with this control id received at
-    /// or after `since`: (id, status, error). For duplicate detection.
-    fn find_recent(
-        &self,
-        sending_application: &str,
-        sending_facility: &str,
-        control_id: &str,
-        since: i64,
-    ) -> Result<Option<(String, String, Option<String>)>, JournalError>;
+
+    // -- what operators ask --
+
+    /// Messages matching `filter`, newest first.
+    fn list(&self, filter: &Filter) -> Result<Vec<Summary>, JournalError>;
+    /// One message with its deliveries; `None` when the id is unknown.
+    fn show(&self, id: &str) -> Result<Option<Detail>, JournalError>;
+
+    // -- what operators do --
+
+    /// Sends every output of these messages again (delivered or dead alike):
+    /// their deliveries become pending with a fresh attempt count.
+    fn resend(&self, ids: &[String]) -> Result<Resent, JournalError>;
+    /// Gives every dead delivery another round of attempts: how many.
+    fn resend_dead(&self) -> Result<usize, JournalError>;
+    /// Deletes the messages received before `before` (ms) whose work is
+    /// settled (never pending work), with their deliveries, and gives the
+    /// space back.
+    fn purge(&self, before: i64) -> Result<Purged, JournalError>;
+    /// Deletes the oldest settled messages until the journal takes at most
+    /// `max_bytes` (aiming a tenth below): what went and the bytes used
+    /// after. Pending work is never deleted, so a journal full of it stays
+    /// over the cap.
+    fn purge_to_size(&self, max_bytes: u64) -> Result<(Purged, u64), JournalError>;
+
+    // -- the audit trail (see [`audit`]) --
+
+    /// Appends `record` at the end of the chain.
+    fn audit_append(&self, record: &Record) -> Result<Entry, JournalError>;
+    /// Entries matching `filter`, newest first.
+    fn audit_list(&self, filter: &AuditFilter) -> Result<Vec<Entry>, JournalError>;
+    /// Walks the chain from its anchor and checks every link and hash.
+    fn audit_verify(&self) -> Result<Verdict, JournalError>;
+    /// The hash of entry `seq`, if the trail still holds it.
+    fn audit_hash_at(&self, seq: i64) -> Result<Option<String>, JournalError>;
+    /// Removes the entries older than `before` (ms), oldest first, keeping
+    /// the last one removed as the chain's anchor: how many.
+    fn audit_purge(&self, before: i64) -> Result<usize, JournalError>;
+
+    /// Finishes the writes already queued and closes; later writes answer
+    /// [`JournalError::Closed`].
+    fn close(&self);
+}
+
+/// Opens (or creates) the journal of the runtime whose data directory is
+/// `data_dir`, checks it and brings its schema up to date: for `weft run`,
+/// which then owns its writes.
+pub fn open(data_dir: &Path, sync: JournalSync) -> Result<Arc<dyn Journal>, JournalError> {
+    let journal = sqlite::SqliteJournal::open_with(&data_dir.join(sqlite::FILE), sync)?;
+    Ok(Arc::new(journal))
+}
+
+/// Whether [`attach`] may make a journal that is not there yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attach {
+    /// Only an existing journal: a wrong `data_dir` is an error, not a new
+    /// empty journal.
+    Existing,
+    /// Make it if need be (a record that must be kept even before the
+    /// first `weft run`, such as an audit entry for a new token).
+    CreateIfMissing,
+}
+
+/// The journal of `data_dir` for a command run beside `weft run` (or
+/// without it): its writes are committed one by one, each waiting for the
+/// runtime's when they meet.
+pub fn attach(data_dir: &Path, mode: Attach) -> Result<Arc<dyn Journal>, JournalError> {
+    let journal = sqlite::SqliteJournal::attach(&data_dir.join(sqlite::FILE), mode)?;
+    Ok(Arc::new(journal))
 }

@@ -1,19 +1,47 @@
-//! Read-only questions an operator asks the journal: which messages, what
-//! became of one. Opens the file read-only, so it works beside a running
-//! `weft run` (WAL readers do not block the writer).
+//! What operators ask of the journal and what their actions report:
+//! filters and views for [`Journal::list`](super::Journal::list) and
+//! [`Journal::show`](super::Journal::show), results of resend and purge.
+//! Every engine answers in these types.
 
-use std::path::Path;
+use std::str::FromStr;
 
-use rusqlite::{Connection, OpenFlags, params_from_iter, types::Value};
+use super::{DeliveryState, MessageStatus};
 
-use super::JournalError;
+/// Which messages a status filter keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    /// Messages in this status.
+    Message(MessageStatus),
+    /// Messages with at least one delivery in this state (`pending`: work
+    /// not done yet; `dead`: a delivery given up).
+    Delivery(DeliveryState),
+}
 
-/// Filters for [`list`].
+impl StatusFilter {
+    /// The words an operator may filter by.
+    pub const NAMES: &str = "received, transformed, rejected, failed, pending, dead";
+}
+
+impl FromStr for StatusFilter {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pending" => Ok(StatusFilter::Delivery(DeliveryState::Pending)),
+            "dead" => Ok(StatusFilter::Delivery(DeliveryState::Dead)),
+            _ => s
+                .parse()
+                .map(StatusFilter::Message)
+                .map_err(|_| format!("unknown status {s:?} (expected {})", StatusFilter::NAMES)),
+        }
+    }
+}
+
+/// Filters for [`Journal::list`](super::Journal::list).
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
-    /// `received`, `transformed`, `rejected`, `failed`, or `dead` (a
-    /// delivery given up) or `pending` (a delivery not done yet).
-    pub status: Option<String>,
+    /// The status (of the message, or of one of its deliveries).
+    pub status: Option<StatusFilter>,
     /// The source's name.
     pub source: Option<String>,
     /// MSH-9, with `*` wildcards (`ADT^A0*`).
@@ -30,7 +58,7 @@ pub struct Filter {
     pub offset: usize,
 }
 
-/// One line of [`list`].
+/// One line of [`Journal::list`](super::Journal::list).
 #[derive(Debug, Clone)]
 pub struct Summary {
     /// The message id.
@@ -44,7 +72,7 @@ pub struct Summary {
     /// MSH-10.
     pub control_id: String,
     /// Its status.
-    pub status: String,
+    pub status: MessageStatus,
     /// Deliveries done / pending / dead.
     pub delivered: u64,
     /// Deliveries pending.
@@ -53,7 +81,7 @@ pub struct Summary {
     pub dead: u64,
 }
 
-/// One delivery of a message, for [`show`].
+/// One delivery of a message, for [`Journal::show`](super::Journal::show).
 #[derive(Debug, Clone)]
 pub struct DeliveryRow {
     /// Its id.
@@ -64,8 +92,8 @@ pub struct DeliveryRow {
     pub n: i64,
     /// Media type.
     pub content_type: String,
-    /// `pending`, `delivered` or `dead`.
-    pub state: String,
+    /// Where it stands.
+    pub state: DeliveryState,
     /// Attempts so far.
     pub attempts: i64,
     /// The last error.
@@ -78,7 +106,7 @@ pub struct DeliveryRow {
     pub body: Vec<u8>,
 }
 
-/// Everything about one message, for [`show`].
+/// Everything about one message, for [`Journal::show`](super::Journal::show).
 #[derive(Debug, Clone)]
 pub struct Detail {
     /// The summary fields.
@@ -103,172 +131,21 @@ pub struct Detail {
     pub deliveries: Vec<DeliveryRow>,
 }
 
-fn read_err(e: rusqlite::Error) -> JournalError {
-    JournalError::Read(e.to_string())
+/// What a resend queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resent {
+    /// Deliveries queued again.
+    pub queued: usize,
+    /// The ids that have no outputs to send: unknown ids, or messages a
+    /// plugin rejected or failed.
+    pub without_outputs: Vec<String>,
 }
 
-/// Opens a journal file for reading only; it must exist.
-pub fn open(path: &Path) -> Result<Connection, JournalError> {
-    open_existing(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-}
-
-/// Opens an existing journal file for writing (operator actions).
-pub fn open_writable(path: &Path) -> Result<Connection, JournalError> {
-    open_existing(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
-}
-
-fn open_existing(path: &Path, mode: OpenFlags) -> Result<Connection, JournalError> {
-    let error = |reason: String| JournalError::Open {
-        path: path.display().to_string(),
-        reason,
-    };
-    if !path.is_file() {
-        return Err(error("no journal here (is data_dir right?)".into()));
-    }
-    Connection::open_with_flags(path, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|e| error(e.to_string()))
-}
-
-const SUMMARY: &str =
-    "SELECT m.id, m.received_at, m.source, m.message_type, m.control_id, m.status,
-    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.state = 'delivered'),
-    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.state = 'pending'),
-    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.state = 'dead')
-    FROM messages m";
-
-fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<Summary> {
-    Ok(Summary {
-        id: r.get(0)?,
-        received_at: r.get(1)?,
-        source: r.get(2)?,
-        message_type: r.get(3)?,
-        control_id: r.get(4)?,
-        status: r.get(5)?,
-        delivered: r.get::<_, i64>(6)? as u64,
-        pending: r.get::<_, i64>(7)? as u64,
-        dead: r.get::<_, i64>(8)? as u64,
-    })
-}
-
-/// Messages matching `filter`, newest first.
-pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<Summary>, JournalError> {
-    let mut clauses = Vec::new();
-    let mut args: Vec<Value> = Vec::new();
-    match filter.status.as_deref() {
-        Some(s @ ("dead" | "pending")) => {
-            clauses.push(
-                "EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state = ?)"
-                    .to_string(),
-            );
-            args.push(Value::Text(s.to_string()));
-        }
-        Some(s) => {
-            clauses.push("m.status = ?".to_string());
-            args.push(Value::Text(s.to_string()));
-        }
-        None => {}
-    }
-    if let Some(s) = &filter.source {
-        clauses.push("m.source = ?".into());
-        args.push(Value::Text(s.clone()));
-    }
-    if let Some(t) = &filter.message_type {
-        clauses.push("m.message_type GLOB ?".into());
-        args.push(Value::Text(t.clone()));
-    }
-    if let Some(c) = &filter.control_id {
-        clauses.push("m.control_id = ?".into());
-        args.push(Value::Text(c.clone()));
-    }
-    if let Some(t) = filter.since {
-        clauses.push("m.received_at >= ?".into());
-        args.push(Value::Integer(t));
-    }
-    if let Some(t) = filter.until {
-        clauses.push("m.received_at < ?".into());
-        args.push(Value::Integer(t));
-    }
-    let mut sql = SUMMARY.to_string();
-    if !clauses.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&clauses.join(" AND "));
-    }
-    sql.push_str(" ORDER BY m.received_at DESC, m.id DESC LIMIT ? OFFSET ?");
-    args.push(Value::Integer(filter.limit as i64));
-    args.push(Value::Integer(filter.offset as i64));
-    let mut stmt = conn.prepare(&sql).map_err(read_err)?;
-    let rows = stmt
-        .query_map(params_from_iter(args), summary)
-        .map_err(read_err)?;
-    rows.collect::<rusqlite::Result<_>>().map_err(read_err)
-}
-
-/// One message with its deliveries; `None` when the id is unknown.
-pub fn show(conn: &Connection, id: &str) -> Result<Option<Detail>, JournalError> {
-    let sql = format!("{SUMMARY} WHERE m.id = ?1");
-    let Some(s) = conn
-        .query_row(&sql, [id], summary)
-        .map(Some)
-        .or_else(|e| match e {
-            rusqlite::Error::QueryReturnedNoRows => Ok(None),
-            e => Err(e),
-        })
-        .map_err(read_err)?
-    else {
-        return Ok(None);
-    };
-    let mut detail = conn
-        .query_row(
-            "SELECT remote, content_type, sending_application, sending_facility, route, error, plugin_versions, body,
-                    peer_subject
-             FROM messages WHERE id = ?1",
-            [id],
-            |r| {
-                Ok(Detail {
-                    summary: s.clone(),
-                    remote: r.get(0)?,
-                    peer_subject: r.get(8)?,
-                    content_type: r.get(1)?,
-                    sender: (r.get(2)?, r.get(3)?),
-                    route: r.get(4)?,
-                    error: r.get(5)?,
-                    plugin_versions: r
-                        .get::<_, Option<String>>(6)?
-                        .unwrap_or_default()
-                        .split(',')
-                        .filter(|v| !v.is_empty())
-                        .map(str::to_string)
-                        .collect(),
-                    body: r.get(7)?,
-                    deliveries: Vec::new(),
-                })
-            },
-        )
-        .map_err(read_err)?;
-    let mut stmt = conn
-        .prepare(
-            "SELECT id, destination, n, content_type, state, attempts, last_error, delivered_at, next_attempt_at, body
-             FROM deliveries WHERE message_id = ?1 ORDER BY n, destination",
-        )
-        .map_err(read_err)?;
-    let deliveries = stmt
-        .query_map([id], |r| {
-            Ok(DeliveryRow {
-                id: r.get(0)?,
-                destination: r.get(1)?,
-                n: r.get(2)?,
-                content_type: r.get(3)?,
-                state: r.get(4)?,
-                attempts: r.get(5)?,
-                last_error: r.get(6)?,
-                delivered_at: r.get(7)?,
-                next_attempt_at: r.get(8)?,
-                body: r.get(9)?,
-            })
-        })
-        .map_err(read_err)?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(read_err)?;
-    detail.deliveries = deliveries;
-    Ok(Some(detail))
+/// What a purge deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Purged {
+    /// Messages.
+    pub messages: usize,
+    /// Their deliveries.
+    pub deliveries: usize,
 }

@@ -1,11 +1,12 @@
 //! Retention: what the journal keeps (`runtime.retain_days`,
 //! `retain_max_mb`, `audit_retain_days`), purged in the background.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::now_ms;
+use super::{Journal, now_ms};
 
 /// What the journal keeps (`runtime.retain_days`, `retain_max_mb`,
 /// `audit_retain_days`).
@@ -22,7 +23,7 @@ pub(crate) struct Retention {
 /// their retention (at start, then hourly) and the oldest settled messages
 /// while the journal is over `max_bytes` (checked every 10 s).
 pub(crate) async fn retention_loop(
-    path: std::path::PathBuf,
+    journal: Arc<dyn Journal>,
     retention: Retention,
     stop: CancellationToken,
 ) {
@@ -42,11 +43,10 @@ pub(crate) async fn retention_loop(
         if hourly {
             since_age_purge = Some(now);
         }
-        let p = path.clone();
+        let j = journal.clone();
         let purged = tokio::task::spawn_blocking(move || {
-            let mut conn = super::operate::open(&p)?;
             if hourly {
-                let n = super::audit::purge(&mut conn, now_ms() - audit.as_millis() as i64)?;
+                let n = j.audit_purge(now_ms() - audit.as_millis() as i64)?;
                 if n > 0 {
                     tracing::info!(
                         entries = n,
@@ -55,13 +55,11 @@ pub(crate) async fn retention_loop(
                 }
             }
             let aged = match by_age {
-                Some(retain) => {
-                    super::operate::purge(&mut conn, now_ms() - retain.as_millis() as i64)?
-                }
-                None => (0, 0),
+                Some(retain) => j.purge(now_ms() - retain.as_millis() as i64)?,
+                None => Default::default(),
             };
             let sized = match max_bytes {
-                Some(max) => Some(super::operate::purge_to_size(&mut conn, max)?),
+                Some(max) => Some(j.purge_to_size(max)?),
                 None => None,
             };
             Ok::<_, super::JournalError>((aged, sized))
@@ -69,18 +67,18 @@ pub(crate) async fn retention_loop(
         .await;
         match purged {
             Ok(Ok((aged, sized))) => {
-                if aged.0 > 0 {
+                if aged.messages > 0 {
                     tracing::info!(
-                        messages = aged.0,
-                        deliveries = aged.1,
+                        messages = aged.messages,
+                        deliveries = aged.deliveries,
                         "retention: purged settled messages older than retain_days"
                     );
                 }
-                if let (Some((m, d, used)), Some(max)) = (sized, max_bytes) {
-                    if m > 0 {
+                if let (Some((purged, used)), Some(max)) = (sized, max_bytes) {
+                    if purged.messages > 0 {
                         tracing::info!(
-                            messages = m,
-                            deliveries = d,
+                            messages = purged.messages,
+                            deliveries = purged.deliveries,
                             used_mb = used / (1024 * 1024),
                             "retention: purged the oldest settled messages to stay under retain_max_mb"
                         );
@@ -108,50 +106,44 @@ pub(crate) async fn retention_loop(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::journal::sqlite::SqliteJournal;
-    use crate::journal::{Journal, JournalSync, MessageStatus, Outcome};
+    use crate::journal::{JournalSync, MessageStatus, Outcome};
 
     /// Records a message received in 1970 and settled (filtered: no
     /// outputs). On the blocking pool: tokio's paused clock does not jump
     /// ahead while a blocking task runs, as it would while awaiting the
     /// journal's writer thread.
-    async fn old_settled(journal: &Arc<SqliteJournal>, id: &str) {
+    async fn old_settled(journal: &Arc<dyn Journal>, id: &str) {
         let (journal, id) = (journal.clone(), id.to_string());
         tokio::task::spawn_blocking(move || {
-            journal.append(crate::journal::test_message(&id))?;
-            journal.record(Outcome {
-                message_id: id,
-                status: MessageStatus::Transformed,
-                error: None,
-                versions: vec![],
-                deliveries: vec![],
-            })
+            journal.append(crate::journal::test_message(&id)).wait()?;
+            journal
+                .record(Outcome {
+                    message_id: id,
+                    status: MessageStatus::Transformed,
+                    error: None,
+                    versions: vec![],
+                    deliveries: vec![],
+                })
+                .wait()
         })
         .await
         .unwrap()
         .unwrap();
     }
 
-    fn count(path: &std::path::Path) -> i64 {
-        let conn = rusqlite::Connection::open(path).unwrap();
-        conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
-            .unwrap()
-    }
-
-    /// Waits on tokio's clock until `path` holds `n` messages, for at most
-    /// `within`; returns whether it did.
-    async fn holds(path: &std::path::Path, n: i64, within: Duration) -> bool {
+    /// Waits on tokio's clock until the journal holds `n` messages, for at
+    /// most `within`; returns whether it did.
+    async fn holds(journal: &Arc<dyn Journal>, n: usize, within: Duration) -> bool {
         let end = tokio::time::Instant::now() + within;
         loop {
-            let p = path.to_path_buf();
-            if tokio::task::spawn_blocking(move || count(&p))
-                .await
-                .unwrap()
-                == n
-            {
+            let j = journal.clone();
+            let all = crate::journal::query::Filter {
+                limit: 100,
+                ..Default::default()
+            };
+            let count = tokio::task::spawn_blocking(move || j.list(&all).unwrap().len());
+            if count.await.unwrap() == n {
                 return true;
             }
             if tokio::time::Instant::now() >= end {
@@ -164,8 +156,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn old_settled_messages_go_at_start_then_hourly() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.db");
-        let journal = Arc::new(SqliteJournal::open_with(&path, JournalSync::Normal).unwrap());
+        let journal = crate::journal::open(dir.path(), JournalSync::Normal).unwrap();
         old_settled(&journal, "m1").await;
         let stop = CancellationToken::new();
         let retention = Retention {
@@ -173,17 +164,17 @@ mod tests {
             max_bytes: None,
             audit: Duration::from_secs(86_400 * 2190),
         };
-        tokio::spawn(retention_loop(path.clone(), retention, stop.clone()));
+        tokio::spawn(retention_loop(journal.clone(), retention, stop.clone()));
         assert!(
-            holds(&path, 0, Duration::from_secs(1)).await,
+            holds(&journal, 0, Duration::from_secs(1)).await,
             "purged at start"
         );
         old_settled(&journal, "m2").await;
         // Not purged again before the hour is out ...
-        assert!(!holds(&path, 0, Duration::from_secs(50 * 60)).await);
+        assert!(!holds(&journal, 0, Duration::from_secs(50 * 60)).await);
         // ... and purged once it is.
         assert!(
-            holds(&path, 0, Duration::from_secs(15 * 60)).await,
+            holds(&journal, 0, Duration::from_secs(15 * 60)).await,
             "purged after an hour"
         );
         stop.cancel();

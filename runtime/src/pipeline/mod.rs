@@ -25,7 +25,6 @@ use tokio_util::task::TaskTracker;
 use crate::config::{AckMode, Config};
 use crate::destinations::set::DestinationSet;
 use crate::journal::retention::{Retention, retention_loop};
-use crate::journal::sqlite::SqliteJournal;
 use crate::journal::{self, Journal, MessageStatus};
 use crate::plugins::{Message, Output};
 use crate::routing::{Route, Routing};
@@ -100,7 +99,7 @@ pub enum NotTaken {
 /// The running pipeline.
 pub struct Pipeline {
     routing: Arc<ArcSwap<Routing>>,
-    journal: Arc<SqliteJournal>,
+    journal: Arc<dyn Journal>,
     work: Arc<WorkQueue<Job>>,
     workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Sources waiting for their messages' deliveries.
@@ -145,10 +144,7 @@ impl Pipeline {
         plugins: &std::collections::BTreeMap<String, Arc<crate::plugins::Plugin>>,
         workers: usize,
     ) -> Result<Arc<Pipeline>, BuildError> {
-        let journal = Arc::new(SqliteJournal::open_with(
-            &config.runtime.data_dir.join("journal.db"),
-            config.runtime.journal_sync,
-        )?);
+        let journal = journal::open(&config.runtime.data_dir, config.runtime.journal_sync)?;
         let stats = Arc::new(Stats::default());
         let trackers = Arc::new(Trackers::default());
         let routing = Arc::new(ArcSwap::from_pointee(Routing::build(config, plugins)?));
@@ -204,11 +200,10 @@ impl Pipeline {
             max_bytes: config.runtime.retain_max_bytes,
             audit: config.runtime.audit_retain,
         };
-        let path = pipeline.journal.path().to_path_buf();
         let stop = pipeline.stop_housekeeping.clone();
         pipeline
             .housekeeping
-            .spawn(retention_loop(path, retention, stop));
+            .spawn(retention_loop(pipeline.journal.clone(), retention, stop));
         Ok(pipeline)
     }
 
@@ -232,16 +227,16 @@ impl Pipeline {
                 let id = m.id.clone();
                 let reason = format!("route {} no longer exists", m.route);
                 tracing::error!(message_id = %id, "cannot resume: {reason}");
-                let _ = tokio::task::spawn_blocking(move || {
-                    journal.record(journal::Outcome {
+                let _ = journal
+                    .record(journal::Outcome {
                         message_id: id,
                         status: MessageStatus::Failed,
                         error: Some(reason),
                         versions: vec![],
                         deliveries: vec![],
                     })
-                })
-                .await;
+                    .done()
+                    .await;
                 continue;
             };
             // Resumed messages are parsed again for their keys (HL7 v2 only).
@@ -285,7 +280,7 @@ impl Pipeline {
     }
 
     /// The journal.
-    pub fn journal(&self) -> &Arc<SqliteJournal> {
+    pub fn journal(&self) -> &Arc<dyn Journal> {
         &self.journal
     }
 

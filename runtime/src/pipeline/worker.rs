@@ -13,8 +13,8 @@ use super::tracker::Trackers;
 use super::{Answer, Job, Stats};
 use crate::config::AckMode;
 use crate::destinations::set::DestinationSet;
-use crate::journal::sqlite::{SqliteJournal, commit_until_done};
 use crate::journal::{self, MessageStatus, NewDelivery};
+use crate::journal::{Journal, commit_until_done};
 use crate::plugins::CallError;
 use crate::routing::Routing;
 use crate::workqueue::WorkQueue;
@@ -30,7 +30,7 @@ pub(super) struct WorkerCtx {
     pub(super) runtime: tokio::runtime::Handle,
     /// Outcome commits under way.
     pub(super) recording: TaskTracker,
-    pub(super) journal: Arc<SqliteJournal>,
+    pub(super) journal: Arc<dyn Journal>,
     pub(super) stats: Arc<Stats>,
     pub(super) trackers: Arc<Trackers>,
 }
@@ -153,7 +153,7 @@ pub(super) fn run_job(job: Job, ctx: &WorkerCtx) {
         // is durable already, and its outcome lands once space returns. If
         // the process stops first, the message is run again at the next start.
         let recorded = commit_until_done("the outcome of message", &message_id, || {
-            journal.record_commit(outcome.clone())
+            journal.record(outcome.clone())
         })
         .await;
         match recorded {

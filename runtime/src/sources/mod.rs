@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use tokio::sync::oneshot;
 
 use crate::config::{AckMode, SourceConfig};
-use crate::journal::{Journal, NewMessage, now_ms};
+use crate::journal::{MessageStatus, NewMessage, Recent, now_ms};
 use crate::pipeline::{Answer, Job, Pipeline};
 use crate::plugins::Message;
 
@@ -177,7 +177,7 @@ pub async fn take(
             let mut found = journal.find_recent(&app, &fac, &ctrl, since).ok().flatten();
             for _ in 0..100 {
                 match &found {
-                    Some((_, status, _)) if status == "received" => {
+                    Some(recent) if recent.status == MessageStatus::Received => {
                         std::thread::sleep(std::time::Duration::from_millis(20));
                         found = journal.find_recent(&app, &fac, &ctrl, since).ok().flatten();
                     }
@@ -189,12 +189,17 @@ pub async fn take(
         .await
         .ok()
         .flatten();
-        if let Some((original, status, error)) = found {
+        if let Some(Recent {
+            id: original,
+            status,
+            error,
+        }) = found
+        {
             let error = error.unwrap_or_default();
-            let outcome = match status.as_str() {
-                "rejected" => Answer::Rejected(error),
-                "failed" => Answer::Failed(error),
-                _ => Answer::Accepted,
+            let outcome = match status {
+                MessageStatus::Rejected => Answer::Rejected(error),
+                MessageStatus::Failed => Answer::Failed(error),
+                MessageStatus::Received | MessageStatus::Transformed => Answer::Accepted,
             };
             tracing::info!(source = %source.name, original = %original, "duplicate: not processed again");
             return Err(IntakeRefusal::Duplicate { original, outcome });
@@ -221,7 +226,7 @@ pub async fn take(
     };
     pipeline
         .journal()
-        .append_commit(record)
+        .append(record)
         .done()
         .await
         .map_err(|e| {

@@ -1,26 +1,13 @@
-//! Operator actions on the journal: put deliveries back in line, purge
-//! what is settled. Works
-//! beside a running `weft run`, whose dispatchers pick the deliveries up
-//! within a second.
-
-use std::path::Path;
-use std::time::Duration;
+//! Operator actions in SQL: put deliveries back in line, purge what is
+//! settled. Run on a connection of their own beside the writer thread (or
+//! in another process beside `weft run`), whose dispatchers pick resent
+//! deliveries up within a second.
 
 use rusqlite::{Connection, params};
 
-use super::JournalError;
-
-fn write_err(e: rusqlite::Error) -> JournalError {
-    JournalError::Write(e.to_string())
-}
-
-/// Opens an existing journal for an operator's write.
-pub fn open(path: &Path) -> Result<Connection, JournalError> {
-    let conn = super::query::open_writable(path)?;
-    conn.busy_timeout(Duration::from_secs(30))
-        .map_err(write_err)?;
-    Ok(conn)
-}
+use super::write_err;
+use crate::journal::JournalError;
+use crate::journal::query::{Purged, Resent};
 
 /// A write transaction that takes the write lock at its start, waiting (the
 /// busy timeout) for the journal's writer thread. A deferred one that read
@@ -32,10 +19,8 @@ fn write_tx(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>, JournalE
 }
 
 /// Sends every output of these messages again (delivered or dead alike):
-/// their deliveries become pending with a fresh attempt count. Returns how
-/// many deliveries were queued, and the ids that have none (unknown ids, or
-/// messages a plugin rejected, which have no outputs to send).
-pub fn resend(conn: &mut Connection, ids: &[String]) -> Result<(usize, Vec<String>), JournalError> {
+/// their deliveries become pending with a fresh attempt count.
+pub fn resend(conn: &mut Connection, ids: &[String]) -> Result<Resent, JournalError> {
     let tx = write_tx(conn)?;
     let mut queued = 0;
     let mut none = Vec::new();
@@ -53,16 +38,22 @@ pub fn resend(conn: &mut Connection, ids: &[String]) -> Result<(usize, Vec<Strin
         queued += n;
     }
     tx.commit().map_err(write_err)?;
-    Ok((queued, none))
+    Ok(Resent {
+        queued,
+        without_outputs: none,
+    })
 }
 
 /// Gives every dead delivery another round of attempts.
 pub fn resend_dead(conn: &mut Connection) -> Result<usize, JournalError> {
-    conn.execute(
+    let tx = write_tx(conn)?;
+    let n = tx.execute(
         "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = 0 WHERE state = 'dead'",
         [],
     )
-    .map_err(write_err)
+    .map_err(write_err)?;
+    tx.commit().map_err(write_err)?;
+    Ok(n)
 }
 
 /// A message whose work is settled: transformed, rejected or failed, with
@@ -72,9 +63,8 @@ const SETTLED: &str = "m.status <> 'received'
 
 /// Deletes the messages received before `before` (ms) whose work is
 /// settled. Their deliveries go with them. Pending work is never deleted.
-/// Gives the space back to the file system. Returns (messages, deliveries)
-/// deleted.
-pub fn purge(conn: &mut Connection, before: i64) -> Result<(usize, usize), JournalError> {
+/// Gives the space back to the file system.
+pub fn purge(conn: &mut Connection, before: i64) -> Result<Purged, JournalError> {
     let deleted = delete_where(
         conn,
         &format!("SELECT m.id FROM messages m WHERE m.received_at < ?1 AND {SETTLED}"),
@@ -98,17 +88,14 @@ pub fn used_bytes(conn: &Connection) -> Result<u64, JournalError> {
 /// Deletes the oldest settled messages until the journal's pages take at
 /// most `max_bytes` (aiming a tenth below, so that it does not purge at
 /// every check), and gives the space back. Pending work is never deleted,
-/// so a journal full of pending work stays over the cap. Returns (messages,
-/// deliveries) deleted and the bytes used after.
-pub fn purge_to_size(
-    conn: &mut Connection,
-    max_bytes: u64,
-) -> Result<(usize, usize, u64), JournalError> {
-    let (mut messages, mut deliveries) = (0, 0);
+/// so a journal full of pending work stays over the cap. Returns what was
+/// deleted and the bytes used after.
+pub fn purge_to_size(conn: &mut Connection, max_bytes: u64) -> Result<(Purged, u64), JournalError> {
+    let mut purged = Purged::default();
     give_back(conn)?;
     let mut used = used_bytes(conn)?;
     let target = max_bytes - max_bytes / 10;
-    while used > max_bytes || (messages > 0 && used > target) {
+    while used > max_bytes || (purged.messages > 0 && used > target) {
         let count: i64 = conn
             .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
             .map_err(write_err)?;
@@ -116,29 +103,25 @@ pub fn purge_to_size(
         let per_message = used / count.max(1) as u64;
         let excess = used.saturating_sub(target);
         let batch = (excess / per_message.max(1) + 1).max(100) as i64;
-        let (m, d) = delete_where(
+        let round = delete_where(
             conn,
             &format!("SELECT m.id FROM messages m WHERE {SETTLED} ORDER BY m.received_at LIMIT ?1"),
             batch,
         )?;
-        if m == 0 {
+        if round.messages == 0 {
             break;
         }
-        messages += m;
-        deliveries += d;
+        purged.messages += round.messages;
+        purged.deliveries += round.deliveries;
         give_back(conn)?;
         used = used_bytes(conn)?;
     }
-    Ok((messages, deliveries, used))
+    Ok((purged, used))
 }
 
 /// Deletes the messages `select` (one `?1` parameter) names, with their
 /// deliveries, in one transaction.
-fn delete_where(
-    conn: &mut Connection,
-    select: &str,
-    param: i64,
-) -> Result<(usize, usize), JournalError> {
+fn delete_where(conn: &mut Connection, select: &str, param: i64) -> Result<Purged, JournalError> {
     let tx = write_tx(conn)?;
     tx.execute_batch(
         "CREATE TEMP TABLE IF NOT EXISTS purge_ids (id TEXT PRIMARY KEY); DELETE FROM purge_ids;",
@@ -168,7 +151,10 @@ fn delete_where(
         .map_err(write_err)?;
     tx.execute("DELETE FROM purge_ids", []).map_err(write_err)?;
     tx.commit().map_err(write_err)?;
-    Ok((messages, deliveries))
+    Ok(Purged {
+        messages,
+        deliveries,
+    })
 }
 
 /// Returns free pages to the file system. The file shrinks once the

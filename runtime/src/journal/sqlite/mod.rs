@@ -1,0 +1,492 @@
+//! The journal in SQLite, the embedded engine for one node: one file
+//! (`data_dir/journal.db`) in WAL mode. In the runtime, one writer thread
+//! takes every write of the message path and commits them in groups
+//! ([`writer`]); the message path reads on a connection of its own, and
+//! operators' queries, actions and the audit trail run on a third, so a
+//! long query never holds up intake. A command attached beside the
+//! runtime commits each write on its own, waiting for the runtime's
+//! writer when they meet (SQLite lets one writer in at a time).
+
+mod audit;
+mod operate;
+mod query;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::oneshot;
+
+pub use self::schema::SCHEMA_VERSION;
+use self::schema::{checkpoint_on_close, connect, migrate, open_error};
+use self::writer::{Op, Request, write_loop};
+use super::audit::{AuditFilter, Entry, Record, Verdict};
+use super::query::{Detail, Filter, Purged, Resent, Summary};
+use super::{
+    Attach, Commit, DueDelivery, Journal, JournalError, JournalSync, MessageStatus, NewMessage,
+    Outcome, Recent, Unfinished,
+};
+
+/// The journal's file name in the data directory.
+pub const FILE: &str = "journal.db";
+
+/// How long an operator's write waits for the writer thread (or another
+/// process) to let go of the file.
+const SIDE_BUSY: Duration = Duration::from_secs(30);
+
+/// How many writes may wait for the writer thread before a write waits in
+/// its [`Commit`] for room.
+const QUEUE: usize = 4096;
+
+/// The SQLite journal.
+pub struct SqliteJournal {
+    path: PathBuf,
+    /// The writer thread's queue; `None` when attached or closed.
+    writes: Mutex<Option<SyncSender<Request>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Reads of the message path: due deliveries, duplicates, recovery.
+    /// `None` once closed.
+    reader: Mutex<Option<Connection>>,
+    /// Operators' queries and actions and the audit trail; when attached,
+    /// every write. `None` once closed.
+    side: Mutex<Option<Connection>>,
+    /// Attached beside a runtime: writes go through `side`, one by one.
+    attached: bool,
+    closed: AtomicBool,
+}
+
+pub(super) fn read_err(e: rusqlite::Error) -> JournalError {
+    JournalError::Read(e.to_string())
+}
+
+pub(super) fn write_err(e: rusqlite::Error) -> JournalError {
+    JournalError::Write(e.to_string())
+}
+
+/// A column holding a stored name (a status, a state), read as its type.
+pub(super) fn stored<T: FromStr<Err = String>>(
+    r: &rusqlite::Row<'_>,
+    column: usize,
+) -> rusqlite::Result<T> {
+    let text: String = r.get(column)?;
+    text.parse().map_err(|e: String| {
+        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+/// Runs `f` on one of the journal's connections, unless it is closed.
+fn with<T>(
+    conn: &Mutex<Option<Connection>>,
+    f: impl FnOnce(&mut Connection) -> Result<T, JournalError>,
+) -> Result<T, JournalError> {
+    // A panic while a connection was held leaves no transaction open
+    // (rusqlite rolls back on drop): the connection is fine to reuse.
+    let mut guard: MutexGuard<'_, _> = conn.lock().unwrap_or_else(PoisonError::into_inner);
+    f(guard.as_mut().ok_or(JournalError::Closed)?)
+}
+
+/// Connections to a file that passed its checks: the last one closed
+/// leaves the journal one whole file.
+fn checked(path: &Path, conns: &[&Connection]) -> Result<(), JournalError> {
+    for c in conns {
+        checkpoint_on_close(c, true).map_err(|e| open_error(path, e))?;
+    }
+    Ok(())
+}
+
+impl SqliteJournal {
+    /// Opens (or creates) the journal at `path`, checks it and migrates its
+    /// schema, fsyncing every commit. A file that exists but is empty, is
+    /// not a database, or fails the integrity check is an error naming the
+    /// file: the journal never silently starts over.
+    pub fn open(path: &Path) -> Result<SqliteJournal, JournalError> {
+        SqliteJournal::open_with(path, JournalSync::Full)
+    }
+
+    /// [`SqliteJournal::open`], with commits fsynced or not; starts the
+    /// writer thread.
+    pub fn open_with(path: &Path, sync: JournalSync) -> Result<SqliteJournal, JournalError> {
+        make_dir(path)?;
+        refuse_empty(path)?;
+        let mut writer = connect(path, sync)?;
+        migrate(&mut writer, path)?;
+        let reader = connect(path, sync)?;
+        let side = connect(path, sync)?;
+        side.busy_timeout(SIDE_BUSY)
+            .map_err(|e| open_error(path, e))?;
+        checked(path, &[&writer, &reader, &side])?;
+        let (tx, rx) = sync_channel::<Request>(QUEUE);
+        let handle = std::thread::Builder::new()
+            .name("weft-journal".into())
+            .spawn(move || write_loop(writer, rx))
+            .map_err(|e| open_error(path, format!("cannot start the writer: {e}")))?;
+        Ok(SqliteJournal {
+            path: path.to_path_buf(),
+            writes: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(handle)),
+            reader: Mutex::new(Some(reader)),
+            side: Mutex::new(Some(side)),
+            attached: false,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The journal at `path` for a command beside the runtime (see
+    /// [`crate::journal::attach`]): no writer thread; its schema is brought
+    /// up to date only when it is behind (no integrity check, which reads
+    /// the whole file).
+    pub fn attach(path: &Path, mode: Attach) -> Result<SqliteJournal, JournalError> {
+        match mode {
+            Attach::Existing if !path.is_file() => {
+                return Err(open_error(path, "no journal here (is data_dir right?)"));
+            }
+            Attach::Existing => {}
+            Attach::CreateIfMissing => make_dir(path)?,
+        }
+        refuse_empty(path)?;
+        let mut side = connect(path, JournalSync::Full)?;
+        side.busy_timeout(SIDE_BUSY)
+            .map_err(|e| open_error(path, e))?;
+        if schema::stored_version(&side).map_err(|e| open_error(path, e))? != SCHEMA_VERSION {
+            migrate(&mut side, path)?;
+        }
+        let reader = connect(path, JournalSync::Full)?;
+        checked(path, &[&side, &reader])?;
+        Ok(SqliteJournal {
+            path: path.to_path_buf(),
+            writes: Mutex::new(None),
+            writer: Mutex::new(None),
+            reader: Mutex::new(Some(reader)),
+            side: Mutex::new(Some(side)),
+            attached: true,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The journal file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn submit(&self, op: Op) -> Commit {
+        if self.closed.load(Ordering::Acquire) {
+            return Commit::finished(Err(JournalError::Closed));
+        }
+        if self.attached {
+            return Commit::finished(self.apply_now(&op));
+        }
+        let (reply, rx) = oneshot::channel();
+        let sender = self
+            .writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some(sender) = sender else {
+            return Commit::finished(Err(JournalError::Closed));
+        };
+        match sender.try_send(Request { op, reply }) {
+            Ok(()) => Commit::queued(rx),
+            // A full queue means the disk is behind: the write waits in the
+            // commit, it is never dropped.
+            Err(TrySendError::Full(req)) => {
+                let mut req = Some(req);
+                Commit::waiting_for_room(
+                    rx,
+                    Box::new(move || {
+                        let Some(r) = req.take() else { return true };
+                        match sender.try_send(r) {
+                            Ok(()) => true,
+                            Err(TrySendError::Full(r)) => {
+                                req = Some(r);
+                                false
+                            }
+                            // The writer is gone: the reply channel
+                            // closed with the request.
+                            Err(TrySendError::Disconnected(_)) => true,
+                        }
+                    }),
+                )
+            }
+            Err(TrySendError::Disconnected(req)) => {
+                let _ = req.reply.send(Err(JournalError::Closed));
+                Commit::queued(rx)
+            }
+        }
+    }
+
+    /// An attached journal's write, committed on its own.
+    fn apply_now(&self, op: &Op) -> Result<(), JournalError> {
+        self.side(|conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(write_err)?;
+            writer::apply(&tx, op).map_err(write_err)?;
+            tx.commit().map_err(write_err)
+        })
+    }
+
+    /// A read of the message path.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, JournalError> {
+        with(&self.reader, |c| f(c).map_err(read_err))
+    }
+
+    /// Work on the operators' connection.
+    fn side<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
+        with(&self.side, f)
+    }
+}
+
+fn make_dir(path: &Path) -> Result<(), JournalError> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => crate::private::create_dir(dir)
+            .map_err(|e| open_error(path, format!("cannot create its directory: {e}"))),
+        None => Ok(()),
+    }
+}
+
+fn refuse_empty(path: &Path) -> Result<(), JournalError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() == 0 => Err(open_error(
+            path,
+            "the file exists but is empty (truncated?); restore it or move it away to start a new journal",
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl Drop for SqliteJournal {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Journal for SqliteJournal {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn append(&self, message: NewMessage) -> Commit {
+        self.submit(Op::Append(message))
+    }
+
+    fn record(&self, outcome: Outcome) -> Commit {
+        self.submit(Op::Record(outcome))
+    }
+
+    fn unfinished(&self) -> Result<Vec<Unfinished>, JournalError> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, source, remote, received_at, content_type, body, message_type, control_id,
+                        sending_application, sending_facility, route, peer_subject
+                 FROM messages WHERE status = ?1 ORDER BY received_at, id",
+            )?;
+            let rows = stmt.query_map(params![MessageStatus::Received.as_str()], |r| {
+                Ok(Unfinished {
+                    message: NewMessage {
+                        id: r.get(0)?,
+                        source: r.get(1)?,
+                        remote: r.get(2)?,
+                        peer_subject: r.get(11)?,
+                        received_at: r.get(3)?,
+                        content_type: r.get(4)?,
+                        body: r.get(5)?,
+                        message_type: r.get(6)?,
+                        control_id: r.get(7)?,
+                        sending_application: r.get(8)?,
+                        sending_facility: r.get(9)?,
+                        route: r.get(10)?,
+                        ordering_keys: Vec::new(),
+                    },
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn find_recent(
+        &self,
+        sending_application: &str,
+        sending_facility: &str,
+        control_id: &str,
+        since: i64,
+    ) -> Result<Option<Recent>, JournalError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT id, status, error FROM messages
+                 WHERE sending_application = ?1 AND sending_facility = ?2 AND control_id = ?3
+                   AND received_at >= ?4
+                 ORDER BY received_at DESC LIMIT 1",
+            )?
+            .query_row(
+                params![sending_application, sending_facility, control_id, since],
+                |r| {
+                    Ok(Recent {
+                        id: r.get(0)?,
+                        status: stored(r, 1)?,
+                        error: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    fn due(
+        &self,
+        destination: &str,
+        now: i64,
+        limit: usize,
+        busy: &[i64],
+    ) -> Result<Vec<DueDelivery>, JournalError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT d.id, d.message_id, m.control_id, m.message_type, m.received_at, d.n,
+                        d.content_type, d.body, d.attempts
+                 FROM deliveries d JOIN messages m ON m.id = d.message_id
+                 WHERE d.destination = ?1 AND d.state = 'pending' AND d.next_attempt_at <= ?2
+                   AND NOT EXISTS (
+                     SELECT 1 FROM deliveries e
+                     WHERE e.destination = d.destination AND e.ordering_key = d.ordering_key
+                       AND e.state = 'pending'
+                       AND (e.message_seq < d.message_seq
+                            OR (e.message_seq = d.message_seq AND e.id < d.id)))
+                   AND NOT EXISTS (
+                     SELECT 1 FROM order_holds h
+                     WHERE h.destination = d.destination AND h.ordering_key = d.ordering_key
+                       AND h.message_seq < d.message_seq)
+                 ORDER BY d.id LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(
+                params![destination, now, (limit + busy.len()) as i64],
+                |r| {
+                    Ok(DueDelivery {
+                        id: r.get(0)?,
+                        message_id: r.get(1)?,
+                        control_id: r.get(2)?,
+                        message_type: r.get(3)?,
+                        received_at: r.get(4)?,
+                        n: r.get::<_, i64>(5)? as usize,
+                        content_type: r.get(6)?,
+                        body: r.get(7)?,
+                        attempts: r.get::<_, i64>(8)? as u32,
+                    })
+                },
+            )?;
+            let mut out = Vec::new();
+            for row in rows {
+                let d = row?;
+                if !busy.contains(&d.id) && out.len() < limit {
+                    out.push(d);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn next_due(&self, destination: &str) -> Result<Option<i64>, JournalError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT MIN(next_attempt_at) FROM deliveries WHERE destination = ?1 AND state = 'pending'",
+            )?
+            .query_row(params![destination], |r| r.get(0))
+        })
+    }
+
+    fn delivered(&self, id: i64, at: i64) -> Commit {
+        self.submit(Op::Delivered(id, at))
+    }
+
+    fn attempt_failed(&self, id: i64, error: &str, next_attempt: Option<i64>) -> Commit {
+        self.submit(Op::Failed(id, error.to_string(), next_attempt))
+    }
+
+    fn pending_counts(&self) -> Result<Vec<(String, u64)>, JournalError> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT destination, COUNT(*) FROM deliveries WHERE state = 'pending' GROUP BY destination",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+            rows.collect()
+        })
+    }
+
+    fn list(&self, filter: &Filter) -> Result<Vec<Summary>, JournalError> {
+        self.side(|c| query::list(c, filter))
+    }
+
+    fn show(&self, id: &str) -> Result<Option<Detail>, JournalError> {
+        self.side(|c| query::show(c, id))
+    }
+
+    fn resend(&self, ids: &[String]) -> Result<Resent, JournalError> {
+        self.side(|c| operate::resend(c, ids))
+    }
+
+    fn resend_dead(&self) -> Result<usize, JournalError> {
+        self.side(operate::resend_dead)
+    }
+
+    fn purge(&self, before: i64) -> Result<Purged, JournalError> {
+        self.side(|c| operate::purge(c, before))
+    }
+
+    fn purge_to_size(&self, max_bytes: u64) -> Result<(Purged, u64), JournalError> {
+        self.side(|c| operate::purge_to_size(c, max_bytes))
+    }
+
+    fn audit_append(&self, record: &Record) -> Result<Entry, JournalError> {
+        self.side(|c| audit::append(c, record))
+    }
+
+    fn audit_list(&self, filter: &AuditFilter) -> Result<Vec<Entry>, JournalError> {
+        self.side(|c| audit::list(c, filter))
+    }
+
+    fn audit_verify(&self) -> Result<Verdict, JournalError> {
+        self.side(|c| audit::verify(c))
+    }
+
+    fn audit_hash_at(&self, seq: i64) -> Result<Option<String>, JournalError> {
+        self.side(|c| audit::hash_at(c, seq))
+    }
+
+    fn audit_purge(&self, before: i64) -> Result<usize, JournalError> {
+        self.side(|c| audit::purge(c, before))
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let handle = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+        // The operators' connection last: as the last one to the file, it
+        // copies the write-ahead log in and removes it.
+        for conn in [&self.reader, &self.side] {
+            conn.lock().unwrap_or_else(PoisonError::into_inner).take();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

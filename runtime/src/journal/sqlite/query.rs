@@ -1,0 +1,151 @@
+//! The operators' questions in SQL: which messages, what became of one.
+
+use rusqlite::{Connection, params_from_iter, types::Value};
+
+use super::{read_err, stored};
+use crate::journal::JournalError;
+use crate::journal::query::{DeliveryRow, Detail, Filter, StatusFilter, Summary};
+
+const SUMMARY: &str =
+    "SELECT m.id, m.received_at, m.source, m.message_type, m.control_id, m.status,
+    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.state = 'delivered'),
+    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.state = 'pending'),
+    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.state = 'dead')
+    FROM messages m";
+
+fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<Summary> {
+    Ok(Summary {
+        id: r.get(0)?,
+        received_at: r.get(1)?,
+        source: r.get(2)?,
+        message_type: r.get(3)?,
+        control_id: r.get(4)?,
+        status: stored(r, 5)?,
+        delivered: r.get::<_, i64>(6)? as u64,
+        pending: r.get::<_, i64>(7)? as u64,
+        dead: r.get::<_, i64>(8)? as u64,
+    })
+}
+
+/// Messages matching `filter`, newest first.
+pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<Summary>, JournalError> {
+    let mut clauses = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    match filter.status {
+        Some(StatusFilter::Delivery(s)) => {
+            clauses.push(
+                "EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state = ?)"
+                    .to_string(),
+            );
+            args.push(Value::Text(s.as_str().to_string()));
+        }
+        Some(StatusFilter::Message(s)) => {
+            clauses.push("m.status = ?".to_string());
+            args.push(Value::Text(s.as_str().to_string()));
+        }
+        None => {}
+    }
+    if let Some(s) = &filter.source {
+        clauses.push("m.source = ?".into());
+        args.push(Value::Text(s.clone()));
+    }
+    if let Some(t) = &filter.message_type {
+        clauses.push("m.message_type GLOB ?".into());
+        args.push(Value::Text(t.clone()));
+    }
+    if let Some(c) = &filter.control_id {
+        clauses.push("m.control_id = ?".into());
+        args.push(Value::Text(c.clone()));
+    }
+    if let Some(t) = filter.since {
+        clauses.push("m.received_at >= ?".into());
+        args.push(Value::Integer(t));
+    }
+    if let Some(t) = filter.until {
+        clauses.push("m.received_at < ?".into());
+        args.push(Value::Integer(t));
+    }
+    let mut sql = SUMMARY.to_string();
+    if !clauses.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&clauses.join(" AND "));
+    }
+    sql.push_str(" ORDER BY m.received_at DESC, m.id DESC LIMIT ? OFFSET ?");
+    args.push(Value::Integer(filter.limit as i64));
+    args.push(Value::Integer(filter.offset as i64));
+    let mut stmt = conn.prepare(&sql).map_err(read_err)?;
+    let rows = stmt
+        .query_map(params_from_iter(args), summary)
+        .map_err(read_err)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(read_err)
+}
+
+/// One message with its deliveries; `None` when the id is unknown.
+pub fn show(conn: &Connection, id: &str) -> Result<Option<Detail>, JournalError> {
+    let sql = format!("{SUMMARY} WHERE m.id = ?1");
+    let Some(s) = conn
+        .query_row(&sql, [id], summary)
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })
+        .map_err(read_err)?
+    else {
+        return Ok(None);
+    };
+    let mut detail = conn
+        .query_row(
+            "SELECT remote, content_type, sending_application, sending_facility, route, error, plugin_versions, body,
+                    peer_subject
+             FROM messages WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(Detail {
+                    summary: s.clone(),
+                    remote: r.get(0)?,
+                    peer_subject: r.get(8)?,
+                    content_type: r.get(1)?,
+                    sender: (r.get(2)?, r.get(3)?),
+                    route: r.get(4)?,
+                    error: r.get(5)?,
+                    plugin_versions: r
+                        .get::<_, Option<String>>(6)?
+                        .unwrap_or_default()
+                        .split(',')
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    body: r.get(7)?,
+                    deliveries: Vec::new(),
+                })
+            },
+        )
+        .map_err(read_err)?;
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, destination, n, content_type, state, attempts, last_error, delivered_at, next_attempt_at, body
+             FROM deliveries WHERE message_id = ?1 ORDER BY n, destination",
+        )
+        .map_err(read_err)?;
+    let deliveries = stmt
+        .query_map([id], |r| {
+            Ok(DeliveryRow {
+                id: r.get(0)?,
+                destination: r.get(1)?,
+                n: r.get(2)?,
+                content_type: r.get(3)?,
+                state: stored(r, 4)?,
+                attempts: r.get(5)?,
+                last_error: r.get(6)?,
+                delivered_at: r.get(7)?,
+                next_attempt_at: r.get(8)?,
+                body: r.get(9)?,
+            })
+        })
+        .map_err(read_err)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(read_err)?;
+    detail.deliveries = deliveries;
+    Ok(Some(detail))
+}

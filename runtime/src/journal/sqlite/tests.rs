@@ -1,0 +1,310 @@
+//! The SQLite journal's own tests: durability across reopen, per-key
+//! order, damaged files, space given back, a command attached beside the
+//! runtime.
+
+use super::*;
+use crate::journal::NewDelivery;
+
+fn msg(id: &str) -> NewMessage {
+    crate::journal::test_message(id)
+}
+
+/// A transformed message with one delivery to `d` under `key`.
+fn keyed_outcome(id: &str, key: &str) -> Outcome {
+    let mut o = crate::journal::test_outcome(id);
+    o.deliveries[0].ordering_key = Some(key.into());
+    o
+}
+
+/// The messages whose deliveries to `d` are due now, skipping `busy`.
+fn due_ids(j: &SqliteJournal, busy: &[i64]) -> Vec<String> {
+    j.due("d", 10, 10, busy)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.message_id)
+        .collect()
+}
+
+#[test]
+fn records_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    {
+        let j = SqliteJournal::open(&path).unwrap();
+        j.append(msg("m1")).wait().unwrap();
+        j.append(msg("m2")).wait().unwrap();
+        j.record(Outcome {
+            message_id: "m1".into(),
+            status: MessageStatus::Transformed,
+            error: None,
+            versions: vec![("p".into(), "abc".into())],
+            deliveries: vec![NewDelivery {
+                destination: "files".into(),
+                n: 1,
+                content_type: "application/json".into(),
+                body: b"{}".to_vec(),
+                ordering_key: None,
+            }],
+        })
+        .wait()
+        .unwrap();
+    }
+    let j = SqliteJournal::open(&path).unwrap();
+    let unfinished = j.unfinished().unwrap();
+    assert_eq!(unfinished.len(), 1);
+    assert_eq!(unfinished[0].message.id, "m2");
+    let due = j.due("files", 10, 10, &[]).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].control_id, "C-m1");
+    j.attempt_failed(due[0].id, "down", Some(100))
+        .wait()
+        .unwrap();
+    assert!(j.due("files", 10, 10, &[]).unwrap().is_empty());
+    assert_eq!(j.next_due("files").unwrap(), Some(100));
+    assert_eq!(j.due("files", 100, 10, &[]).unwrap()[0].attempts, 1);
+    j.delivered(due[0].id, 200).wait().unwrap();
+    assert_eq!(j.next_due("files").unwrap(), None);
+    assert!(j.pending_counts().unwrap().is_empty());
+}
+
+#[test]
+fn order_is_intake_order_not_the_order_plugins_finish_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = SqliteJournal::open(&dir.path().join("j.db")).unwrap();
+    let keyed = |id: &str| NewMessage {
+        ordering_keys: vec![("d".into(), "A".into())],
+        ..msg(id)
+    };
+    let outcome = |id: &str| keyed_outcome(id, "A");
+    j.append(keyed("first")).wait().unwrap();
+    j.append(keyed("second")).wait().unwrap();
+    j.append(msg("unkeyed")).wait().unwrap();
+    // The second message's plugins finish first: it waits for the first.
+    j.record(outcome("second")).wait().unwrap();
+    assert!(j.due("d", 10, 10, &[]).unwrap().is_empty());
+    // A first message that maps to nothing releases it.
+    j.record(Outcome {
+        deliveries: vec![],
+        status: MessageStatus::Rejected,
+        ..outcome("first")
+    })
+    .wait()
+    .unwrap();
+    assert_eq!(due_ids(&j, &[]), ["second"]);
+    // Recorded later but received earlier: goes first.
+    j.append(keyed("third")).wait().unwrap();
+    j.append(keyed("fourth")).wait().unwrap();
+    j.record(outcome("fourth")).wait().unwrap();
+    j.record(outcome("third")).wait().unwrap();
+    let due = j.due("d", 10, 10, &[]).unwrap();
+    j.delivered(due[0].id, 20).wait().unwrap();
+    assert_eq!(due_ids(&j, &[]), ["third"]);
+}
+
+#[test]
+fn a_stuck_head_blocks_only_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = SqliteJournal::open(&dir.path().join("j.db")).unwrap();
+    for (i, key) in ["A", "A", "B"].iter().enumerate() {
+        let id = format!("m{i}");
+        j.append(msg(&id)).wait().unwrap();
+        j.record(keyed_outcome(&id, key)).wait().unwrap();
+    }
+    let due = j.due("d", 10, 10, &[]).unwrap();
+    let ids: Vec<&str> = due.iter().map(|d| d.message_id.as_str()).collect();
+    assert_eq!(ids, ["m0", "m2"], "only the head of A, and B");
+    // A's head fails and waits: A stays blocked, B is unaffected.
+    j.attempt_failed(due[0].id, "down", Some(1000))
+        .wait()
+        .unwrap();
+    assert_eq!(due_ids(&j, &[]), ["m2"]);
+    j.delivered(due[0].id, 1000).wait().unwrap();
+    assert_eq!(
+        due_ids(&j, &[due[1].id]),
+        ["m1"],
+        "A's next one is free once its head is delivered"
+    );
+}
+
+#[test]
+fn refuses_a_damaged_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let e = SqliteJournal::open(&empty).err().unwrap();
+    assert!(
+        e.to_string().contains("empty.db") && e.to_string().contains("empty"),
+        "{e}"
+    );
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, vec![0x42u8; 8192]).unwrap();
+    let e = SqliteJournal::open(&junk).err().unwrap();
+    assert!(e.to_string().contains("junk.db"), "{e}");
+}
+
+#[test]
+fn purges_give_space_back_even_in_an_older_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        // A journal from before incremental vacuum was set.
+        let c = Connection::open(&path).unwrap();
+        c.pragma_update(None, "journal_mode", "WAL").unwrap();
+        c.execute_batch("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);")
+            .unwrap();
+    }
+    let j = SqliteJournal::open(&path).unwrap();
+    for i in 0..300 {
+        let mut m = msg(&format!("m{i}"));
+        m.body = vec![b'x'; 8000];
+        j.append(m).wait().unwrap();
+        j.record(Outcome {
+            message_id: format!("m{i}"),
+            status: MessageStatus::Rejected,
+            error: Some("no".into()),
+            versions: vec![],
+            deliveries: vec![],
+        })
+        .wait()
+        .unwrap();
+    }
+    j.close();
+    drop(j);
+    let j = SqliteJournal::attach(&path, Attach::Existing).unwrap();
+    let auto: i64 = j
+        .side(|c| {
+            c.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+                .map_err(read_err)
+        })
+        .unwrap();
+    assert_eq!(auto, 2, "rebuilt with incremental vacuum");
+    let before = j.side(|c| operate::used_bytes(c)).unwrap();
+    assert!(before > 2_000_000, "{before}");
+    let (purged, after) = j.purge_to_size(1024 * 1024).unwrap();
+    assert!(purged.messages > 150 && purged.messages < 300, "{purged:?}");
+    assert!(after <= 1024 * 1024, "{after}");
+    drop(j);
+    let conn = Connection::open(&path).unwrap();
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    let file = std::fs::metadata(&path).unwrap().len();
+    assert!(file <= 1024 * 1024, "the file shrank: {file}");
+}
+
+#[test]
+fn a_command_attached_beside_the_runtime_sees_and_acts_on_its_journal() {
+    use crate::journal::query::StatusFilter;
+    use crate::journal::DeliveryState;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let missing = SqliteJournal::attach(&path, Attach::Existing)
+        .err()
+        .unwrap();
+    assert!(missing.to_string().contains("no journal here"), "{missing}");
+    assert!(!path.exists(), "looking did not make one");
+    let runtime = SqliteJournal::open(&path).unwrap();
+    runtime.append(msg("m1")).wait().unwrap();
+    runtime
+        .record(crate::journal::test_outcome("m1"))
+        .wait()
+        .unwrap();
+    let id = runtime.due("d", 10, 10, &[]).unwrap()[0].id;
+    runtime.attempt_failed(id, "refused", None).wait().unwrap();
+
+    let cli = SqliteJournal::attach(&path, Attach::Existing).unwrap();
+    let dead = cli
+        .list(&Filter {
+            status: Some(StatusFilter::Delivery(DeliveryState::Dead)),
+            limit: 10,
+            ..Filter::default()
+        })
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].status, MessageStatus::Transformed);
+    let shown = cli.show("m1").unwrap().unwrap();
+    assert_eq!(shown.deliveries[0].state, DeliveryState::Dead);
+    assert_eq!(cli.resend_dead().unwrap(), 1);
+    assert_eq!(
+        runtime.due("d", 10, 10, &[]).unwrap().len(),
+        1,
+        "the runtime sees it due again"
+    );
+    // Writes of the message path commit at once when attached.
+    cli.append(msg("m2")).wait().unwrap();
+    assert_eq!(runtime.unfinished().unwrap().len(), 1);
+    let recent = runtime.find_recent("A", "F", "C-m1", 0).unwrap().unwrap();
+    assert_eq!(recent.status, MessageStatus::Transformed);
+    // Both append to one audit chain.
+    cli.audit_append(&Record::cli("messages.resend-dead", vec![], "queued 1"))
+        .unwrap();
+    runtime
+        .audit_append(&Record::cli("message.body", vec!["m1".into()], "ok"))
+        .unwrap();
+    assert!(matches!(
+        cli.audit_verify().unwrap(),
+        Verdict::Intact { entries: 2, .. }
+    ));
+    cli.close();
+    assert_eq!(cli.append(msg("m3")).wait(), Err(JournalError::Closed));
+}
+
+#[test]
+fn a_closed_journal_is_one_whole_file_and_a_damaged_one_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE);
+    let wal = dir.path().join(format!("{FILE}-wal"));
+    let j = SqliteJournal::open(&path).unwrap();
+    j.append(msg("m1")).wait().unwrap();
+    assert!(wal.exists(), "written through the write-ahead log");
+    j.close();
+    assert_eq!(j.pending_counts(), Err(JournalError::Closed));
+    assert!(!wal.exists(), "closing copied the log in and removed it");
+
+    // A journal left with a log (as by a process killed), then damaged:
+    // refused, and neither file is touched.
+    let left = connect(&path, JournalSync::Full).unwrap();
+    checkpoint_on_close(&left, false).unwrap();
+    left.execute("INSERT INTO meta (key, value) VALUES ('x', 'y')", [])
+        .unwrap();
+    drop(left);
+    assert!(wal.exists());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let end = bytes.len().min(4096 + 8192);
+    bytes[4096..end].fill(0xA5);
+    std::fs::write(&path, &bytes).unwrap();
+    let log = std::fs::read(&wal).unwrap();
+    assert!(SqliteJournal::open(&path).is_err());
+    assert!(
+        std::fs::read(&path).unwrap() == bytes,
+        "the file is as it was"
+    );
+    assert!(std::fs::read(&wal).unwrap() == log, "so is its log");
+}
+
+/// A connection to a new journal in `dir`, schema made, for tests that
+/// edit rows behind the journal's back.
+pub(super) fn connection(dir: &Path) -> Connection {
+    let path = dir.join(FILE);
+    let mut conn = connect(&path, JournalSync::Full).unwrap();
+    migrate(&mut conn, &path).unwrap();
+    conn
+}
+
+#[test]
+fn many_writers_share_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = std::sync::Arc::new(SqliteJournal::open(&dir.path().join("j.db")).unwrap());
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let j = j.clone();
+            std::thread::spawn(move || {
+                for i in 0..200 {
+                    j.append(msg(&format!("t{t}-{i}"))).wait().unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(j.unfinished().unwrap().len(), 1600);
+}

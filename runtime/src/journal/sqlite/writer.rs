@@ -1,0 +1,155 @@
+//! The journal's writer thread: takes every write of the message path,
+//! applies as many as are waiting in one transaction, commits (one fsync
+//! for the lot) and only then answers each caller.
+
+use std::sync::mpsc::Receiver;
+
+use rusqlite::{Connection, params};
+use tokio::sync::oneshot;
+
+use crate::journal::{JournalError, NewMessage, Outcome};
+
+/// Most writes applied in one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// A write of the message path.
+pub(super) enum Op {
+    Append(NewMessage),
+    Record(Outcome),
+    Delivered(i64, i64),
+    Failed(i64, String, Option<i64>),
+}
+
+/// A write and who waits for it.
+pub(super) struct Request {
+    pub(super) op: Op,
+    pub(super) reply: oneshot::Sender<Result<(), JournalError>>,
+}
+
+/// Applies one write inside `tx`.
+pub(super) fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
+    match op {
+        Op::Append(m) => {
+            tx.prepare_cached(
+                "INSERT INTO messages (id, source, remote, received_at, content_type, body, message_type,
+                   control_id, sending_application, sending_facility, route, status, seq, peer_subject)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'received',
+                   (SELECT IFNULL(MAX(seq), 0) + 1 FROM messages), ?12)",
+            )?
+            .execute(params![
+                    m.id,
+                    m.source,
+                    m.remote,
+                    m.received_at,
+                    m.content_type,
+                    m.body,
+                    m.message_type,
+                    m.control_id,
+                    m.sending_application,
+                    m.sending_facility,
+                    m.route,
+                    m.peer_subject
+                ])?;
+            let mut hold = tx.prepare_cached(
+                "INSERT INTO order_holds (message_id, message_seq, destination, ordering_key)
+                 SELECT ?1, seq, ?2, ?3 FROM messages WHERE id = ?1",
+            )?;
+            for (destination, key) in &m.ordering_keys {
+                hold.execute(params![m.id, destination, key])?;
+            }
+        }
+        Op::Record(o) => {
+            let versions: Vec<String> =
+                o.versions.iter().map(|(p, s)| format!("{p}@{s}")).collect();
+            tx.prepare_cached(
+                "UPDATE messages SET status = ?2, error = ?3, plugin_versions = ?4 WHERE id = ?1",
+            )?
+            .execute(params![
+                o.message_id,
+                o.status.as_str(),
+                o.error,
+                versions.join(",")
+            ])?;
+            tx.prepare_cached("DELETE FROM order_holds WHERE message_id = ?1")?
+                .execute(params![o.message_id])?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO deliveries (message_id, destination, n, content_type, body, state, next_attempt_at,
+                   ordering_key, message_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, (SELECT seq FROM messages WHERE id = ?1))",
+            )?;
+            for d in &o.deliveries {
+                insert.execute(params![
+                    o.message_id,
+                    d.destination,
+                    d.n as i64,
+                    d.content_type,
+                    d.body,
+                    d.ordering_key
+                ])?;
+            }
+        }
+        Op::Delivered(id, at) => {
+            tx.prepare_cached(
+                "UPDATE deliveries SET state = 'delivered', delivered_at = ?2, attempts = attempts + 1 WHERE id = ?1",
+            )?
+            .execute(params![id, at])?;
+        }
+        Op::Failed(id, error, next) => match next {
+            Some(at) => {
+                tx.execute(
+                    "UPDATE deliveries SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
+                    params![id, error, at],
+                )?;
+            }
+            None => {
+                tx.execute(
+                    "UPDATE deliveries SET attempts = attempts + 1, last_error = ?2, state = 'dead' WHERE id = ?1",
+                    params![id, error],
+                )?;
+            }
+        },
+    }
+    Ok(())
+}
+
+/// Applies the writes as they come, in groups, until every sender is gone.
+pub(super) fn write_loop(mut conn: Connection, rx: Receiver<Request>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        // Fast path: the whole batch in one transaction, one fsync.
+        let together = (|| {
+            let tx = conn.transaction()?;
+            for r in &batch {
+                apply(&tx, &r.op)?;
+            }
+            tx.commit()
+        })();
+        match together {
+            Ok(()) => {
+                for r in batch {
+                    let _ = r.reply.send(Ok(()));
+                }
+            }
+            Err(_) => {
+                // Something in the batch failed: apply each alone, so only
+                // the writes that really fail are refused.
+                for r in batch {
+                    let alone = (|| {
+                        let tx = conn.transaction()?;
+                        apply(&tx, &r.op)?;
+                        tx.commit()
+                    })();
+                    let _ = r
+                        .reply
+                        .send(alone.map_err(|e| JournalError::Write(e.to_string())));
+                }
+            }
+        }
+    }
+}
