@@ -20,19 +20,25 @@
 //! deliveries stay in the journal. Changes to `[runtime]` and `[admin]`
 //! are reported as needing a restart.
 
+mod plan;
+mod status;
+mod watch;
+
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+pub use self::status::Report;
+pub use self::watch::watch;
 use sha2::{Digest, Sha256};
 
-use crate::plugins::engine::hex;
-
+use self::plan::{Fingerprint, Step, TLS_MARK, check, fingerprint, needs_restart, with_tls_files};
 use crate::admin::json;
 use crate::config::Config;
 use crate::journal::{now_ms, time};
 use crate::pipeline::Pipeline;
+use crate::plugins::engine::hex;
 use crate::plugins::{Plugin, PluginEngine, PluginSpec, Tier};
 use crate::routing::Routing;
 use crate::sources::set::{Bound, Sources};
@@ -46,13 +52,6 @@ struct Replaced {
     sha256: String,
     live_since: i64,
     replaced_at: i64,
-}
-
-/// What a plugin's behaviour depends on: its file, its tables, its settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Fingerprint {
-    file: String,
-    rest: String,
 }
 
 /// One plugin as it runs now.
@@ -76,56 +75,6 @@ struct State {
     reloads: u64,
     /// When the last reload ran, and what it did.
     last: Option<(i64, json::ReloadReport)>,
-}
-
-/// What one reload did.
-#[derive(Debug, Clone, Default)]
-pub struct Report {
-    /// Plugins now running a new version: (name, old sha256, new sha256).
-    pub swapped: Vec<(String, Option<String>, String)>,
-    /// Plugins whose new version was refused: (name, reason).
-    pub refused: Vec<(String, String)>,
-    /// The config file changed and was applied.
-    pub config_applied: bool,
-    /// The config file changed and was refused: why.
-    pub config_refused: Option<String>,
-    /// Config sections that changed but need a restart.
-    pub needs_restart: Vec<String>,
-    /// Sources and destinations started, restarted or stopped.
-    pub changes: Vec<String>,
-    /// How long the reload took.
-    pub elapsed: Duration,
-}
-
-impl Report {
-    /// The report as the admin API sends it.
-    pub fn to_body(&self) -> json::ReloadReport {
-        json::ReloadReport {
-            swapped: self
-                .swapped
-                .iter()
-                .map(|(plugin, from, to)| json::Swap {
-                    plugin: plugin.clone(),
-                    from: from.clone(),
-                    to: to.clone(),
-                })
-                .collect(),
-            refused: self
-                .refused
-                .iter()
-                .map(|(plugin, reason)| json::PluginRefusal {
-                    plugin: plugin.clone(),
-                    reason: reason.clone(),
-                })
-                .collect(),
-            config_applied: self.config_applied,
-            config_refused: self.config_refused.clone(),
-            needs_restart: self.needs_restart.clone(),
-            changes: self.changes.clone(),
-            elapsed_ms: self.elapsed.as_millis() as u64,
-            at: None,
-        }
-    }
 }
 
 /// Keeps the running plugins in line with the files.
@@ -478,63 +427,6 @@ impl Reloader {
         }
     }
 
-    /// What to do with each plugin of `config`; an error when a plugin the
-    /// running config does not have cannot be loaded (the config is then
-    /// refused whole).
-    fn plan(&self, st: &State, config: &Config) -> Result<Vec<(String, Step)>, String> {
-        let mut steps = Vec::new();
-        for (name, spec) in &config.plugins {
-            let live = st.plugins.get(name);
-            let fp = match fingerprint(spec) {
-                Ok(fp) => fp,
-                Err(reason) => {
-                    if live.is_none() {
-                        return Err(format!("plugin {name}: {reason}"));
-                    }
-                    steps.push((name.clone(), Step::Refuse(None, reason)));
-                    continue;
-                }
-            };
-            if live.is_some_and(|l| l.fingerprint == fp) {
-                steps.push((name.clone(), Step::Keep));
-                continue;
-            }
-            // A version refused already is not tried again until it changes.
-            if let Some(l) = live
-                && l.refused.as_ref() == Some(&fp)
-            {
-                steps.push((name.clone(), Step::Keep));
-                continue;
-            }
-            match self.load(spec) {
-                Ok(plugin) => steps.push((name.clone(), Step::Swap(Arc::new(plugin), fp))),
-                Err(reason) => {
-                    if live.is_none() {
-                        return Err(format!("plugin {name}: {reason}"));
-                    }
-                    steps.push((name.clone(), Step::Refuse(Some(fp), reason)));
-                }
-            }
-        }
-        Ok(steps)
-    }
-
-    /// Loads a version with the baseline compiler (quick to compile; the
-    /// optimizing one when the baseline cannot take it), instantiates it
-    /// once and runs its samples.
-    fn load(&self, spec: &PluginSpec) -> Result<Plugin, String> {
-        let plugin = match self.engine.load_tier(spec, Tier::Baseline) {
-            Ok(p) => p,
-            Err(e) if self.engine.has_baseline() => {
-                tracing::debug!(plugin = %spec.name, error = %e, "baseline compile failed; compiling optimized");
-                self.engine.load(spec).map_err(|e| e.to_string())?
-            }
-            Err(e) => return Err(e.to_string()),
-        };
-        check(&plugin)?;
-        Ok(plugin)
-    }
-
     /// Compiles the live version of `name` (whose files and settings were
     /// `fp`) with the optimizing compiler and, if it is still the live one
     /// and passes the same checks, puts it in place of its baseline code:
@@ -585,119 +477,6 @@ impl Reloader {
         drop(st);
         give_back_freed_memory();
     }
-
-    /// Each plugin: its live version, since when, what it replaced, its last
-    /// refusal; and the config file's last refusal.
-    pub fn status(&self) -> json::PluginsStatus {
-        let st = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        json::PluginsStatus {
-            plugins: st
-                .plugins
-                .iter()
-                .map(|(name, l)| json::PluginStatus {
-                    name: name.clone(),
-                    path: l.plugin.spec().path.display().to_string(),
-                    sha256: l.plugin.sha256().to_string(),
-                    code: l.plugin.tier().as_str().to_string(),
-                    live_since: time::iso(l.live_since),
-                    swaps: l.swaps,
-                    replaced: l
-                        .replaced
-                        .iter()
-                        .rev()
-                        .map(|r| json::ReplacedVersion {
-                            sha256: r.sha256.clone(),
-                            live_since: time::iso(r.live_since),
-                            replaced_at: time::iso(r.replaced_at),
-                        })
-                        .collect(),
-                    last_refusal: l.last_refusal.clone(),
-                })
-                .collect(),
-            config: json::ConfigStatus {
-                path: self.config_path.as_ref().map(|p| p.display().to_string()),
-                last_refusal: st.config_refusal.clone(),
-            },
-            reloads: st.reloads,
-            last_reload: st.last.as_ref().map(|(at, r)| json::ReloadReport {
-                at: Some(time::iso(*at)),
-                ..r.clone()
-            }),
-        }
-    }
-}
-
-enum Step {
-    Keep,
-    Swap(Arc<Plugin>, Fingerprint),
-    Refuse(Option<Fingerprint>, String),
-}
-
-/// A version's checks before it serves: one instantiation within its
-/// limits, then its samples.
-fn check(plugin: &Plugin) -> Result<(), String> {
-    plugin
-        .probe()
-        .map_err(|e| format!("does not instantiate: {}", e.summary()))?;
-    crate::plugins::samples::check(plugin).map(|_| ())
-}
-
-/// The sha256 of the component, and of its tables and settings.
-fn fingerprint(spec: &PluginSpec) -> Result<Fingerprint, String> {
-    let bytes = std::fs::read(&spec.path)
-        .map_err(|e| format!("cannot read {}: {e}", spec.path.display()))?;
-    let mut rest = Sha256::new();
-    let mut settings: Vec<_> = spec.config.iter().collect();
-    settings.sort();
-    rest.update(format!("{:?}{settings:?}", spec.limits).as_bytes());
-    let mut tables: Vec<_> = spec.lookups.iter().collect();
-    tables.sort();
-    for (name, path) in tables {
-        let data = std::fs::read(path)
-            .map_err(|e| format!("cannot read table {name} ({}): {e}", path.display()))?;
-        rest.update(name.as_bytes());
-        rest.update(Sha256::digest(&data));
-    }
-    Ok(Fingerprint {
-        file: hex(&Sha256::digest(&bytes)),
-        rest: hex(&rest.finalize()),
-    })
-}
-
-/// Where the TLS files' digest starts in what a config stands for.
-const TLS_MARK: &str = "\n# weft: tls files ";
-
-/// A config file's text with the digest of the TLS files `config` names.
-fn with_tls_files(text: String, config: &Config) -> String {
-    let files = config.tls_files();
-    if files.is_empty() {
-        return text;
-    }
-    let refs: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
-    format!("{text}{TLS_MARK}{}", crate::tls::fingerprint(&refs))
-}
-
-/// Config sections whose change is not applied live (a renewed admin
-/// certificate is: see [`Reloader::renew_admin_tls`]).
-fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
-    let mut out = Vec::new();
-    if old.runtime != new.runtime {
-        out.push("runtime".to_string());
-    }
-    let without_contents = |c: &Config| {
-        let mut admin = c.admin.clone();
-        if let Some(t) = admin.as_mut().and_then(|a| a.tls.as_mut()) {
-            t.fingerprint.clear();
-        }
-        format!("{admin:?}")
-    };
-    if without_contents(old) != without_contents(new) {
-        out.push("admin".to_string());
-    }
-    out
 }
 
 /// Compiling a version allocates a lot on the compiler's threads, and
@@ -714,99 +493,4 @@ fn give_back_freed_memory() {
 
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
-/// Watches the reloader's files and reloads once every changed file has
-/// been closed after writing or renamed into place, or, for a file still
-/// open, once it has been quiet for `quiet` (editors and `cp` write in
-/// steps; a half-written file is refused, and the finished one is taken
-/// when its last write lands). Runs until `stop`; returns an error when the
-/// watcher cannot start.
-pub fn watch(
-    reloader: Arc<Reloader>,
-    quiet: Duration,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-) -> Result<std::thread::JoinHandle<()>, String> {
-    use notify::{EventKind, RecursiveMode, Watcher};
-    use std::sync::atomic::Ordering;
-
-    use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind, RenameMode};
-
-    // (path, the change is complete): a file closed after writing, or
-    // renamed into place, is complete; other writes may go on.
-    let (tx, rx) = std::sync::mpsc::channel::<(PathBuf, bool)>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else { return };
-        let complete = match event.kind {
-            EventKind::Access(AccessKind::Close(AccessMode::Write))
-            | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
-            | EventKind::Remove(_) => true,
-            EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)) => return,
-            EventKind::Create(_) | EventKind::Modify(_) => false,
-            _ => return,
-        };
-        for p in event.paths {
-            let _ = tx.send((p, complete));
-        }
-    })
-    .map_err(|e| format!("cannot start the file watcher: {e}"))?;
-    let mut dirs: HashSet<PathBuf> = HashSet::new();
-    let mut watch_dirs = move |watcher: &mut notify::RecommendedWatcher,
-                               files: &HashSet<PathBuf>| {
-        for f in files {
-            if let Some(dir) = f.parent()
-                && dirs.insert(dir.to_path_buf())
-                && let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive)
-            {
-                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch this directory; use SIGHUP or the admin API to reload");
-            }
-        }
-    };
-    let mut files = reloader.watched_files();
-    watch_dirs(&mut watcher, &files);
-    std::thread::Builder::new()
-        .name("weft-watch".into())
-        .spawn(move || {
-            let tick = Duration::from_millis(200);
-            // Once every watched file written to has been closed (or renamed
-            // into place), a moment for companion events is enough; a file
-            // still open for writing must first be quiet for `quiet`.
-            let settle = Duration::from_millis(5);
-            while !stop.load(Ordering::Relaxed) {
-                let first = match rx.recv_timeout(tick) {
-                    Ok(e) => e,
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
-                    Err(_) => break,
-                };
-                let mut hit = false;
-                let mut open: HashSet<PathBuf> = HashSet::new();
-                let mut event = Some(first);
-                while let Some((path, complete)) = event.take() {
-                    if files.contains(&path) {
-                        hit = true;
-                        if complete {
-                            open.remove(&path);
-                        } else {
-                            open.insert(path);
-                        }
-                    }
-                    let wait = if open.is_empty() { settle } else { quiet };
-                    match rx.recv_timeout(wait) {
-                        Ok(e) => event = Some(e),
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                        Err(_) => return,
-                    }
-                }
-                if !hit {
-                    continue;
-                }
-                tracing::debug!("watched files changed; reloading");
-                let report = reloader.reload();
-                if report.config_applied {
-                    files = reloader.watched_files();
-                    watch_dirs(&mut watcher, &files);
-                }
-            }
-        })
-        .map_err(|e| format!("cannot start the file watcher: {e}"))
 }
