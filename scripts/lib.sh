@@ -1,9 +1,9 @@
 # Shared by scripts/run.sh and scripts/test.sh: the toolchain pieces they need,
 # installed when missing, and the plugin build.
 
-# The plugins Weft ships, and the test plugins the sandbox tests use.
+# The plugins Weft ships. (The tests get these and the test-only plugins
+# from cargo itself: tests/artifacts/build.rs builds them.)
 SHIPPED_PLUGINS=(site-normalize adt-to-fhir oru-to-fhir order-to-fhir siu-to-fhir vxu-to-fhir)
-TEST_PLUGINS=(weft-test-hostile weft-test-future-contract weft-test-raw)
 
 ensure_toolchain() {
     if ! command -v cargo >/dev/null 2>&1; then
@@ -70,16 +70,4 @@ build_plugins() {
     for p in "$@"; do args+=(-p "$p"); done
     echo "==> building plugins: $*"
     cargo build --locked --target wasm32-wasip2 --profile plugin "${args[@]}"
-}
-
-# build_test_variants: a second build of site-normalize (feature
-# test-variant: its outputs carry a ZWV|B segment) at
-# target/wasm32-wasip2/plugin/site_normalize_variant.wasm, for the hot-reload
-# tests. The normal build is put back where it was.
-build_test_variants() {
-    local dir=target/wasm32-wasip2/plugin
-    echo "==> building the test variant of site-normalize"
-    cargo build --locked --target wasm32-wasip2 --profile plugin -p site-normalize --features test-variant
-    cp "$dir/site_normalize.wasm" "$dir/site_normalize_variant.wasm"
-    cargo build --locked --target wasm32-wasip2 --profile plugin -p site-normalize
 }

@@ -16,14 +16,11 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The component of plugin crate `name` (`adt-to-fhir`), built by cargo.
 fn wasm(name: &str) -> PathBuf {
-    let p = repo().join(format!("target/wasm32-wasip2/plugin/{name}.wasm"));
-    assert!(
-        p.is_file(),
-        "{} missing: run ./scripts/test.sh or build the plugins",
-        p.display()
-    );
-    p
+    weft_test_artifacts::component(name)
+        .unwrap_or_else(|| panic!("weft-test-artifacts does not build {name}"))
+        .to_path_buf()
 }
 
 struct Stats {
@@ -127,7 +124,7 @@ fn main() {
 
     let mut adt = PluginSpec {
         name: "adt-to-fhir".into(),
-        path: wasm("adt_to_fhir"),
+        path: wasm("adt-to-fhir"),
         ..Default::default()
     };
     adt.config
@@ -142,7 +139,7 @@ fn main() {
 
     let mut echo = PluginSpec {
         name: "echo".into(),
-        path: wasm("weft_test_hostile"),
+        path: wasm("weft-test-hostile"),
         ..Default::default()
     };
     echo.config.insert("mode".into(), "echo".into());

@@ -22,14 +22,7 @@ fn shipped_config() -> String {
 
 #[test]
 fn each_message_type_reaches_its_mapping() {
-    for p in [
-        "site-normalize",
-        "adt-to-fhir",
-        "oru-to-fhir",
-        "order-to-fhir",
-        "siu-to-fhir",
-        "vxu-to-fhir",
-    ] {
+    for p in weft_test_artifacts::SHIPPED {
         crate::common::wasm(p);
     }
     let weft = Weft::start(|_| shipped_config());

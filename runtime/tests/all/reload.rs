@@ -127,8 +127,7 @@ struct Swap {
 #[test]
 fn plugin_swaps_under_load_lose_nothing_and_switch_exactly() {
     let a = crate::common::wasm("site-normalize");
-    let b = crate::common::repo().join("target/wasm32-wasip2/plugin/site_normalize_variant.wasm");
-    assert!(b.is_file(), "{} is built by the test command", b.display());
+    let b = crate::common::site_normalize_variant();
     let (a_bytes, b_bytes) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     let (sha_a, sha_b) = (sha256_of(&a), sha256_of(&b));
     assert_ne!(sha_a, sha_b);
@@ -555,10 +554,7 @@ fn refused_versions_leave_the_running_one_serving() {
     let admin_addr = free_addr();
     let dir = tempfile::tempdir().unwrap();
     let a = std::fs::read(crate::common::wasm("site-normalize")).unwrap();
-    let b = std::fs::read(
-        crate::common::repo().join("target/wasm32-wasip2/plugin/site_normalize_variant.wasm"),
-    )
-    .unwrap();
+    let b = std::fs::read(crate::common::site_normalize_variant()).unwrap();
     let plugin = dir.path().join("site_normalize.wasm");
     std::fs::write(&plugin, &b).unwrap();
     let sample = dir.path().join("sample.hl7");

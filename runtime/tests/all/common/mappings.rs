@@ -32,15 +32,12 @@ pub fn plugin_for(message_type: &str) -> Option<&'static str> {
     })
 }
 
-/// The spec of mapping plugin `name` (a crate name), built under `repo`.
+/// The spec of mapping plugin `name` (a crate name); its tables are read
+/// from `repo`.
 pub fn spec(repo: &Path, name: &str) -> PluginSpec {
-    let file = name.replace('-', "_");
-    let path: PathBuf = repo.join(format!("target/wasm32-wasip2/plugin/{file}.wasm"));
-    assert!(
-        path.is_file(),
-        "{} is missing: build the plugins first (./scripts/test.sh does)",
-        path.display()
-    );
+    let path: PathBuf = weft_test_artifacts::component(name)
+        .unwrap_or_else(|| panic!("weft-test-artifacts does not build {name}"))
+        .to_path_buf();
     let mut spec = PluginSpec {
         name: name.to_string(),
         path,

@@ -20,16 +20,23 @@ pub fn corpus_files(dir: &str) -> Vec<PathBuf> {
     files
 }
 
-/// A plugin component built by the test command (`./test.sh`).
+/// The component of plugin crate `crate_name`, built by cargo (the
+/// `weft-test-artifacts` dev-dependency).
 pub fn wasm(crate_name: &str) -> PathBuf {
-    let file = crate_name.replace('-', "_");
-    let p = repo().join(format!("target/wasm32-wasip2/plugin/{file}.wasm"));
+    let p = weft_test_artifacts::component(crate_name)
+        .unwrap_or_else(|| panic!("weft-test-artifacts does not build {crate_name}"));
     assert!(
         p.is_file(),
-        "{} is missing: build the plugins first (./test.sh does)",
+        "{} is missing (deleted since it was built?): `touch tests/artifacts/build.rs` rebuilds it",
         p.display()
     );
-    p
+    p.to_path_buf()
+}
+
+/// site-normalize built with its `test-variant` feature: a second version
+/// of a plugin, for hot-reload tests.
+pub fn site_normalize_variant() -> PathBuf {
+    weft_test_artifacts::site_normalize_variant().to_path_buf()
 }
 pub mod fhir_compare;
 pub mod fhir_server;

@@ -1,0 +1,52 @@
+//! The WebAssembly components of Weft's plugins, built by this crate's
+//! build script (`cargo build --target wasm32-wasip2 --profile plugin`)
+//! whenever a plugin, the SDK or the WIT contract changes, so that plain
+//! `cargo test` has them: the runtime's integration tests and benches load
+//! them from the paths here. This is wasmtime's `test-programs/artifacts`
+//! habit.
+//!
+//! The components land where `./scripts/run.sh` puts them
+//! (`target/wasm32-wasip2/plugin/`), which the embedded default
+//! `weft.toml` names.
+
+use std::path::Path;
+
+include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));
+include!("plugins.rs");
+
+/// The component built from the plugin crate `name` (`adt-to-fhir`), or
+/// `None` when this crate does not build it.
+pub fn component(name: &str) -> Option<&'static Path> {
+    COMPONENTS
+        .iter()
+        .find(|(crate_name, _)| *crate_name == name)
+        .map(|(_, path)| Path::new(*path))
+}
+
+/// Every component built: (crate name, path).
+pub fn all() -> impl Iterator<Item = (&'static str, &'static Path)> {
+    COMPONENTS.iter().map(|(n, p)| (*n, Path::new(*p)))
+}
+
+/// `site-normalize` built with its `test-variant` feature (its outputs carry
+/// a `ZWV|B` segment): a second version of a plugin, for hot-reload tests.
+pub fn site_normalize_variant() -> &'static Path {
+    Path::new(SITE_NORMALIZE_VARIANT)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_component_is_built() {
+        for (name, path) in super::all() {
+            let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{name}: {e}"));
+            // A component, not a core module: the layer field of the
+            // preamble is 1.
+            assert_eq!(&bytes[..4], b"\0asm", "{name}");
+            assert_eq!(&bytes[6..8], &[1, 0], "{name} is a component");
+        }
+        assert!(super::site_normalize_variant().is_file());
+        assert!(super::component("adt-to-fhir").is_some());
+        assert!(super::component("no-such-plugin").is_none());
+    }
+}
