@@ -192,8 +192,8 @@ fn purges_give_space_back_even_in_an_older_journal() {
 
 #[test]
 fn a_command_attached_beside_the_runtime_sees_and_acts_on_its_journal() {
-    use crate::journal::query::StatusFilter;
     use crate::journal::DeliveryState;
+    use crate::journal::query::StatusFilter;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.db");
     let missing = SqliteJournal::attach(&path, Attach::Existing)
