@@ -75,6 +75,10 @@ pub struct PluginStatus {
     pub sha256: String,
     /// Which code runs: baseline or optimized.
     pub code: String,
+    /// Who signed the live version, as the trust list sees it: `signed by
+    /// NAME (key ID)`, `unsigned`, or a key the list does not have.
+    #[serde(default)]
+    pub signature: String,
     /// Since when this version serves (ISO 8601).
     pub live_since: String,
     /// Versions swapped in since the start.
@@ -355,6 +359,7 @@ mod tests {
                 path: "adt.wasm".into(),
                 sha256: "ab12".into(),
                 code: "optimized".into(),
+                signature: "signed by weft-project (key 0123456789abcdef)".into(),
                 live_since: "2026-11-30T12:00:00Z".into(),
                 swaps: 1,
                 replaced: vec![ReplacedVersion {

@@ -26,10 +26,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|| config.source.clone());
         match engine.load(spec) {
             Ok(p) => match weft::plugins::samples::check(&p) {
-                Ok(0) => println!("plugin {name}: ok (sha256 {})", p.sha256()),
-                Ok(n) => println!(
-                    "plugin {name}: ok (sha256 {}; {n} sample{} as expected)",
+                Ok(0) => println!(
+                    "plugin {name}: ok (sha256 {}; {})",
                     p.sha256(),
+                    p.provenance()
+                ),
+                Ok(n) => println!(
+                    "plugin {name}: ok (sha256 {}; {}; {n} sample{} as expected)",
+                    p.sha256(),
+                    p.provenance(),
                     if n == 1 { "" } else { "s" }
                 ),
                 Err(e) => problems.push(format!("{at}: plugins.{name}.samples: {e}")),

@@ -5,6 +5,7 @@ mod api;
 mod audit;
 mod check;
 mod messages;
+mod plugin;
 mod plugins;
 mod run;
 mod send;
@@ -56,6 +57,8 @@ enum Command {
     /// Show the plugin versions a running weft serves (its admin API);
     /// --reload asks for a reload first.
     Plugins(plugins::Args),
+    /// Sign plugins and check signatures: keygen, sign, verify.
+    Plugin(plugin::Args),
     /// Manage the admin API's tokens.
     Admin(admin::Args),
     /// The audit trail: who saw which message, who did what; verify it.
@@ -133,6 +136,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Send(args) => send::run(args),
         Command::Messages(args) => messages::run(args),
         Command::Plugins(args) => plugins::run(args),
+        Command::Plugin(args) => plugin::run(args),
         Command::Admin(args) => admin::run(args),
         Command::Audit(args) => audit::run(args),
     }

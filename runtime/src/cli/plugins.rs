@@ -91,8 +91,8 @@ fn print_report(r: &ReloadReport) -> bool {
 fn print_status(s: &PluginsStatus) {
     for p in &s.plugins {
         println!(
-            "{}  sha256 {}  live since {}  ({} swaps, {} code)  {}",
-            p.name, p.sha256, p.live_since, p.swaps, p.code, p.path,
+            "{}  sha256 {}  live since {}  ({} swaps, {} code, {})  {}",
+            p.name, p.sha256, p.live_since, p.swaps, p.code, p.signature, p.path,
         );
         for r in &p.replaced {
             println!(

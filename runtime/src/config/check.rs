@@ -13,6 +13,8 @@ pub(super) struct Checker<'a> {
     pub(super) file: &'a str,
     pub(super) base: &'a Path,
     pub(super) errors: Vec<ConfigError>,
+    /// Where each plugin's `signer` key is, to report an unknown signer.
+    pub(super) signer_offsets: std::collections::HashMap<String, usize>,
 }
 
 pub(super) type Entry<'i> = (
@@ -28,6 +30,7 @@ impl<'a> Checker<'a> {
             file,
             base,
             errors: Vec::new(),
+            signer_offsets: Default::default(),
         }
     }
 
@@ -80,6 +83,11 @@ impl<'a> Checker<'a> {
                 "admin" => {
                     if let Some(t) = self.table(value, "admin") {
                         config.admin = self.admin(key.span().start, t);
+                    }
+                }
+                "trust" => {
+                    if let Some(t) = self.table(value, "trust") {
+                        config.trust = self.trust(t);
                     }
                 }
                 "plugins" => {
@@ -142,7 +150,7 @@ impl<'a> Checker<'a> {
                 other => self.error(
                     key.span().start,
                     other,
-                    "unknown section (expected runtime, admin, sources, plugins, routes or destinations)",
+                    "unknown section (expected runtime, admin, trust, sources, plugins, routes or destinations)",
                 ),
             }
         }
@@ -150,6 +158,28 @@ impl<'a> Checker<'a> {
             && admin.tokens.as_os_str().is_empty()
         {
             admin.tokens = config.runtime.data_dir.join("admin-tokens.toml");
+        }
+        // Each plugin's signature policy, now that [trust] is read
+        // (wherever the file puts it); a pinned signer must be a key of the
+        // trust list.
+        for (name, spec) in config.plugins.iter_mut() {
+            spec.signing.trust = config.trust.list.clone();
+            spec.signing.require_signed = config.trust.require_signed;
+            if let Some(signer) = &spec.signing.signer
+                && !config.trust.list.keys.contains_key(signer)
+            {
+                let at = self.signer_offsets.get(name).copied().unwrap_or(0);
+                self.error(
+                    at,
+                    &format!("plugins.{name}.signer"),
+                    match &config.trust.keys {
+                        Some(f) => format!("{signer:?} is not a key of {}", f.display()),
+                        None => {
+                            format!("{signer:?} needs a trust list: [trust] keys = \"trust.toml\"")
+                        }
+                    },
+                );
+            }
         }
         for (offset, key, plugin) in route_refs {
             if !config.plugins.contains_key(&plugin) {

@@ -19,6 +19,7 @@ mod routes;
 mod runtime;
 mod sources;
 mod tls;
+mod trust;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -35,6 +36,7 @@ pub use destinations::{
 pub use routes::RouteConfig;
 pub use runtime::{DEFAULT_AUDIT_RETAIN_DAYS, RuntimeConfig};
 pub use sources::{AckMode, HttpSourceConfig, MllpSourceConfig, SourceConfig, SourceKind};
+pub use trust::TrustConfig;
 
 /// The default configuration, compiled into the binary: the repository's
 /// `weft.toml`.
@@ -62,6 +64,8 @@ pub struct Config {
     pub plugin_locations: HashMap<String, Location>,
     /// The admin HTTP API (`[admin]`); `None`: not served.
     pub admin: Option<AdminConfig>,
+    /// Whose plugin signatures the site trusts (`[trust]`).
+    pub trust: TrustConfig,
 }
 
 impl Config {

@@ -21,6 +21,7 @@ pub(super) const KEYS: &[Key] = &[
     any("config"),
     any("lookups"),
     any("samples"),
+    any("signer"),
 ];
 
 /// The keys of one `[[plugins.NAME.samples]]` table.
@@ -125,6 +126,10 @@ impl Checker<'_> {
                     }
                 }
                 "samples" => spec.samples = self.samples(v, &key),
+                "signer" => {
+                    self.signer_offsets.insert(name.to_string(), v.span().start);
+                    spec.signing.signer = self.string(entry, &key);
+                }
                 _ => {} // not in the key table: reported by `known` above
             }
         }

@@ -196,6 +196,13 @@ fn wrong_types() -> Vec<(String, String)> {
         &|k| format!("admin.{k}"),
     );
     each(
+        super::trust::KEYS,
+        "",
+        // (true is right for require_signed: a number is wrong for both)
+        &|k| format!("[trust]\n{k} = 1\n"),
+        &|k| format!("trust.{k}"),
+    );
+    each(
         super::routes::KEYS,
         "",
         &|k| format!("[routes.r]\n{k} = true\n"),
@@ -304,7 +311,7 @@ fn the_readme_shows_every_key() {
     let mut missing = Vec::new();
     for doc in docs {
         let key = doc
-            .rsplit_once(" = true")
+            .rsplit_once(" = ")
             .map(|(before, _)| before.rsplit(['\n', '{', ' ']).next().unwrap_or(before))
             .unwrap_or_default()
             .to_string();

@@ -163,6 +163,14 @@ pub enum LoadError {
         /// Why.
         reason: String,
     },
+    /// Its signature does not satisfy the site's trust policy.
+    #[error("plugin {plugin}: {reason}")]
+    Signature {
+        /// Plugin name.
+        plugin: String,
+        /// Why.
+        reason: String,
+    },
     /// A lookup table could not be loaded.
     #[error("plugin {plugin}: {source}")]
     Table {
@@ -344,6 +352,17 @@ impl PluginEngine {
             source,
         })?;
         let sha256 = hex(&Sha256::digest(&bytes));
+        // Whose code it is, before any of it is compiled.
+        let provenance = spec
+            .signing
+            .check(&bytes)
+            .map_err(|reason| LoadError::Signature {
+                plugin: plugin.clone(),
+                reason,
+            })?;
+        if let super::trust::Provenance::UnknownKey { .. } = &provenance {
+            tracing::warn!(plugin = %plugin, "{provenance}; loaded because nothing requires a trusted signer");
+        }
         // Optimized code already in the cache (a version coming back, a
         // rollback) is quicker to load than baseline code is to compile.
         let cached = self
@@ -428,6 +447,7 @@ impl PluginEngine {
             sha256 = %sha256,
             compiled = matches!(origin, Origin::Compiled),
             tier = tier.as_str(),
+            provenance = %provenance,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "plugin loaded"
         );
@@ -438,6 +458,7 @@ impl PluginEngine {
             Arc::new(grants),
             self.fuel,
             tier,
+            provenance,
         ))
     }
 }

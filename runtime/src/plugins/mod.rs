@@ -17,8 +17,10 @@ pub mod executor;
 pub mod host;
 pub mod plugin;
 pub mod samples;
+pub mod signature;
 pub mod tables;
 pub mod text;
+pub mod trust;
 
 pub use engine::{EngineOptions, PluginEngine, Tier};
 pub use plugin::{CallError, Limits, Message, Output, Plugin, PluginSpec};

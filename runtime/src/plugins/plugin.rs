@@ -70,6 +70,8 @@ pub struct PluginSpec {
     pub lookups: HashMap<String, PathBuf>,
     /// Sample messages a version must handle as expected before it serves.
     pub samples: Vec<super::samples::Sample>,
+    /// Whose signature it must carry (`[trust]`, `signer`).
+    pub signing: super::trust::SignaturePolicy,
 }
 
 /// Which limit stopped a plugin.
@@ -204,6 +206,7 @@ pub struct Plugin {
     grants: Arc<Grants>,
     fuel_enabled: bool,
     tier: super::engine::Tier,
+    provenance: super::trust::Provenance,
 }
 
 impl Plugin {
@@ -214,6 +217,7 @@ impl Plugin {
         grants: Arc<Grants>,
         fuel_enabled: bool,
         tier: super::engine::Tier,
+        provenance: super::trust::Provenance,
     ) -> Plugin {
         Plugin {
             spec,
@@ -222,7 +226,13 @@ impl Plugin {
             grants,
             fuel_enabled,
             tier,
+            provenance,
         }
+    }
+
+    /// Who signed it, as the site's trust list sees it.
+    pub fn provenance(&self) -> &super::trust::Provenance {
+        &self.provenance
     }
 
     /// Which compiler made its code.

@@ -33,7 +33,9 @@ pub use self::status::Report;
 pub use self::watch::watch;
 use sha2::{Digest, Sha256};
 
-use self::plan::{Fingerprint, Step, TLS_MARK, check, fingerprint, needs_restart, with_tls_files};
+use self::plan::{
+    FILES_MARK, Fingerprint, Step, check, fingerprint, needs_restart, with_named_files,
+};
 use crate::admin::json;
 use crate::config::Config;
 use crate::journal::{now_ms, time};
@@ -127,7 +129,7 @@ impl Reloader {
         let config_text = config_path
             .as_deref()
             .and_then(|p| std::fs::read_to_string(p).ok())
-            .map(|text| with_tls_files(text, &config));
+            .map(|text| with_named_files(text, &config));
         Arc::new_cyclic(|me| Reloader {
             engine,
             pipeline,
@@ -156,7 +158,7 @@ impl Reloader {
 
     /// Every file whose change calls for a reload: the config file, each
     /// plugin's component and lookup tables, and the TLS certificates, keys
-    /// and CAs of sources and destinations.
+    /// and CAs of sources and destinations, and the trust list.
     pub fn watched_files(&self) -> HashSet<PathBuf> {
         let Ok(st) = self.state.lock() else {
             return HashSet::new();
@@ -166,7 +168,7 @@ impl Reloader {
             files.insert(absolute(&spec.path));
             files.extend(spec.lookups.values().map(|p| absolute(p)));
         }
-        files.extend(st.config.tls_files().iter().map(|p| absolute(p)));
+        files.extend(plan::named_files(&st.config).iter().map(|p| absolute(p)));
         files
     }
 
@@ -224,10 +226,10 @@ impl Reloader {
             Some((config, text, plan, bound)) => {
                 // What the new config's own TLS files hold now.
                 let text = text
-                    .split_once(TLS_MARK)
+                    .split_once(FILES_MARK)
                     .map_or(text.as_str(), |(t, _)| t)
                     .to_string();
-                st.config_text = Some(with_tls_files(text, &config));
+                st.config_text = Some(with_named_files(text, &config));
                 report.config_applied = true;
                 (config, plan, Some(bound))
             }
@@ -417,7 +419,7 @@ impl Reloader {
         let path = self.config_path.as_ref()?;
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                let text = with_tls_files(text, &st.config);
+                let text = with_named_files(text, &st.config);
                 (Some(&text) != st.config_text.as_ref()).then(|| (path.clone(), text))
             }
             Err(e) => {

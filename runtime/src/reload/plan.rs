@@ -107,6 +107,7 @@ pub(super) fn fingerprint(spec: &PluginSpec) -> Result<Fingerprint, String> {
     let mut settings: Vec<_> = spec.config.iter().collect();
     settings.sort();
     rest.update(format!("{:?}{settings:?}", spec.limits).as_bytes());
+    rest.update(spec.signing.digest().as_bytes());
     let mut tables: Vec<_> = spec.lookups.iter().collect();
     tables.sort();
     for (name, path) in tables {
@@ -121,17 +122,27 @@ pub(super) fn fingerprint(spec: &PluginSpec) -> Result<Fingerprint, String> {
     })
 }
 
-/// Where the TLS files' digest starts in what a config stands for.
-pub(super) const TLS_MARK: &str = "\n# weft: tls files ";
+/// Where the named files' digest starts in what a config stands for.
+pub(super) const FILES_MARK: &str = "\n# weft: named files ";
 
-/// A config file's text with the digest of the TLS files `config` names.
-pub(super) fn with_tls_files(text: String, config: &Config) -> String {
-    let files = config.tls_files();
+/// The files a config names whose contents are part of it: TLS
+/// certificates, keys and CAs, and the trust list.
+pub(super) fn named_files(config: &Config) -> Vec<PathBuf> {
+    let mut files = config.tls_files();
+    files.extend(config.trust.keys.iter().cloned());
+    files
+}
+
+/// A config file's text with the digest of the files `config` names (a
+/// renewed certificate or an edited trust list changes what the config
+/// stands for, as an edit of the file would).
+pub(super) fn with_named_files(text: String, config: &Config) -> String {
+    let files = named_files(config);
     if files.is_empty() {
         return text;
     }
     let refs: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
-    format!("{text}{TLS_MARK}{}", crate::tls::fingerprint(&refs))
+    format!("{text}{FILES_MARK}{}", crate::tls::fingerprint(&refs))
 }
 
 /// Config sections whose change is not applied live (a renewed admin

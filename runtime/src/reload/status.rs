@@ -74,6 +74,7 @@ impl Reloader {
                     path: l.plugin.spec().path.display().to_string(),
                     sha256: l.plugin.sha256().to_string(),
                     code: l.plugin.tier().as_str().to_string(),
+                    signature: l.plugin.provenance().to_string(),
                     live_since: time::iso(l.live_since),
                     swaps: l.swaps,
                     replaced: l

@@ -5,7 +5,6 @@
 //! the file; never a silent new, empty journal).
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -117,29 +116,6 @@ fn a_full_disk_refuses_new_messages_loses_nothing_and_recovers() {
     );
 }
 
-fn run_on(config: &Path) -> (i32, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["run", "--config"])
-        .arg(config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("weft started on a damaged journal instead of refusing it");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn a_damaged_journal_is_refused_at_start_naming_the_file() {
     let mut weft = Weft::start(|d| adt_config(d, "after-commit", ""));
@@ -160,7 +136,7 @@ fn a_damaged_journal_is_refused_at_start_naming_the_file() {
         *b = 0xA5;
     }
     std::fs::write(&journal, &damaged).unwrap();
-    let (code, err) = run_on(weft.config_path());
+    let (code, err) = crate::common::run::run_refused(weft.config_path());
     assert_ne!(code, 0, "{err}");
     assert!(
         err.contains(&journal.display().to_string()),
@@ -177,13 +153,13 @@ fn a_damaged_journal_is_refused_at_start_naming_the_file() {
 
     // Truncated to its header page.
     std::fs::write(&journal, &good[..1000]).unwrap();
-    let (code, err) = run_on(weft.config_path());
+    let (code, err) = crate::common::run::run_refused(weft.config_path());
     assert_ne!(code, 0, "{err}");
     assert!(err.contains(&journal.display().to_string()), "{err}");
 
     // Emptied (a file system repair that kept the name).
     std::fs::write(&journal, b"").unwrap();
-    let (code, err) = run_on(weft.config_path());
+    let (code, err) = crate::common::run::run_refused(weft.config_path());
     assert_ne!(code, 0, "{err}");
     assert!(err.contains(&journal.display().to_string()), "{err}");
     assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);

@@ -20,4 +20,5 @@ mod mllp;
 mod phi;
 mod reload;
 mod sandbox;
+mod signing;
 mod tls;

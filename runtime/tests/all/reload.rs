@@ -16,7 +16,7 @@ use crate::common::run::{Client, Weft, a01};
 use crate::common::{admin, live_sha, plugin_versions, with_custom_section};
 use serde_json::Value;
 
-fn sha256_of(path: &Path) -> String {
+pub(crate) fn sha256_of(path: &Path) -> String {
     use std::fmt::Write;
     let out = std::process::Command::new("sha256sum")
         .arg(path)
@@ -31,7 +31,12 @@ fn sha256_of(path: &Path) -> String {
 /// A config whose only route runs site-normalize (from `plugin`, with
 /// `plugin_extra` lines in its table) and writes its HL7 output to files,
 /// with the admin API on `admin_addr`.
-fn config(dir: &Path, plugin: &Path, admin_addr: SocketAddr, plugin_extra: &str) -> String {
+pub(crate) fn config(
+    dir: &Path,
+    plugin: &Path,
+    admin_addr: SocketAddr,
+    plugin_extra: &str,
+) -> String {
     format!(
         r#"
 [sources.in]
@@ -108,7 +113,7 @@ fn load(
         .collect()
 }
 
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !ok() {
         assert!(Instant::now() < deadline, "timed out: {what}");
@@ -388,7 +393,7 @@ fn journal_count(journal: &Path, sql: &str) -> i64 {
 }
 
 /// `weft` with `args`, in `dir`; (exit code, stdout, stderr).
-fn weft_cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
+pub(crate) fn weft_cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
         .args(args)
         .current_dir(dir)
@@ -647,7 +652,7 @@ fn refused_versions_leave_the_running_one_serving() {
     assert_eq!(code, 0);
     assert!(
         out.contains(&format!("site-normalize  sha256 {sha_b2}"))
-            && out.contains("(3 swaps, optimized code)")
+            && out.contains("(3 swaps, optimized code, unsigned)")
             && out.contains(&format!("replaced  {sha_b}"))
             && out.contains("refused")
             && out.contains("weft:plugin@1.0.0"),
