@@ -208,4 +208,36 @@ fn main() {
         us(s.median),
         us(s.p99)
     );
+
+    // What checking a plugin's signature adds to each load (start, reload):
+    // the SHA-256 of the component and one ed25519 verification.
+    let component = std::fs::read(wasm("adt-to-fhir")).unwrap();
+    let signed = weft::plugins::signature::sign(&component, "bench", &[7; 32]).unwrap();
+    let trust = weft::plugins::trust::TrustList::parse(
+        &weft::plugins::trust::trust_entry_text(
+            "bench",
+            &weft::plugins::signature::public_key(&[7; 32]),
+        ),
+        "trust.toml",
+    )
+    .unwrap();
+    let policy = weft::plugins::trust::SignaturePolicy {
+        trust: std::sync::Arc::new(trust),
+        require_signed: true,
+        signer: None,
+    };
+    let checks: Vec<Duration> = (0..iters.min(2000))
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(policy.check(&signed).unwrap());
+            t.elapsed()
+        })
+        .collect();
+    let s = stats(checks);
+    println!(
+        "signature check per load ({} KiB component), median {}   p99 {}",
+        signed.len() / 1024,
+        us(s.median),
+        us(s.p99)
+    );
 }
