@@ -10,7 +10,8 @@ pub mod conncap;
 pub mod destinations;
 pub mod httpd;
 pub mod journal;
-pub mod mllp;
+/// MLLP framing (the `weft-mllp` crate).
+pub use weft_mllp as mllp;
 pub mod peerlog;
 pub mod pipeline;
 pub mod plugins;

@@ -17,7 +17,8 @@ pub mod executor;
 pub mod host;
 pub mod plugin;
 pub mod samples;
-pub mod signature;
+/// Plugin signatures (the `weft-signature` crate).
+pub use weft_signature as signature;
 pub mod tables;
 pub mod text;
 pub mod trust;

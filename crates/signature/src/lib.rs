@@ -9,13 +9,11 @@
 //! of the bytes before the section (domain-separated, so a signature made
 //! for anything else never verifies here). The section says which public
 //! key made it; whether that key is trusted is the trust list's question
-//! ([`super::trust`]).
+//! (the runtime's `plugins::trust`).
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-
-use super::engine::hex;
 
 /// The custom section's name.
 pub const SECTION: &str = "weft-signature";
@@ -270,6 +268,17 @@ pub fn sign(bytes: &[u8], signer: &str, secret: &[u8; 32]) -> Result<Vec<u8>, Si
 /// The public key of a secret key.
 pub fn public_key(secret: &[u8; 32]) -> [u8; 32] {
     SigningKey::from_bytes(secret).verifying_key().to_bytes()
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    s
 }
 
 fn leb_push(out: &mut Vec<u8>, mut n: usize) {
