@@ -54,7 +54,7 @@ impl Path {
                     .ok_or_else(|| err("segment occurrence must be written [n]"))?;
                 (
                     seg,
-                    number(occ).ok_or_else(|| err("bad segment occurrence"))?,
+                    number(occ, MAX_OCCURRENCE).ok_or_else(|| err("bad segment occurrence"))?,
                 )
             }
             None => (seg_part, 1),
@@ -70,21 +70,23 @@ impl Path {
                     .strip_suffix(')')
                     .ok_or_else(|| err("repetition must be written (n)"))?;
                 (
-                    number(f).ok_or_else(|| err("bad field number"))?,
-                    number(r).ok_or_else(|| err("bad repetition number"))?,
+                    number(f, MAX_FIELD).ok_or_else(|| err("bad field number"))?,
+                    number(r, MAX_REPETITION).ok_or_else(|| err("bad repetition number"))?,
                 )
             }
             None => (
-                number(field_part).ok_or_else(|| err("bad field number"))?,
+                number(field_part, MAX_FIELD).ok_or_else(|| err("bad field number"))?,
                 1,
             ),
         };
         let component = match parts.next() {
-            Some(c) => Some(number(c).ok_or_else(|| err("bad component number"))?),
+            Some(c) => Some(number(c, MAX_COMPONENT).ok_or_else(|| err("bad component number"))?),
             None => None,
         };
         let subcomponent = match parts.next() {
-            Some(s) => Some(number(s).ok_or_else(|| err("bad sub-component number"))?),
+            Some(s) => {
+                Some(number(s, MAX_COMPONENT).ok_or_else(|| err("bad sub-component number"))?)
+            }
             None => None,
         };
         if parts.next().is_some() {
@@ -101,11 +103,26 @@ impl Path {
     }
 }
 
-fn number(s: &str) -> Option<usize> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+/// The largest segment occurrence a path may name (a message has at most
+/// as many segments as the runtime accepts).
+pub const MAX_OCCURRENCE: usize = 50_000;
+/// The largest field number a path may name.
+pub const MAX_FIELD: usize = 10_000;
+/// The largest repetition a path may name.
+pub const MAX_REPETITION: usize = 10_000;
+/// The largest component (or sub-component) a path may name.
+///
+/// These caps bound what setting a value can add to a message (each
+/// missing field, repetition or component up to the one named is made
+/// empty): a path such as `ZZZ-99999999` would otherwise make a hundred
+/// million fields for one `set`.
+pub const MAX_COMPONENT: usize = 1_000;
+
+fn number(s: &str, max: usize) -> Option<usize> {
+    if s.is_empty() || s.len() > 6 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.parse().ok().filter(|&n| n >= 1)
+    s.parse().ok().filter(|&n| (1..=max).contains(&n))
 }
 
 impl FromStr for Path {
@@ -150,6 +167,11 @@ mod tests {
         let p = Path::parse("PID-11(2).1.2").unwrap();
         assert_eq!(p.subcomponent, Some(2));
         assert_eq!(p.to_string(), "PID-11(2).1.2");
+        let p = Path::parse("OBX[50000]-10000(10000).1000.1000").unwrap();
+        assert_eq!(
+            (p.occurrence, p.field, p.repetition),
+            (50_000, 10_000, 10_000)
+        );
     }
 
     #[test]
@@ -166,6 +188,14 @@ mod tests {
             "OBX[3-5",
             "PID-3(2",
             "PID-x",
+            // Past the caps: one set would make millions of empty fields.
+            "PID-99999999",
+            "PID-10001",
+            "PID-3(10001)",
+            "PID-5.1001",
+            "PID-5.1.1001",
+            "OBX[50001]-5",
+            "PID-18446744073709551616",
         ] {
             assert!(Path::parse(bad).is_err(), "{bad} should be refused");
         }
