@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints (native and wasm), unit, property,
-# corpus, plugin, sandbox and CLI tests, and FHIR R4 validation of every
-# corpus mapping. Builds everything once, in release; the plugins' components
-# are built by cargo (tests/artifacts/build.rs) as part of the native build.
+# corpus, plugin, sandbox and CLI tests, FHIR R4 validation of every
+# corpus mapping, and 20 s of each fuzz target. Builds everything once, in
+# release; the plugins' components are built by cargo (tests/artifacts/build.rs)
+# as part of the native build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -11,6 +12,7 @@ ensure_python_hl7
 ensure_fhir_validator
 echo "==> cargo fmt --check"
 cargo fmt --all --check
+(cd fuzz && cargo fmt --check)
 echo "==> clippy (wasm32-wasip2: SDK and plugins)"
 cargo clippy --locked --target wasm32-wasip2 --profile plugin \
     -p weft-sdk -p weft-v2fhir -p adt-to-fhir -p oru-to-fhir -p order-to-fhir -p siu-to-fhir \
@@ -19,4 +21,7 @@ echo "==> clippy (native)"
 cargo clippy --locked --workspace --all-targets --release -- -D warnings
 echo "==> cargo test"
 cargo test --locked --workspace --release
+# Every fuzz target briefly, so a parser change that crashes fails here;
+# scripts/fuzz.sh SECONDS runs them for longer.
+./scripts/fuzz.sh 20
 echo "==> all tests passed"
