@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::Config;
+use crate::journal::PluginUse;
 
 use crate::plugins::plugin::Tally;
 use crate::plugins::text;
@@ -22,13 +23,29 @@ pub struct Chain {
     route: Option<(String, Vec<String>)>,
 }
 
+/// What the journal records of a plugin a message went through.
+fn plugin_use(p: &Plugin) -> PluginUse {
+    use crate::plugins::trust::Provenance;
+    let (signer, key) = match p.provenance() {
+        Provenance::Unsigned => (None, None),
+        Provenance::Signed { signer, key_id } => (Some(signer.clone()), Some(key_id.clone())),
+        Provenance::UnknownKey { key_id, .. } => (None, Some(key_id.clone())),
+    };
+    PluginUse {
+        plugin: p.name().to_string(),
+        sha256: p.sha256().to_string(),
+        signer,
+        key,
+    }
+}
+
 /// The outputs of a chain, with the versions of the plugins that made them.
 #[derive(Debug)]
 pub struct ChainResult {
     /// What the last plugin produced.
     pub outputs: Vec<Output>,
-    /// (plugin name, sha256) of every plugin the message went through.
-    pub versions: Vec<(String, String)>,
+    /// Every plugin version the message went through, with its signer.
+    pub versions: Vec<PluginUse>,
 }
 
 impl Chain {
@@ -47,12 +64,9 @@ impl Chain {
         self
     }
 
-    /// (plugin, sha256) of each plugin, in order.
-    pub fn versions(&self) -> Vec<(String, String)> {
-        self.plugins
-            .iter()
-            .map(|p| (p.name().to_string(), p.sha256().to_string()))
-            .collect()
+    /// Each plugin's version and signer, in order.
+    pub fn versions(&self) -> Vec<PluginUse> {
+        self.plugins.iter().map(|p| plugin_use(p)).collect()
     }
 
     /// Runs `msg` through every plugin. An intermediate output keeps the
@@ -67,7 +81,7 @@ impl Chain {
         let mut inputs = vec![(None, msg)];
         let mut versions = Vec::with_capacity(self.plugins.len());
         for plugin in &self.plugins {
-            versions.push((plugin.name().to_string(), plugin.sha256().to_string()));
+            versions.push(plugin_use(plugin));
             let deadline = Instant::now() + plugin.spec().limits.deadline;
             let mut tally = Tally::default();
             let mut next = Vec::new();
@@ -151,8 +165,8 @@ pub struct Route {
 }
 
 impl Route {
-    /// (plugin, sha256) of each plugin in the route's chain, in order.
-    pub fn versions(&self) -> Vec<(String, String)> {
+    /// Each plugin of the route's chain, its version and signer, in order.
+    pub fn versions(&self) -> Vec<PluginUse> {
         self.chain.versions()
     }
 }

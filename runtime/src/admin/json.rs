@@ -221,6 +221,9 @@ pub struct MessageDetail {
     pub error: Option<String>,
     /// `plugin@sha256` of every plugin it went through.
     pub plugin_versions: Vec<String>,
+    /// The same, with who signed each version.
+    #[serde(default)]
+    pub plugins: Vec<crate::journal::PluginUse>,
     /// The input as received (`?body=true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
@@ -279,7 +282,8 @@ impl MessageDetail {
             sending_facility: d.sender.1.clone(),
             route: d.route.clone(),
             error: d.error.clone().filter(|_| reasons),
-            plugin_versions: d.plugin_versions.clone(),
+            plugin_versions: d.plugins.iter().map(|p| p.version()).collect(),
+            plugins: d.plugins.clone(),
             body: text(&d.body),
         }
     }
@@ -411,7 +415,12 @@ mod tests {
             sender: ("LAB".into(), "HOSP".into()),
             route: "adt".into(),
             error: Some("PID-7: not a date".into()),
-            plugin_versions: vec!["p@ab12".into()],
+            plugins: vec![crate::journal::PluginUse {
+                plugin: "p".into(),
+                sha256: "ab12".into(),
+                signer: Some("site-team".into()),
+                key: Some("0123456789abcdef".into()),
+            }],
             body: b"MSH|".to_vec(),
             deliveries: vec![DeliveryRow {
                 id: 7,
@@ -429,7 +438,7 @@ mod tests {
         let read = serde_json::to_string(&MessageDetail::new(&detail, false, false)).unwrap();
         assert_eq!(
             read,
-            r#"{"id":"m1","received_at":"1970-01-01 00:00:00","source":"adt","type":"ADT^A01","control_id":"C1","status":"transformed","deliveries":[{"id":7,"destination":"fhir","output":1,"content_type":"application/fhir+json","state":"pending","attempts":2,"last_error":null,"delivered_at":null,"next_attempt_at":"1970-01-01 00:01:00"}],"remote":"127.0.0.1:5000","peer_subject":null,"content_type":"application/hl7-v2","sending_application":"LAB","sending_facility":"HOSP","route":"adt","error":null,"plugin_versions":["p@ab12"]}"#
+            r#"{"id":"m1","received_at":"1970-01-01 00:00:00","source":"adt","type":"ADT^A01","control_id":"C1","status":"transformed","deliveries":[{"id":7,"destination":"fhir","output":1,"content_type":"application/fhir+json","state":"pending","attempts":2,"last_error":null,"delivered_at":null,"next_attempt_at":"1970-01-01 00:01:00"}],"remote":"127.0.0.1:5000","peer_subject":null,"content_type":"application/hl7-v2","sending_application":"LAB","sending_facility":"HOSP","route":"adt","error":null,"plugin_versions":["p@ab12"],"plugins":[{"plugin":"p","sha256":"ab12","signer":"site-team","key":"0123456789abcdef"}]}"#
         );
         let phi = MessageDetail::new(&detail, true, true);
         assert_eq!(phi.body.as_deref(), Some("MSH|"));

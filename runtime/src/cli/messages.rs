@@ -205,8 +205,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if let Some(e) = &d.error {
                 println!("error       {e}");
             }
-            for v in &d.plugin_versions {
-                println!("plugin      {v}");
+            for p in &d.plugins {
+                println!("plugin      {}  {}", p.version(), p.signature());
             }
             for del in &d.deliveries {
                 let when = match (del.state, del.delivered_at) {

@@ -443,9 +443,15 @@ mod tests {
         .await;
         let start = Instant::now();
         match run.answer().await {
+            // How old it was when given up: 10 s or more (tokio's paused
+            // clock may jump ahead while a commit waits for the journal's
+            // writer thread, more so on a busy machine).
             Answer::Failed(reason) => assert!(
-                reason.starts_with("destination d: gave up after 1")
-                    && reason.ends_with(" s: down"),
+                reason
+                    .strip_prefix("destination d: gave up after ")
+                    .and_then(|r| r.strip_suffix(" s: down"))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_some_and(|n| n >= 10),
                 "{reason}"
             ),
             other => panic!("{other:?}"),

@@ -258,6 +258,41 @@ pub struct NewDelivery {
     pub ordering_key: Option<String>,
 }
 
+/// One plugin version a message went through, and who signed it: enough to
+/// trace an output to exactly the code that made it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PluginUse {
+    /// The plugin's name in the configuration.
+    pub plugin: String,
+    /// The sha256 of its component.
+    pub sha256: String,
+    /// The trust list's name for the key that signed it (`None`: unsigned,
+    /// or a key the list does not have).
+    #[serde(default)]
+    pub signer: Option<String>,
+    /// The short id of the key that signed it (`None`: unsigned).
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+impl PluginUse {
+    /// `plugin@sha256`.
+    pub fn version(&self) -> String {
+        format!("{}@{}", self.plugin, self.sha256)
+    }
+
+    /// Who signed it, for people: `signed by NAME (key ID)`, `signed by an
+    /// unknown key (key ID)` or `unsigned`.
+    pub fn signature(&self) -> String {
+        match (&self.signer, &self.key) {
+            (Some(s), Some(k)) => format!("signed by {s} (key {k})"),
+            (Some(s), None) => format!("signed by {s}"),
+            (None, Some(k)) => format!("signed by a key not in the trust list (key {k})"),
+            (None, None) => "unsigned".into(),
+        }
+    }
+}
+
 /// What the plugins made of a message.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -267,8 +302,8 @@ pub struct Outcome {
     pub status: MessageStatus,
     /// The reason, for rejected and failed messages.
     pub error: Option<String>,
-    /// (plugin, sha256) of every plugin it went through.
-    pub versions: Vec<(String, String)>,
+    /// Every plugin version it went through, in order.
+    pub versions: Vec<PluginUse>,
     /// Its outputs, one row per destination.
     pub deliveries: Vec<NewDelivery>,
 }

@@ -5,7 +5,7 @@
 
 use std::str::FromStr;
 
-use super::{DeliveryState, MessageStatus};
+use super::{DeliveryState, MessageStatus, PluginUse};
 
 /// Which messages a status filter keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,8 +123,8 @@ pub struct Detail {
     pub route: String,
     /// Why it was rejected or failed.
     pub error: Option<String>,
-    /// `plugin@sha256` of each plugin it went through.
-    pub plugin_versions: Vec<String>,
+    /// Each plugin version it went through, and who signed it.
+    pub plugins: Vec<PluginUse>,
     /// The input bytes.
     pub body: Vec<u8>,
     /// Its deliveries.

@@ -279,6 +279,25 @@ fn a_site_that_requires_signatures_refuses_the_rest_at_start_and_on_reload() {
             .contains("ZWV|B"),
         "made by the new version"
     );
+    // Provenance: the journal names the version and its signer for each
+    // message, in the admin API and in `weft messages show`.
+    let listed = admin(&api, "GET", "/messages?control_id=S4");
+    let id = listed["messages"][0]["id"].as_str().unwrap().to_string();
+    let detail = admin(&api, "GET", &format!("/messages/{id}"));
+    assert_eq!(detail["plugins"][0]["signer"], "site-team", "{detail}");
+    assert_eq!(detail["plugins"][0]["sha256"], next.as_str());
+    assert_eq!(
+        detail["plugin_versions"][0],
+        format!("site-normalize@{next}").as_str()
+    );
+    let shown = ok(
+        weft.dir(),
+        &["messages", "show", &id, "--config", &config_path],
+    );
+    assert!(
+        shown.contains(&format!("site-normalize@{next}  signed by site-team (key ")),
+        "{shown}"
+    );
     // Revoking the site's key in the trust list: the next reload refuses
     // every version it signed (what serves keeps serving until a restart).
     let revoked = format!(

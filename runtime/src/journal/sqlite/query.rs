@@ -3,8 +3,8 @@
 use rusqlite::{Connection, params_from_iter, types::Value};
 
 use super::{read_err, stored};
-use crate::journal::JournalError;
 use crate::journal::query::{DeliveryRow, Detail, Filter, StatusFilter, Summary};
+use crate::journal::{JournalError, PluginUse};
 
 const SUMMARY: &str =
     "SELECT m.id, m.received_at, m.source, m.message_type, m.control_id, m.status,
@@ -80,6 +80,25 @@ pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<Summary>, JournalE
     rows.collect::<rusqlite::Result<_>>().map_err(read_err)
 }
 
+/// The plugin versions a message went through, as stored: JSON, or, in rows
+/// written before signatures were recorded, `plugin@sha256,…`.
+fn plugin_uses(stored: Option<&str>) -> Vec<PluginUse> {
+    let stored = stored.unwrap_or_default();
+    if stored.starts_with('[') {
+        return serde_json::from_str(stored).unwrap_or_default();
+    }
+    stored
+        .split(',')
+        .filter_map(|v| v.split_once('@'))
+        .map(|(plugin, sha256)| PluginUse {
+            plugin: plugin.to_string(),
+            sha256: sha256.to_string(),
+            signer: None,
+            key: None,
+        })
+        .collect()
+}
+
 /// One message with its deliveries; `None` when the id is unknown.
 pub fn show(conn: &Connection, id: &str) -> Result<Option<Detail>, JournalError> {
     let sql = format!("{SUMMARY} WHERE m.id = ?1");
@@ -109,13 +128,7 @@ pub fn show(conn: &Connection, id: &str) -> Result<Option<Detail>, JournalError>
                     sender: (r.get(2)?, r.get(3)?),
                     route: r.get(4)?,
                     error: r.get(5)?,
-                    plugin_versions: r
-                        .get::<_, Option<String>>(6)?
-                        .unwrap_or_default()
-                        .split(',')
-                        .filter(|v| !v.is_empty())
-                        .map(str::to_string)
-                        .collect(),
+                    plugins: plugin_uses(r.get::<_, Option<String>>(6)?.as_deref()),
                     body: r.get(7)?,
                     deliveries: Vec::new(),
                 })

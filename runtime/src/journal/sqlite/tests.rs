@@ -37,7 +37,12 @@ fn records_survive_a_reopen() {
             message_id: "m1".into(),
             status: MessageStatus::Transformed,
             error: None,
-            versions: vec![("p".into(), "abc".into())],
+            versions: vec![crate::journal::PluginUse {
+                plugin: "p".into(),
+                sha256: "abc".into(),
+                signer: Some("site-team".into()),
+                key: Some("0123456789abcdef".into()),
+            }],
             deliveries: vec![NewDelivery {
                 destination: "files".into(),
                 n: 1,
@@ -65,6 +70,32 @@ fn records_survive_a_reopen() {
     j.delivered(due[0].id, 200).wait().unwrap();
     assert_eq!(j.next_due("files").unwrap(), None);
     assert!(j.pending_counts().unwrap().is_empty());
+    // The plugin version that made it, and its signer, come back.
+    let plugins = j.show("m1").unwrap().unwrap().plugins;
+    assert_eq!(
+        plugins[0].signature(),
+        "signed by site-team (key 0123456789abcdef)"
+    );
+    assert_eq!(plugins[0].version(), "p@abc");
+}
+
+#[test]
+fn versions_recorded_before_signers_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = SqliteJournal::open(&dir.path().join("j.db")).unwrap();
+    j.append(msg("m1")).wait().unwrap();
+    j.side(|c| {
+        c.execute(
+            "UPDATE messages SET plugin_versions = 'a@11,b@22' WHERE id = 'm1'",
+            [],
+        )
+        .map_err(write_err)
+    })
+    .unwrap();
+    let plugins = j.show("m1").unwrap().unwrap().plugins;
+    let versions: Vec<String> = plugins.iter().map(|p| p.version()).collect();
+    assert_eq!(versions, ["a@11", "b@22"]);
+    assert_eq!(plugins[1].signature(), "unsigned");
 }
 
 #[test]

@@ -59,17 +59,12 @@ pub(super) fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result
             }
         }
         Op::Record(o) => {
-            let versions: Vec<String> =
-                o.versions.iter().map(|(p, s)| format!("{p}@{s}")).collect();
+            // JSON (older rows hold `plugin@sha256,…`; query.rs reads both).
+            let versions = serde_json::to_string(&o.versions).unwrap_or_default();
             tx.prepare_cached(
                 "UPDATE messages SET status = ?2, error = ?3, plugin_versions = ?4 WHERE id = ?1",
             )?
-            .execute(params![
-                o.message_id,
-                o.status.as_str(),
-                o.error,
-                versions.join(",")
-            ])?;
+            .execute(params![o.message_id, o.status.as_str(), o.error, versions])?;
             tx.prepare_cached("DELETE FROM order_holds WHERE message_id = ?1")?
                 .execute(params![o.message_id])?;
             let mut insert = tx.prepare_cached(
