@@ -352,7 +352,18 @@ impl PluginEngine {
             source,
         })?;
         let sha256 = hex(&Sha256::digest(&bytes));
-        // Whose code it is, before any of it is compiled.
+        // Whose code it is, before any of it is compiled. A file whose
+        // sections do not even add up is no component at all: said so, as
+        // the compiler would.
+        if let Err(e @ super::signature::SignatureError::Malformed(_)) =
+            super::signature::split(&bytes)
+        {
+            return Err(LoadError::Compile {
+                plugin,
+                path,
+                reason: e.to_string(),
+            });
+        }
         let provenance = spec
             .signing
             .check(&bytes)
