@@ -481,10 +481,4 @@ impl Drop for PluginEngine {
 }
 
 /// Lower-case hex of `bytes` (sha256 digests in names and reports).
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
+pub use weft_signature::hex;

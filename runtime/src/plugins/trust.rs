@@ -426,6 +426,10 @@ mod tests {
         );
 
         let dir = tempfile::tempdir().unwrap();
+        // A file past the cap is refused before it is read.
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, vec![b'#'; (MAX_FILE + 1) as usize]).unwrap();
+        assert!(TrustList::load(&big).unwrap_err().contains("more than"));
         let path = dir.path().join("team.key");
         std::fs::write(&path, secret_key_text("site \"team\"", &[8; 32])).unwrap();
         assert_eq!(
