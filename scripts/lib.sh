@@ -71,3 +71,25 @@ build_plugins() {
     echo "==> building plugins: $*"
     cargo build --locked --target wasm32-wasip2 --profile plugin "${args[@]}"
 }
+
+# sign_plugins WEFT CRATE... : signs each built plugin into target/signed/
+# with the local build's project key (target/plugin-key/weft-project.key,
+# made with `weft plugin keygen` on the first build). Its trust list entry,
+# weft-project.pub beside it, is the embedded default's trust list. The
+# tests' build (tests/artifacts/build.rs) makes the same files.
+sign_plugins() {
+    local weft=$1; shift
+    local keys=target/plugin-key
+    if [ ! -f "$keys/weft-project.key" ]; then
+        rm -f "$keys/weft-project.pub"
+        mkdir -p "$keys" && chmod 700 "$keys"
+        "$weft" plugin keygen weft-project --dir "$keys" >/dev/null
+    fi
+    mkdir -p target/signed
+    echo "==> signing plugins with $keys/weft-project.key: $*"
+    for p in "$@"; do
+        local file=${p//-/_}.wasm
+        "$weft" plugin sign --key "$keys/weft-project.key" \
+            "target/wasm32-wasip2/plugin/$file" --out "target/signed/$file" >/dev/null
+    done
+}

@@ -214,7 +214,7 @@ fn main() {
     let component = std::fs::read(wasm("adt-to-fhir")).unwrap();
     let signed = weft::plugins::signature::sign(&component, "bench", &[7; 32]).unwrap();
     let trust = weft::plugins::trust::TrustList::parse(
-        &weft::plugins::trust::trust_entry_text(
+        &weft::plugins::signature::keyfile::trust_entry(
             "bench",
             &weft::plugins::signature::public_key(&[7; 32]),
         ),

@@ -10,6 +10,11 @@
 //! for anything else never verifies here). The section says which public
 //! key made it; whether that key is trusted is the trust list's question
 //! (the runtime's `plugins::trust`).
+//!
+//! Beside it: [`keyfile`], the signing key files, and [`manifest`], what
+//! the plugin declares about itself and the component's imports.
+
+pub mod keyfile;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
@@ -281,7 +286,7 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-fn leb_push(out: &mut Vec<u8>, mut n: usize) {
+pub(crate) fn leb_push(out: &mut Vec<u8>, mut n: usize) {
     loop {
         let byte = (n & 0x7f) as u8;
         n >>= 7;

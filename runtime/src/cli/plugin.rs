@@ -88,20 +88,16 @@ fn keygen(name: &str, dir: &Path) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let mut secret = [0u8; 32];
-    rustls::crypto::ring::default_provider()
-        .secure_random
-        .fill(&mut secret)
-        .map_err(|_| anyhow::anyhow!("the system's random source failed"))?;
+    let secret = signature::keyfile::generate_secret().map_err(anyhow::Error::msg)?;
     let public = signature::public_key(&secret);
     weft::private::write(
         &secret_path,
-        trust::secret_key_text(name, &secret).as_bytes(),
+        signature::keyfile::secret_text(name, &secret).as_bytes(),
     )
     .with_context(|| format!("writing {}", secret_path.display()))?;
     weft::private::write_with(
         &public_path,
-        trust::trust_entry_text(name, &public).as_bytes(),
+        signature::keyfile::trust_entry(name, &public).as_bytes(),
         (0o644, 0o755),
     )
     .with_context(|| format!("writing {}", public_path.display()))?;
@@ -110,7 +106,7 @@ fn keygen(name: &str, dir: &Path) -> anyhow::Result<ExitCode> {
         secret_path.display(),
         public_path.display(),
         signature::key_id(&public),
-        trust::trust_entry_text(name, &public)
+        signature::keyfile::trust_entry(name, &public)
     );
     Ok(ExitCode::SUCCESS)
 }

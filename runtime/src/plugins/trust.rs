@@ -36,7 +36,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::engine::hex;
-use super::signature::{self, key_id, parse_hex};
+use super::signature::{self, key_id, keyfile, parse_hex};
 
 /// The largest trust list or key file read.
 const MAX_FILE: u64 = 1 << 20;
@@ -260,46 +260,11 @@ impl SignaturePolicy {
     }
 }
 
-/// A signing key as `weft plugin keygen` writes it.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SecretFile {
-    name: String,
-    secret_key: String,
-}
-
-/// Reads a signing key file: its name and secret.
+/// Reads a signing key file (`weft plugin keygen`'s NAME.key): its name
+/// and secret.
 pub fn read_secret_key(path: &Path) -> Result<(String, [u8; 32]), String> {
     let text = read_small(path)?;
-    let file: SecretFile = toml::from_str(&text)
-        .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim()))?;
-    let secret = parse_hex::<32>(&file.secret_key, "secret_key")
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok((file.name, secret))
-}
-
-/// A signing key file's text.
-pub fn secret_key_text(name: &str, secret: &[u8; 32]) -> String {
-    format!(
-        "# A Weft plugin signing key. Keep it secret: whoever has it signs plugins as {name}.\n\
-         name = {}\nsecret_key = \"{}\"\n",
-        toml_string(name),
-        hex(secret)
-    )
-}
-
-/// The trust list entry for a key, to add to a site's trust list.
-pub fn trust_entry_text(name: &str, public_key: &[u8; 32]) -> String {
-    format!(
-        "[keys.{}]\npublic_key = \"{}\"\n",
-        toml_string(name),
-        hex(public_key)
-    )
-}
-
-/// `s` as a TOML basic string.
-fn toml_string(s: &str) -> String {
-    toml::Value::String(s.to_string()).to_string()
+    keyfile::parse_secret(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -315,7 +280,7 @@ mod tests {
         let text: String = entries
             .iter()
             .map(|(n, secret, revoked)| {
-                let mut e = trust_entry_text(n, &public_key(secret));
+                let mut e = keyfile::trust_entry(n, &public_key(secret));
                 if *revoked {
                     e.push_str("revoked = true\n");
                 }
@@ -417,7 +382,7 @@ mod tests {
         );
         let e = TrustList::parse("[keys.a]\npublic = \"12\"\n", "trust.toml").unwrap_err();
         assert!(e.contains("unknown field"), "{e}");
-        let k = trust_entry_text("a", &[5; 32]);
+        let k = keyfile::trust_entry("a", &[5; 32]);
         let twice = format!("{k}{}", k.replace("\"a\"", "\"b\""));
         assert!(
             TrustList::parse(&twice, "t")
@@ -431,7 +396,7 @@ mod tests {
         std::fs::write(&big, vec![b'#'; (MAX_FILE + 1) as usize]).unwrap();
         assert!(TrustList::load(&big).unwrap_err().contains("more than"));
         let path = dir.path().join("team.key");
-        std::fs::write(&path, secret_key_text("site \"team\"", &[8; 32])).unwrap();
+        std::fs::write(&path, keyfile::secret_text("site \"team\"", &[8; 32])).unwrap();
         assert_eq!(
             read_secret_key(&path).unwrap(),
             ("site \"team\"".to_string(), [8; 32])

@@ -1,6 +1,8 @@
 //! The shipped `weft.toml`, run by the real binary: each message type of
 //! the samples (ADT, ORU, ORM, SIU, VXU) reaches its mapping over MLLP and
-//! comes out as a FHIR transaction Bundle with the resource it is about.
+//! comes out as a FHIR transaction Bundle with the resource it is about;
+//! each shipped plugin it loads is signed by the build's project key, which
+//! its trust list names.
 
 use std::time::{Duration, Instant};
 
@@ -23,9 +25,19 @@ fn shipped_config() -> String {
 #[test]
 fn each_message_type_reaches_its_mapping() {
     for p in weft_test_artifacts::SHIPPED {
-        crate::common::wasm(p);
+        let signed = weft_test_artifacts::signed(p).unwrap();
+        assert!(signed.is_file(), "{}", signed.display());
     }
     let weft = Weft::start(|_| shipped_config());
+    let log = weft.log_text();
+    for p in weft_test_artifacts::SHIPPED {
+        assert!(
+            log.lines().any(|l| l.contains("plugin loaded")
+                && l.contains(&format!("plugin={p}"))
+                && l.contains("provenance=signed by weft-project (key ")),
+            "{p} not loaded as signed by weft-project:\n{log}"
+        );
+    }
     let addr = weft.addrs["mllp"];
     let mut client = Client::connect(addr);
     let cases = [

@@ -22,7 +22,9 @@ fn default_config(admin: std::net::SocketAddr) -> String {
     text.lines()
         .map(|l| {
             let t = l.trim_start();
-            let relative = ["path = \"", "input = \""].iter().any(|k| t.starts_with(k))
+            let relative = ["path = \"", "input = \"", "keys = \""]
+                .iter()
+                .any(|k| t.starts_with(k))
                 || t.contains("= \"lookups/");
             if relative {
                 l.replacen("= \"", &format!("= \"{}/", repo.display()), 1)

@@ -23,6 +23,22 @@ pub fn component(name: &str) -> Option<&'static Path> {
         .map(|(_, path)| Path::new(*path))
 }
 
+/// The shipped plugin `name` signed with the local build's project key
+/// (`target/signed/`, what the embedded default `weft.toml` names), or
+/// `None` when it is not a shipped plugin.
+pub fn signed(name: &str) -> Option<&'static Path> {
+    SIGNED
+        .iter()
+        .find(|(crate_name, _)| *crate_name == name)
+        .map(|(_, path)| Path::new(*path))
+}
+
+/// The trust list entry of the key the shipped plugins are signed with
+/// (`target/plugin-key/weft-project.pub`): a trust list of one key.
+pub fn project_trust_list() -> &'static Path {
+    Path::new(PROJECT_TRUST_LIST)
+}
+
 /// Every component built: (crate name, path).
 pub fn all() -> impl Iterator<Item = (&'static str, &'static Path)> {
     COMPONENTS.iter().map(|(n, p)| (*n, Path::new(*p)))
@@ -46,6 +62,13 @@ mod tests {
             assert_eq!(&bytes[6..8], &[1, 0], "{name} is a component");
         }
         assert!(super::site_normalize_variant().is_file());
+        for name in super::SHIPPED {
+            let signed = std::fs::read(super::signed(name).unwrap()).unwrap();
+            let v = weft_signature::verify(&signed).unwrap().unwrap();
+            assert_eq!(v.claimed_signer, "weft-project", "{name}");
+        }
+        let list = std::fs::read_to_string(super::project_trust_list()).unwrap();
+        assert!(list.starts_with("[keys.\"weft-project\"]"), "{list}");
         assert!(super::component("adt-to-fhir").is_some());
         assert!(super::component("no-such-plugin").is_none());
     }
