@@ -23,22 +23,6 @@ pub struct Chain {
     route: Option<(String, Vec<String>)>,
 }
 
-/// What the journal records of a plugin a message went through.
-fn plugin_use(p: &Plugin) -> PluginUse {
-    use crate::plugins::trust::Provenance;
-    let (signer, key) = match p.provenance() {
-        Provenance::Unsigned => (None, None),
-        Provenance::Signed { signer, key_id } => (Some(signer.clone()), Some(key_id.clone())),
-        Provenance::UnknownKey { key_id, .. } => (None, Some(key_id.clone())),
-    };
-    PluginUse {
-        plugin: p.name().to_string(),
-        sha256: p.sha256().to_string(),
-        signer,
-        key,
-    }
-}
-
 /// The outputs of a chain, with the versions of the plugins that made them.
 #[derive(Debug)]
 pub struct ChainResult {
@@ -66,7 +50,7 @@ impl Chain {
 
     /// Each plugin's version and signer, in order.
     pub fn versions(&self) -> Vec<PluginUse> {
-        self.plugins.iter().map(|p| plugin_use(p)).collect()
+        self.plugins.iter().map(|p| p.record().clone()).collect()
     }
 
     /// Runs `msg` through every plugin. An intermediate output keeps the
@@ -81,7 +65,7 @@ impl Chain {
         let mut inputs = vec![(None, msg)];
         let mut versions = Vec::with_capacity(self.plugins.len());
         for plugin in &self.plugins {
-            versions.push(plugin_use(plugin));
+            versions.push(plugin.record().clone());
             let deadline = Instant::now() + plugin.spec().limits.deadline;
             let mut tally = Tally::default();
             let mut next = Vec::new();

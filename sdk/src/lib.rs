@@ -18,6 +18,10 @@
 //! weft_sdk::export!(Upper);
 //! ```
 //!
+//! [`manifest!`] declares what the plugin maps, the tables and settings it
+//! reads and the limits it needs; the runtime checks that against what a
+//! site grants, and `weft plugin inspect` shows it.
+//!
 //! Inside the plugin, the host's capabilities are plain functions:
 //! [`config`], [`lookup`] and the [`log`] macros. [`testing`] runs a plugin
 //! natively in `cargo test`, with the configuration and lookup tables the
@@ -31,12 +35,14 @@ extern crate self as weft_sdk;
 mod error;
 mod host;
 pub mod log;
+pub mod manifest;
 mod message;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
 pub use error::{Error, ErrorKind, Result};
 pub use host::{config, lookup};
+pub use manifest::Manifest;
 pub use message::{CONTENT_TYPE_FHIR_JSON, CONTENT_TYPE_HL7V2, CONTENT_TYPE_JSON, Message, Output};
 /// `serde_json`, re-exported for building FHIR resources.
 pub use serde_json;

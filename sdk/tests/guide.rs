@@ -27,6 +27,23 @@ impl Plugin for NorthAdt {
 }
 
 weft_sdk::export!(NorthAdt);
+weft_sdk::manifest! {
+    maps: &["ADT^A01..A40"],
+    optional_tables: &["patient_class"],
+    config: &["mrn_prefix"],
+    memory_mib: 16,
+    deadline_ms: 50,
+}
+
+#[test]
+fn the_manifest_names_the_crate_and_what_it_reads() {
+    assert_eq!(MANIFEST.name, "weft-sdk");
+    assert_eq!(MANIFEST.contract, weft_sdk::WIT_VERSION);
+    assert_eq!(MANIFEST.config, ["mrn_prefix"]);
+    let json: weft_sdk::serde_json::Value =
+        weft_sdk::serde_json::from_slice(&MANIFEST.encode::<{ MANIFEST.encoded_len() }>()).unwrap();
+    assert_eq!(json["optional_tables"][0], "patient_class");
+}
 
 use weft_sdk::testing::TestHost;
 

@@ -15,6 +15,7 @@
 //! the plugin declares about itself and the component's imports.
 
 pub mod keyfile;
+pub mod manifest;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};

@@ -72,3 +72,10 @@ impl Plugin for AdtToFhir {
 }
 
 weft_sdk::export!(AdtToFhir);
+weft_sdk::manifest! {
+    maps: SUPPORTED,
+    optional_tables: &["assigning_authority", "gender", "patient_class", "coding_system", "allergen_type", "allergy_severity", "observation_status", "abnormal_flag"],
+    config: &["default_utc_offset"],
+    memory_mib: 32,
+    deadline_ms: 100,
+}

@@ -64,3 +64,10 @@ impl Plugin for OrderToFhir {
 }
 
 weft_sdk::export!(OrderToFhir);
+weft_sdk::manifest! {
+    maps: SUPPORTED,
+    optional_tables: &["assigning_authority", "gender", "patient_class", "coding_system", "order_status", "order_control", "priority", "observation_status", "abnormal_flag"],
+    config: &["default_utc_offset"],
+    memory_mib: 32,
+    deadline_ms: 100,
+}

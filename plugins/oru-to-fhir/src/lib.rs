@@ -91,3 +91,10 @@ impl Plugin for OruToFhir {
 }
 
 weft_sdk::export!(OruToFhir);
+weft_sdk::manifest! {
+    maps: &["ORU^R01"],
+    optional_tables: &["assigning_authority", "gender", "patient_class", "coding_system", "observation_status", "result_status", "abnormal_flag", "order_status", "order_control", "priority"],
+    config: &["default_utc_offset"],
+    memory_mib: 32,
+    deadline_ms: 100,
+}

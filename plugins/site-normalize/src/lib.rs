@@ -51,6 +51,14 @@ impl Plugin for SiteNormalize {
 }
 
 weft_sdk::export!(SiteNormalize);
+weft_sdk::manifest! {
+    maps: &["HL7 v2 (any message)"],
+    // Its tables are the ones `translate` names: a site chooses them.
+    optional_tables: &["*"],
+    config: &["mrn_prefix", "mrn_type", "translate", "drop_segments"],
+    memory_mib: 16,
+    deadline_ms: 50,
+}
 
 fn list(spec: &str) -> impl Iterator<Item = &str> {
     spec.split(',').map(str::trim).filter(|s| !s.is_empty())

@@ -41,3 +41,10 @@ impl Plugin for SiuToFhir {
 }
 
 weft_sdk::export!(SiuToFhir);
+weft_sdk::manifest! {
+    maps: SUPPORTED,
+    optional_tables: &["assigning_authority", "gender", "coding_system", "appointment_status"],
+    config: &["default_utc_offset"],
+    memory_mib: 32,
+    deadline_ms: 100,
+}

@@ -55,3 +55,10 @@ impl Plugin for VxuToFhir {
 }
 
 weft_sdk::export!(VxuToFhir);
+weft_sdk::manifest! {
+    maps: &["VXU^V04"],
+    optional_tables: &["assigning_authority", "gender", "patient_class", "coding_system", "completion_status"],
+    config: &["default_utc_offset"],
+    memory_mib: 32,
+    deadline_ms: 100,
+}

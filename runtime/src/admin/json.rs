@@ -73,12 +73,21 @@ pub struct PluginStatus {
     pub path: String,
     /// The sha256 of the live version.
     pub sha256: String,
+    /// The version the live version's manifest declares (`None`: it has
+    /// no manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// Which code runs: baseline or optimized.
     pub code: String,
     /// Who signed the live version, as the trust list sees it: `signed by
     /// NAME (key ID)`, `unsigned`, or a key the list does not have.
     #[serde(default)]
     pub signature: String,
+    /// Where the live version's manifest and the site's grants disagree
+    /// (a table it needs and is not granted, a setting it does not read,
+    /// a limit below its need).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grant_warnings: Vec<String>,
     /// Since when this version serves (ISO 8601).
     pub live_since: String,
     /// Versions swapped in since the start.
@@ -362,6 +371,8 @@ mod tests {
                 name: "adt".into(),
                 path: "adt.wasm".into(),
                 sha256: "ab12".into(),
+                version: Some("1.2.0".into()),
+                grant_warnings: vec![],
                 code: "optimized".into(),
                 signature: "signed by weft-project (key 0123456789abcdef)".into(),
                 live_since: "2026-11-30T12:00:00Z".into(),
@@ -418,6 +429,7 @@ mod tests {
             plugins: vec![crate::journal::PluginUse {
                 plugin: "p".into(),
                 sha256: "ab12".into(),
+                declared_version: Some("1.2.0".into()),
                 signer: Some("site-team".into()),
                 key: Some("0123456789abcdef".into()),
             }],
@@ -438,7 +450,7 @@ mod tests {
         let read = serde_json::to_string(&MessageDetail::new(&detail, false, false)).unwrap();
         assert_eq!(
             read,
-            r#"{"id":"m1","received_at":"1970-01-01 00:00:00","source":"adt","type":"ADT^A01","control_id":"C1","status":"transformed","deliveries":[{"id":7,"destination":"fhir","output":1,"content_type":"application/fhir+json","state":"pending","attempts":2,"last_error":null,"delivered_at":null,"next_attempt_at":"1970-01-01 00:01:00"}],"remote":"127.0.0.1:5000","peer_subject":null,"content_type":"application/hl7-v2","sending_application":"LAB","sending_facility":"HOSP","route":"adt","error":null,"plugin_versions":["p@ab12"],"plugins":[{"plugin":"p","sha256":"ab12","signer":"site-team","key":"0123456789abcdef"}]}"#
+            r#"{"id":"m1","received_at":"1970-01-01 00:00:00","source":"adt","type":"ADT^A01","control_id":"C1","status":"transformed","deliveries":[{"id":7,"destination":"fhir","output":1,"content_type":"application/fhir+json","state":"pending","attempts":2,"last_error":null,"delivered_at":null,"next_attempt_at":"1970-01-01 00:01:00"}],"remote":"127.0.0.1:5000","peer_subject":null,"content_type":"application/hl7-v2","sending_application":"LAB","sending_facility":"HOSP","route":"adt","error":null,"plugin_versions":["p@ab12"],"plugins":[{"plugin":"p","sha256":"ab12","version":"1.2.0","signer":"site-team","key":"0123456789abcdef"}]}"#
         );
         let phi = MessageDetail::new(&detail, true, true);
         assert_eq!(phi.body.as_deref(), Some("MSH|"));

@@ -25,20 +25,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(|l| l.to_string())
             .unwrap_or_else(|| config.source.clone());
         match engine.load(spec) {
-            Ok(p) => match weft::plugins::samples::check(&p) {
-                Ok(0) => println!(
-                    "plugin {name}: ok (sha256 {}; {})",
-                    p.sha256(),
-                    p.provenance()
-                ),
-                Ok(n) => println!(
-                    "plugin {name}: ok (sha256 {}; {}; {n} sample{} as expected)",
-                    p.sha256(),
-                    p.provenance(),
-                    if n == 1 { "" } else { "s" }
-                ),
-                Err(e) => problems.push(format!("{at}: plugins.{name}.samples: {e}")),
-            },
+            Ok(p) => {
+                let version = p
+                    .manifest()
+                    .map(|m| format!("version {}; ", m.version))
+                    .unwrap_or_else(|| "no manifest; ".into());
+                match weft::plugins::samples::check(&p) {
+                    Ok(0) => println!(
+                        "plugin {name}: ok ({version}sha256 {}; {})",
+                        p.sha256(),
+                        p.provenance()
+                    ),
+                    Ok(n) => println!(
+                        "plugin {name}: ok ({version}sha256 {}; {}; {n} sample{} as expected)",
+                        p.sha256(),
+                        p.provenance(),
+                        if n == 1 { "" } else { "s" }
+                    ),
+                    Err(e) => problems.push(format!("{at}: plugins.{name}.samples: {e}")),
+                }
+                for finding in p.grant_findings() {
+                    println!("plugin {name}: warning: {finding}");
+                }
+            }
             Err(e) => problems.push(format!("{at}: plugins.{name}.path: {e}")),
         }
     }

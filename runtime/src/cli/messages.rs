@@ -206,7 +206,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("error       {e}");
             }
             for p in &d.plugins {
-                println!("plugin      {}  {}", p.version(), p.signature());
+                match &p.declared_version {
+                    Some(v) => println!(
+                        "plugin      {}  version {v}  {}",
+                        p.version(),
+                        p.signature()
+                    ),
+                    None => println!("plugin      {}  {}", p.version(), p.signature()),
+                }
             }
             for del in &d.deliveries {
                 let when = match (del.state, del.delivered_at) {

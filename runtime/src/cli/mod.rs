@@ -57,7 +57,8 @@ enum Command {
     /// Show the plugin versions a running weft serves (its admin API);
     /// --reload asks for a reload first.
     Plugins(plugins::Args),
-    /// Sign plugins and check signatures: keygen, sign, verify.
+    /// Sign plugins, check signatures, and inspect plugins: keygen, sign,
+    /// verify, inspect.
     Plugin(plugin::Args),
     /// Manage the admin API's tokens.
     Admin(admin::Args),

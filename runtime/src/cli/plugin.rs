@@ -1,5 +1,6 @@
-//! `weft plugin keygen|sign|verify`: signing keys, signatures embedded in a
-//! plugin's component, and checking them against a trust list.
+//! `weft plugin keygen|sign|verify|inspect`: signing keys, signatures
+//! embedded in a plugin's component, checking them against a trust list,
+//! and what a plugin is before anyone turns it on.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,21 @@ enum Command {
         #[arg(long)]
         signer: Option<String>,
     },
+    /// What a plugin is, read without running it: size, sha256, who signed
+    /// it, the contract it was built against, its manifest (what it maps,
+    /// the tables and settings it reads, the limits it needs), its imports
+    /// and exports. What an operator reviews before turning it on.
+    Inspect {
+        /// The component.
+        plugin: PathBuf,
+        /// Check the signature against this trust list (else it is only
+        /// checked against the file's own bytes).
+        #[arg(long)]
+        trust: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs the subcommand.
@@ -66,6 +82,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             trust,
             signer,
         } => verify(&plugin, &trust, signer),
+        Command::Inspect {
+            plugin,
+            trust,
+            json,
+        } => inspect(&plugin, trust.as_deref(), json),
     }
 }
 
@@ -151,4 +172,127 @@ fn verify(plugin: &Path, trust: &Path, signer: Option<String>) -> anyhow::Result
             Ok(ExitCode::from(super::EXIT_ERROR))
         }
     }
+}
+
+/// What `weft plugin inspect` reports.
+#[derive(serde::Serialize)]
+struct Inspection {
+    file: String,
+    size: usize,
+    sha256: String,
+    /// Who signed it (as the trust list sees it, with --trust), or why its
+    /// signature does not hold.
+    signature: String,
+    /// The contract version its import and export names carry.
+    contract: Option<String>,
+    /// Whether this runtime links it.
+    links: bool,
+    manifest: Option<signature::manifest::Manifest>,
+    imports: Vec<String>,
+    exports: Vec<String>,
+}
+
+fn inspect(plugin: &Path, trust: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
+    use weft::plugins::contract::{self, WIT_PACKAGE, WIT_VERSION};
+    let bytes = std::fs::read(plugin).with_context(|| format!("reading {}", plugin.display()))?;
+    let info = signature::manifest::read(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", plugin.display()))?;
+    let signature = match trust {
+        Some(t) => {
+            let policy = SignaturePolicy {
+                trust: std::sync::Arc::new(TrustList::load(t).map_err(anyhow::Error::msg)?),
+                ..Default::default()
+            };
+            match policy.check(&bytes) {
+                Ok(provenance) => provenance.to_string(),
+                Err(why) => format!("refused: {why}"),
+            }
+        }
+        None => match signature::verify(&bytes) {
+            Ok(None) => "unsigned".into(),
+            Ok(Some(v)) => format!(
+                "signed, calling itself {} (key {}); --trust TRUST.toml says whether the site trusts it",
+                v.claimed_signer,
+                v.key_id()
+            ),
+            Err(e) => format!("bad signature: {e}"),
+        },
+    };
+    let names = info.imports.iter().chain(&info.exports).map(String::as_str);
+    let (contract, links) = match contract::version_of(names) {
+        Some(Ok(v)) => (Some(v.to_string()), v.compatible_with(&WIT_VERSION)),
+        Some(Err(text)) => (Some(text), false),
+        None => (None, false),
+    };
+    let report = Inspection {
+        file: plugin.display().to_string(),
+        size: bytes.len(),
+        sha256: hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+        signature,
+        contract,
+        links,
+        manifest: info.manifest,
+        imports: info.imports,
+        exports: info.exports,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "none".to_string()
+        } else {
+            items.join(", ")
+        }
+    };
+    println!("{}", report.file);
+    println!("  size        {} bytes", report.size);
+    println!("  sha256      {}", report.sha256);
+    println!("  signature   {}", report.signature);
+    match &report.contract {
+        Some(v) if report.links => println!(
+            "  contract    {WIT_PACKAGE}@{v} (this runtime links {WIT_PACKAGE}@{WIT_VERSION}: compatible)"
+        ),
+        Some(v) => println!(
+            "  contract    {WIT_PACKAGE}@{v} (this runtime links {WIT_PACKAGE}@{WIT_VERSION}: NOT compatible)"
+        ),
+        None => {
+            println!("  contract    none: not a Weft plugin (no {WIT_PACKAGE} import or export)")
+        }
+    }
+    match &report.manifest {
+        Some(m) => {
+            println!(
+                "  manifest    {} {} (built with contract {})",
+                m.name, m.version, m.contract
+            );
+            println!("    maps             {}", list(&m.maps));
+            println!("    tables           {}", list(&m.tables));
+            println!("    optional tables  {}", list(&m.optional_tables));
+            println!("    config           {}", list(&m.config));
+            let claim = |n: u32, unit: &str| {
+                if n == 0 {
+                    "no claim".to_string()
+                } else {
+                    format!("{n} {unit}")
+                }
+            };
+            println!(
+                "    limits           memory {}, deadline {}",
+                claim(m.limits.memory_mib, "MiB"),
+                claim(m.limits.deadline_ms, "ms")
+            );
+        }
+        None => println!(
+            "  manifest    none (the plugin does not declare what it reads: weft_sdk::manifest!)"
+        ),
+    }
+    for (what, names) in [("imports", &report.imports), ("exports", &report.exports)] {
+        println!("  {what:<11} {}", names.len());
+        for n in names {
+            println!("    {n}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

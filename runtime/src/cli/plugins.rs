@@ -91,9 +91,22 @@ fn print_report(r: &ReloadReport) -> bool {
 fn print_status(s: &PluginsStatus) {
     for p in &s.plugins {
         println!(
-            "{}  sha256 {}  live since {}  ({} swaps, {} code, {})  {}",
-            p.name, p.sha256, p.live_since, p.swaps, p.code, p.signature, p.path,
+            "{}{}  sha256 {}  live since {}  ({} swaps, {} code, {})  {}",
+            p.name,
+            p.version
+                .as_deref()
+                .map(|v| format!(" {v}"))
+                .unwrap_or_default(),
+            p.sha256,
+            p.live_since,
+            p.swaps,
+            p.code,
+            p.signature,
+            p.path,
         );
+        for w in &p.grant_warnings {
+            println!("    warning   {w}");
+        }
         for r in &p.replaced {
             println!(
                 "    replaced  {}  live {} .. {}",

@@ -165,6 +165,7 @@ impl<'a> Checker<'a> {
         for (name, spec) in config.plugins.iter_mut() {
             spec.signing.trust = config.trust.list.clone();
             spec.signing.require_signed = config.trust.require_signed;
+            spec.strict_grants = config.trust.strict_grants;
             if let Some(signer) = &spec.signing.signer
                 && !config.trust.list.keys.contains_key(signer)
             {

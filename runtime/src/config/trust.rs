@@ -1,5 +1,6 @@
-//! `[trust]`: whose plugin signatures the site trusts, and whether every
-//! plugin must carry one. A plugin may pin its signer (`[plugins.NAME]
+//! `[trust]`: whose plugin signatures the site trusts, whether every
+//! plugin must carry one, and whether a plugin asking for more than it is
+//! granted is refused (`strict_grants`). A plugin may pin its signer (`[plugins.NAME]
 //! signer`); see [`crate::plugins::trust`] for what each case does.
 
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use super::keys::{Key, any};
 use crate::plugins::trust::TrustList;
 
 /// The keys of `[trust]`.
-pub(super) const KEYS: &[Key] = &[any("keys"), any("require_signed")];
+pub(super) const KEYS: &[Key] = &[any("keys"), any("require_signed"), any("strict_grants")];
 
 /// The site's trust in plugin signers (`[trust]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,6 +22,9 @@ pub struct TrustConfig {
     pub keys: Option<PathBuf>,
     /// Every plugin must be signed by a key of the trust list.
     pub require_signed: bool,
+    /// A plugin whose manifest asks for what the site does not grant (or
+    /// that has no manifest) is refused, not only warned about.
+    pub strict_grants: bool,
     /// The trust list as read.
     pub list: Arc<TrustList>,
 }
@@ -47,8 +51,9 @@ impl Checker<'_> {
                         trust.keys = Some(path);
                     }
                 }
-                "require_signed" => match v.get_ref() {
-                    DeValue::Boolean(b) => trust.require_signed = *b,
+                "require_signed" | "strict_grants" => match v.get_ref() {
+                    DeValue::Boolean(b) if name == "require_signed" => trust.require_signed = *b,
+                    DeValue::Boolean(b) => trust.strict_grants = *b,
                     _ => self.error(v.span().start, &key, "expected true or false"),
                 },
                 _ => {}

@@ -266,6 +266,9 @@ pub struct PluginUse {
     pub plugin: String,
     /// The sha256 of its component.
     pub sha256: String,
+    /// The version its manifest declares (`None`: no manifest).
+    #[serde(default, rename = "version", skip_serializing_if = "Option::is_none")]
+    pub declared_version: Option<String>,
     /// The trust list's name for the key that signed it (`None`: unsigned,
     /// or a key the list does not have).
     #[serde(default)]

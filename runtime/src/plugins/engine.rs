@@ -19,8 +19,10 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use super::cache::{ComponentCache, Origin};
 use super::contract::{self, WIT_PACKAGE, WIT_VERSION};
+use super::grants;
 use super::host::{Grants, HostState};
-use super::plugin::{Plugin, PluginSpec};
+use super::plugin::{Identity, Plugin, PluginSpec};
+use super::signature::manifest::{Manifest, ManifestError};
 use super::{TransformerPre, tables};
 
 /// How often the engine's epoch advances: the resolution of deadlines.
@@ -170,6 +172,23 @@ pub enum LoadError {
         plugin: String,
         /// Why.
         reason: String,
+    },
+    /// Its manifest (`weft-manifest`) cannot be read.
+    #[error("plugin {plugin}: {reason}")]
+    Manifest {
+        /// Plugin name.
+        plugin: String,
+        /// Why.
+        reason: String,
+    },
+    /// It asks for what the site does not grant, and `[trust]
+    /// strict_grants` is on.
+    #[error("plugin {plugin}: refused by [trust] strict_grants: {}", findings.join("; "))]
+    Grants {
+        /// Plugin name.
+        plugin: String,
+        /// What it asks for that is not granted.
+        findings: Vec<String>,
     },
     /// A lookup table could not be loaded.
     #[error("plugin {plugin}: {source}")]
@@ -374,6 +393,7 @@ impl PluginEngine {
         if let super::trust::Provenance::UnknownKey { .. } = &provenance {
             tracing::warn!(plugin = %plugin, "{provenance}; loaded because nothing requires a trusted signer");
         }
+        let (manifest, findings) = self.check_manifest(spec, &bytes, &path)?;
         // Optimized code already in the cache (a version coming back, a
         // rollback) is quicker to load than baseline code is to compile.
         let cached = self
@@ -464,13 +484,63 @@ impl PluginEngine {
         );
         Ok(Plugin::new(
             spec.clone(),
-            sha256,
+            Identity {
+                sha256,
+                provenance,
+                manifest,
+                findings,
+            },
             pre,
             Arc::new(grants),
             self.fuel,
             tier,
-            provenance,
         ))
+    }
+
+    /// Reads the plugin's manifest and holds it against what the site
+    /// grants: each finding a warning, or the plugin refused with all of
+    /// them under `strict_grants` (which also needs a manifest to check).
+    fn check_manifest(
+        &self,
+        spec: &PluginSpec,
+        bytes: &[u8],
+        path: &str,
+    ) -> Result<(Option<Arc<Manifest>>, Vec<String>), LoadError> {
+        let plugin = &spec.name;
+        let manifest = match super::signature::manifest::read(bytes) {
+            Ok(info) => info.manifest,
+            Err(e @ ManifestError::Malformed(_)) => {
+                return Err(LoadError::Compile {
+                    plugin: plugin.clone(),
+                    path: path.to_string(),
+                    reason: e.to_string(),
+                });
+            }
+            Err(e) => {
+                return Err(LoadError::Manifest {
+                    plugin: plugin.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let findings = match &manifest {
+            Some(m) => grants::findings(m, spec),
+            None if spec.strict_grants => vec![format!(
+                "it declares no manifest ({}), so what it reads cannot be checked",
+                super::signature::manifest::SECTION
+            )],
+            None => Vec::new(),
+        };
+        if spec.strict_grants && !findings.is_empty() {
+            return Err(LoadError::Grants {
+                plugin: plugin.clone(),
+                findings,
+            });
+        }
+        for finding in &findings {
+            tracing::warn!(plugin = %plugin, "{finding}");
+        }
+        Ok((manifest.map(Arc::new), findings))
     }
 }
 

@@ -9,11 +9,15 @@
 //! - [`host`]: what a plugin may ask of the runtime (log, its config, its
 //!   lookup tables) and nothing else: no files, no environment, no sockets.
 //! - [`samples`]: the sample messages a version must pass before it serves.
+//! - [`trust`] and [`grants`]: whose code a site runs (signatures, the trust
+//!   list) and what it lets each plugin have (its manifest against
+//!   `weft.toml`).
 
 pub mod cache;
 pub mod contract;
 pub mod engine;
 pub mod executor;
+pub mod grants;
 pub mod host;
 pub mod plugin;
 pub mod samples;

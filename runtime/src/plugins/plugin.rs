@@ -72,6 +72,9 @@ pub struct PluginSpec {
     pub samples: Vec<super::samples::Sample>,
     /// Whose signature it must carry (`[trust]`, `signer`).
     pub signing: super::trust::SignaturePolicy,
+    /// Refuse it when its manifest asks for what the site does not grant
+    /// (`[trust] strict_grants`; see [`super::grants`]).
+    pub strict_grants: bool,
 }
 
 /// Which limit stopped a plugin.
@@ -206,33 +209,79 @@ pub struct Plugin {
     grants: Arc<Grants>,
     fuel_enabled: bool,
     tier: super::engine::Tier,
-    provenance: super::trust::Provenance,
+    identity: Identity,
+    record: crate::journal::PluginUse,
+}
+
+/// What a loaded version is: its bytes' digest, who signed it, and what it
+/// declares.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The sha256 of its component, hex.
+    pub sha256: String,
+    /// Who signed it.
+    pub provenance: super::trust::Provenance,
+    /// Its manifest, if it has one.
+    pub manifest: Option<Arc<super::signature::manifest::Manifest>>,
+    /// Where its manifest and the site's grants disagree (warnings: with
+    /// `strict_grants` such a version is not loaded).
+    pub findings: Vec<String>,
 }
 
 impl Plugin {
     pub(crate) fn new(
         spec: PluginSpec,
-        sha256: String,
+        identity: Identity,
         pre: TransformerPre<HostState>,
         grants: Arc<Grants>,
         fuel_enabled: bool,
         tier: super::engine::Tier,
-        provenance: super::trust::Provenance,
     ) -> Plugin {
+        use super::trust::Provenance;
+        let (signer, key) = match &identity.provenance {
+            Provenance::Unsigned => (None, None),
+            Provenance::Signed { signer, key_id } => (Some(signer.clone()), Some(key_id.clone())),
+            Provenance::UnknownKey { key_id, .. } => (None, Some(key_id.clone())),
+        };
+        let record = crate::journal::PluginUse {
+            plugin: spec.name.clone(),
+            sha256: identity.sha256.clone(),
+            declared_version: identity.manifest.as_ref().map(|m| m.version.clone()),
+            signer,
+            key,
+        };
         Plugin {
             spec,
-            sha256,
+            sha256: identity.sha256.clone(),
             pre,
             grants,
             fuel_enabled,
             tier,
-            provenance,
+            identity,
+            record,
         }
+    }
+
+    /// Its manifest, if it declares one.
+    pub fn manifest(&self) -> Option<&super::signature::manifest::Manifest> {
+        self.identity.manifest.as_deref()
+    }
+
+    /// Where its manifest and the site's grants disagree
+    /// ([`super::grants`]).
+    pub fn grant_findings(&self) -> &[String] {
+        &self.identity.findings
+    }
+
+    /// What the journal records of a message going through this version:
+    /// name, sha256, declared version, signer.
+    pub fn record(&self) -> &crate::journal::PluginUse {
+        &self.record
     }
 
     /// Who signed it, as the site's trust list sees it.
     pub fn provenance(&self) -> &super::trust::Provenance {
-        &self.provenance
+        &self.identity.provenance
     }
 
     /// Which compiler made its code.

@@ -108,6 +108,7 @@ pub(super) fn fingerprint(spec: &PluginSpec) -> Result<Fingerprint, String> {
     settings.sort();
     rest.update(format!("{:?}{settings:?}", spec.limits).as_bytes());
     rest.update(spec.signing.digest().as_bytes());
+    rest.update([u8::from(spec.strict_grants)]);
     let mut tables: Vec<_> = spec.lookups.iter().collect();
     tables.sort();
     for (name, path) in tables {

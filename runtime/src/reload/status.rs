@@ -73,6 +73,8 @@ impl Reloader {
                     name: name.clone(),
                     path: l.plugin.spec().path.display().to_string(),
                     sha256: l.plugin.sha256().to_string(),
+                    version: l.plugin.manifest().map(|m| m.version.clone()),
+                    grant_warnings: l.plugin.grant_findings().to_vec(),
                     code: l.plugin.tier().as_str().to_string(),
                     signature: l.plugin.provenance().to_string(),
                     live_since: time::iso(l.live_since),

@@ -161,9 +161,11 @@ fn check_accepts_the_default_config() {
     );
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("plugin adt-to-fhir: ok (sha256 "),
+        stdout.contains("plugin adt-to-fhir: ok (version 0.1.0; sha256 "),
         "{stdout}"
     );
+    // The shipped plugins' manifests agree with what the default grants.
+    assert!(!stdout.contains("warning"), "{stdout}");
     assert!(
         stdout.contains("route adt: site-normalize -> adt-to-fhir"),
         "{stdout}"

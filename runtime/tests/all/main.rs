@@ -15,6 +15,7 @@ mod fhir_mutations;
 mod hostile;
 mod http;
 mod journal_faults;
+mod manifest;
 mod messages;
 mod mllp;
 mod phi;

@@ -651,7 +651,7 @@ fn refused_versions_leave_the_running_one_serving() {
     let (code, out, _) = weft_cli(weft.dir(), &["plugins", "--config", &config]);
     assert_eq!(code, 0);
     assert!(
-        out.contains(&format!("site-normalize  sha256 {sha_b2}"))
+        out.contains(&format!("site-normalize 0.1.0  sha256 {sha_b2}"))
             && out.contains("(3 swaps, optimized code, unsigned)")
             && out.contains(&format!("replaced  {sha_b}"))
             && out.contains("refused")

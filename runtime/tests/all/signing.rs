@@ -295,7 +295,9 @@ fn a_site_that_requires_signatures_refuses_the_rest_at_start_and_on_reload() {
         &["messages", "show", &id, "--config", &config_path],
     );
     assert!(
-        shown.contains(&format!("site-normalize@{next}  signed by site-team (key ")),
+        shown.contains(&format!(
+            "site-normalize@{next}  version 0.1.0  signed by site-team (key "
+        )),
         "{shown}"
     );
     // Revoking the site's key in the trust list: the next reload refuses

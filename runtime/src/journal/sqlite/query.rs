@@ -91,6 +91,7 @@ fn plugin_uses(stored: Option<&str>) -> Vec<PluginUse> {
         .split(',')
         .filter_map(|v| v.split_once('@'))
         .map(|(plugin, sha256)| PluginUse {
+            declared_version: None,
             plugin: plugin.to_string(),
             sha256: sha256.to_string(),
             signer: None,

@@ -40,6 +40,7 @@ fn records_survive_a_reopen() {
             versions: vec![crate::journal::PluginUse {
                 plugin: "p".into(),
                 sha256: "abc".into(),
+                declared_version: Some("1.2.0".into()),
                 signer: Some("site-team".into()),
                 key: Some("0123456789abcdef".into()),
             }],
