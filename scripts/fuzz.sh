@@ -2,7 +2,8 @@
 # Coverage-guided fuzzing (libFuzzer, on the stable toolchain) of the parsers
 # of untrusted bytes: the HL7 v2 parser, paths, escapes and ACK builder
 # (weft-hl7), the MLLP decoder (weft-mllp) and the plugin signature reader
-# and manifest reader (weft-signature). See fuzz/fuzz_targets/ for what each one checks.
+# and manifest reader (weft-signature), and the lookup table reader
+# (weft-tables). See fuzz/fuzz_targets/ for what each one checks.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   each target for SECONDS (default 600)
 #
@@ -23,7 +24,7 @@ secs=${1:-600}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(hl7_message hl7_path hl7_escape hl7_ack mllp_decode signature manifest)
+    targets=(hl7_message hl7_path hl7_escape hl7_ack mllp_decode http_body signature manifest lookup_table)
 fi
 
 host=$(rustc -vV | sed -n 's/^host: //p')
@@ -55,6 +56,7 @@ seed_dir() {
         # A component holding a manifest, and the manifest's JSON alone
         # (made by hand; see fuzz/seeds/README.md).
         manifest) echo fuzz/seeds/manifest ;;
+        lookup_table) echo lookups ;;
         *) echo "$seeds/hl7" ;;
     esac
 }

@@ -50,13 +50,25 @@ pub use serde_json;
 pub use weft_hl7 as hl7;
 
 /// The version of the WIT contract (`weft:plugin`) this SDK builds against.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 
 /// A transformer plugin: one message in, zero or more outputs out.
 ///
 /// The runtime makes a fresh instance for every message, so there is no
 /// `self`: nothing survives from one message to the next.
 pub trait Plugin {
+    /// Checks the plugin's settings ([`config`]) and lookup tables
+    /// ([`lookup`]) once, when the runtime loads this version (at start, on
+    /// hot reload, in `weft check`), before it serves any message. Return
+    /// an error naming the setting and what is wrong (never a secret
+    /// value) and the version is refused with that reason, instead of
+    /// failing every message; on hot reload the old version keeps serving.
+    /// Nothing it keeps in memory reaches the messages. The default accepts
+    /// everything.
+    fn init() -> Result<()> {
+        Ok(())
+    }
+
     /// Transforms `msg`. Return no outputs to filter the message out; name a
     /// destination on an output ([`Output::to`]) to route it. Return
     /// [`Error::reject`] for input that can never map, [`Error::retry`] for a
@@ -94,6 +106,10 @@ macro_rules! export {
         const _: () = {
             struct WeftExport;
             impl $crate::__private::bindings::exports::weft::plugin::transform::Guest for WeftExport {
+                fn init() -> ::core::result::Result<(), ::std::string::String> {
+                    <$plugin as $crate::Plugin>::init().map_err(|e| ::std::string::ToString::to_string(&e))
+                }
+
                 fn transform(
                     msg: $crate::__private::bindings::weft::plugin::types::Message,
                 ) -> ::core::result::Result<

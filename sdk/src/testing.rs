@@ -115,8 +115,21 @@ impl TestHost {
 
     /// Runs plugin `P` on `msg` with this host's settings and tables.
     pub fn run<P: Plugin>(&self, msg: Message) -> Result<Vec<Output>> {
+        self.within(|| P::transform(msg))
+    }
+
+    /// Runs plugin `P`'s [`Plugin::init`] with this host's settings and
+    /// tables, as the runtime does when it loads a version: `Err` is the
+    /// reason the version would be refused.
+    pub fn init<P: Plugin>(&self) -> Result<()> {
+        self.within(P::init)
+    }
+
+    /// Runs `f` as the plugin, with this host, a panic turned into a
+    /// failure as the sandbox would.
+    fn within<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let previous = CURRENT.with(|c| c.replace(Some(self.state.clone())));
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| P::transform(msg)));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
         CURRENT.with(|c| *c.borrow_mut() = previous);
         match result {
             Ok(r) => r,

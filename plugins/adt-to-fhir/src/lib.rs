@@ -32,6 +32,11 @@ pub const SUPPORTED: &[&str] = &[
 pub struct AdtToFhir;
 
 impl Plugin for AdtToFhir {
+    /// A bad `default_utc_offset` refuses the version at load.
+    fn init() -> Result<()> {
+        weft_v2fhir::check_settings()
+    }
+
     fn transform(msg: Message) -> Result<Vec<Output>> {
         weft_v2fhir::transaction(&msg, "adt-to-fhir", SUPPORTED, |ctx, bundle, patient| {
             let trigger = ctx.header.trigger_event.as_str();

@@ -28,6 +28,11 @@ pub struct OrderToFhir;
 pub const SUPPORTED: &[&str] = &["ORM^O01", "OML^O21"];
 
 impl Plugin for OrderToFhir {
+    /// A bad `default_utc_offset` refuses the version at load.
+    fn init() -> Result<()> {
+        weft_v2fhir::check_settings()
+    }
+
     fn transform(msg: Message) -> Result<Vec<Output>> {
         weft_v2fhir::transaction(&msg, "order-to-fhir", SUPPORTED, |ctx, bundle, patient| {
             let encounter = encounter::optional(ctx, bundle, patient)?;

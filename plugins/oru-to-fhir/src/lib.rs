@@ -25,6 +25,11 @@ pub use weft_v2fhir::bundle_resources as resources;
 pub struct OruToFhir;
 
 impl Plugin for OruToFhir {
+    /// A bad `default_utc_offset` refuses the version at load.
+    fn init() -> Result<()> {
+        weft_v2fhir::check_settings()
+    }
+
     fn transform(msg: Message) -> Result<Vec<Output>> {
         weft_v2fhir::transaction(&msg, "oru-to-fhir", &["ORU^R01"], |ctx, bundle, patient| {
             let encounter = encounter::optional(ctx, bundle, patient)?;

@@ -20,6 +20,24 @@ use weft_sdk::{Error, Message, Output, Plugin, Result, config, log, lookup};
 pub struct SiteNormalize;
 
 impl Plugin for SiteNormalize {
+    /// `translate` and `drop_segments` are checked once, at load: a bad
+    /// pair or a standard segment refuses the version.
+    fn init() -> Result<()> {
+        if let Some(spec) = config("translate") {
+            for (path, _) in translations(&spec)? {
+                Path::parse(path).map_err(|e| {
+                    Error::failed(format!(
+                        "config translate: {path:?} is not an HL7 path: {e}"
+                    ))
+                })?;
+            }
+        }
+        if let Some(spec) = config("drop_segments") {
+            droppable(&spec)?;
+        }
+        Ok(())
+    }
+
     fn transform(msg: Message) -> Result<Vec<Output>> {
         let mut hl7 = msg.hl7()?;
         if let Some(prefix) = config("mrn_prefix").filter(|p| !p.is_empty()) {
@@ -27,20 +45,12 @@ impl Plugin for SiteNormalize {
             prefix_mrns(&mut hl7, &prefix, &mrn_type)?;
         }
         if let Some(spec) = config("translate") {
-            for pair in list(&spec) {
-                let (path, table) = pair.split_once(':').ok_or_else(|| {
-                    Error::failed(format!("config translate: {pair:?} is not PATH:table"))
-                })?;
-                translate(&mut hl7, path.trim(), table.trim())?;
+            for (path, table) in translations(&spec)? {
+                translate(&mut hl7, path, table)?;
             }
         }
         if let Some(spec) = config("drop_segments") {
-            let ids: Vec<&str> = list(&spec).collect();
-            if let Some(bad) = ids.iter().find(|id| !id.starts_with('Z')) {
-                return Err(Error::failed(format!(
-                    "config drop_segments: {bad} is not a Z-segment; only Z-segments may be dropped"
-                )));
-            }
+            let ids = droppable(&spec)?;
             let n = hl7.remove_segments(|s| ids.contains(&s.id()));
             log::debug!("dropped {n} segments");
         }
@@ -62,6 +72,30 @@ weft_sdk::manifest! {
 
 fn list(spec: &str) -> impl Iterator<Item = &str> {
     spec.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The `translate` setting's `PATH:table` pairs.
+fn translations(spec: &str) -> Result<Vec<(&str, &str)>> {
+    list(spec)
+        .map(|pair| {
+            pair.split_once(':')
+                .map(|(path, table)| (path.trim(), table.trim()))
+                .ok_or_else(|| {
+                    Error::failed(format!("config translate: {pair:?} is not PATH:table"))
+                })
+        })
+        .collect()
+}
+
+/// The `drop_segments` setting's segment ids, each a Z-segment.
+fn droppable(spec: &str) -> Result<Vec<&str>> {
+    let ids: Vec<&str> = list(spec).collect();
+    if let Some(bad) = ids.iter().find(|id| !id.starts_with('Z')) {
+        return Err(Error::failed(format!(
+            "config drop_segments: {bad} is not a Z-segment; only Z-segments may be dropped"
+        )));
+    }
+    Ok(ids)
 }
 
 fn prefix_mrns(hl7: &mut weft_sdk::hl7::Message, prefix: &str, mrn_type: &str) -> Result<()> {
@@ -160,6 +194,12 @@ ZBE|1";
     #[test]
     fn refuses_to_drop_standard_segments() {
         let host = TestHost::new().config("drop_segments", "ZPI,PV1");
+        // Refused once, at load, naming the setting.
+        let why = host.init::<SiteNormalize>().unwrap_err().to_string();
+        assert!(
+            why.contains("drop_segments: PV1 is not a Z-segment"),
+            "{why}"
+        );
         let e = host
             .run::<SiteNormalize>(Message::from_hl7(ADT))
             .unwrap_err();

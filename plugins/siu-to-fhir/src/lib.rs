@@ -23,6 +23,11 @@ pub const SUPPORTED: &[&str] = &[
 pub struct SiuToFhir;
 
 impl Plugin for SiuToFhir {
+    /// A bad `default_utc_offset` refuses the version at load.
+    fn init() -> Result<()> {
+        weft_v2fhir::check_settings()
+    }
+
     fn transform(msg: Message) -> Result<Vec<Output>> {
         weft_v2fhir::transaction(&msg, "siu-to-fhir", SUPPORTED, |ctx, bundle, patient| {
             let sch = ctx.hl7.segment("SCH").ok_or_else(|| {

@@ -19,6 +19,11 @@ pub use weft_v2fhir::bundle_resources as resources;
 pub struct VxuToFhir;
 
 impl Plugin for VxuToFhir {
+    /// A bad `default_utc_offset` refuses the version at load.
+    fn init() -> Result<()> {
+        weft_v2fhir::check_settings()
+    }
+
     fn transform(msg: Message) -> Result<Vec<Output>> {
         weft_v2fhir::transaction(&msg, "vxu-to-fhir", &["VXU^V04"], |ctx, bundle, patient| {
             related_person::map_all(ctx, bundle, patient)?;

@@ -193,7 +193,7 @@ struct Inspection {
 }
 
 fn inspect(plugin: &Path, trust: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
-    use weft::plugins::contract::{self, WIT_PACKAGE, WIT_VERSION};
+    use weft::plugins::contract::{self, WIT_PACKAGE};
     let bytes = std::fs::read(plugin).with_context(|| format!("reading {}", plugin.display()))?;
     let info = signature::manifest::read(&bytes)
         .map_err(|e| anyhow::anyhow!("{}: {e}", plugin.display()))?;
@@ -220,7 +220,7 @@ fn inspect(plugin: &Path, trust: Option<&Path>, json: bool) -> anyhow::Result<Ex
     };
     let names = info.imports.iter().chain(&info.exports).map(String::as_str);
     let (contract, links) = match contract::version_of(names) {
-        Some(Ok(v)) => (Some(v.to_string()), v.compatible_with(&WIT_VERSION)),
+        Some(Ok(v)) => (Some(v.to_string()), contract::linked(&v)),
         Some(Err(text)) => (Some(text), false),
         None => (None, false),
     };
@@ -252,10 +252,12 @@ fn inspect(plugin: &Path, trust: Option<&Path>, json: bool) -> anyhow::Result<Ex
     println!("  signature   {}", report.signature);
     match &report.contract {
         Some(v) if report.links => println!(
-            "  contract    {WIT_PACKAGE}@{v} (this runtime links {WIT_PACKAGE}@{WIT_VERSION}: compatible)"
+            "  contract    {WIT_PACKAGE}@{v} (this runtime links {}: compatible)",
+            contract::linked_lines()
         ),
         Some(v) => println!(
-            "  contract    {WIT_PACKAGE}@{v} (this runtime links {WIT_PACKAGE}@{WIT_VERSION}: NOT compatible)"
+            "  contract    {WIT_PACKAGE}@{v} (this runtime links {}: NOT compatible)",
+            contract::linked_lines()
         ),
         None => {
             println!("  contract    none: not a Weft plugin (no {WIT_PACKAGE} import or export)")

@@ -100,6 +100,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             let engine = super::engine_for(&Default::default(), args.fuel.is_some())?;
             let plugin = engine.load(&spec)?;
+            // Its init, as a load would run it: bad settings say so here.
+            if let Err(e) = plugin.probe() {
+                eprintln!("{e}");
+                return Ok(ExitCode::from(exit_code(&e)));
+            }
             (Chain::new(vec![Arc::new(plugin)]), engine)
         }
         (None, Some(route)) => {
@@ -116,7 +121,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let mut plugins = Vec::new();
             for name in &r.plugins {
                 let spec = &config.plugins[name];
-                plugins.push(Arc::new(engine.load(spec)?));
+                let plugin = engine.load(spec)?;
+                if let Err(e) = plugin.probe() {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(exit_code(&e)));
+                }
+                plugins.push(Arc::new(plugin));
             }
             (Chain::new(plugins).of_route(route, &r.destinations), engine)
         }
@@ -160,13 +170,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Err(e) => {
             eprintln!("{e}");
-            Ok(ExitCode::from(match e {
-                CallError::Reject { .. } => super::EXIT_REJECT,
-                CallError::Retry { .. } => super::EXIT_RETRY,
-                CallError::Failed { .. } => super::EXIT_FAILED,
-                CallError::Limit { .. } => super::EXIT_LIMIT,
-            }))
+            Ok(ExitCode::from(exit_code(&e)))
         }
+    }
+}
+
+/// The exit code that says what stopped the plugin.
+fn exit_code(e: &CallError) -> u8 {
+    match e {
+        CallError::Reject { .. } => super::EXIT_REJECT,
+        CallError::Retry { .. } => super::EXIT_RETRY,
+        CallError::Failed { .. } => super::EXIT_FAILED,
+        CallError::Limit { .. } => super::EXIT_LIMIT,
+        CallError::Init { .. } => super::EXIT_ERROR,
     }
 }
 

@@ -325,3 +325,40 @@ fn the_readme_shows_every_key() {
         "keys the README's configuration section does not show: {missing:?}"
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+    /// The config loader on hostile text: the shipped configuration with
+    /// a few bytes inserted, deleted or replaced anywhere (keys, values,
+    /// brackets, quotes, UTF-8) is read or refused with errors that name
+    /// the file, never a panic. (A coverage-guided fuzz target for the
+    /// loader would need the runtime crate, and so wasmtime, in the fuzz
+    /// build.)
+    #[test]
+    fn any_edit_of_the_shipped_config_is_an_answer_not_a_panic(
+        edits in proptest::collection::vec(
+            (proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>(), 0u8..3),
+            1..8,
+        )
+    ) {
+        let mut bytes = EMBEDDED_DEFAULT.as_bytes().to_vec();
+        for (at, byte, op) in edits {
+            let i = at % (bytes.len() + 1);
+            match op {
+                0 => bytes.insert(i, byte),
+                1 if i < bytes.len() => {
+                    bytes.remove(i);
+                }
+                _ if i < bytes.len() => bytes[i] = byte,
+                _ => bytes.push(byte),
+            }
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        if let Err(errors) = parse(&text, "weft.toml", Path::new("/nonexistent")) {
+            for e in errors.0 {
+                proptest::prop_assert!(e.to_string().starts_with("weft.toml"), "{e}");
+            }
+        }
+    }
+}

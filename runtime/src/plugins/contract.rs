@@ -2,12 +2,36 @@
 
 use std::fmt;
 
-/// The contract version this runtime implements.
+/// The contract version this runtime implements (it also links the
+/// earlier lines of [`super::linked::LINES`]).
 pub const WIT_VERSION: Version = Version {
     major: 0,
-    minor: 1,
+    minor: 2,
     patch: 0,
 };
+
+/// True when a plugin built against `v` links with this runtime: it is
+/// compatible with one of the linked lines.
+pub fn linked(v: &Version) -> bool {
+    super::linked::LINES
+        .iter()
+        .any(|line| v.compatible_with(line))
+}
+
+/// The linked lines for people: `weft:plugin@0.2.x, weft:plugin@0.1.x`.
+pub fn linked_lines() -> String {
+    super::linked::LINES
+        .iter()
+        .map(|l| {
+            if l.major == 0 {
+                format!("{WIT_PACKAGE}@0.{}.x", l.minor)
+            } else {
+                format!("{WIT_PACKAGE}@{}.x", l.major)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// The WIT package plugins are built against.
 pub const WIT_PACKAGE: &str = "weft:plugin";
@@ -91,5 +115,16 @@ mod tests {
             Some(Ok(Version::parse("0.1.0").unwrap()))
         );
         assert_eq!(version_of(["wasi:io/error@0.2.0"]), None);
+    }
+
+    #[test]
+    fn this_runtime_links_0_1_and_0_2() {
+        for ok in ["0.1.0", "0.2.0"] {
+            assert!(linked(&Version::parse(ok).unwrap()), "{ok}");
+        }
+        for no in ["0.1.1", "0.2.1", "0.3.0", "1.0.0"] {
+            assert!(!linked(&Version::parse(no).unwrap()), "{no}");
+        }
+        assert_eq!(linked_lines(), "weft:plugin@0.2.x, weft:plugin@0.1.x");
     }
 }

@@ -14,16 +14,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::cache::{ComponentCache, Origin};
 use super::contract::{self, WIT_PACKAGE, WIT_VERSION};
 use super::grants;
 use super::host::{Grants, HostState};
+use super::linked::Pre;
 use super::plugin::{Identity, Plugin, PluginSpec};
 use super::signature::manifest::{Manifest, ManifestError};
-use super::{TransformerPre, tables};
+use super::tables;
 
 /// How often the engine's epoch advances: the resolution of deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -140,8 +141,8 @@ pub enum LoadError {
     },
     /// Built against a contract version this runtime does not link.
     #[error(
-        "plugin {plugin}: built against {WIT_PACKAGE}@{found}, but this runtime links {WIT_PACKAGE}@{WIT_VERSION} (compatible: {WIT_PACKAGE}@{}.{}.x); rebuild the plugin with a matching weft-sdk",
-        WIT_VERSION.major, WIT_VERSION.minor
+        "plugin {plugin}: built against {WIT_PACKAGE}@{found}, but this runtime links {WIT_PACKAGE}@{WIT_VERSION} (compatible: {}); rebuild the plugin with a matching weft-sdk",
+        contract::linked_lines()
     )]
     IncompatibleContract {
         /// Plugin name.
@@ -225,7 +226,7 @@ impl Backend {
         // Async WASI: a plugin waiting in a host call (a clock poll) waits
         // in a future its deadline can drop.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        super::Transformer::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        super::linked::add_to_linker(&mut linker)?;
         Ok(Backend { engine, linker })
     }
 }
@@ -429,8 +430,8 @@ impl PluginEngine {
             .map(|(n, _)| n.to_string())
             .chain(ty.exports(engine).map(|(n, _)| n.to_string()))
             .collect();
-        match contract::version_of(names.iter().map(String::as_str)) {
-            Some(Ok(v)) if v.compatible_with(&WIT_VERSION) => {}
+        let version = match contract::version_of(names.iter().map(String::as_str)) {
+            Some(Ok(v)) if contract::linked(&v) => v,
             Some(Ok(v)) => {
                 return Err(LoadError::IncompatibleContract {
                     plugin,
@@ -449,14 +450,14 @@ impl PluginEngine {
                     reason: "it neither imports nor exports any weft:plugin interface".into(),
                 });
             }
-        }
+        };
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link {
                 plugin: plugin.clone(),
                 reason: format!("{e:#}"),
             })?;
-        let pre = TransformerPre::new(pre).map_err(|e| LoadError::NotAPlugin {
+        let pre = Pre::new(pre, &version).map_err(|e| LoadError::NotAPlugin {
             plugin: plugin.clone(),
             reason: format!("{e:#}"),
         })?;

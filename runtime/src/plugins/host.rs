@@ -179,3 +179,26 @@ impl host::Host for HostState {
         self.grants.tables.get(&table)?.get(&key).cloned()
     }
 }
+
+/// Plugins built against `weft:plugin@0.1.x` get the same host.
+impl super::linked::v0_1::weft::plugin::host::Host for HostState {
+    fn log(&mut self, level: super::linked::v0_1::weft::plugin::host::Level, message: String) {
+        use super::linked::v0_1::weft::plugin::host::Level as Old;
+        let level = match level {
+            Old::Trace => Level::Trace,
+            Old::Debug => Level::Debug,
+            Old::Info => Level::Info,
+            Old::Warn => Level::Warn,
+            Old::Error => Level::Error,
+        };
+        host::Host::log(self, level, message)
+    }
+
+    fn config(&mut self, key: String) -> Option<String> {
+        host::Host::config(self, key)
+    }
+
+    fn lookup(&mut self, table: String, key: String) -> Option<String> {
+        host::Host::lookup(self, table, key)
+    }
+}

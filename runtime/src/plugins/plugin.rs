@@ -9,8 +9,9 @@ use wasmtime::{Store, Trap};
 
 use super::engine::EPOCH_TICK;
 use super::host::{Grants, HostState};
+use super::linked::Pre;
 pub use super::weft::plugin::types::{Message, Output, PluginError};
-use super::{TransformerPre, executor, text};
+use super::{executor, text};
 
 /// Per-plugin limits. The defaults are safe for a mapping plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +151,14 @@ pub enum CallError {
         /// Which limit.
         limit: Limit,
     },
+    /// The plugin's `init` refused the version (its settings or tables).
+    #[error("plugin {plugin} refused its settings in init: {reason}")]
+    Init {
+        /// Plugin name.
+        plugin: String,
+        /// Its reason.
+        reason: String,
+    },
 }
 
 impl CallError {
@@ -161,6 +170,9 @@ impl CallError {
             CallError::Retry { plugin, .. } => format!("plugin {plugin} asked to retry"),
             CallError::Failed { plugin, .. } => format!("plugin {plugin} failed"),
             CallError::Limit { .. } => self.to_string(),
+            // Settings, not a message: the plugin's words carry no patient
+            // data (the contract asks it not to quote a secret setting).
+            CallError::Init { .. } => self.to_string(),
         }
     }
 }
@@ -205,7 +217,7 @@ pub struct CallTimings {
 pub struct Plugin {
     spec: PluginSpec,
     sha256: String,
-    pre: TransformerPre<HostState>,
+    pre: Pre,
     grants: Arc<Grants>,
     fuel_enabled: bool,
     tier: super::engine::Tier,
@@ -232,7 +244,7 @@ impl Plugin {
     pub(crate) fn new(
         spec: PluginSpec,
         identity: Identity,
-        pre: TransformerPre<HostState>,
+        pre: Pre,
         grants: Arc<Grants>,
         fuel_enabled: bool,
         tier: super::engine::Tier,
@@ -304,29 +316,32 @@ impl Plugin {
         &self.spec
     }
 
-    /// Instantiates the plugin once, within its limits, and drops the
-    /// instance: what a new version must pass before it goes live (a
-    /// component whose start-up traps, outgrows its memory or overruns its
-    /// deadline fails here, not on a message).
+    /// Instantiates the plugin once, within its limits, and calls its
+    /// `init` (plugins built against the 0.1 contract have none): what a
+    /// new version must pass before it goes live. A component whose
+    /// start-up traps, outgrows its memory or overruns its deadline fails
+    /// here, not on a message; so does one whose `init` refuses its
+    /// settings ([`CallError::Init`], with the plugin's reason).
     pub fn probe(&self) -> Result<(), CallError> {
         let deadline = Instant::now() + self.spec.limits.deadline;
-        let mut store = self.store("probe", deadline);
-        let instance = executor::block_on(async {
-            match tokio::time::timeout_at(
-                tokio::time::Instant::from_std(deadline),
-                self.pre.instantiate_async(&mut store),
-            )
+        let mut store = self.store("init", deadline);
+        let result = executor::block_on(async {
+            tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), async {
+                let instance = self.pre.instantiate(&mut store).await?;
+                store.set_epoch_deadline(ticks_until(deadline));
+                instance.init(&mut store).await
+            })
             .await
-            {
-                Ok(r) => r.map(|_| ()).map_err(Some),
-                Err(_) => Err(None),
-            }
         });
         store.data().flush_stdio();
-        match instance {
-            Ok(()) => Ok(()),
-            Err(Some(e)) => Err(self.trap_error(&store, e)),
-            Err(None) => Err(self.limit(Limit::Deadline(self.spec.limits.deadline))),
+        match result {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(reason))) => Err(CallError::Init {
+                plugin: self.name().to_string(),
+                reason: text::reason(&reason),
+            }),
+            Ok(Err(e)) => Err(self.trap_error(&store, e)),
+            Err(_) => Err(self.limit(Limit::Deadline(self.spec.limits.deadline))),
         }
     }
 
@@ -392,14 +407,11 @@ impl Plugin {
         let t1 = Instant::now();
         let mut t2 = t1;
         let result = tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
+            let instance = self.pre.instantiate(&mut store).await?;
             t2 = Instant::now();
             // Only what is left of the deadline: start-up work counts.
             store.set_epoch_deadline(ticks_until(deadline));
-            instance
-                .weft_plugin_transform()
-                .call_transform(&mut store, msg)
-                .await
+            instance.transform(&mut store, msg).await
         })
         .await;
         let t3 = Instant::now();

@@ -79,11 +79,17 @@ pub fn guess_content_type(body: &[u8]) -> &'static str {
     }
 }
 
-/// Runs every sample of the plugin's spec through it; `Ok(n)` when all `n`
-/// came out as expected, else the first that did not and why. The
-/// plugin's own words (which may quote the sample) go to the debug log
-/// only.
+/// A version's checks before it serves (at start, on hot reload, in
+/// `weft check`): one instantiation within its limits with the plugin's
+/// `init` ([`Plugin::probe`]), then every sample of its spec; `Ok(n)` when
+/// all `n` samples came out as expected, else what failed first and why.
+/// The plugin's own words about a sample (which may quote it) go to the
+/// debug log only; an `init` reason is about settings and is shown.
 pub fn check(plugin: &Plugin) -> Result<usize, String> {
+    plugin.probe().map_err(|e| match e {
+        CallError::Init { .. } => e.to_string(),
+        e => format!("does not instantiate: {}", e.summary()),
+    })?;
     let samples = &plugin.spec().samples;
     for sample in samples {
         let name = sample.input.display();

@@ -215,5 +215,5 @@ plugins = ["ok", "nobody"]
     let out = weft(&["check", path.to_str().unwrap()], dir.path());
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains(&format!("{file}:2:8: plugins.future.path: plugin future: built against weft:plugin@1.0.0, but this runtime links weft:plugin@0.1.0")), "{err}");
+    assert!(err.contains(&format!("{file}:2:8: plugins.future.path: plugin future: built against weft:plugin@1.0.0, but this runtime links weft:plugin@0.2.0")), "{err}");
 }

@@ -8,6 +8,7 @@ mod common;
 mod admin;
 mod audit;
 mod cli;
+mod contract;
 mod crash;
 mod default_config;
 mod fhir_corpus;

@@ -32,13 +32,13 @@ fn inspect_shows_manifest_signer_contract_and_imports() {
         let p = signed.display().to_string();
         let out = weft(d, &["plugin", "inspect", &p, "--trust", &trust], 0);
         for expected in [
-            format!("manifest    {name} 0.1.0 (built with contract 0.1.0)"),
+            format!("manifest    {name} 0.1.0 (built with contract 0.2.0)"),
             "signature   signed by weft-project (key ".to_string(),
-            "contract    weft:plugin@0.1.0 (this runtime links weft:plugin@0.1.0: compatible)"
+            "contract    weft:plugin@0.2.0 (this runtime links weft:plugin@0.2.x, weft:plugin@0.1.x: compatible)"
                 .to_string(),
             format!("sha256      {}", sha256_of(signed)),
-            "    weft:plugin/host@0.1.0".to_string(),
-            "  exports     1\n    weft:plugin/transform@0.1.0".to_string(),
+            "    weft:plugin/host@0.2.0".to_string(),
+            "  exports     1\n    weft:plugin/transform@0.2.0".to_string(),
         ] {
             assert!(out.contains(&expected), "{name}: no {expected:?} in\n{out}");
         }

@@ -206,7 +206,8 @@ fn incompatible_contract_is_refused_with_both_versions() {
     );
     let text = err.to_string();
     assert!(text.contains("weft:plugin@1.0.0"), "{text}");
-    assert!(text.contains("weft:plugin@0.1.0"), "{text}");
+    assert!(text.contains("weft:plugin@0.2.0"), "{text}");
+    assert!(text.contains("weft:plugin@0.1.x"), "{text}");
 }
 
 #[test]
@@ -458,7 +459,8 @@ fn reason_of(err: &CallError) -> &str {
     match err {
         CallError::Reject { reason, .. }
         | CallError::Retry { reason, .. }
-        | CallError::Failed { reason, .. } => reason,
+        | CallError::Failed { reason, .. }
+        | CallError::Init { reason, .. } => reason,
         CallError::Limit { .. } => panic!("a limit, not a reason: {err:?}"),
     }
 }

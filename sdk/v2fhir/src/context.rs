@@ -162,6 +162,14 @@ impl fmt::Display for FieldName<'_> {
     }
 }
 
+/// Checks the settings every mapping of this crate reads (today
+/// `default_utc_offset`): what a plugin's [`weft_sdk::Plugin::init`] calls,
+/// so a bad setting refuses the version at load instead of failing every
+/// message.
+pub fn check_settings() -> Result<()> {
+    utc_offset().map(|_| ())
+}
+
 /// The `default_utc_offset` setting, in minutes east of UTC.
 fn utc_offset() -> Result<Option<i16>> {
     let Some(text) = config("default_utc_offset") else {

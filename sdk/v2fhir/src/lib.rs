@@ -30,7 +30,7 @@ pub mod resources;
 pub mod time;
 
 pub use bundle::{Bundle, Identity, resources as bundle_resources};
-pub use context::Context;
+pub use context::{Context, check_settings};
 
 use resources::patient::{self, PatientRef};
 use weft_sdk::{Message, Output, Result};

@@ -1,5 +1,5 @@
 //! A plugin written the way a hostile partner would write one: directly
-//! against `wit/weft.wit` with `wit-bindgen` (not through the SDK), with its
+//! against the contract with `wit-bindgen` (not through the SDK), with its
 //! export written by hand in the canonical ABI, so that it can return what
 //! the SDK never would. Its `mode` setting picks what it does:
 //!
@@ -35,7 +35,9 @@ use std::time::{Duration, Instant};
 
 wit_bindgen::generate!({
     world: "transformer",
-    path: "../../../wit",
+    // The frozen 0.1.0 contract: this is also the tests' plugin built
+    // against an older contract line, which the runtime still links.
+    path: "../../../wit/0.1.0",
     // The export is written by hand below.
     skip: ["transform"],
 });

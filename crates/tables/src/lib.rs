@@ -1,8 +1,14 @@
 //! Lookup tables: code crosswalks loaded from CSV files and granted to
-//! plugins by name.
+//! plugins by name (`[plugins.NAME.lookups]` in `weft.toml`). A table is
+//! read whole when a plugin version loads; the largest file read is
+//! [`MAX_FILE`].
 
 use std::collections::HashMap;
 use std::path::Path;
+
+/// The largest table file read (a national code system crosswalk of a
+/// million rows fits several times over).
+pub const MAX_FILE: u64 = 256 << 20;
 
 /// One lookup table: key to value.
 pub type Table = HashMap<String, String>;
@@ -17,6 +23,14 @@ pub enum TableError {
         path: String,
         /// Why.
         source: std::io::Error,
+    },
+    /// The file is larger than [`MAX_FILE`].
+    #[error("lookup table {path}: {size} bytes, more than a lookup table can be ({MAX_FILE})")]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// Its size.
+        size: u64,
     },
     /// A row is not `key,value`.
     #[error("{path}:{line}: expected two columns `key,value`, found {found}")]
@@ -42,11 +56,26 @@ pub enum TableError {
 /// lines starting with `#` are comments, surrounding spaces are trimmed, and
 /// a later row for the same key wins.
 pub fn load(path: &Path) -> Result<Table, TableError> {
+    use std::io::Read;
     let name = path.display().to_string();
-    let data = std::fs::read(path).map_err(|source| TableError::Io {
+    let io = |source| TableError::Io {
         path: name.clone(),
         source,
-    })?;
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    if size > MAX_FILE {
+        return Err(TableError::TooLarge { path: name, size });
+    }
+    // Read no more than the cap, even from a file that grows meanwhile.
+    let mut data = Vec::new();
+    file.take(MAX_FILE + 1).read_to_end(&mut data).map_err(io)?;
+    if data.len() as u64 > MAX_FILE {
+        return Err(TableError::TooLarge {
+            path: name,
+            size: data.len() as u64,
+        });
+    }
     parse(&data, &name)
 }
 
@@ -93,6 +122,19 @@ mod tests {
         assert_eq!(t.get("F").map(String::as_str), Some("female"));
         assert_eq!(t.get("A,B").map(String::as_str), Some("quoted"));
         assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn a_file_past_the_cap_is_refused_before_it_is_read() {
+        let dir = std::env::temp_dir().join(format!("weft-tables-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("big.csv");
+        let f = std::fs::File::create(&path).unwrap();
+        // Sparse: the size without the bytes.
+        f.set_len(MAX_FILE + 1).unwrap();
+        let e = load(&path).unwrap_err();
+        assert!(matches!(e, TableError::TooLarge { .. }), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
