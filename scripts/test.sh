@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints (native and wasm), unit, property,
 # corpus, plugin, sandbox and CLI tests, FHIR R4 validation of every
-# corpus mapping, and 20 s of each fuzz target. Builds everything once, in
+# corpus mapping, and 10 s of each fuzz target. Builds everything once, in
 # release; the plugins' components are built by cargo (tests/artifacts/build.rs)
 # as part of the native build.
 set -euo pipefail
@@ -10,18 +10,21 @@ cd "$(dirname "$0")/.."
 ensure_toolchain rustfmt clippy
 ensure_python_hl7
 ensure_fhir_validator
-echo "==> cargo fmt --check"
+# Each phase says how long the run has taken so far, for the CI budget.
+phase() { echo "==> $* (at $((SECONDS / 60)) min $((SECONDS % 60)) s)"; }
+phase "cargo fmt --check"
 cargo fmt --all --check
 (cd fuzz && cargo fmt --check)
-echo "==> clippy (wasm32-wasip2: SDK and plugins)"
+phase "clippy (wasm32-wasip2: SDK and plugins)"
 cargo clippy --locked --target wasm32-wasip2 --profile plugin \
     -p weft-sdk -p weft-v2fhir -p adt-to-fhir -p oru-to-fhir -p order-to-fhir -p siu-to-fhir \
     -p vxu-to-fhir -p site-normalize -p weft-test-hostile -p weft-test-raw -- -D warnings
-echo "==> clippy (native)"
+phase "clippy (native)"
 cargo clippy --locked --workspace --all-targets --release -- -D warnings
-echo "==> cargo test"
+phase "cargo test"
 cargo test --locked --workspace --release
 # Every fuzz target briefly, so a parser change that crashes fails here;
 # scripts/fuzz.sh SECONDS runs them for longer.
-./scripts/fuzz.sh 20
-echo "==> all tests passed"
+phase "fuzzing"
+./scripts/fuzz.sh 10
+phase "all tests passed"

@@ -194,18 +194,7 @@ fn grants_are_checked_and_strict_grants_refuses_at_start_and_on_reload() {
     let live = live_sha(&api, "site-normalize");
     let config_path = weft_run.config_path().to_path_buf();
     let reload_refused = |why: &str| {
-        let c = config_path.display().to_string();
-        let (code, out, err) = weft_cli(weft_run.dir(), &["plugins", "--reload", "--config", &c]);
-        assert_eq!(code, 1, "{out}{err}");
-        assert!(
-            out.contains("plugin site-normalize refused") && out.contains(why),
-            "{why}: {out}"
-        );
-        assert_eq!(
-            live_sha(&api, "site-normalize"),
-            live,
-            "the old version serves"
-        );
+        crate::reload::reload_refused(&weft_run, &api, "site-normalize", &live, why);
         let mut client = weft_run.client();
         assert_eq!(client.exchange(&a01("MAN2", "8")).code, "AA");
     };

@@ -113,6 +113,26 @@ fn load(
         .collect()
 }
 
+/// `weft plugins --reload` on `weft`'s configuration, which must refuse
+/// `plugin` saying `why` (exit 1), with `live`, the version before, still
+/// serving.
+pub(crate) fn reload_refused(
+    weft: &Weft,
+    api: &crate::common::Api,
+    plugin: &str,
+    live: &str,
+    why: &str,
+) {
+    let config = weft.config_path().display().to_string();
+    let (code, out, err) = weft_cli(weft.dir(), &["plugins", "--reload", "--config", &config]);
+    assert_eq!(code, 1, "a refusal is an error: {out}{err}");
+    assert!(
+        out.contains(&format!("plugin {plugin} refused")) && out.contains(why),
+        "{why}: {out}"
+    );
+    assert_eq!(live_sha(api, plugin), live, "the old version serves");
+}
+
 pub(crate) fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !ok() {

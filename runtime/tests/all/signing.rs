@@ -72,6 +72,15 @@ fn signed_copy(dir: &Path, key: &Path, from: &Path, to: &Path) {
 fn keys_signatures_and_verification_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    // A name that would write outside --dir, or a hidden file, is refused.
+    for bad in ["../escape", "a/b", ".hidden", "", "sp ace"] {
+        let said = refused(
+            d,
+            &["plugin", "keygen", bad, "--dir", &d.display().to_string()],
+        );
+        assert!(said.contains("a key name is letters"), "{bad:?}: {said}");
+    }
+    assert!(!d.parent().unwrap().join("escape.key").exists());
     let (key, public) = keygen(d, "site-team");
     let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the secret key is its owner's alone");
@@ -217,22 +226,8 @@ fn a_site_that_requires_signatures_refuses_the_rest_at_start_and_on_reload() {
     };
     served(&weft, "S1");
     let config_path = weft.config_path().display().to_string();
-    let reload_refused = |why: &str| {
-        let (code, out, err) = weft_cli(
-            weft.dir(),
-            &["plugins", "--reload", "--config", &config_path],
-        );
-        assert_eq!(code, 1, "a refusal is an error: {out}{err}");
-        assert!(
-            out.contains("plugin site-normalize refused") && out.contains(why),
-            "{why}: {out}"
-        );
-        assert_eq!(
-            live_sha(&api, "site-normalize"),
-            live,
-            "the old version serves"
-        );
-    };
+    let reload_refused =
+        |why: &str| crate::reload::reload_refused(&weft, &api, "site-normalize", &live, why);
 
     // Each bad version in turn, put in place in one rename as a deployment
     // would: refused on reload, and the signed one keeps serving.
