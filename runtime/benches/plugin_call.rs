@@ -240,4 +240,26 @@ fn main() {
         us(s.median),
         us(s.p99)
     );
+
+    // And reading its manifest and import names (a walk of every section,
+    // nested modules included), then holding it against the grants.
+    let spec = weft::plugins::PluginSpec {
+        name: "adt-to-fhir".into(),
+        ..Default::default()
+    };
+    let reads: Vec<Duration> = (0..iters.min(2000))
+        .map(|_| {
+            let t = Instant::now();
+            let info = weft::plugins::signature::manifest::read(&signed).unwrap();
+            let m = info.manifest.expect("adt-to-fhir declares a manifest");
+            std::hint::black_box(weft::plugins::grants::findings(&m, &spec));
+            t.elapsed()
+        })
+        .collect();
+    let s = stats(reads);
+    println!(
+        "manifest read and grants check per load, median {}   p99 {}",
+        us(s.median),
+        us(s.p99)
+    );
 }
