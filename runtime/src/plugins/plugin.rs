@@ -216,7 +216,6 @@ pub struct CallTimings {
 /// One loaded plugin version, ready to run.
 pub struct Plugin {
     spec: PluginSpec,
-    sha256: String,
     pre: Pre,
     grants: Arc<Grants>,
     fuel_enabled: bool,
@@ -264,7 +263,6 @@ impl Plugin {
         };
         Plugin {
             spec,
-            sha256: identity.sha256.clone(),
             pre,
             grants,
             fuel_enabled,
@@ -308,7 +306,7 @@ impl Plugin {
 
     /// The sha256 of the component file: which version this is.
     pub fn sha256(&self) -> &str {
-        &self.sha256
+        &self.identity.sha256
     }
 
     /// Its configuration.
