@@ -2,12 +2,13 @@
 # Coverage-guided fuzzing (libFuzzer, on the stable toolchain) of the parsers
 # of untrusted bytes: the HL7 v2 parser, paths, escapes and ACK builder
 # (weft-hl7), the MLLP decoder (weft-mllp) and the plugin signature reader
-# and manifest reader (weft-signature), and the lookup table reader
-# (weft-tables). See fuzz/fuzz_targets/ for what each one checks.
+# and manifest reader (weft-signature), the lookup table reader
+# (weft-tables), the HTTP source's body parsers, and the config loader
+# (weft-config). See fuzz/fuzz_targets/ for what each one checks.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   each target for SECONDS (default 600)
 #
-# The test command runs every target for 20 s; run this for longer by hand.
+# The test command runs every target for 10 s; run this for longer by hand.
 # The corpus grows under target/fuzz/corpus/; a crash stops the run (exit 1)
 # and its input is in target/fuzz/crashes/TARGET/: fix it, then copy the input
 # into fuzz/regressions/TARGET/, which every run replays first.
@@ -24,7 +25,7 @@ secs=${1:-600}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(hl7_message hl7_path hl7_escape hl7_ack mllp_decode http_body signature manifest lookup_table)
+    targets=(hl7_message hl7_path hl7_escape hl7_ack mllp_decode http_body signature manifest lookup_table config)
 fi
 
 host=$(rustc -vV | sed -n 's/^host: //p')
@@ -40,7 +41,7 @@ bin=target/fuzz/build/$host/release
 # Seeds: the public corpus (as is and framed for MLLP), and the regressions.
 seeds=target/fuzz/seeds
 rm -rf "$seeds"
-mkdir -p "$seeds/hl7" "$seeds/mllp" "$seeds/signature"
+mkdir -p "$seeds/hl7" "$seeds/mllp" "$seeds/signature" "$seeds/config"
 i=0
 for f in tests/corpus/*/*.hl7 samples/*.hl7; do
     [ -f "$f" ] || continue
@@ -49,6 +50,11 @@ for f in tests/corpus/*/*.hl7 samples/*.hl7; do
     { printf '\x10\x07\x0b'; cat "$f"; printf '\x1c\x0d'; } > "$seeds/mllp/$i"
 done
 printf '\0asm\x0d\x00\x01\x00\x00\x05\x04name' > "$seeds/signature/component"
+# The shipped weft.toml, and each TOML example of the README (between them,
+# every key the loader knows: a test holds the README to that).
+cp weft.toml "$seeds/config/weft.toml"
+awk -v dir="$seeds/config" '/^```toml/ { n++; f = dir "/readme-" n; next }
+    /^```/ { f = ""; next } f { print > f }' README.md
 seed_dir() {
     case "$1" in
         mllp_decode) echo "$seeds/mllp" ;;
@@ -57,6 +63,7 @@ seed_dir() {
         # (made by hand; see fuzz/seeds/README.md).
         manifest) echo fuzz/seeds/manifest ;;
         lookup_table) echo lookups ;;
+        config) echo "$seeds/config" ;;
         *) echo "$seeds/hl7" ;;
     esac
 }

@@ -5,7 +5,8 @@
 //! tests and benchmarks use the same code.
 
 pub mod admin;
-pub mod config;
+/// The configuration, `weft.toml` (the `weft-config` crate).
+pub use weft_config as config;
 pub mod conncap;
 pub mod destinations;
 pub mod httpd;

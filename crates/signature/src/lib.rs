@@ -9,13 +9,16 @@
 //! of the bytes before the section (domain-separated, so a signature made
 //! for anything else never verifies here). The section says which public
 //! key made it; whether that key is trusted is the trust list's question
-//! (the runtime's `plugins::trust`).
+//! ([`trust`]).
 //!
-//! Beside it: [`keyfile`], the signing key files, and [`manifest`], what
-//! the plugin declares about itself and the component's imports.
+//! Beside it: [`keyfile`], the signing key files; [`trust`], the site's
+//! trust list and the policy that decides whether a plugin may load; and
+//! [`manifest`], what the plugin declares about itself and the component's
+//! imports.
 
 pub mod keyfile;
 pub mod manifest;
+pub mod trust;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};

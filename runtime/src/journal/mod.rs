@@ -34,29 +34,8 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// How hard a journal commit holds on to the disk (`runtime.journal_sync` in the config).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum JournalSync {
-    /// Every group commit is fsynced before anything is acknowledged: an
-    /// acknowledged message survives a crash of the process and of the
-    /// machine (power cut). The default.
-    #[default]
-    Full,
-    /// Commits are written but not fsynced (only checkpoints are): an
-    /// acknowledged message survives a crash of the process, but a power
-    /// cut may lose the last commits. For hardware with a battery-backed
-    /// cache, or for measuring what fsync costs.
-    Normal,
-}
-
-impl std::fmt::Display for JournalSync {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            JournalSync::Full => "full",
-            JournalSync::Normal => "normal",
-        })
-    }
-}
+/// How hard a journal commit holds on to the disk (from `weft-config`).
+pub use weft_config::JournalSync;
 
 /// A message as it is first recorded.
 #[derive(Debug, Clone)]

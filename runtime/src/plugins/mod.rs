@@ -27,7 +27,8 @@ pub use weft_signature as signature;
 /// Lookup tables (the `weft-tables` crate).
 pub use weft_tables as tables;
 pub mod text;
-pub mod trust;
+/// The trust list and signature policy (the `weft-signature` crate).
+pub use weft_signature::trust;
 
 pub use engine::{EngineOptions, PluginEngine, Tier};
 pub use plugin::{CallError, Limits, Message, Output, Plugin, PluginSpec};

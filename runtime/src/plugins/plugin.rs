@@ -1,7 +1,5 @@
 //! One loaded plugin version, and a call of it on one message.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,70 +11,11 @@ use super::linked::Pre;
 pub use super::weft::plugin::types::{Message, Output, PluginError};
 use super::{executor, text};
 
-/// Per-plugin limits. The defaults are safe for a mapping plugin.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    /// Wall-clock time one message may take, instantiation included.
-    pub deadline: Duration,
-    /// Most linear memory the plugin may use.
-    pub memory_bytes: usize,
-    /// Fuel (instructions, roughly) per message; `None` for no fuel limit.
-    pub fuel: Option<u64>,
-    /// Most bytes all outputs of one message may hold together: bodies,
-    /// destination names, ids, content types and headers, each output
-    /// counted as at least [`OUTPUT_WEIGHT`] bytes and each header as at
-    /// least [`HEADER_WEIGHT`]. Also the most the host copies out of the
-    /// sandbox in any one call (the output list, a log record).
-    pub max_output_bytes: usize,
-    /// Most outputs one message may produce.
-    pub max_outputs: usize,
-    /// Most headers all outputs of one message may carry together.
-    pub max_headers: usize,
-}
+pub use weft_config::{HEADER_WEIGHT, Limits, OUTPUT_WEIGHT, PluginSpec};
 
-/// What an output weighs in the output-size check at least, however empty
-/// its fields: about what the host allocates for one.
-pub const OUTPUT_WEIGHT: usize = 128;
-/// What a header weighs in the output-size check at least.
-pub const HEADER_WEIGHT: usize = 64;
 /// Longest reason (reject, retry, failure) kept from a plugin; longer ones
 /// are cut, with a marker saying how much was cut.
 pub const MAX_REASON_BYTES: usize = 1024;
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            deadline: Duration::from_millis(100),
-            memory_bytes: 64 * 1024 * 1024,
-            fuel: None,
-            max_output_bytes: 16 * 1024 * 1024,
-            max_outputs: 1000,
-            max_headers: 1000,
-        }
-    }
-}
-
-/// What the configuration says about one plugin.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PluginSpec {
-    /// Its name in the configuration.
-    pub name: String,
-    /// The component file.
-    pub path: PathBuf,
-    /// Its limits.
-    pub limits: Limits,
-    /// Settings it may read with `config`.
-    pub config: HashMap<String, String>,
-    /// Lookup tables it may read with `lookup`: name to CSV file.
-    pub lookups: HashMap<String, PathBuf>,
-    /// Sample messages a version must handle as expected before it serves.
-    pub samples: Vec<super::samples::Sample>,
-    /// Whose signature it must carry (`[trust]`, `signer`).
-    pub signing: super::trust::SignaturePolicy,
-    /// Refuse it when its manifest asks for what the site does not grant
-    /// (`[trust] strict_grants`; see [`super::grants`]).
-    pub strict_grants: bool,
-}
 
 /// Which limit stopped a plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,53 +9,9 @@
 //! contains = ["\"resourceType\":\"Patient\""]   # optional: text the outputs must hold
 //! ```
 
-use std::path::PathBuf;
-
 use super::plugin::{CallError, Message, Plugin};
 
-/// What a sample must come to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Expect {
-    /// At least one output.
-    #[default]
-    Transformed,
-    /// No outputs: the plugin filtered the message out.
-    Filtered,
-    /// The plugin rejected the message.
-    Rejected,
-}
-
-impl Expect {
-    /// Its name in the configuration.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Expect::Transformed => "transformed",
-            Expect::Filtered => "filtered",
-            Expect::Rejected => "rejected",
-        }
-    }
-
-    /// Parses a configuration value.
-    pub fn parse(s: &str) -> Option<Expect> {
-        match s {
-            "transformed" => Some(Expect::Transformed),
-            "filtered" => Some(Expect::Filtered),
-            "rejected" => Some(Expect::Rejected),
-            _ => None,
-        }
-    }
-}
-
-/// One check sample of a plugin.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Sample {
-    /// The message file.
-    pub input: PathBuf,
-    /// What the plugin must make of it.
-    pub expect: Expect,
-    /// Text that must appear in the outputs (each string in at least one).
-    pub contains: Vec<String>,
-}
+pub use weft_config::{Expect, Sample};
 
 /// The media type of a message read from a file: HL7 v2 (starts with
 /// `MSH`), FHIR JSON (an object with `resourceType`), other JSON, or bytes.

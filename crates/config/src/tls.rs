@@ -16,7 +16,7 @@ impl Checker<'_> {
         &mut self,
         entry: Entry<'_>,
         key: &str,
-    ) -> Option<crate::tls::ServerTls> {
+    ) -> Option<weft_tls::ServerTls> {
         let t = self.table(entry.1, key)?;
         let (mut cert, mut pkey, mut client_ca) = (None, None, None);
         for e in t.iter() {
@@ -37,18 +37,18 @@ impl Checker<'_> {
             self.error(at, key, "needs cert and key");
             return None;
         };
-        let mut tls = crate::tls::ServerTls {
+        let mut tls = weft_tls::ServerTls {
             cert,
             key: pkey,
             client_ca,
             fingerprint: String::new(),
         };
-        tls.fingerprint = crate::tls::fingerprint(&tls.files());
+        tls.fingerprint = weft_tls::fingerprint(&tls.files());
         if [&tls.cert, &tls.key]
             .into_iter()
             .chain(&tls.client_ca)
             .all(|p| p.is_file())
-            && let Err(e) = crate::tls::server_config(&tls)
+            && let Err(e) = weft_tls::server_config(&tls)
         {
             self.error(at, key, e.to_string());
         }
@@ -61,9 +61,9 @@ impl Checker<'_> {
         &mut self,
         entry: Entry<'_>,
         key: &str,
-    ) -> Option<crate::tls::ClientTls> {
+    ) -> Option<weft_tls::ClientTls> {
         let t = self.table(entry.1, key)?;
-        let mut tls = crate::tls::ClientTls::default();
+        let mut tls = weft_tls::ClientTls::default();
         for e in t.iter() {
             let k = e.0.get_ref().as_ref();
             let ekey = format!("{key}.{k}");
@@ -83,7 +83,7 @@ impl Checker<'_> {
             .into_iter()
             .flatten()
             .all(|p| p.is_file())
-            && let Err(e) = crate::tls::client_config(&tls)
+            && let Err(e) = weft_tls::client_config(&tls)
         {
             self.error(at, key, e.to_string());
         }

@@ -1,7 +1,7 @@
 //! `[trust]`: whose plugin signatures the site trusts, whether every
 //! plugin must carry one, and whether a plugin asking for more than it is
 //! granted is refused (`strict_grants`). A plugin may pin its signer (`[plugins.NAME]
-//! signer`); see [`crate::plugins::trust`] for what each case does.
+//! signer`); see `weft_signature::trust` for what each case does.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::check::Checker;
 use super::keys::{Key, any};
-use crate::plugins::trust::TrustList;
+use weft_signature::trust::TrustList;
 
 /// The keys of `[trust]`.
 pub(super) const KEYS: &[Key] = &[any("keys"), any("require_signed"), any("strict_grants")];

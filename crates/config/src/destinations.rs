@@ -83,7 +83,7 @@ pub struct HttpDestinationConfig {
     pub headers: Vec<(String, String)>,
     /// For https:// URLs: a CA to trust instead of the system's, a client
     /// certificate, a server name.
-    pub tls: Option<crate::tls::ClientTls>,
+    pub tls: Option<weft_tls::ClientTls>,
 }
 
 /// What an MLLP destination does with an AE or AR answer.
@@ -107,7 +107,7 @@ pub struct MllpDestinationConfig {
     /// What to do with AR/CR.
     pub on_reject: AckPolicy,
     /// MLLP over TLS, when set.
-    pub tls: Option<crate::tls::ClientTls>,
+    pub tls: Option<weft_tls::ClientTls>,
 }
 
 /// Settings of a file destination.

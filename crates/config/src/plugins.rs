@@ -1,9 +1,12 @@
 //! `[plugins.NAME]`: a plugin's file, limits, config, lookups and samples.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
+use weft_signature::trust::SignaturePolicy;
 
 use super::Config;
 use super::check::Checker;
@@ -26,8 +29,6 @@ pub(super) const KEYS: &[Key] = &[
 
 /// The keys of one `[[plugins.NAME.samples]]` table.
 pub(super) const SAMPLE_KEYS: &[Key] = &[any("input"), any("expect"), any("contains")];
-use crate::plugins::samples::{Expect, Sample};
-use crate::plugins::{Limits, PluginSpec};
 
 impl Checker<'_> {
     pub(super) fn plugin(
@@ -202,4 +203,109 @@ impl Checker<'_> {
         }
         samples
     }
+}
+
+/// Per-plugin limits. The defaults are safe for a mapping plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock time one message may take, instantiation included.
+    pub deadline: Duration,
+    /// Most linear memory the plugin may use.
+    pub memory_bytes: usize,
+    /// Fuel (instructions, roughly) per message; `None` for no fuel limit.
+    pub fuel: Option<u64>,
+    /// Most bytes all outputs of one message may hold together: bodies,
+    /// destination names, ids, content types and headers, each output
+    /// counted as at least [`OUTPUT_WEIGHT`] bytes and each header as at
+    /// least [`HEADER_WEIGHT`]. Also the most the host copies out of the
+    /// sandbox in any one call (the output list, a log record).
+    pub max_output_bytes: usize,
+    /// Most outputs one message may produce.
+    pub max_outputs: usize,
+    /// Most headers all outputs of one message may carry together.
+    pub max_headers: usize,
+}
+
+/// What an output weighs in the output-size check at least, however empty
+/// its fields: about what the host allocates for one.
+pub const OUTPUT_WEIGHT: usize = 128;
+/// What a header weighs in the output-size check at least.
+pub const HEADER_WEIGHT: usize = 64;
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline: Duration::from_millis(100),
+            memory_bytes: 64 * 1024 * 1024,
+            fuel: None,
+            max_output_bytes: 16 * 1024 * 1024,
+            max_outputs: 1000,
+            max_headers: 1000,
+        }
+    }
+}
+
+/// What the configuration says about one plugin.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginSpec {
+    /// Its name in the configuration.
+    pub name: String,
+    /// The component file.
+    pub path: PathBuf,
+    /// Its limits.
+    pub limits: Limits,
+    /// Settings it may read with `config`.
+    pub config: HashMap<String, String>,
+    /// Lookup tables it may read with `lookup`: name to CSV file.
+    pub lookups: HashMap<String, PathBuf>,
+    /// Sample messages a version must handle as expected before it serves.
+    pub samples: Vec<Sample>,
+    /// Whose signature it must carry (`[trust]`, `signer`).
+    pub signing: SignaturePolicy,
+    /// Refuse it when its manifest asks for what the site does not grant
+    /// (`[trust] strict_grants`; the runtime's `plugins::grants`).
+    pub strict_grants: bool,
+}
+
+/// What a sample must come to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expect {
+    /// At least one output.
+    #[default]
+    Transformed,
+    /// No outputs: the plugin filtered the message out.
+    Filtered,
+    /// The plugin rejected the message.
+    Rejected,
+}
+
+impl Expect {
+    /// Its name in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Expect::Transformed => "transformed",
+            Expect::Filtered => "filtered",
+            Expect::Rejected => "rejected",
+        }
+    }
+
+    /// Parses a configuration value.
+    pub fn parse(s: &str) -> Option<Expect> {
+        match s {
+            "transformed" => Some(Expect::Transformed),
+            "filtered" => Some(Expect::Filtered),
+            "rejected" => Some(Expect::Rejected),
+            _ => None,
+        }
+    }
+}
+
+/// One check sample of a plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Sample {
+    /// The message file.
+    pub input: PathBuf,
+    /// What the plugin must make of it.
+    pub expect: Expect,
+    /// Text that must appear in the outputs (each string in at least one).
+    pub contains: Vec<String>,
 }

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use toml::de::DeTable;
 
-use super::JournalSync;
 use super::check::Checker;
 use super::keys::{Key, any};
 
@@ -129,5 +128,29 @@ impl Checker<'_> {
             }
         }
         r
+    }
+}
+
+/// How hard a journal commit holds on to the disk (`runtime.journal_sync` in the config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JournalSync {
+    /// Every group commit is fsynced before anything is acknowledged: an
+    /// acknowledged message survives a crash of the process and of the
+    /// machine (power cut). The default.
+    #[default]
+    Full,
+    /// Commits are written but not fsynced (only checkpoints are): an
+    /// acknowledged message survives a crash of the process, but a power
+    /// cut may lose the last commits. For hardware with a battery-backed
+    /// cache, or for measuring what fsync costs.
+    Normal,
+}
+
+impl std::fmt::Display for JournalSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            JournalSync::Full => "full",
+            JournalSync::Normal => "normal",
+        })
     }
 }

@@ -25,7 +25,7 @@ pub struct AdminConfig {
     /// The token file (default: `data_dir/admin-tokens.toml`).
     pub tokens: PathBuf,
     /// HTTPS: certificate, key, and an optional client CA.
-    pub tls: Option<crate::tls::ServerTls>,
+    pub tls: Option<weft_tls::ServerTls>,
     /// Host names the API answers to besides loopback names and the address
     /// a connection came in on (a `Host` header naming anything else is
     /// refused: DNS rebinding).

@@ -2,7 +2,7 @@
 //! public keys by name, some perhaps revoked), whether every plugin must be
 //! signed (`[trust] require_signed`), and a plugin's pinned signer
 //! (`[plugins.NAME] signer`). [`SignaturePolicy::check`] decides, from a
-//! file's embedded signature ([`super::signature`]), whether it may load.
+//! file's embedded signature ([`crate::verify`]), whether it may load.
 //!
 //! Trust goes by the key, never by the name a signature gives itself.
 //! Whatever the policy, a signature that does not hold (the file changed
@@ -35,8 +35,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::engine::hex;
-use super::signature::{self, key_id, keyfile, parse_hex};
+use crate::{hex, key_id, keyfile, parse_hex, verify};
 
 /// The largest trust list or key file read.
 const MAX_FILE: u64 = 1 << 20;
@@ -74,17 +73,21 @@ struct TrustEntry {
     revoked: bool,
 }
 
-/// Reads a small text file (a key, a trust list), refusing a large one.
+/// Reads a small text file (a key, a trust list), refusing a large one
+/// (reading no more than the cap, whatever the file claims to be).
 fn read_small(path: &Path) -> Result<String, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if meta.len() > MAX_FILE {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE + 1).read_to_string(&mut text))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if text.len() as u64 > MAX_FILE {
         return Err(format!(
-            "{}: {} bytes, more than a key file or trust list can be ({MAX_FILE})",
-            path.display(),
-            meta.len()
+            "{}: more than a key file or trust list can be ({MAX_FILE} bytes)",
+            path.display()
         ));
     }
-    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+    Ok(text)
 }
 
 impl TrustList {
@@ -211,7 +214,7 @@ impl SignaturePolicy {
     /// Whether a plugin file may load under this policy: who signed it, or
     /// why it is refused.
     pub fn check(&self, bytes: &[u8]) -> Result<Provenance, String> {
-        let verified = signature::verify(bytes).map_err(|e| format!("bad signature: {e}"))?;
+        let verified = verify(bytes).map_err(|e| format!("bad signature: {e}"))?;
         let Some(v) = verified else {
             return match &self.signer {
                 Some(pinned) => Err(format!("unsigned, but its signer must be {pinned}")),
@@ -270,7 +273,7 @@ pub fn read_secret_key(path: &Path) -> Result<(String, [u8; 32]), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::signature::{public_key, sign};
+    use crate::{public_key, sign};
 
     fn component() -> Vec<u8> {
         b"\0asm\x0d\x00\x01\x00\x00\x05\x04name".to_vec()

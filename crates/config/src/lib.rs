@@ -1,5 +1,8 @@
-//! The `weft.toml` model. Every error names the file, the line and the key,
-//! and a file is checked whole: all its errors are reported at once.
+//! Weft's configuration: `weft.toml` read into typed settings. Every error
+//! names the file, the line and the key, and a file is checked whole: all
+//! its errors are reported at once. No WebAssembly engine and no I/O but
+//! reading the files the configuration names (TLS certificates, the trust
+//! list), so the loader is fuzzed on its own (`fuzz/`, target `config`).
 //!
 //! One module per section (`runtime`, `admin`, `sources`, `destinations`,
 //! `plugins`, `routes`, and the `tls` tables they share) holds that section's
@@ -25,16 +28,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use crate::journal::JournalSync;
-use crate::plugins::PluginSpec;
-
 pub use admin::{AdminConfig, DEFAULT_MAX_CONNECTIONS};
 pub use destinations::{
     AckPolicy, DestinationConfig, DestinationKind, FILENAME_PLACEHOLDERS, FileDestinationConfig,
     HttpDestinationConfig, HttpMethod, MllpDestinationConfig,
 };
+pub use plugins::{Expect, HEADER_WEIGHT, Limits, OUTPUT_WEIGHT, PluginSpec, Sample};
 pub use routes::RouteConfig;
-pub use runtime::{DEFAULT_AUDIT_RETAIN_DAYS, RuntimeConfig};
+pub use runtime::{DEFAULT_AUDIT_RETAIN_DAYS, JournalSync, RuntimeConfig};
 pub use sources::{AckMode, HttpSourceConfig, MllpSourceConfig, SourceConfig, SourceKind};
 pub use trust::TrustConfig;
 
@@ -184,10 +185,14 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+/// The largest config file read.
+pub const MAX_CONFIG_FILE: u64 = 4 << 20;
+
 /// Reads and checks a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    use std::io::Read;
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let refuse = |message: String| {
         ConfigErrors(vec![ConfigError {
             location: Location {
                 file: name.clone(),
@@ -195,9 +200,18 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
                 column: 0,
             },
             key: String::new(),
-            message: format!("cannot read: {e}"),
+            message,
         }])
-    })?;
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_FILE + 1).read_to_string(&mut text))
+        .map_err(|e| refuse(format!("cannot read: {e}")))?;
+    if text.len() as u64 > MAX_CONFIG_FILE {
+        return Err(refuse(format!(
+            "larger than a configuration can be ({MAX_CONFIG_FILE} bytes)"
+        )));
+    }
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

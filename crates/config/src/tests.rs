@@ -1,7 +1,6 @@
 //! The config checker against right and wrong files.
 
 use super::*;
-use crate::plugins::samples::Expect;
 
 #[test]
 fn sources_destinations_and_rules() {
@@ -149,6 +148,20 @@ fn a_token_sent_in_clear_to_another_host_is_warned_about() {
     assert!(warned("https://fhir.example.org/fhir").is_empty());
     assert!(warned("http://127.0.0.1:8090/fhir").is_empty());
     assert!(warned("http://localhost:8090/fhir").is_empty());
+}
+
+#[test]
+fn a_file_past_the_cap_is_refused_not_read_whole() {
+    // A regular file one byte over, and one that never ends.
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("weft.toml");
+    let mut text = EMBEDDED_DEFAULT.to_string();
+    text.push_str(&"#".repeat(MAX_CONFIG_FILE as usize + 1 - text.len()));
+    std::fs::write(&big, text).unwrap();
+    for path in [big.as_path(), Path::new("/dev/zero")] {
+        let e = load(path).unwrap_err().to_string();
+        assert!(e.contains("larger than a configuration can be"), "{e}");
+    }
 }
 
 #[test]
@@ -332,9 +345,8 @@ proptest::proptest! {
     /// The config loader on hostile text: the shipped configuration with
     /// a few bytes inserted, deleted or replaced anywhere (keys, values,
     /// brackets, quotes, UTF-8) is read or refused with errors that name
-    /// the file, never a panic. (A coverage-guided fuzz target for the
-    /// loader would need the runtime crate, and so wasmtime, in the fuzz
-    /// build.)
+    /// the file, never a panic. (The fuzz target `config` explores from
+    /// any text; this keeps close to a real file on every test run.)
     #[test]
     fn any_edit_of_the_shipped_config_is_an_answer_not_a_panic(
         edits in proptest::collection::vec(

@@ -91,7 +91,7 @@ pub struct HttpSourceConfig {
     /// (408 otherwise), however slowly it trickles in.
     pub body_timeout: Duration,
     /// HTTPS, with client certificates when it names a CA.
-    pub tls: Option<crate::tls::ServerTls>,
+    pub tls: Option<weft_tls::ServerTls>,
 }
 
 /// Settings of an MLLP source.
@@ -109,7 +109,7 @@ pub struct MllpSourceConfig {
     /// its bytes trickle in; else the connection is closed.
     pub frame_timeout: Duration,
     /// TLS (MLLP over TLS), with client certificates when it names a CA.
-    pub tls: Option<crate::tls::ServerTls>,
+    pub tls: Option<weft_tls::ServerTls>,
 }
 
 impl Checker<'_> {
