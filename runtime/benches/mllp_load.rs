@@ -12,6 +12,10 @@
 //! source (rustls, TLS 1.3) beside a plain one, in the same `weft run`
 //! (plain, TLS, TLS, plain at each connection count, so neither has the
 //! better place), and the time of a full TLS handshake (connect to done).
+//! Then the cost of metrics: two `weft run`s side by side, one recording
+//! metrics (the default) and one with `WEFT_METRICS=off`, each scraped
+//! once a second as Prometheus would, the closed-loop runs alternating
+//! (on, off, off, on at each connection count).
 //! `WEFT_BENCH_SECS` sets each run's length (default 5),
 //! `WEFT_BENCH_RATE` the open-loop rate.
 
@@ -257,6 +261,99 @@ fn measure_tls(secs: u64) -> (Vec<Row>, Vec<Row>, Vec<Duration>) {
     (rows.0, rows.1, handshakes)
 }
 
+/// The same closed-loop runs against a `weft run` recording metrics and
+/// one that does not (`WEFT_METRICS=off`), alternating; both are scraped
+/// once a second meanwhile. The rows of each, the last scrape's size and
+/// the time of each scrape of the one recording (curl's, connection to
+/// last byte).
+fn measure_metrics(secs: u64) -> (Vec<Row>, Vec<Row>, usize, Vec<Duration>) {
+    let extra = "[runtime]\nshutdown_grace_s = 600\n";
+    let with_admin = |d: &std::path::Path, admin: SocketAddr| {
+        adt_config(
+            d,
+            "after-transform",
+            &format!("{extra}[admin]\nlisten = \"{admin}\"\n"),
+        )
+    };
+    let (admin_on, admin_off) = (
+        common::fhir_server::free_addr(),
+        common::fhir_server::free_addr(),
+    );
+    let mut on = Weft::start(|d| with_admin(d, admin_on));
+    let mut off = Weft::start_env(&[], &[("WEFT_METRICS", "off")], |d| {
+        with_admin(d, admin_off)
+    });
+    let apis = [on.api(admin_on), off.api(admin_off)];
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scraper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut last, mut times) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for (i, api) in apis.iter().enumerate() {
+                    let t = Instant::now();
+                    let (code, text) = common::curl(&[
+                        "-H",
+                        &format!("Authorization: Bearer {}", api.token),
+                        &format!("http://{}/metrics", api.addr),
+                    ]);
+                    assert_eq!(code, 200);
+                    if i == 0 {
+                        times.push(t.elapsed());
+                        last = text.len();
+                    }
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            (last, times)
+        })
+    };
+    let mut rows = (Vec::new(), Vec::new());
+    let mut sent = [0usize; 2];
+    let targets = [plain(on.addr), plain(off.addr)];
+    for n in [1usize, 8, 64] {
+        let mut runs = [
+            (0usize, Vec::new(), Duration::ZERO),
+            (0, Vec::new(), Duration::ZERO),
+        ];
+        for (i, kind) in [0usize, 1, 1, 0].into_iter().enumerate() {
+            let (count, lat, elapsed) =
+                closed_loop(&targets[kind], n, secs, &format!("M{kind}R{i}N{n}"));
+            sent[kind] += count;
+            let r = &mut runs[kind];
+            r.0 += count;
+            r.1.extend(lat);
+            r.2 += elapsed;
+        }
+        for (kind, out) in [(0, &mut rows.0), (1, &mut rows.1)] {
+            let (count, lat, elapsed) = &mut runs[kind];
+            lat.sort();
+            out.push((
+                n,
+                *count as f64 / elapsed.as_secs_f64(),
+                pct(lat, 0.5),
+                pct(lat, 0.99),
+            ));
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (scrape_bytes, mut scrapes) = scraper.join().unwrap();
+    scrapes.sort();
+    for (weft, sent) in [(&mut on, sent[0]), (&mut off, sent[1])] {
+        let drain = Instant::now();
+        while weft.out_files().len() < sent && drain.elapsed() < Duration::from_secs(600) {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        assert_eq!(weft.stop(), 0);
+        assert_eq!(
+            weft.out_files().len(),
+            sent,
+            "every ACKed message was delivered"
+        );
+    }
+    (rows.0, rows.1, scrape_bytes, scrapes)
+}
+
 fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     let secs: u64 = std::env::var("WEFT_BENCH_SECS")
@@ -323,5 +420,30 @@ fn main() {
         handshakes.len(),
         ms(pct(&handshakes, 0.5)),
         ms(pct(&handshakes, 0.99))
+    );
+
+    let (on_rows, off_rows, scrape_bytes, scrapes) = measure_metrics(secs);
+    println!(
+        "\nmetrics recorded (the default) beside WEFT_METRICS=off, two weft runs side by side, each scraped once a second, journal fsync on"
+    );
+    println!("            |  metrics on                        |  metrics off");
+    println!("connections |  msgs/s      p50         p99      |  msgs/s      p50         p99");
+    for (p, t) in on_rows.iter().zip(&off_rows) {
+        println!(
+            "{:>11} | {:>7.0}  {}  {} | {:>7.0}  {}  {}",
+            p.0,
+            p.1,
+            ms(p.2),
+            ms(p.3),
+            t.1,
+            ms(t.2),
+            ms(t.3)
+        );
+    }
+    println!(
+        "a scrape: {scrape_bytes} bytes; {} scrapes under load, curl's time p50 {} max {}",
+        scrapes.len(),
+        ms(pct(&scrapes, 0.5)),
+        ms(scrapes.last().copied().unwrap_or_default())
     );
 }

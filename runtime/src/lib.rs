@@ -11,6 +11,7 @@ pub mod conncap;
 pub mod destinations;
 pub mod httpd;
 pub mod journal;
+pub mod metrics;
 /// MLLP framing (the `weft-mllp` crate).
 pub use weft_mllp as mllp;
 pub mod peerlog;

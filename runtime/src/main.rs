@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     limit_malloc_arenas();
     private_files();
     let args = cli::Cli::parse();
-    cli::init_logging(args.verbose);
+    cli::init_logging(args.verbose, args.log_format);
     match cli::run(args) {
         Ok(code) => code,
         Err(e) => {

@@ -66,34 +66,23 @@ impl Chain {
         let mut versions = Vec::with_capacity(self.plugins.len());
         for plugin in &self.plugins {
             versions.push(plugin.record().clone());
-            let deadline = Instant::now() + plugin.spec().limits.deadline;
-            let mut tally = Tally::default();
-            let mut next = Vec::new();
-            for (destination, input) in &inputs {
-                let (outputs, this_call) = plugin.call_tallied(input, deadline)?;
-                tally.add(this_call);
-                tally
-                    .check(&plugin.spec().limits)
-                    .map_err(|limit| CallError::Limit {
-                        plugin: plugin.name().to_string(),
-                        limit,
-                    })?;
-                self.check_destinations(plugin, &outputs)?;
-                for out in outputs {
-                    let mut headers = input.headers.clone();
-                    headers.extend(out.message.headers);
-                    next.push((
-                        out.destination.or_else(|| destination.clone()),
-                        Message {
-                            id: input.id.clone(),
-                            content_type: out.message.content_type,
-                            body: out.message.body,
-                            headers,
-                        },
-                    ));
-                }
+            let started = Instant::now();
+            let step = self.step(plugin, &inputs, started + plugin.spec().limits.deadline);
+            if let Some((route, _)) = &self.route {
+                let (outcome, limit) = match &step {
+                    Ok(_) => ("transformed", None),
+                    Err(CallError::Limit { limit, .. }) => ("limit", Some(limit.kind())),
+                    Err(e) => (e.outcome(), None),
+                };
+                crate::metrics::metrics().plugin(
+                    route,
+                    plugin.name(),
+                    started.elapsed(),
+                    outcome,
+                    limit,
+                );
             }
-            inputs = next;
+            inputs = step?;
         }
         Ok(ChainResult {
             outputs: inputs
@@ -105,6 +94,44 @@ impl Chain {
                 .collect(),
             versions,
         })
+    }
+
+    /// One plugin's work on one message: each input through it (an earlier
+    /// plugin may have fanned the message out), all of them under one
+    /// `deadline` and its output caps together.
+    fn step(
+        &self,
+        plugin: &Plugin,
+        inputs: &[(Option<String>, Message)],
+        deadline: Instant,
+    ) -> Result<Vec<(Option<String>, Message)>, CallError> {
+        let mut tally = Tally::default();
+        let mut next = Vec::new();
+        for (destination, input) in inputs {
+            let (outputs, this_call) = plugin.call_tallied(input, deadline)?;
+            tally.add(this_call);
+            tally
+                .check(&plugin.spec().limits)
+                .map_err(|limit| CallError::Limit {
+                    plugin: plugin.name().to_string(),
+                    limit,
+                })?;
+            self.check_destinations(plugin, &outputs)?;
+            for out in outputs {
+                let mut headers = input.headers.clone();
+                headers.extend(out.message.headers);
+                next.push((
+                    out.destination.or_else(|| destination.clone()),
+                    Message {
+                        id: input.id.clone(),
+                        content_type: out.message.content_type,
+                        body: out.message.body,
+                        headers,
+                    },
+                ));
+            }
+        }
+        Ok(next)
     }
 
     /// Fails the message when an output names a destination its route does

@@ -83,6 +83,7 @@ struct HandshakeFailures(crate::peerlog::PeerLog);
 impl HandshakeFailures {
     /// Logs a failed handshake of `remote` on listener `source`.
     fn report(&self, source: &str, remote: SocketAddr, reason: &str) {
+        crate::metrics::metrics().handshake_failed(source);
         if self.0.due(remote) {
             tracing::warn!(source, %remote, reason = %crate::plugins::text::escape(reason), "TLS handshake failed; connection closed (logged once per peer every 10 minutes)");
         } else {

@@ -24,14 +24,17 @@ pub struct Refused {
     pub reason: String,
     /// Seconds for `Retry-After` (429).
     pub retry_after: Option<u64>,
+    /// Why, one word (the `reason` label of `weft_admin_refusals_total`).
+    pub kind: &'static str,
 }
 
 impl Refused {
-    fn new(status: StatusCode, reason: impl Into<String>) -> Refused {
+    fn new(status: StatusCode, kind: &'static str, reason: impl Into<String>) -> Refused {
         Refused {
             status,
             reason: reason.into(),
             retry_after: None,
+            kind,
         }
     }
 
@@ -71,6 +74,7 @@ impl Caller {
         } else {
             Err(Refused::new(
                 StatusCode::FORBIDDEN,
+                "role",
                 format!(
                     "{what} needs the {} role; token {} has the {} role",
                     role.as_str(),
@@ -146,10 +150,17 @@ impl Guard {
             Some(_) => {
                 return Err(Refused::new(
                     StatusCode::MISDIRECTED_REQUEST,
+                    "bad_host",
                     "the Host header does not name this server (add the name to admin.hosts)",
                 ));
             }
-            None => return Err(Refused::new(StatusCode::BAD_REQUEST, "no Host header")),
+            None => {
+                return Err(Refused::new(
+                    StatusCode::BAD_REQUEST,
+                    "no_host",
+                    "no Host header",
+                ));
+            }
         }
         if let Some(origin) = headers.get(header::ORIGIN) {
             let same = origin
@@ -160,6 +171,7 @@ impl Guard {
             if !same {
                 return Err(Refused::new(
                     StatusCode::FORBIDDEN,
+                    "cross_origin",
                     "a request from another origin (a web page) is refused",
                 ));
             }
@@ -170,6 +182,7 @@ impl Guard {
         {
             return Err(Refused::new(
                 StatusCode::FORBIDDEN,
+                "cross_site",
                 "a cross-site request (a web page) is refused",
             ));
         }
@@ -179,6 +192,7 @@ impl Guard {
                 retry_after: Some(secs),
                 ..Refused::new(
                     StatusCode::TOO_MANY_REQUESTS,
+                    "locked_out",
                     format!(
                         "too many failed authentications from this address; try again in {secs} s"
                     ),
@@ -188,6 +202,7 @@ impl Guard {
         let Some(auth) = headers.get(header::AUTHORIZATION) else {
             return Err(Refused::new(
                 StatusCode::UNAUTHORIZED,
+                "no_token",
                 "no token: send Authorization: Bearer <token> (see `weft admin token`)",
             ));
         };
@@ -204,6 +219,7 @@ impl Guard {
             self.failed(remote);
             return Err(Refused::new(
                 StatusCode::UNAUTHORIZED,
+                "bad_token",
                 "the token is not valid (unknown or revoked)",
             ));
         };
@@ -216,6 +232,7 @@ impl Guard {
             if !json {
                 return Err(Refused::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "content_type",
                     "a request that changes something must send Content-Type: application/json",
                 ));
             }

@@ -7,6 +7,7 @@
 //! | Request | Role | Answer |
 //! |---|---|---|
 //! | `GET /status` | read | counters, queue, pending deliveries per destination |
+//! | `GET /metrics` | read | every metric, OpenMetrics text (see [`crate::metrics`]) |
 //! | `GET /plugins` | read | each plugin's live version, since when, what it replaced, its last refusal |
 //! | `POST /reload` | operate | reloads changed plugins, tables and config now; what it did |
 //! | `GET /messages?status=&source=&type=&control_id=&since=&until=&limit=&page=` | read | messages, newest first |
@@ -77,7 +78,10 @@ pub async fn serve(
             let local = req.extensions().get::<LocalAddr>().map(|l| l.0);
             match ctx.guard.check(req.method(), req.headers(), remote, local) {
                 Ok(caller) => handle(req, caller, ctx).await,
-                Err(refused) => refused.reply(),
+                Err(refused) => {
+                    crate::metrics::metrics().admin_refused(refused.kind);
+                    refused.reply()
+                }
             }
         }
     });
@@ -115,6 +119,8 @@ async fn handle(req: Request<Incoming>, caller: Caller, ctx: Arc<Ctx>) -> Reply 
     match (method, path.as_str()) {
         (Method::GET, "/status") => blocking(move || Ok(status(&ctx))).await,
         (_, "/status") => method_not_allowed("GET"),
+        (Method::GET, "/metrics") => blocking(move || Ok(metrics(&ctx))).await,
+        (_, "/metrics") => method_not_allowed("GET"),
         (Method::GET, "/plugins") => match ctx.reloader.clone() {
             Some(r) => blocking(move || Ok(reply(StatusCode::OK, to_value(r.status())))).await,
             None => error(StatusCode::NOT_FOUND, "no plugin registry"),
@@ -265,6 +271,29 @@ fn status(ctx: &Ctx) -> Reply {
         o.insert("journal".into(), ctx.journal.location().into());
     }
     reply(StatusCode::OK, s)
+}
+
+/// The metrics as OpenMetrics text, with what is read at each scrape
+/// (pending deliveries, the journal's size) brought up to date first.
+fn metrics(ctx: &Ctx) -> Reply {
+    let m = crate::metrics::metrics();
+    let pending = ctx
+        .journal
+        .pending_counts()
+        .inspect_err(|e| tracing::warn!(error = %e, "metrics: pending deliveries not read"))
+        .ok();
+    let bytes = ctx
+        .journal
+        .disk_bytes()
+        .inspect_err(|e| tracing::warn!(error = %e, "metrics: the journal's size not read"))
+        .ok();
+    m.scraped(&ctx.pipeline.destination_names(), pending.as_deref(), bytes);
+    let mut r = http::Response::new(http_body_util::Full::new(bytes::Bytes::from(m.encode())));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+    );
+    r
 }
 
 fn filter(query: &[(String, String)]) -> Result<Filter, String> {

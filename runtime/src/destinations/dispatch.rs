@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{Delivery, DeliveryError, Destination};
 use crate::journal::{self, Journal, commit_until_done, now_ms};
+use crate::metrics::metrics;
 use crate::pipeline::Stats;
 use crate::pipeline::tracker::Trackers;
 use crate::plugins::{Message, Output};
@@ -124,19 +125,28 @@ pub(crate) async fn dispatch_loop(
                 trackers.clone(),
                 busy.clone(),
             );
-            attempts.spawn(async move {
-                let id = item.id;
-                // The permit covers the attempt itself; recording its result
-                // (a journal commit) happens after, while the id stays busy
-                // so it is not picked up again.
-                let record = attempt(&d, &stats, item).await;
-                drop(permit);
-                settle(&d, journal.as_ref(), &stats, &trackers, record).await;
-                if let Ok(mut b) = busy.lock() {
-                    b.remove(&id);
-                }
-                d.wake.notify_one();
-            });
+            // Every line about this attempt carries the message's id.
+            let span = tracing::info_span!(
+                "delivery",
+                message_id = %item.message_id,
+                destination = %d.name
+            );
+            attempts.spawn(tracing::Instrument::instrument(
+                async move {
+                    let id = item.id;
+                    // The permit covers the attempt itself; recording its result
+                    // (a journal commit) happens after, while the id stays busy
+                    // so it is not picked up again.
+                    let record = attempt(&d, &stats, item).await;
+                    drop(permit);
+                    settle(&d, journal.as_ref(), &stats, &trackers, record).await;
+                    if let Ok(mut b) = busy.lock() {
+                        b.remove(&id);
+                    }
+                    d.wake.notify_one();
+                },
+                span,
+            ));
         }
     }
     attempts.close();
@@ -174,7 +184,10 @@ async fn attempt(d: &Dispatch, stats: &Stats, item: journal::DueDelivery) -> Att
         },
     };
     let attempt_no = item.attempts + 1;
-    let result = match d.destination.deliver(&delivery).await {
+    let sent = std::time::Instant::now();
+    let delivered = d.destination.deliver(&delivery).await;
+    metrics().attempted(&d.name, sent.elapsed());
+    let result = match delivered {
         Ok(()) => Ok(()),
         Err(e) => {
             let age = Duration::from_millis(((d.clock)() - item.received_at).max(0) as u64);
@@ -197,6 +210,7 @@ async fn attempt(d: &Dispatch, stats: &Stats, item: journal::DueDelivery) -> Att
             };
             if let Some(at) = next {
                 stats.delivery_retries.fetch_add(1, Ordering::Relaxed);
+                metrics().retried(&d.name);
                 tracing::warn!(destination = %d.name, message_id = %item.message_id, attempt = attempt_no, retry_in_ms = at - (d.clock)(), error = %reason, "delivery failed; will retry");
             }
             Err((reason, next))
@@ -235,6 +249,7 @@ async fn settle(
                 return;
             }
             stats.delivered.fetch_add(1, Ordering::Relaxed);
+            metrics().delivered(&d.name);
             finish(None);
         }
         Err((reason, next)) => {
@@ -248,6 +263,7 @@ async fn settle(
             }
             if next.is_none() {
                 stats.delivery_failed.fetch_add(1, Ordering::Relaxed);
+                metrics().dead(&d.name);
                 tracing::error!(destination = %d.name, message_id = %a.message_id, attempt = a.attempt, error = %reason, "delivery failed for good (dead letter)");
                 finish(Some(format!("destination {}: {reason}", d.name)));
             }

@@ -194,6 +194,11 @@ impl DestinationSet {
             .collect()
     }
 
+    /// The live destinations' names.
+    pub fn names(&self) -> Vec<String> {
+        self.live.load().keys().cloned().collect()
+    }
+
     /// Pending deliveries of the live destinations, all together.
     pub fn pending(&self) -> u64 {
         let live = self.live.load();

@@ -354,6 +354,8 @@ pub enum JournalError {
 pub trait Journal: Send + Sync {
     /// Where it is, for operators (a file's path): never a secret.
     fn location(&self) -> String;
+    /// What it takes on disk, in bytes (for `weft_journal_bytes`).
+    fn disk_bytes(&self) -> Result<u64, JournalError>;
 
     // -- intake and outcomes --
 

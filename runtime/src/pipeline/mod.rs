@@ -145,6 +145,7 @@ impl Pipeline {
         workers: usize,
     ) -> Result<Arc<Pipeline>, BuildError> {
         let journal = journal::open(&config.runtime.data_dir, config.runtime.journal_sync)?;
+        crate::metrics::metrics().declare(config);
         let stats = Arc::new(Stats::default());
         let trackers = Arc::new(Trackers::default());
         let routing = Arc::new(ArcSwap::from_pointee(Routing::build(config, plugins)?));
@@ -277,6 +278,11 @@ impl Pipeline {
     ) -> Vec<(String, String)> {
         self.destinations
             .ordering_keys(&route.destinations, message)
+    }
+
+    /// The live destinations' names.
+    pub fn destination_names(&self) -> Vec<String> {
+        self.destinations.names()
     }
 
     /// The journal.

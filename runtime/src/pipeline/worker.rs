@@ -53,6 +53,10 @@ pub(super) fn run_job(job: Job, ctx: &WorkerCtx) {
     // versions since the message was taken); the one it was taken with if
     // a reload removed it.
     let route = ctx.routing.load().get(&route.name).unwrap_or(route);
+    // Every line about this message (the plugins' own included) carries
+    // its id and route.
+    let span = tracing::info_span!("message", message_id = %message_id, route = %route.name);
+    let _in_span = span.enter();
     // Ordering keys were read from the message at intake.
     let keys: HashMap<&str, &str> = ordering_keys
         .iter()
@@ -130,11 +134,21 @@ pub(super) fn run_job(job: Job, ctx: &WorkerCtx) {
         versions,
         deliveries,
     };
-    match status {
-        MessageStatus::Transformed => ctx.stats.transformed.fetch_add(1, Ordering::Relaxed),
-        MessageStatus::Rejected => ctx.stats.rejected.fetch_add(1, Ordering::Relaxed),
-        _ => ctx.stats.failed.fetch_add(1, Ordering::Relaxed),
+    let word = match status {
+        MessageStatus::Transformed => {
+            ctx.stats.transformed.fetch_add(1, Ordering::Relaxed);
+            "transformed"
+        }
+        MessageStatus::Rejected => {
+            ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            "rejected"
+        }
+        _ => {
+            ctx.stats.failed.fetch_add(1, Ordering::Relaxed);
+            "failed"
+        }
     };
+    crate::metrics::metrics().routed(&route.name, word);
     let error = error.unwrap_or_default();
     reply_with(
         reply,
@@ -148,20 +162,23 @@ pub(super) fn run_job(job: Job, ctx: &WorkerCtx) {
     let (journal, trackers) = (ctx.journal.clone(), ctx.trackers.clone());
     let destinations = ctx.destinations.clone();
     let _guard = ctx.runtime.enter();
-    ctx.recording.spawn(async move {
-        // Retried while the journal cannot write (a full disk): the message
-        // is durable already, and its outcome lands once space returns. If
-        // the process stops first, the message is run again at the next start.
-        let recorded = commit_until_done("the outcome of message", &message_id, || {
-            journal.record(outcome.clone())
-        })
-        .await;
-        match recorded {
-            Ok(()) => destinations.wake(&targets),
-            Err(e) => trackers.fail(
-                &message_id,
-                format!("the journal could not record the outcome: {e}"),
-            ),
-        }
-    });
+    ctx.recording.spawn(tracing::Instrument::instrument(
+        async move {
+            // Retried while the journal cannot write (a full disk): the message
+            // is durable already, and its outcome lands once space returns. If
+            // the process stops first, the message is run again at the next start.
+            let recorded = commit_until_done("the outcome of message", &message_id, || {
+                journal.record(outcome.clone())
+            })
+            .await;
+            match recorded {
+                Ok(()) => destinations.wake(&targets),
+                Err(e) => trackers.fail(
+                    &message_id,
+                    format!("the journal could not record the outcome: {e}"),
+                ),
+            }
+        },
+        span.clone(),
+    ));
 }

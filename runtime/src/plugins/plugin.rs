@@ -100,7 +100,33 @@ pub enum CallError {
     },
 }
 
+impl Limit {
+    /// Its name, one word (for metrics).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Limit::Deadline(_) => "deadline",
+            Limit::Memory(_) => "memory",
+            Limit::Fuel(_) => "fuel",
+            Limit::Stack => "stack",
+            Limit::OutputSize { .. } => "output_size",
+            Limit::Outputs { .. } => "outputs",
+            Limit::Headers { .. } => "headers",
+            Limit::HostCopy(_) => "host_copy",
+        }
+    }
+}
+
 impl CallError {
+    /// What came of the message, one word (for metrics): `rejected`,
+    /// `limit` or `failed`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            CallError::Reject { .. } => "rejected",
+            CallError::Limit { .. } => "limit",
+            _ => "failed",
+        }
+    }
+
     /// The error without the plugin's own words, which may quote patient
     /// data: what the log shows above debug level.
     pub fn summary(&self) -> String {

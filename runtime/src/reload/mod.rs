@@ -231,6 +231,7 @@ impl Reloader {
                     .to_string();
                 st.config_text = Some(with_named_files(text, &config));
                 report.config_applied = true;
+                crate::metrics::metrics().declare(&config);
                 (config, plan, Some(bound))
             }
             None => {
@@ -345,6 +346,14 @@ impl Reloader {
             }
         }
         report.elapsed = started.elapsed();
+        let m = crate::metrics::metrics();
+        m.reloaded("swapped", report.swapped.len());
+        m.reloaded("refused", report.refused.len());
+        m.reloaded("config_applied", usize::from(report.config_applied));
+        m.reloaded(
+            "config_refused",
+            usize::from(report.config_refused.is_some()),
+        );
         for (name, from, to) in &report.swapped {
             tracing::info!(
                 plugin = %name,

@@ -69,6 +69,17 @@ pub enum Refused {
     },
 }
 
+impl Refused {
+    /// Why, one word (the `reason` label of `weft_source_refused_total`).
+    pub fn word(&self) -> &'static str {
+        match self {
+            Refused::TooComplex { .. } => "too_complex",
+            Refused::TooLarge { .. } => "too_large",
+            Refused::Busy { .. } => "busy",
+        }
+    }
+}
+
 /// The sources' shared budget, in KiB.
 #[derive(Debug)]
 pub struct Budget {

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Incoming, IntakeRefusal, take};
 use crate::config::{HttpSourceConfig, SourceConfig};
 use crate::httpd::{self, Reply, error, method_not_allowed, reply};
+use crate::metrics::metrics;
 use crate::pipeline::{Answer, Pipeline};
 
 struct Ctx {
@@ -54,6 +55,13 @@ pub async fn serve(
     httpd::serve(listener, what, tls, cap, handler, shutdown).await;
 }
 
+/// Counts a message refused before the intake, for `reason`, and passes
+/// on its answer.
+fn refuse(ctx: &Ctx, reason: &'static str, answer: Reply) -> Reply {
+    metrics().refused(&ctx.source.name, reason);
+    answer
+}
+
 fn busy(seconds: u64, message: &str) -> Reply {
     let mut r = error(StatusCode::SERVICE_UNAVAILABLE, message);
     r.headers_mut()
@@ -65,7 +73,12 @@ async fn handle(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
         (&Method::GET, "/health") => health(ctx).await,
-        (&Method::POST, p) if p == ctx.http.path => intake(req, ctx, remote).await,
+        (&Method::POST, p) if p == ctx.http.path => {
+            let started = std::time::Instant::now();
+            let answer = intake(req, ctx, remote).await;
+            metrics().answered(&ctx.source.name, started.elapsed());
+            answer
+        }
         (_, "/health") => method_not_allowed("GET"),
         (_, p) if p == ctx.http.path => method_not_allowed("POST"),
         _ => error(
@@ -118,10 +131,14 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
         "application/hl7-v2" | "x-application/hl7-v2+er7" => Kind::Hl7,
         "application/fhir+json" | "application/json" => Kind::Json,
         other => {
-            return error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!(
-                    "unsupported content type {other:?}; send application/hl7-v2, x-application/hl7-v2+er7, application/fhir+json or application/json"
+            return refuse(
+                ctx,
+                "unsupported_media_type",
+                error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    format!(
+                        "unsupported content type {other:?}; send application/hl7-v2, x-application/hl7-v2+er7, application/fhir+json or application/json"
+                    ),
                 ),
             );
         }
@@ -133,9 +150,13 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let too_large = || {
-        error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("body larger than {max} bytes"),
+        refuse(
+            ctx,
+            "too_large",
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body larger than {max} bytes"),
+            ),
         )
     };
     if declared.is_some_and(|n| n > max as u64) {
@@ -154,15 +175,19 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
             header::CONNECTION,
             header::HeaderValue::from_static("close"),
         );
-        return r;
+        return refuse(ctx, "timeout", r);
     };
     let body = match read {
         Ok(b) => b.to_bytes().to_vec(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
         Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the body: {e}"),
+            return refuse(
+                ctx,
+                "invalid",
+                error(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the body: {e}"),
+                ),
             );
         }
     };
@@ -174,9 +199,16 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
             let mut r = error(StatusCode::SERVICE_UNAVAILABLE, refused.to_string());
             r.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-            return r;
+            return refuse(ctx, refused.word(), r);
         }
-        Err(refused) => return error(StatusCode::PAYLOAD_TOO_LARGE, refused.to_string()),
+        Err(refused) => {
+            let word = refused.word();
+            return refuse(
+                ctx,
+                word,
+                error(StatusCode::PAYLOAD_TOO_LARGE, refused.to_string()),
+            );
+        }
     };
     // The parsed HL7 message goes along: its ordering keys are read from it.
     // MLLP framing bytes inside an HL7 message would split it in two on the
@@ -184,9 +216,13 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
     if kind == Kind::Hl7
         && let Err(e) = crate::mllp::check(&body)
     {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("not an acceptable HL7 v2 message: {e}"),
+        return refuse(
+            ctx,
+            "invalid",
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("not an acceptable HL7 v2 message: {e}"),
+            ),
         );
     }
     let (incoming, hl7) = match kind {
@@ -205,9 +241,13 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
                 Some(m),
             ),
             Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("not an acceptable HL7 v2 message: {e}"),
+                return refuse(
+                    ctx,
+                    "invalid",
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        format!("not an acceptable HL7 v2 message: {e}"),
+                    ),
                 );
             }
         },
@@ -229,7 +269,13 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
                 },
                 None,
             ),
-            Err(e) => return error(StatusCode::BAD_REQUEST, format!("not valid JSON: {e}")),
+            Err(e) => {
+                return refuse(
+                    ctx,
+                    "invalid",
+                    error(StatusCode::BAD_REQUEST, format!("not valid JSON: {e}")),
+                );
+            }
         },
     };
     match take(

@@ -12,6 +12,7 @@ use weft_hl7::{AckCode, AckError, AckOptions, ErrorCode, Severity, build_ack};
 
 use super::{Incoming, IntakeRefusal, take};
 use crate::config::{MllpSourceConfig, SourceConfig};
+use crate::metrics::metrics;
 use crate::mllp::{Decoder, Frame, framed};
 use crate::pipeline::{Answer, Pipeline};
 
@@ -107,6 +108,7 @@ async fn connection<S>(
             junk_mark = decoder.discarded().junk_bytes;
             idle_deadline = tokio::time::Instant::now() + mllp.idle_timeout;
             frame_deadline = None;
+            let read = std::time::Instant::now();
             let (reply, close) = match frame {
                 Frame::Message(body) => (
                     answer(
@@ -120,6 +122,7 @@ async fn connection<S>(
                     false,
                 ),
                 Frame::TooLarge { limit } => {
+                    metrics().refused(&source.name, "too_large");
                     tracing::warn!(source = %source.name, %remote, limit, "frame too large: NAK and close");
                     let err = AckError {
                         location: None,
@@ -133,6 +136,7 @@ async fn connection<S>(
                     )
                 }
             };
+            metrics().answered(&source.name, read.elapsed());
             // An ACK is built by Weft, with plugin text escaped: MLLP can
             // always carry it. Should it not, nothing is sent and the
             // connection closes.
@@ -284,6 +288,7 @@ async fn answer(
     let _held = match pipeline.budget().hold(&body, true).await {
         Ok(h) => h,
         Err(refused) => {
+            metrics().refused(&source.name, refused.word());
             tracing::warn!(source = %source.name, %remote, "message refused: {refused}");
             // Busy: send again (AE); too large or complex: never (AR).
             let ack = match refused {
@@ -306,6 +311,7 @@ async fn answer(
             Ok(h) => (m, h),
             Err(e) => {
                 let invalid = weft_hl7::InvalidMessage::from(e);
+                metrics().refused(&source.name, "invalid");
                 tracing::warn!(source = %source.name, %remote, error = %invalid, "message refused");
                 return build_ack(
                     Some(&m),
@@ -318,6 +324,7 @@ async fn answer(
         },
         Err(e) => {
             let invalid = weft_hl7::InvalidMessage::from(e);
+            metrics().refused(&source.name, "invalid");
             tracing::warn!(source = %source.name, %remote, error = %invalid, "message refused");
             return build_ack(
                 None,

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::config::{AckMode, SourceConfig};
 use crate::journal::{MessageStatus, NewMessage, Recent, now_ms};
+use crate::metrics::metrics;
 use crate::pipeline::{Answer, Job, Pipeline};
 use crate::plugins::Message;
 
@@ -38,6 +39,20 @@ pub enum IntakeRefusal {
         /// What became of the original, as it was answered.
         outcome: Answer,
     },
+}
+
+impl IntakeRefusal {
+    /// Why, one word (the `reason` label of `weft_source_refused_total`).
+    pub fn word(&self) -> &'static str {
+        match self {
+            IntakeRefusal::BadHeader(_) => "bad_header",
+            IntakeRefusal::NoRoute(_) => "no_route",
+            IntakeRefusal::Busy => "busy",
+            IntakeRefusal::NotRecorded(_) => "not_recorded",
+            IntakeRefusal::ShuttingDown => "shutting_down",
+            IntakeRefusal::Duplicate { .. } => "duplicate",
+        }
+    }
 }
 
 /// A message as a source read it.
@@ -154,6 +169,33 @@ pub async fn take(
     remote: Option<SocketAddr>,
     wait_for_room: bool,
 ) -> Result<(String, Answer), IntakeRefusal> {
+    // Every line about this message carries its source, and its id once
+    // it has one.
+    let span = tracing::info_span!(
+        "message",
+        source = %source.name,
+        message_id = tracing::field::Empty
+    );
+    let taken = tracing::Instrument::instrument(
+        record_and_wait(pipeline, source, incoming, hl7, remote, wait_for_room),
+        span,
+    )
+    .await;
+    if let Err(refusal) = &taken {
+        metrics().refused(&source.name, refusal.word());
+    }
+    taken
+}
+
+/// [`take`], but for counting its refusals.
+async fn record_and_wait(
+    pipeline: &Pipeline,
+    source: &SourceConfig,
+    incoming: Incoming,
+    hl7: Option<&weft_hl7::Message>,
+    remote: Option<SocketAddr>,
+    wait_for_room: bool,
+) -> Result<(String, Answer), IntakeRefusal> {
     check_header(&incoming).map_err(IntakeRefusal::BadHeader)?;
     let Some(route) = pipeline.route_for(source.route.as_deref(), &incoming.message_type) else {
         return Err(IntakeRefusal::NoRoute(incoming.message_type));
@@ -206,6 +248,7 @@ pub async fn take(
         }
     }
     let id = new_message_id();
+    tracing::Span::current().record("message_id", id.as_str());
     let ordering_keys = hl7
         .map(|m| pipeline.ordering_keys(&route, m))
         .unwrap_or_default();
@@ -224,6 +267,7 @@ pub async fn take(
         sending_facility: incoming.sending_facility,
         route: route.name.clone(),
     };
+    let committing = std::time::Instant::now();
     pipeline
         .journal()
         .append(record)
@@ -233,6 +277,7 @@ pub async fn take(
             tracing::error!(source = %source.name, error = %e, "message not recorded; refused");
             IntakeRefusal::NotRecorded(e.to_string())
         })?;
+    metrics().received(&source.name, committing.elapsed());
     let headers = message_headers(
         &source.name,
         remote.map(|a| a.to_string()),

@@ -19,6 +19,7 @@ mod journal_faults;
 mod manifest;
 mod messages;
 mod mllp;
+mod monitoring;
 mod phi;
 mod reload;
 mod sandbox;

@@ -277,6 +277,21 @@ impl Journal for SqliteJournal {
         self.path.display().to_string()
     }
 
+    fn disk_bytes(&self) -> Result<u64, JournalError> {
+        // The file and its write-ahead log (and shared-memory index).
+        let mut total = 0;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = self.path.clone().into_os_string();
+            name.push(suffix);
+            match std::fs::metadata(&name) {
+                Ok(m) => total += m.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !suffix.is_empty() => {}
+                Err(e) => return Err(JournalError::Read(format!("{}: {e}", self.path.display()))),
+            }
+        }
+        Ok(total)
+    }
+
     fn append(&self, message: NewMessage) -> Commit {
         self.submit(Op::Append(message))
     }

@@ -25,6 +25,7 @@ pub struct Weft {
     pub log: Arc<Mutex<Vec<String>>>,
     config: PathBuf,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -81,12 +82,26 @@ impl Weft {
 
     /// Starts `weft run` with extra arguments on a config made by `make(dir)`.
     pub fn start_with(args: &[&str], make: impl FnOnce(&Path) -> String) -> Weft {
+        Self::start_env(args, &[], make)
+    }
+
+    /// Starts `weft run` with extra arguments and environment variables on
+    /// a config made by `make(dir)`.
+    pub fn start_env(
+        args: &[&str],
+        env: &[(&str, &str)],
+        make: impl FnOnce(&Path) -> String,
+    ) -> Weft {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("weft.toml");
         std::fs::write(&config, make(dir.path())).unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let (child, addrs) = spawn(&config, dir.path(), &log, &args);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (child, addrs) = spawn(&config, dir.path(), &log, &args, &env);
         let addr = addrs
             .get("in")
             .copied()
@@ -99,6 +114,7 @@ impl Weft {
             log,
             config,
             args,
+            env,
             _dir: dir,
         }
     }
@@ -159,7 +175,13 @@ destinations = ["files"]
     /// `kill`); the sources get new ports.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop or kill it first");
-        let (child, addrs) = spawn(&self.config, self._dir.path(), &self.log, &self.args);
+        let (child, addrs) = spawn(
+            &self.config,
+            self._dir.path(),
+            &self.log,
+            &self.args,
+            &self.env,
+        );
         self.addr = addrs.get("in").copied().unwrap_or(self.addr);
         self.addrs = addrs;
         self.child = Some(child);
@@ -270,6 +292,7 @@ fn spawn(
     dir: &Path,
     log: &Arc<Mutex<Vec<String>>>,
     args: &[String],
+    env: &[(String, String)],
 ) -> (Child, std::collections::HashMap<String, SocketAddr>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
         .args(["run", "--config"])
@@ -277,6 +300,7 @@ fn spawn(
         .args(args)
         .current_dir(dir)
         .env("RUST_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
