@@ -16,6 +16,7 @@
 //! metrics (the default) and one with `WEFT_METRICS=off`, each scraped
 //! once a second as Prometheus would, the closed-loop runs alternating
 //! (on, off, off, on at each connection count).
+//! `WEFT_BENCH_ONLY=sync,tls,metrics` runs only the sections named;
 //! `WEFT_BENCH_SECS` sets each run's length (default 5),
 //! `WEFT_BENCH_RATE` the open-loop rate.
 
@@ -368,6 +369,21 @@ fn main() {
         "weft run over MLLP, site-normalize + adt-to-fhir -> file destination (fsync), ack after-transform, {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    // WEFT_BENCH_ONLY=sync,tls,metrics picks sections (default: all).
+    let only = std::env::var("WEFT_BENCH_ONLY").unwrap_or_default();
+    let wants = |section: &str| only.is_empty() || only.split(',').any(|s| s.trim() == section);
+    if wants("sync") {
+        sync_section(secs, rate);
+    }
+    if wants("tls") {
+        tls_section(secs);
+    }
+    if wants("metrics") {
+        metrics_section(secs);
+    }
+}
+
+fn sync_section(secs: u64, rate: u64) {
     println!(
         "journal fsync on every group commit (journal_sync = full, the default) vs not (normal)\n"
     );
@@ -396,7 +412,9 @@ fn main() {
         ms(normal.open.2),
         normal.open.0
     );
+}
 
+fn tls_section(secs: u64) {
     let (plain_rows, tls_rows, handshakes) = measure_tls(secs);
     println!(
         "\nTLS (MLLP over TLS 1.3, rustls/ring) beside plain MLLP, same weft run, journal fsync on"
@@ -421,7 +439,9 @@ fn main() {
         ms(pct(&handshakes, 0.5)),
         ms(pct(&handshakes, 0.99))
     );
+}
 
+fn metrics_section(secs: u64) {
     let (on_rows, off_rows, scrape_bytes, scrapes) = measure_metrics(secs);
     println!(
         "\nmetrics recorded (the default) beside WEFT_METRICS=off, two weft runs side by side, each scraped once a second, journal fsync on"

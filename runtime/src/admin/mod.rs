@@ -11,6 +11,7 @@
 //! | `GET /plugins` | read | each plugin's live version, since when, what it replaced, its last refusal |
 //! | `POST /reload` | operate | reloads changed plugins, tables and config now; what it did |
 //! | `GET /messages?status=&source=&type=&control_id=&since=&until=&limit=&page=` | read | messages, newest first |
+//! | `GET /messages?patient=MRN&…` | phi | the messages about a patient (PID-3), recorded in the audit trail |
 //! | `GET /messages/{id}` | read (reasons: phi) | one message: outcome, plugin versions, deliveries |
 //! | `GET /messages/{id}?body=true` | phi | the same with the input and output bodies |
 //! | `POST /messages/resend` `{"ids": [...]}` or `{"dead": true}` | operate | deliveries queued again |
@@ -161,7 +162,20 @@ async fn handle(req: Request<Incoming>, caller: Caller, ctx: Arc<Ctx>) -> Reply 
         }
         (_, "/reload") => method_not_allowed("POST"),
         (Method::GET, "/messages") => match filter(&query) {
-            Ok(f) => blocking(move || list(&ctx, &f)).await,
+            Ok(f) => {
+                if f.patient.is_some() {
+                    // Which messages concern a patient is patient data.
+                    needs!(
+                        ctx,
+                        caller,
+                        Role::Phi,
+                        "a search by patient (?patient=)",
+                        "messages.search-patient",
+                        Vec::new()
+                    );
+                }
+                blocking(move || list(&ctx, &caller, &f)).await
+            }
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         },
         (_, "/messages") => method_not_allowed("GET"),
@@ -314,13 +328,14 @@ fn filter(query: &[(String, String)]) -> Result<Filter, String> {
             "source" => f.source = Some(v.clone()),
             "type" => f.message_type = Some(v.clone()),
             "control_id" => f.control_id = Some(v.clone()),
+            "patient" => f.patient = Some(v.clone()),
             "since" => f.since = Some(time::parse(v).map_err(|e| format!("since: {e}"))?),
             "until" => f.until = Some(time::parse(v).map_err(|e| format!("until: {e}"))?),
             "limit" => f.limit = number()?.min(1000),
             "page" => page = number()?,
             other => {
                 return Err(format!(
-                    "unknown parameter {other:?} (expected status, source, type, control_id, \
+                    "unknown parameter {other:?} (expected status, source, type, control_id, patient, \
                      since, until, limit, page)"
                 ));
             }
@@ -334,8 +349,13 @@ fn filter(query: &[(String, String)]) -> Result<Filter, String> {
     Ok(f)
 }
 
-fn list(ctx: &Ctx, f: &Filter) -> Result<Reply, JournalError> {
+fn list(ctx: &Ctx, caller: &Caller, f: &Filter) -> Result<Reply, JournalError> {
     let rows = ctx.journal.list(f)?;
+    // A search by patient is answered only once it is on record.
+    if f.patient.is_some() {
+        let ids = rows.iter().map(|r| r.id.clone()).collect();
+        audit_now(ctx, caller, "messages.search-patient", ids, "ok".into())?;
+    }
     let page = MessageList {
         more: rows.len() == f.limit,
         messages: rows.iter().map(MessageSummary::from).collect(),

@@ -33,6 +33,10 @@ enum Command {
         /// MSH-10.
         #[arg(long)]
         control_id: Option<String>,
+        /// A patient identifier (PID-3's ID number, exactly): the messages
+        /// about that patient. The search is recorded in the audit trail.
+        #[arg(long)]
+        patient: Option<String>,
         /// Received at or after (YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS], UTC).
         #[arg(long)]
         since: Option<String>,
@@ -130,16 +134,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             source,
             message_type,
             control_id,
+            patient,
             since,
             until,
             limit,
             page,
         } => {
+            let by_patient = patient.is_some();
             let filter = Filter {
                 status,
                 source,
                 message_type,
                 control_id,
+                patient,
                 since: since.as_deref().map(time::parse).transpose()?,
                 until: until.as_deref().map(time::parse).transpose()?,
                 limit: limit.max(1),
@@ -152,6 +159,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     })?,
             };
             let rows = journal.list(&filter)?;
+            if by_patient {
+                // Which messages concern a patient is patient data: shown
+                // only once the search is on record.
+                let ids = rows.iter().map(|r| r.id.clone()).collect();
+                journal
+                    .audit_append(&Record::cli("messages.search-patient", ids, "ok"))
+                    .context("cannot record this search in the audit trail; nothing is shown")?;
+            }
             println!(
                 "{:<36}  {:<20}  {:<10}  {:<12}  {:<20}  {:<11}  deliveries",
                 "id", "received (UTC)", "source", "type", "control id", "status"

@@ -32,7 +32,8 @@ pub struct Entry {
     pub who: String,
     /// `api` or `cli`.
     pub via: String,
-    /// What: `message.body`, `messages.resend`, `messages.resend-dead`,
+    /// What: `message.body`, `messages.search-patient`, `messages.resend`,
+    /// `messages.resend-dead`,
     /// `messages.purge`, `reload`, `token.add`, `token.revoke`.
     pub action: String,
     /// The message ids it touched (empty when none or all).

@@ -69,6 +69,9 @@ pub struct NewMessage {
     /// with the same key wait for it there (even if their plugins finish
     /// first).
     pub ordering_keys: Vec<(String, String)>,
+    /// The patient's identifiers (PID-3: each repetition's ID number,
+    /// CX.1), indexed for search by patient ([`query::Filter::patient`]).
+    pub patient_ids: Vec<String>,
 }
 
 /// A message as the tests record it: an ADT^A01 received in 1970 from
@@ -89,6 +92,7 @@ pub(crate) fn test_message(id: &str) -> NewMessage {
         sending_facility: "F".into(),
         route: "adt".into(),
         ordering_keys: Vec::new(),
+        patient_ids: Vec::new(),
     }
 }
 

@@ -48,6 +48,8 @@ pub struct Filter {
     pub message_type: Option<String>,
     /// MSH-10.
     pub control_id: Option<String>,
+    /// A patient identifier (PID-3's ID number, CX.1), exactly.
+    pub patient: Option<String>,
     /// Received at or after (ms since the epoch).
     pub since: Option<i64>,
     /// Received before (ms since the epoch).

@@ -133,6 +133,39 @@ pub fn check_header(incoming: &Incoming) -> Result<(), BadHeader> {
     Ok(())
 }
 
+/// The most patient identifiers indexed per message.
+pub const MAX_PATIENT_IDS: usize = 16;
+/// The longest patient identifier indexed (CX.1 allows 15 characters in
+/// HL7 v2.5.1; sites send longer ones).
+pub const MAX_PATIENT_ID: usize = 64;
+
+/// The patient identifiers of a message, for search by patient: the ID
+/// number (CX.1) of each PID-3 repetition, decoded and trimmed. Empty,
+/// over-long and control-character ones are left out, and at most
+/// [`MAX_PATIENT_IDS`] are kept.
+pub fn patient_ids(message: &weft_hl7::Message) -> Vec<String> {
+    let Some(pid) = message.segment("PID") else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = Vec::new();
+    for repetition in message.field(pid, 3).repetitions() {
+        let value = repetition.component(1).value();
+        let id = value.trim();
+        if id.is_empty()
+            || id.chars().count() > MAX_PATIENT_ID
+            || id.chars().any(char::is_control)
+            || ids.iter().any(|i| i == id)
+        {
+            continue;
+        }
+        ids.push(id.to_string());
+        if ids.len() == MAX_PATIENT_IDS {
+            break;
+        }
+    }
+    ids
+}
+
 /// A new message id: time-ordered (UUIDv7), unique, never derived from the
 /// content.
 pub fn new_message_id() -> String {
@@ -254,6 +287,7 @@ async fn record_and_wait(
         .unwrap_or_default();
     let record = NewMessage {
         ordering_keys: ordering_keys.clone(),
+        patient_ids: hl7.map(patient_ids).unwrap_or_default(),
         id: id.clone(),
         source: source.name.clone(),
         remote: remote.map(|a| a.to_string()),

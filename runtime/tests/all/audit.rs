@@ -163,3 +163,72 @@ fn every_body_view_and_operator_action_is_on_record_and_tampering_is_found() {
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("cut short"), "{text}");
 }
+
+#[test]
+fn a_search_by_patient_needs_phi_finds_every_identifier_and_is_on_record() {
+    let admin = free_addr();
+    let weft = start(admin);
+    let config = weft.config_path().display().to_string();
+    let mut c = weft.client();
+    assert_eq!(c.exchange(&a01("PAT-1", "MRN-111")).code, "AA");
+    assert_eq!(c.exchange(&a01("PAT-2", "MRN-111")).code, "AA");
+    assert_eq!(c.exchange(&a01("PAT-3", "MRN-222")).code, "AA");
+    // Two identifiers in PID-3 (MRN and an enterprise id): either finds it.
+    let two = String::from_utf8(a01("PAT-4", "MRN-333"))
+        .unwrap()
+        .replace("MRN-333^^^EDGE^MR", "MRN-333^^^EDGE^MR~EID-9^^^HIE^PI");
+    assert_eq!(c.exchange(two.as_bytes()).code, "AA");
+    let nurse = weft.add_token(admin, "nurse", "phi");
+    let dash = weft.add_token(admin, "dashboard", "read");
+
+    let found = |token: &crate::common::Api, mrn: &str| {
+        let (code, body) = token.call("GET", &format!("/messages?patient={mrn}"), &[], "");
+        let controls: Vec<String> = body["messages"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|m| m["control_id"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        (code, controls)
+    };
+    assert_eq!(
+        found(&nurse, "MRN-111"),
+        (200, vec!["PAT-2".into(), "PAT-1".into()])
+    );
+    assert_eq!(found(&nurse, "MRN-222"), (200, vec!["PAT-3".into()]));
+    assert_eq!(found(&nurse, "EID-9"), (200, vec!["PAT-4".into()]));
+    assert_eq!(found(&nurse, "MRN-333"), (200, vec!["PAT-4".into()]));
+    // Exact, not a prefix; and the site's MRN prefix is not part of PID-3
+    // as received.
+    assert_eq!(found(&nurse, "MRN-1"), (200, vec![]));
+    // A read token may list messages, not ask which ones concern a patient.
+    let (code, _) = found(&dash, "MRN-111");
+    assert_eq!(code, 403);
+
+    // On the command line, the same search; every search is on record
+    // with the messages it found, a refused one too.
+    let (code, text) = weft_cli(&["messages", "list", "--patient", "MRN-222", "-c", &config]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("PAT-3") && !text.contains("PAT-1"), "{text}");
+    let (_, trail) = weft_cli(&["audit", "list", "-c", &config]);
+    let searches: Vec<&str> = trail
+        .lines()
+        .filter(|l| l.contains("messages.search-patient"))
+        .collect();
+    assert_eq!(searches.len(), 7, "{trail}");
+    assert!(
+        searches
+            .iter()
+            .any(|l| l.contains("dashboard") && l.contains("refused"))
+    );
+    assert!(
+        searches
+            .iter()
+            .any(|l| l.contains("os:") && l.contains("cli"))
+    );
+    // The identifier searched for is not written to the trail or the log.
+    assert!(!trail.contains("MRN-"), "{trail}");
+    assert!(!weft.log_text().contains("MRN-"));
+}

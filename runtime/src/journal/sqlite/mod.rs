@@ -293,7 +293,7 @@ impl Journal for SqliteJournal {
     }
 
     fn append(&self, message: NewMessage) -> Commit {
-        self.submit(Op::Append(message))
+        self.submit(Op::Append(Box::new(message)))
     }
 
     fn record(&self, outcome: Outcome) -> Commit {
@@ -323,6 +323,8 @@ impl Journal for SqliteJournal {
                         sending_facility: r.get(9)?,
                         route: r.get(10)?,
                         ordering_keys: Vec::new(),
+                        // Indexed when it was first recorded.
+                        patient_ids: Vec::new(),
                     },
                 })
             })?;

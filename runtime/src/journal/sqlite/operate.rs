@@ -143,6 +143,11 @@ fn delete_where(conn: &mut Connection, select: &str, param: i64) -> Result<Purge
         [],
     )
     .map_err(write_err)?;
+    tx.execute(
+        "DELETE FROM patient_ids WHERE message_id IN (SELECT id FROM purge_ids)",
+        [],
+    )
+    .map_err(write_err)?;
     let messages = tx
         .execute(
             "DELETE FROM messages WHERE id IN (SELECT id FROM purge_ids)",

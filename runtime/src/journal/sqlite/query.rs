@@ -31,6 +31,17 @@ fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<Summary> {
 pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<Summary>, JournalError> {
     let mut clauses = Vec::new();
     let mut args: Vec<Value> = Vec::new();
+    // With a patient, the patient index finds the few rows and the other
+    // conditions only sift them: a `+` keeps SQLite from picking a
+    // column's own index (the status index would walk every message of
+    // that status).
+    let col = |name: &str| {
+        if filter.patient.is_some() {
+            format!("+m.{name}")
+        } else {
+            format!("m.{name}")
+        }
+    };
     match filter.status {
         Some(StatusFilter::Delivery(s)) => {
             clauses.push(
@@ -40,29 +51,33 @@ pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<Summary>, JournalE
             args.push(Value::Text(s.as_str().to_string()));
         }
         Some(StatusFilter::Message(s)) => {
-            clauses.push("m.status = ?".to_string());
+            clauses.push(format!("{} = ?", col("status")));
             args.push(Value::Text(s.as_str().to_string()));
         }
         None => {}
     }
     if let Some(s) = &filter.source {
-        clauses.push("m.source = ?".into());
+        clauses.push(format!("{} = ?", col("source")));
         args.push(Value::Text(s.clone()));
     }
     if let Some(t) = &filter.message_type {
-        clauses.push("m.message_type GLOB ?".into());
+        clauses.push(format!("{} GLOB ?", col("message_type")));
         args.push(Value::Text(t.clone()));
     }
     if let Some(c) = &filter.control_id {
-        clauses.push("m.control_id = ?".into());
+        clauses.push(format!("{} = ?", col("control_id")));
         args.push(Value::Text(c.clone()));
     }
+    if let Some(p) = &filter.patient {
+        clauses.push("m.id IN (SELECT message_id FROM patient_ids WHERE id = ?)".into());
+        args.push(Value::Text(p.clone()));
+    }
     if let Some(t) = filter.since {
-        clauses.push("m.received_at >= ?".into());
+        clauses.push(format!("{} >= ?", col("received_at")));
         args.push(Value::Integer(t));
     }
     if let Some(t) = filter.until {
-        clauses.push("m.received_at < ?".into());
+        clauses.push(format!("{} < ?", col("received_at")));
         args.push(Value::Integer(t));
     }
     let mut sql = SUMMARY.to_string();

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::journal::{JournalError, JournalSync};
 
 /// The schema version this runtime writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 pub(super) fn open_error(path: &Path, reason: impl std::fmt::Display) -> JournalError {
     JournalError::Open {
@@ -173,6 +173,16 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), JournalE
              CREATE INDEX audit_who ON audit (who, seq);
              CREATE TRIGGER audit_append_only BEFORE UPDATE ON audit
              BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;",
+        )
+        .map_err(|e| open_error(path, e))?;
+    }
+    if version < 6 {
+        // v6: search by patient. Each message's PID-3 identifiers, indexed;
+        // messages recorded before the upgrade are not indexed.
+        tx.execute_batch(
+            "CREATE TABLE patient_ids (message_id TEXT NOT NULL, id TEXT NOT NULL);
+             CREATE INDEX patient_ids_id ON patient_ids (id, message_id);
+             CREATE INDEX patient_ids_message ON patient_ids (message_id);",
         )
         .map_err(|e| open_error(path, e))?;
     }

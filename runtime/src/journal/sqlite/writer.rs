@@ -14,7 +14,7 @@ const MAX_BATCH: usize = 1024;
 
 /// A write of the message path.
 pub(super) enum Op {
-    Append(NewMessage),
+    Append(Box<NewMessage>),
     Record(Outcome),
     Delivered(i64, i64),
     Failed(i64, String, Option<i64>),
@@ -56,6 +56,11 @@ pub(super) fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result
             )?;
             for (destination, key) in &m.ordering_keys {
                 hold.execute(params![m.id, destination, key])?;
+            }
+            let mut patient =
+                tx.prepare_cached("INSERT INTO patient_ids (message_id, id) VALUES (?1, ?2)")?;
+            for id in &m.patient_ids {
+                patient.execute(params![m.id, id])?;
             }
         }
         Op::Record(o) => {
