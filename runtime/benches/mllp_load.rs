@@ -188,6 +188,42 @@ fn measure(sync: &str, secs: u64, rate: u64) -> Run {
     }
 }
 
+/// Closed-loop runs of two targets side by side at 1, 8 and 64
+/// connections, in the order A, B, B, A at each (whichever runs second in
+/// a pair has an edge on this box, the file destination's backlog of the
+/// run before, so each runs once in each place): each one's rows and how
+/// many messages each was sent. `tag` starts the control ids.
+fn alternate(targets: [&Connect; 2], secs: u64, tag: &str) -> ((Vec<Row>, Vec<Row>), [usize; 2]) {
+    let mut rows = (Vec::new(), Vec::new());
+    let mut sent = [0usize; 2];
+    for n in [1usize, 8, 64] {
+        let mut runs = [
+            (0usize, Vec::new(), Duration::ZERO),
+            (0, Vec::new(), Duration::ZERO),
+        ];
+        for (i, kind) in [0usize, 1, 1, 0].into_iter().enumerate() {
+            let (count, lat, elapsed) =
+                closed_loop(targets[kind], n, secs, &format!("{tag}{kind}R{i}N{n}"));
+            sent[kind] += count;
+            let r = &mut runs[kind];
+            r.0 += count;
+            r.1.extend(lat);
+            r.2 += elapsed;
+        }
+        for (kind, out) in [(0, &mut rows.0), (1, &mut rows.1)] {
+            let (count, lat, elapsed) = &mut runs[kind];
+            lat.sort();
+            out.push((
+                n,
+                *count as f64 / elapsed.as_secs_f64(),
+                pct(lat, 0.5),
+                pct(lat, 0.99),
+            ));
+        }
+    }
+    (rows, sent)
+}
+
 /// Plain and TLS side by side in one `weft run` (journal fsync on): the
 /// closed-loop figures of each, and handshake times.
 fn measure_tls(secs: u64) -> (Vec<Row>, Vec<Row>, Vec<Duration>) {
@@ -210,37 +246,8 @@ fn measure_tls(secs: u64) -> (Vec<Row>, Vec<Row>, Vec<Duration>) {
         let config = config.clone();
         Arc::new(move || Box::new(TlsClient::connect(tls_addr, &config)) as Box<dyn Sender>)
     };
-    let mut rows = (Vec::new(), Vec::new());
-    let mut sent = 0;
-    let plain_addr = plain(weft.addr);
-    for n in [1usize, 8, 64] {
-        // Plain, TLS, TLS, plain: whichever runs second in a pair has an
-        // edge on this box (the file destination's backlog of the run
-        // before), so each kind runs once in each place.
-        let mut runs = [
-            (0usize, Vec::new(), Duration::ZERO),
-            (0, Vec::new(), Duration::ZERO),
-        ];
-        for (i, kind) in [0usize, 1, 1, 0].into_iter().enumerate() {
-            let connect = if kind == 0 { &plain_addr } else { &tls };
-            let (count, lat, elapsed) = closed_loop(connect, n, secs, &format!("K{kind}R{i}N{n}"));
-            sent += count;
-            let r = &mut runs[kind];
-            r.0 += count;
-            r.1.extend(lat);
-            r.2 += elapsed;
-        }
-        for (kind, out) in [(0, &mut rows.0), (1, &mut rows.1)] {
-            let (count, lat, elapsed) = &mut runs[kind];
-            lat.sort();
-            out.push((
-                n,
-                *count as f64 / elapsed.as_secs_f64(),
-                pct(lat, 0.5),
-                pct(lat, 0.99),
-            ));
-        }
-    }
+    let (rows, counts) = alternate([&plain(weft.addr), &tls], secs, "K");
+    let sent = counts[0] + counts[1];
     let mut handshakes: Vec<Duration> = (0..200)
         .map(|_| {
             let t = Instant::now();
@@ -309,34 +316,7 @@ fn measure_metrics(secs: u64) -> (Vec<Row>, Vec<Row>, usize, Vec<Duration>) {
             (last, times)
         })
     };
-    let mut rows = (Vec::new(), Vec::new());
-    let mut sent = [0usize; 2];
-    let targets = [plain(on.addr), plain(off.addr)];
-    for n in [1usize, 8, 64] {
-        let mut runs = [
-            (0usize, Vec::new(), Duration::ZERO),
-            (0, Vec::new(), Duration::ZERO),
-        ];
-        for (i, kind) in [0usize, 1, 1, 0].into_iter().enumerate() {
-            let (count, lat, elapsed) =
-                closed_loop(&targets[kind], n, secs, &format!("M{kind}R{i}N{n}"));
-            sent[kind] += count;
-            let r = &mut runs[kind];
-            r.0 += count;
-            r.1.extend(lat);
-            r.2 += elapsed;
-        }
-        for (kind, out) in [(0, &mut rows.0), (1, &mut rows.1)] {
-            let (count, lat, elapsed) = &mut runs[kind];
-            lat.sort();
-            out.push((
-                n,
-                *count as f64 / elapsed.as_secs_f64(),
-                pct(lat, 0.5),
-                pct(lat, 0.99),
-            ));
-        }
-    }
+    let (rows, sent) = alternate([&plain(on.addr), &plain(off.addr)], secs, "M");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (scrape_bytes, mut scrapes) = scraper.join().unwrap();
     scrapes.sort();

@@ -213,17 +213,20 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
     // The parsed HL7 message goes along: its ordering keys are read from it.
     // MLLP framing bytes inside an HL7 message would split it in two on the
     // way to an MLLP destination: refused at the door.
-    if kind == Kind::Hl7
-        && let Err(e) = crate::mllp::check(&body)
-    {
-        return refuse(
+    let not_hl7 = |e: &dyn std::fmt::Display| {
+        refuse(
             ctx,
             "invalid",
             error(
                 StatusCode::BAD_REQUEST,
                 format!("not an acceptable HL7 v2 message: {e}"),
             ),
-        );
+        )
+    };
+    if kind == Kind::Hl7
+        && let Err(e) = crate::mllp::check(&body)
+    {
+        return not_hl7(&e);
     }
     let (incoming, hl7) = match kind {
         Kind::Hl7 => match weft_hl7::parse_and_check(&body) {
@@ -240,16 +243,7 @@ async fn intake(req: Request<Body>, ctx: &Ctx, remote: SocketAddr) -> Reply {
                 },
                 Some(m),
             ),
-            Err(e) => {
-                return refuse(
-                    ctx,
-                    "invalid",
-                    error(
-                        StatusCode::BAD_REQUEST,
-                        format!("not an acceptable HL7 v2 message: {e}"),
-                    ),
-                );
-            }
+            Err(e) => return not_hl7(&e),
         },
         Kind::Json => match serde_json::from_slice::<Value>(&body) {
             Ok(v) => (
