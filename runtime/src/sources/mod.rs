@@ -354,3 +354,37 @@ async fn record_and_wait(
     };
     Ok((id, outcome))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pid3(field: &str) -> Vec<String> {
+        let text = format!("MSH|^~\\&|A|F|W|E|20240102||ADT^A01|C1|P|2.5.1\rPID|1||{field}\r");
+        patient_ids(&weft_hl7::Message::parse(text.as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn patient_identifiers_are_capped_in_number_and_length() {
+        assert_eq!(pid3("MRN1^^^EDGE^MR~E9^^^HIE^PI"), ["MRN1", "E9"]);
+        // Decoded, trimmed, each once; empty ones left out.
+        assert_eq!(pid3(" A\\T\\B ^^^X~~A\\T\\B~"), ["A&B"]);
+        // Many repetitions: the first 16 distinct ones.
+        let many: Vec<String> = (0..1000).map(|i| format!("ID{i}^^^X")).collect();
+        let ids = pid3(&many.join("~"));
+        assert_eq!(ids.len(), MAX_PATIENT_IDS);
+        assert_eq!(ids[15], "ID15");
+        // Too long, or with a control character (an escaped line break):
+        // left out, the rest kept.
+        let long = "9".repeat(MAX_PATIENT_ID + 1);
+        assert_eq!(
+            pid3(&format!("{long}~OK1~BAD\\X0A\\LINE~OK2")),
+            ["OK1", "OK2"]
+        );
+        assert_eq!(pid3(&"7".repeat(MAX_PATIENT_ID)).len(), 1);
+        // No PID: nothing.
+        let no_pid =
+            weft_hl7::Message::parse(b"MSH|^~\\&|A|F|W|E|1||ADT^A01|C1|P|2.5.1\r").unwrap();
+        assert!(patient_ids(&no_pid).is_empty());
+    }
+}
