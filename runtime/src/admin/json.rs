@@ -236,6 +236,31 @@ pub struct MessageDetail {
     /// The input as received (`?body=true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// Its run through the plugins: 1, then one more per reprocessing.
+    #[serde(default = "first_run")]
+    pub run: i64,
+    /// The earlier runs' outcomes, oldest first.
+    #[serde(default)]
+    pub earlier: Vec<EarlierView>,
+}
+
+fn first_run() -> i64 {
+    1
+}
+
+/// What an earlier run made of a message, before it was reprocessed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlierView {
+    /// Its number.
+    pub run: i64,
+    /// Its outcome.
+    pub status: MessageStatus,
+    /// Why it was rejected or failed (role `phi`).
+    pub error: Option<String>,
+    /// `plugin@sha256` of every plugin it went through.
+    pub plugin_versions: Vec<String>,
+    /// When it was replaced (`YYYY-MM-DD HH:MM:SS`, UTC).
+    pub replaced_at: String,
 }
 
 /// One delivery of a message.
@@ -262,6 +287,9 @@ pub struct DeliveryView {
     /// The output (`?body=true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// The run of the message that made it.
+    #[serde(default = "first_run")]
+    pub run: i64,
 }
 
 impl MessageDetail {
@@ -280,6 +308,7 @@ impl MessageDetail {
             delivered_at: x.delivered_at.map(iso),
             next_attempt_at: (x.state == DeliveryState::Pending).then(|| iso(x.next_attempt_at)),
             body: text(&x.body),
+            run: x.run,
         };
         MessageDetail {
             head: MessageHead::from(&d.summary),
@@ -294,16 +323,62 @@ impl MessageDetail {
             plugin_versions: d.plugins.iter().map(|p| p.version()).collect(),
             plugins: d.plugins.clone(),
             body: text(&d.body),
+            run: d.run,
+            earlier: d
+                .earlier
+                .iter()
+                .map(|e| EarlierView {
+                    run: e.run,
+                    status: e.status,
+                    error: e.error.clone().filter(|_| reasons),
+                    plugin_versions: e.plugins.iter().map(|p| p.version()).collect(),
+                    replaced_at: iso(e.replaced_at),
+                })
+                .collect(),
         }
     }
+}
+
+/// The messages an operator action takes: named, or a search's result
+/// confirmed by its count.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selection {
+    /// These messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<Vec<String>>,
+    /// The messages this search finds (the parameters of `GET /messages`:
+    /// status, source, type, control_id, route, patient, since, until).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<std::collections::BTreeMap<String, String>>,
+    /// With `filter`: how many messages the operator was shown it finds.
+    /// The action is done only if that is still the count (else 409, with
+    /// the count now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<usize>,
+}
+
+/// `POST /messages/reprocess`: a [`Selection`].
+pub type ReprocessRequest = Selection;
+
+/// What `POST /messages/reprocess` queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReprocessReport {
+    /// Messages queued to run through the plugins again.
+    pub queued: usize,
+    /// Their deliveries not yet made, replaced by the new run's.
+    pub superseded: usize,
+    /// Ids the journal does not have.
+    pub unknown: Vec<String>,
+    /// Messages still on their way through the plugins: left alone.
+    pub in_progress: Vec<String>,
 }
 
 /// `POST /messages/resend`: `{"ids": [...]}` or `{"dead": true}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResendRequest {
-    /// Every delivery of these messages.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ids: Option<Vec<String>>,
+    /// Every delivery of these messages, or of those a search finds.
+    #[serde(flatten)]
+    pub select: Selection,
     /// Every delivery given up on.
     #[serde(default)]
     pub dead: bool,
@@ -445,12 +520,15 @@ mod tests {
                 delivered_at: None,
                 next_attempt_at: 60_000,
                 body: b"{}".to_vec(),
+                run: 1,
             }],
+            run: 1,
+            earlier: Vec::new(),
         };
         let read = serde_json::to_string(&MessageDetail::new(&detail, false, false)).unwrap();
         assert_eq!(
             read,
-            r#"{"id":"m1","received_at":"1970-01-01 00:00:00","source":"adt","type":"ADT^A01","control_id":"C1","status":"transformed","deliveries":[{"id":7,"destination":"fhir","output":1,"content_type":"application/fhir+json","state":"pending","attempts":2,"last_error":null,"delivered_at":null,"next_attempt_at":"1970-01-01 00:01:00"}],"remote":"127.0.0.1:5000","peer_subject":null,"content_type":"application/hl7-v2","sending_application":"LAB","sending_facility":"HOSP","route":"adt","error":null,"plugin_versions":["p@ab12"],"plugins":[{"plugin":"p","sha256":"ab12","version":"1.2.0","signer":"site-team","key":"0123456789abcdef"}]}"#
+            r#"{"id":"m1","received_at":"1970-01-01 00:00:00","source":"adt","type":"ADT^A01","control_id":"C1","status":"transformed","deliveries":[{"id":7,"destination":"fhir","output":1,"content_type":"application/fhir+json","state":"pending","attempts":2,"last_error":null,"delivered_at":null,"next_attempt_at":"1970-01-01 00:01:00","run":1}],"remote":"127.0.0.1:5000","peer_subject":null,"content_type":"application/hl7-v2","sending_application":"LAB","sending_facility":"HOSP","route":"adt","error":null,"plugin_versions":["p@ab12"],"plugins":[{"plugin":"p","sha256":"ab12","version":"1.2.0","signer":"site-team","key":"0123456789abcdef"}],"run":1,"earlier":[]}"#
         );
         let phi = MessageDetail::new(&detail, true, true);
         assert_eq!(phi.body.as_deref(), Some("MSH|"));

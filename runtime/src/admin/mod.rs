@@ -4,17 +4,24 @@
 //! and do is its role's. Message bodies (patient data) are only returned
 //! on request (`?body=true`) and to the `phi` role.
 //!
+//! A bulk action names a search (`"filter"`, the parameters of `GET
+//! /messages`) and the count of messages the operator was shown it finds
+//! (`"expect"`); the action is done only while that is still the count,
+//! else the answer is 409 with the count now (`"matched"`), to show and
+//! confirm.
+//!
 //! | Request | Role | Answer |
 //! |---|---|---|
 //! | `GET /status` | read | counters, queue, pending deliveries per destination |
 //! | `GET /metrics` | read | every metric, OpenMetrics text (see [`crate::metrics`]) |
 //! | `GET /plugins` | read | each plugin's live version, since when, what it replaced, its last refusal |
 //! | `POST /reload` | operate | reloads changed plugins, tables and config now; what it did |
-//! | `GET /messages?status=&source=&type=&control_id=&since=&until=&limit=&page=` | read | messages, newest first |
+//! | `GET /messages?status=&source=&type=&control_id=&route=&since=&until=&limit=&page=` | read | messages, newest first |
 //! | `GET /messages?patient=MRN&…` | phi | the messages about a patient (PID-3), recorded in the audit trail |
 //! | `GET /messages/{id}` | read (reasons: phi) | one message: outcome, plugin versions, deliveries |
 //! | `GET /messages/{id}?body=true` | phi | the same with the input and output bodies |
-//! | `POST /messages/resend` `{"ids": [...]}` or `{"dead": true}` | operate | deliveries queued again |
+//! | `POST /messages/resend` `{"ids": [...]}`, `{"dead": true}` or `{"filter": {...}, "expect": N}` | operate | deliveries queued again |
+//! | `POST /messages/reprocess` `{"ids": [...]}` or `{"filter": {...}, "expect": N}` | operate | messages queued to run through the plugins again |
 //! | `POST /messages/purge` `{"before": "2026-11-01"}` | operate | settled messages deleted |
 
 pub mod guard;
@@ -34,13 +41,13 @@ use tokio_util::sync::CancellationToken;
 
 use self::guard::{Caller, Guard};
 use self::json::{
-    MessageDetail, MessageList, MessageSummary, PurgeReport, PurgeRequest, ResendReport,
-    ResendRequest,
+    MessageDetail, MessageList, MessageSummary, PurgeReport, PurgeRequest, ReprocessReport,
+    ReprocessRequest, ResendReport, ResendRequest, Selection,
 };
 use self::tokens::Role;
 use crate::httpd::{self, LocalAddr, Reply, error, method_not_allowed, reply};
 use crate::journal::audit::Record;
-use crate::journal::query::Filter;
+use crate::journal::query::{Filter, MAX_BULK};
 use crate::journal::{Journal, JournalError, time};
 use crate::pipeline::Pipeline;
 use crate::reload::Reloader;
@@ -106,7 +113,7 @@ macro_rules! needs {
     };
 }
 
-/// The most message ids one resend may name.
+/// The most message ids one resend or reprocessing may name.
 const MAX_IDS: usize = 10_000;
 
 async fn handle(req: Request<Incoming>, caller: Caller, ctx: Arc<Ctx>) -> Reply {
@@ -207,7 +214,23 @@ async fn handle(req: Request<Incoming>, caller: Caller, ctx: Arc<Ctx>) -> Reply 
                 Err(e) => e,
             }
         }
-        (_, "/messages/resend" | "/messages/purge") => method_not_allowed("POST"),
+        (Method::POST, "/messages/reprocess") => {
+            needs!(
+                ctx,
+                caller,
+                Role::Operate,
+                "POST /messages/reprocess",
+                "messages.reprocess",
+                Vec::new()
+            );
+            match body(req).await {
+                Ok(b) => blocking(move || reprocess(&ctx, &caller, b)).await,
+                Err(e) => e,
+            }
+        }
+        (_, "/messages/resend" | "/messages/purge" | "/messages/reprocess") => {
+            method_not_allowed("POST")
+        }
         (Method::GET, p) if p.starts_with("/messages/") => {
             let id = p["/messages/".len()..].to_string();
             let with_body = query.iter().any(|(k, v)| k == "body" && v == "true");
@@ -227,7 +250,7 @@ async fn handle(req: Request<Incoming>, caller: Caller, ctx: Arc<Ctx>) -> Reply 
         _ => error(
             StatusCode::NOT_FOUND,
             "no such path; try GET /status, GET /plugins, POST /reload, GET /messages, \
-             GET /messages/{id}, POST /messages/resend, POST /messages/purge",
+             GET /messages/{id}, POST /messages/resend, POST /messages/reprocess, POST /messages/purge",
         ),
     }
 }
@@ -328,6 +351,7 @@ fn filter(query: &[(String, String)]) -> Result<Filter, String> {
             "source" => f.source = Some(v.clone()),
             "type" => f.message_type = Some(v.clone()),
             "control_id" => f.control_id = Some(v.clone()),
+            "route" => f.route = Some(v.clone()),
             "patient" => f.patient = Some(v.clone()),
             "since" => f.since = Some(time::parse(v).map_err(|e| format!("since: {e}"))?),
             "until" => f.until = Some(time::parse(v).map_err(|e| format!("until: {e}"))?),
@@ -335,8 +359,8 @@ fn filter(query: &[(String, String)]) -> Result<Filter, String> {
             "page" => page = number()?,
             other => {
                 return Err(format!(
-                    "unknown parameter {other:?} (expected status, source, type, control_id, patient, \
-                     since, until, limit, page)"
+                    "unknown parameter {other:?} (expected status, source, type, control_id, route, \
+                     patient, since, until, limit, page)"
                 ));
             }
         }
@@ -418,54 +442,160 @@ fn show(
 }
 
 /// What a bad resend body is told.
-const RESEND_BODY: &str = "expected {\"ids\": [message ids]} or {\"dead\": true}";
+const RESEND_BODY: &str = "expected {\"ids\": [message ids]}, {\"dead\": true} or \
+    {\"filter\": {search parameters}, \"expect\": count}";
+
+/// What a bad reprocess body is told.
+const REPROCESS_BODY: &str =
+    "expected {\"ids\": [message ids]} or {\"filter\": {search parameters}, \"expect\": count}";
+
+/// The messages `selection` names, with what selected them for the audit
+/// trail; or the answer refusing it: a bad selection (400, `usage` says
+/// what is expected), a search by patient without the `phi` role (403), a
+/// count that is not the one expected (409, with the count now).
+fn chosen(
+    ctx: &Ctx,
+    caller: &Caller,
+    selection: Selection,
+    action: &'static str,
+    usage: &str,
+) -> Result<Result<(Vec<String>, String), Reply>, JournalError> {
+    let query: Vec<(String, String)> = match (selection.ids, selection.filter) {
+        (Some(ids), None) => {
+            if ids.is_empty() || ids.len() > MAX_IDS {
+                return Ok(Err(error(
+                    StatusCode::BAD_REQUEST,
+                    format!("ids: expected 1 to {MAX_IDS} message ids"),
+                )));
+            }
+            return Ok(Ok((ids, String::new())));
+        }
+        (None, Some(f)) => f.into_iter().collect(),
+        _ => return Ok(Err(error(StatusCode::BAD_REQUEST, usage))),
+    };
+    if let Some((k, _)) = query.iter().find(|(k, _)| k == "limit" || k == "page") {
+        return Ok(Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("filter: {k:?} does not apply to a bulk action, which takes every match"),
+        )));
+    }
+    let filter = match filter(&query) {
+        Ok(f) => f,
+        Err(e) => return Ok(Err(error(StatusCode::BAD_REQUEST, format!("filter: {e}")))),
+    };
+    if filter.is_everything() {
+        return Ok(Err(error(
+            StatusCode::BAD_REQUEST,
+            "filter: name at least one condition (a bulk action never takes every message)",
+        )));
+    }
+    if filter.patient.is_some()
+        && let Err(refused) = caller.needs(Role::Phi, "a selection by patient")
+    {
+        audit_after(
+            ctx,
+            caller,
+            action,
+            Vec::new(),
+            "refused: needs the phi role".into(),
+        );
+        return Ok(Err(refused.reply()));
+    }
+    let what = filter.describe();
+    let ids = ctx.journal.select(&filter, MAX_BULK + 1)?;
+    if ids.len() > MAX_BULK {
+        return Ok(Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("more than {MAX_BULK} messages match ({what}); narrow the filter"),
+        )));
+    }
+    let n = ids.len();
+    if selection.expect != Some(n) {
+        let message = match selection.expect {
+            None => format!(
+                "{n} messages match ({what}); send again with \"expect\": {n} to act on them"
+            ),
+            Some(e) => format!(
+                "{n} messages match ({what}) now, not the {e} expected; send again with \"expect\": {n}"
+            ),
+        };
+        return Ok(Err(reply(
+            StatusCode::CONFLICT,
+            serde_json::json!({ "error": message, "matched": n, "filter": what }),
+        )));
+    }
+    Ok(Ok((ids, format!("; selected {n} by {what}"))))
+}
 
 fn resend(ctx: &Ctx, caller: &Caller, body: Value) -> Result<Reply, JournalError> {
     let Ok(request) = serde_json::from_value::<ResendRequest>(body) else {
         return Ok(error(StatusCode::BAD_REQUEST, RESEND_BODY));
     };
-    let answer = match request {
-        ResendRequest { dead: true, .. } => {
-            let n = ctx.journal.resend_dead()?;
-            audit_after(
-                ctx,
-                caller,
-                "messages.resend-dead",
-                Vec::new(),
-                format!("queued {n}"),
-            );
-            ResendReport {
-                queued: n,
-                without_outputs: None,
-            }
-        }
-        ResendRequest { ids: Some(ids), .. } => {
-            if ids.is_empty() || ids.len() > MAX_IDS {
-                return Ok(error(
-                    StatusCode::BAD_REQUEST,
-                    format!("ids: expected 1 to {MAX_IDS} message ids"),
-                ));
-            }
-            let resent = ctx.journal.resend(&ids)?;
-            let queued = resent.queued;
-            audit_after(
-                ctx,
-                caller,
-                "messages.resend",
-                ids,
-                format!("queued {queued}"),
-            );
-            ResendReport {
-                queued,
-                without_outputs: Some(resent.without_outputs),
-            }
-        }
-        ResendRequest { ids: None, .. } => {
+    let answer = if request.dead {
+        if request.select.ids.is_some() || request.select.filter.is_some() {
             return Ok(error(StatusCode::BAD_REQUEST, RESEND_BODY));
+        }
+        let n = ctx.journal.resend_dead()?;
+        audit_after(
+            ctx,
+            caller,
+            "messages.resend-dead",
+            Vec::new(),
+            format!("queued {n}"),
+        );
+        ResendReport {
+            queued: n,
+            without_outputs: None,
+        }
+    } else {
+        let (ids, selected) =
+            match chosen(ctx, caller, request.select, "messages.resend", RESEND_BODY)? {
+                Ok(c) => c,
+                Err(refusal) => return Ok(refusal),
+            };
+        let resent = ctx.journal.resend(&ids)?;
+        let queued = resent.queued;
+        audit_after(
+            ctx,
+            caller,
+            "messages.resend",
+            ids,
+            format!("queued {queued}{selected}"),
+        );
+        ResendReport {
+            queued,
+            without_outputs: Some(resent.without_outputs),
         }
     };
     ctx.pipeline.wake_dispatchers();
     Ok(reply(StatusCode::OK, to_value(answer)))
+}
+
+fn reprocess(ctx: &Ctx, caller: &Caller, body: Value) -> Result<Reply, JournalError> {
+    let Ok(request) = serde_json::from_value::<ReprocessRequest>(body) else {
+        return Ok(error(StatusCode::BAD_REQUEST, REPROCESS_BODY));
+    };
+    let (ids, selected) = match chosen(ctx, caller, request, "messages.reprocess", REPROCESS_BODY)?
+    {
+        Ok(c) => c,
+        Err(refusal) => return Ok(refusal),
+    };
+    let done = ctx.journal.reprocess(&ids)?;
+    audit_after(
+        ctx,
+        caller,
+        "messages.reprocess",
+        ids,
+        format!("queued {}{selected}", done.queued),
+    );
+    ctx.pipeline.wake_reprocess();
+    let report = ReprocessReport {
+        queued: done.queued,
+        superseded: done.superseded,
+        unknown: done.unknown,
+        in_progress: done.in_progress,
+    };
+    Ok(reply(StatusCode::OK, to_value(report)))
 }
 
 fn purge(ctx: &Ctx, caller: &Caller, body: Value) -> Result<Reply, JournalError> {

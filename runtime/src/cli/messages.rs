@@ -3,8 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use std::io::IsTerminal;
 use weft::journal::audit::Record;
-use weft::journal::query::{Filter, StatusFilter};
+
+use weft::journal::query::{Filter, MAX_BULK, StatusFilter};
 use weft::journal::time::{self, iso};
 use weft::journal::{Attach, DeliveryState, Journal};
 
@@ -17,32 +19,61 @@ pub struct Args {
     command: Command,
 }
 
+/// Which messages: the filters of `list`, and of a bulk resend or
+/// reprocessing.
+#[derive(Debug, Clone, Default, clap::Args)]
+struct Selection {
+    /// received, transformed, rejected, failed, pending or dead.
+    #[arg(long)]
+    status: Option<StatusFilter>,
+    /// The source's name.
+    #[arg(long)]
+    source: Option<String>,
+    /// MSH-9, `*` wildcards allowed (ADT^A0*).
+    #[arg(long = "type")]
+    message_type: Option<String>,
+    /// MSH-10.
+    #[arg(long)]
+    control_id: Option<String>,
+    /// The route's name.
+    #[arg(long)]
+    route: Option<String>,
+    /// A patient identifier (PID-3's ID number, exactly): the messages
+    /// about that patient. The search is recorded in the audit trail.
+    #[arg(long)]
+    patient: Option<String>,
+    /// Received at or after (YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS], UTC).
+    #[arg(long)]
+    since: Option<String>,
+    /// Received before (same forms).
+    #[arg(long)]
+    until: Option<String>,
+}
+
+impl Selection {
+    /// The journal's filter for it (no limit set).
+    fn filter(self) -> anyhow::Result<Filter> {
+        Ok(Filter {
+            status: self.status,
+            source: self.source,
+            message_type: self.message_type,
+            control_id: self.control_id,
+            route: self.route,
+            patient: self.patient,
+            since: self.since.as_deref().map(time::parse).transpose()?,
+            until: self.until.as_deref().map(time::parse).transpose()?,
+            limit: 0,
+            offset: 0,
+        })
+    }
+}
+
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     /// List messages, newest first.
     List {
-        /// received, transformed, rejected, failed, pending or dead.
-        #[arg(long)]
-        status: Option<StatusFilter>,
-        /// The source's name.
-        #[arg(long)]
-        source: Option<String>,
-        /// MSH-9, `*` wildcards allowed (ADT^A0*).
-        #[arg(long = "type")]
-        message_type: Option<String>,
-        /// MSH-10.
-        #[arg(long)]
-        control_id: Option<String>,
-        /// A patient identifier (PID-3's ID number, exactly): the messages
-        /// about that patient. The search is recorded in the audit trail.
-        #[arg(long)]
-        patient: Option<String>,
-        /// Received at or after (YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS], UTC).
-        #[arg(long)]
-        since: Option<String>,
-        /// Received before (same forms).
-        #[arg(long)]
-        until: Option<String>,
+        #[command(flatten)]
+        select: Selection,
         /// Rows per page.
         #[arg(long, default_value_t = 50)]
         limit: usize,
@@ -50,15 +81,34 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         page: usize,
     },
-    /// Send outputs again: every delivery of the given messages, or every
-    /// dead delivery. A running `weft run` picks them up within a second.
+    /// Send outputs again: every delivery of the given messages, of the
+    /// messages a search selects, or every dead delivery. A running `weft
+    /// run` picks them up within a second.
     Resend {
         /// Message ids.
-        #[arg(required_unless_present = "dead", conflicts_with = "dead")]
         ids: Vec<String>,
         /// Every delivery given up on.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "ids")]
         dead: bool,
+        #[command(flatten)]
+        select: Selection,
+        /// Act on a search's result without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Run messages through the plugins again, as they are live now (after
+    /// a mapping fix): the given messages, or those a search selects. Each
+    /// keeps its earlier outcome; its deliveries not yet made are replaced
+    /// by the new run's. A running `weft run` takes them within a second; a
+    /// stopped one at its next start.
+    Reprocess {
+        /// Message ids.
+        ids: Vec<String>,
+        #[command(flatten)]
+        select: Selection,
+        /// Act on a search's result without asking.
+        #[arg(long)]
+        yes: bool,
     },
     /// Delete settled messages received before a date (pending work is
     /// never deleted) and give the space back.
@@ -101,8 +151,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Resend { ids, dead } => {
+        Command::Resend {
+            ids,
+            dead,
+            select,
+            yes,
+        } => {
             if dead {
+                if !select.filter()?.is_everything() {
+                    bail!("--dead takes every dead delivery; filters do not apply to it");
+                }
                 let n = journal.resend_dead()?;
                 audit(
                     &*journal,
@@ -111,11 +169,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("{n} dead deliveries queued again");
                 return Ok(ExitCode::SUCCESS);
             }
+            let Some((ids, selected)) = chosen(&*journal, ids, select, yes, "resend")? else {
+                return Ok(ExitCode::SUCCESS);
+            };
             let resent = journal.resend(&ids)?;
             let (n, none) = (resent.queued, resent.without_outputs);
             audit(
                 &*journal,
-                Record::cli("messages.resend", ids.clone(), format!("queued {n}")),
+                Record::cli("messages.resend", ids, format!("queued {n}{selected}")),
             );
             println!("{n} deliveries queued again");
             for id in &none {
@@ -129,26 +190,42 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ExitCode::from(super::EXIT_ERROR)
             })
         }
+        Command::Reprocess { ids, select, yes } => {
+            let Some((ids, selected)) = chosen(&*journal, ids, select, yes, "reprocess")? else {
+                return Ok(ExitCode::SUCCESS);
+            };
+            let done = journal.reprocess(&ids)?;
+            audit(
+                &*journal,
+                Record::cli(
+                    "messages.reprocess",
+                    ids,
+                    format!("queued {}{selected}", done.queued),
+                ),
+            );
+            println!(
+                "{} messages queued to run through the plugins again ({} deliveries not yet made are replaced)",
+                done.queued, done.superseded
+            );
+            for id in &done.unknown {
+                eprintln!("{id}: no such message");
+            }
+            for id in &done.in_progress {
+                eprintln!("{id}: still on its way through the plugins; left alone");
+            }
+            Ok(if done.unknown.is_empty() && done.in_progress.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(super::EXIT_ERROR)
+            })
+        }
         Command::List {
-            status,
-            source,
-            message_type,
-            control_id,
-            patient,
-            since,
-            until,
+            select,
             limit,
             page,
         } => {
-            let by_patient = patient.is_some();
+            let by_patient = select.patient.is_some();
             let filter = Filter {
-                status,
-                source,
-                message_type,
-                control_id,
-                patient,
-                since: since.as_deref().map(time::parse).transpose()?,
-                until: until.as_deref().map(time::parse).transpose()?,
                 limit: limit.max(1),
                 offset: limit
                     .max(1)
@@ -157,6 +234,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .ok_or_else(|| {
                         anyhow::anyhow!("--page {page} is past any page there can be")
                     })?,
+                ..select.filter()?
             };
             let rows = journal.list(&filter)?;
             if by_patient {
@@ -216,7 +294,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 s.message_type, s.control_id, d.sender.0, d.sender.1
             );
             println!("route       {}", d.route);
-            println!("status      {}", s.status);
+            if d.run > 1 {
+                println!("status      {} (run {})", s.status, d.run);
+            } else {
+                println!("status      {}", s.status);
+            }
             if let Some(e) = &d.error {
                 println!("error       {e}");
             }
@@ -230,6 +312,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     None => println!("plugin      {}  {}", p.version(), p.signature()),
                 }
             }
+            for e in &d.earlier {
+                let plugins: Vec<String> = e.plugins.iter().map(|p| p.version()).collect();
+                println!(
+                    "earlier     run {}: {}{} (replaced {}){}",
+                    e.run,
+                    e.status,
+                    e.error
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default(),
+                    iso(e.replaced_at),
+                    if plugins.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" via {}", plugins.join(", "))
+                    }
+                );
+            }
             for del in &d.deliveries {
                 let when = match (del.state, del.delivered_at) {
                     (DeliveryState::Delivered, Some(t)) => format!("at {}", iso(t)),
@@ -237,8 +337,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     _ => String::new(),
                 };
                 println!(
-                    "delivery    #{} output {} -> {}: {} after {} attempt(s) {when}{}",
+                    "delivery    #{}{} output {} -> {}: {} after {} attempt(s) {when}{}",
                     del.id,
+                    if d.run > 1 {
+                        format!(" (run {})", del.run)
+                    } else {
+                        String::new()
+                    },
                     del.n,
                     del.destination,
                     del.state,
@@ -268,6 +373,53 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The messages a resend or reprocessing acts on: the ids given, or those
+/// `select` finds, once the operator confirms their count (`--yes`, or
+/// `y` at the prompt on a terminal). With them, what selected them, for
+/// the audit trail. `None`: nothing to do (none match, or the operator
+/// said no).
+fn chosen(
+    journal: &dyn Journal,
+    ids: Vec<String>,
+    select: Selection,
+    yes: bool,
+    verb: &str,
+) -> anyhow::Result<Option<(Vec<String>, String)>> {
+    let filter = select.filter()?;
+    match (ids.is_empty(), filter.is_everything()) {
+        (false, true) => return Ok(Some((ids, String::new()))),
+        (false, false) => bail!("name message ids or select them with filters, not both"),
+        (true, true) => bail!(
+            "name message ids, or select messages with --status, --source, --type, --control-id, \
+             --route, --patient, --since, --until"
+        ),
+        (true, false) => {}
+    }
+    let what = filter.describe();
+    let ids = journal.select(&filter, MAX_BULK + 1)?;
+    if ids.len() > MAX_BULK {
+        bail!("more than {MAX_BULK} messages match ({what}); narrow the selection");
+    }
+    if ids.is_empty() {
+        println!("no message matches ({what})");
+        return Ok(None);
+    }
+    let n = ids.len();
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            bail!("{n} messages match ({what}); add --yes to {verb} them");
+        }
+        eprint!("{verb} {n} messages ({what})? [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("nothing done");
+            return Ok(None);
+        }
+    }
+    Ok(Some((ids, format!("; selected {n} by {what}"))))
 }
 
 /// Appends an operator action done by this command to the audit trail; a

@@ -24,7 +24,7 @@ use std::sync::Arc;
 pub use commit::{Commit, commit_until_done};
 
 use self::audit::{AuditFilter, Entry, Record, Verdict};
-use self::query::{Detail, Filter, Purged, Resent, Summary};
+use self::query::{Detail, Filter, Purged, Reprocessed, Resent, Summary};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch.
@@ -177,6 +177,9 @@ pub enum DeliveryState {
     /// Given up on (out of attempts or time, or refused for good); an
     /// operator may resend it.
     Dead,
+    /// Not sent, and never will be: its message was reprocessed first,
+    /// and the new run's outputs replace it.
+    Superseded,
 }
 
 impl DeliveryState {
@@ -186,14 +189,16 @@ impl DeliveryState {
             DeliveryState::Pending => "pending",
             DeliveryState::Delivered => "delivered",
             DeliveryState::Dead => "dead",
+            DeliveryState::Superseded => "superseded",
         }
     }
 
     /// Every state.
-    pub const ALL: [DeliveryState; 3] = [
+    pub const ALL: [DeliveryState; 4] = [
         DeliveryState::Pending,
         DeliveryState::Delivered,
         DeliveryState::Dead,
+        DeliveryState::Superseded,
     ];
 }
 
@@ -370,8 +375,15 @@ pub trait Journal: Send + Sync {
     /// deliveries, and releases its hold on its ordering keys.
     fn record(&self, outcome: Outcome) -> Commit;
     /// Messages recorded but never transformed (the process stopped first),
-    /// oldest first.
+    /// oldest first; not those waiting to be reprocessed
+    /// ([`Journal::take_reprocess`] hands those out).
     fn unfinished(&self) -> Result<Vec<Unfinished>, JournalError>;
+    /// Takes up to `limit` of the messages operators asked to run again
+    /// ([`Journal::reprocess`]) off their queue, oldest request first, for
+    /// the runtime to run through its plugins. A message taken and not yet
+    /// recorded when the process stops is among the next start's
+    /// [`Journal::unfinished`].
+    fn take_reprocess(&self, limit: usize) -> Result<Vec<Unfinished>, JournalError>;
     /// The latest message from this sender with this control id received at
     /// or after `since` (duplicate detection).
     fn find_recent(
@@ -411,6 +423,9 @@ pub trait Journal: Send + Sync {
     fn list(&self, filter: &Filter) -> Result<Vec<Summary>, JournalError>;
     /// One message with its deliveries; `None` when the id is unknown.
     fn show(&self, id: &str) -> Result<Option<Detail>, JournalError>;
+    /// The ids of the messages matching `filter` (its limit and offset
+    /// aside), newest first, at most `max`: what a bulk action acts on.
+    fn select(&self, filter: &Filter, max: usize) -> Result<Vec<String>, JournalError>;
 
     // -- what operators do --
 
@@ -419,6 +434,13 @@ pub trait Journal: Send + Sync {
     fn resend(&self, ids: &[String]) -> Result<Resent, JournalError>;
     /// Gives every dead delivery another round of attempts: how many.
     fn resend_dead(&self) -> Result<usize, JournalError>;
+    /// Runs these messages through the plugins again, as they are live
+    /// when the runtime takes them: each one's outcome is kept as an
+    /// earlier run, its deliveries not yet made are superseded (never
+    /// sent), and it waits as received for the runtime, whose new outcome
+    /// and deliveries replace the old. A message still on its way through
+    /// the plugins is left alone.
+    fn reprocess(&self, ids: &[String]) -> Result<Reprocessed, JournalError>;
     /// Deletes the messages received before `before` (ms) whose work is
     /// settled (never pending work), with their deliveries, and gives the
     /// space back.

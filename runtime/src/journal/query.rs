@@ -48,6 +48,8 @@ pub struct Filter {
     pub message_type: Option<String>,
     /// MSH-10.
     pub control_id: Option<String>,
+    /// The route it took.
+    pub route: Option<String>,
     /// A patient identifier (PID-3's ID number, CX.1), exactly.
     pub patient: Option<String>,
     /// Received at or after (ms since the epoch).
@@ -59,6 +61,58 @@ pub struct Filter {
     /// Rows to skip (for paging).
     pub offset: usize,
 }
+
+impl Filter {
+    /// What it selects, for the audit trail and confirmations:
+    /// `status=rejected route=adt since=2026-11-29T00:00:00Z`. A patient
+    /// identifier is named as given, never shown (it is patient data).
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        let status = self.status.map(|s| match s {
+            StatusFilter::Message(m) => m.as_str(),
+            StatusFilter::Delivery(d) => d.as_str(),
+        });
+        let text = [
+            ("status", status.map(str::to_string)),
+            ("source", self.source.clone()),
+            ("type", self.message_type.clone()),
+            ("control_id", self.control_id.clone()),
+            ("route", self.route.clone()),
+            (
+                "patient",
+                self.patient.as_ref().map(|_| "(given)".to_string()),
+            ),
+            ("since", self.since.map(super::time::iso)),
+            ("until", self.until.map(super::time::iso)),
+        ];
+        for (name, value) in text {
+            if let Some(v) = value {
+                parts.push(format!("{name}={v}"));
+            }
+        }
+        if parts.is_empty() {
+            "every message".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+
+    /// True when it keeps every message.
+    pub fn is_everything(&self) -> bool {
+        self.status.is_none()
+            && self.source.is_none()
+            && self.message_type.is_none()
+            && self.control_id.is_none()
+            && self.route.is_none()
+            && self.patient.is_none()
+            && self.since.is_none()
+            && self.until.is_none()
+    }
+}
+
+/// The most messages one bulk action (a resend or a reprocessing of a
+/// search's result) may take: a wider one is refused, to be narrowed.
+pub const MAX_BULK: usize = 100_000;
 
 /// One line of [`Journal::list`](super::Journal::list).
 #[derive(Debug, Clone)]
@@ -75,7 +129,7 @@ pub struct Summary {
     pub control_id: String,
     /// Its status.
     pub status: MessageStatus,
-    /// Deliveries done / pending / dead.
+    /// Deliveries done (of its latest run, as are the two below).
     pub delivered: u64,
     /// Deliveries pending.
     pub pending: u64,
@@ -106,6 +160,25 @@ pub struct DeliveryRow {
     pub next_attempt_at: i64,
     /// The output bytes.
     pub body: Vec<u8>,
+    /// The run of the message that made it (1, then one more per
+    /// reprocessing).
+    pub run: i64,
+}
+
+/// What an earlier run through the plugins made of a message, kept when
+/// it was reprocessed.
+#[derive(Debug, Clone)]
+pub struct EarlierRun {
+    /// Its number, from 1.
+    pub run: i64,
+    /// Its outcome.
+    pub status: MessageStatus,
+    /// Why it was rejected or failed.
+    pub error: Option<String>,
+    /// The plugin versions it went through.
+    pub plugins: Vec<PluginUse>,
+    /// When an operator asked for the run that replaced it (ms).
+    pub replaced_at: i64,
 }
 
 /// Everything about one message, for [`Journal::show`](super::Journal::show).
@@ -129,8 +202,12 @@ pub struct Detail {
     pub plugins: Vec<PluginUse>,
     /// The input bytes.
     pub body: Vec<u8>,
-    /// Its deliveries.
+    /// Its deliveries, this run's and earlier runs'.
     pub deliveries: Vec<DeliveryRow>,
+    /// This run's number: 1, then one more per reprocessing.
+    pub run: i64,
+    /// The earlier runs' outcomes, oldest first.
+    pub earlier: Vec<EarlierRun>,
 }
 
 /// What a resend queued.
@@ -141,6 +218,20 @@ pub struct Resent {
     /// The ids that have no outputs to send: unknown ids, or messages a
     /// plugin rejected or failed.
     pub without_outputs: Vec<String>,
+}
+
+/// What a reprocessing queued.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reprocessed {
+    /// Messages queued to run through the plugins again.
+    pub queued: usize,
+    /// Their deliveries not yet made, now never to be (superseded).
+    pub superseded: usize,
+    /// Ids the journal does not have.
+    pub unknown: Vec<String>,
+    /// Messages still on their way through the plugins (or already queued
+    /// to run again): left alone.
+    pub in_progress: Vec<String>,
 }
 
 /// What a purge deleted.

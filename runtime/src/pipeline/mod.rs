@@ -114,6 +114,8 @@ pub struct Pipeline {
     stop_housekeeping: CancellationToken,
     /// What the sources may hold in memory at once.
     budget: crate::sources::budget::Budget,
+    /// Wakes the reprocessing loop.
+    reprocess_wanted: tokio::sync::Notify,
     /// Counters.
     pub stats: Arc<Stats>,
 }
@@ -191,6 +193,7 @@ impl Pipeline {
             housekeeping: TaskTracker::new(),
             stop_housekeeping: CancellationToken::new(),
             budget: crate::sources::budget::Budget::new(config.runtime.max_inflight_bytes),
+            reprocess_wanted: tokio::sync::Notify::new(),
             stats,
         });
         pipeline.apply_destinations(&config.destinations);
@@ -202,9 +205,14 @@ impl Pipeline {
             audit: config.runtime.audit_retain,
         };
         let stop = pipeline.stop_housekeeping.clone();
+        pipeline.housekeeping.spawn(retention_loop(
+            pipeline.journal.clone(),
+            retention,
+            stop.clone(),
+        ));
         pipeline
             .housekeeping
-            .spawn(retention_loop(pipeline.journal.clone(), retention, stop));
+            .spawn(pipeline.clone().reprocess_loop(stop));
         Ok(pipeline)
     }
 
@@ -214,20 +222,29 @@ impl Pipeline {
         let unfinished = tokio::task::spawn_blocking(move || journal.unfinished())
             .await
             .map_err(|e| BuildError::Thread(e.to_string()))??;
-        if unfinished.is_empty() {
-            return Ok(());
+        if !unfinished.is_empty() {
+            tracing::info!(
+                count = unfinished.len(),
+                "resuming messages recorded before the last stop"
+            );
+            self.requeue(unfinished).await;
         }
-        tracing::info!(
-            count = unfinished.len(),
-            "resuming messages recorded before the last stop"
-        );
-        for u in unfinished {
+        Ok(())
+    }
+
+    /// Hands messages already in the journal to the workers (resumed after
+    /// a stop, or reprocessed), each on the route it was recorded with as
+    /// that route is live now; a message whose route is gone fails.
+    /// Returns false when the pipeline is shutting down (the rest are
+    /// resumed at the next start).
+    async fn requeue(&self, messages: Vec<journal::Unfinished>) -> bool {
+        for u in messages {
             let m = u.message;
             let Some(route) = self.routing.load().get(&m.route) else {
                 let journal = self.journal.clone();
                 let id = m.id.clone();
                 let reason = format!("route {} no longer exists", m.route);
-                tracing::error!(message_id = %id, "cannot resume: {reason}");
+                tracing::error!(message_id = %id, "cannot run it: {reason}");
                 let _ = journal
                     .record(journal::Outcome {
                         message_id: id,
@@ -240,7 +257,7 @@ impl Pipeline {
                     .await;
                 continue;
             };
-            // Resumed messages are parsed again for their keys (HL7 v2 only).
+            // Parsed again for their ordering keys (HL7 v2 only).
             let ordering_keys = weft_hl7::Message::parse(&m.body)
                 .map(|hl7| self.ordering_keys(&route, &hl7))
                 .unwrap_or_default();
@@ -261,10 +278,53 @@ impl Pipeline {
             };
             let route = job.route.clone();
             if self.work.push(&route.name, job).await.is_err() {
-                break;
+                return false;
             }
         }
-        Ok(())
+        true
+    }
+
+    /// Runs the messages operators queue for reprocessing
+    /// ([`Journal::reprocess`], from the API or from `weft messages
+    /// reprocess` beside the runtime): looks at once when woken
+    /// ([`Pipeline::wake_reprocess`]), else every second, until `stop`.
+    async fn reprocess_loop(self: Arc<Self>, stop: CancellationToken) {
+        /// Messages taken off the queue at a time.
+        const BATCH: usize = 64;
+        loop {
+            let journal = self.journal.clone();
+            let taken = tokio::task::spawn_blocking(move || journal.take_reprocess(BATCH)).await;
+            let more = match taken {
+                Ok(Ok(messages)) if !messages.is_empty() => {
+                    let n = messages.len();
+                    tracing::info!(count = n, "reprocessing messages an operator queued");
+                    if !self.requeue(messages).await {
+                        return;
+                    }
+                    n == BATCH
+                }
+                Ok(Ok(_)) => false,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "the reprocessing queue could not be read");
+                    false
+                }
+                Err(_) => false,
+            };
+            if more {
+                continue;
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = self.reprocess_wanted.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// Makes the pipeline look for messages queued for reprocessing now
+    /// rather than at its next poll.
+    pub fn wake_reprocess(&self) {
+        self.reprocess_wanted.notify_one();
     }
 
     /// The ordering key of `message` for each destination of `route` that

@@ -22,6 +22,7 @@ mod mllp;
 mod monitoring;
 mod phi;
 mod reload;
+mod reprocess;
 mod sandbox;
 mod signing;
 mod tls;

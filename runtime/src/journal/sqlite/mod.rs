@@ -27,7 +27,7 @@ pub use self::schema::SCHEMA_VERSION;
 use self::schema::{checkpoint_on_close, connect, migrate, open_error};
 use self::writer::{Op, Request, write_loop};
 use super::audit::{AuditFilter, Entry, Record, Verdict};
-use super::query::{Detail, Filter, Purged, Resent, Summary};
+use super::query::{Detail, Filter, Purged, Reprocessed, Resent, Summary};
 use super::{
     Attach, Commit, DueDelivery, Journal, JournalError, JournalSync, MessageStatus, NewMessage,
     Outcome, Recent, Unfinished,
@@ -77,6 +77,35 @@ pub(super) fn stored<T: FromStr<Err = String>>(
     let text: String = r.get(column)?;
     text.parse().map_err(|e: String| {
         rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+/// The columns of a message as [`unfinished`] reads them.
+const UNFINISHED: &str =
+    "SELECT id, source, remote, received_at, content_type, body, message_type, control_id,
+            sending_application, sending_facility, route, peer_subject
+     FROM messages";
+
+/// A message to run through the plugins, from an [`UNFINISHED`] row.
+fn unfinished(r: &rusqlite::Row<'_>) -> rusqlite::Result<Unfinished> {
+    Ok(Unfinished {
+        message: NewMessage {
+            id: r.get(0)?,
+            source: r.get(1)?,
+            remote: r.get(2)?,
+            peer_subject: r.get(11)?,
+            received_at: r.get(3)?,
+            content_type: r.get(4)?,
+            body: r.get(5)?,
+            message_type: r.get(6)?,
+            control_id: r.get(7)?,
+            sending_application: r.get(8)?,
+            sending_facility: r.get(9)?,
+            route: r.get(10)?,
+            ordering_keys: Vec::new(),
+            // Indexed when it was first recorded.
+            patient_ids: Vec::new(),
+        },
     })
 }
 
@@ -302,33 +331,34 @@ impl Journal for SqliteJournal {
 
     fn unfinished(&self) -> Result<Vec<Unfinished>, JournalError> {
         self.read(|c| {
-            let mut stmt = c.prepare(
-                "SELECT id, source, remote, received_at, content_type, body, message_type, control_id,
-                        sending_application, sending_facility, route, peer_subject
-                 FROM messages WHERE status = ?1 ORDER BY received_at, id",
-            )?;
-            let rows = stmt.query_map(params![MessageStatus::Received.as_str()], |r| {
-                Ok(Unfinished {
-                    message: NewMessage {
-                        id: r.get(0)?,
-                        source: r.get(1)?,
-                        remote: r.get(2)?,
-                        peer_subject: r.get(11)?,
-                        received_at: r.get(3)?,
-                        content_type: r.get(4)?,
-                        body: r.get(5)?,
-                        message_type: r.get(6)?,
-                        control_id: r.get(7)?,
-                        sending_application: r.get(8)?,
-                        sending_facility: r.get(9)?,
-                        route: r.get(10)?,
-                        ordering_keys: Vec::new(),
-                        // Indexed when it was first recorded.
-                        patient_ids: Vec::new(),
-                    },
-                })
-            })?;
+            let mut stmt = c.prepare(&format!(
+                "{UNFINISHED} WHERE status = ?1 AND id NOT IN (SELECT message_id FROM reprocess)
+                 ORDER BY received_at, id"
+            ))?;
+            let rows = stmt.query_map(params![MessageStatus::Received.as_str()], unfinished)?;
             rows.collect()
+        })
+    }
+
+    fn take_reprocess(&self, limit: usize) -> Result<Vec<Unfinished>, JournalError> {
+        self.side(|c| {
+            let ids = operate::take_reprocess(c, limit)?;
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "{UNFINISHED} WHERE id = ?1 AND status = 'received'"
+                ))
+                .map_err(read_err)?;
+            let mut out = Vec::new();
+            for id in ids {
+                if let Some(u) = stmt
+                    .query_row([id], unfinished)
+                    .optional()
+                    .map_err(read_err)?
+                {
+                    out.push(u);
+                }
+            }
+            Ok(out)
         })
     }
 
@@ -451,8 +481,16 @@ impl Journal for SqliteJournal {
         self.side(|c| operate::resend(c, ids))
     }
 
+    fn select(&self, filter: &Filter, max: usize) -> Result<Vec<String>, JournalError> {
+        self.side(|c| query::select(c, filter, max))
+    }
+
     fn resend_dead(&self) -> Result<usize, JournalError> {
         self.side(operate::resend_dead)
+    }
+
+    fn reprocess(&self, ids: &[String]) -> Result<Reprocessed, JournalError> {
+        self.side(|c| operate::reprocess(c, ids, crate::journal::now_ms()))
     }
 
     fn purge(&self, before: i64) -> Result<Purged, JournalError> {

@@ -1,13 +1,13 @@
-//! Operator actions in SQL: put deliveries back in line, purge what is
-//! settled. Run on a connection of their own beside the writer thread (or
+//! Operator actions in SQL: put deliveries back in line, queue messages to
+//! run through the plugins again, purge what is settled. Run on a connection of their own beside the writer thread (or
 //! in another process beside `weft run`), whose dispatchers pick resent
 //! deliveries up within a second.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::write_err;
 use crate::journal::JournalError;
-use crate::journal::query::{Purged, Resent};
+use crate::journal::query::{Purged, Reprocessed, Resent};
 
 /// A write transaction that takes the write lock at its start, waiting (the
 /// busy timeout) for the journal's writer thread. A deferred one that read
@@ -28,7 +28,8 @@ pub fn resend(conn: &mut Connection, ids: &[String]) -> Result<Resent, JournalEr
         let n = tx
             .execute(
                 "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = 0, delivered_at = NULL
-                 WHERE message_id = ?1",
+                 WHERE message_id = ?1 AND state <> 'superseded'
+                   AND run = (SELECT run FROM messages WHERE id = ?1)",
                 params![id],
             )
             .map_err(write_err)?;
@@ -54,6 +55,86 @@ pub fn resend_dead(conn: &mut Connection) -> Result<usize, JournalError> {
     .map_err(write_err)?;
     tx.commit().map_err(write_err)?;
     Ok(n)
+}
+
+/// Queues these messages to run through the plugins again (see
+/// [`Journal::reprocess`](crate::journal::Journal::reprocess)), in one
+/// transaction.
+pub fn reprocess(
+    conn: &mut Connection,
+    ids: &[String],
+    now: i64,
+) -> Result<Reprocessed, JournalError> {
+    let tx = write_tx(conn)?;
+    let mut done = Reprocessed::default();
+    for id in ids {
+        let status: Option<String> = tx
+            .query_row("SELECT status FROM messages WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(write_err)?;
+        match status.as_deref() {
+            None => {
+                done.unknown.push(id.clone());
+                continue;
+            }
+            Some("received") => {
+                done.in_progress.push(id.clone());
+                continue;
+            }
+            Some(_) => {}
+        }
+        tx.execute(
+            "INSERT INTO outcomes (message_id, run, status, error, plugin_versions, replaced_at)
+             SELECT id, run, status, error, plugin_versions, ?2 FROM messages WHERE id = ?1",
+            params![id, now],
+        )
+        .map_err(write_err)?;
+        done.superseded += tx
+            .execute(
+                "UPDATE deliveries SET state = 'superseded'
+                 WHERE message_id = ?1 AND state IN ('pending', 'dead')",
+                [id],
+            )
+            .map_err(write_err)?;
+        tx.execute(
+            "UPDATE messages SET status = 'received', error = NULL, plugin_versions = NULL, run = run + 1
+             WHERE id = ?1",
+            [id],
+        )
+        .map_err(write_err)?;
+        tx.execute(
+            "INSERT INTO reprocess (message_id, requested_at) VALUES (?1, ?2)",
+            params![id, now],
+        )
+        .map_err(write_err)?;
+        done.queued += 1;
+    }
+    tx.commit().map_err(write_err)?;
+    Ok(done)
+}
+
+/// Takes up to `limit` messages off the reprocessing queue, oldest request
+/// first: the ids, in one transaction.
+pub fn take_reprocess(conn: &mut Connection, limit: usize) -> Result<Vec<String>, JournalError> {
+    let tx = write_tx(conn)?;
+    let ids = {
+        let mut stmt = tx
+            .prepare("SELECT message_id FROM reprocess ORDER BY requested_at, message_id LIMIT ?1")
+            .map_err(write_err)?;
+        let rows = stmt
+            .query_map([limit as i64], |r| r.get::<_, String>(0))
+            .map_err(write_err)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(write_err)?
+    };
+    for id in &ids {
+        tx.execute("DELETE FROM reprocess WHERE message_id = ?1", [id])
+            .map_err(write_err)?;
+    }
+    tx.commit().map_err(write_err)?;
+    Ok(ids)
 }
 
 /// A message whose work is settled: transformed, rejected or failed, with
@@ -143,11 +224,13 @@ fn delete_where(conn: &mut Connection, select: &str, param: i64) -> Result<Purge
         [],
     )
     .map_err(write_err)?;
-    tx.execute(
-        "DELETE FROM patient_ids WHERE message_id IN (SELECT id FROM purge_ids)",
-        [],
-    )
-    .map_err(write_err)?;
+    for table in ["patient_ids", "outcomes", "reprocess"] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE message_id IN (SELECT id FROM purge_ids)"),
+            [],
+        )
+        .map_err(write_err)?;
+    }
     let messages = tx
         .execute(
             "DELETE FROM messages WHERE id IN (SELECT id FROM purge_ids)",

@@ -3,12 +3,12 @@
 use rusqlite::{Connection, params_from_iter, types::Value};
 
 use super::{read_err, stored};
-use crate::journal::query::{DeliveryRow, Detail, Filter, StatusFilter, Summary};
+use crate::journal::query::{DeliveryRow, Detail, EarlierRun, Filter, StatusFilter, Summary};
 use crate::journal::{JournalError, PluginUse};
 
 const SUMMARY: &str =
     "SELECT m.id, m.received_at, m.source, m.message_type, m.control_id, m.status,
-    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.state = 'delivered'),
+    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.run = m.run AND d.state = 'delivered'),
     (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.state = 'pending'),
     (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.state = 'dead')
     FROM messages m";
@@ -27,8 +27,9 @@ fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<Summary> {
     })
 }
 
-/// Messages matching `filter`, newest first.
-pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<Summary>, JournalError> {
+/// The `WHERE` clause (empty, or with its leading space) and its
+/// arguments for the messages `filter` keeps.
+fn conditions(filter: &Filter) -> (String, Vec<Value>) {
     let mut clauses = Vec::new();
     let mut args: Vec<Value> = Vec::new();
     // With a patient, the patient index finds the few rows and the other
@@ -68,6 +69,10 @@ pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<Summary>, JournalE
         clauses.push(format!("{} = ?", col("control_id")));
         args.push(Value::Text(c.clone()));
     }
+    if let Some(r) = &filter.route {
+        clauses.push(format!("{} = ?", col("route")));
+        args.push(Value::Text(r.clone()));
+    }
     if let Some(p) = &filter.patient {
         clauses.push("m.id IN (SELECT message_id FROM patient_ids WHERE id = ?)".into());
         args.push(Value::Text(p.clone()));
@@ -80,17 +85,38 @@ pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<Summary>, JournalE
         clauses.push(format!("{} < ?", col("received_at")));
         args.push(Value::Integer(t));
     }
-    let mut sql = SUMMARY.to_string();
-    if !clauses.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&clauses.join(" AND "));
+    if clauses.is_empty() {
+        (String::new(), args)
+    } else {
+        (format!(" WHERE {}", clauses.join(" AND ")), args)
     }
+}
+
+/// Messages matching `filter`, newest first.
+pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<Summary>, JournalError> {
+    let (conditions, mut args) = conditions(filter);
+    let mut sql = format!("{SUMMARY}{conditions}");
     sql.push_str(" ORDER BY m.received_at DESC, m.id DESC LIMIT ? OFFSET ?");
     args.push(Value::Integer(filter.limit as i64));
     args.push(Value::Integer(filter.offset as i64));
     let mut stmt = conn.prepare(&sql).map_err(read_err)?;
     let rows = stmt
         .query_map(params_from_iter(args), summary)
+        .map_err(read_err)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(read_err)
+}
+
+/// The ids of the messages matching `filter` (its limit and offset aside),
+/// newest first, at most `max`.
+pub fn select(conn: &Connection, filter: &Filter, max: usize) -> Result<Vec<String>, JournalError> {
+    let (conditions, mut args) = conditions(filter);
+    let sql = format!(
+        "SELECT m.id FROM messages m{conditions} ORDER BY m.received_at DESC, m.id DESC LIMIT ?"
+    );
+    args.push(Value::Integer(i64::try_from(max).unwrap_or(i64::MAX)));
+    let mut stmt = conn.prepare(&sql).map_err(read_err)?;
+    let rows = stmt
+        .query_map(params_from_iter(args), |r| r.get(0))
         .map_err(read_err)?;
     rows.collect::<rusqlite::Result<_>>().map_err(read_err)
 }
@@ -132,7 +158,7 @@ pub fn show(conn: &Connection, id: &str) -> Result<Option<Detail>, JournalError>
     let mut detail = conn
         .query_row(
             "SELECT remote, content_type, sending_application, sending_facility, route, error, plugin_versions, body,
-                    peer_subject
+                    peer_subject, run
              FROM messages WHERE id = ?1",
             [id],
             |r| {
@@ -147,14 +173,17 @@ pub fn show(conn: &Connection, id: &str) -> Result<Option<Detail>, JournalError>
                     plugins: plugin_uses(r.get::<_, Option<String>>(6)?.as_deref()),
                     body: r.get(7)?,
                     deliveries: Vec::new(),
+                    run: r.get(9)?,
+                    earlier: Vec::new(),
                 })
             },
         )
         .map_err(read_err)?;
     let mut stmt = conn
         .prepare(
-            "SELECT id, destination, n, content_type, state, attempts, last_error, delivered_at, next_attempt_at, body
-             FROM deliveries WHERE message_id = ?1 ORDER BY n, destination",
+            "SELECT id, destination, n, content_type, state, attempts, last_error, delivered_at, next_attempt_at, body,
+                    run
+             FROM deliveries WHERE message_id = ?1 ORDER BY run DESC, n, destination",
         )
         .map_err(read_err)?;
     let deliveries = stmt
@@ -170,11 +199,31 @@ pub fn show(conn: &Connection, id: &str) -> Result<Option<Detail>, JournalError>
                 delivered_at: r.get(7)?,
                 next_attempt_at: r.get(8)?,
                 body: r.get(9)?,
+                run: r.get(10)?,
             })
         })
         .map_err(read_err)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(read_err)?;
     detail.deliveries = deliveries;
+    let mut stmt = conn
+        .prepare(
+            "SELECT run, status, error, plugin_versions, replaced_at
+             FROM outcomes WHERE message_id = ?1 ORDER BY run",
+        )
+        .map_err(read_err)?;
+    detail.earlier = stmt
+        .query_map([id], |r| {
+            Ok(EarlierRun {
+                run: r.get(0)?,
+                status: stored(r, 1)?,
+                error: r.get(2)?,
+                plugins: plugin_uses(r.get::<_, Option<String>>(3)?.as_deref()),
+                replaced_at: r.get(4)?,
+            })
+        })
+        .map_err(read_err)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(read_err)?;
     Ok(Some(detail))
 }

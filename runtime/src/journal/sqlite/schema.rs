@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::journal::{JournalError, JournalSync};
 
 /// The schema version this runtime writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 pub(super) fn open_error(path: &Path, reason: impl std::fmt::Display) -> JournalError {
     JournalError::Open {
@@ -183,6 +183,30 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), JournalE
             "CREATE TABLE patient_ids (message_id TEXT NOT NULL, id TEXT NOT NULL);
              CREATE INDEX patient_ids_id ON patient_ids (id, message_id);
              CREATE INDEX patient_ids_message ON patient_ids (message_id);",
+        )
+        .map_err(|e| open_error(path, e))?;
+    }
+    if version < 7 {
+        // v7: reprocessing. A message runs through the plugins once per
+        // run; each earlier run's outcome is kept in `outcomes`, each
+        // delivery belongs to the run that made it, and the messages an
+        // operator asked to run again wait in `reprocess` for the runtime.
+        tx.execute_batch(
+            "ALTER TABLE messages ADD COLUMN run INTEGER NOT NULL DEFAULT 1;
+             ALTER TABLE deliveries ADD COLUMN run INTEGER NOT NULL DEFAULT 1;
+             CREATE TABLE outcomes (
+               message_id TEXT NOT NULL,
+               run INTEGER NOT NULL,
+               status TEXT NOT NULL,
+               error TEXT,
+               plugin_versions TEXT,
+               replaced_at INTEGER NOT NULL,
+               PRIMARY KEY (message_id, run)
+             );
+             CREATE TABLE reprocess (
+               message_id TEXT PRIMARY KEY,
+               requested_at INTEGER NOT NULL
+             );",
         )
         .map_err(|e| open_error(path, e))?;
     }

@@ -74,8 +74,8 @@ pub(super) fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result
                 .execute(params![o.message_id])?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO deliveries (message_id, destination, n, content_type, body, state, next_attempt_at,
-                   ordering_key, message_seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, (SELECT seq FROM messages WHERE id = ?1))",
+                   ordering_key, message_seq, run)
+                 SELECT ?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, seq, run FROM messages WHERE id = ?1",
             )?;
             for d in &o.deliveries {
                 insert.execute(params![
@@ -101,9 +101,13 @@ pub(super) fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result
                     params![id, error, at],
                 )?;
             }
+            // A delivery superseded by a reprocessing while its attempt was
+            // under way stays superseded: never resent.
             None => {
                 tx.execute(
-                    "UPDATE deliveries SET attempts = attempts + 1, last_error = ?2, state = 'dead' WHERE id = ?1",
+                    "UPDATE deliveries SET attempts = attempts + 1, last_error = ?2,
+                       state = CASE state WHEN 'pending' THEN 'dead' ELSE state END
+                     WHERE id = ?1",
                     params![id, error],
                 )?;
             }
