@@ -4,7 +4,9 @@
 //! This library is what the `weft` binary is made of; it is public so that
 //! tests and benchmarks use the same code.
 
+pub mod activity;
 pub mod admin;
+pub mod alerts;
 /// The configuration, `weft.toml` (the `weft-config` crate).
 pub use weft_config as config;
 pub mod conncap;

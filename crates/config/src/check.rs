@@ -72,6 +72,7 @@ impl<'a> Checker<'a> {
         let mut route_refs = Vec::new();
         let mut destination_refs = Vec::new();
         let mut source_route_refs = Vec::new();
+        let mut alert_refs = Vec::new();
         for (key, value) in doc.iter() {
             let k = key.get_ref().as_ref();
             match k {
@@ -147,10 +148,26 @@ impl<'a> Checker<'a> {
                         }
                     }
                 }
+                "alerts" => {
+                    if let Some(t) = self.table(value, "alerts") {
+                        for (name, v) in t.iter() {
+                            let n = name.get_ref().as_ref().to_string();
+                            let key = format!("alerts.{n}");
+                            self.check_name(name.span().start, &key, &n);
+                            if let Some(t) = self.table(v, &key)
+                                && let Some(a) =
+                                    self.alert(&n, v.span().start, t, &key, &mut alert_refs)
+                            {
+                                config.alerts.insert(n, a);
+                            }
+                        }
+                    }
+                }
                 other => self.error(
                     key.span().start,
                     other,
-                    "unknown section (expected runtime, admin, trust, sources, plugins, routes or destinations)",
+                    "unknown section (expected runtime, admin, trust, sources, plugins, routes, \
+                     destinations or alerts)",
                 ),
             }
         }
@@ -198,6 +215,17 @@ impl<'a> Checker<'a> {
                     &key,
                     format!("no destination named {dest:?} is defined"),
                 );
+            }
+        }
+        for (offset, key, section, name) in alert_refs {
+            let known = match section {
+                "sources" => config.sources.contains_key(&name),
+                "routes" => config.routes.contains_key(&name),
+                _ => config.destinations.contains_key(&name),
+            };
+            if !known {
+                let what = section.trim_end_matches('s');
+                self.error(offset, &key, format!("no {what} named {name:?} is defined"));
             }
         }
         for (offset, key, route) in source_route_refs {

@@ -5,7 +5,7 @@
 //! list), so the loader is fuzzed on its own (`fuzz/`, target `config`).
 //!
 //! One module per section (`runtime`, `admin`, `sources`, `destinations`,
-//! `plugins`, `routes`, and the `tls` tables they share) holds that section's
+//! `plugins`, `routes`, `alerts`, and the `tls` tables they share) holds that section's
 //! types, its key table and the code that reads it; `check` walks the
 //! document and reads typed values; `keys` turns each key table into both the
 //! test for a known key and the "unknown key (expected …)" answer. The
@@ -14,6 +14,7 @@
 //! Relative paths are relative to the directory of the config file.
 
 mod admin;
+mod alerts;
 mod check;
 mod destinations;
 mod keys;
@@ -29,6 +30,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use admin::{AdminConfig, DEFAULT_MAX_CONNECTIONS};
+pub use alerts::{ALERT_KINDS, AlertConfig, AlertKind, MAX_ALERT_WINDOW_S, MAX_REJECTS_WINDOW_S};
 pub use destinations::{
     AckPolicy, DestinationConfig, DestinationKind, FILENAME_PLACEHOLDERS, FileDestinationConfig,
     HttpDestinationConfig, HttpMethod, MllpDestinationConfig,
@@ -67,6 +69,8 @@ pub struct Config {
     pub admin: Option<AdminConfig>,
     /// Whose plugin signatures the site trusts (`[trust]`).
     pub trust: TrustConfig,
+    /// Alerts by name (`[alerts.NAME]`).
+    pub alerts: BTreeMap<String, AlertConfig>,
 }
 
 impl Config {

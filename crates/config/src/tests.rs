@@ -249,6 +249,14 @@ fn wrong_types() -> Vec<(String, String)> {
             &|k| format!("destinations.d.{k}"),
         );
     }
+    for kind in ["silence", "dead", "pending", "failing", "rejects"] {
+        each(
+            super::alerts::KEYS,
+            kind,
+            &|k| format!("[alerts.a]\nkind = \"{kind}\"\n{k} = true\n"),
+            &|k| format!("alerts.a.{k}"),
+        );
+    }
     each(
         super::tls::SERVER_KEYS,
         "",
@@ -304,6 +312,60 @@ fn an_unknown_key_is_answered_with_what_its_kind_takes() {
              dedup_window_s, path, max_body_kib, body_timeout_s, max_connections, tls)",
             "w.toml:9:1: destinations.d.url: unknown key (expected kind, dir, filename, file_mode, \
              dir_mode, concurrency, max_attempts, max_age_h, ordering, key)",
+        ]
+    );
+}
+
+#[test]
+fn alerts_are_read_and_their_references_checked() {
+    let text = "[sources.in]\nkind = \"mllp\"\nlisten = \"127.0.0.1:0\"\n\
+                [destinations.pager]\nkind = \"http\"\nurl = \"http://127.0.0.1:9/hook\"\n\
+                [routes.adt]\ndestinations = [\"pager\"]\n\
+                [alerts.quiet]\nkind = \"silence\"\nsource = \"in\"\nfor_s = 900\nnotify = [\"pager\"]\n\
+                [alerts.backlog]\nkind = \"pending\"\nover = 100\nfor_s = 300\n\
+                [alerts.bad]\nkind = \"rejects\"\nroute = \"adt\"\nover = 10\n";
+    let c = parse(text, "w.toml", Path::new("/tmp")).unwrap();
+    assert_eq!(c.alerts.len(), 3);
+    let quiet = &c.alerts["quiet"];
+    assert_eq!(
+        quiet.kind,
+        AlertKind::Silence {
+            source: "in".into()
+        }
+    );
+    assert_eq!(quiet.for_, std::time::Duration::from_secs(900));
+    assert_eq!(quiet.notify, ["pager"]);
+    assert_eq!(
+        c.alerts["backlog"].kind,
+        AlertKind::Pending {
+            destination: None,
+            over: 100
+        }
+    );
+    assert_eq!(
+        c.alerts["bad"].kind,
+        AlertKind::Rejects {
+            route: Some("adt".into()),
+            over: 10,
+            within: std::time::Duration::from_secs(300)
+        }
+    );
+
+    let bad = "[alerts.a]\nkind = \"silence\"\nsource = \"nope\"\nfor_s = 60\nnotify = [\"gone\"]\n\
+               [alerts.b]\nkind = \"failing\"\n\
+               [alerts.c]\nkind = \"dead\"\nover = 3\n\
+               [alerts.d]\nkind = \"loud\"\n";
+    let errs = parse(bad, "w.toml", Path::new("/tmp")).unwrap_err().0;
+    let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        lines,
+        [
+            "w.toml:3:10: alerts.a.source: no source named \"nope\" is defined",
+            "w.toml:5:11: alerts.a.notify: no destination named \"gone\" is defined",
+            "w.toml:6:1: alerts.b.for_s: required key is missing",
+            "w.toml:10:1: alerts.c.over: unknown key (expected kind, destination, notify)",
+            "w.toml:12:8: alerts.d.kind: unknown alert kind \"loud\" (expected one of: silence, \
+             dead, pending, failing, rejects)",
         ]
     );
 }

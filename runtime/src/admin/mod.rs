@@ -14,6 +14,7 @@
 //! |---|---|---|
 //! | `GET /status` | read | counters, queue, pending deliveries per destination |
 //! | `GET /metrics` | read | every metric, OpenMetrics text (see [`crate::metrics`]) |
+//! | `GET /alerts` | read | alerts firing now, the last events, the configured alerts |
 //! | `GET /plugins` | read | each plugin's live version, since when, what it replaced, its last refusal |
 //! | `POST /reload` | operate | reloads changed plugins, tables and config now; what it did |
 //! | `GET /messages?status=&source=&type=&control_id=&route=&since=&until=&limit=&page=` | read | messages, newest first |
@@ -129,6 +130,8 @@ async fn handle(req: Request<Incoming>, caller: Caller, ctx: Arc<Ctx>) -> Reply 
         (_, "/status") => method_not_allowed("GET"),
         (Method::GET, "/metrics") => blocking(move || Ok(metrics(&ctx))).await,
         (_, "/metrics") => method_not_allowed("GET"),
+        (Method::GET, "/alerts") => reply(StatusCode::OK, alerts(&ctx)),
+        (_, "/alerts") => method_not_allowed("GET"),
         (Method::GET, "/plugins") => match ctx.reloader.clone() {
             Some(r) => blocking(move || Ok(reply(StatusCode::OK, to_value(r.status())))).await,
             None => error(StatusCode::NOT_FOUND, "no plugin registry"),
@@ -250,7 +253,8 @@ async fn handle(req: Request<Incoming>, caller: Caller, ctx: Arc<Ctx>) -> Reply 
         _ => error(
             StatusCode::NOT_FOUND,
             "no such path; try GET /status, GET /plugins, POST /reload, GET /messages, \
-             GET /messages/{id}, POST /messages/resend, POST /messages/reprocess, POST /messages/purge",
+             GET /messages/{id}, POST /messages/resend, POST /messages/reprocess, POST /messages/purge, \
+             GET /metrics, GET /alerts",
         ),
     }
 }
@@ -331,6 +335,28 @@ fn metrics(ctx: &Ctx) -> Reply {
         http::HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
     r
+}
+
+/// `GET /alerts`: what fires now, the last events (newest last) and what
+/// is configured.
+fn alerts(ctx: &Ctx) -> Value {
+    let alerts = ctx.pipeline.alerts();
+    let configured: Vec<Value> = alerts
+        .configured()
+        .values()
+        .map(|a| {
+            serde_json::json!({
+                "name": a.name,
+                "kind": a.kind.as_str(),
+                "notify": a.notify,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "active": to_value(alerts.active()),
+        "recent": to_value(alerts.history()),
+        "alerts": configured,
+    })
 }
 
 fn filter(query: &[(String, String)]) -> Result<Filter, String> {

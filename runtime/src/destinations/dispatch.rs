@@ -187,6 +187,7 @@ async fn attempt(d: &Dispatch, stats: &Stats, item: journal::DueDelivery) -> Att
     let sent = std::time::Instant::now();
     let delivered = d.destination.deliver(&delivery).await;
     metrics().attempted(&d.name, sent.elapsed());
+    crate::activity::activity().attempted(&d.name, delivered.is_ok());
     let result = match delivered {
         Ok(()) => Ok(()),
         Err(e) => {

@@ -374,6 +374,9 @@ pub trait Journal: Send + Sync {
     /// Records what the plugins made of a message, atomically with its
     /// deliveries, and releases its hold on its ordering keys.
     fn record(&self, outcome: Outcome) -> Commit;
+    /// Records a message and its outcome at once, with its deliveries: an
+    /// event Weft makes itself (an alert), never run through plugins.
+    fn append_settled(&self, message: NewMessage, outcome: Outcome) -> Commit;
     /// Messages recorded but never transformed (the process stopped first),
     /// oldest first; not those waiting to be reprocessed
     /// ([`Journal::take_reprocess`] hands those out).
@@ -416,6 +419,9 @@ pub trait Journal: Send + Sync {
     fn attempt_failed(&self, id: i64, error: &str, next_attempt: Option<i64>) -> Commit;
     /// Pending deliveries, per destination.
     fn pending_counts(&self) -> Result<Vec<(String, u64)>, JournalError>;
+    /// The deliveries pending and dead at `destination`, each counted up to
+    /// `cap` (alerts ask every few seconds: cheap however deep the backlog).
+    fn backlog(&self, destination: &str, cap: u64) -> Result<(u64, u64), JournalError>;
 
     // -- what operators ask --
 

@@ -116,6 +116,8 @@ pub struct Pipeline {
     budget: crate::sources::budget::Budget,
     /// Wakes the reprocessing loop.
     reprocess_wanted: tokio::sync::Notify,
+    /// The configured alerts and their states.
+    alerts: Arc<crate::alerts::Alerts>,
     /// Counters.
     pub stats: Arc<Stats>,
 }
@@ -194,6 +196,7 @@ impl Pipeline {
             stop_housekeeping: CancellationToken::new(),
             budget: crate::sources::budget::Budget::new(config.runtime.max_inflight_bytes),
             reprocess_wanted: tokio::sync::Notify::new(),
+            alerts: Arc::new(crate::alerts::Alerts::new(config)),
             stats,
         });
         pipeline.apply_destinations(&config.destinations);
@@ -212,7 +215,10 @@ impl Pipeline {
         ));
         pipeline
             .housekeeping
-            .spawn(pipeline.clone().reprocess_loop(stop));
+            .spawn(pipeline.clone().reprocess_loop(stop.clone()));
+        pipeline
+            .housekeeping
+            .spawn(crate::alerts::alert_loop(pipeline.clone(), stop));
         Ok(pipeline)
     }
 
@@ -382,6 +388,16 @@ impl Pipeline {
             .push(&route.name, job)
             .await
             .map_err(|_| NotTaken::ShuttingDown)
+    }
+
+    /// The configured alerts and their states.
+    pub fn alerts(&self) -> &Arc<crate::alerts::Alerts> {
+        &self.alerts
+    }
+
+    /// Makes these destinations look for due deliveries now.
+    pub fn wake(&self, destinations: &[String]) {
+        self.destinations.wake(destinations);
     }
 
     /// Makes every destination look for due deliveries now (after an

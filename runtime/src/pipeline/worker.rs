@@ -149,6 +149,7 @@ pub(super) fn run_job(job: Job, ctx: &WorkerCtx) {
         }
     };
     crate::metrics::metrics().routed(&route.name, word);
+    crate::activity::activity().routed(&route.name, status == MessageStatus::Transformed);
     let error = error.unwrap_or_default();
     reply_with(
         reply,

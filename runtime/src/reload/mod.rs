@@ -322,6 +322,7 @@ impl Reloader {
                 // once the routes are there to take their messages.
                 if report.config_applied {
                     report.changes = self.pipeline.apply_destinations(&config.destinations);
+                    self.pipeline.alerts().apply(&config);
                 }
                 if !report.swapped.is_empty() || report.config_applied {
                     self.pipeline.swap_routing(routing);

@@ -216,6 +216,7 @@ pub async fn take(
     .await;
     if let Err(refusal) = &taken {
         metrics().refused(&source.name, refusal.word());
+        crate::activity::activity().record(crate::activity::Subject::Source, &source.name, false);
     }
     taken
 }
@@ -312,6 +313,7 @@ async fn record_and_wait(
             IntakeRefusal::NotRecorded(e.to_string())
         })?;
     metrics().received(&source.name, committing.elapsed());
+    crate::activity::activity().received(&source.name);
     let headers = message_headers(
         &source.name,
         remote.map(|a| a.to_string()),

@@ -245,3 +245,133 @@ fn json_log_lines_carry_the_message_they_are_about() {
     let text = weft.log_text();
     assert!(!text.contains("MRN-LOG"), "{text}");
 }
+
+/// The alert events a webhook took (2xx), in order: (alert, subject, state).
+fn events(hook: &FhirServer) -> Vec<(String, String, String)> {
+    hook.accepted()
+        .iter()
+        .map(|r| {
+            let e: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(r.content_type, "application/json");
+            let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            (s("alert"), s("subject"), s("state"))
+        })
+        .collect()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "not reached: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn alerts_fire_once_clear_once_and_reach_a_webhook_that_was_down() {
+    // The webhook's receiver refuses the first event (503): it arrives on
+    // a retry, as any delivery would.
+    let hook = FhirServer::start(&[503]);
+    let fhir = free_addr(); // nothing listens there yet
+    let lab = free_addr(); // nor there, ever
+    let admin = free_addr();
+    let weft = Weft::start(|d| {
+        adt_config(
+            d,
+            "after-commit",
+            &format!(
+                "[destinations.hook]\nkind = \"http\"\nurl = \"http://{hook}/alerts\"\n\
+                 [destinations.fhir]\nkind = \"http\"\nurl = \"http://{fhir}/fhir\"\n\
+                 [destinations.lab]\nkind = \"http\"\nurl = \"http://{lab}/lab\"\nmax_attempts = 1\n\
+                 [sources.in2]\nkind = \"mllp\"\nlisten = \"127.0.0.1:0\"\nroute = \"adt2\"\n\
+                 [routes.adt2]\nplugins = [\"adt-to-fhir\"]\ndestinations = [\"fhir\", \"lab\"]\n\
+                 [alerts.quiet]\nkind = \"silence\"\nsource = \"in\"\nfor_s = 3\nnotify = [\"hook\"]\n\
+                 [alerts.down]\nkind = \"failing\"\ndestination = \"fhir\"\nfor_s = 1\nnotify = [\"hook\"]\n\
+                 [alerts.dead]\nkind = \"dead\"\nnotify = [\"hook\"]\n\
+                 [admin]\nlisten = \"{admin}\"\n",
+                hook = hook.addr,
+            ),
+        )
+    });
+    let api = weft.api(admin);
+
+    // The EHR sends nothing: silence, once.
+    wait_until("the silence alert at the webhook", || {
+        events(&hook).contains(&("quiet".into(), "source in".into(), "firing".into()))
+    });
+    assert!(
+        hook.all().len() >= 2,
+        "the first attempt was refused and retried"
+    );
+    assert!(weft.wait_for_log(
+        "alert firing: no message from source in for",
+        Duration::from_secs(5)
+    ));
+    assert_eq!(weft.client().exchange(&a01("AL-1", "1")).code, "AA");
+    wait_until("the silence cleared", || {
+        events(&hook).contains(&("quiet".into(), "source in".into(), "cleared".into()))
+    });
+
+    // A message for fhir (down) and lab (refused once: dead at once).
+    let mut c = crate::common::run::Client::connect(weft.addrs["in2"]);
+    assert_eq!(c.exchange(&a01("AL-2", "2")).code, "AA");
+    wait_until("dead and failing fired", || {
+        let e = events(&hook);
+        e.contains(&("dead".into(), "destination lab".into(), "firing".into()))
+            && e.contains(&("down".into(), "destination fhir".into(), "firing".into()))
+    });
+    let (code, now) = api.call("GET", "/alerts", &[], "");
+    assert_eq!(code, 200);
+    let active: Vec<(String, String)> = now["active"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["alert"].as_str().unwrap().into(),
+                a["subject"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        active.contains(&("dead".into(), "destination lab".into())),
+        "{now:#}"
+    );
+    assert!(
+        active.contains(&("down".into(), "destination fhir".into())),
+        "{now:#}"
+    );
+
+    // The FHIR server comes up: the next retry delivers, failing clears.
+    let _server = FhirServer::start_on(fhir, &[]);
+    wait_until("failing cleared", || {
+        events(&hook).contains(&("down".into(), "destination fhir".into(), "cleared".into()))
+    });
+    // A few evaluations later: no event twice in a row for one subject.
+    std::thread::sleep(Duration::from_secs(5));
+    let all = events(&hook);
+    for subject in ["source in", "destination lab", "destination fhir"] {
+        let states: Vec<&str> = all
+            .iter()
+            .filter(|(_, s, _)| s == subject)
+            .map(|(_, _, st)| st.as_str())
+            .collect();
+        assert!(
+            states.windows(2).all(|w| w[0] != w[1]),
+            "{subject} alternates firing and cleared: {all:?}"
+        );
+    }
+    let dead: Vec<_> = all.iter().filter(|(a, _, _)| a == "dead").collect();
+    assert_eq!(
+        dead.len(),
+        1,
+        "the dead delivery stays dead: fired once, {all:?}"
+    );
+    // Each event is a message of the journal's own source.
+    let (_, list) = api.call("GET", "/messages?source=weft:alerts&limit=100", &[], "");
+    assert_eq!(
+        list["messages"].as_array().unwrap().len(),
+        all.len(),
+        "{list:#}"
+    );
+}

@@ -329,6 +329,10 @@ impl Journal for SqliteJournal {
         self.submit(Op::Record(outcome))
     }
 
+    fn append_settled(&self, message: NewMessage, outcome: Outcome) -> Commit {
+        self.submit(Op::AppendSettled(Box::new((message, outcome))))
+    }
+
     fn unfinished(&self) -> Result<Vec<Unfinished>, JournalError> {
         self.read(|c| {
             let mut stmt = c.prepare(&format!(
@@ -466,6 +470,22 @@ impl Journal for SqliteJournal {
             )?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
             rows.collect()
+        })
+    }
+
+    fn backlog(&self, destination: &str, cap: u64) -> Result<(u64, u64), JournalError> {
+        self.read(|c| {
+            let count = |state: &str| -> rusqlite::Result<u64> {
+                c.prepare_cached(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM deliveries
+                     WHERE destination = ?1 AND state = ?2 LIMIT ?3)",
+                )?
+                .query_row(params![destination, state, cap as i64], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|n| n as u64)
+            };
+            Ok((count("pending")?, count("dead")?))
         })
     }
 

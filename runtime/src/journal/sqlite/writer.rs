@@ -16,6 +16,7 @@ const MAX_BATCH: usize = 1024;
 pub(super) enum Op {
     Append(Box<NewMessage>),
     Record(Outcome),
+    AppendSettled(Box<(NewMessage, Outcome)>),
     Delivered(i64, i64),
     Failed(i64, String, Option<i64>),
 }
@@ -29,65 +30,12 @@ pub(super) struct Request {
 /// Applies one write inside `tx`.
 pub(super) fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
     match op {
-        Op::Append(m) => {
-            tx.prepare_cached(
-                "INSERT INTO messages (id, source, remote, received_at, content_type, body, message_type,
-                   control_id, sending_application, sending_facility, route, status, seq, peer_subject)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'received',
-                   (SELECT IFNULL(MAX(seq), 0) + 1 FROM messages), ?12)",
-            )?
-            .execute(params![
-                    m.id,
-                    m.source,
-                    m.remote,
-                    m.received_at,
-                    m.content_type,
-                    m.body,
-                    m.message_type,
-                    m.control_id,
-                    m.sending_application,
-                    m.sending_facility,
-                    m.route,
-                    m.peer_subject
-                ])?;
-            let mut hold = tx.prepare_cached(
-                "INSERT INTO order_holds (message_id, message_seq, destination, ordering_key)
-                 SELECT ?1, seq, ?2, ?3 FROM messages WHERE id = ?1",
-            )?;
-            for (destination, key) in &m.ordering_keys {
-                hold.execute(params![m.id, destination, key])?;
-            }
-            let mut patient =
-                tx.prepare_cached("INSERT INTO patient_ids (message_id, id) VALUES (?1, ?2)")?;
-            for id in &m.patient_ids {
-                patient.execute(params![m.id, id])?;
-            }
+        Op::AppendSettled(both) => {
+            append(tx, &both.0)?;
+            record(tx, &both.1)?;
         }
-        Op::Record(o) => {
-            // JSON (older rows hold `plugin@sha256,…`; query.rs reads both).
-            let versions = serde_json::to_string(&o.versions).unwrap_or_default();
-            tx.prepare_cached(
-                "UPDATE messages SET status = ?2, error = ?3, plugin_versions = ?4 WHERE id = ?1",
-            )?
-            .execute(params![o.message_id, o.status.as_str(), o.error, versions])?;
-            tx.prepare_cached("DELETE FROM order_holds WHERE message_id = ?1")?
-                .execute(params![o.message_id])?;
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO deliveries (message_id, destination, n, content_type, body, state, next_attempt_at,
-                   ordering_key, message_seq, run)
-                 SELECT ?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, seq, run FROM messages WHERE id = ?1",
-            )?;
-            for d in &o.deliveries {
-                insert.execute(params![
-                    o.message_id,
-                    d.destination,
-                    d.n as i64,
-                    d.content_type,
-                    d.body,
-                    d.ordering_key
-                ])?;
-            }
-        }
+        Op::Append(m) => append(tx, m)?,
+        Op::Record(o) => record(tx, o)?,
         Op::Delivered(id, at) => {
             tx.prepare_cached(
                 "UPDATE deliveries SET state = 'delivered', delivered_at = ?2, attempts = attempts + 1 WHERE id = ?1",
@@ -112,6 +60,71 @@ pub(super) fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result
                 )?;
             }
         },
+    }
+    Ok(())
+}
+
+/// Records a message as received (and its holds and patient ids).
+fn append(tx: &rusqlite::Transaction<'_>, m: &NewMessage) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO messages (id, source, remote, received_at, content_type, body, message_type,
+           control_id, sending_application, sending_facility, route, status, seq, peer_subject)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'received',
+           (SELECT IFNULL(MAX(seq), 0) + 1 FROM messages), ?12)",
+    )?
+    .execute(params![
+        m.id,
+        m.source,
+        m.remote,
+        m.received_at,
+        m.content_type,
+        m.body,
+        m.message_type,
+        m.control_id,
+        m.sending_application,
+        m.sending_facility,
+        m.route,
+        m.peer_subject
+    ])?;
+    let mut hold = tx.prepare_cached(
+        "INSERT INTO order_holds (message_id, message_seq, destination, ordering_key)
+         SELECT ?1, seq, ?2, ?3 FROM messages WHERE id = ?1",
+    )?;
+    for (destination, key) in &m.ordering_keys {
+        hold.execute(params![m.id, destination, key])?;
+    }
+    let mut patient =
+        tx.prepare_cached("INSERT INTO patient_ids (message_id, id) VALUES (?1, ?2)")?;
+    for id in &m.patient_ids {
+        patient.execute(params![m.id, id])?;
+    }
+    Ok(())
+}
+
+/// Records an outcome with its deliveries and releases the message's holds.
+fn record(tx: &rusqlite::Transaction<'_>, o: &Outcome) -> rusqlite::Result<()> {
+    // JSON (older rows hold `plugin@sha256,…`; query.rs reads both).
+    let versions = serde_json::to_string(&o.versions).unwrap_or_default();
+    tx.prepare_cached(
+        "UPDATE messages SET status = ?2, error = ?3, plugin_versions = ?4 WHERE id = ?1",
+    )?
+    .execute(params![o.message_id, o.status.as_str(), o.error, versions])?;
+    tx.prepare_cached("DELETE FROM order_holds WHERE message_id = ?1")?
+        .execute(params![o.message_id])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO deliveries (message_id, destination, n, content_type, body, state, next_attempt_at,
+           ordering_key, message_seq, run)
+         SELECT ?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, seq, run FROM messages WHERE id = ?1",
+    )?;
+    for d in &o.deliveries {
+        insert.execute(params![
+            o.message_id,
+            d.destination,
+            d.n as i64,
+            d.content_type,
+            d.body,
+            d.ordering_key
+        ])?;
     }
     Ok(())
 }

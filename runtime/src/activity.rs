@@ -1,0 +1,208 @@
+//! What happened lately, in memory: per source, route and destination, the
+//! last event and per-minute counts for the last 24 hours. Alerts are
+//! evaluated from it and the console draws its charts from it; it is kept
+//! whether or not metrics are (`WEFT_METRICS=off` does not blind alerts).
+//! Names only, never a value from a message.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
+
+use crate::journal::now_ms;
+
+/// The minutes a track remembers.
+pub const MINUTES: usize = 24 * 60;
+
+/// What a track is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Subject {
+    /// A source: messages recorded; bad: refused.
+    Source,
+    /// A route: messages transformed; bad: rejected or failed.
+    Route,
+    /// A destination: deliveries made; bad: failed attempts.
+    Destination,
+}
+
+/// Counts per minute, for the last [`MINUTES`] minutes.
+#[derive(Debug, Clone)]
+struct Minutes {
+    /// (minute since the epoch, count); a slot holding an older minute
+    /// counts zero.
+    slots: Vec<(i64, u64)>,
+}
+
+impl Default for Minutes {
+    fn default() -> Self {
+        Minutes {
+            slots: vec![(i64::MIN, 0); MINUTES],
+        }
+    }
+}
+
+impl Minutes {
+    fn add(&mut self, minute: i64) {
+        let slot = &mut self.slots[minute.rem_euclid(MINUTES as i64) as usize];
+        if slot.0 == minute {
+            slot.1 += 1;
+        } else {
+            *slot = (minute, 1);
+        }
+    }
+
+    fn at(&self, minute: i64) -> u64 {
+        let slot = self.slots[minute.rem_euclid(MINUTES as i64) as usize];
+        if slot.0 == minute { slot.1 } else { 0 }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Track {
+    /// When the last good event was (ms), if any since start.
+    last_good: Option<i64>,
+    /// Since when every event has been bad (ms): set by the first bad event
+    /// after a good one, cleared by a good one.
+    failing_since: Option<i64>,
+    good: Minutes,
+    bad: Minutes,
+}
+
+/// One track, shared: each has its own lock.
+type Shared = Arc<Mutex<Track>>;
+
+/// Everything remembered, by subject and name.
+#[derive(Debug, Default)]
+pub struct Activity {
+    tracks: RwLock<HashMap<(Subject, String), Shared>>,
+}
+
+/// The process's activity.
+pub fn activity() -> &'static Activity {
+    static ACTIVITY: LazyLock<Activity> = LazyLock::new(Activity::default);
+    &ACTIVITY
+}
+
+/// One track as read: the last good event, since when it has been failing,
+/// and the counts of the last `n` minutes, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Recent {
+    /// When the last good event was (ms).
+    pub last_good: Option<i64>,
+    /// Since when every event has been bad (ms).
+    pub failing_since: Option<i64>,
+    /// Good events per minute, oldest first, the current minute last.
+    pub good: Vec<u64>,
+    /// Bad events per minute, likewise.
+    pub bad: Vec<u64>,
+}
+
+impl Activity {
+    fn track(&self, subject: Subject, name: &str) -> Shared {
+        if let Some(t) = self
+            .tracks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(subject, name.to_string()))
+        {
+            return t.clone();
+        }
+        self.tracks
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((subject, name.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    /// Records one event at `at` (ms).
+    pub fn record_at(&self, subject: Subject, name: &str, good: bool, at: i64) {
+        let track = self.track(subject, name);
+        let mut t = track.lock().unwrap_or_else(PoisonError::into_inner);
+        let minute = at.div_euclid(60_000);
+        if good {
+            t.good.add(minute);
+            t.last_good = Some(at);
+            t.failing_since = None;
+        } else {
+            t.bad.add(minute);
+            if t.failing_since.is_none() {
+                t.failing_since = Some(at);
+            }
+        }
+    }
+
+    /// Records one event now.
+    pub fn record(&self, subject: Subject, name: &str, good: bool) {
+        self.record_at(subject, name, good, now_ms());
+    }
+
+    /// A message from `source` recorded.
+    pub fn received(&self, source: &str) {
+        self.record(Subject::Source, source, true);
+    }
+
+    /// A message through `route`: transformed (good) or not.
+    pub fn routed(&self, route: &str, transformed: bool) {
+        self.record(Subject::Route, route, transformed);
+    }
+
+    /// An attempt to `destination`: delivered (good) or failed.
+    pub fn attempted(&self, destination: &str, delivered: bool) {
+        self.record(Subject::Destination, destination, delivered);
+    }
+
+    /// The track of `name` as of `now` (ms), with its last `n` minutes.
+    pub fn recent(&self, subject: Subject, name: &str, n: usize, now: i64) -> Recent {
+        let key = (subject, name.to_string());
+        let Some(track) = self
+            .tracks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .cloned()
+        else {
+            return Recent {
+                good: vec![0; n.min(MINUTES)],
+                bad: vec![0; n.min(MINUTES)],
+                ..Recent::default()
+            };
+        };
+        let t = track.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = now.div_euclid(60_000);
+        let n = n.min(MINUTES) as i64;
+        let minutes = (current - n + 1)..=current;
+        Recent {
+            last_good: t.last_good,
+            failing_since: t.failing_since,
+            good: minutes.clone().map(|m| t.good.at(m)).collect(),
+            bad: minutes.map(|m| t.bad.at(m)).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_per_minute_and_forgets_after_a_day() {
+        let a = Activity::default();
+        let t0 = 1_000 * 60_000;
+        a.record_at(Subject::Route, "adt", true, t0);
+        a.record_at(Subject::Route, "adt", false, t0 + 1);
+        a.record_at(Subject::Route, "adt", false, t0 + 60_000);
+        let r = a.recent(Subject::Route, "adt", 3, t0 + 60_000);
+        assert_eq!(r.good, [0, 1, 0]);
+        assert_eq!(r.bad, [0, 1, 1]);
+        assert_eq!(r.last_good, Some(t0));
+        assert_eq!(r.failing_since, Some(t0 + 1));
+        // A day later the slot is reused: yesterday's counts are gone.
+        let later = t0 + MINUTES as i64 * 60_000;
+        a.record_at(Subject::Route, "adt", true, later);
+        let r = a.recent(Subject::Route, "adt", 2, later);
+        assert_eq!((r.good, r.bad), (vec![0, 1], vec![0, 0]));
+        assert_eq!(r.failing_since, None, "a good event ends a failing streak");
+        // Unknown names read as nothing, and other subjects are apart.
+        let none = a.recent(Subject::Destination, "adt", 2, later);
+        assert_eq!((none.good, none.last_good), (vec![0, 0], None));
+    }
+}
