@@ -21,7 +21,13 @@ pub enum Subject {
     Route,
     /// A destination: deliveries made; bad: failed attempts.
     Destination,
+    /// A plugin: messages it transformed; bad: rejected, failed or over a
+    /// limit. Its call times are kept too ([`Activity::latency`]).
+    Plugin,
 }
+
+/// The call times a plugin's track keeps, the latest ones.
+pub const LATENCY_SAMPLES: usize = 1024;
 
 /// Counts per minute, for the last [`MINUTES`] minutes.
 #[derive(Debug, Clone)]
@@ -64,6 +70,8 @@ struct Track {
     failing_since: Option<i64>,
     good: Minutes,
     bad: Minutes,
+    /// The last [`LATENCY_SAMPLES`] call times, in microseconds (plugins).
+    took_us: std::collections::VecDeque<u64>,
 }
 
 /// One track, shared: each has its own lock.
@@ -150,6 +158,46 @@ impl Activity {
         self.record(Subject::Destination, destination, delivered);
     }
 
+    /// One call of plugin `name`: its outcome and how long it took.
+    pub fn plugin_call(&self, name: &str, transformed: bool, took: std::time::Duration) {
+        let now = now_ms();
+        self.record_at(Subject::Plugin, name, transformed, now);
+        let track = self.track(Subject::Plugin, name);
+        let mut t = track.lock().unwrap_or_else(PoisonError::into_inner);
+        if t.took_us.len() == LATENCY_SAMPLES {
+            t.took_us.pop_front();
+        }
+        t.took_us.push_back(took.as_micros() as u64);
+    }
+
+    /// The median and 99th percentile of a plugin's last calls (at most
+    /// [`LATENCY_SAMPLES`]) and how many there were; `None` before its
+    /// first call.
+    pub fn latency(&self, name: &str) -> Option<(std::time::Duration, std::time::Duration, usize)> {
+        let track = self
+            .tracks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(Subject::Plugin, name.to_string()))
+            .cloned()?;
+        let mut took: Vec<u64> = track
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .took_us
+            .iter()
+            .copied()
+            .collect();
+        if took.is_empty() {
+            return None;
+        }
+        took.sort_unstable();
+        let at = |q: f64| {
+            let i = ((took.len() as f64 * q).ceil() as usize).clamp(1, took.len()) - 1;
+            std::time::Duration::from_micros(took[i])
+        };
+        Some((at(0.5), at(0.99), took.len()))
+    }
+
     /// The track of `name` as of `now` (ms), with its last `n` minutes.
     pub fn recent(&self, subject: Subject, name: &str, n: usize, now: i64) -> Recent {
         let key = (subject, name.to_string());
@@ -204,5 +252,21 @@ mod tests {
         // Unknown names read as nothing, and other subjects are apart.
         let none = a.recent(Subject::Destination, "adt", 2, later);
         assert_eq!((none.good, none.last_good), (vec![0, 0], None));
+    }
+
+    #[test]
+    fn a_plugins_latency_is_read_from_its_last_calls() {
+        let a = Activity::default();
+        assert!(a.latency("p").is_none());
+        for us in 1..=100u64 {
+            a.plugin_call("p", us != 50, std::time::Duration::from_micros(us));
+        }
+        let (p50, p99, n) = a.latency("p").unwrap();
+        assert_eq!((p50.as_micros(), p99.as_micros(), n), (50, 99, 100));
+        // Only the latest calls count.
+        for _ in 0..LATENCY_SAMPLES {
+            a.plugin_call("p", true, std::time::Duration::from_micros(7));
+        }
+        assert_eq!(a.latency("p").unwrap().1.as_micros(), 7);
     }
 }

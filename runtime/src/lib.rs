@@ -10,6 +10,7 @@ pub mod alerts;
 /// The configuration, `weft.toml` (the `weft-config` crate).
 pub use weft_config as config;
 pub mod conncap;
+pub mod console;
 pub mod destinations;
 pub mod httpd;
 pub mod journal;

@@ -74,13 +74,9 @@ impl Chain {
                     Err(CallError::Limit { limit, .. }) => ("limit", Some(limit.kind())),
                     Err(e) => (e.outcome(), None),
                 };
-                crate::metrics::metrics().plugin(
-                    route,
-                    plugin.name(),
-                    started.elapsed(),
-                    outcome,
-                    limit,
-                );
+                let took = started.elapsed();
+                crate::metrics::metrics().plugin(route, plugin.name(), took, outcome, limit);
+                crate::activity::activity().plugin_call(plugin.name(), step.is_ok(), took);
             }
             inputs = step?;
         }

@@ -143,6 +143,50 @@ impl Guard {
         remote: SocketAddr,
         local: Option<SocketAddr>,
     ) -> Result<Caller, Refused> {
+        self.check_origin(headers, remote, local)?;
+        let Some(auth) = headers.get(header::AUTHORIZATION) else {
+            return Err(Refused::new(
+                StatusCode::UNAUTHORIZED,
+                "no_token",
+                "no token: send Authorization: Bearer <token> (see `weft admin token`)",
+            ));
+        };
+        let presented = auth
+            .to_str()
+            .ok()
+            .and_then(|a| {
+                a.strip_prefix("Bearer ")
+                    .or_else(|| a.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .unwrap_or_default();
+        let caller = self.authenticate(presented, remote)?;
+        if writes(method) {
+            let json = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(';').next())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+            if !json {
+                return Err(Refused::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "content_type",
+                    "a request that changes something must send Content-Type: application/json",
+                ));
+            }
+        }
+        Ok(caller)
+    }
+
+    /// The checks made before any credential is looked at: `Host` names
+    /// this server, no foreign page sent it (`Origin`, `Sec-Fetch-Site`),
+    /// and `remote` has not failed too often lately.
+    pub fn check_origin(
+        &self,
+        headers: &HeaderMap,
+        remote: SocketAddr,
+        local: Option<SocketAddr>,
+    ) -> Result<(), Refused> {
         let local_name = local.map(|l| ip_name(l.ip()));
         let known = |authority: &str| self.known_authority(authority, local_name.as_deref());
         match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
@@ -199,23 +243,17 @@ impl Guard {
                 )
             });
         }
-        let Some(auth) = headers.get(header::AUTHORIZATION) else {
-            return Err(Refused::new(
-                StatusCode::UNAUTHORIZED,
-                "no_token",
-                "no token: send Authorization: Bearer <token> (see `weft admin token`)",
-            ));
-        };
-        let presented = auth
-            .to_str()
-            .ok()
-            .and_then(|a| {
-                a.strip_prefix("Bearer ")
-                    .or_else(|| a.strip_prefix("bearer "))
-            })
-            .map(str::trim);
+        Ok(())
+    }
+
+    /// The token `presented` from `remote`: who it is, or 401 (counted
+    /// against `remote`'s allowance).
+    pub fn authenticate(&self, presented: &str, remote: SocketAddr) -> Result<Caller, Refused> {
         let tokens = self.tokens.current();
-        let Some((name, role)) = presented.and_then(|t| tokens.find(t)) else {
+        let Some((name, role)) = Some(presented)
+            .filter(|t| !t.is_empty())
+            .and_then(|t| tokens.find(t))
+        else {
             self.failed(remote);
             return Err(Refused::new(
                 StatusCode::UNAUTHORIZED,
@@ -223,25 +261,16 @@ impl Guard {
                 "the token is not valid (unknown or revoked)",
             ));
         };
-        if writes(method) {
-            let json = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(';').next())
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-            if !json {
-                return Err(Refused::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "content_type",
-                    "a request that changes something must send Content-Type: application/json",
-                ));
-            }
-        }
         Ok(Caller {
             name: name.to_string(),
             role,
             remote,
         })
+    }
+
+    /// Whether the request was made over HTTPS.
+    pub fn https(&self) -> bool {
+        self.https
     }
 
     /// Whether `authority` (`host[:port]`) names this server.

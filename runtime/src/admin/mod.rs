@@ -25,6 +25,7 @@
 //! | `POST /messages/reprocess` `{"ids": [...]}` or `{"filter": {...}, "expect": N}` | operate | messages queued to run through the plugins again |
 //! | `POST /messages/purge` `{"before": "2026-11-01"}` | operate | settled messages deleted |
 
+pub mod bulk;
 pub mod guard;
 pub mod json;
 pub mod tokens;
@@ -40,6 +41,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use self::bulk::Selected;
 use self::guard::{Caller, Guard};
 use self::json::{
     MessageDetail, MessageList, MessageSummary, PurgeReport, PurgeRequest, ReprocessReport,
@@ -48,7 +50,7 @@ use self::json::{
 use self::tokens::Role;
 use crate::httpd::{self, LocalAddr, Reply, error, method_not_allowed, reply};
 use crate::journal::audit::Record;
-use crate::journal::query::{Filter, MAX_BULK};
+use crate::journal::query::Filter;
 use crate::journal::{Journal, JournalError, time};
 use crate::pipeline::Pipeline;
 use crate::reload::Reloader;
@@ -73,6 +75,11 @@ pub async fn serve(
     reloader: Option<Arc<Reloader>>,
     shutdown: CancellationToken,
 ) {
+    let console = Arc::new(crate::console::Console::new(
+        guard.clone(),
+        pipeline.clone(),
+        reloader.clone(),
+    ));
     let ctx = Arc::new(Ctx {
         guard,
         journal: pipeline.journal().clone(),
@@ -83,8 +90,12 @@ pub async fn serve(
     });
     let handler = Arc::new(move |req: Request<Incoming>, remote: SocketAddr| {
         let ctx = ctx.clone();
+        let console = console.clone();
         async move {
             let local = req.extensions().get::<LocalAddr>().map(|l| l.0);
+            if req.uri().path() == "/console" || req.uri().path().starts_with("/console/") {
+                return console.handle(req, remote, local).await;
+            }
             match ctx.guard.check(req.method(), req.headers(), remote, local) {
                 Ok(caller) => handle(req, caller, ctx).await,
                 Err(refused) => {
@@ -359,7 +370,9 @@ fn alerts(ctx: &Ctx) -> Value {
     })
 }
 
-fn filter(query: &[(String, String)]) -> Result<Filter, String> {
+/// The filter of `GET /messages` (and of a bulk action's search) from its
+/// parameters.
+pub(crate) fn filter(query: &[(String, String)]) -> Result<Filter, String> {
     let mut f = Filter {
         limit: 50,
         ..Filter::default()
@@ -499,58 +512,38 @@ fn chosen(
         (None, Some(f)) => f.into_iter().collect(),
         _ => return Ok(Err(error(StatusCode::BAD_REQUEST, usage))),
     };
-    if let Some((k, _)) = query.iter().find(|(k, _)| k == "limit" || k == "page") {
-        return Ok(Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("filter: {k:?} does not apply to a bulk action, which takes every match"),
-        )));
+    match bulk::select(&*ctx.journal, caller, &query, selection.expect)? {
+        Selected::Ids(ids, selected) => Ok(Ok((ids, selected))),
+        Selected::Bad(reason) => Ok(Err(error(StatusCode::BAD_REQUEST, reason))),
+        Selected::NeedsPhi(refused) => {
+            audit_after(
+                ctx,
+                caller,
+                action,
+                Vec::new(),
+                "refused: needs the phi role".into(),
+            );
+            Ok(Err(refused.reply()))
+        }
+        Selected::Confirm {
+            matched: n,
+            expected,
+            what,
+        } => {
+            let message = match expected {
+                None => format!(
+                    "{n} messages match ({what}); send again with \"expect\": {n} to act on them"
+                ),
+                Some(e) => format!(
+                    "{n} messages match ({what}) now, not the {e} expected; send again with \"expect\": {n}"
+                ),
+            };
+            Ok(Err(reply(
+                StatusCode::CONFLICT,
+                serde_json::json!({ "error": message, "matched": n, "filter": what }),
+            )))
+        }
     }
-    let filter = match filter(&query) {
-        Ok(f) => f,
-        Err(e) => return Ok(Err(error(StatusCode::BAD_REQUEST, format!("filter: {e}")))),
-    };
-    if filter.is_everything() {
-        return Ok(Err(error(
-            StatusCode::BAD_REQUEST,
-            "filter: name at least one condition (a bulk action never takes every message)",
-        )));
-    }
-    if filter.patient.is_some()
-        && let Err(refused) = caller.needs(Role::Phi, "a selection by patient")
-    {
-        audit_after(
-            ctx,
-            caller,
-            action,
-            Vec::new(),
-            "refused: needs the phi role".into(),
-        );
-        return Ok(Err(refused.reply()));
-    }
-    let what = filter.describe();
-    let ids = ctx.journal.select(&filter, MAX_BULK + 1)?;
-    if ids.len() > MAX_BULK {
-        return Ok(Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("more than {MAX_BULK} messages match ({what}); narrow the filter"),
-        )));
-    }
-    let n = ids.len();
-    if selection.expect != Some(n) {
-        let message = match selection.expect {
-            None => format!(
-                "{n} messages match ({what}); send again with \"expect\": {n} to act on them"
-            ),
-            Some(e) => format!(
-                "{n} messages match ({what}) now, not the {e} expected; send again with \"expect\": {n}"
-            ),
-        };
-        return Ok(Err(reply(
-            StatusCode::CONFLICT,
-            serde_json::json!({ "error": message, "matched": n, "filter": what }),
-        )));
-    }
-    Ok(Ok((ids, format!("; selected {n} by {what}"))))
 }
 
 fn resend(ctx: &Ctx, caller: &Caller, body: Value) -> Result<Reply, JournalError> {

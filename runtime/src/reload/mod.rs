@@ -156,6 +156,15 @@ impl Reloader {
         }
     }
 
+    /// The configuration running now (waits for a reload under way).
+    pub fn config(&self) -> crate::config::Config {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .config
+            .clone()
+    }
+
     /// Every file whose change calls for a reload: the config file, each
     /// plugin's component and lookup tables, and the TLS certificates, keys
     /// and CAs of sources and destinations, and the trust list.

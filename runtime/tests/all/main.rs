@@ -8,6 +8,7 @@ mod common;
 mod admin;
 mod audit;
 mod cli;
+mod console;
 mod contract;
 mod crash;
 mod default_config;
