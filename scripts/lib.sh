@@ -93,3 +93,11 @@ sign_plugins() {
             "target/wasm32-wasip2/plugin/$file" --out "target/signed/$file" >/dev/null
     done
 }
+
+# Debian's Chromium and its WebDriver (chromedriver), for the console's
+# browser tests.
+ensure_chromium() {
+    if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then return; fi
+    echo "==> installing Debian's chromium and chromium-driver (the console's browser tests)"
+    apt_install chromium chromium-driver
+}

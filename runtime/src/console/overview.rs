@@ -106,13 +106,14 @@ pub(super) fn page(console: &Console, viewer: &Viewer) -> Result<Reply, JournalE
                     td {
                         @if let Some(since) = r.failing_since {
                             span.bad { "failing since " (ago(since, now)) }
-                        } @else if *dead > 0 {
-                            span.bad { "dead deliveries" }
-                        } @else if *pending >= BACKING_UP {
-                            "backing up"
-                        } @else {
-                            span.ok { "ok" }
+                            @if *dead > 0 || *pending >= BACKING_UP { "; " }
                         }
+                        @if *dead > 0 {
+                            span.bad { "dead deliveries" }
+                            @if *pending >= BACKING_UP { "; " }
+                        }
+                        @if *pending >= BACKING_UP { "backing up" }
+                        @if !down && *dead == 0 && *pending < BACKING_UP { span.ok { "ok" } }
                     }
                 }
             }

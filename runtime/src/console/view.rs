@@ -23,9 +23,12 @@ pub fn secure_headers(h: &mut HeaderMap) {
         ),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // same-origin, not no-referrer: under no-referrer a browser sends
+    // `Origin: null` with the console's own form posts, which the origin
+    // check refuses.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
@@ -186,11 +189,11 @@ pub fn chart(series: &[(&str, &str, Vec<u64>)]) -> Markup {
     }
     html! {
         figure.chart {
-            svg viewBox=(format!("0 0 {w} {h}")) role="img" aria-label="messages per minute, the last hour" {
-                text x="2" y="12" class="axis" { "max " (top) "/min" }
+            svg viewBox=(format!("0 0 {w} {h}")) preserveAspectRatio="none" role="img" aria-label="messages per minute, the last hour" {
                 (PreEscaped(bars))
             }
             figcaption {
+                span.muted { "60 minutes, the current one on the right; the tallest bar is " (top) " a minute. " }
                 @for (label, class, values) in series {
                     span class=(format!("key {class}")) { (label) ": " (values.iter().sum::<u64>()) " in the last hour" }
                     " "

@@ -38,6 +38,7 @@ pub fn wasm(crate_name: &str) -> PathBuf {
 pub fn site_normalize_variant() -> PathBuf {
     weft_test_artifacts::site_normalize_variant().to_path_buf()
 }
+pub mod browser;
 pub mod fhir_compare;
 pub mod fhir_server;
 pub mod mappings;
