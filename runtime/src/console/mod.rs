@@ -164,7 +164,7 @@ impl Console {
     }
 
     /// A login: the token entered becomes a session.
-    async fn login(&self, form: &Form, remote: SocketAddr) -> Reply {
+    async fn login(self: &Arc<Self>, form: &Form, remote: SocketAddr) -> Reply {
         let token = field(form, "token").unwrap_or_default().trim().to_string();
         let caller = match self.guard.authenticate(&token, remote) {
             Ok(c) => c,
@@ -182,7 +182,7 @@ impl Console {
                 "the system's random source failed; no session was started",
             );
         };
-        self.audit(&caller, "console.login", Vec::new(), "ok".into());
+        self.audit_later(caller, "console.login", "ok".into()).await;
         let mut r = view::redirect("/console");
         if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&id)) {
             r.headers_mut().insert(header::SET_COOKIE, v);
@@ -221,17 +221,18 @@ impl Console {
             return r;
         }
         if !viewer.may(Role::Operate) {
-            let what = path.rsplit('/').next().unwrap_or_default();
-            self.audit(
-                &viewer.caller,
-                if what == "reprocess" {
+            let reprocess = path.ends_with("/reprocess")
+                || field(form, "action").is_some_and(|a| a == "reprocess");
+            self.audit_later(
+                viewer.caller.clone(),
+                if reprocess {
                     "messages.reprocess"
                 } else {
                     "messages.resend"
                 },
-                Vec::new(),
                 "refused: needs the operate role".into(),
-            );
+            )
+            .await;
             return view::problem(
                 StatusCode::FORBIDDEN,
                 &format!(
@@ -255,6 +256,14 @@ impl Console {
         })
         .await;
         unwrap_blocking(answer)
+    }
+
+    /// [`Console::audit`] off the async threads (the journal's writes
+    /// block), naming no message.
+    async fn audit_later(self: &Arc<Self>, caller: Caller, action: &'static str, result: String) {
+        let me = self.clone();
+        let _ = tokio::task::spawn_blocking(move || me.audit(&caller, action, Vec::new(), result))
+            .await;
     }
 
     /// Appends an audit entry for what `caller` did in the console; a

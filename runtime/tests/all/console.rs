@@ -320,28 +320,6 @@ fn the_console_logs_in_shows_each_role_its_share_and_acts_only_with_its_csrf_tok
     }
 }
 
-/// The fix of the reprocessing tests: site-normalize corrects one sender's
-/// impossible birth date through a table. Applied by a hot reload.
-fn fix_birth_dates(weft: &Weft, api: &crate::common::Api) {
-    let dir = weft.dir().to_path_buf();
-    std::fs::write(dir.join("birth-dates.csv"), "19801399,19801231\n").unwrap();
-    let text = std::fs::read_to_string(weft.config_path()).unwrap();
-    let fixed = text.replace(
-        "drop_segments = \"ZPI\"",
-        "drop_segments = \"ZPI\"\ntranslate = \"PID-7:birth_dates\"",
-    ) + &format!(
-        "\n[plugins.site-normalize.lookups]\nbirth_dates = \"{}\"\n",
-        dir.join("birth-dates.csv").display()
-    );
-    std::fs::write(weft.config_path(), fixed).unwrap();
-    let (code, r) = api.call("POST", "/reload", &[], "");
-    assert_eq!(
-        (code, r["config_applied"].as_bool()),
-        (200, Some(true)),
-        "{r}"
-    );
-}
-
 #[test]
 fn in_a_real_browser_an_analyst_finds_a_patient_resends_a_dead_delivery_and_reprocesses_a_reject() {
     use crate::common::browser::Chrome;
@@ -479,7 +457,7 @@ fn in_a_real_browser_an_analyst_finds_a_patient_resends_a_dead_delivery_and_repr
     );
 
     // The fix, hot-reloaded; the rejected message reprocessed.
-    fix_birth_dates(&weft, &api);
+    crate::common::run::fix_birth_dates(&weft, &api);
     chrome.goto(page.split('?').next().unwrap());
     chrome.click("#reprocess");
     let deadline = Instant::now() + Duration::from_secs(20);

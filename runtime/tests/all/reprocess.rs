@@ -98,25 +98,8 @@ fn a_rejected_message_runs_again_after_the_fix_and_keeps_its_first_outcome() {
     );
     assert_eq!(code, 403);
 
-    // The site's fix: site-normalize corrects this sender's birth date
-    // through a table; hot-reloaded.
-    let dir = weft.dir().to_path_buf();
-    std::fs::write(dir.join("birth-dates.csv"), "19801399,19801231\n").unwrap();
-    let text = std::fs::read_to_string(weft.config_path()).unwrap();
-    let fixed = text.replace(
-        "drop_segments = \"ZPI\"",
-        "drop_segments = \"ZPI\"\ntranslate = \"PID-7:birth_dates\"",
-    ) + &format!(
-        "\n[plugins.site-normalize.lookups]\nbirth_dates = \"{}\"\n",
-        dir.join("birth-dates.csv").display()
-    );
-    std::fs::write(weft.config_path(), fixed).unwrap();
-    let (code, r) = api.call("POST", "/reload", &[], "");
-    assert_eq!(
-        (code, r["config_applied"].as_bool()),
-        (200, Some(true)),
-        "{r}"
-    );
+    // The site's fix, hot-reloaded.
+    crate::common::run::fix_birth_dates(&weft, &api);
 
     let confirmed = r#"{"filter": {"status": "rejected", "route": "adt"}, "expect": 1}"#;
     let (code, r) = api.call("POST", "/messages/reprocess", &[], confirmed);

@@ -519,3 +519,25 @@ pub fn run_refused(config: &Path) -> (i32, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The fix of the reprocessing tests: site-normalize corrects one sender's
+/// impossible birth date through a table. Applied by a hot reload.
+pub fn fix_birth_dates(weft: &Weft, api: &super::Api) {
+    let dir = weft.dir().to_path_buf();
+    std::fs::write(dir.join("birth-dates.csv"), "19801399,19801231\n").unwrap();
+    let text = std::fs::read_to_string(weft.config_path()).unwrap();
+    let fixed = text.replace(
+        "drop_segments = \"ZPI\"",
+        "drop_segments = \"ZPI\"\ntranslate = \"PID-7:birth_dates\"",
+    ) + &format!(
+        "\n[plugins.site-normalize.lookups]\nbirth_dates = \"{}\"\n",
+        dir.join("birth-dates.csv").display()
+    );
+    std::fs::write(weft.config_path(), fixed).unwrap();
+    let (code, r) = api.call("POST", "/reload", &[], "");
+    assert_eq!(
+        (code, r["config_applied"].as_bool()),
+        (200, Some(true)),
+        "{r}"
+    );
+}
