@@ -371,6 +371,9 @@ pub struct ReprocessReport {
     pub unknown: Vec<String>,
     /// Messages still on their way through the plugins: left alone.
     pub in_progress: Vec<String>,
+    /// Weft's own events (alerts), which are never reprocessed.
+    #[serde(default)]
+    pub own_events: Vec<String>,
 }
 
 /// `POST /messages/resend`: `{"ids": [...]}` or `{"dead": true}`.

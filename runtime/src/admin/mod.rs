@@ -24,6 +24,10 @@
 //! | `POST /messages/resend` `{"ids": [...]}`, `{"dead": true}` or `{"filter": {...}, "expect": N}` | operate | deliveries queued again |
 //! | `POST /messages/reprocess` `{"ids": [...]}` or `{"filter": {...}, "expect": N}` | operate | messages queued to run through the plugins again |
 //! | `POST /messages/purge` `{"before": "2026-11-01"}` | operate | settled messages deleted |
+//!
+//! Under `/console` the same listener serves the web console
+//! ([`crate::console`]), with a login and a session cookie instead of the
+//! bearer header.
 
 pub mod bulk;
 pub mod guard;
@@ -613,6 +617,7 @@ fn reprocess(ctx: &Ctx, caller: &Caller, body: Value) -> Result<Reply, JournalEr
         superseded: done.superseded,
         unknown: done.unknown,
         in_progress: done.in_progress,
+        own_events: done.own_events,
     };
     Ok(reply(StatusCode::OK, to_value(report)))
 }

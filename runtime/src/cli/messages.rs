@@ -213,11 +213,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             for id in &done.in_progress {
                 eprintln!("{id}: still on its way through the plugins; left alone");
             }
-            Ok(if done.unknown.is_empty() && done.in_progress.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(super::EXIT_ERROR)
-            })
+            for id in &done.own_events {
+                eprintln!("{id}: an alert event of Weft's own; never reprocessed");
+            }
+            Ok(
+                if done.unknown.is_empty()
+                    && done.in_progress.is_empty()
+                    && done.own_events.is_empty()
+                {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(super::EXIT_ERROR)
+                },
+            )
         }
         Command::List {
             select,

@@ -232,6 +232,9 @@ pub struct Reprocessed {
     /// Messages still on their way through the plugins (or already queued
     /// to run again): left alone.
     pub in_progress: Vec<String>,
+    /// Weft's own events (alerts): no plugins to run them through, and
+    /// their notifications must not be superseded. Left alone.
+    pub own_events: Vec<String>,
 }
 
 /// What a purge deleted.

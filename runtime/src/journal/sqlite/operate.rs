@@ -68,18 +68,24 @@ pub fn reprocess(
     let tx = write_tx(conn)?;
     let mut done = Reprocessed::default();
     for id in ids {
-        let status: Option<String> = tx
-            .query_row("SELECT status FROM messages WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
+        let found: Option<(String, String)> = tx
+            .query_row(
+                "SELECT status, source FROM messages WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()
             .map_err(write_err)?;
-        match status.as_deref() {
+        match found {
             None => {
                 done.unknown.push(id.clone());
                 continue;
             }
-            Some("received") => {
+            Some((_, source)) if source == crate::alerts::SOURCE => {
+                done.own_events.push(id.clone());
+                continue;
+            }
+            Some((status, _)) if status == "received" => {
                 done.in_progress.push(id.clone());
                 continue;
             }

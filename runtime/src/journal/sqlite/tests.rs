@@ -448,6 +448,15 @@ fn reprocessing_keeps_the_earlier_run_and_replaces_its_unsent_deliveries() {
         .query_row("SELECT count(*) FROM outcomes", [], |r| r.get(0))
         .unwrap();
     assert_eq!(left, 0);
+
+    // Weft's own alert events are never reprocessed.
+    let mut alert = msg("alert");
+    alert.source = crate::alerts::SOURCE.into();
+    j.append_settled(alert, crate::journal::test_outcome("alert"))
+        .wait()
+        .unwrap();
+    let own = j.reprocess(&["alert".to_string()]).unwrap();
+    assert_eq!((own.queued, own.own_events.len()), (0, 1));
 }
 
 #[test]
