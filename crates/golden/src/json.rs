@@ -37,6 +37,26 @@ fn is_volatile(bare: &str, volatile: &[String]) -> bool {
     })
 }
 
+/// `v` (at `bare`) with its volatile fields taken out; `None` when
+/// nothing else is left.
+fn without_volatile(v: &Value, bare: &str, volatile: &[String]) -> Option<Value> {
+    if is_volatile(bare, volatile) {
+        return None;
+    }
+    match v {
+        Value::Object(o) => {
+            let kept: serde_json::Map<String, Value> = o
+                .iter()
+                .filter_map(|(k, v)| {
+                    without_volatile(v, &format!("{bare}.{k}"), volatile).map(|v| (k.clone(), v))
+                })
+                .collect();
+            (!kept.is_empty() || o.is_empty()).then_some(Value::Object(kept))
+        }
+        other => Some(other.clone()),
+    }
+}
+
 fn walk(
     e: &Value,
     a: &Value,
@@ -63,12 +83,19 @@ fn walk(
                 bare.push_str(k);
                 match (eo.get(k), ao.get(k)) {
                     (Some(ev), Some(av)) => walk(ev, av, path, bare, volatile, out),
-                    (ev, av) if !is_volatile(bare, volatile) => out.push(Difference {
-                        path: path.clone(),
-                        expected: ev.map(text),
-                        actual: av.map(text),
-                    }),
-                    _ => {}
+                    // A field on one side only, unless all it holds is
+                    // volatile.
+                    (ev, av) => {
+                        let ev = ev.and_then(|v| without_volatile(v, bare, volatile));
+                        let av = av.and_then(|v| without_volatile(v, bare, volatile));
+                        if ev.is_some() || av.is_some() {
+                            out.push(Difference {
+                                path: path.clone(),
+                                expected: ev.as_ref().map(text),
+                                actual: av.as_ref().map(text),
+                            });
+                        }
+                    }
                 }
                 path.truncate(pl);
                 bare.truncate(bl);
@@ -137,6 +164,16 @@ mod tests {
         let d = compare_json(&e, &a, &["meta.lastUpdated".into()]);
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].path, "entry[0].resource.xmeta.lastUpdated");
+        // A field on one side only that holds nothing but volatile fields.
+        let e = json!({"r": {"meta": {"lastUpdated": "x"}, "id": "1"}});
+        let a = json!({"r": {"id": "1"}});
+        assert!(compare_json(&e, &a, &["meta.lastUpdated".into()]).is_empty());
+        let e = json!({"r": {"meta": {"lastUpdated": "x", "versionId": "2"}, "id": "1"}});
+        let d = compare_json(&e, &a, &["meta.lastUpdated".into()]);
+        assert_eq!(
+            d[0].to_string(),
+            "r.meta: expected {\"versionId\":\"2\"}, got (absent)"
+        );
     }
 
     #[test]

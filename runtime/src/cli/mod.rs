@@ -9,6 +9,7 @@ mod plugin;
 mod plugins;
 mod run;
 mod send;
+mod test;
 mod transform;
 
 use std::path::PathBuf;
@@ -52,6 +53,9 @@ enum Command {
     /// Run one message through one plugin, or through a configured route, in
     /// the real sandbox, and print the outputs.
     Transform(transform::Args),
+    /// Run golden cases (a folder each: an input, and the expected outputs
+    /// or the reason it must be rejected) through one plugin or one route.
+    Test(test::Args),
     /// Check a configuration and load every plugin it names.
     Check(check::Args),
     /// Start every source, route and destination of a configuration.
@@ -154,6 +158,7 @@ pub fn init_logging(verbose: u8, format: LogFormat) {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Transform(args) => transform::run(args),
+        Command::Test(args) => test::run(args),
         Command::Check(args) => check::run(args),
         Command::Run(args) => run::run(args),
         Command::Send(args) => send::run(args),

@@ -11,14 +11,11 @@ use anyhow::bail;
 use weft::plugins::{CallError, Message, PluginSpec, text};
 use weft::routing::Chain;
 
-/// Arguments of `weft transform`.
+/// What a message runs through: one plugin with its settings, tables and
+/// limits, or a route of a configuration (shared by `weft transform` and
+/// `weft test`).
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Exit codes: 0 outputs printed, 1 usage/config/load error, \
-3 rejected, 4 retry asked, 5 plugin failed or crashed, 6 limit hit \
-(deadline, memory, fuel, stack, output size)."
-)]
-pub struct Args {
+pub struct Target {
     /// The plugin component (.wasm) to run.
     #[arg(
         long,
@@ -26,12 +23,12 @@ pub struct Args {
         conflicts_with = "route",
         required_unless_present = "route"
     )]
-    plugin: Option<PathBuf>,
+    pub plugin: Option<PathBuf>,
     /// Run the message through this route of the configuration instead.
     #[arg(long, short = 'r')]
-    route: Option<String>,
+    pub route: Option<String>,
     #[command(flatten)]
-    config: super::ConfigArg,
+    pub config: super::ConfigArg,
     /// A plugin setting, KEY=VALUE (with --plugin).
     #[arg(long = "set", value_name = "KEY=VALUE", requires = "plugin")]
     settings: Vec<String>,
@@ -50,6 +47,18 @@ pub struct Args {
     /// Cap on the total size of the outputs, in MiB (with --plugin).
     #[arg(long, default_value_t = 16, requires = "plugin")]
     max_output_mib: usize,
+}
+
+/// Arguments of `weft transform`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit codes: 0 outputs printed, 1 usage/config/load error, \
+3 rejected, 4 retry asked, 5 plugin failed or crashed, 6 limit hit \
+(deadline, memory, fuel, stack, output size)."
+)]
+pub struct Args {
+    #[command(flatten)]
+    target: Target,
     /// Content type of the input (default: guessed: HL7 v2 or JSON).
     #[arg(long)]
     content_type: Option<String>,
@@ -76,63 +85,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| weft::plugins::samples::guess_content_type(&body).to_string());
 
-    let chain = match (&args.plugin, &args.route) {
-        (Some(path), _) => {
-            let mut spec = PluginSpec {
-                name: path
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "plugin".into()),
-                path: path.clone(),
-                ..Default::default()
-            };
-            spec.limits.deadline = Duration::from_millis(args.deadline_ms);
-            spec.limits.memory_bytes = args.memory_mib.saturating_mul(1024 * 1024);
-            spec.limits.fuel = args.fuel;
-            spec.limits.max_output_bytes = args.max_output_mib.saturating_mul(1024 * 1024);
-            for s in &args.settings {
-                let (k, v) = key_value(s, "--set")?;
-                spec.config.insert(k, v);
-            }
-            for s in &args.lookups {
-                let (k, v) = key_value(s, "--lookup")?;
-                spec.lookups.insert(k, PathBuf::from(v));
-            }
-            let engine = super::engine_for(&Default::default(), args.fuel.is_some())?;
-            let plugin = engine.load(&spec)?;
-            // Its init, as a load would run it: bad settings say so here.
-            if let Err(e) = plugin.probe() {
-                eprintln!("{e}");
-                return Ok(ExitCode::from(exit_code(&e)));
-            }
-            (Chain::new(vec![Arc::new(plugin)]), engine)
+    let (chain, _engine) = match args.target.chain()? {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(exit_code(&e)));
         }
-        (None, Some(route)) => {
-            let config = args.config.load()?;
-            let Some(r) = config.routes.get(route) else {
-                bail!(
-                    "{}: no route named {route:?} (routes: {})",
-                    config.source,
-                    config.routes.keys().cloned().collect::<Vec<_>>().join(", ")
-                );
-            };
-            let fuel = config.plugins.values().any(|p| p.limits.fuel.is_some());
-            let engine = super::engine_for(&config.runtime, fuel)?;
-            let mut plugins = Vec::new();
-            for name in &r.plugins {
-                let spec = &config.plugins[name];
-                let plugin = engine.load(spec)?;
-                if let Err(e) = plugin.probe() {
-                    eprintln!("{e}");
-                    return Ok(ExitCode::from(exit_code(&e)));
-                }
-                plugins.push(Arc::new(plugin));
-            }
-            (Chain::new(plugins).of_route(route, &r.destinations), engine)
-        }
-        (None, None) => bail!("give --plugin or --route"),
     };
-    let (chain, _engine) = chain;
 
     let msg = Message {
         id: new_message_id(),
@@ -175,8 +134,72 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+impl Target {
+    /// The chain it names, loaded, each plugin's `init` run (its refusal
+    /// is the inner error), and the engine it runs on.
+    pub fn chain(&self) -> anyhow::Result<Result<(Chain, weft::plugins::PluginEngine), CallError>> {
+        match (&self.plugin, &self.route) {
+            (Some(path), _) => {
+                let mut spec = PluginSpec {
+                    name: path
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "plugin".into()),
+                    path: path.clone(),
+                    ..Default::default()
+                };
+                spec.limits.deadline = Duration::from_millis(self.deadline_ms);
+                spec.limits.memory_bytes = self.memory_mib.saturating_mul(1024 * 1024);
+                spec.limits.fuel = self.fuel;
+                spec.limits.max_output_bytes = self.max_output_mib.saturating_mul(1024 * 1024);
+                for s in &self.settings {
+                    let (k, v) = key_value(s, "--set")?;
+                    spec.config.insert(k, v);
+                }
+                for s in &self.lookups {
+                    let (k, v) = key_value(s, "--lookup")?;
+                    spec.lookups.insert(k, PathBuf::from(v));
+                }
+                let engine = super::engine_for(&Default::default(), self.fuel.is_some())?;
+                let plugin = engine.load(&spec)?;
+                // Its init, as a load would run it: bad settings say so here.
+                if let Err(e) = plugin.probe() {
+                    return Ok(Err(e));
+                }
+                Ok(Ok((Chain::new(vec![Arc::new(plugin)]), engine)))
+            }
+            (None, Some(route)) => {
+                let config = self.config.load()?;
+                let Some(r) = config.routes.get(route) else {
+                    bail!(
+                        "{}: no route named {route:?} (routes: {})",
+                        config.source,
+                        config.routes.keys().cloned().collect::<Vec<_>>().join(", ")
+                    );
+                };
+                let fuel = config.plugins.values().any(|p| p.limits.fuel.is_some());
+                let engine = super::engine_for(&config.runtime, fuel)?;
+                let mut plugins = Vec::new();
+                for name in &r.plugins {
+                    let spec = &config.plugins[name];
+                    let plugin = engine.load(spec)?;
+                    if let Err(e) = plugin.probe() {
+                        return Ok(Err(e));
+                    }
+                    plugins.push(Arc::new(plugin));
+                }
+                Ok(Ok((
+                    Chain::new(plugins).of_route(route, &r.destinations),
+                    engine,
+                )))
+            }
+            (None, None) => bail!("give --plugin or --route"),
+        }
+    }
+}
+
 /// The exit code that says what stopped the plugin.
-fn exit_code(e: &CallError) -> u8 {
+pub(super) fn exit_code(e: &CallError) -> u8 {
     match e {
         CallError::Reject { .. } => super::EXIT_REJECT,
         CallError::Retry { .. } => super::EXIT_RETRY,
@@ -186,7 +209,7 @@ fn exit_code(e: &CallError) -> u8 {
     }
 }
 
-fn new_message_id() -> String {
+pub(super) fn new_message_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());

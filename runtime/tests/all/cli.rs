@@ -217,3 +217,78 @@ plugins = ["ok", "nobody"]
     let err = text(&out.stderr);
     assert!(err.contains(&format!("{file}:2:8: plugins.future.path: plugin future: built against weft:plugin@1.0.0, but this runtime links weft:plugin@0.2.0")), "{err}");
 }
+
+#[test]
+fn weft_test_runs_golden_cases_reports_each_difference_and_updates_on_request() {
+    let plugin = crate::common::wasm("adt-to-fhir").display().to_string();
+    let repo = crate::common::repo();
+    let dir = tempfile::tempdir().unwrap();
+    let cases = dir.path().join("cases");
+    let sample = std::fs::read_to_string(repo.join("samples/adt-a01.hl7")).unwrap();
+    for (name, text) in [
+        ("a01", sample.clone()),
+        ("bad-birth-date", sample.replace("19800229", "19801399")),
+    ] {
+        std::fs::create_dir_all(cases.join(name)).unwrap();
+        std::fs::write(cases.join(name).join("input.hl7"), text).unwrap();
+    }
+    let cases_arg = cases.display().to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "test",
+            "--plugin",
+            &plugin,
+            "--set",
+            "default_utc_offset=+00:00",
+        ];
+        args.extend_from_slice(extra);
+        args.push(&cases_arg);
+        let out = weft(&args, &repo);
+        (out.status.code(), text(&out.stdout))
+    };
+
+    // No expectation yet: both fail and say how to make one.
+    let (code, out) = run(&[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("no expectation yet"), "{out}");
+    // --update writes what the run made: the Bundle, the reject's reason.
+    let (code, out) = run(&["--update"]);
+    assert_eq!(code, Some(0), "{out}");
+    let expected = cases.join("a01/expected/01.json");
+    let bundle: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&expected).unwrap()).unwrap();
+    assert_eq!(bundle["resourceType"], "Bundle");
+    let reason = std::fs::read_to_string(cases.join("bad-birth-date/reject.txt")).unwrap();
+    assert!(reason.starts_with("PID-7"), "{reason}");
+    let (code, out) = run(&[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("2 cases: 2 passed, 0 failed"), "{out}");
+
+    // Key order and whitespace do not matter; a changed value does, named
+    // by its path with both values; a volatile field does not.
+    let mut edited = bundle.clone();
+    edited["entry"][0]["resource"]["name"][0]["family"] = "Simple".into();
+    edited["entry"][0]["resource"]["meta"] = serde_json::json!({"lastUpdated": "1999-01-01"});
+    std::fs::write(&expected, serde_json::to_string(&edited).unwrap()).unwrap();
+    let junit = dir.path().join("junit.xml");
+    let (code, out) = run(&["--junit", &junit.display().to_string()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("output 1 (01.json): entry[0].resource.name[0].family: expected \"Simple\", got \"Sample\""),
+        "{out}"
+    );
+    assert!(!out.contains("lastUpdated"), "volatile: {out}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("tests=\"2\" failures=\"1\""), "{xml}");
+    assert!(
+        xml.contains("<testcase classname=\"adt_to_fhir\" name=\"bad-birth-date\""),
+        "{xml}"
+    );
+    // A reason that no longer holds.
+    std::fs::write(cases.join("bad-birth-date/reject.txt"), "PID-8").unwrap();
+    let (_, out) = run(&[]);
+    assert!(
+        out.contains("the reason does not contain \"PID-8\""),
+        "{out}"
+    );
+}
