@@ -59,7 +59,7 @@ async fn admin_api(
         .await
         .with_context(|| format!("admin API: cannot listen on {}", admin.listen))?;
     tracing::info!(
-        "admin API listening on {} ({}; GET /status, /metrics, /plugins, /messages; POST /reload, /messages/resend, /messages/purge; a bearer token on every request)",
+        "admin API listening on {} ({}; GET /status, /metrics, /alerts, /plugins, /messages; POST /reload, /messages/resend, /messages/reprocess, /messages/purge; a bearer token on every request; the console at /console)",
         listener.local_addr()?,
         if tls.is_some() { "https" } else { "http" },
     );
