@@ -74,13 +74,31 @@ struct Track {
     took_us: std::collections::VecDeque<u64>,
 }
 
+impl Track {
+    fn event(&mut self, good: bool, at: i64) {
+        let minute = at.div_euclid(60_000);
+        if good {
+            self.good.add(minute);
+            self.last_good = Some(at);
+            self.failing_since = None;
+        } else {
+            self.bad.add(minute);
+            if self.failing_since.is_none() {
+                self.failing_since = Some(at);
+            }
+        }
+    }
+}
+
 /// One track, shared: each has its own lock.
 type Shared = Arc<Mutex<Track>>;
 
 /// Everything remembered, by subject and name.
 #[derive(Debug, Default)]
 pub struct Activity {
-    tracks: RwLock<HashMap<(Subject, String), Shared>>,
+    /// By subject, then name: looked up by `&str`, no allocation on the
+    /// message path once a track exists.
+    tracks: RwLock<HashMap<Subject, HashMap<String, Shared>>>,
 }
 
 /// The process's activity.
@@ -104,19 +122,27 @@ pub struct Recent {
 }
 
 impl Activity {
-    fn track(&self, subject: Subject, name: &str) -> Shared {
-        if let Some(t) = self
-            .tracks
+    /// The track of `name`, if it has one.
+    fn find(&self, subject: Subject, name: &str) -> Option<Shared> {
+        self.tracks
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&(subject, name.to_string()))
-        {
-            return t.clone();
+            .get(&subject)
+            .and_then(|m| m.get(name))
+            .cloned()
+    }
+
+    /// The track of `name`, made on its first event.
+    fn track(&self, subject: Subject, name: &str) -> Shared {
+        if let Some(t) = self.find(subject, name) {
+            return t;
         }
         self.tracks
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .entry((subject, name.to_string()))
+            .entry(subject)
+            .or_default()
+            .entry(name.to_string())
             .or_default()
             .clone()
     }
@@ -125,19 +151,8 @@ impl Activity {
     pub fn record_at(&self, subject: Subject, name: &str, good: bool, at: i64) {
         let track = self.track(subject, name);
         let mut t = track.lock().unwrap_or_else(PoisonError::into_inner);
-        let minute = at.div_euclid(60_000);
-        if good {
-            t.good.add(minute);
-            t.last_good = Some(at);
-            t.failing_since = None;
-        } else {
-            t.bad.add(minute);
-            if t.failing_since.is_none() {
-                t.failing_since = Some(at);
-            }
-        }
+        t.event(good, at);
     }
-
     /// Records one event now.
     pub fn record(&self, subject: Subject, name: &str, good: bool) {
         self.record_at(subject, name, good, now_ms());
@@ -160,10 +175,9 @@ impl Activity {
 
     /// One call of plugin `name`: its outcome and how long it took.
     pub fn plugin_call(&self, name: &str, transformed: bool, took: std::time::Duration) {
-        let now = now_ms();
-        self.record_at(Subject::Plugin, name, transformed, now);
         let track = self.track(Subject::Plugin, name);
         let mut t = track.lock().unwrap_or_else(PoisonError::into_inner);
+        t.event(transformed, now_ms());
         if t.took_us.len() == LATENCY_SAMPLES {
             t.took_us.pop_front();
         }
@@ -174,12 +188,7 @@ impl Activity {
     /// [`LATENCY_SAMPLES`]) and how many there were; `None` before its
     /// first call.
     pub fn latency(&self, name: &str) -> Option<(std::time::Duration, std::time::Duration, usize)> {
-        let track = self
-            .tracks
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&(Subject::Plugin, name.to_string()))
-            .cloned()?;
+        let track = self.find(Subject::Plugin, name)?;
         let mut took: Vec<u64> = track
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -200,14 +209,7 @@ impl Activity {
 
     /// The track of `name` as of `now` (ms), with its last `n` minutes.
     pub fn recent(&self, subject: Subject, name: &str, n: usize, now: i64) -> Recent {
-        let key = (subject, name.to_string());
-        let Some(track) = self
-            .tracks
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-            .cloned()
-        else {
+        let Some(track) = self.find(subject, name) else {
             return Recent {
                 good: vec![0; n.min(MINUTES)],
                 bad: vec![0; n.min(MINUTES)],

@@ -208,7 +208,7 @@ pub(super) fn page(
                     tr {
                         td.n { (e.run) } td { (e.status.as_str()) }
                         td { @match (&e.error, reasons) { (Some(r), true) => (r), (Some(_), false) => span.muted { "(phi role)" }, _ => "" } }
-                        td.mono { @for p in &e.plugins { (p.plugin) "@" (&p.sha256[..p.sha256.len().min(12)]) " " } }
+                        td.mono { @for p in &e.plugins { (p.plugin) "@" (p.sha256.chars().take(12).collect::<String>()) " " } }
                         td { (iso(e.replaced_at)) }
                     }
                 }

@@ -135,6 +135,8 @@ fn the_console_logs_in_shows_each_role_its_share_and_acts_only_with_its_csrf_tok
         p.headers
     );
     assert_eq!(b.login("weft_nope").status, 401);
+    // A form past the console's cap (64 KiB) is refused unread.
+    assert_eq!(b.login(&"x".repeat(100 * 1024)).status, 413);
 
     // Logged in: a session cookie the page's scripts cannot read, sent
     // to no other site, only over a secure context.
