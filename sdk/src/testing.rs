@@ -113,6 +113,16 @@ impl TestHost {
         self
     }
 
+    /// Adds a lookup table from a CSV file (see [`TestHost::lookup_csv`]),
+    /// as `[plugins.NAME.lookups]` does. Panics, naming the file, when it
+    /// cannot be read.
+    pub fn lookup_csv_file(self, table: &str, path: impl AsRef<std::path::Path>) -> TestHost {
+        let path = path.as_ref();
+        let csv = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("lookup table {table}: {}: {e}", path.display()));
+        self.lookup_csv(table, &csv)
+    }
+
     /// Runs plugin `P` on `msg` with this host's settings and tables.
     pub fn run<P: Plugin>(&self, msg: Message) -> Result<Vec<Output>> {
         self.within(|| P::transform(msg))

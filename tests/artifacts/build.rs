@@ -35,20 +35,8 @@ fn main() {
         );
     }
 
-    // The variant first: the normal build then puts site_normalize.wasm back.
-    let variant = build(&workspace, &["site-normalize"], Some("test-variant"));
-    let Some((_, variant)) = variant.iter().find(|(name, _)| name == "site-normalize") else {
-        fail("cargo named no component for site-normalize --features test-variant");
-    };
-    let variant_path = variant.with_file_name("site_normalize_variant.wasm");
-    if let Err(e) = std::fs::copy(variant, &variant_path) {
-        fail(&format!(
-            "copying the test variant to {}: {e}",
-            variant_path.display()
-        ));
-    }
     let all: Vec<&str> = SHIPPED.iter().chain(TEST_ONLY).copied().collect();
-    let built = build(&workspace, &all, None);
+    let built = build(&workspace, &all);
     for name in &all {
         if !built.iter().any(|(n, _)| n == name) {
             fail(&format!("cargo named no component for {name}"));
@@ -80,10 +68,6 @@ fn main() {
     code.push_str(&format!(
         "/// The project key's trust list entry.\nconst PROJECT_TRUST_LIST: &str = {:?};\n",
         trust_list.display().to_string()
-    ));
-    code.push_str(&format!(
-        "/// site-normalize with its `test-variant` feature.\nconst SITE_NORMALIZE_VARIANT: &str = {:?};\n",
-        variant_path.display().to_string()
     ));
     let out =
         PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo")).join("artifacts.rs");
@@ -185,9 +169,9 @@ fn replace(path: &Path, bytes: &[u8]) {
     }
 }
 
-/// Builds `packages` (with `feature`) and returns each one's component:
-/// (package name, path of its `.wasm`).
-fn build(workspace: &Path, packages: &[&str], feature: Option<&str>) -> Vec<(String, PathBuf)> {
+/// Builds `packages` and returns each one's component: (package name,
+/// path of its `.wasm`).
+fn build(workspace: &Path, packages: &[&str]) -> Vec<(String, PathBuf)> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace)
@@ -202,9 +186,6 @@ fn build(workspace: &Path, packages: &[&str], feature: Option<&str>) -> Vec<(Str
         .args(["--message-format", "json-render-diagnostics"]);
     for p in packages {
         cmd.args(["-p", p]);
-    }
-    if let Some(f) = feature {
-        cmd.args(["--features", f]);
     }
     // The outer build's settings are for the host: the plugins are built
     // as `./scripts/run.sh` builds them (and not through clippy when the

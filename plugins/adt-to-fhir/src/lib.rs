@@ -38,7 +38,7 @@ impl Plugin for AdtToFhir {
     }
 
     fn transform(msg: Message) -> Result<Vec<Output>> {
-        weft_v2fhir::transaction(&msg, "adt-to-fhir", SUPPORTED, |ctx, bundle, patient| {
+        weft_v2fhir::transaction(&msg, MANIFEST.name, SUPPORTED, |ctx, bundle, patient| {
             let trigger = ctx.header.trigger_event.as_str();
             if trigger == "A40" {
                 let mut merged = 0;

@@ -1,18 +1,20 @@
-//! adt-to-fhir, run natively through weft_sdk::testing.
+//! adt-to-fhir, run natively through weft_v2fhir::testing.
 
-use adt_to_fhir::{AdtToFhir, resources};
-use weft_sdk::Message;
-use weft_sdk::serde_json::{self as serde_json, Value};
-use weft_sdk::testing::TestHost;
+use adt_to_fhir::AdtToFhir;
+use weft_sdk::serde_json;
+use weft_v2fhir::testing::{Mapped, Mapping};
 
 const LOOKUPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../lookups");
 
-fn host() -> TestHost {
-    let read = |f: &str| std::fs::read_to_string(format!("{LOOKUPS}/{f}")).unwrap();
-    TestHost::new()
+/// The plugin with the shipped lookup tables and one more authority.
+fn mapping() -> Mapping<AdtToFhir> {
+    Mapping::new()
         .config("default_utc_offset", "+01:00")
-        .lookup_csv("gender", &read("gender.csv"))
-        .lookup_csv("assigning_authority", &read("assigning-authority.csv"))
+        .lookup_file("gender", format!("{LOOKUPS}/gender.csv"))
+        .lookup_file(
+            "assigning_authority",
+            format!("{LOOKUPS}/assigning-authority.csv"),
+        )
         .lookup("assigning_authority", "HOSP", "urn:oid:1.2.3.4")
 }
 
@@ -21,10 +23,8 @@ EVN|A01|20240102030405
 PID|1||123456^^^HOSP^MR~987-65-4321^^^SSA^SS||O'Brien\\T\\Sons^Mary^Ann^Jr^Dr^^L~Smith^Mary^^^^^M||19800229|F|||12 Main St^Apt 4^Springfield^IL^62701^USA^H||^PRN^PH^^1^217^5551234~^NET^Internet^mary@example.org|^WPN^PH^^1^217^5559876^12||M^Married
 PV1|1|I|W1^101^A^HOSP||||1234^Welby^Marcus^^^Dr|||MED|||||||||V789^^^HOSP^VN|||||||||||||||||||||||||20240102030000|";
 
-fn bundle(text: &str) -> Value {
-    let b = host().one_json::<AdtToFhir>(Message::from_hl7(text));
-    assert_eq!(b["resourceType"], "Bundle");
-    b
+fn bundle(text: &str) -> Mapped {
+    mapping().bundle(text)
 }
 
 #[test]
@@ -32,7 +32,7 @@ fn maps_an_admit() {
     let b = bundle(A01);
     assert_eq!(b["resourceType"], "Bundle");
     assert_eq!(b["type"], "transaction");
-    let p = resources(&b, "Patient").next().unwrap();
+    let p = b.first("Patient");
     assert_eq!(p["identifier"][0]["system"], "urn:oid:1.2.3.4");
     assert_eq!(p["identifier"][0]["value"], "123456");
     assert_eq!(p["identifier"][0]["type"]["coding"][0]["code"], "MR");
@@ -68,13 +68,13 @@ fn maps_an_admit() {
     );
     assert!(entry["fullUrl"].as_str().unwrap().starts_with("urn:uuid:"));
 
-    let e = resources(&b, "Encounter").next().unwrap();
+    let e = b.first("Encounter");
     assert_eq!(e["status"], "in-progress");
     assert_eq!(e["class"]["code"], "IMP");
     assert_eq!(e["subject"]["reference"], entry["fullUrl"]);
     assert_eq!(e["period"]["start"], "2024-01-02T03:00:00+01:00");
     assert_eq!(e["location"][0]["location"]["display"], "W1 101 A");
-    let loc = resources(&b, "Location").next().unwrap();
+    let loc = b.first("Location");
     assert_eq!(loc["identifier"][0]["system"], "urn:oid:1.2.3.4");
     assert_eq!(loc["identifier"][0]["value"], "W1^101^A");
     assert_eq!(loc["physicalType"]["coding"][0]["code"], "bd");
@@ -82,14 +82,11 @@ fn maps_an_admit() {
         e["participant"][0]["individual"]["display"],
         "Dr Marcus Welby"
     );
-    let doc = resources(&b, "Practitioner").next().unwrap();
+    let doc = b.first("Practitioner");
     assert_eq!(doc["identifier"][0]["value"], "1234");
     assert_eq!(doc["name"][0]["family"], "Welby");
     assert!(
-        b["entry"]
-            .as_array()
-            .unwrap()
-            .iter()
+        b.entries()
             .any(|e| e["request"]["url"] == "Encounter?identifier=urn:oid:1.2.3.4|V789")
     );
 }
@@ -105,13 +102,13 @@ fn status_follows_the_trigger() {
     ] {
         let text = A01.replace("ADT^A01^ADT_A01", &format!("ADT^{trigger}"));
         let b = bundle(&text);
-        let e = resources(&b, "Encounter").next();
+        let e = b.all("Encounter").first().copied();
         assert_eq!(
             e.map(|e| e["status"].as_str().unwrap()),
             status,
             "{trigger}"
         );
-        assert_eq!(resources(&b, "Patient").count(), 1);
+        assert_eq!(b.all("Patient").len(), 1);
     }
 }
 
@@ -121,7 +118,7 @@ fn same_message_same_bundle() {
 }
 
 fn reject_reason(text: &str) -> String {
-    host().reject_reason::<AdtToFhir>(Message::from_hl7(text))
+    mapping().reject(text)
 }
 
 #[test]
@@ -162,11 +159,11 @@ IN1|1|PLAN1^Gold plan|BCBS^^^HOSP|Blue Cross||||||||20240101|20241231||HMO||SEL|
 fn maps_next_of_kin_allergies_diagnoses_and_insurance() {
     let b = bundle(&format!("{A01}{EXTRAS}"));
     let patient_url = b["entry"][0]["fullUrl"].clone();
-    let rp = resources(&b, "RelatedPerson").next().unwrap();
+    let rp = b.first("RelatedPerson");
     assert_eq!(rp["patient"]["reference"], patient_url);
     assert_eq!(rp["relationship"][0]["coding"][0]["code"], "SPO");
     assert_eq!(rp["name"][0]["family"], "Doe");
-    let al = resources(&b, "AllergyIntolerance").next().unwrap();
+    let al = b.first("AllergyIntolerance");
     assert_eq!(
         al["code"]["coding"][0]["system"],
         "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -175,30 +172,23 @@ fn maps_next_of_kin_allergies_diagnoses_and_insurance() {
     assert_eq!(al["criticality"], "high");
     assert_eq!(al["reaction"][0]["manifestation"][1]["text"], "Rash");
     assert_eq!(al["onsetDateTime"], "2020-01-01");
-    let c = resources(&b, "Condition").next().unwrap();
+    let c = b.first("Condition");
     assert_eq!(
         c["code"]["coding"][0]["system"],
         "http://hl7.org/fhir/sid/icd-10-cm"
     );
-    let encounter_url = b["entry"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["resource"]["resourceType"] == "Encounter")
-        .unwrap()["fullUrl"]
-        .clone();
-    assert_eq!(c["encounter"]["reference"], encounter_url);
-    let cov = resources(&b, "Coverage").next().unwrap();
+    assert_eq!(c["encounter"]["reference"], b.url_of("Encounter"));
+    let cov = b.first("Coverage");
     assert_eq!(cov["status"], "active");
     assert_eq!(cov["beneficiary"]["reference"], patient_url);
     assert_eq!(cov["subscriberId"], "POL123");
     assert_eq!(cov["relationship"]["coding"][0]["code"], "self");
     assert_eq!(cov["period"]["end"], "2024-12-31");
-    let payor = resources(&b, "Organization").next().unwrap();
+    let payor = b.first("Organization");
     assert_eq!(payor["name"], "Blue Cross");
     // Derived identities: the same message twice, the same Bundle.
     assert_eq!(b, bundle(&format!("{A01}{EXTRAS}")));
-    for e in b["entry"].as_array().unwrap() {
+    for e in b.entries() {
         let url = e["request"]["url"].as_str().unwrap();
         assert!(url.contains("?identifier="), "{url}");
         assert_eq!(e["request"]["method"], "PUT");
@@ -208,14 +198,11 @@ fn maps_next_of_kin_allergies_diagnoses_and_insurance() {
 #[test]
 fn primary_care_provider_from_pd1() {
     let b = bundle(&A01.replace("\nPV1", "\nPD1|||North Clinic|5678^Gp^Gina^^^Dr\nPV1"));
-    let p = resources(&b, "Patient").next().unwrap();
+    let p = b.first("Patient");
     assert_eq!(p["generalPractitioner"][0]["display"], "Dr Gina Gp");
     let gp_url = p["generalPractitioner"][0]["reference"].as_str().unwrap();
     assert!(
-        b["entry"]
-            .as_array()
-            .unwrap()
-            .iter()
+        b.entries()
             .any(|e| e["fullUrl"] == gp_url && e["resource"]["identifier"][0]["value"] == "5678")
     );
     assert_eq!(b["entry"][0]["resource"]["resourceType"], "Patient");
@@ -227,16 +214,14 @@ fn a40_links_the_merged_patients() {
         .replace("ADT^A01^ADT_A01", "ADT^A40^ADT_A39")
         .replace("\nPV1", "\nMRG|654321^^^HOSP^MR\nPV1");
     let b = bundle(&text);
-    let survivor = resources(&b, "Patient").next().unwrap();
+    let survivor = b.first("Patient");
     assert_eq!(survivor["link"][0]["type"], "replaces");
     assert_eq!(
         survivor["link"][0]["other"]["identifier"]["value"],
         "654321"
     );
-    let patch = b["entry"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let patch = b
+        .entries()
         .find(|e| e["request"]["method"] == "PATCH")
         .unwrap();
     assert_eq!(
@@ -248,26 +233,18 @@ fn a40_links_the_merged_patients() {
         patch["resource"]["parameter"][0]["part"][3]["part"][0]["valueReference"]["reference"],
         b["entry"][0]["fullUrl"]
     );
-    assert_eq!(resources(&b, "Encounter").count(), 0);
+    assert_eq!(b.all("Encounter").len(), 0);
     let r = reject_reason(&text.replace("654321", "123456"));
     assert!(r.starts_with("MRG-1 names the same patient"), "{r}");
 }
 
 #[test]
 fn unknown_gender_is_left_out_with_a_warning() {
-    let h = host();
-    let out = h
-        .run::<AdtToFhir>(Message::from_hl7(&A01.replace("|F|||", "|Q|||")))
-        .unwrap();
-    let b = out[0].message().json().unwrap();
-    assert!(
-        resources(&b, "Patient")
-            .next()
-            .unwrap()
-            .get("gender")
-            .is_none()
-    );
-    let warn = h
+    let m = mapping();
+    let b = m.bundle(&A01.replace("|F|||", "|Q|||"));
+    assert!(b.first("Patient").get("gender").is_none());
+    let warn = m
+        .host()
         .logs()
         .into_iter()
         .find(|(l, _)| *l == weft_sdk::log::Level::Warn)

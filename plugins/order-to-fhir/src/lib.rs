@@ -34,7 +34,7 @@ impl Plugin for OrderToFhir {
     }
 
     fn transform(msg: Message) -> Result<Vec<Output>> {
-        weft_v2fhir::transaction(&msg, "order-to-fhir", SUPPORTED, |ctx, bundle, patient| {
+        weft_v2fhir::transaction(&msg, MANIFEST.name, SUPPORTED, |ctx, bundle, patient| {
             let encounter = encounter::optional(ctx, bundle, patient)?;
             allergy::map_all(ctx, bundle, patient)?;
             let reasons = condition::map_all(ctx, bundle, patient, encounter.as_ref())?;

@@ -1,37 +1,22 @@
-//! order-to-fhir, run natively through weft_sdk::testing.
+//! order-to-fhir, run natively through weft_v2fhir::testing.
 
-use order_to_fhir::{OrderToFhir, resources};
-use weft_sdk::Message;
-use weft_sdk::serde_json::Value;
-use weft_sdk::testing::TestHost;
+use order_to_fhir::OrderToFhir;
+use weft_v2fhir::testing::{Mapped, Mapping};
 
 const ORM: &str = include_str!("../../../samples/orm-o01.hl7");
 
-fn host() -> TestHost {
-    TestHost::new().config("default_utc_offset", "+00:00")
-}
-
-fn run(text: &str) -> Value {
-    host().one_json::<OrderToFhir>(Message::from_hl7(text))
+fn run(text: &str) -> Mapped {
+    Mapping::<OrderToFhir>::new().bundle(text)
 }
 
 fn reason(text: &str) -> String {
-    host().reject_reason::<OrderToFhir>(Message::from_hl7(text))
-}
-
-fn url_of<'a>(b: &'a Value, kind: &str) -> &'a Value {
-    &b["entry"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["resource"]["resourceType"] == kind)
-        .unwrap()["fullUrl"]
+    Mapping::<OrderToFhir>::new().reject(text)
 }
 
 #[test]
 fn maps_an_order() {
     let b = run(ORM);
-    let sr = resources(&b, "ServiceRequest").next().unwrap();
+    let sr = b.first("ServiceRequest");
     assert_eq!(sr["status"], "active");
     assert_eq!(sr["intent"], "order");
     assert_eq!(sr["priority"], "stat");
@@ -39,25 +24,16 @@ fn maps_an_order() {
     assert_eq!(sr["identifier"][0]["value"], "ORD1002");
     assert_eq!(sr["occurrenceDateTime"], "2024-01-05T09:00:00+01:00");
     assert_eq!(sr["requester"]["display"], "Dr Marcus Welby");
-    assert_eq!(sr["subject"]["reference"], *url_of(&b, "Patient"));
-    assert_eq!(sr["encounter"]["reference"], *url_of(&b, "Encounter"));
-    assert_eq!(
-        sr["reasonReference"][0]["reference"],
-        *url_of(&b, "Condition")
-    );
-    let c = resources(&b, "Condition").next().unwrap();
+    assert_eq!(sr["subject"]["reference"], b.url_of("Patient"));
+    assert_eq!(sr["encounter"]["reference"], b.url_of("Encounter"));
+    assert_eq!(sr["reasonReference"][0]["reference"], b.url_of("Condition"));
+    let c = b.first("Condition");
     assert_eq!(
         c["code"]["coding"][0]["system"],
         "http://hl7.org/fhir/sid/icd-10-cm"
     );
-    assert!(
-        b["entry"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["request"]["url"]
-                == "ServiceRequest?identifier=urn:weft:assigning-authority:EDGE|ORD1002")
-    );
+    assert!(b.entries().any(|e| e["request"]["url"]
+        == "ServiceRequest?identifier=urn:weft:assigning-authority:EDGE|ORD1002"));
 }
 
 #[test]
@@ -67,25 +43,19 @@ fn lab_order_with_specimen() {
         "\rSPM|1|SP1&EDGE||BLD^Whole blood^HL70487|||||||||||||20240105083000+0100\rDG1",
     );
     let b = run(&text);
-    let sr = resources(&b, "ServiceRequest").next().unwrap();
-    let sp = resources(&b, "Specimen").next().unwrap();
-    assert_eq!(sr["specimen"][0]["reference"], *url_of(&b, "Specimen"));
+    let sr = b.first("ServiceRequest");
+    let sp = b.first("Specimen");
+    assert_eq!(sr["specimen"][0]["reference"], b.url_of("Specimen"));
     assert_eq!(sp["type"]["coding"][0]["code"], "BLD");
-    assert_eq!(sp["request"][0]["reference"], *url_of(&b, "ServiceRequest"));
+    assert_eq!(sp["request"][0]["reference"], b.url_of("ServiceRequest"));
 }
 
 #[test]
 fn status_from_order_control_and_status() {
     let b = run(&ORM.replace("ORC|NW|", "ORC|CA|"));
-    assert_eq!(
-        resources(&b, "ServiceRequest").next().unwrap()["status"],
-        "revoked"
-    );
+    assert_eq!(b.first("ServiceRequest")["status"], "revoked");
     let b = run(&ORM.replace("ORC|NW|ORD1002^EDGE|||", "ORC|NW|ORD1002^EDGE|||HD"));
-    assert_eq!(
-        resources(&b, "ServiceRequest").next().unwrap()["status"],
-        "on-hold"
-    );
+    assert_eq!(b.first("ServiceRequest")["status"], "on-hold");
 }
 
 #[test]

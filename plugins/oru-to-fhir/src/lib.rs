@@ -31,7 +31,7 @@ impl Plugin for OruToFhir {
     }
 
     fn transform(msg: Message) -> Result<Vec<Output>> {
-        weft_v2fhir::transaction(&msg, "oru-to-fhir", &["ORU^R01"], |ctx, bundle, patient| {
+        weft_v2fhir::transaction(&msg, MANIFEST.name, &["ORU^R01"], |ctx, bundle, patient| {
             let encounter = encounter::optional(ctx, bundle, patient)?;
             let (loose, groups) = order_groups(ctx);
             if !groups.iter().any(|g| g.obr.is_some()) {

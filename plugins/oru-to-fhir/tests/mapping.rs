@@ -1,26 +1,16 @@
-//! oru-to-fhir, run natively through weft_sdk::testing.
+//! oru-to-fhir, run natively through weft_v2fhir::testing.
 
-use oru_to_fhir::{OruToFhir, resources};
-use weft_sdk::Message;
-use weft_sdk::serde_json::Value;
-use weft_sdk::testing::TestHost;
+use oru_to_fhir::OruToFhir;
+use weft_v2fhir::testing::{Mapped, Mapping};
 
 const ORU: &str = include_str!("../../../samples/oru-r01.hl7");
 
-fn host() -> TestHost {
-    TestHost::new().config("default_utc_offset", "+00:00")
-}
-
-fn bundle(text: &str) -> Value {
-    host().one_json::<OruToFhir>(Message::from_hl7(text))
+fn bundle(text: &str) -> Mapped {
+    Mapping::<OruToFhir>::new().bundle(text)
 }
 
 fn reject(text: &str) -> String {
-    host().reject_reason::<OruToFhir>(Message::from_hl7(text))
-}
-
-fn observations(b: &Value) -> Vec<&Value> {
-    resources(b, "Observation").collect()
+    Mapping::<OruToFhir>::new().reject(text)
 }
 
 /// The sample with its OBX segments replaced by `obx`.
@@ -34,7 +24,7 @@ fn with_obx(obx: &str) -> String {
 #[test]
 fn maps_a_result() {
     let b = bundle(ORU);
-    let r = resources(&b, "DiagnosticReport").next().unwrap();
+    let r = b.first("DiagnosticReport");
     assert_eq!(r["status"], "final");
     assert_eq!(r["code"]["coding"][0]["system"], "http://loinc.org");
     assert_eq!(r["code"]["coding"][0]["code"], "24331-1");
@@ -44,13 +34,13 @@ fn maps_a_result() {
     assert_eq!(r["result"].as_array().unwrap().len(), 3);
     assert_eq!(r["identifier"][0]["value"], "LAB2002");
 
-    let sr = resources(&b, "ServiceRequest").next().unwrap();
+    let sr = b.first("ServiceRequest");
     assert_eq!(sr["status"], "completed");
     assert_eq!(sr["intent"], "order");
     assert_eq!(sr["identifier"][0]["type"]["coding"][0]["code"], "PLAC");
     assert_eq!(sr["requester"]["display"], "Dr Marcus Welby");
 
-    let obs = observations(&b);
+    let obs = b.all("Observation");
     let chol = obs[0];
     assert_eq!(chol["status"], "final");
     assert_eq!(chol["valueQuantity"]["value"], 212);
@@ -58,21 +48,13 @@ fn maps_a_result() {
     assert_eq!(chol["valueQuantity"]["code"], "mg/dL");
     assert_eq!(chol["interpretation"][0]["coding"][0]["code"], "H");
     assert_eq!(chol["referenceRange"][0]["text"], "<200");
-    assert_eq!(
-        chol["basedOn"][0]["reference"],
-        b["entry"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["resource"]["resourceType"] == "ServiceRequest")
-            .unwrap()["fullUrl"]
-    );
+    assert_eq!(chol["basedOn"][0]["reference"], b.url_of("ServiceRequest"));
     let tg = obs[1];
     assert_eq!(tg["referenceRange"][0]["low"]["value"], 0);
     assert_eq!(tg["referenceRange"][0]["high"]["value"], 150);
     assert_eq!(obs[2]["valueString"], "Fasting sample");
 
-    let spm = resources(&b, "Specimen").next().unwrap();
+    let spm = b.first("Specimen");
     assert_eq!(spm["type"]["coding"][0]["system"], "http://snomed.info/sct");
     assert_eq!(spm["identifier"][0]["value"], "SP3003");
     assert_eq!(
@@ -89,7 +71,7 @@ fn value_types() {
 OBX|4|CWE|4^D^LN||260373001^Detected^SCT||||||F\rOBX|5|DT|5^E^LN||20240102||||||F\rOBX|6|TX|6^F^LN||line one~line two||||||F\r\
 OBX|7|TM|7^G^LN||1130||||||F",
     ));
-    let o = observations(&b);
+    let o = b.all("Observation");
     assert_eq!(o[0]["valueQuantity"]["comparator"], "<");
     assert_eq!(o[0]["valueQuantity"]["value"], 5);
     assert_eq!(o[1]["valueRatio"]["denominator"]["value"], 128);
@@ -105,11 +87,10 @@ OBX|7|TM|7^G^LN||1130||||||F",
 
 #[test]
 fn oddities_map_with_a_warning() {
-    let h = host();
+    let m = Mapping::<OruToFhir>::new();
     let text = with_obx("OBX|1|ED|1^A^LN||^AP^PDF^Base64^AAAA||||||\rOBX|2|NM|2^B^LN||5|||ZZ|||F");
-    let out = h.run::<OruToFhir>(Message::from_hl7(&text)).unwrap();
-    let b = out[0].message().json().unwrap();
-    let o = observations(&b);
+    let b = m.bundle(&text);
+    let o = b.all("Observation");
     assert_eq!(o[0]["status"], "unknown");
     assert_eq!(o[0]["dataAbsentReason"]["coding"][0]["code"], "unsupported");
     assert_eq!(o[1]["interpretation"][0]["coding"][0]["code"], "ZZ");
@@ -117,7 +98,8 @@ fn oddities_map_with_a_warning() {
         o[1]["interpretation"][0]["coding"][0]["system"],
         "http://terminology.hl7.org/CodeSystem/v2-0078"
     );
-    let warnings: Vec<String> = h
+    let warnings: Vec<String> = m
+        .host()
         .logs()
         .into_iter()
         .filter(|(l, _)| *l == weft_sdk::log::Level::Warn)
@@ -175,7 +157,7 @@ fn result_comments_become_notes() {
     let b = bundle(&with_obx(
         "OBX|1|NM|1^A^LN||5||||||F\rNTE|1||Haemolysed sample\rNTE|2||Repeat advised\rOBX|2|NM|2^B^LN||6||||||F",
     ));
-    let o = observations(&b);
+    let o = b.all("Observation");
     assert_eq!(o[0]["note"][0]["text"], "Haemolysed sample");
     assert_eq!(o[0]["note"][1]["text"], "Repeat advised");
     assert!(o[1].get("note").is_none());
@@ -185,7 +167,7 @@ fn result_comments_become_notes() {
 fn a_resend_is_the_same_bundle() {
     assert_eq!(bundle(ORU), bundle(ORU));
     let b = bundle(ORU);
-    for e in b["entry"].as_array().unwrap() {
+    for e in b.entries() {
         assert_eq!(e["request"]["method"], "PUT");
         assert!(e["fullUrl"].as_str().unwrap().starts_with("urn:uuid:"));
     }

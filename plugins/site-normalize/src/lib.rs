@@ -13,8 +13,9 @@
 //!   Only Z-segments may be listed: a mapping must not silently drop
 //!   standard data.
 
-use weft_sdk::hl7::Path;
-use weft_sdk::{Error, Message, Output, Plugin, Result, config, log, lookup};
+mod normalize;
+
+use weft_sdk::{Message, Output, Plugin, Result};
 
 /// The plugin.
 pub struct SiteNormalize;
@@ -23,40 +24,11 @@ impl Plugin for SiteNormalize {
     /// `translate` and `drop_segments` are checked once, at load: a bad
     /// pair or a standard segment refuses the version.
     fn init() -> Result<()> {
-        if let Some(spec) = config("translate") {
-            for (path, _) in translations(&spec)? {
-                Path::parse(path).map_err(|e| {
-                    Error::failed(format!(
-                        "config translate: {path:?} is not an HL7 path: {e}"
-                    ))
-                })?;
-            }
-        }
-        if let Some(spec) = config("drop_segments") {
-            droppable(&spec)?;
-        }
-        Ok(())
+        normalize::init()
     }
 
     fn transform(msg: Message) -> Result<Vec<Output>> {
-        let mut hl7 = msg.hl7()?;
-        if let Some(prefix) = config("mrn_prefix").filter(|p| !p.is_empty()) {
-            let mrn_type = config("mrn_type").unwrap_or_else(|| "MR".to_string());
-            prefix_mrns(&mut hl7, &prefix, &mrn_type)?;
-        }
-        if let Some(spec) = config("translate") {
-            for (path, table) in translations(&spec)? {
-                translate(&mut hl7, path, table)?;
-            }
-        }
-        if let Some(spec) = config("drop_segments") {
-            let ids = droppable(&spec)?;
-            let n = hl7.remove_segments(|s| ids.contains(&s.id()));
-            log::debug!("dropped {n} segments");
-        }
-        #[cfg(feature = "test-variant")]
-        hl7.push_segment_fields("ZWV", &["B"]);
-        Ok(vec![Output::hl7(&hl7)])
+        Ok(vec![Output::hl7(&normalize::normalize(&msg)?)])
     }
 }
 
@@ -68,72 +40,6 @@ weft_sdk::manifest! {
     config: &["mrn_prefix", "mrn_type", "translate", "drop_segments"],
     memory_mib: 16,
     deadline_ms: 50,
-}
-
-fn list(spec: &str) -> impl Iterator<Item = &str> {
-    spec.split(',').map(str::trim).filter(|s| !s.is_empty())
-}
-
-/// The `translate` setting's `PATH:table` pairs.
-fn translations(spec: &str) -> Result<Vec<(&str, &str)>> {
-    list(spec)
-        .map(|pair| {
-            pair.split_once(':')
-                .map(|(path, table)| (path.trim(), table.trim()))
-                .ok_or_else(|| {
-                    Error::failed(format!("config translate: {pair:?} is not PATH:table"))
-                })
-        })
-        .collect()
-}
-
-/// The `drop_segments` setting's segment ids, each a Z-segment.
-fn droppable(spec: &str) -> Result<Vec<&str>> {
-    let ids: Vec<&str> = list(spec).collect();
-    if let Some(bad) = ids.iter().find(|id| !id.starts_with('Z')) {
-        return Err(Error::failed(format!(
-            "config drop_segments: {bad} is not a Z-segment; only Z-segments may be dropped"
-        )));
-    }
-    Ok(ids)
-}
-
-fn prefix_mrns(hl7: &mut weft_sdk::hl7::Message, prefix: &str, mrn_type: &str) -> Result<()> {
-    let Some(pid) = hl7.segment("PID") else {
-        return Ok(());
-    };
-    let reps: Vec<(usize, String)> = hl7
-        .field(pid, 3)
-        .repetitions()
-        .enumerate()
-        .filter(|(_, r)| r.component(5).value() == mrn_type)
-        .map(|(i, r)| (i + 1, r.component(1).value().into_owned()))
-        .filter(|(_, id)| !id.is_empty() && !id.starts_with(prefix))
-        .collect();
-    for (rep, id) in reps {
-        hl7.set(&format!("PID-3({rep}).1"), &format!("{prefix}{id}"))?;
-    }
-    Ok(())
-}
-
-fn translate(hl7: &mut weft_sdk::hl7::Message, path: &str, table: &str) -> Result<()> {
-    let parsed = Path::parse(path)?;
-    let Some(code) = hl7
-        .element_at(&parsed)
-        .and_then(|e| e.non_empty())
-        .map(|v| v.into_owned())
-    else {
-        return Ok(());
-    };
-    match lookup(table, &code) {
-        Some(mapped) => hl7.set(path, &mapped)?,
-        None => {
-            // The code is patient data: only its absence is worth a warning.
-            log::warn!("{path}: code has no entry in lookup table {table}; kept as is");
-            log::debug!("{path}: unmapped code {code:?}");
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

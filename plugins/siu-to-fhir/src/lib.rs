@@ -29,7 +29,7 @@ impl Plugin for SiuToFhir {
     }
 
     fn transform(msg: Message) -> Result<Vec<Output>> {
-        weft_v2fhir::transaction(&msg, "siu-to-fhir", SUPPORTED, |ctx, bundle, patient| {
+        weft_v2fhir::transaction(&msg, MANIFEST.name, SUPPORTED, |ctx, bundle, patient| {
             let sch = ctx.hl7.segment("SCH").ok_or_else(|| {
                 Error::reject("no SCH segment: an SIU message needs its schedule")
             })?;

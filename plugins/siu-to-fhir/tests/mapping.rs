@@ -1,33 +1,27 @@
-//! siu-to-fhir, run natively through weft_sdk::testing.
+//! siu-to-fhir, run natively through weft_v2fhir::testing.
 
-use siu_to_fhir::{SiuToFhir, resources};
-use weft_sdk::Message;
+use siu_to_fhir::SiuToFhir;
 use weft_sdk::serde_json::Value;
-use weft_sdk::testing::TestHost;
+use weft_v2fhir::testing::{Mapped, Mapping};
 
 const SIU: &str = include_str!("../../../samples/siu-s12.hl7");
 
-fn host() -> TestHost {
-    TestHost::new().config("default_utc_offset", "+00:00")
-}
-
-fn run(text: &str) -> Value {
-    host().one_json::<SiuToFhir>(Message::from_hl7(text))
+fn run(text: &str) -> Mapped {
+    Mapping::<SiuToFhir>::new().bundle(text)
 }
 
 fn reason(text: &str) -> String {
-    host().reject_reason::<SiuToFhir>(Message::from_hl7(text))
+    Mapping::<SiuToFhir>::new().reject(text)
 }
 
 fn appointment(text: &str) -> Value {
-    let b = run(text);
-    resources(&b, "Appointment").next().unwrap().clone()
+    run(text).first("Appointment").clone()
 }
 
 #[test]
 fn maps_a_booking() {
     let b = run(SIU);
-    let a = resources(&b, "Appointment").next().unwrap();
+    let a = b.first("Appointment");
     assert_eq!(a["status"], "booked");
     assert_eq!(a["start"], "2024-01-10T10:00:00+01:00");
     assert_eq!(a["end"], "2024-01-10T10:30:00+01:00");
@@ -38,11 +32,8 @@ fn maps_a_booking() {
     assert_eq!(parts.len(), 3);
     assert_eq!(parts[0]["status"], "accepted");
     assert_eq!(parts[1]["actor"]["display"], "Dr Marcus Welby");
-    assert!(resources(&b, "Practitioner").next().is_some());
-    assert_eq!(
-        resources(&b, "Location").next().unwrap()["name"],
-        "CLINIC 2"
-    );
+    assert!(!b.all("Practitioner").is_empty());
+    assert_eq!(b.first("Location")["name"], "CLINIC 2");
 }
 
 #[test]

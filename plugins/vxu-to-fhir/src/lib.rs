@@ -25,7 +25,7 @@ impl Plugin for VxuToFhir {
     }
 
     fn transform(msg: Message) -> Result<Vec<Output>> {
-        weft_v2fhir::transaction(&msg, "vxu-to-fhir", &["VXU^V04"], |ctx, bundle, patient| {
+        weft_v2fhir::transaction(&msg, MANIFEST.name, &["VXU^V04"], |ctx, bundle, patient| {
             related_person::map_all(ctx, bundle, patient)?;
             let encounter = encounter::optional(ctx, bundle, patient)?;
             let (_, groups) = order_groups(ctx);

@@ -1,33 +1,27 @@
-//! vxu-to-fhir, run natively through weft_sdk::testing.
+//! vxu-to-fhir, run natively through weft_v2fhir::testing.
 
-use vxu_to_fhir::{VxuToFhir, resources};
-use weft_sdk::Message;
+use vxu_to_fhir::VxuToFhir;
 use weft_sdk::serde_json::Value;
-use weft_sdk::testing::TestHost;
+use weft_v2fhir::testing::{Mapped, Mapping};
 
 const VXU: &str = include_str!("../../../samples/vxu-v04.hl7");
 
-fn host() -> TestHost {
-    TestHost::new().config("default_utc_offset", "+00:00")
-}
-
-fn run(text: &str) -> Value {
-    host().one_json::<VxuToFhir>(Message::from_hl7(text))
+fn run(text: &str) -> Mapped {
+    Mapping::<VxuToFhir>::new().bundle(text)
 }
 
 fn reason(text: &str) -> String {
-    host().reject_reason::<VxuToFhir>(Message::from_hl7(text))
+    Mapping::<VxuToFhir>::new().reject(text)
 }
 
 fn immunization(text: &str) -> Value {
-    let b = run(text);
-    resources(&b, "Immunization").next().unwrap().clone()
+    run(text).first("Immunization").clone()
 }
 
 #[test]
 fn maps_an_administration() {
     let b = run(VXU);
-    let im = resources(&b, "Immunization").next().unwrap();
+    let im = b.first("Immunization");
     assert_eq!(im["status"], "completed");
     assert_eq!(
         im["vaccineCode"]["coding"][0]["system"],
@@ -53,14 +47,8 @@ fn maps_an_administration() {
     assert_eq!(im["performer"][0]["function"]["coding"][0]["code"], "AP");
     assert_eq!(im["programEligibility"][0]["coding"][0]["code"], "V01");
     assert_eq!(im["identifier"][0]["value"], "IZ3003");
-    let obs = resources(&b, "Observation").next().unwrap();
-    let im_url = &b["entry"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["resource"]["resourceType"] == "Immunization")
-        .unwrap()["fullUrl"];
-    assert_eq!(obs["partOf"][0]["reference"], *im_url);
+    let obs = b.first("Observation");
+    assert_eq!(obs["partOf"][0]["reference"], b.url_of("Immunization"));
 }
 
 #[test]

@@ -12,7 +12,9 @@
 //!   requires codes from, each overridable by a site lookup table;
 //! - [`Bundle`]: a `transaction` Bundle of conditional requests with
 //!   deterministic `urn:uuid:` fullUrls;
-//! - [`resources`]: one mapper per FHIR resource.
+//! - [`resources`]: one mapper per FHIR resource;
+//! - `testing` (native builds only): run a mapping in `cargo test` and
+//!   look inside the Bundle it makes.
 //!
 //! Rules every mapper keeps: a message that cannot be mapped faithfully
 //! (no PID-3, an impossible date, a required code with no mapping) is
@@ -27,6 +29,8 @@ pub mod datatypes;
 pub mod groups;
 pub mod ids;
 pub mod resources;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 pub mod time;
 
 pub use bundle::{Bundle, Identity, resources as bundle_resources};
@@ -39,13 +43,16 @@ use weft_sdk::{Message, Output, Result};
 /// `types` the plugin maps (`CODE^TRIGGER`; any other is a reject naming
 /// `plugin`), maps PID to the Patient (a reject when it cannot), runs
 /// `body` for the rest, and returns the transaction Bundle as the one
-/// output.
+/// output. Pass the plugin's own name from its crate metadata:
+/// `MANIFEST.name`, which [`weft_sdk::manifest!`] defines.
 ///
 /// ```no_run
 /// # use weft_sdk::{Message, Output, Result};
 /// # use weft_v2fhir::resources::condition;
+/// weft_sdk::manifest! { maps: &["ADT^A08"] }
+///
 /// fn transform(msg: Message) -> Result<Vec<Output>> {
-///     weft_v2fhir::transaction(&msg, "diagnoses", &["ADT^A08"], |ctx, bundle, patient| {
+///     weft_v2fhir::transaction(&msg, MANIFEST.name, &["ADT^A08"], |ctx, bundle, patient| {
 ///         condition::map_all(ctx, bundle, patient, None)?;
 ///         Ok(())
 ///     })

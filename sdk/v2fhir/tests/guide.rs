@@ -59,3 +59,37 @@ fn the_guide_example_maps_diagnoses() {
         .unwrap_err();
     assert!(e.reason().starts_with("PID-3"), "{e}");
 }
+
+/// The guide's `Mapping` example, with the repository's lookup table.
+#[test]
+fn the_guide_mapping_test_runs() {
+    use weft_v2fhir::testing::Mapping;
+    const A08: &str = "MSH|^~\\&|EHR|NORTH|WEFT|EDGE|20240102030405||ADT^A08|C1|P|2.5.1\r\
+PID|1||42^^^EDGE^MR||Doe^Jane||19700101|F\r\
+DG1|1||J18.9^Pneumonia^I10C";
+    let mapping = Mapping::<Diagnoses>::new().lookup_file(
+        "assigning_authority",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../lookups/assigning-authority.csv"
+        ),
+    );
+    let bundle = mapping.bundle(A08);
+    assert_eq!(
+        bundle.first("Condition")["code"]["coding"][0]["code"],
+        "J18.9"
+    );
+    assert_eq!(
+        bundle.first("Condition")["subject"]["reference"],
+        bundle.url_of("Patient")
+    );
+    assert_eq!(
+        bundle.first("Patient")["identifier"][0]["system"],
+        "urn:oid:2.16.840.1.113883.3.9999.1"
+    );
+    assert!(
+        mapping
+            .reject(&A08.replace("ADT^A08", "ADT^A03"))
+            .starts_with("MSH-9")
+    );
+}

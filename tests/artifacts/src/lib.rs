@@ -44,10 +44,11 @@ pub fn all() -> impl Iterator<Item = (&'static str, &'static Path)> {
     COMPONENTS.iter().map(|(n, p)| (*n, Path::new(*p)))
 }
 
-/// `site-normalize` built with its `test-variant` feature (its outputs carry
-/// a `ZWV|B` segment): a second version of a plugin, for hot-reload tests.
+/// A second version of `site-normalize` (the test plugin
+/// `weft-test-site-normalize-b`: the same code, its outputs ending in a
+/// `ZWV|B` segment), for hot-reload and signing tests.
 pub fn site_normalize_variant() -> &'static Path {
-    Path::new(SITE_NORMALIZE_VARIANT)
+    component("weft-test-site-normalize-b").expect("the build script builds every TEST_ONLY plugin")
 }
 
 #[cfg(test)]

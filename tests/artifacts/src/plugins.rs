@@ -10,5 +10,11 @@ pub const SHIPPED: &[&str] = &[
 ];
 
 /// Plugins that exist only for the tests: a hostile one (SDK), one built
-/// against a future contract, one written against the raw ABI.
-pub const TEST_ONLY: &[&str] = &["weft-test-hostile", "weft-test-future-contract", "weft-test-raw"];
+/// against a future contract, one written against the raw ABI, and a
+/// second version of site-normalize.
+pub const TEST_ONLY: &[&str] = &[
+    "weft-test-hostile",
+    "weft-test-future-contract",
+    "weft-test-raw",
+    "weft-test-site-normalize-b",
+];
