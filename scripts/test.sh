@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints (native and wasm), unit, property,
 # corpus, plugin, sandbox and CLI tests, FHIR R4 validation of every
-# corpus mapping, and 10 s of each fuzz target. Builds everything once, in
+# corpus mapping, the shipped routes' golden cases, and a few seconds of
+# each fuzz target. Builds everything once, in
 # release; the plugins' components are built by cargo (tests/artifacts/build.rs)
 # as part of the native build.
 set -euo pipefail
@@ -19,7 +20,7 @@ cargo fmt --all --check
 phase "clippy (wasm32-wasip2: SDK and plugins)"
 cargo clippy --locked --target wasm32-wasip2 --profile plugin \
     -p weft-sdk -p weft-v2fhir -p adt-to-fhir -p oru-to-fhir -p order-to-fhir -p siu-to-fhir \
-    -p vxu-to-fhir -p site-normalize -p weft-test-hostile -p weft-test-raw -- -D warnings
+    -p vxu-to-fhir -p site-normalize -p weft-test-hostile -p weft-test-raw -p weft-test-site-normalize-b -- -D warnings
 # Native code is linted as it is built: clippy-driver compiles the
 # workspace's own crates (every test, bench, binary and example, and the
 # libraries under them), `-D warnings` making any rustc or clippy warning an
@@ -33,6 +34,19 @@ phase "build and lint (native)"
 cargo build --locked --release --workspace --tests --benches --bins --examples
 phase "cargo test"
 cargo test --locked --workspace --release
+# The shipped routes' golden cases (tests/golden/README.md), through the
+# binary as a site's CI would run them.
+phase "golden cases (weft test)"
+for route in adt results orders scheduling immunizations; do
+    # Every case on failure, the count line otherwise.
+    if ! out=$(target/release/weft test --route "$route" "tests/golden/$route" \
+        --junit "target/golden-$route.xml" 2>&1); then
+        echo "$out"
+        echo "golden cases of route $route failed" >&2
+        exit 1
+    fi
+    echo "  $route: ${out##*$'\n'}"
+done
 # Every fuzz target briefly, so a parser change that crashes fails here;
 # scripts/fuzz.sh SECONDS runs them for longer.
 phase "fuzzing"
