@@ -5,14 +5,18 @@ use std::process::ExitCode;
 /// Arguments of `weft check`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The configuration file (default: ./weft.toml, else the embedded default).
-    config: Option<std::path::PathBuf>,
+    /// The configuration file (default: ./weft.toml, else the embedded
+    /// default); or name it with --config, as the other commands do.
+    #[arg(value_name = "CONFIG", conflicts_with = "config")]
+    file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    config: super::ConfigArg,
 }
 
 /// Loads the config, then every plugin; reports every problem found.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = super::ConfigArg {
-        config: args.config,
+        config: args.file.or(args.config.config),
     }
     .load()?;
     let fuel = config.plugins.values().any(|p| p.limits.fuel.is_some());

@@ -5,6 +5,7 @@ mod api;
 mod audit;
 mod check;
 mod messages;
+mod new;
 mod plugin;
 mod plugins;
 mod run;
@@ -56,6 +57,9 @@ enum Command {
     /// Run golden cases (a folder each: an input, and the expected outputs
     /// or the reason it must be rejected) through one plugin or one route.
     Test(test::Args),
+    /// Make a plugin crate from a template: the plugin, its unit tests and
+    /// golden cases, a sample, a weft.toml, a README.
+    New(new::Args),
     /// Check a configuration and load every plugin it names.
     Check(check::Args),
     /// Start every source, route and destination of a configuration.
@@ -159,6 +163,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Transform(args) => transform::run(args),
         Command::Test(args) => test::run(args),
+        Command::New(args) => new::run(args),
         Command::Check(args) => check::run(args),
         Command::Run(args) => run::run(args),
         Command::Send(args) => send::run(args),

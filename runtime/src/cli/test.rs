@@ -1,8 +1,10 @@
 //! `weft test`: golden cases through one plugin or one route, in the real
 //! sandbox. A case is a folder: `input.hl7` (or `input.json`, or
 //! `input.*` of another kind), and what it must come to: `expected/` (the
-//! outputs, in order of their file names), or `reject.txt` / `failed.txt`
-//! (a text the reason must contain). JSON is compared by structure (with
+//! outputs, in order of their file names; hidden files such as `.gitkeep`
+//! left out, so an `expected/` holding only those means no outputs: the
+//! message filtered out), or `reject.txt` / `failed.txt` (a text the reason
+//! must contain). JSON is compared by structure (with
 //! the volatile fields left out), HL7 v2 by segment and field, anything
 //! else byte for byte; each difference is printed with its path and both
 //! values. `--update` writes what the run made as the case's expectation,
@@ -184,7 +186,7 @@ fn expectation(case: &Case) -> anyhow::Result<Expect> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
+        .filter(|p| p.is_file() && !name_of(p).starts_with('.'))
         .collect();
     files.sort();
     let mut outputs = Vec::new();
@@ -319,6 +321,11 @@ fn update(case: &Case, result: &Result<Vec<Output>, CallError>) -> anyhow::Resul
         Ok(outputs) => {
             std::fs::create_dir_all(&expected)
                 .with_context(|| format!("creating {}", expected.display()))?;
+            if outputs.is_empty() {
+                // Filtered out: an empty expected/ that git keeps.
+                let keep = expected.join(".gitkeep");
+                std::fs::write(&keep, "").with_context(|| format!("writing {}", keep.display()))?;
+            }
             for (i, o) in outputs.iter().enumerate() {
                 // JSON pretty-printed, so the expectation reads well in a review.
                 let body = match serde_json::from_slice::<serde_json::Value>(&o.message.body) {

@@ -21,6 +21,7 @@ mod manifest;
 mod messages;
 mod mllp;
 mod monitoring;
+mod new;
 mod phi;
 mod reload;
 mod reprocess;
