@@ -22,6 +22,7 @@ pub mod pipeline;
 pub mod plugins;
 pub mod private;
 pub mod reload;
+pub mod replay;
 pub mod routing;
 pub mod sources;
 pub mod tls;

@@ -176,6 +176,11 @@ impl Route {
     pub fn versions(&self) -> Vec<PluginUse> {
         self.chain.versions()
     }
+
+    /// Runs `msg` through the route's plugins (see [`Chain::run`]).
+    pub fn run(&self, msg: Message) -> Result<ChainResult, CallError> {
+        self.chain.run(msg)
+    }
 }
 
 /// Every route, built over one set of plugin versions. The pipeline holds

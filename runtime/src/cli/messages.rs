@@ -22,7 +22,7 @@ pub struct Args {
 /// Which messages: the filters of `list`, and of a bulk resend or
 /// reprocessing.
 #[derive(Debug, Clone, Default, clap::Args)]
-struct Selection {
+pub(super) struct Selection {
     /// received, transformed, rejected, failed, pending or dead.
     #[arg(long)]
     status: Option<StatusFilter>,
@@ -52,7 +52,7 @@ struct Selection {
 
 impl Selection {
     /// The journal's filter for it (no limit set).
-    fn filter(self) -> anyhow::Result<Filter> {
+    pub(super) fn filter(self) -> anyhow::Result<Filter> {
         Ok(Filter {
             status: self.status,
             source: self.source,

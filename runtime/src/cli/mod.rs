@@ -8,6 +8,7 @@ mod messages;
 mod new;
 mod plugin;
 mod plugins;
+mod replay;
 mod run;
 mod send;
 mod test;
@@ -60,6 +61,9 @@ enum Command {
     /// Make a plugin crate from a template: the plugin, its unit tests and
     /// golden cases, a sample, a weft.toml, a README.
     New(new::Args),
+    /// Run journaled messages through a candidate plugin or configuration
+    /// and compare with the outputs recorded then; nothing is delivered.
+    Replay(replay::Args),
     /// Check a configuration and load every plugin it names.
     Check(check::Args),
     /// Start every source, route and destination of a configuration.
@@ -164,6 +168,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Transform(args) => transform::run(args),
         Command::Test(args) => test::run(args),
         Command::New(args) => new::run(args),
+        Command::Replay(args) => replay::run(args),
         Command::Check(args) => check::run(args),
         Command::Run(args) => run::run(args),
         Command::Send(args) => send::run(args),

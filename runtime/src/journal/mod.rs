@@ -329,6 +329,44 @@ pub struct Unfinished {
     pub message: NewMessage,
 }
 
+/// A message as the journal recorded it, with what its current run made:
+/// what `weft replay` runs again and compares with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The runtime's id.
+    pub id: String,
+    /// The source's name.
+    pub source: String,
+    /// The peer's address.
+    pub remote: Option<String>,
+    /// The subject of the peer's client certificate.
+    pub peer_subject: Option<String>,
+    /// Media type of the input.
+    pub content_type: String,
+    /// The input bytes.
+    pub body: Vec<u8>,
+    /// MSH-9 (or resourceType).
+    pub message_type: String,
+    /// The route it took.
+    pub route: String,
+    /// Where it stands.
+    pub status: MessageStatus,
+    /// Why it was rejected or failed.
+    pub error: Option<String>,
+    /// The current run's outputs, in order (each once, whatever the number
+    /// of destinations it went to).
+    pub outputs: Vec<RecordedOutput>,
+}
+
+/// One output of a recorded run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedOutput {
+    /// Its media type.
+    pub content_type: String,
+    /// Its bytes.
+    pub body: Vec<u8>,
+}
+
 /// A journal operation that did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JournalError {
@@ -429,6 +467,9 @@ pub trait Journal: Send + Sync {
     fn list(&self, filter: &Filter) -> Result<Vec<Summary>, JournalError>;
     /// One message with its deliveries; `None` when the id is unknown.
     fn show(&self, id: &str) -> Result<Option<Detail>, JournalError>;
+    /// Message `id` as recorded, with its current run's outputs (`None`:
+    /// unknown id).
+    fn recorded(&self, id: &str) -> Result<Option<Recorded>, JournalError>;
     /// The ids of the messages matching `filter` (its limit and offset
     /// aside), newest first, at most `max`: what a bulk action acts on.
     fn select(&self, filter: &Filter, max: usize) -> Result<Vec<String>, JournalError>;
@@ -481,6 +522,15 @@ pub trait Journal: Send + Sync {
 /// which then owns its writes.
 pub fn open(data_dir: &Path, sync: JournalSync) -> Result<Arc<dyn Journal>, JournalError> {
     let journal = sqlite::SqliteJournal::open_with(&data_dir.join(sqlite::FILE), sync)?;
+    Ok(Arc::new(journal))
+}
+
+/// The journal of `data_dir`, opened read-only: it is never written, not
+/// even migrated (a journal of another schema version is an error), and
+/// any write through it fails. For reading beside a running `weft run`
+/// (`weft replay`); each reader opens its own.
+pub fn read_only(data_dir: &Path) -> Result<Arc<dyn Journal>, JournalError> {
+    let journal = sqlite::SqliteJournal::read_only(&data_dir.join(sqlite::FILE))?;
     Ok(Arc::new(journal))
 }
 

@@ -24,6 +24,7 @@ mod monitoring;
 mod new;
 mod phi;
 mod reload;
+mod replay;
 mod reprocess;
 mod sandbox;
 mod signing;

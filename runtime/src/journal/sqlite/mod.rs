@@ -30,7 +30,7 @@ use super::audit::{AuditFilter, Entry, Record, Verdict};
 use super::query::{Detail, Filter, Purged, Reprocessed, Resent, Summary};
 use super::{
     Attach, Commit, DueDelivery, Journal, JournalError, JournalSync, MessageStatus, NewMessage,
-    Outcome, Recent, Unfinished,
+    Outcome, Recent, Recorded, Unfinished,
 };
 
 /// The journal's file name in the data directory.
@@ -193,6 +193,43 @@ impl SqliteJournal {
             writer: Mutex::new(None),
             reader: Mutex::new(Some(reader)),
             side: Mutex::new(Some(side)),
+            attached: true,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The journal at `path`, read-only (see [`crate::journal::read_only`]).
+    pub fn read_only(path: &Path) -> Result<SqliteJournal, JournalError> {
+        use rusqlite::OpenFlags;
+        if !path.is_file() {
+            return Err(open_error(path, "no journal here (is data_dir right?)"));
+        }
+        refuse_empty(path)?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_error(path, e))?;
+        conn.busy_timeout(SIDE_BUSY)
+            .map_err(|e| open_error(path, e))?;
+        conn.pragma_update(None, "query_only", true)
+            .map_err(|e| open_error(path, e))?;
+        let version = schema::stored_version(&conn).map_err(|e| open_error(path, e))?;
+        if version != SCHEMA_VERSION {
+            return Err(open_error(
+                path,
+                format!(
+                    "schema version {version}, and this weft reads version {SCHEMA_VERSION} \
+                     without changing the file: start this version's `weft run` on it first"
+                ),
+            ));
+        }
+        Ok(SqliteJournal {
+            path: path.to_path_buf(),
+            writes: Mutex::new(None),
+            writer: Mutex::new(None),
+            reader: Mutex::new(None),
+            side: Mutex::new(Some(conn)),
             attached: true,
             closed: AtomicBool::new(false),
         })
@@ -499,6 +536,10 @@ impl Journal for SqliteJournal {
 
     fn resend(&self, ids: &[String]) -> Result<Resent, JournalError> {
         self.side(|c| operate::resend(c, ids))
+    }
+
+    fn recorded(&self, id: &str) -> Result<Option<Recorded>, JournalError> {
+        self.side(|c| query::recorded(c, id))
     }
 
     fn select(&self, filter: &Filter, max: usize) -> Result<Vec<String>, JournalError> {

@@ -4,7 +4,7 @@ use rusqlite::{Connection, params_from_iter, types::Value};
 
 use super::{read_err, stored};
 use crate::journal::query::{DeliveryRow, Detail, EarlierRun, Filter, StatusFilter, Summary};
-use crate::journal::{JournalError, PluginUse};
+use crate::journal::{JournalError, PluginUse, Recorded, RecordedOutput};
 
 const SUMMARY: &str =
     "SELECT m.id, m.received_at, m.source, m.message_type, m.control_id, m.status,
@@ -139,6 +139,65 @@ fn plugin_uses(stored: Option<&str>) -> Vec<PluginUse> {
             key: None,
         })
         .collect()
+}
+
+/// Message `id` as recorded, and its current run's outputs: each output
+/// once (the first destination's row of each `n`).
+pub fn recorded(conn: &Connection, id: &str) -> Result<Option<Recorded>, JournalError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, source, remote, peer_subject, content_type, body, message_type, route,
+                    status, error, run
+             FROM messages WHERE id = ?1",
+        )
+        .map_err(read_err)?;
+    let found = stmt
+        .query_row([id], |r| {
+            Ok((
+                Recorded {
+                    id: r.get(0)?,
+                    source: r.get(1)?,
+                    remote: r.get(2)?,
+                    peer_subject: r.get(3)?,
+                    content_type: r.get(4)?,
+                    body: r.get(5)?,
+                    message_type: r.get(6)?,
+                    route: r.get(7)?,
+                    status: stored(r, 8)?,
+                    error: r.get(9)?,
+                    outputs: Vec::new(),
+                },
+                r.get::<_, i64>(10)?,
+            ))
+        })
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })
+        .map_err(read_err)?;
+    let Some((mut recorded, run)) = found else {
+        return Ok(None);
+    };
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT content_type, body FROM deliveries
+             WHERE message_id = ?1 AND run = ?2
+               AND id IN (SELECT MIN(id) FROM deliveries WHERE message_id = ?1 AND run = ?2 GROUP BY n)
+             ORDER BY n",
+        )
+        .map_err(read_err)?;
+    recorded.outputs = stmt
+        .query_map(rusqlite::params![id, run], |r| {
+            Ok(RecordedOutput {
+                content_type: r.get(0)?,
+                body: r.get(1)?,
+            })
+        })
+        .map_err(read_err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(read_err)?;
+    Ok(Some(recorded))
 }
 
 /// One message with its deliveries; `None` when the id is unknown.

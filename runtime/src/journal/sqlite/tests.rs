@@ -487,3 +487,69 @@ fn a_bulk_selection_takes_every_match_and_no_more() {
     );
     assert_eq!(since.describe(), "route=adt since=1970-01-01 00:00:00");
 }
+
+#[test]
+fn a_read_only_journal_reads_each_output_once_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let j = SqliteJournal::open(&path).unwrap();
+    j.append(msg("m")).wait().unwrap();
+    j.append(msg("waiting")).wait().unwrap();
+    // Two outputs, the first to two destinations.
+    let delivery = |destination: &str, n: usize, body: &[u8]| NewDelivery {
+        destination: destination.into(),
+        n,
+        content_type: "text/plain".into(),
+        body: body.to_vec(),
+        ordering_key: None,
+    };
+    j.record(Outcome {
+        deliveries: vec![
+            delivery("a", 1, b"one"),
+            delivery("b", 1, b"one"),
+            delivery("a", 2, b"two"),
+        ],
+        ..crate::journal::test_outcome("m")
+    })
+    .wait()
+    .unwrap();
+
+    // Beside the open journal, as `weft replay` reads beside `weft run`.
+    let ro = SqliteJournal::read_only(&path).unwrap();
+    let r = ro.recorded("m").unwrap().unwrap();
+    assert_eq!(r.status, MessageStatus::Transformed);
+    assert_eq!(r.route, "adt");
+    let bodies: Vec<&[u8]> = r.outputs.iter().map(|o| o.body.as_slice()).collect();
+    assert_eq!(bodies, [b"one".as_slice(), b"two".as_slice()]);
+    assert_eq!(
+        ro.recorded("waiting").unwrap().unwrap().status,
+        MessageStatus::Received
+    );
+    assert!(ro.recorded("nope").unwrap().is_none());
+    // Every write fails; the journal keeps what it had.
+    assert!(ro.append(msg("x")).wait().is_err());
+    assert!(ro.reprocess(&["m".to_string()]).is_err());
+    let all = Filter {
+        limit: 10,
+        ..Filter::default()
+    };
+    assert_eq!(j.list(&all).unwrap().len(), 2);
+    // After a reprocessing, the current run's outputs only.
+    j.reprocess(&["m".to_string()]).unwrap();
+    assert!(ro.recorded("m").unwrap().unwrap().outputs.is_empty());
+
+    // No journal there, or one of another schema: an error, no file made.
+    let none = dir.path().join("none.db");
+    assert!(SqliteJournal::read_only(&none).is_err());
+    assert!(!none.exists());
+    j.close();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "UPDATE meta SET value = '6' WHERE key = 'schema_version'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let e = SqliteJournal::read_only(&path).err().unwrap().to_string();
+    assert!(e.contains("schema version 6"), "{e}");
+}
