@@ -8,7 +8,8 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   each target for SECONDS (default 600)
 #
-# The test command runs every target for 10 s; run this for longer by hand.
+# Targets run side by side, one per core. The test command runs every target
+# for 10 s; run this for longer by hand.
 # The corpus grows under target/fuzz/corpus/; a crash stops the run (exit 1)
 # and its input is in target/fuzz/crashes/TARGET/: fix it, then copy the input
 # into fuzz/regressions/TARGET/, which every run replays first.
@@ -68,23 +69,43 @@ seed_dir() {
     esac
 }
 
-summary=()
-for t in "${targets[@]}"; do
-    corpus=target/fuzz/corpus/$t
-    crashes=target/fuzz/crashes/$t
+# One target per core at a time (libFuzzer runs on one thread): the same
+# seconds per target, in a fraction of the wall time.
+jobs=$(nproc 2>/dev/null || echo 1)
+fuzz_one() {
+    local t=$1 corpus=target/fuzz/corpus/$1 crashes=target/fuzz/crashes/$1
     mkdir -p "$corpus" "$crashes" "fuzz/regressions/$t"
-    echo "==> fuzzing $t for ${secs}s"
-    log=target/fuzz/$t.log
-    if ! "$bin/$t" "$corpus" "$(seed_dir "$t")" "fuzz/regressions/$t" \
+    "$bin/$t" "$corpus" "$(seed_dir "$t")" "fuzz/regressions/$t" \
         -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
-        -print_final_stats=1 -artifact_prefix="$crashes/" >"$log" 2>&1; then
+        -print_final_stats=1 -artifact_prefix="$crashes/" >"target/fuzz/$t.log" 2>&1
+}
+for t in "${targets[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do
+        sleep 0.2
+    done
+    echo "==> fuzzing $t for ${secs}s"
+    rm -f "target/fuzz/$t.rc"
+    (
+        rc=0
+        fuzz_one "$t" || rc=$?
+        echo "$rc" >"target/fuzz/$t.rc"
+    ) &
+done
+wait
+summary=()
+failed=0
+for t in "${targets[@]}"; do
+    log=target/fuzz/$t.log
+    if [ "$(cat "target/fuzz/$t.rc" 2>/dev/null)" != 0 ]; then
         tail -40 "$log"
-        echo "fuzz target $t failed: the input is in $crashes/" >&2
-        exit 1
+        echo "fuzz target $t failed: the input is in target/fuzz/crashes/$t/" >&2
+        failed=1
+        continue
     fi
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
     summary+=("$t: ${runs:-?} executions in ${secs}s, $cov, 0 crashes")
 done
+[ "$failed" -eq 0 ] || exit 1
 echo "==> fuzzing done"
 printf '  %s\n' "${summary[@]}"
