@@ -10,7 +10,8 @@ fn main() -> ExitCode {
     limit_malloc_arenas();
     private_files();
     let args = cli::Cli::parse();
-    cli::init_logging(args.verbose, args.log_format);
+    let quiet = args.interactive();
+    cli::init_logging(args.verbose, args.log_format, quiet);
     match cli::run(args) {
         Ok(code) => code,
         Err(e) => {

@@ -4,6 +4,7 @@ mod admin;
 mod api;
 mod audit;
 mod check;
+mod dev;
 mod messages;
 mod new;
 mod plugin;
@@ -64,6 +65,9 @@ enum Command {
     /// Run journaled messages through a candidate plugin or configuration
     /// and compare with the outputs recorded then; nothing is delivered.
     Replay(replay::Args),
+    /// The edit loop of a plugin: on every save, build it, run its golden
+    /// cases, and hot-reload it into a running weft (started if need be).
+    Dev(dev::Args),
     /// Check a configuration and load every plugin it names.
     Check(check::Args),
     /// Start every source, route and destination of a configuration.
@@ -139,9 +143,23 @@ pub enum LogFormat {
     Json,
 }
 
-/// Sends logs to stderr; `RUST_LOG` overrides the level.
-pub fn init_logging(verbose: u8, format: LogFormat) {
+impl Cli {
+    /// True for the commands a person watches at a terminal, whose own
+    /// output is the point (`weft dev`, `test`, `replay`, `new`): their log
+    /// shows warnings and errors unless `-v` asks for more.
+    pub fn interactive(&self) -> bool {
+        matches!(
+            self.command,
+            Command::Dev(_) | Command::Test(_) | Command::Replay(_) | Command::New(_)
+        )
+    }
+}
+
+/// Sends logs to stderr; `RUST_LOG` overrides the level. `quiet`: warnings
+/// and errors only, unless `-v`.
+pub fn init_logging(verbose: u8, format: LogFormat, quiet: bool) {
     let default = match verbose {
+        0 if quiet => "warn",
         0 => "info",
         1 => "debug",
         _ => "trace",
@@ -169,6 +187,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Test(args) => test::run(args),
         Command::New(args) => new::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Dev(args) => dev::run(args),
         Command::Check(args) => check::run(args),
         Command::Run(args) => run::run(args),
         Command::Send(args) => send::run(args),

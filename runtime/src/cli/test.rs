@@ -143,9 +143,13 @@ fn cases(paths: &[PathBuf]) -> anyhow::Result<Vec<Case>> {
 /// The volatile fields: the defaults, `--volatile`, and each
 /// `volatile.txt` beside the cases (one path a line, `#` comments).
 fn volatile(args: &Args) -> anyhow::Result<Vec<String>> {
+    volatile_with(&args.cases, &args.volatile)
+}
+
+fn volatile_with(dirs: &[PathBuf], extra: &[String]) -> anyhow::Result<Vec<String>> {
     let mut out: Vec<String> = DEFAULT_VOLATILE.iter().map(|s| s.to_string()).collect();
-    out.extend(args.volatile.iter().cloned());
-    for p in &args.cases {
+    out.extend(extra.iter().cloned());
+    for p in dirs {
         let file = p.join("volatile.txt");
         if file.is_file() {
             let text = String::from_utf8(read_capped(&file)?)
@@ -304,8 +308,8 @@ fn file_for(i: usize, o: &Output) -> String {
 }
 
 /// Writes what this run made as the case's expectation.
-fn update(case: &Case, result: &Result<Vec<Output>, CallError>) -> anyhow::Result<()> {
-    let expected = case.dir.join("expected");
+fn update(dir: &Path, result: &Result<Vec<Output>, CallError>) -> anyhow::Result<()> {
+    let expected = dir.join("expected");
     let remove = |p: PathBuf| -> anyhow::Result<()> {
         if p.is_dir() {
             std::fs::remove_dir_all(&p).with_context(|| format!("removing {}", p.display()))?;
@@ -315,8 +319,8 @@ fn update(case: &Case, result: &Result<Vec<Output>, CallError>) -> anyhow::Resul
         Ok(())
     };
     remove(expected.clone())?;
-    remove(case.dir.join("reject.txt"))?;
-    remove(case.dir.join("failed.txt"))?;
+    remove(dir.join("reject.txt"))?;
+    remove(dir.join("failed.txt"))?;
     match result {
         Ok(outputs) => {
             std::fs::create_dir_all(&expected)
@@ -347,7 +351,7 @@ fn update(case: &Case, result: &Result<Vec<Output>, CallError>) -> anyhow::Resul
             } else {
                 "failed.txt"
             };
-            let path = case.dir.join(file);
+            let path = dir.join(file);
             // The plugin's own words for a reject (not the plugin's name,
             // which differs between --plugin and --route).
             let reason = match e {
@@ -372,9 +376,52 @@ fn run_case(chain: &Chain, case: &Case) -> anyhow::Result<Result<Vec<Output>, Ca
     Ok(chain.run(msg).map(|r| r.outputs))
 }
 
+/// One case run: its name and folder, how long it took, what failed (`None`:
+/// it passed), and what the plugins made (`None`: it could not run).
+pub(super) struct Ran {
+    pub name: String,
+    pub dir: PathBuf,
+    pub seconds: f64,
+    pub failure: Option<String>,
+    pub result: Option<Result<Vec<Output>, CallError>>,
+}
+
+/// Runs every case under `dirs` through `chain`.
+pub(super) fn run_cases(
+    chain: &Chain,
+    dirs: &[PathBuf],
+    volatile: &[String],
+) -> anyhow::Result<Vec<Ran>> {
+    let mut out = Vec::new();
+    for case in cases(dirs)? {
+        let started = Instant::now();
+        let (failure, result) =
+            match expectation(&case).and_then(|e| Ok((e, run_case(chain, &case)?))) {
+                Ok((expect, result)) => {
+                    let lines = judge(&expect, &result, volatile);
+                    ((!lines.is_empty()).then(|| lines.join("\n")), Some(result))
+                }
+                Err(e) => (Some(format!("{e:#}")), None),
+            };
+        out.push(Ran {
+            name: case.name,
+            dir: case.dir,
+            seconds: started.elapsed().as_secs_f64(),
+            failure,
+            result,
+        });
+    }
+    Ok(out)
+}
+
+/// The volatile fields of cases under `dirs`: the defaults and each
+/// `volatile.txt` beside them.
+pub(super) fn volatile_of(dirs: &[PathBuf]) -> anyhow::Result<Vec<String>> {
+    volatile_with(dirs, &[])
+}
+
 /// Runs every case.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let cases = cases(&args.cases)?;
     let volatile = volatile(&args)?;
     let (chain, _engine) = match args.target.chain()? {
         Ok(c) => c,
@@ -392,38 +439,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .map(|s| s.to_string_lossy().into_owned())
         })
         .unwrap_or_else(|| "weft".into());
+    let ran = run_cases(&chain, &args.cases, &volatile)?;
     let mut results = Vec::new();
-    for case in &cases {
-        let started = Instant::now();
-        let (failure, result) =
-            match expectation(case).and_then(|e| Ok((e, run_case(&chain, case)?))) {
-                Ok((expect, result)) => {
-                    let lines = judge(&expect, &result, &volatile);
-                    ((!lines.is_empty()).then(|| lines.join("\n")), Some(result))
-                }
-                Err(e) => (Some(format!("{e:#}")), None),
-            };
-        let seconds = started.elapsed().as_secs_f64();
-        match &failure {
-            None => println!("ok     {} ({:.1} ms)", case.name, seconds * 1e3),
+    for r in &ran {
+        match &r.failure {
+            None => println!("ok     {} ({:.1} ms)", r.name, r.seconds * 1e3),
             Some(why) => {
-                println!("FAILED {} ({:.1} ms)", case.name, seconds * 1e3);
+                println!("FAILED {} ({:.1} ms)", r.name, r.seconds * 1e3);
                 for line in why.lines() {
                     println!("       {line}");
                 }
             }
         }
         if args.update
-            && failure.is_some()
-            && let Some(result) = &result
+            && r.failure.is_some()
+            && let Some(result) = &r.result
         {
-            update(case, result)?;
-            println!("       updated {}", case.dir.display());
+            update(&r.dir, result)?;
+            println!("       updated {}", r.dir.display());
         }
         results.push(CaseResult {
-            name: case.name.clone(),
-            seconds,
-            failure,
+            name: r.name.clone(),
+            seconds: r.seconds,
+            failure: r.failure.clone(),
         });
     }
     let failed = results.iter().filter(|r| r.failure.is_some()).count();

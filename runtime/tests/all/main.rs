@@ -12,6 +12,7 @@ mod console;
 mod contract;
 mod crash;
 mod default_config;
+mod dev;
 mod fhir_corpus;
 mod fhir_mutations;
 mod hostile;
