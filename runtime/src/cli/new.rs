@@ -314,6 +314,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "  weft test --plugin target/wasm32-wasip2/release/{crate_name}.wasm {}cases/",
         v.test_settings.replace("\\\n    ", "")
     );
+    println!("  mkdir -p plugins && cp target/wasm32-wasip2/release/{crate_name}.wasm plugins/");
     println!("  weft check --config weft.toml");
     println!();
     println!("the lines for a site's weft.toml (a path relative to it):");

@@ -104,8 +104,8 @@ fn each_template_builds_passes_its_tests_and_loads() {
         assert!(ok, "{template}: the wasm build failed:\n{out}");
         let file = format!("{}.wasm", name.replace('-', "_"));
         let built = target_dir.join("wasm32-wasip2/release").join(&file);
-        // Where its weft.toml looks: the crate's own target directory.
-        let wasm = root.join("target/wasm32-wasip2/release").join(&file);
+        // Deployed where its weft.toml looks.
+        let wasm = root.join("plugins").join(&file);
         std::fs::create_dir_all(wasm.parent().unwrap()).unwrap();
         std::fs::copy(&built, &wasm).unwrap();
         let plugin = wasm.display().to_string();
