@@ -6,6 +6,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::common::weft_cli_in as weft;
+
 /// Runs `cargo` in `dir`: its exit status and output. The three crates
 /// share one target directory, so the SDK's dependencies are built once.
 fn cargo(dir: &Path, target_dir: &Path, args: &[&str]) -> (bool, String) {
@@ -26,20 +28,6 @@ fn cargo(dir: &Path, target_dir: &Path, args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
-}
-
-fn weft(dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -61,7 +61,13 @@ pub fn curl(args: &[&str]) -> (u16, String) {
 /// Runs the `weft` binary with `args`: its exit code and its stdout and
 /// stderr together.
 pub fn weft_cli(args: &[&str]) -> (i32, String) {
+    weft_cli_in(Path::new("."), args)
+}
+
+/// [`weft_cli`], run in `dir`.
+pub fn weft_cli_in(dir: &Path, args: &[&str]) -> (i32, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .current_dir(dir)
         .args(args)
         .output()
         .unwrap();
