@@ -495,9 +495,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         live,
         last_sample: None,
     };
-    session.cycle(Some(first))?;
+    let first = session.cycle(Some(first));
     if args.once {
+        first?;
         return Ok(ExitCode::SUCCESS);
+    }
+    // A save's error (a case file unreadable, the plugin file not
+    // writable) is shown, and the next save tries again.
+    if let Err(e) = first {
+        println!("error    {e:#}");
     }
 
     // A save, or Ctrl-C (SIGINT) or SIGTERM: then the weft run this
@@ -557,7 +563,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if stopping {
             break;
         }
-        session.cycle(None)?;
+        if let Err(e) = session.cycle(None) {
+            println!("error    {e:#}");
+        }
         println!("watching src/, cases/ and Cargo.toml (Ctrl-C to stop)");
     }
     if session.live.as_ref().is_some_and(|l| l.child.is_some()) {
