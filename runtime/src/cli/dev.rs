@@ -49,10 +49,11 @@ const DEBOUNCE: Duration = Duration::from_millis(300);
 /// The crate's package name, from its `Cargo.toml`.
 fn package_name(dir: &Path) -> anyhow::Result<String> {
     let file = dir.join("Cargo.toml");
+    let bytes = super::test::read_capped(&file)?;
     let text =
-        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        std::str::from_utf8(&bytes).with_context(|| format!("{}: not UTF-8", file.display()))?;
     let table: toml::Table =
-        toml::from_str(&text).with_context(|| format!("{}: not TOML", file.display()))?;
+        toml::from_str(text).with_context(|| format!("{}: not TOML", file.display()))?;
     table
         .get("package")
         .and_then(|p| p.get("name"))

@@ -170,15 +170,15 @@ fn write_pair(dir: &Path, r: &Replayed) -> anyhow::Result<()> {
 
 /// Runs the replay and prints the report.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.limit == 0 || args.limit > MAX_BULK {
+        bail!("--limit: from 1 to {MAX_BULK}");
+    }
     let live = args.config.load()?;
     let config = candidate(&args, &live)?;
     let fuel = config.plugins.values().any(|p| p.limits.fuel.is_some());
     let engine = super::engine_for(&config.runtime, fuel)?;
     let routing = replay::routing(&config, &engine)?;
     let data_dir = live.runtime.data_dir.clone();
-    if args.limit == 0 || args.limit > MAX_BULK {
-        bail!("--limit: from 1 to {MAX_BULK}");
-    }
     let filter: Filter = args.select.clone().filter()?;
     let described = format!("{}, the newest {} at most", filter.describe(), args.limit);
 

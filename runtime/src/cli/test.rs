@@ -69,7 +69,7 @@ struct Case {
     input: PathBuf,
 }
 
-fn read_capped(path: &Path) -> anyhow::Result<Vec<u8>> {
+pub(super) fn read_capped(path: &Path) -> anyhow::Result<Vec<u8>> {
     use std::io::Read;
     let mut bytes = Vec::new();
     std::fs::File::open(path)

@@ -154,6 +154,9 @@ fn a_replay_reports_what_a_candidate_would_change_and_changes_nothing() {
     let (code, out) = weft_cli(&["replay", "-c", &config]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("give a candidate"), "{out}");
+    let (code, out) = weft_cli(&["replay", "-c", &config, "--limit", "100001"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("--limit: from 1 to 100000"), "{out}");
     let (code, out) = weft_cli(&["replay", "-c", &config, "--plugin", "nope=x.wasm"]);
     assert_eq!(code, 1, "{out}");
     assert!(
