@@ -24,6 +24,7 @@ pub mod private;
 pub mod reload;
 pub mod replay;
 pub mod routing;
+pub mod shadow;
 pub mod sources;
 pub mod tls;
 pub mod workqueue;

@@ -232,39 +232,50 @@ fn one(id: &str, recorded: Option<Recorded>, routing: &Routing, volatile: &[Stri
             r.peer_subject.clone(),
         ),
     };
-    let was_rejected = r.status == MessageStatus::Rejected;
-    let was_failed = r.status == MessageStatus::Failed;
-    match route.run(msg) {
-        Ok(result) => {
-            let candidate: Vec<RecordedOutput> = result
-                .outputs
-                .into_iter()
-                .map(|o| RecordedOutput {
-                    content_type: o.message.content_type,
-                    body: o.message.body,
-                })
-                .collect();
-            let verdict = if was_rejected || was_failed {
-                Verdict::NewlyMapped
+    let candidate = route.run(msg).map(|result| {
+        result
+            .outputs
+            .into_iter()
+            .map(|o| RecordedOutput {
+                content_type: o.message.content_type,
+                body: o.message.body,
+            })
+            .collect::<Vec<_>>()
+    });
+    let verdict = judge(r.status, &r.outputs, &candidate, volatile);
+    done(verdict, candidate.unwrap_or_default())
+}
+
+/// What a candidate's result is against what the live version made of the
+/// same message (its status and outputs).
+pub fn judge(
+    was: MessageStatus,
+    recorded: &[RecordedOutput],
+    candidate: &Result<Vec<RecordedOutput>, CallError>,
+    volatile: &[String],
+) -> Verdict {
+    let was_rejected = was == MessageStatus::Rejected;
+    let was_failed = was == MessageStatus::Failed;
+    match candidate {
+        Ok(outputs) => {
+            if was_rejected || was_failed {
+                return Verdict::NewlyMapped;
+            }
+            let differences = compare(recorded, outputs, volatile);
+            if differences.is_empty() {
+                Verdict::Identical
             } else {
-                let differences = compare(&r.outputs, &candidate, volatile);
-                if differences.is_empty() {
-                    Verdict::Identical
-                } else {
-                    Verdict::Changed(differences)
-                }
-            };
-            done(verdict, candidate)
+                Verdict::Changed(differences)
+            }
         }
         Err(e) => {
             let rejected = matches!(e, CallError::Reject { .. });
-            let verdict = match (rejected, was_rejected, was_failed) {
+            match (rejected, was_rejected, was_failed) {
                 (true, true, _) => Verdict::StillRejected,
                 (false, _, true) => Verdict::StillFailed,
                 (true, _, _) => Verdict::NewlyRejected(e.to_string()),
                 (false, _, _) => Verdict::NewlyFailed(e.to_string()),
-            };
-            done(verdict, Vec::new())
+            }
         }
     }
 }

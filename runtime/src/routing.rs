@@ -169,6 +169,8 @@ pub struct Route {
     patterns: Vec<String>,
     /// Its destinations.
     pub(crate) destinations: Vec<String>,
+    /// A shadow per plugin of the route that has a candidate version.
+    pub(crate) shadows: Vec<crate::shadow::Shadow>,
 }
 
 impl Route {
@@ -213,8 +215,30 @@ impl Routing {
                     None => return Err(RoutingError::MissingPlugin(name.clone(), p.clone())),
                 }
             }
+            // Each candidate in its plugin's place, in a chain of its own
+            // (no metrics, no destinations: its outputs go nowhere).
+            let mut shadows = Vec::new();
+            for (i, p) in rc.plugins.iter().enumerate() {
+                let Some(spec) = config.plugins.get(p).filter(|s| s.candidate.is_some()) else {
+                    continue;
+                };
+                let Some(candidate) =
+                    plugins.get(&format!("{p}{}", crate::config::CANDIDATE_SUFFIX))
+                else {
+                    continue;
+                };
+                let mut with = chain.clone();
+                with[i] = candidate.clone();
+                shadows.push(crate::shadow::Shadow {
+                    plugin: p.clone(),
+                    share: spec.candidate_share,
+                    chain: Chain::new(with),
+                    stats: crate::shadow::stats(p, candidate.sha256()),
+                });
+            }
             let route = Arc::new(Route {
                 name: name.clone(),
+                shadows,
                 chain: Chain::new(chain).of_route(name, &rc.destinations),
                 patterns: rc.matches.clone(),
                 destinations: rc.destinations.clone(),

@@ -98,7 +98,30 @@ impl<'a> Checker<'a> {
                             let key = format!("plugins.{n}");
                             self.check_name(name.span().start, &key, &n);
                             if let Some(t) = self.table(v, &key) {
-                                let spec = self.plugin(&n, t, &key, &mut config);
+                                let mut spec = self.plugin(&n, t, &key, &mut config);
+                                // The candidate: the same settings, tables and
+                                // limits, its own file, no check samples (it
+                                // serves nothing).
+                                if let Some(file) = spec.candidate.clone() {
+                                    if spec.candidate_share == 0 {
+                                        spec.candidate_share =
+                                            super::plugins::DEFAULT_CANDIDATE_SHARE;
+                                    }
+                                    let name = format!("{n}{}", super::plugins::CANDIDATE_SUFFIX);
+                                    let candidate = super::PluginSpec {
+                                        name: name.clone(),
+                                        path: file,
+                                        samples: Vec::new(),
+                                        candidate: None,
+                                        candidate_share: 0,
+                                        candidate_of: Some(n.clone()),
+                                        ..spec.clone()
+                                    };
+                                    if let Some(at) = config.plugin_locations.get(&n).cloned() {
+                                        config.plugin_locations.insert(name.clone(), at);
+                                    }
+                                    config.plugins.insert(name, candidate);
+                                }
                                 config.plugins.insert(n, spec);
                             }
                         }

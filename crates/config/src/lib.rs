@@ -35,7 +35,10 @@ pub use destinations::{
     AckPolicy, DestinationConfig, DestinationKind, FILENAME_PLACEHOLDERS, FileDestinationConfig,
     HttpDestinationConfig, HttpMethod, MllpDestinationConfig,
 };
-pub use plugins::{Expect, HEADER_WEIGHT, Limits, OUTPUT_WEIGHT, PluginSpec, Sample};
+pub use plugins::{
+    CANDIDATE_SUFFIX, DEFAULT_CANDIDATE_SHARE, Expect, HEADER_WEIGHT, Limits, OUTPUT_WEIGHT,
+    PluginSpec, Sample,
+};
 pub use routes::RouteConfig;
 pub use runtime::{DEFAULT_AUDIT_RETAIN_DAYS, JournalSync, RuntimeConfig};
 pub use sources::{AckMode, HttpSourceConfig, MllpSourceConfig, SourceConfig, SourceKind};

@@ -25,7 +25,17 @@ pub(super) const KEYS: &[Key] = &[
     any("lookups"),
     any("samples"),
     any("signer"),
+    any("candidate"),
+    any("candidate_share"),
 ];
+
+/// What a candidate version's name is made of: `NAME@candidate`. Names in
+/// the file cannot hold `@`, so it never meets one of them.
+pub const CANDIDATE_SUFFIX: &str = "@candidate";
+
+/// The share of a plugin's own time its candidate may take, in
+/// thousandths, when `candidate_share` does not say.
+pub const DEFAULT_CANDIDATE_SHARE: u32 = 200;
 
 /// The keys of one `[[plugins.NAME.samples]]` table.
 pub(super) const SAMPLE_KEYS: &[Key] = &[any("input"), any("expect"), any("contains")];
@@ -130,6 +140,24 @@ impl Checker<'_> {
                 "signer" => {
                     self.signer_offsets.insert(name.to_string(), v.span().start);
                     spec.signing.signer = self.string(entry, &key);
+                }
+                "candidate" => spec.candidate = self.path(entry, &key, true),
+                "candidate_share" => {
+                    let share = match v.get_ref() {
+                        DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+                        DeValue::Integer(i) => i.as_str().parse::<f64>().ok(),
+                        _ => None,
+                    };
+                    match share {
+                        Some(x) if x > 0.0 && x <= 1.0 => {
+                            spec.candidate_share = ((x * 1000.0).round() as u32).max(1);
+                        }
+                        _ => self.error(
+                            v.span().start,
+                            &key,
+                            "expected a share of the plugin's own time, above 0 and at most 1 (0.2)",
+                        ),
+                    }
                 }
                 _ => {} // not in the key table: reported by `known` above
             }
@@ -264,6 +292,16 @@ pub struct PluginSpec {
     /// Refuse it when its manifest asks for what the site does not grant
     /// (`[trust] strict_grants`; the runtime's `plugins::grants`).
     pub strict_grants: bool,
+    /// A candidate version run beside this one on live traffic, its
+    /// outputs compared and never delivered (`candidate`). The loaded
+    /// configuration also holds it as a plugin of its own, named
+    /// `NAME@candidate`.
+    pub candidate: Option<PathBuf>,
+    /// The share of this plugin's time its candidate may take, in
+    /// thousandths (`candidate_share`; 0 when there is no candidate).
+    pub candidate_share: u32,
+    /// For a candidate: the plugin it is the candidate of.
+    pub candidate_of: Option<String>,
 }
 
 /// What a sample must come to.

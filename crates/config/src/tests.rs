@@ -436,3 +436,57 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_candidate_is_a_plugin_of_its_own_with_the_same_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["live.wasm", "new.wasm"] {
+        std::fs::write(dir.path().join(f), b"\0asm").unwrap();
+    }
+    let text = r#"
+[plugins.p]
+path = "live.wasm"
+candidate = "new.wasm"
+deadline_ms = 40
+[plugins.p.config]
+k = "v"
+[[plugins.p.samples]]
+input = "live.wasm"
+
+[plugins.q]
+path = "live.wasm"
+candidate = "new.wasm"
+candidate_share = 0.05
+"#;
+    let c = parse(text, "w.toml", dir.path()).unwrap();
+    let p = &c.plugins["p"];
+    assert_eq!(p.candidate_share, DEFAULT_CANDIDATE_SHARE);
+    let candidate = &c.plugins["p@candidate"];
+    assert_eq!(candidate.path, dir.path().join("new.wasm"));
+    assert_eq!(candidate.candidate_of.as_deref(), Some("p"));
+    assert_eq!(candidate.config["k"], "v");
+    assert_eq!(candidate.limits.deadline, p.limits.deadline);
+    assert!(candidate.samples.is_empty() && candidate.candidate.is_none());
+    assert_eq!(c.plugins["q"].candidate_share, 50);
+
+    for (share, ok) in [
+        ("0", false),
+        ("1.5", false),
+        ("\"half\"", false),
+        ("1", true),
+    ] {
+        let text = format!(
+            "[plugins.p]\npath = \"live.wasm\"\ncandidate = \"new.wasm\"\ncandidate_share = {share}\n"
+        );
+        let r = parse(&text, "w.toml", dir.path());
+        assert_eq!(r.is_ok(), ok, "{share}");
+        if let Err(e) = r {
+            assert!(e.to_string().contains("plugins.p.candidate_share"), "{e}");
+        }
+    }
+    let missing = "[plugins.p]\npath = \"live.wasm\"\ncandidate = \"gone.wasm\"\n";
+    let e = parse(missing, "w.toml", dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("plugins.p.candidate"), "{e}");
+}

@@ -96,6 +96,11 @@ pub struct PluginStatus {
     pub replaced: Vec<ReplacedVersion>,
     /// The last version refused, if any.
     pub last_refusal: Option<RefusedChange>,
+    /// Its candidate version's shadow runs on live traffic, when it has a
+    /// candidate (`[plugins.NAME] candidate`); the candidate itself is
+    /// listed as the plugin `NAME@candidate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<crate::shadow::Summary>,
 }
 
 /// A version that served and was replaced.
@@ -461,6 +466,7 @@ mod tests {
                     replaced_at: "2026-11-30T12:00:00Z".into(),
                 }],
                 last_refusal: None,
+                candidate: None,
             }],
             config: ConfigStatus {
                 path: Some("weft.toml".into()),

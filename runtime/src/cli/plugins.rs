@@ -1,6 +1,7 @@
 //! `weft plugins`: the plugin versions a running `weft run` serves, asked
 //! of its admin API: each one's sha256, since when it is live, the versions
-//! it replaced and its last refusal; `--reload` asks for a reload first.
+//! it replaced and its last refusal; `--reload` asks for a reload first;
+//! `promote NAME` makes a plugin's candidate version the live one.
 
 use std::process::ExitCode;
 
@@ -23,6 +24,44 @@ pub struct Args {
     /// Print the admin API's JSON as it is.
     #[arg(long)]
     json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Make a plugin's candidate version (`[plugins.NAME] candidate`) the
+    /// live one: its file is copied over the live file in one rename and
+    /// the running weft reloads, through the same checks as any hot
+    /// reload (a version its check samples refuse does not go live).
+    Promote {
+        /// The plugin.
+        name: String,
+    },
+}
+
+/// Copies `name`'s candidate over its live file (one rename).
+fn promote(config: &weft::config::Config, name: &str) -> anyhow::Result<()> {
+    let Some(spec) = config.plugins.get(name) else {
+        anyhow::bail!("{}: no plugin {name}", config.source);
+    };
+    let Some(candidate) = &spec.candidate else {
+        anyhow::bail!("{}: plugin {name} has no candidate", config.source);
+    };
+    let bytes = std::fs::read(candidate)
+        .with_context(|| format!("reading the candidate {}", candidate.display()))?;
+    let tmp = spec
+        .path
+        .with_extension(format!("promote{}", std::process::id()));
+    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &spec.path)
+        .with_context(|| format!("replacing {}", spec.path.display()))?;
+    println!(
+        "promote: {} copied over {}",
+        candidate.display(),
+        spec.path.display()
+    );
+    Ok(())
 }
 
 /// Asks the running weft and prints its answer.
@@ -34,7 +73,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     let api = runtime.block_on(async { Api::new(&args.api, &config) })?;
     let mut failed = false;
-    if args.reload {
+    let promoting = match &args.command {
+        Some(Command::Promote { name }) => {
+            promote(&config, name)?;
+            true
+        }
+        None => false,
+    };
+    if args.reload || promoting {
         let report = runtime.block_on(api.request("POST", "/reload", None))?;
         if args.json {
             println!("{report:#}");
@@ -120,6 +166,26 @@ fn print_status(s: &PluginsStatus) {
                 r.at,
                 r.reason
             );
+        }
+        if let Some(c) = &p.candidate {
+            let counts: Vec<String> = c.compared.iter().map(|(v, n)| format!("{v} {n}")).collect();
+            println!(
+                "    candidate {}  compared: {}; skipped {} (time {:.1}% of live)",
+                c.sha256,
+                if counts.is_empty() {
+                    "none yet".to_string()
+                } else {
+                    counts.join(", ")
+                },
+                c.skipped,
+                c.time_permille as f64 / 10.0
+            );
+            for (field, n) in &c.changed_fields {
+                println!("    changed   {field} in {n} messages");
+            }
+            if !c.latest_differing.is_empty() {
+                println!("    differing {}", c.latest_differing.join(" "));
+            }
         }
     }
     if let Some(r) = &s.config.last_refusal {

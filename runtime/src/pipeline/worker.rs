@@ -67,6 +67,9 @@ pub(super) fn run_job(job: Job, ctx: &WorkerCtx) {
             let _ = r.send(o);
         }
     };
+    // A copy for the route's shadows, only when it has one.
+    let shadow_input = (!route.shadows.is_empty()).then(|| message.clone());
+    let live_started = std::time::Instant::now();
     let (status, error, versions, outputs) = match route.chain.run(message) {
         Ok(r) => (MessageStatus::Transformed, None, r.versions, r.outputs),
         Err(e) => {
@@ -148,6 +151,8 @@ pub(super) fn run_job(job: Job, ctx: &WorkerCtx) {
             "failed"
         }
     };
+    let live_ns = u64::try_from(live_started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let shadow_work = shadow_input.map(|input| (input, outputs.clone()));
     crate::metrics::metrics().routed(&route.name, word);
     crate::activity::activity().routed(&route.name, status == MessageStatus::Transformed);
     let error = error.unwrap_or_default();
@@ -182,4 +187,12 @@ pub(super) fn run_job(job: Job, ctx: &WorkerCtx) {
         },
         span.clone(),
     ));
+    // The candidates, after the source has its answer and the outcome is on
+    // its way: within their share of the live time, compared, never
+    // delivered.
+    if let Some((input, live_outputs)) = shadow_work {
+        for shadow in &route.shadows {
+            shadow.run(input.clone(), status, &live_outputs, live_ns);
+        }
+    }
 }

@@ -90,6 +90,12 @@ impl Reloader {
                         })
                         .collect(),
                     last_refusal: l.last_refusal.clone(),
+                    candidate: l
+                        .plugin
+                        .spec()
+                        .candidate
+                        .as_ref()
+                        .and_then(|_| crate::shadow::summary(name)),
                 })
                 .collect(),
             config: json::ConfigStatus {

@@ -28,5 +28,6 @@ mod reload;
 mod replay;
 mod reprocess;
 mod sandbox;
+mod shadow;
 mod signing;
 mod tls;
