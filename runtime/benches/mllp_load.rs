@@ -16,7 +16,9 @@
 //! metrics (the default) and one with `WEFT_METRICS=off`, each scraped
 //! once a second as Prometheus would, the closed-loop runs alternating
 //! (on, off, off, on at each connection count).
-//! `WEFT_BENCH_ONLY=sync,tls,metrics` runs only the sections named;
+//! Then the cost of a shadow run: two `weft run`s side by side, one with a
+//! candidate version of adt-to-fhir comparing every message, one without.
+//! `WEFT_BENCH_ONLY=sync,tls,metrics,shadow` runs only the sections named;
 //! `WEFT_BENCH_SECS` sets each run's length (default 5),
 //! `WEFT_BENCH_RATE` the open-loop rate.
 
@@ -361,6 +363,75 @@ fn main() {
     if wants("metrics") {
         metrics_section(secs);
     }
+    if wants("shadow") {
+        shadow_section(secs);
+    }
+}
+
+/// Two weft runs side by side, one with a candidate version of adt-to-fhir
+/// (the same component, so every message compared is compared in full) at
+/// `candidate_share` `WEFT_BENCH_SHARE` (default 0.2), one without; the
+/// closed-loop runs alternate.
+fn shadow_section(secs: u64) {
+    let share = std::env::var("WEFT_BENCH_SHARE").unwrap_or_else(|_| "0.2".into());
+    let extra = "[runtime]\nshutdown_grace_s = 600\n";
+    let admin = common::fhir_server::free_addr();
+    let candidate = common::wasm("adt-to-fhir").display().to_string();
+    let mut with = Weft::start(|d| {
+        adt_config(
+            d,
+            "after-transform",
+            &format!("{extra}[admin]\nlisten = \"{admin}\"\n"),
+        )
+        .replace(
+            "[plugins.adt-to-fhir.config]",
+            &format!(
+                "candidate = \"{candidate}\"\ncandidate_share = {share}\n[plugins.adt-to-fhir.config]"
+            ),
+        )
+    });
+    let mut without = Weft::start(|d| adt_config(d, "after-transform", extra));
+    let api = with.api(admin);
+    let (rows, sent) = alternate([&plain(with.addr), &plain(without.addr)], secs, "S");
+    let (_, status) = api.call("GET", "/plugins", &[], "");
+    let shadow = status["plugins"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "adt-to-fhir"))
+        .map(|p| p["candidate"].clone())
+        .unwrap_or_default();
+    for (weft, sent) in [(&mut with, sent[0]), (&mut without, sent[1])] {
+        let drain = Instant::now();
+        while weft.out_files().len() < sent && drain.elapsed() < Duration::from_secs(600) {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        assert_eq!(weft.stop(), 0);
+        assert_eq!(
+            weft.out_files().len(),
+            sent,
+            "every ACKed message was delivered"
+        );
+    }
+    println!(
+        "\nshadow runs: a candidate of adt-to-fhir (candidate_share = {share}) beside a weft run without one, side by side, journal fsync on"
+    );
+    println!("            |  with a candidate                  |  without");
+    println!("connections |  msgs/s      p50         p99      |  msgs/s      p50         p99");
+    for (a, b) in rows.0.iter().zip(&rows.1) {
+        println!(
+            "{:>11} | {:>7.0}  {}  {} | {:>7.0}  {}  {}",
+            a.0,
+            a.1,
+            ms(a.2),
+            ms(a.3),
+            b.1,
+            ms(b.2),
+            ms(b.3)
+        );
+    }
+    println!(
+        "the candidate: compared {}, skipped {}, time {} per thousand of the live version's",
+        shadow["compared"], shadow["skipped"], shadow["time_permille"]
+    );
 }
 
 fn sync_section(secs: u64, rate: u64) {
