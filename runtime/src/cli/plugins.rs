@@ -1,7 +1,8 @@
 //! `weft plugins`: the plugin versions a running `weft run` serves, asked
 //! of its admin API: each one's sha256, since when it is live, the versions
 //! it replaced and its last refusal; `--reload` asks for a reload first;
-//! `promote NAME` makes a plugin's candidate version the live one.
+//! `promote NAME` makes a plugin's candidate version the live one, and
+//! `drop-candidate NAME` ends its shadow runs.
 
 use std::process::ExitCode;
 
@@ -38,6 +39,83 @@ enum Command {
         /// The plugin.
         name: String,
     },
+    /// Stop a plugin's shadow runs: the `candidate` and `candidate_share`
+    /// lines of its table are taken out of the configuration file (the
+    /// edited file must load and differ by that candidate alone, else it
+    /// is left as it was), and the running weft reloads.
+    DropCandidate {
+        /// The plugin.
+        name: String,
+    },
+}
+
+/// `text` without the `candidate` and `candidate_share` keys of table
+/// `[plugins.NAME]`, and how many lines went.
+fn without_candidate(text: &str, name: &str) -> (String, usize) {
+    let header = format!("[plugins.{name}]");
+    let (mut out, mut dropped, mut inside) = (String::with_capacity(text.len()), 0, false);
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        if t.starts_with('[') {
+            inside = t.trim_end().split('#').next().map(str::trim_end) == Some(header.as_str());
+        } else if inside {
+            let key = t.split('=').next().map(str::trim);
+            if t.contains('=') && matches!(key, Some("candidate" | "candidate_share")) {
+                dropped += 1;
+                continue;
+            }
+        }
+        out.push_str(line);
+    }
+    (out, dropped)
+}
+
+/// Takes `name`'s candidate out of the configuration file.
+fn drop_candidate(
+    file: Option<std::path::PathBuf>,
+    config: &weft::config::Config,
+    name: &str,
+) -> anyhow::Result<()> {
+    let Some(file) = file else {
+        anyhow::bail!("the embedded default has no candidates; give --config");
+    };
+    match config.plugins.get(name) {
+        None => anyhow::bail!("{}: no plugin {name}", config.source),
+        Some(s) if s.candidate.is_none() => {
+            anyhow::bail!("{}: plugin {name} has no candidate", config.source)
+        }
+        Some(_) => {}
+    }
+    let text = String::from_utf8(super::test::read_capped(&file)?)
+        .with_context(|| format!("{}: not UTF-8", file.display()))?;
+    let (edited, dropped) = without_candidate(&text, name);
+    let tmp = file.with_extension(format!("edit{}", std::process::id()));
+    std::fs::write(&tmp, &edited).with_context(|| format!("writing {}", tmp.display()))?;
+    // The edit must load, and change nothing but this candidate.
+    let check = weft::config::load(&tmp);
+    let same = check.as_ref().is_ok_and(|new| {
+        let mut want = config.plugins.clone();
+        want.remove(&format!("{name}{}", weft::config::CANDIDATE_SUFFIX));
+        if let Some(s) = want.get_mut(name) {
+            s.candidate = None;
+            s.candidate_share = 0;
+        }
+        new.plugins == want && new.routes == config.routes
+    });
+    if !same || dropped == 0 {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::bail!(
+            "{}: the candidate of {name} is not on lines of its own in [plugins.{name}]; \
+             take out its candidate line by hand, then `weft plugins --reload`",
+            file.display()
+        );
+    }
+    std::fs::rename(&tmp, &file).with_context(|| format!("replacing {}", file.display()))?;
+    println!(
+        "drop-candidate: {dropped} lines of [plugins.{name}] taken out of {}",
+        file.display()
+    );
+    Ok(())
 }
 
 /// Copies `name`'s candidate over its live file (one rename).
@@ -76,6 +154,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let promoting = match &args.command {
         Some(Command::Promote { name }) => {
             promote(&config, name)?;
+            true
+        }
+        Some(Command::DropCandidate { name }) => {
+            drop_candidate(args.config.file(), &config, name)?;
             true
         }
         None => false,
@@ -195,5 +277,28 @@ fn print_status(s: &PluginsStatus) {
             r.at,
             r.reason
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_candidate;
+
+    #[test]
+    fn only_the_candidate_lines_of_that_table_go() {
+        let text = "[plugins.a]\npath = \"a.wasm\"\ncandidate = \"n.wasm\"  # trying\n\
+                    candidate_share = 0.2\n[plugins.a.config]\ncandidate = \"kept: a setting\"\n\
+                    [plugins.b] # other\ncandidate = \"m.wasm\"\n";
+        let (out, n) = without_candidate(text, "a");
+        assert_eq!(n, 2);
+        assert_eq!(
+            out,
+            "[plugins.a]\npath = \"a.wasm\"\n[plugins.a.config]\ncandidate = \"kept: a setting\"\n\
+             [plugins.b] # other\ncandidate = \"m.wasm\"\n"
+        );
+        let (out, n) = without_candidate(text, "b");
+        assert_eq!(n, 1);
+        assert!(!out.contains("m.wasm") && out.contains("n.wasm"));
+        assert_eq!(without_candidate(text, "c").1, 0);
     }
 }

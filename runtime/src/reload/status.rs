@@ -90,11 +90,13 @@ impl Reloader {
                         })
                         .collect(),
                     last_refusal: l.last_refusal.clone(),
-                    candidate: l
-                        .plugin
-                        .spec()
-                        .candidate
-                        .as_ref()
+                    // By the configuration now in force: a candidate taken
+                    // out of the file leaves the live version as it is.
+                    candidate: st
+                        .config
+                        .plugins
+                        .get(name)
+                        .and_then(|s| s.candidate.as_ref())
                         .and_then(|_| crate::shadow::summary(name)),
                 })
                 .collect(),

@@ -147,6 +147,23 @@ fn a_candidate_runs_beside_the_live_version_and_its_changes_are_counted_never_de
         std::fs::read_to_string(&last).unwrap().contains("ZWV|B"),
         "made by the promoted version"
     );
+
+    // The shadow runs end: the candidate's lines leave the file, the
+    // running weft drops it.
+    let (code, out) = weft_cli(&["plugins", "-c", &config, "drop-candidate", "site-normalize"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("drop-candidate: 2 lines"), "{out}");
+    let text = std::fs::read_to_string(weft.config_path()).unwrap();
+    assert!(!text.contains("candidate"), "{text}");
+    let p = plugin_once(&api, "site-normalize", |p| p["candidate"].is_null());
+    assert_eq!(
+        p["sha256"], candidate["sha256"],
+        "the promoted version stays"
+    );
+    plugin_once(&api, "site-normalize@candidate", |p| p.is_null());
+    let (code, out) = weft_cli(&["plugins", "-c", &config, "drop-candidate", "site-normalize"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("has no candidate"), "{out}");
 }
 
 #[test]
