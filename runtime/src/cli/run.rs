@@ -71,7 +71,17 @@ const WATCH_QUIET: Duration = Duration::from_millis(50);
 
 /// Runs until a signal, then shuts down cleanly.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let config = args.config.load()?;
+    // Read from its absolute path, as every reload reads it: a relative
+    // `--config` would otherwise resolve the file's relative paths two ways,
+    // and each reload would see data_dir, the admin API and file
+    // destinations as changed.
+    let config = super::ConfigArg {
+        config: args
+            .config
+            .file()
+            .map(|p| std::path::absolute(&p).unwrap_or(p)),
+    }
+    .load()?;
     for w in config.warnings() {
         tracing::warn!("{w}");
     }

@@ -700,3 +700,43 @@ fn refused_versions_leave_the_running_one_serving() {
     assert!(show.contains(&format!("site-normalize@{sha_b2}")), "{show}");
     assert_eq!(weft.stop(), 0);
 }
+
+#[test]
+fn a_relative_config_path_reloads_without_phantom_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = free_addr();
+    std::fs::write(
+        dir.path().join("weft.toml"),
+        format!(
+            "[runtime]\ndata_dir = \"data\"\n[admin]\nlisten = \"{admin}\"\n\
+             [sources.in]\nkind = \"mllp\"\nlisten = \"127.0.0.1:0\"\n\
+             [destinations.out]\nkind = \"file\"\ndir = \"out\"\n\
+             [routes.all]\nmatch = [\"*\"]\ndestinations = [\"out\"]\n"
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .current_dir(dir.path())
+        .args(["run", "--config", "weft.toml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let api = crate::common::Api::new(admin, &dir.path().join("data"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while api.call("GET", "/status", &[], "").0 != 200 {
+        assert!(Instant::now() < deadline, "weft run did not answer");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let file = dir.path().join("weft.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}# an edit that changes nothing\n")).unwrap();
+    let (code, report) = api.call("POST", "/reload", &[], "");
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert_eq!(code, 200, "{report}");
+    assert_eq!(report["needs_restart"], serde_json::json!([]), "{report}");
+    assert_eq!(report["changes"], serde_json::json!([]), "{report}");
+}
