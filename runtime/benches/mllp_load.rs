@@ -173,17 +173,11 @@ fn measure(sync: &str, secs: u64, rate: u64) -> Run {
     }
     let (count, lat) = open_loop(&weft, 8, rate, secs);
     sent += count;
-    let drain = Instant::now();
-    while weft.out_files().len() < sent && drain.elapsed() < Duration::from_secs(600) {
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    assert_eq!(weft.stop(), 0);
-    let files = weft.out_files().len();
+    let drained = drain_and_stop(&mut weft, sent);
     println!(
-        "journal_sync = {sync}: the file destination's backlog drained {:.1} s after the load; {files} of {sent} messages written",
-        drain.elapsed().as_secs_f64()
+        "journal_sync = {sync}: the file destination's backlog drained {:.1} s after the load; {sent} of {sent} messages written",
+        drained.as_secs_f64()
     );
-    assert_eq!(files, sent, "every ACKed message was delivered");
     Run {
         closed,
         open: (count, pct(&lat, 0.5), pct(&lat, 0.99)),
@@ -258,16 +252,7 @@ fn measure_tls(secs: u64) -> (Vec<Row>, Vec<Row>, Vec<Duration>) {
         })
         .collect();
     handshakes.sort();
-    let drain = Instant::now();
-    while weft.out_files().len() < sent && drain.elapsed() < Duration::from_secs(600) {
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    assert_eq!(weft.stop(), 0);
-    assert_eq!(
-        weft.out_files().len(),
-        sent,
-        "every ACKed message was delivered"
-    );
+    drain_and_stop(&mut weft, sent);
     (rows.0, rows.1, handshakes)
 }
 
@@ -323,18 +308,27 @@ fn measure_metrics(secs: u64) -> (Vec<Row>, Vec<Row>, usize, Vec<Duration>) {
     let (scrape_bytes, mut scrapes) = scraper.join().unwrap();
     scrapes.sort();
     for (weft, sent) in [(&mut on, sent[0]), (&mut off, sent[1])] {
-        let drain = Instant::now();
-        while weft.out_files().len() < sent && drain.elapsed() < Duration::from_secs(600) {
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        assert_eq!(weft.stop(), 0);
-        assert_eq!(
-            weft.out_files().len(),
-            sent,
-            "every ACKed message was delivered"
-        );
+        drain_and_stop(weft, sent);
     }
     (rows.0, rows.1, scrape_bytes, scrapes)
+}
+
+/// Waits (ten minutes at most) until `sent` outputs are written, stops
+/// the weft, and checks that every ACKed message was delivered; returns
+/// how long the backlog took to drain.
+fn drain_and_stop(weft: &mut Weft, sent: usize) -> Duration {
+    let drain = Instant::now();
+    while weft.out_files().len() < sent && drain.elapsed() < Duration::from_secs(600) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let drained = drain.elapsed();
+    assert_eq!(weft.stop(), 0);
+    assert_eq!(
+        weft.out_files().len(),
+        sent,
+        "every ACKed message was delivered"
+    );
+    drained
 }
 
 fn main() {
@@ -400,16 +394,7 @@ fn shadow_section(secs: u64) {
         .map(|p| p["candidate"].clone())
         .unwrap_or_default();
     for (weft, sent) in [(&mut with, sent[0]), (&mut without, sent[1])] {
-        let drain = Instant::now();
-        while weft.out_files().len() < sent && drain.elapsed() < Duration::from_secs(600) {
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        assert_eq!(weft.stop(), 0);
-        assert_eq!(
-            weft.out_files().len(),
-            sent,
-            "every ACKed message was delivered"
-        );
+        drain_and_stop(weft, sent);
     }
     println!(
         "\nshadow runs: a candidate of adt-to-fhir (candidate_share = {share}) beside a weft run without one, side by side, journal fsync on"
