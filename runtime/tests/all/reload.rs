@@ -254,9 +254,8 @@ fn plugin_swaps_under_load_lose_nothing_and_switch_exactly() {
         sent.len()
     );
     // Zero lost: every message has its output.
-    let out = weft.out.clone();
     wait_until("every output written", Duration::from_secs(60), || {
-        std::fs::read_dir(&out).map_or(0, |d| d.count()) >= sent.len()
+        weft.out_files().len() >= sent.len()
     });
     assert_eq!(weft.stop(), 0);
     let journal = plugin_versions(&weft.dir().join("data/journal.db"));
@@ -289,7 +288,8 @@ fn plugin_swaps_under_load_lose_nothing_and_switch_exactly() {
             "{} was processed by {sha}, which was not live then",
             s.control_id
         );
-        let output = std::fs::read_to_string(out.join(format!("{}.hl7", s.control_id))).unwrap();
+        let output =
+            std::fs::read_to_string(weft.out.join(format!("{}.hl7", s.control_id))).unwrap();
         assert_eq!(
             output.contains("ZWV|B"),
             sha == sha_b,

@@ -89,7 +89,8 @@ pub struct Api {
 }
 
 impl Api {
-    /// The API on `addr` of the Weft whose data directory is `data_dir`.
+    /// The API on `addr` of the Weft whose data directory is `data_dir`,
+    /// once it listens.
     pub fn new(addr: std::net::SocketAddr, data_dir: &std::path::Path) -> Api {
         let file = data_dir.join("admin.token");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -102,6 +103,14 @@ impl Api {
                 _ => panic!("no token in {}", file.display()),
             }
         };
+        // The token is written before the API listens.
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the admin API on {addr} does not listen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         Api { addr, token }
     }
 

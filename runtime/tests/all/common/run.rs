@@ -274,7 +274,9 @@ destinations = ["files"]
                     let p = e.path();
                     if p.is_dir() {
                         walk(&p, acc);
-                    } else {
+                    } else if !e.file_name().to_string_lossy().starts_with(".weft-") {
+                        // Not a file still being written (a temporary
+                        // name until its rename).
                         acc.push(p);
                     }
                 }
