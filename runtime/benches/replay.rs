@@ -12,35 +12,13 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use weft::journal::{self, JournalSync, MessageStatus, NewDelivery, NewMessage, Outcome};
+use weft::journal::{self, JournalSync, MessageStatus, NewDelivery, Outcome};
 use weft::plugins::{EngineOptions, Message, PluginEngine};
 use weft::replay::{self, Options, Verdict};
 
-fn message(n: usize) -> NewMessage {
-    let control_id = format!("BENCH-{n}");
-    let body = format!(
-        "MSH|^~\\&|EPIC|EDGE|WEFT|EDGE|20240102030405||ADT^A01^ADT_A01|{control_id}|P|2.5.1\r\
-         EVN|A01|20240102030405\r\
-         PID|1||MRN{n:07}^^^EDGE^MR~E{n:09}^^^HIE^PI||Doe^Jane^Q||19800101|F|||1 Main St^^Springfield^IL^62701\r\
-         PV1|1|I|W1^101^1^EDGE||||1234^Smith^John|||MED||||1|||1234^Smith^John|IN|V{n:08}\r"
-    );
-    NewMessage {
-        id: format!("{:08x}-0000-7000-8000-{n:012x}", n / 1000),
-        source: "in".into(),
-        remote: None,
-        peer_subject: None,
-        received_at: 1_764_000_000_000 + n as i64 * 100,
-        content_type: "application/hl7-v2".into(),
-        body: body.into_bytes(),
-        message_type: "ADT^A01".into(),
-        control_id,
-        sending_application: "EPIC".into(),
-        sending_facility: "EDGE".into(),
-        route: "adt".into(),
-        ordering_keys: Vec::new(),
-        patient_ids: vec![format!("MRN{n:07}")],
-    }
-}
+#[path = "common/adt.rs"]
+mod adt;
+use adt::message;
 
 /// The embedded default configuration with the built plugins and the
 /// repository's lookup tables, and `mrn_prefix` as given.
@@ -102,7 +80,7 @@ fn main() {
                     if n >= total {
                         break;
                     }
-                    let m = message(n);
+                    let m = message(n, usize::MAX);
                     let msg = Message {
                         id: m.id.clone(),
                         content_type: m.content_type.clone(),
@@ -165,14 +143,14 @@ fn main() {
                 workers,
                 volatile: vec!["meta.lastUpdated".into()],
             };
-            let mut counts = [0u64; Verdict::NAMES.len()];
+            let mut counts = [0u64; Verdict::KINDS.len()];
             let started = Instant::now();
             replay::replay(&open, &ids, routing, &options, |r| {
                 counts[r.verdict.index()] += 1;
             })
             .unwrap();
             let took = started.elapsed().as_secs_f64();
-            let n = counts[Verdict::NAMES.iter().position(|v| *v == want).unwrap()];
+            let n = counts[Verdict::KINDS.iter().position(|(v, _)| *v == want).unwrap()];
             assert_eq!(n as usize, total, "{what}: {counts:?}");
             println!(
                 "replay, {what}: {total} messages ({want}) on {workers} worker(s) in {took:.1} s: {:.0} msg/s ({:.2}x the processing time)",

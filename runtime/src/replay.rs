@@ -78,26 +78,27 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// The verdicts in report order, by name.
-    pub const NAMES: [&'static str; 10] = [
-        "identical",
-        "changed",
-        "newly rejected",
-        "newly failed",
-        "newly mapped",
-        "still rejected",
-        "still failed",
-        "no route",
-        "not processed",
-        "gone",
+    /// The verdicts in report order: each one's name, and what a report
+    /// says of it (or nothing).
+    pub const KINDS: [(&'static str, &'static str); 10] = [
+        ("identical", ""),
+        ("changed", ""),
+        ("newly rejected", "transformed then"),
+        ("newly failed", ""),
+        ("newly mapped", "rejected or failed then"),
+        ("still rejected", ""),
+        ("still failed", ""),
+        ("no route", "no route of the candidate takes them"),
+        ("not processed", "not through the plugins yet"),
+        ("gone", "purged since selected"),
     ];
 
     /// Its name in a report.
     pub fn name(&self) -> &'static str {
-        Verdict::NAMES[self.index()]
+        Verdict::KINDS[self.index()].0
     }
 
-    /// Its place in [`Verdict::NAMES`].
+    /// Its place in [`Verdict::KINDS`].
     pub fn index(&self) -> usize {
         match self {
             Verdict::Identical => 0,
@@ -236,11 +237,8 @@ fn one(id: &str, recorded: Option<Recorded>, routing: &Routing, volatile: &[Stri
         result
             .outputs
             .into_iter()
-            .map(|o| RecordedOutput {
-                content_type: o.message.content_type,
-                body: o.message.body,
-            })
-            .collect::<Vec<_>>()
+            .map(RecordedOutput::from)
+            .collect()
     });
     let verdict = judge(r.status, &r.outputs, &candidate, volatile);
     done(verdict, candidate.unwrap_or_default())

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use crate::journal::{MessageStatus, RecordedOutput};
-use crate::plugins::{Message, Output};
+use crate::plugins::Message;
 use crate::replay::Verdict;
 use crate::routing::Chain;
 
@@ -24,7 +24,7 @@ const FIELDS: usize = 100;
 #[derive(Debug)]
 pub struct Stats {
     sha256: String,
-    counts: [AtomicU64; Verdict::NAMES.len()],
+    counts: [AtomicU64; Verdict::KINDS.len()],
     skipped: AtomicU64,
     live_ns: AtomicU64,
     shadow_ns: AtomicU64,
@@ -43,6 +43,33 @@ impl Stats {
             shadow_ns: AtomicU64::new(0),
             latest: Mutex::new(VecDeque::new()),
             fields: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts one message's verdict: the fields it changed (the first
+    /// [`FIELDS`] distinct ones, then only those), and its id among the
+    /// [`LATEST`] differing ones.
+    fn record(&self, id: String, verdict: &Verdict) {
+        self.counts[verdict.index()].fetch_add(1, Ordering::Relaxed);
+        if let Verdict::Changed(differences) = verdict {
+            let mut fields = self.fields.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut seen = std::collections::HashSet::new();
+            for d in differences {
+                let field = crate::replay::field_of(&d.path);
+                if seen.insert(field.clone())
+                    && (fields.len() < FIELDS || fields.contains_key(&field))
+                {
+                    *fields.entry(field).or_default() += 1;
+                }
+            }
+        }
+        if !matches!(
+            verdict,
+            Verdict::Identical | Verdict::StillRejected | Verdict::StillFailed
+        ) {
+            let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+            latest.push_front(id);
+            latest.truncate(LATEST);
         }
     }
 }
@@ -64,14 +91,6 @@ pub fn stats(plugin: &str, sha256: &str) -> Arc<Stats> {
             s
         }
     }
-}
-
-/// Forgets `plugin`'s candidate record (its candidate is gone).
-pub fn forget(plugin: &str) {
-    registry()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(plugin);
 }
 
 /// What `GET /plugins` shows of a candidate.
@@ -103,10 +122,10 @@ pub fn summary(plugin: &str) -> Option<Summary> {
     let live = s.live_ns.load(Ordering::Relaxed);
     Some(Summary {
         sha256: s.sha256.clone(),
-        compared: Verdict::NAMES
+        compared: Verdict::KINDS
             .iter()
             .zip(&s.counts)
-            .map(|(n, c)| (n.to_string(), c.load(Ordering::Relaxed)))
+            .map(|((n, _), c)| (n.to_string(), c.load(Ordering::Relaxed)))
             .filter(|(_, c)| *c > 0)
             .collect(),
         skipped: s.skipped.load(Ordering::Relaxed),
@@ -148,63 +167,93 @@ pub struct Shadow {
 }
 
 impl Shadow {
-    /// Runs `input` through the candidate chain if its share allows, and
-    /// records how its result compares with the live one (`status`,
-    /// `outputs`) that took `live_ns`.
-    pub fn run(&self, input: Message, status: MessageStatus, outputs: &[Output], live_ns: u64) {
+    /// Whether the message about to run goes through the candidate too:
+    /// the candidate's time so far is within its share of the live time.
+    /// One that does not is counted as skipped.
+    pub fn admit(&self) -> bool {
         let s = &self.stats;
-        let live = s.live_ns.fetch_add(live_ns, Ordering::Relaxed) + live_ns;
+        let live = s.live_ns.load(Ordering::Relaxed);
         let spent = s.shadow_ns.load(Ordering::Relaxed);
-        if u128::from(spent) * 1000 > u128::from(live) * u128::from(self.share) {
+        let within = u128::from(spent) * 1000 <= u128::from(live) * u128::from(self.share);
+        if !within {
             s.skipped.fetch_add(1, Ordering::Relaxed);
-            return;
         }
+        within
+    }
+
+    /// Counts the live version's time on one message of the route, run
+    /// through the candidate or not.
+    pub fn add_live(&self, live_ns: u64) {
+        self.stats.live_ns.fetch_add(live_ns, Ordering::Relaxed);
+    }
+
+    /// Runs `input` (a message [`admit`](Shadow::admit)ted) through the
+    /// candidate chain, and records how its result compares with the live
+    /// one (`status`, `live`).
+    pub fn run(&self, input: Message, status: MessageStatus, live: &[RecordedOutput]) {
+        let s = &self.stats;
         let id = input.id.clone();
         let started = Instant::now();
-        let result = self.chain.run(input).map(|r| {
-            r.outputs
-                .into_iter()
-                .map(|o| RecordedOutput {
-                    content_type: o.message.content_type,
-                    body: o.message.body,
-                })
-                .collect::<Vec<_>>()
-        });
+        let result = self
+            .chain
+            .run(input)
+            .map(|r| r.outputs.into_iter().map(RecordedOutput::from).collect());
         let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         s.shadow_ns.fetch_add(took, Ordering::Relaxed);
-        let recorded: Vec<RecordedOutput> = outputs
-            .iter()
-            .map(|o| RecordedOutput {
-                content_type: o.message.content_type.clone(),
-                body: o.message.body.clone(),
-            })
-            .collect();
-        let verdict = crate::replay::judge(
-            status,
-            &recorded,
-            &result,
-            &["meta.lastUpdated".to_string()],
+        let verdict =
+            crate::replay::judge(status, live, &result, &["meta.lastUpdated".to_string()]);
+        s.record(id, &verdict);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn changed(paths: impl Iterator<Item = String>) -> Verdict {
+        Verdict::Changed(
+            paths
+                .map(|path| weft_golden::Difference {
+                    path,
+                    expected: Some("a".into()),
+                    actual: Some("b".into()),
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn changed_fields_are_capped_and_the_counted_ones_keep_counting() {
+        let s = Stats::new("x");
+        // One message changing 150 distinct fields: the first 100 count.
+        s.record("m1".into(), &changed((0..150).map(|i| format!("ZZZ-{i}"))));
+        assert_eq!(s.fields.lock().unwrap().len(), FIELDS);
+        // A field already counted counts again, once per message whatever
+        // its repetitions; a new one is not taken in.
+        s.record(
+            "m2".into(),
+            &changed(
+                ["ZZZ[1]-0", "ZZZ[2]-0", "ZZZ-149"]
+                    .map(String::from)
+                    .into_iter(),
+            ),
         );
-        s.counts[verdict.index()].fetch_add(1, Ordering::Relaxed);
-        if let Verdict::Changed(differences) = &verdict {
-            let mut fields = s.fields.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut seen = std::collections::HashSet::new();
-            for d in differences {
-                let field = crate::replay::field_of(&d.path);
-                if seen.insert(field.clone())
-                    && (fields.len() < FIELDS || fields.contains_key(&field))
-                {
-                    *fields.entry(field).or_default() += 1;
-                }
-            }
+        let fields = s.fields.lock().unwrap();
+        assert_eq!(fields.len(), FIELDS);
+        assert_eq!(fields["ZZZ-0"], 2);
+        assert!(!fields.contains_key("ZZZ-149"));
+    }
+
+    #[test]
+    fn the_latest_differing_ids_are_capped_newest_first() {
+        let s = Stats::new("x");
+        for i in 0..30 {
+            s.record(format!("m{i:02}"), &Verdict::NewlyMapped);
+            s.record(format!("same{i}"), &Verdict::Identical);
         }
-        if !matches!(
-            verdict,
-            Verdict::Identical | Verdict::StillRejected | Verdict::StillFailed
-        ) {
-            let mut latest = s.latest.lock().unwrap_or_else(PoisonError::into_inner);
-            latest.push_front(id);
-            latest.truncate(LATEST);
-        }
+        let latest = s.latest.lock().unwrap();
+        assert_eq!(latest.len(), LATEST);
+        assert_eq!(latest[0], "m29");
+        assert_eq!(latest[LATEST - 1], "m10");
     }
 }

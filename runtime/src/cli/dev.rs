@@ -14,6 +14,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use weft::journal::RecordedOutput;
 use weft::plugins::{Output, PluginSpec};
 use weft::routing::Chain;
 
@@ -425,8 +426,8 @@ impl Session<'_> {
         let line = match &self.last_sample {
             None => "first build".to_string(),
             Some((name, before)) if *name == first.name => {
-                let was: Vec<_> = before.iter().map(recorded).collect();
-                let now: Vec<_> = outputs.iter().map(recorded).collect();
+                let was: Vec<_> = before.iter().map(RecordedOutput::from).collect();
+                let now: Vec<_> = outputs.iter().map(RecordedOutput::from).collect();
                 let ds = weft::replay::compare(&was, &now, &["meta.lastUpdated".to_string()]);
                 if ds.is_empty() {
                     "unchanged since the last build".to_string()
@@ -444,13 +445,6 @@ impl Session<'_> {
         };
         println!("sample   {}: {line}", first.name);
         self.last_sample = Some((first.name.clone(), outputs));
-    }
-}
-
-fn recorded(o: &Output) -> weft::journal::RecordedOutput {
-    weft::journal::RecordedOutput {
-        content_type: o.message.content_type.clone(),
-        body: o.message.body.clone(),
     }
 }
 

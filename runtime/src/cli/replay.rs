@@ -95,7 +95,7 @@ fn candidate(args: &Args, live: &weft::config::Config) -> anyhow::Result<weft::c
 /// The counts, and the fields that changed most.
 #[derive(Default)]
 struct Report {
-    counts: [u64; Verdict::NAMES.len()],
+    counts: [u64; Verdict::KINDS.len()],
     by_route: HashMap<String, u64>,
     /// Field → (messages it changed in, an example: message id and the
     /// difference).
@@ -267,27 +267,16 @@ fn print_report(
         },
         total as f64 / took.max(1e-9)
     );
-    let notes = [
-        "",
-        "",
-        "transformed then",
-        "",
-        "rejected or failed then",
-        "",
-        "",
-        "no route of the candidate takes them",
-        "not through the plugins yet",
-        "purged since selected",
-    ];
-    for (i, name) in Verdict::NAMES.iter().enumerate() {
+    for (i, (name, note)) in Verdict::KINDS.iter().enumerate() {
         let n = report.counts[i];
+        // The last three are worth a line only when they happened.
         if n == 0 && i >= 7 {
             continue;
         }
-        let note = if notes[i].is_empty() {
+        let note = if note.is_empty() {
             String::new()
         } else {
-            format!("  ({})", notes[i])
+            format!("  ({note})")
         };
         println!("  {name:<15} {n:>7}{note}");
     }

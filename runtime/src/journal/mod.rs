@@ -367,6 +367,24 @@ pub struct RecordedOutput {
     pub body: Vec<u8>,
 }
 
+impl From<crate::plugins::Output> for RecordedOutput {
+    fn from(o: crate::plugins::Output) -> RecordedOutput {
+        RecordedOutput {
+            content_type: o.message.content_type,
+            body: o.message.body,
+        }
+    }
+}
+
+impl From<&crate::plugins::Output> for RecordedOutput {
+    fn from(o: &crate::plugins::Output) -> RecordedOutput {
+        RecordedOutput {
+            content_type: o.message.content_type.clone(),
+            body: o.message.body.clone(),
+        }
+    }
+}
+
 /// A journal operation that did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JournalError {

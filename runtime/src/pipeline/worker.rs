@@ -67,8 +67,10 @@ pub(super) fn run_job(job: Job, ctx: &WorkerCtx) {
             let _ = r.send(o);
         }
     };
-    // A copy for the route's shadows, only when it has one.
-    let shadow_input = (!route.shadows.is_empty()).then(|| message.clone());
+    // A copy for the route's candidates, only when one runs on it.
+    let admitted: Vec<&crate::shadow::Shadow> =
+        route.shadows.iter().filter(|s| s.admit()).collect();
+    let shadow_input = (!admitted.is_empty()).then(|| message.clone());
     let live_started = std::time::Instant::now();
     let (status, error, versions, outputs) = match route.chain.run(message) {
         Ok(r) => (MessageStatus::Transformed, None, r.versions, r.outputs),
@@ -152,7 +154,13 @@ pub(super) fn run_job(job: Job, ctx: &WorkerCtx) {
         }
     };
     let live_ns = u64::try_from(live_started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-    let shadow_work = shadow_input.map(|input| (input, outputs.clone()));
+    for shadow in &route.shadows {
+        shadow.add_live(live_ns);
+    }
+    let shadow_work = shadow_input.map(|input| {
+        let live: Vec<journal::RecordedOutput> = outputs.iter().map(Into::into).collect();
+        (input, live)
+    });
     crate::metrics::metrics().routed(&route.name, word);
     crate::activity::activity().routed(&route.name, status == MessageStatus::Transformed);
     let error = error.unwrap_or_default();
@@ -190,9 +198,9 @@ pub(super) fn run_job(job: Job, ctx: &WorkerCtx) {
     // The candidates, after the source has its answer and the outcome is on
     // its way: within their share of the live time, compared, never
     // delivered.
-    if let Some((input, live_outputs)) = shadow_work {
-        for shadow in &route.shadows {
-            shadow.run(input.clone(), status, &live_outputs, live_ns);
+    if let Some((input, live)) = shadow_work {
+        for shadow in admitted {
+            shadow.run(input.clone(), status, &live);
         }
     }
 }

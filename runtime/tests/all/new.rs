@@ -22,12 +22,7 @@ fn cargo(dir: &Path, target_dir: &Path, args: &[&str]) -> (bool, String) {
         .env_remove("CARGO_PRIMARY_PACKAGE")
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    (out.status.success(), crate::common::printed(&out))
 }
 
 #[test]
@@ -125,6 +120,18 @@ fn each_template_builds_passes_its_tests_and_loads() {
     let (code, out) = weft(
         outside.path(),
         &["new", "North_ADT", "--template", "filter"],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not a plugin name"), "{out}");
+    // Names are capped at 64 characters: 64 is made, 65 refused.
+    let longest = format!("a{}", "-b".repeat(31) + "c");
+    assert_eq!(longest.len(), 64);
+    let (code, out) = weft(outside.path(), &["new", &longest, "--template", "filter"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(outside.path().join(&longest).join("src/lib.rs").is_file());
+    let (code, out) = weft(
+        outside.path(),
+        &["new", &format!("{longest}d"), "--template", "filter"],
     );
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("not a plugin name"), "{out}");

@@ -71,12 +71,16 @@ pub fn weft_cli_in(dir: &Path, args: &[&str]) -> (i32, String) {
         .args(args)
         .output()
         .unwrap();
-    let text = format!(
+    (out.status.code().unwrap_or(-1), printed(&out))
+}
+
+/// What a finished command printed: its standard output, then its errors.
+pub fn printed(out: &std::process::Output) -> String {
+    format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    )
 }
 
 /// A running Weft's admin API: its address and a token.
