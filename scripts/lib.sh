@@ -101,3 +101,12 @@ ensure_chromium() {
     echo "==> installing Debian's chromium and chromium-driver (the console's browser tests)"
     apt_install chromium chromium-driver
 }
+
+# PostgreSQL's server from Debian's packages: the tests start their own
+# throwaway clusters with it (initdb into a temporary directory; as root,
+# through runuser as the package's postgres user).
+ensure_postgres() {
+    if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then return; fi
+    echo "==> installing Debian's postgresql (the PostgreSQL journal's tests)"
+    apt_install postgresql
+}

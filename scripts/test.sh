@@ -12,6 +12,7 @@ ensure_toolchain rustfmt clippy
 ensure_python_hl7
 ensure_fhir_validator
 ensure_chromium
+ensure_postgres
 # Each phase says how long the run has taken so far, for the CI budget.
 phase() { echo "==> $* (at $((SECONDS / 60)) min $((SECONDS % 60)) s)"; }
 phase "cargo fmt --check"

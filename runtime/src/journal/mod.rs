@@ -12,6 +12,9 @@
 
 pub mod audit;
 pub mod commit;
+#[cfg(test)]
+mod conformance;
+pub mod postgres;
 pub mod query;
 pub mod retention;
 pub mod sqlite;

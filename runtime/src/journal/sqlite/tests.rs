@@ -1,21 +1,16 @@
-//! The SQLite journal's own tests: durability across reopen, per-key
-//! order, damaged files, space given back, a command attached beside the
+//! The SQLite journal's tests: the behaviour every engine shares
+//! (`../conformance.rs`), then its own: durability across reopen,
+//! damaged files, space given back, a command attached beside the
 //! runtime.
 
 use super::*;
 use crate::journal::query::Filter;
 use crate::journal::{DeliveryState, NewDelivery};
 
-fn msg(id: &str) -> NewMessage {
-    crate::journal::test_message(id)
-}
-
-/// A transformed message with one delivery to `d` under `key`.
-fn keyed_outcome(id: &str, key: &str) -> Outcome {
-    let mut o = crate::journal::test_outcome(id);
-    o.deliveries[0].ordering_key = Some(key.into());
-    o
-}
+crate::journal::conformance::message_path!({
+    let dir = tempfile::tempdir().unwrap();
+    (SqliteJournal::open(&dir.path().join("j.db")).unwrap(), dir)
+});
 
 /// The messages whose deliveries to `d` are due now, skipping `busy`.
 fn due_ids(j: &SqliteJournal, busy: &[i64]) -> Vec<String> {
@@ -98,65 +93,6 @@ fn versions_recorded_before_signers_still_read() {
     let versions: Vec<String> = plugins.iter().map(|p| p.version()).collect();
     assert_eq!(versions, ["a@11", "b@22"]);
     assert_eq!(plugins[1].signature(), "unsigned");
-}
-
-#[test]
-fn order_is_intake_order_not_the_order_plugins_finish_in() {
-    let dir = tempfile::tempdir().unwrap();
-    let j = SqliteJournal::open(&dir.path().join("j.db")).unwrap();
-    let keyed = |id: &str| NewMessage {
-        ordering_keys: vec![("d".into(), "A".into())],
-        ..msg(id)
-    };
-    let outcome = |id: &str| keyed_outcome(id, "A");
-    j.append(keyed("first")).wait().unwrap();
-    j.append(keyed("second")).wait().unwrap();
-    j.append(msg("unkeyed")).wait().unwrap();
-    // The second message's plugins finish first: it waits for the first.
-    j.record(outcome("second")).wait().unwrap();
-    assert!(j.due("d", 10, 10, &[]).unwrap().is_empty());
-    // A first message that maps to nothing releases it.
-    j.record(Outcome {
-        deliveries: vec![],
-        status: MessageStatus::Rejected,
-        ..outcome("first")
-    })
-    .wait()
-    .unwrap();
-    assert_eq!(due_ids(&j, &[]), ["second"]);
-    // Recorded later but received earlier: goes first.
-    j.append(keyed("third")).wait().unwrap();
-    j.append(keyed("fourth")).wait().unwrap();
-    j.record(outcome("fourth")).wait().unwrap();
-    j.record(outcome("third")).wait().unwrap();
-    let due = j.due("d", 10, 10, &[]).unwrap();
-    j.delivered(due[0].id, 20).wait().unwrap();
-    assert_eq!(due_ids(&j, &[]), ["third"]);
-}
-
-#[test]
-fn a_stuck_head_blocks_only_its_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let j = SqliteJournal::open(&dir.path().join("j.db")).unwrap();
-    for (i, key) in ["A", "A", "B"].iter().enumerate() {
-        let id = format!("m{i}");
-        j.append(msg(&id)).wait().unwrap();
-        j.record(keyed_outcome(&id, key)).wait().unwrap();
-    }
-    let due = j.due("d", 10, 10, &[]).unwrap();
-    let ids: Vec<&str> = due.iter().map(|d| d.message_id.as_str()).collect();
-    assert_eq!(ids, ["m0", "m2"], "only the head of A, and B");
-    // A's head fails and waits: A stays blocked, B is unaffected.
-    j.attempt_failed(due[0].id, "down", Some(1000))
-        .wait()
-        .unwrap();
-    assert_eq!(due_ids(&j, &[]), ["m2"]);
-    j.delivered(due[0].id, 1000).wait().unwrap();
-    assert_eq!(
-        due_ids(&j, &[due[1].id]),
-        ["m1"],
-        "A's next one is free once its head is delivered"
-    );
 }
 
 #[test]
@@ -320,26 +256,6 @@ pub(super) fn connection(dir: &Path) -> Connection {
     let mut conn = connect(&path, JournalSync::Full).unwrap();
     migrate(&mut conn, &path).unwrap();
     conn
-}
-
-#[test]
-fn many_writers_share_commits() {
-    let dir = tempfile::tempdir().unwrap();
-    let j = std::sync::Arc::new(SqliteJournal::open(&dir.path().join("j.db")).unwrap());
-    let threads: Vec<_> = (0..8)
-        .map(|t| {
-            let j = j.clone();
-            std::thread::spawn(move || {
-                for i in 0..200 {
-                    j.append(msg(&format!("t{t}-{i}"))).wait().unwrap();
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
-    assert_eq!(j.unfinished().unwrap().len(), 1600);
 }
 
 #[test]

@@ -1,0 +1,518 @@
+//! The journal in PostgreSQL, for several nodes sharing one database.
+//!
+//! **Not selectable yet**: this module holds the engine's message path
+//! (intake, outcomes, the deliveries' claims and states, recovery of
+//! unfinished messages), run against a real server by the same behaviour
+//! tests as SQLite (`tests.rs`). The operators' queries and actions, the
+//! audit trail and retention follow; only then does `[journal] engine =
+//! "postgres"` choose it.
+//!
+//! The client is the `postgres` crate (rust-postgres, the synchronous face
+//! of `tokio-postgres`): [`crate::journal::Journal`] is a synchronous
+//! trait, called from plain threads and `spawn_blocking`, and its
+//! message-path writes go through one writer thread with group commit,
+//! exactly as the SQLite engine's do; an async pool (`deadpool-postgres`)
+//! or `sqlx` would put a second runtime model under the same trait for
+//! nothing.
+//!
+//! Every node run (one `weft run` process) has a row in `nodes` with a
+//! heartbeat; a message it accepted, and a delivery it is attempting, are
+//! *claimed* by that run. A claim holds while the run's heartbeat is
+//! younger than the lease; then any node may take the work over.
+
+mod conn;
+mod schema;
+mod writer;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use postgres::{Client, NoTls};
+use tokio::sync::oneshot;
+
+use self::conn::Conn;
+pub use self::schema::SCHEMA_VERSION;
+use self::schema::{migrate, open_error};
+use self::writer::{Op, Request, write_loop};
+use super::{
+    Commit, DueDelivery, JournalError, MessageStatus, NewMessage, Outcome, Recent, Unfinished,
+};
+
+/// How many writes may wait for the writer thread before a write waits in
+/// its [`Commit`] for room.
+const QUEUE: usize = 4096;
+
+/// How long a node run's claims outlive its last heartbeat, by default.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+
+/// Connects to `url` (TLS to PostgreSQL comes with the engine's
+/// configuration).
+fn connect(url: &str) -> Result<Client, postgres::Error> {
+    let mut config: postgres::Config = url.parse()?;
+    config.application_name("weft");
+    config.connect_timeout(Duration::from_secs(10));
+    let mut client = config.connect(NoTls)?;
+    // ACK after COMMIT: the commit is durable on the server before any
+    // sender hears of it, whatever the server's default.
+    client.batch_execute("SET synchronous_commit = on")?;
+    Ok(client)
+}
+
+/// The URL without its password, for operators and errors.
+pub fn redact(url: &str) -> String {
+    match url.parse::<postgres::Config>() {
+        Ok(c) => {
+            let host = c
+                .get_hosts()
+                .first()
+                .map(|h| match h {
+                    postgres::config::Host::Tcp(name) => name.clone(),
+                    postgres::config::Host::Unix(path) => path.display().to_string(),
+                })
+                .unwrap_or_default();
+            let port = c.get_ports().first().copied().unwrap_or(5432);
+            format!(
+                "postgres://{}@{host}:{port}/{}",
+                c.get_user().unwrap_or(""),
+                c.get_dbname().unwrap_or("")
+            )
+        }
+        Err(_) => "postgres://(a URL that does not parse)".into(),
+    }
+}
+
+fn read_err(e: String) -> JournalError {
+    JournalError::Read(e)
+}
+
+fn stored(text: String) -> Result<MessageStatus, String> {
+    text.parse()
+}
+
+/// The journal in PostgreSQL, as one node run sees it.
+pub struct PgJournal {
+    location: String,
+    /// This node run's id (`nodes.run`).
+    run: String,
+    writes: Mutex<Option<SyncSender<Request>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Reads of the message path.
+    reader: Mutex<Conn>,
+    heartbeat: Mutex<Option<std::thread::JoinHandle<()>>>,
+    closed: Arc<AtomicBool>,
+}
+
+impl PgJournal {
+    /// Connects to `url`, brings the schema up to date (a newer one is an
+    /// error), registers this process as a run of node `node` with
+    /// `version`, and starts the writer and the heartbeat. Claims of this
+    /// run hold until `lease` after its last heartbeat (beaten every third
+    /// of it).
+    pub fn open(
+        url: &str,
+        node: &str,
+        version: &str,
+        lease: Duration,
+    ) -> Result<PgJournal, JournalError> {
+        let location = redact(url);
+        let fail = |e: postgres::Error| open_error(&location, conn::describe(&e));
+        let mut setup = connect(url).map_err(fail)?;
+        migrate(&mut setup, &location)?;
+        let run = uuid::Uuid::now_v7().to_string();
+        let now = super::now_ms();
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+        setup
+            .execute(
+                "INSERT INTO nodes (run, name, started_at, heartbeat_at, lease_until, version)
+                 VALUES ($1, $2, $3, $3, $4, $5)",
+                &[&run, &node, &now, &(now + lease_ms), &version],
+            )
+            .map_err(fail)?;
+        let writer_conn = Conn::open(url).map_err(fail)?;
+        let reader = Conn::open(url).map_err(fail)?;
+        let closed = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = sync_channel::<Request>(QUEUE);
+        let writer_run = run.clone();
+        let writer = std::thread::Builder::new()
+            .name("weft-journal".into())
+            .spawn(move || write_loop(writer_conn, rx, writer_run))
+            .map_err(|e| open_error(&location, format!("cannot start the writer: {e}")))?;
+        let heartbeat = {
+            let (run, closed, url) = (run.clone(), closed.clone(), url.to_string());
+            std::thread::Builder::new()
+                .name("weft-heartbeat".into())
+                .spawn(move || beat(&url, &run, lease, &closed))
+                .map_err(|e| open_error(&location, format!("cannot start the heartbeat: {e}")))?
+        };
+        Ok(PgJournal {
+            location,
+            run,
+            writes: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+            reader: Mutex::new(reader),
+            heartbeat: Mutex::new(Some(heartbeat)),
+            closed,
+        })
+    }
+
+    /// Where it is: the URL without its password.
+    pub fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    /// This node run's id.
+    pub fn run_id(&self) -> &str {
+        &self.run
+    }
+
+    fn submit(&self, op: Op) -> Commit {
+        if self.closed.load(Ordering::Acquire) {
+            return Commit::finished(Err(JournalError::Closed));
+        }
+        let (reply, rx) = oneshot::channel();
+        let sender = self
+            .writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some(sender) = sender else {
+            return Commit::finished(Err(JournalError::Closed));
+        };
+        match sender.try_send(Request { op, reply }) {
+            Ok(()) => Commit::queued(rx),
+            // A full queue: the write waits in the commit, never dropped.
+            Err(TrySendError::Full(req)) => {
+                let mut req = Some(req);
+                Commit::waiting_for_room(
+                    rx,
+                    Box::new(move || {
+                        let Some(r) = req.take() else { return true };
+                        match sender.try_send(r) {
+                            Ok(()) => true,
+                            Err(TrySendError::Full(r)) => {
+                                req = Some(r);
+                                false
+                            }
+                            Err(TrySendError::Disconnected(_)) => true,
+                        }
+                    }),
+                )
+            }
+            Err(TrySendError::Disconnected(req)) => {
+                let _ = req.reply.send(Err(JournalError::Closed));
+                Commit::queued(rx)
+            }
+        }
+    }
+
+    /// A read of the message path, on its own connection.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, JournalError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(JournalError::Closed);
+        }
+        self.reader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .with(f)
+            .map_err(read_err)
+    }
+
+    /// The SQL condition "claim `column` holds for nobody else": unclaimed,
+    /// claimed by this run, or by a run stopped or whose lease ran out
+    /// (this run's id and the time are the parameters numbered `run` and
+    /// `now`).
+    fn free(column: &str, run: usize, now: usize) -> String {
+        format!(
+            "({column} IS NULL OR {column} = ${run}::TEXT OR NOT EXISTS (
+               SELECT 1 FROM nodes n WHERE n.run = {column}
+                 AND n.stopped_at IS NULL AND n.lease_until > ${now}::BIGINT))"
+        )
+    }
+
+    // -- the message path, as [`crate::journal::Journal`] names it --
+
+    /// See [`crate::journal::Journal::append`].
+    pub fn append(&self, message: NewMessage) -> Commit {
+        self.submit(Op::Append(Box::new(message)))
+    }
+
+    /// See [`crate::journal::Journal::record`].
+    pub fn record(&self, outcome: Outcome) -> Commit {
+        self.submit(Op::Record(outcome))
+    }
+
+    /// See [`crate::journal::Journal::append_settled`].
+    pub fn append_settled(&self, message: NewMessage, outcome: Outcome) -> Commit {
+        self.submit(Op::AppendSettled(Box::new((message, outcome))))
+    }
+
+    /// Messages recorded but never transformed whose claim holds for no
+    /// other node run (its run stopped or its lease ran out), oldest first,
+    /// not those waiting to be reprocessed: claimed for this run as they
+    /// are handed out.
+    pub fn unfinished(&self) -> Result<Vec<Unfinished>, JournalError> {
+        let free = PgJournal::free("m.claimed_by", 1, 2);
+        let (run, now) = (self.run.clone(), super::now_ms());
+        self.read(|c| {
+            let rows = c.query(
+                &format!(
+                    "UPDATE messages SET claimed_by = $1 WHERE id IN (
+                       SELECT m.id FROM messages m
+                       WHERE m.status = 'received' AND {free}
+                         AND m.id NOT IN (SELECT message_id FROM reprocess)
+                       FOR UPDATE SKIP LOCKED)
+                     RETURNING id, source, remote, received_at, content_type, body, message_type,
+                       control_id, sending_application, sending_facility, route, peer_subject, seq"
+                ),
+                &[&run, &now],
+            )?;
+            let mut out: Vec<(i64, Unfinished)> = rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.get(12),
+                        Unfinished {
+                            message: NewMessage {
+                                id: r.get(0),
+                                source: r.get(1),
+                                remote: r.get(2),
+                                received_at: r.get(3),
+                                content_type: r.get(4),
+                                body: r.get(5),
+                                message_type: r.get(6),
+                                control_id: r.get(7),
+                                sending_application: r.get(8),
+                                sending_facility: r.get(9),
+                                route: r.get(10),
+                                peer_subject: r.get(11),
+                                ordering_keys: Vec::new(),
+                                patient_ids: Vec::new(),
+                            },
+                        },
+                    )
+                })
+                .collect();
+            // Intake order (UPDATE … RETURNING has none of its own).
+            out.sort_by_key(|(seq, _)| *seq);
+            Ok(out.into_iter().map(|(_, u)| u).collect())
+        })
+    }
+
+    /// See [`crate::journal::Journal::find_recent`]: across every node.
+    pub fn find_recent(
+        &self,
+        sending_application: &str,
+        sending_facility: &str,
+        control_id: &str,
+        since: i64,
+    ) -> Result<Option<Recent>, JournalError> {
+        let row = self.read(|c| {
+            c.query_opt(
+                "SELECT id, status, error FROM messages
+                 WHERE sending_application = $1 AND sending_facility = $2 AND control_id = $3
+                   AND received_at >= $4
+                 ORDER BY received_at DESC LIMIT 1",
+                &[&sending_application, &sending_facility, &control_id, &since],
+            )
+        })?;
+        row.map(|r| {
+            Ok(Recent {
+                id: r.get(0),
+                status: stored(r.get(1)).map_err(JournalError::Read)?,
+                error: r.get(2),
+            })
+        })
+        .transpose()
+    }
+
+    /// See [`crate::journal::Journal::due`]. The deliveries handed out are
+    /// claimed for this run (`FOR UPDATE SKIP LOCKED`: two nodes never take
+    /// the same one), and a key's head is due only when no node holds an
+    /// earlier delivery or message with that key: per-key order holds
+    /// across the nodes.
+    pub fn due(
+        &self,
+        destination: &str,
+        now: i64,
+        limit: usize,
+        busy: &[i64],
+    ) -> Result<Vec<DueDelivery>, JournalError> {
+        let free = PgJournal::free("d.claimed_by", 6, 5);
+        let (run, clock) = (self.run.clone(), super::now_ms());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let busy = busy.to_vec();
+        self.read(|c| {
+            let rows = c.query(
+                &format!(
+                    "WITH picked AS (
+                       SELECT d.id FROM deliveries d
+                       WHERE d.destination = $1 AND d.state = 'pending' AND d.next_attempt_at <= $2
+                         AND {free} AND d.id <> ALL($4)
+                         AND NOT EXISTS (
+                           SELECT 1 FROM deliveries e
+                           WHERE e.destination = d.destination AND e.ordering_key = d.ordering_key
+                             AND e.state = 'pending'
+                             AND (e.message_seq < d.message_seq
+                                  OR (e.message_seq = d.message_seq AND e.id < d.id)))
+                         AND NOT EXISTS (
+                           SELECT 1 FROM order_holds h
+                           WHERE h.destination = d.destination AND h.ordering_key = d.ordering_key
+                             AND h.message_seq < d.message_seq)
+                       ORDER BY d.id LIMIT $3
+                       FOR UPDATE OF d SKIP LOCKED)
+                     UPDATE deliveries SET claimed_by = $6 FROM picked, messages m
+                     WHERE deliveries.id = picked.id AND m.id = deliveries.message_id
+                     RETURNING deliveries.id, deliveries.message_id, m.control_id, m.message_type,
+                       m.received_at, deliveries.n, deliveries.content_type, deliveries.body,
+                       deliveries.attempts"
+                ),
+                &[&destination, &now, &limit, &busy, &clock, &run],
+            )?;
+            let mut out: Vec<DueDelivery> = rows
+                .iter()
+                .map(|r| DueDelivery {
+                    id: r.get(0),
+                    message_id: r.get(1),
+                    control_id: r.get(2),
+                    message_type: r.get(3),
+                    received_at: r.get(4),
+                    n: usize::try_from(r.get::<_, i32>(5)).unwrap_or(0),
+                    content_type: r.get(6),
+                    body: r.get(7),
+                    attempts: u32::try_from(r.get::<_, i32>(8)).unwrap_or(0),
+                })
+                .collect();
+            out.sort_by_key(|d| d.id);
+            Ok(out)
+        })
+    }
+
+    /// See [`crate::journal::Journal::next_due`].
+    pub fn next_due(&self, destination: &str) -> Result<Option<i64>, JournalError> {
+        self.read(|c| {
+            c.query_one(
+                "SELECT MIN(next_attempt_at) FROM deliveries
+                 WHERE destination = $1 AND state = 'pending'",
+                &[&destination],
+            )
+            .map(|r| r.get(0))
+        })
+    }
+
+    /// See [`crate::journal::Journal::delivered`]; releases the claim.
+    pub fn delivered(&self, id: i64, at: i64) -> Commit {
+        self.submit(Op::Delivered(id, at))
+    }
+
+    /// See [`crate::journal::Journal::attempt_failed`]; releases the claim.
+    pub fn attempt_failed(&self, id: i64, error: &str, next_attempt: Option<i64>) -> Commit {
+        self.submit(Op::Failed(id, error.to_string(), next_attempt))
+    }
+
+    /// See [`crate::journal::Journal::pending_counts`].
+    pub fn pending_counts(&self) -> Result<Vec<(String, u64)>, JournalError> {
+        self.read(|c| {
+            let rows = c.query(
+                "SELECT destination, COUNT(*) FROM deliveries WHERE state = 'pending'
+                 GROUP BY destination ORDER BY destination",
+                &[],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get(0), u64::try_from(r.get::<_, i64>(1)).unwrap_or(0)))
+                .collect())
+        })
+    }
+
+    /// See [`crate::journal::Journal::backlog`].
+    pub fn backlog(&self, destination: &str, cap: u64) -> Result<(u64, u64), JournalError> {
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        self.read(|c| {
+            let mut count = |state: &str| -> Result<u64, postgres::Error> {
+                let n: i64 = c
+                    .query_one(
+                        "SELECT COUNT(*) FROM (SELECT 1 FROM deliveries
+                         WHERE destination = $1 AND state = $2 LIMIT $3) t",
+                        &[&destination, &state, &cap],
+                    )?
+                    .get(0);
+                Ok(u64::try_from(n).unwrap_or(0))
+            };
+            Ok((count("pending")?, count("dead")?))
+        })
+    }
+
+    /// Finishes the writes already queued, marks this run stopped (its
+    /// claims are free at once) and closes.
+    pub fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        for handle in [&self.writer, &self.heartbeat] {
+            let h = handle.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(h) = h {
+                let _ = h.join();
+            }
+        }
+        let (run, now) = (self.run.clone(), super::now_ms());
+        let _ = self
+            .reader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .with(|c| {
+                c.execute(
+                    "UPDATE nodes SET stopped_at = $2 WHERE run = $1",
+                    &[&run, &now],
+                )
+            });
+    }
+}
+
+impl Drop for PgJournal {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Beats `run`'s heartbeat every third of `lease` until `closed`, each
+/// beat moving its lease on, reconnecting when the server comes back.
+fn beat(url: &str, run: &str, lease: Duration, closed: &AtomicBool) {
+    let every = lease / 3;
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+    let mut conn: Option<Conn> = None;
+    let step = Duration::from_millis(50).min(every);
+    let mut waited = every;
+    while !closed.load(Ordering::Acquire) {
+        if waited >= every {
+            waited = Duration::ZERO;
+            if conn.is_none() {
+                conn = Conn::open(url).ok();
+            }
+            if let Some(c) = conn.as_mut() {
+                let now = super::now_ms();
+                if let Err(e) = c.with(|c| {
+                    c.execute(
+                        "UPDATE nodes SET heartbeat_at = $2, lease_until = $3 WHERE run = $1",
+                        &[&run, &now, &(now + lease_ms)],
+                    )
+                }) {
+                    tracing::warn!("the journal's heartbeat failed: {e}");
+                }
+            }
+        }
+        std::thread::sleep(step);
+        waited += step;
+    }
+}
+
+#[cfg(test)]
+mod tests;

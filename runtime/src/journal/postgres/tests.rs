@@ -1,0 +1,145 @@
+//! The PostgreSQL journal against a real server of the tests' own (one
+//! cluster for the test binary, a database per test): the behaviour every
+//! engine shares, then what only several nodes on one database do.
+
+use std::sync::OnceLock;
+
+use super::*;
+use crate::journal::test_outcome;
+
+/// The test binary's cluster.
+fn cluster() -> &'static weft_test_postgres::Cluster {
+    static C: OnceLock<weft_test_postgres::Cluster> = OnceLock::new();
+    C.get_or_init(|| {
+        weft_test_postgres::Cluster::start(false)
+            .unwrap_or_else(|e| panic!("PostgreSQL for the tests: {e}"))
+    })
+}
+
+fn open_on(url: &str, node: &str) -> PgJournal {
+    PgJournal::open(url, node, "test", DEFAULT_LEASE).unwrap()
+}
+
+crate::journal::conformance::message_path!((open_on(&cluster().database().unwrap(), "edge-a"), ()));
+
+#[test]
+fn two_nodes_never_take_the_same_delivery_and_keep_each_keys_order() {
+    let url = cluster().database().unwrap();
+    let (a, b) = (open_on(&url, "edge-a"), open_on(&url, "edge-b"));
+    // Accepted on both nodes, alternately; keys A and B.
+    for i in 0..6 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let id = format!("m{i}");
+        let key = if i < 3 { "A" } else { "B" };
+        let mut m = msg(&id);
+        m.ordering_keys = vec![("d".into(), key.into())];
+        node.append(m).wait().unwrap();
+        node.record(keyed_outcome(&id, key)).wait().unwrap();
+    }
+    // Each key's head only, and once: a takes both heads, b nothing.
+    let on_a = a.due("d", 10, 10, &[]).unwrap();
+    let ids: Vec<&str> = on_a.iter().map(|d| d.message_id.as_str()).collect();
+    assert_eq!(ids, ["m0", "m3"]);
+    assert!(b.due("d", 10, 10, &[]).unwrap().is_empty());
+    // A delivered: its next is due, on whichever node asks first.
+    a.delivered(on_a[0].id, 20).wait().unwrap();
+    let on_b = b.due("d", 10, 10, &[]).unwrap();
+    let ids: Vec<&str> = on_b.iter().map(|d| d.message_id.as_str()).collect();
+    assert_eq!(ids, ["m1"]);
+    assert!(a.due("d", 10, 10, &[on_a[1].id]).unwrap().is_empty());
+}
+
+#[test]
+fn a_stopped_nodes_work_is_taken_over() {
+    let url = cluster().database().unwrap();
+    let (a, b) = (open_on(&url, "edge-a"), open_on(&url, "edge-b"));
+    a.append(msg("accepted-on-a")).wait().unwrap();
+    a.append(msg("delivering-on-a")).wait().unwrap();
+    a.record(test_outcome("delivering-on-a")).wait().unwrap();
+    assert_eq!(a.due("d", 10, 10, &[]).unwrap().len(), 1);
+    // While a runs, its claims hold.
+    assert!(b.unfinished().unwrap().is_empty());
+    assert!(b.due("d", 10, 10, &[]).unwrap().is_empty());
+    a.close();
+    let taken = b.unfinished().unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].message.id, "accepted-on-a");
+    assert_eq!(b.due("d", 10, 10, &[]).unwrap().len(), 1);
+    // Now b's: a third node gets neither.
+    let c = open_on(&url, "edge-c");
+    assert!(c.unfinished().unwrap().is_empty());
+    assert!(c.due("d", 10, 10, &[]).unwrap().is_empty());
+}
+
+#[test]
+fn a_lapsed_lease_frees_the_claims_of_a_node_that_stopped_beating() {
+    let url = cluster().database().unwrap();
+    let (a, b) = (open_on(&url, "edge-a"), open_on(&url, "edge-b"));
+    a.append(msg("m")).wait().unwrap();
+    // A run that stops beating without saying so (a killed process).
+    a.closed.store(true, Ordering::Release);
+    if let Some(h) = a.heartbeat.lock().unwrap().take() {
+        h.join().unwrap();
+    }
+    assert!(b.unfinished().unwrap().is_empty(), "a's lease still runs");
+    // Its lease runs out (set back by hand rather than waited for).
+    let mut admin = postgres::Client::connect(&url, NoTls).unwrap();
+    admin
+        .execute(
+            "UPDATE nodes SET lease_until = lease_until - $2 WHERE run = $1",
+            &[&a.run_id(), &(DEFAULT_LEASE.as_millis() as i64 + 1)],
+        )
+        .unwrap();
+    let taken = b.unfinished().unwrap();
+    assert_eq!(taken.len(), 1);
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_the_password_is_never_shown() {
+    let url = cluster().database().unwrap();
+    drop(open_on(&url, "edge-a"));
+    let mut admin = postgres::Client::connect(&url, NoTls).unwrap();
+    admin
+        .execute(
+            "UPDATE weft_meta SET value = '99' WHERE key = 'schema_version'",
+            &[],
+        )
+        .unwrap();
+    let with_password = url.replacen("weft@", "weft:s3cret@", 1);
+    let err = PgJournal::open(&with_password, "edge-a", "test", DEFAULT_LEASE)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("schema version 99 is newer"), "{err}");
+    assert!(!err.contains("s3cret"), "{err}");
+    let unreachable = "postgres://weft:s3cret@127.0.0.1:1/x";
+    let err = PgJournal::open(unreachable, "edge-a", "test", DEFAULT_LEASE)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+    assert!(!err.contains("s3cret"), "{err}");
+}
+
+#[test]
+fn a_server_restart_fails_the_writes_in_between_and_not_the_ones_after() {
+    let mut own = weft_test_postgres::Cluster::start(false).unwrap();
+    let url = own.database().unwrap();
+    let j = open_on(&url, "edge-a");
+    j.append(msg("before")).wait().unwrap();
+    own.stop();
+    assert!(matches!(
+        j.append(msg("during")).wait(),
+        Err(JournalError::Write(_))
+    ));
+    assert!(j.due("d", 10, 10, &[]).is_err());
+    own.start_again().unwrap();
+    j.append(msg("after")).wait().unwrap();
+    let ids: Vec<String> = j
+        .unfinished()
+        .unwrap()
+        .into_iter()
+        .map(|u| u.message.id)
+        .collect();
+    assert_eq!(ids, ["before", "after"]);
+}

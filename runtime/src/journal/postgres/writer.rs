@@ -1,0 +1,229 @@
+//! The PostgreSQL journal's writer thread: as in SQLite
+//! (`../sqlite/writer.rs`), every write of the message path waiting at
+//! the same moment goes into one transaction and one commit
+//! (`synchronous_commit = on`: durable on the server before any caller
+//! is answered). Across nodes, a message with ordering keys takes each
+//! key's advisory lock before its intake number, so for any one key the
+//! intake numbers follow the commit order cluster-wide.
+
+use std::sync::mpsc::Receiver;
+
+use postgres::Transaction;
+use tokio::sync::oneshot;
+
+use super::conn::Conn;
+use crate::journal::{JournalError, NewMessage, Outcome};
+
+/// Most writes applied in one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// A write of the message path.
+pub(super) enum Op {
+    Append(Box<NewMessage>),
+    Record(Outcome),
+    AppendSettled(Box<(NewMessage, Outcome)>),
+    Delivered(i64, i64),
+    Failed(i64, String, Option<i64>),
+}
+
+/// A write and who waits for it.
+pub(super) struct Request {
+    pub(super) op: Op,
+    pub(super) reply: oneshot::Sender<Result<(), JournalError>>,
+}
+
+/// The per-key advisory locks a batch needs, in one order for every node
+/// (no two nodes wait on each other's keys in opposite orders).
+fn key_locks(ops: &[&Op]) -> Vec<String> {
+    let mut keys: Vec<String> = ops
+        .iter()
+        .flat_map(|op| match op {
+            Op::Append(m) => m.ordering_keys.as_slice(),
+            Op::AppendSettled(both) => both.0.ordering_keys.as_slice(),
+            _ => &[],
+        })
+        .map(|(d, k)| format!("{d}\u{1f}{k}"))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Applies `ops` in `tx`, its node run being `run`.
+pub(super) fn apply_all(
+    tx: &mut Transaction<'_>,
+    ops: &[&Op],
+    run: &str,
+) -> Result<(), postgres::Error> {
+    for key in key_locks(ops) {
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&key],
+        )?;
+    }
+    for op in ops {
+        apply(tx, op, run)?;
+    }
+    Ok(())
+}
+
+fn apply(tx: &mut Transaction<'_>, op: &Op, run: &str) -> Result<(), postgres::Error> {
+    match op {
+        Op::AppendSettled(both) => {
+            append(tx, &both.0, run)?;
+            record(tx, &both.1)?;
+        }
+        Op::Append(m) => append(tx, m, run)?,
+        Op::Record(o) => record(tx, o)?,
+        Op::Delivered(id, at) => {
+            tx.execute(
+                "UPDATE deliveries SET state = 'delivered', delivered_at = $2,
+                   attempts = attempts + 1, claimed_by = NULL WHERE id = $1",
+                &[id, at],
+            )?;
+        }
+        Op::Failed(id, error, next) => match next {
+            Some(at) => {
+                tx.execute(
+                    "UPDATE deliveries SET attempts = attempts + 1, last_error = $2,
+                       next_attempt_at = $3, claimed_by = NULL WHERE id = $1",
+                    &[id, error, at],
+                )?;
+            }
+            // A delivery superseded by a reprocessing while its attempt was
+            // under way stays superseded: never resent.
+            None => {
+                tx.execute(
+                    "UPDATE deliveries SET attempts = attempts + 1, last_error = $2,
+                       state = CASE state WHEN 'pending' THEN 'dead' ELSE state END,
+                       claimed_by = NULL
+                     WHERE id = $1",
+                    &[id, error],
+                )?;
+            }
+        },
+    }
+    Ok(())
+}
+
+/// Records a message as received, claimed by this node run (and its holds
+/// and patient ids).
+fn append(tx: &mut Transaction<'_>, m: &NewMessage, run: &str) -> Result<(), postgres::Error> {
+    let seq: i64 = tx
+        .query_one(
+            "INSERT INTO messages (id, seq, source, remote, received_at, content_type, body,
+               message_type, control_id, sending_application, sending_facility, route, status,
+               peer_subject, claimed_by)
+             VALUES ($1, nextval('message_seq'), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+               'received', $12, $13)
+             RETURNING seq",
+            &[
+                &m.id,
+                &m.source,
+                &m.remote,
+                &m.received_at,
+                &m.content_type,
+                &m.body,
+                &m.message_type,
+                &m.control_id,
+                &m.sending_application,
+                &m.sending_facility,
+                &m.route,
+                &m.peer_subject,
+                &run,
+            ],
+        )?
+        .get(0);
+    for (destination, key) in &m.ordering_keys {
+        tx.execute(
+            "INSERT INTO order_holds (message_id, message_seq, destination, ordering_key)
+             VALUES ($1, $2, $3, $4)",
+            &[&m.id, &seq, destination, key],
+        )?;
+    }
+    for id in &m.patient_ids {
+        tx.execute(
+            "INSERT INTO patient_ids (message_id, id) VALUES ($1, $2)",
+            &[&m.id, id],
+        )?;
+    }
+    Ok(())
+}
+
+/// Records an outcome with its deliveries, releases the message's holds
+/// and its claim.
+fn record(tx: &mut Transaction<'_>, o: &Outcome) -> Result<(), postgres::Error> {
+    let versions = serde_json::to_string(&o.versions).unwrap_or_default();
+    tx.execute(
+        "UPDATE messages SET status = $2, error = $3, plugin_versions = $4, claimed_by = NULL
+         WHERE id = $1",
+        &[&o.message_id, &o.status.as_str(), &o.error, &versions],
+    )?;
+    tx.execute(
+        "DELETE FROM order_holds WHERE message_id = $1",
+        &[&o.message_id],
+    )?;
+    for d in &o.deliveries {
+        let n = i32::try_from(d.n).unwrap_or(i32::MAX);
+        tx.execute(
+            "INSERT INTO deliveries (message_id, destination, n, content_type, body, state,
+               next_attempt_at, ordering_key, message_seq, run)
+             SELECT $1, $2, $3, $4, $5, 'pending', 0, $6, seq, run FROM messages WHERE id = $1",
+            &[
+                &o.message_id,
+                &d.destination,
+                &n,
+                &d.content_type,
+                &d.body,
+                &d.ordering_key,
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Applies the writes as they come, in groups, until every sender is gone.
+pub(super) fn write_loop(mut conn: Conn, rx: Receiver<Request>, run: String) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let ops: Vec<&Op> = batch.iter().map(|r| &r.op).collect();
+        let together = conn.with(|c| {
+            let mut tx = c.transaction()?;
+            apply_all(&mut tx, &ops, &run)?;
+            tx.commit()
+        });
+        match together {
+            Ok(()) => {
+                for r in batch {
+                    let _ = r.reply.send(Ok(()));
+                }
+            }
+            // The server is gone: every write of the batch fails (the
+            // sources answer AE / 503); the next batch connects again.
+            Err(e) if conn.is_down() => {
+                let e = JournalError::Write(e);
+                for r in batch {
+                    let _ = r.reply.send(Err(e.clone()));
+                }
+            }
+            Err(_) => {
+                // Something in the batch failed: apply each alone, so only
+                // the writes that really fail are refused.
+                for r in batch {
+                    let alone = conn.with(|c| {
+                        let mut tx = c.transaction()?;
+                        apply_all(&mut tx, &[&r.op], &run)?;
+                        tx.commit()
+                    });
+                    let _ = r.reply.send(alone.map_err(JournalError::Write));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Throwaway PostgreSQL clusters for Weft's tests and benches: the server
+//! from Debian's packages (`scripts/lib.sh` installs it), `initdb` into a
+//! temporary directory, listening on a free loopback port and on a socket
+//! in that directory, with the bootstrap superuser `weft` and trust
+//! authentication (loopback only). When the tests run as root, which
+//! PostgreSQL refuses, the server runs as the package's `postgres` user
+//! through `setpriv`. A cluster stops, and its directory goes, when it is
+//! dropped; [`Cluster::stop`] and [`Cluster::start_again`] stop and
+//! restart the same cluster, for tests of a database that goes away.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A PostgreSQL server of the test's own.
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    fsync: bool,
+    server: Option<Child>,
+}
+
+/// Where Debian puts the server's programs: the newest version there.
+fn bin_dir() -> Result<PathBuf, String> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|e| format!("/usr/lib/postgresql: {e} (install Debian's postgresql)"))?
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|b| b.join("initdb").is_file())
+        .collect();
+    found.sort_by_key(|p| {
+        p.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    found
+        .pop()
+        .ok_or_else(|| "no initdb under /usr/lib/postgresql (install Debian's postgresql)".into())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// `program args…`, as the `postgres` user when this is root.
+fn command(program: &Path) -> Command {
+    if is_root() {
+        // setpriv runs the program in its own process (runuser would stay
+        // between it and its signals).
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+            "--",
+        ])
+        .arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+impl Cluster {
+    /// A new cluster, started. `fsync = false` suits tests (a process
+    /// killed loses nothing committed either way); benchmarks keep it on.
+    pub fn start(fsync: bool) -> Result<Cluster, String> {
+        let bin = bin_dir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("weft-pg-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let data = dir.path().join("data");
+        if is_root() {
+            // The postgres user owns the whole directory.
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .map_err(|e| format!("chown: {e}"))?
+                .success();
+            if !ok {
+                return Err(format!("cannot give {} to postgres", dir.path().display()));
+            }
+        }
+        let out = command(&bin.join("initdb"))
+            .args(["-U", "weft", "-A", "trust", "-E", "UTF8", "--no-sync", "-D"])
+            .arg(&data)
+            .output()
+            .map_err(|e| format!("initdb: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let mut cluster = Cluster {
+            dir,
+            bin,
+            port: 0,
+            fsync,
+            server: None,
+        };
+        cluster.start_again()?;
+        Ok(cluster)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A URL for database `db` as the superuser.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://weft@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// A new empty database with a name no other caller got: its URL.
+    pub fn database(&self) -> Result<String, String> {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "t{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        self.execute(&format!("CREATE DATABASE {name}"))?;
+        Ok(self.url(&name))
+    }
+
+    /// Runs `sql` in the `postgres` database as the superuser.
+    pub fn execute(&self, sql: &str) -> Result<(), String> {
+        let mut c = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
+            .map_err(|e| e.to_string())?;
+        c.batch_execute(sql).map_err(|e| e.to_string())
+    }
+
+    /// Stops the server (fast shutdown: sessions are cut), keeping its
+    /// data; [`Cluster::start_again`] brings it back on the same port.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.server.take() {
+            // SIGINT is PostgreSQL's fast shutdown.
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server (again): on the same port once it had one.
+    pub fn start_again(&mut self) -> Result<(), String> {
+        if self.server.is_some() {
+            return Ok(());
+        }
+        let fresh = self.port == 0;
+        for _ in 0..5 {
+            if fresh {
+                self.port = free_port()?;
+            }
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.path().join("server.log"))
+                .map_err(|e| e.to_string())?;
+            let mut child = command(&self.bin.join("postgres"))
+                .arg("-D")
+                .arg(self.data_dir())
+                .args(["-p", &self.port.to_string(), "-k"])
+                .arg(self.dir.path())
+                .args(["-c", "listen_addresses=127.0.0.1"])
+                .args([
+                    "-c",
+                    &format!("fsync={}", if self.fsync { "on" } else { "off" }),
+                ])
+                .args(["-c", "max_connections=200"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .map_err(|e| format!("postgres: {e}"))?;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if postgres::Client::connect(&self.url("postgres"), postgres::NoTls).is_ok() {
+                    self.server = Some(child);
+                    return Ok(());
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if !fresh {
+                break;
+            }
+        }
+        Err(format!(
+            "the PostgreSQL server did not start: {}",
+            std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        ))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_starts_serves_stops_and_starts_again() {
+        let mut c = Cluster::start(false).unwrap();
+        let url = c.database().unwrap();
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        client
+            .batch_execute("CREATE TABLE t (x INT); INSERT INTO t VALUES (7)")
+            .unwrap();
+        drop(client);
+        c.stop();
+        assert!(postgres::Client::connect(&url, postgres::NoTls).is_err());
+        c.start_again().unwrap();
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let x: i32 = client.query_one("SELECT x FROM t", &[]).unwrap().get(0);
+        assert_eq!(x, 7);
+        let dir = c.data_dir();
+        drop(client);
+        drop(c);
+        assert!(!dir.exists());
+    }
+}
