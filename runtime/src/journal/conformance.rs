@@ -218,4 +218,201 @@ macro_rules! message_path {
     };
 }
 
-pub(crate) use message_path;
+/// The operators' questions: which messages, what became of one. Uses
+/// the helpers [`message_path`] defines.
+macro_rules! queries {
+    ($open:expr) => {
+        use $crate::journal::query::{Filter, StatusFilter};
+
+        /// Five messages a second apart: a, b on source `lab`; types and
+        /// routes varied; patients P1 (a, c) and P2 (b).
+        fn filled() -> Vec<NewMessage> {
+            let specs = [
+                ("a", "lab", "ADT^A01", "adt", "P1"),
+                ("b", "lab", "ADT^A08", "adt", "P2"),
+                ("c", "er", "ORU^R01", "results", "P1"),
+                ("d", "er", "ADT^A04", "adt", ""),
+                ("e", "er", "SIU^S12", "scheduling", ""),
+            ];
+            specs
+                .iter()
+                .enumerate()
+                .map(|(i, (id, source, ty, route, patient))| NewMessage {
+                    source: source.to_string(),
+                    message_type: ty.to_string(),
+                    route: route.to_string(),
+                    received_at: 1_000 * (i as i64 + 1),
+                    patient_ids: if patient.is_empty() {
+                        vec![]
+                    } else {
+                        vec![patient.to_string()]
+                    },
+                    ..msg(id)
+                })
+                .collect()
+        }
+
+        #[test]
+        fn messages_are_listed_by_every_filter_newest_first() {
+            let (j, _guard) = $open;
+            for m in filled() {
+                j.append(m).wait().unwrap();
+            }
+            j.record($crate::journal::test_outcome("a")).wait().unwrap();
+            j.record(Outcome {
+                status: MessageStatus::Rejected,
+                deliveries: vec![],
+                ..$crate::journal::test_outcome("c")
+            })
+            .wait()
+            .unwrap();
+            let ids = |f: Filter| -> Vec<String> {
+                j.list(&f).unwrap().into_iter().map(|s| s.id).collect()
+            };
+            let all = || Filter {
+                limit: 100,
+                ..Filter::default()
+            };
+            assert_eq!(ids(all()), ["e", "d", "c", "b", "a"]);
+            assert_eq!(
+                ids(Filter {
+                    source: Some("lab".into()),
+                    ..all()
+                }),
+                ["b", "a"]
+            );
+            assert_eq!(
+                ids(Filter {
+                    message_type: Some("ADT^A0*".into()),
+                    ..all()
+                }),
+                ["d", "b", "a"]
+            );
+            assert_eq!(
+                ids(Filter {
+                    message_type: Some("ADT^A0[18]".into()),
+                    ..all()
+                }),
+                ["b", "a"]
+            );
+            assert_eq!(
+                ids(Filter {
+                    message_type: Some("ADT?A01".into()),
+                    ..all()
+                }),
+                ["a"]
+            );
+            assert_eq!(
+                ids(Filter {
+                    route: Some("adt".into()),
+                    patient: Some("P1".into()),
+                    ..all()
+                }),
+                ["a"]
+            );
+            assert_eq!(
+                ids(Filter {
+                    control_id: Some("C-d".into()),
+                    ..all()
+                }),
+                ["d"]
+            );
+            assert_eq!(
+                ids(Filter {
+                    since: Some(2_000),
+                    until: Some(4_000),
+                    ..all()
+                }),
+                ["c", "b"]
+            );
+            assert_eq!(
+                ids(Filter {
+                    status: Some(StatusFilter::Message(MessageStatus::Rejected)),
+                    ..all()
+                }),
+                ["c"]
+            );
+            assert_eq!(
+                ids(Filter {
+                    status: Some(StatusFilter::Delivery(
+                        $crate::journal::DeliveryState::Pending
+                    )),
+                    ..all()
+                }),
+                ["a"]
+            );
+            assert_eq!(
+                ids(Filter {
+                    limit: 2,
+                    offset: 1,
+                    ..all()
+                }),
+                ["d", "c"]
+            );
+            let a = j
+                .list(&Filter {
+                    control_id: Some("C-a".into()),
+                    ..all()
+                })
+                .unwrap();
+            assert_eq!(
+                (a[0].status, a[0].pending, a[0].delivered, a[0].dead),
+                (MessageStatus::Transformed, 1, 0, 0)
+            );
+            assert_eq!(
+                j.select(&Filter { limit: 1, ..all() }, 3).unwrap(),
+                ["e", "d", "c"],
+                "a selection takes max, not the page's limit"
+            );
+        }
+
+        #[test]
+        fn one_message_is_shown_whole_and_its_outputs_read_once() {
+            let (j, _guard) = $open;
+            let mut m = msg("m");
+            m.remote = Some("10.0.0.1:5000".into());
+            j.append(m).wait().unwrap();
+            let mut o = $crate::journal::test_outcome("m");
+            let mut second = o.deliveries[0].clone();
+            second.destination = "e".into();
+            o.deliveries.push(second);
+            let mut two = o.deliveries[0].clone();
+            two.n = 2;
+            two.body = b"two".to_vec();
+            o.deliveries.push(two);
+            o.versions = vec![$crate::journal::PluginUse {
+                plugin: "adt-to-fhir".into(),
+                sha256: "ab".repeat(32),
+                declared_version: Some("1.2.0".into()),
+                signer: None,
+                key: None,
+            }];
+            j.record(o).wait().unwrap();
+            let due = j.due("d", 10, 10, &[]).unwrap();
+            j.delivered(due[0].id, 50).wait().unwrap();
+            let d = j.show("m").unwrap().unwrap();
+            assert_eq!(d.remote.as_deref(), Some("10.0.0.1:5000"));
+            assert_eq!(d.sender, ("A".to_string(), "F".to_string()));
+            assert_eq!(d.plugins[0].plugin, "adt-to-fhir");
+            assert_eq!(d.plugins[0].declared_version.as_deref(), Some("1.2.0"));
+            assert_eq!(d.deliveries.len(), 3);
+            assert_eq!((d.summary.delivered, d.summary.pending), (1, 2));
+            let delivered = d
+                .deliveries
+                .iter()
+                .find(|r| r.delivered_at.is_some())
+                .unwrap();
+            assert_eq!((delivered.attempts, delivered.delivered_at), (1, Some(50)));
+            assert_eq!(d.run, 1);
+            assert!(d.earlier.is_empty());
+            let r = j.recorded("m").unwrap().unwrap();
+            let bodies: Vec<&[u8]> = r.outputs.iter().map(|o| o.body.as_slice()).collect();
+            assert_eq!(bodies, [b"out".as_slice(), b"two".as_slice()]);
+            assert_eq!(r.status, MessageStatus::Transformed);
+            assert!(j.show("nope").unwrap().is_none());
+            assert!(j.recorded("nope").unwrap().is_none());
+        }
+    };
+}
+
+pub(crate) use {message_path, queries};

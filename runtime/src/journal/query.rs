@@ -245,3 +245,23 @@ pub struct Purged {
     /// Their deliveries.
     pub deliveries: usize,
 }
+
+/// The plugin versions a message went through, as stored: JSON, or, in rows
+/// written before signatures were recorded, `plugin@sha256,…`.
+pub(crate) fn plugin_uses(stored: Option<&str>) -> Vec<PluginUse> {
+    let stored = stored.unwrap_or_default();
+    if stored.starts_with('[') {
+        return serde_json::from_str(stored).unwrap_or_default();
+    }
+    stored
+        .split(',')
+        .filter_map(|v| v.split_once('@'))
+        .map(|(plugin, sha256)| PluginUse {
+            declared_version: None,
+            plugin: plugin.to_string(),
+            sha256: sha256.to_string(),
+            signer: None,
+            key: None,
+        })
+        .collect()
+}

@@ -21,6 +21,7 @@
 //! younger than the lease; then any node may take the work over.
 
 mod conn;
+mod query;
 mod schema;
 mod writer;
 
@@ -36,8 +37,10 @@ use self::conn::Conn;
 pub use self::schema::SCHEMA_VERSION;
 use self::schema::{migrate, open_error};
 use self::writer::{Op, Request, write_loop};
+use super::query::{Detail, Filter, Summary};
 use super::{
-    Commit, DueDelivery, JournalError, MessageStatus, NewMessage, Outcome, Recent, Unfinished,
+    Commit, DueDelivery, JournalError, MessageStatus, NewMessage, Outcome, Recent, Recorded,
+    Unfinished,
 };
 
 /// How many writes may wait for the writer thread before a write waits in
@@ -100,6 +103,9 @@ pub struct PgJournal {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Reads of the message path.
     reader: Mutex<Conn>,
+    /// Operators' queries and actions: a long query never holds up the
+    /// message path's reads.
+    side: Mutex<Conn>,
     heartbeat: Mutex<Option<std::thread::JoinHandle<()>>>,
     closed: Arc<AtomicBool>,
 }
@@ -132,6 +138,7 @@ impl PgJournal {
             .map_err(fail)?;
         let writer_conn = Conn::open(url).map_err(fail)?;
         let reader = Conn::open(url).map_err(fail)?;
+        let side = Conn::open(url).map_err(fail)?;
         let closed = Arc::new(AtomicBool::new(false));
         let (tx, rx) = sync_channel::<Request>(QUEUE);
         let writer_run = run.clone();
@@ -152,6 +159,7 @@ impl PgJournal {
             writes: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
             reader: Mutex::new(reader),
+            side: Mutex::new(side),
             heartbeat: Mutex::new(Some(heartbeat)),
             closed,
         })
@@ -445,6 +453,47 @@ impl PgJournal {
             };
             Ok((count("pending")?, count("dead")?))
         })
+    }
+
+    /// Work on the operators' connection.
+    fn side<T>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(JournalError::Closed);
+        }
+        let mut guard = self.side.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut outcome = None;
+        let ran = guard.with(|c| {
+            outcome = Some(f(c));
+            Ok(())
+        });
+        match (ran, outcome) {
+            (_, Some(result)) => result,
+            (Err(e), None) => Err(JournalError::Read(e)),
+            (Ok(()), None) => Err(JournalError::Closed),
+        }
+    }
+
+    /// See [`crate::journal::Journal::list`].
+    pub fn list(&self, filter: &Filter) -> Result<Vec<Summary>, JournalError> {
+        self.side(|c| query::list(c, filter))
+    }
+
+    /// See [`crate::journal::Journal::show`].
+    pub fn show(&self, id: &str) -> Result<Option<Detail>, JournalError> {
+        self.side(|c| query::show(c, id))
+    }
+
+    /// See [`crate::journal::Journal::recorded`].
+    pub fn recorded(&self, id: &str) -> Result<Option<Recorded>, JournalError> {
+        self.side(|c| query::recorded(c, id))
+    }
+
+    /// See [`crate::journal::Journal::select`].
+    pub fn select(&self, filter: &Filter, max: usize) -> Result<Vec<String>, JournalError> {
+        self.side(|c| query::select(c, filter, max))
     }
 
     /// Finishes the writes already queued, marks this run stopped (its

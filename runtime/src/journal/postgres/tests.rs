@@ -20,7 +20,13 @@ fn open_on(url: &str, node: &str) -> PgJournal {
     PgJournal::open(url, node, "test", DEFAULT_LEASE).unwrap()
 }
 
-crate::journal::conformance::message_path!((open_on(&cluster().database().unwrap(), "edge-a"), ()));
+/// A new journal on a database of its own.
+fn fresh() -> (PgJournal, ()) {
+    (open_on(&cluster().database().unwrap(), "edge-a"), ())
+}
+
+crate::journal::conformance::message_path!(fresh());
+crate::journal::conformance::queries!(fresh());
 
 #[test]
 fn two_nodes_never_take_the_same_delivery_and_keep_each_keys_order() {

@@ -3,8 +3,9 @@
 use rusqlite::{Connection, params_from_iter, types::Value};
 
 use super::{read_err, stored};
+use crate::journal::query::plugin_uses;
 use crate::journal::query::{DeliveryRow, Detail, EarlierRun, Filter, StatusFilter, Summary};
-use crate::journal::{JournalError, PluginUse, Recorded, RecordedOutput};
+use crate::journal::{JournalError, Recorded, RecordedOutput};
 
 const SUMMARY: &str =
     "SELECT m.id, m.received_at, m.source, m.message_type, m.control_id, m.status,
@@ -119,26 +120,6 @@ pub fn select(conn: &Connection, filter: &Filter, max: usize) -> Result<Vec<Stri
         .query_map(params_from_iter(args), |r| r.get(0))
         .map_err(read_err)?;
     rows.collect::<rusqlite::Result<_>>().map_err(read_err)
-}
-
-/// The plugin versions a message went through, as stored: JSON, or, in rows
-/// written before signatures were recorded, `plugin@sha256,…`.
-fn plugin_uses(stored: Option<&str>) -> Vec<PluginUse> {
-    let stored = stored.unwrap_or_default();
-    if stored.starts_with('[') {
-        return serde_json::from_str(stored).unwrap_or_default();
-    }
-    stored
-        .split(',')
-        .filter_map(|v| v.split_once('@'))
-        .map(|(plugin, sha256)| PluginUse {
-            declared_version: None,
-            plugin: plugin.to_string(),
-            sha256: sha256.to_string(),
-            signer: None,
-            key: None,
-        })
-        .collect()
 }
 
 /// Message `id` as recorded, and its current run's outputs: each output

@@ -4,13 +4,16 @@
 //! runtime.
 
 use super::*;
-use crate::journal::query::Filter;
 use crate::journal::{DeliveryState, NewDelivery};
 
-crate::journal::conformance::message_path!({
+/// A new journal in a directory of its own.
+fn fresh() -> (SqliteJournal, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     (SqliteJournal::open(&dir.path().join("j.db")).unwrap(), dir)
-});
+}
+
+crate::journal::conformance::message_path!(fresh());
+crate::journal::conformance::queries!(fresh());
 
 /// The messages whose deliveries to `d` are due now, skipping `busy`.
 fn due_ids(j: &SqliteJournal, busy: &[i64]) -> Vec<String> {
