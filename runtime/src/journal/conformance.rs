@@ -415,4 +415,134 @@ macro_rules! queries {
     };
 }
 
-pub(crate) use {message_path, queries};
+/// The operators' actions: resend, reprocess, purge. Uses the helpers
+/// [`message_path`] defines.
+macro_rules! operations {
+    ($open:expr) => {
+        use $crate::journal::DeliveryState;
+
+        #[test]
+        fn reprocessing_keeps_the_earlier_run_and_replaces_its_unsent_deliveries() {
+            let (j, _guard) = $open;
+            let due_ids = |busy: &[i64]| -> Vec<String> {
+                j.due("d", 10, 10, busy)
+                    .unwrap()
+                    .into_iter()
+                    .map(|d| d.message_id)
+                    .collect()
+            };
+            let rejected = |id: &str| Outcome {
+                message_id: id.into(),
+                status: MessageStatus::Rejected,
+                error: Some("plugin p rejected the message: PID-7".into()),
+                versions: vec![],
+                deliveries: vec![],
+            };
+            // r: rejected. t: transformed, its delivery done. p: transformed, its
+            // delivery still pending. w: still on its way through the plugins.
+            for id in ["r", "t", "p", "w"] {
+                j.append(msg(id)).wait().unwrap();
+            }
+            j.record(rejected("r")).wait().unwrap();
+            j.record($crate::journal::test_outcome("t")).wait().unwrap();
+            j.record($crate::journal::test_outcome("p")).wait().unwrap();
+            let t_delivery = j.due("d", 10, 10, &[]).unwrap()[0].id;
+            j.delivered(t_delivery, 5).wait().unwrap();
+            let p_delivery = j.due("d", 10, 10, &[]).unwrap()[0].id;
+
+            let ids: Vec<String> = ["r", "t", "p", "w", "nope"].map(String::from).into();
+            let done = j.reprocess(&ids).unwrap();
+            assert_eq!(done.queued, 3);
+            assert_eq!(
+                done.superseded, 1,
+                "p's pending delivery, never t's done one"
+            );
+            assert_eq!(done.unknown, vec!["nope".to_string()]);
+            assert_eq!(done.in_progress, vec!["w".to_string()]);
+            // Asking again while they wait changes nothing.
+            let again = j.reprocess(&ids[..1]).unwrap();
+            assert_eq!((again.queued, again.in_progress.len()), (0, 1));
+
+            // The superseded delivery is never sent, even if its attempt under way
+            // ends in failure.
+            assert!(due_ids(&[]).is_empty());
+            j.attempt_failed(p_delivery, "refused", None)
+                .wait()
+                .unwrap();
+            assert_eq!(j.resend_dead().unwrap(), 0);
+            assert_eq!(j.resend(&["p".to_string()]).unwrap().queued, 0);
+
+            // The runtime takes the queued ones once; a restart resumes only w.
+            let resumed: Vec<String> = j
+                .unfinished()
+                .unwrap()
+                .into_iter()
+                .map(|u| u.message.id)
+                .collect();
+            assert_eq!(resumed, vec!["w".to_string()]);
+            let taken: Vec<String> = j
+                .take_reprocess(2)
+                .unwrap()
+                .into_iter()
+                .map(|u| u.message.id)
+                .collect();
+            assert_eq!(taken.len(), 2);
+            let rest = j.take_reprocess(10).unwrap();
+            assert_eq!(rest.len(), 1);
+            assert!(j.take_reprocess(10).unwrap().is_empty());
+            // Taken, not yet recorded, the process stops: the next start resumes
+            // them with w.
+            assert_eq!(j.unfinished().unwrap().len(), 4);
+
+            // The second run: r now transformed; its first outcome is kept.
+            j.record($crate::journal::test_outcome("r")).wait().unwrap();
+            j.record($crate::journal::test_outcome("p")).wait().unwrap();
+            let r = j.show("r").unwrap().unwrap();
+            assert_eq!(r.run, 2);
+            assert_eq!(r.summary.status, MessageStatus::Transformed);
+            assert_eq!(r.earlier.len(), 1);
+            assert_eq!(r.earlier[0].run, 1);
+            assert_eq!(r.earlier[0].status, MessageStatus::Rejected);
+            assert!(r.earlier[0].error.as_deref().unwrap().contains("PID-7"));
+            assert_eq!(r.deliveries.len(), 1);
+            assert_eq!(r.deliveries[0].run, 2);
+            let p = j.show("p").unwrap().unwrap();
+            let states: Vec<(i64, DeliveryState)> =
+                p.deliveries.iter().map(|d| (d.run, d.state)).collect();
+            assert_eq!(
+                states,
+                vec![(2, DeliveryState::Pending), (1, DeliveryState::Superseded)]
+            );
+            assert_eq!(p.summary.pending, 1);
+            // t's first delivery stays done and is not counted as this run's.
+            j.record($crate::journal::test_outcome("t")).wait().unwrap();
+            let t = j.show("t").unwrap().unwrap();
+            assert_eq!((t.summary.delivered, t.summary.pending), (0, 1));
+            assert_eq!(t.deliveries[1].state, DeliveryState::Delivered);
+            // A resend sends this run's outputs only.
+            assert_eq!(j.resend(&["t".to_string()]).unwrap().queued, 1);
+
+            // Purged with the message: its earlier runs too.
+            j.record(rejected("w")).wait().unwrap();
+            for d in j.due("d", 10, 10, &[]).unwrap() {
+                j.delivered(d.id, 6).wait().unwrap();
+            }
+            assert_eq!(j.purge(i64::MAX).unwrap().messages, 4);
+            // (A message that came back under the same id has no earlier runs.)
+            j.append(msg("r")).wait().unwrap();
+            j.record($crate::journal::test_outcome("r")).wait().unwrap();
+            assert!(j.show("r").unwrap().unwrap().earlier.is_empty());
+
+            // Weft's own alert events are never reprocessed.
+            let mut alert = msg("alert");
+            alert.source = $crate::alerts::SOURCE.into();
+            j.append_settled(alert, $crate::journal::test_outcome("alert"))
+                .wait()
+                .unwrap();
+            let own = j.reprocess(&["alert".to_string()]).unwrap();
+            assert_eq!((own.queued, own.own_events.len()), (0, 1));
+        }
+    };
+}
+
+pub(crate) use {message_path, operations, queries};

@@ -21,6 +21,7 @@
 //! younger than the lease; then any node may take the work over.
 
 mod conn;
+mod operate;
 mod query;
 mod schema;
 mod writer;
@@ -37,7 +38,7 @@ use self::conn::Conn;
 pub use self::schema::SCHEMA_VERSION;
 use self::schema::{migrate, open_error};
 use self::writer::{Op, Request, write_loop};
-use super::query::{Detail, Filter, Summary};
+use super::query::{Detail, Filter, Purged, Reprocessed, Resent, Summary};
 use super::{
     Commit, DueDelivery, JournalError, MessageStatus, NewMessage, Outcome, Recent, Recorded,
     Unfinished,
@@ -92,6 +93,33 @@ fn read_err(e: String) -> JournalError {
 
 fn stored(text: String) -> Result<MessageStatus, String> {
     text.parse()
+}
+
+/// The columns of a message as [`unfinished`] reads them.
+const UNFINISHED: &str = "id, source, remote, received_at, content_type, body, message_type,
+    control_id, sending_application, sending_facility, route, peer_subject";
+
+/// A message to run through the plugins, from an [`UNFINISHED`] row.
+fn unfinished(r: &postgres::Row) -> Unfinished {
+    Unfinished {
+        message: NewMessage {
+            id: r.get(0),
+            source: r.get(1),
+            remote: r.get(2),
+            received_at: r.get(3),
+            content_type: r.get(4),
+            body: r.get(5),
+            message_type: r.get(6),
+            control_id: r.get(7),
+            sending_application: r.get(8),
+            sending_facility: r.get(9),
+            route: r.get(10),
+            peer_subject: r.get(11),
+            ordering_keys: Vec::new(),
+            // Indexed when it was first recorded.
+            patient_ids: Vec::new(),
+        },
+    }
 }
 
 /// The journal in PostgreSQL, as one node run sees it.
@@ -274,37 +302,12 @@ impl PgJournal {
                        WHERE m.status = 'received' AND {free}
                          AND m.id NOT IN (SELECT message_id FROM reprocess)
                        FOR UPDATE SKIP LOCKED)
-                     RETURNING id, source, remote, received_at, content_type, body, message_type,
-                       control_id, sending_application, sending_facility, route, peer_subject, seq"
+                     RETURNING {UNFINISHED}, seq"
                 ),
                 &[&run, &now],
             )?;
-            let mut out: Vec<(i64, Unfinished)> = rows
-                .iter()
-                .map(|r| {
-                    (
-                        r.get(12),
-                        Unfinished {
-                            message: NewMessage {
-                                id: r.get(0),
-                                source: r.get(1),
-                                remote: r.get(2),
-                                received_at: r.get(3),
-                                content_type: r.get(4),
-                                body: r.get(5),
-                                message_type: r.get(6),
-                                control_id: r.get(7),
-                                sending_application: r.get(8),
-                                sending_facility: r.get(9),
-                                route: r.get(10),
-                                peer_subject: r.get(11),
-                                ordering_keys: Vec::new(),
-                                patient_ids: Vec::new(),
-                            },
-                        },
-                    )
-                })
-                .collect();
+            let mut out: Vec<(i64, Unfinished)> =
+                rows.iter().map(|r| (r.get(12), unfinished(r))).collect();
             // Intake order (UPDATE … RETURNING has none of its own).
             out.sort_by_key(|(seq, _)| *seq);
             Ok(out.into_iter().map(|(_, u)| u).collect())
@@ -494,6 +497,48 @@ impl PgJournal {
     /// See [`crate::journal::Journal::select`].
     pub fn select(&self, filter: &Filter, max: usize) -> Result<Vec<String>, JournalError> {
         self.side(|c| query::select(c, filter, max))
+    }
+
+    /// See [`crate::journal::Journal::resend`].
+    pub fn resend(&self, ids: &[String]) -> Result<Resent, JournalError> {
+        self.side(|c| operate::resend(c, ids))
+    }
+
+    /// See [`crate::journal::Journal::resend_dead`].
+    pub fn resend_dead(&self) -> Result<usize, JournalError> {
+        self.side(operate::resend_dead)
+    }
+
+    /// See [`crate::journal::Journal::reprocess`].
+    pub fn reprocess(&self, ids: &[String]) -> Result<Reprocessed, JournalError> {
+        self.side(|c| operate::reprocess(c, ids, super::now_ms()))
+    }
+
+    /// See [`crate::journal::Journal::take_reprocess`]: the messages taken
+    /// are claimed for this run.
+    pub fn take_reprocess(&self, limit: usize) -> Result<Vec<Unfinished>, JournalError> {
+        let run = self.run.clone();
+        self.side(|c| {
+            let ids = operate::take_reprocess(c, limit, &run)?;
+            let mut out = Vec::new();
+            for id in ids {
+                let row = c
+                    .query_opt(
+                        &format!(
+                            "SELECT {UNFINISHED} FROM messages WHERE id = $1 AND status = 'received'"
+                        ),
+                        &[&id],
+                    )
+                    .map_err(|e| JournalError::Read(conn::describe(&e)))?;
+                out.extend(row.as_ref().map(unfinished));
+            }
+            Ok(out)
+        })
+    }
+
+    /// See [`crate::journal::Journal::purge`].
+    pub fn purge(&self, before: i64) -> Result<Purged, JournalError> {
+        self.side(|c| operate::purge(c, before))
     }
 
     /// Finishes the writes already queued, marks this run stopped (its

@@ -27,6 +27,7 @@ fn fresh() -> (PgJournal, ()) {
 
 crate::journal::conformance::message_path!(fresh());
 crate::journal::conformance::queries!(fresh());
+crate::journal::conformance::operations!(fresh());
 
 #[test]
 fn two_nodes_never_take_the_same_delivery_and_keep_each_keys_order() {
