@@ -20,6 +20,7 @@
 //! *claimed* by that run. A claim holds while the run's heartbeat is
 //! younger than the lease; then any node may take the work over.
 
+mod audit;
 mod conn;
 mod operate;
 mod query;
@@ -38,6 +39,7 @@ use self::conn::Conn;
 pub use self::schema::SCHEMA_VERSION;
 use self::schema::{migrate, open_error};
 use self::writer::{Op, Request, write_loop};
+use super::audit::{AuditFilter, Entry, Record, Verdict};
 use super::query::{Detail, Filter, Purged, Reprocessed, Resent, Summary};
 use super::{
     Commit, DueDelivery, JournalError, MessageStatus, NewMessage, Outcome, Recent, Recorded,
@@ -539,6 +541,32 @@ impl PgJournal {
     /// See [`crate::journal::Journal::purge`].
     pub fn purge(&self, before: i64) -> Result<Purged, JournalError> {
         self.side(|c| operate::purge(c, before))
+    }
+
+    /// See [`crate::journal::Journal::audit_append`]: one chain for every
+    /// node.
+    pub fn audit_append(&self, record: &Record) -> Result<Entry, JournalError> {
+        self.side(|c| audit::append(c, record))
+    }
+
+    /// See [`crate::journal::Journal::audit_list`].
+    pub fn audit_list(&self, filter: &AuditFilter) -> Result<Vec<Entry>, JournalError> {
+        self.side(|c| audit::list(c, filter))
+    }
+
+    /// See [`crate::journal::Journal::audit_verify`].
+    pub fn audit_verify(&self) -> Result<Verdict, JournalError> {
+        self.side(audit::verify)
+    }
+
+    /// See [`crate::journal::Journal::audit_hash_at`].
+    pub fn audit_hash_at(&self, seq: i64) -> Result<Option<String>, JournalError> {
+        self.side(|c| audit::hash_at(c, seq))
+    }
+
+    /// See [`crate::journal::Journal::audit_purge`].
+    pub fn audit_purge(&self, before: i64) -> Result<usize, JournalError> {
+        self.side(|c| audit::purge(c, before))
     }
 
     /// Finishes the writes already queued, marks this run stopped (its

@@ -28,6 +28,7 @@ fn fresh() -> (PgJournal, ()) {
 crate::journal::conformance::message_path!(fresh());
 crate::journal::conformance::queries!(fresh());
 crate::journal::conformance::operations!(fresh());
+crate::journal::conformance::audit_trail!(fresh());
 
 #[test]
 fn two_nodes_never_take_the_same_delivery_and_keep_each_keys_order() {
@@ -149,4 +150,40 @@ fn a_server_restart_fails_the_writes_in_between_and_not_the_ones_after() {
         .map(|u| u.message.id)
         .collect();
     assert_eq!(ids, ["before", "after"]);
+}
+
+#[test]
+fn audit_entries_cannot_be_updated_and_a_deleted_one_is_found() {
+    let url = cluster().database().unwrap();
+    let j = open_on(&url, "edge-a");
+    for i in 0..4 {
+        j.audit_append(&record("message.body", &format!("m{i}")))
+            .unwrap();
+    }
+    let mut admin = postgres::Client::connect(&url, NoTls).unwrap();
+    let err = admin
+        .execute("UPDATE audit SET who = 'x' WHERE seq = 2", &[])
+        .unwrap_err();
+    assert!(conn::describe(&err).contains("append-only"), "{err}");
+    admin
+        .execute("DELETE FROM audit WHERE seq = 2", &[])
+        .unwrap();
+    match j.audit_verify().unwrap() {
+        Verdict::Broken { seq: 3, reason } => assert!(reason.contains("missing"), "{reason}"),
+        v => panic!("{v:?}"),
+    }
+}
+
+#[test]
+fn two_nodes_append_to_one_chain() {
+    let url = cluster().database().unwrap();
+    let (a, b) = (open_on(&url, "edge-a"), open_on(&url, "edge-b"));
+    for i in 0..10 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        node.audit_append(&record("reload", "")).unwrap();
+    }
+    assert!(matches!(
+        b.audit_verify().unwrap(),
+        Verdict::Intact { entries: 10, .. }
+    ));
 }

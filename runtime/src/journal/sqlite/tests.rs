@@ -15,6 +15,7 @@ fn fresh() -> (SqliteJournal, tempfile::TempDir) {
 crate::journal::conformance::message_path!(fresh());
 crate::journal::conformance::queries!(fresh());
 crate::journal::conformance::operations!(fresh());
+crate::journal::conformance::audit_trail!(fresh());
 
 #[test]
 fn records_survive_a_reopen() {
