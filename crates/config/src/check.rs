@@ -73,6 +73,7 @@ impl<'a> Checker<'a> {
         let mut destination_refs = Vec::new();
         let mut source_route_refs = Vec::new();
         let mut alert_refs = Vec::new();
+        let mut journal_at = 0;
         for (key, value) in doc.iter() {
             let k = key.get_ref().as_ref();
             match k {
@@ -84,6 +85,12 @@ impl<'a> Checker<'a> {
                 "admin" => {
                     if let Some(t) = self.table(value, "admin") {
                         config.admin = self.admin(key.span().start, t);
+                    }
+                }
+                "journal" => {
+                    if let Some(t) = self.table(value, "journal") {
+                        config.journal = self.journal(key.span().start, t);
+                        journal_at = key.span().start;
                     }
                 }
                 "trust" => {
@@ -189,10 +196,21 @@ impl<'a> Checker<'a> {
                 other => self.error(
                     key.span().start,
                     other,
-                    "unknown section (expected runtime, admin, trust, sources, plugins, routes, \
-                     destinations or alerts)",
+                    "unknown section (expected runtime, journal, admin, trust, sources, plugins, \
+                     routes, destinations or alerts)",
                 ),
             }
+        }
+        if matches!(config.journal, super::JournalConfig::Postgres(_))
+            && config.runtime.retain_max_bytes.is_some()
+        {
+            self.error(
+                journal_at,
+                "runtime.retain_max_mb",
+                "a size cap is the SQLite journal's: PostgreSQL keeps deleted rows' space for \
+                 new ones, so the size would not fall; with engine = \"postgres\", retain by age \
+                 (runtime.retain_days)",
+            );
         }
         if let Some(admin) = &mut config.admin
             && admin.tokens.as_os_str().is_empty()

@@ -17,6 +17,7 @@ mod admin;
 mod alerts;
 mod check;
 mod destinations;
+mod journal;
 mod keys;
 mod plugins;
 mod routes;
@@ -35,6 +36,7 @@ pub use destinations::{
     AckPolicy, DestinationConfig, DestinationKind, FILENAME_PLACEHOLDERS, FileDestinationConfig,
     HttpDestinationConfig, HttpMethod, MllpDestinationConfig,
 };
+pub use journal::{DEFAULT_LEASE_S, JournalConfig, PostgresJournal};
 pub use plugins::{
     CANDIDATE_SUFFIX, DEFAULT_CANDIDATE_SHARE, Expect, HEADER_WEIGHT, Limits, OUTPUT_WEIGHT,
     PluginSpec, Sample,
@@ -55,6 +57,8 @@ pub struct Config {
     pub source: String,
     /// Runtime-wide settings.
     pub runtime: RuntimeConfig,
+    /// Which engine holds the journal (`[journal]`).
+    pub journal: JournalConfig,
     /// Plugins by name; each spec's `path` is resolved.
     pub plugins: BTreeMap<String, PluginSpec>,
     /// Routes by name.

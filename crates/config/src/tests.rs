@@ -490,3 +490,53 @@ candidate_share = 0.05
         .to_string();
     assert!(e.contains("plugins.p.candidate"), "{e}");
 }
+
+#[test]
+fn the_journal_engine_is_chosen_and_checked_without_showing_a_password() {
+    let ok = "[journal]\nengine = \"postgres\"\nurl = \"postgres://weft:s3cret@db:5432/weft\"\nnode = \"edge-a\"\nlease_s = 20\n";
+    let c = parse(ok, "w.toml", Path::new("/tmp")).unwrap();
+    let JournalConfig::Postgres(pg) = &c.journal else {
+        panic!("{:?}", c.journal)
+    };
+    assert_eq!(
+        (pg.node.as_str(), pg.lease),
+        ("edge-a", std::time::Duration::from_secs(20))
+    );
+    assert!(!format!("{c:?}").contains("s3cret"));
+    assert_eq!(
+        parse("", "w.toml", Path::new("/tmp")).unwrap().journal,
+        JournalConfig::Sqlite
+    );
+    let bad = [
+        (
+            "[journal]\nengine = \"postgres\"\nnode = \"a\"\n",
+            "w.toml:2:10: journal.engine: engine = \"postgres\" needs url and node",
+        ),
+        (
+            "[journal]\nengine = \"mysql\"\n",
+            "w.toml:2:10: journal.engine: expected \"sqlite\"",
+        ),
+        (
+            "[journal]\nurl = \"postgres://db/weft\"\n",
+            "w.toml:1:2: journal.engine: url and node are for engine = \"postgres\"",
+        ),
+        (
+            "[journal]\nengine = \"postgres\"\nurl = \"mysql://u:s3cret@db\"\nnode = \"a\"\n",
+            "w.toml:3:7: journal.url: expected a postgres://",
+        ),
+        (
+            "[journal]\nengine = \"postgres\"\nurl = \"postgres://db/w\"\nnode = \"a b\"\n",
+            "w.toml:4:8: journal.node: expected a name",
+        ),
+        (
+            "[runtime]\nretain_max_mb = 100\n[journal]\nengine = \"postgres\"\nurl = \"postgres://db/w\"\nnode = \"a\"\n",
+            "w.toml:3:2: runtime.retain_max_mb: a size cap is the SQLite journal's",
+        ),
+    ];
+    for (text, want) in bad {
+        let errs = parse(text, "w.toml", Path::new("/tmp")).unwrap_err().0;
+        let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert!(all.iter().any(|e| e.starts_with(want)), "{all:?}");
+        assert!(!all.iter().any(|e| e.contains("s3cret")), "{all:?}");
+    }
+}

@@ -94,9 +94,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// if there is none yet); a failure is reported, the change stands.
 fn audit(config: &weft::config::Config, action: &'static str, what: String) {
     let record = weft::journal::audit::Record::cli(action, Vec::new(), format!("ok: {what}"));
-    let written = weft::journal::attach(
-        &config.runtime.data_dir,
-        weft::journal::Attach::CreateIfMissing,
+    let written = weft::journal::for_config(
+        config,
+        weft::journal::Use::Attach(weft::journal::Attach::CreateIfMissing),
     )
     .and_then(|journal| journal.audit_append(&record));
     if let Err(e) = written {

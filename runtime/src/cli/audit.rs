@@ -3,9 +3,9 @@
 
 use std::process::ExitCode;
 
-use weft::journal::Attach;
 use weft::journal::audit::{AuditFilter, Verdict};
 use weft::journal::time::{self, iso};
+use weft::journal::{Attach, Use};
 
 /// Arguments of `weft audit`.
 #[derive(Debug, clap::Args)]
@@ -45,7 +45,7 @@ enum Command {
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = args.config.load()?;
-    let journal = weft::journal::attach(&config.runtime.data_dir, Attach::Existing)?;
+    let journal = weft::journal::for_config(&config, Use::Attach(Attach::Existing))?;
     let path = journal.location();
     match args.command {
         Command::List {

@@ -8,7 +8,7 @@ use weft::journal::audit::Record;
 
 use weft::journal::query::{Filter, MAX_BULK, StatusFilter};
 use weft::journal::time::{self, iso};
-use weft::journal::{Attach, DeliveryState, Journal};
+use weft::journal::{Attach, DeliveryState, Journal, Use};
 
 /// Arguments of `weft messages`.
 #[derive(Debug, clap::Args)]
@@ -130,7 +130,7 @@ enum Command {
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = args.config.load()?;
-    let journal = weft::journal::attach(&config.runtime.data_dir, Attach::Existing)?;
+    let journal = weft::journal::for_config(&config, Use::Attach(Attach::Existing))?;
     match args.command {
         Command::Purge { before } => {
             let before = time::parse(&before)?;

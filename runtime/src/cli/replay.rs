@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use weft::journal::audit::Record;
 use weft::journal::query::{Filter, MAX_BULK};
-use weft::journal::{Attach, RecordedOutput};
+use weft::journal::{Attach, RecordedOutput, Use};
 use weft::replay::{self, Options, Replayed, Verdict};
 
 /// Arguments of `weft replay`.
@@ -178,14 +178,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let fuel = config.plugins.values().any(|p| p.limits.fuel.is_some());
     let engine = super::engine_for(&config.runtime, fuel)?;
     let routing = replay::routing(&config, &engine)?;
-    let data_dir = live.runtime.data_dir.clone();
     let filter: Filter = args.select.clone().filter()?;
     let described = format!("{}, the newest {} at most", filter.describe(), args.limit);
 
     // The selection and the audit entry through the journal as the other
     // commands attach to it; the bodies through read-only connections.
     let ids = {
-        let journal = weft::journal::attach(&data_dir, Attach::Existing)?;
+        let journal = weft::journal::for_config(&live, Use::Attach(Attach::Existing))?;
         let ids = journal.select(&filter, args.limit)?;
         let result = format!(
             "replayed {} selected by {described}{}",
@@ -216,7 +215,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut report = Report::default();
     let mut write_error = None;
-    let open = || weft::journal::read_only(&data_dir);
+    let open = || weft::journal::for_config(&live, Use::ReadOnly);
     replay::replay(&open, &ids, &routing, &options, |r| {
         report.add(&r);
         if let Some(dir) = &args.diff_dir

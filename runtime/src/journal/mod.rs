@@ -6,9 +6,11 @@
 //! [`Journal`] is the only way in: the pipeline, the sources, the
 //! dispatchers, retention, the admin API and the command line all hold an
 //! `Arc<dyn Journal>` from [`open`] (the running runtime) or [`attach`] (a
-//! command beside it). The embedded engine is SQLite ([`sqlite`], WAL, one
-//! writer thread with group commit); another engine (PostgreSQL, for
-//! several nodes) is one more module under `journal/`, chosen in [`open`].
+//! command beside it), or from [`for_config`], which opens the engine the
+//! configuration's `[journal]` names. The embedded engine is SQLite
+//! ([`sqlite`], WAL, one writer thread with group commit); PostgreSQL
+//! ([`postgres`]) holds the journal of several nodes. Both pass one
+//! behaviour suite (`conformance.rs`).
 
 pub mod audit;
 pub mod commit;
@@ -538,9 +540,10 @@ pub trait Journal: Send + Sync {
     fn close(&self);
 }
 
-/// Opens (or creates) the journal of the runtime whose data directory is
-/// `data_dir`, checks it and brings its schema up to date: for `weft run`,
-/// which then owns its writes.
+/// Opens (or creates) the SQLite journal of the runtime whose data
+/// directory is `data_dir`, checks it and brings its schema up to date:
+/// for `weft run`, which then owns its writes. ([`for_config`] opens the
+/// engine a configuration names.)
 pub fn open(data_dir: &Path, sync: JournalSync) -> Result<Arc<dyn Journal>, JournalError> {
     let journal = sqlite::SqliteJournal::open_with(&data_dir.join(sqlite::FILE), sync)?;
     Ok(Arc::new(journal))
@@ -572,4 +575,41 @@ pub enum Attach {
 pub fn attach(data_dir: &Path, mode: Attach) -> Result<Arc<dyn Journal>, JournalError> {
     let journal = sqlite::SqliteJournal::attach(&data_dir.join(sqlite::FILE), mode)?;
     Ok(Arc::new(journal))
+}
+
+/// How a process uses the journal [`for_config`] opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// `weft run`: it owns the message path's writes (with PostgreSQL, as
+    /// one node run among the others).
+    Run,
+    /// A command beside it (see [`attach`]).
+    Attach(Attach),
+    /// Reading only (see [`read_only`]).
+    ReadOnly,
+}
+
+/// The journal `config` names (`[journal]`): SQLite in `data_dir`, or the
+/// PostgreSQL database shared by the nodes.
+pub fn for_config(
+    config: &weft_config::Config,
+    how: Use,
+) -> Result<Arc<dyn Journal>, JournalError> {
+    let data_dir = &config.runtime.data_dir;
+    match (&config.journal, how) {
+        (weft_config::JournalConfig::Sqlite, Use::Run) => {
+            open(data_dir, config.runtime.journal_sync)
+        }
+        (weft_config::JournalConfig::Sqlite, Use::Attach(mode)) => attach(data_dir, mode),
+        (weft_config::JournalConfig::Sqlite, Use::ReadOnly) => read_only(data_dir),
+        (weft_config::JournalConfig::Postgres(pg), Use::Run) => Ok(Arc::new(
+            postgres::PgJournal::open(&pg.url, &pg.node, env!("CARGO_PKG_VERSION"), pg.lease)?,
+        )),
+        (weft_config::JournalConfig::Postgres(pg), Use::Attach(_)) => {
+            Ok(Arc::new(postgres::PgJournal::attach(&pg.url, false)?))
+        }
+        (weft_config::JournalConfig::Postgres(pg), Use::ReadOnly) => {
+            Ok(Arc::new(postgres::PgJournal::attach(&pg.url, true)?))
+        }
+    }
 }

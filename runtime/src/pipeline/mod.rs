@@ -148,7 +148,7 @@ impl Pipeline {
         plugins: &std::collections::BTreeMap<String, Arc<crate::plugins::Plugin>>,
         workers: usize,
     ) -> Result<Arc<Pipeline>, BuildError> {
-        let journal = journal::open(&config.runtime.data_dir, config.runtime.journal_sync)?;
+        let journal = journal::for_config(config, journal::Use::Run)?;
         crate::metrics::metrics().declare(config);
         let stats = Arc::new(Stats::default());
         let trackers = Arc::new(Trackers::default());

@@ -24,6 +24,7 @@ mod mllp;
 mod monitoring;
 mod new;
 mod phi;
+mod postgres_journal;
 mod reload;
 mod replay;
 mod reprocess;

@@ -1,11 +1,8 @@
 //! The journal in PostgreSQL, for several nodes sharing one database.
 //!
-//! **Not selectable yet**: this module holds the engine's message path
-//! (intake, outcomes, the deliveries' claims and states, recovery of
-//! unfinished messages), run against a real server by the same behaviour
-//! tests as SQLite (`tests.rs`). The operators' queries and actions, the
-//! audit trail and retention follow; only then does `[journal] engine =
-//! "postgres"` choose it.
+//! `[journal] engine = "postgres"` chooses it. It passes the behaviour
+//! tests every engine passes (`../conformance.rs`) against a real server,
+//! and its own for several nodes (`tests.rs`).
 //!
 //! The client is the `postgres` crate (rust-postgres, the synchronous face
 //! of `tokio-postgres`): [`crate::journal::Journal`] is a synchronous
@@ -42,8 +39,8 @@ use self::writer::{Op, Request, write_loop};
 use super::audit::{AuditFilter, Entry, Record, Verdict};
 use super::query::{Detail, Filter, Purged, Reprocessed, Resent, Summary};
 use super::{
-    Commit, DueDelivery, JournalError, MessageStatus, NewMessage, Outcome, Recent, Recorded,
-    Unfinished,
+    Commit, DueDelivery, Journal, JournalError, MessageStatus, NewMessage, Outcome, Recent,
+    Recorded, Unfinished,
 };
 
 /// How many writes may wait for the writer thread before a write waits in
@@ -55,9 +52,18 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 
 /// Connects to `url` (TLS to PostgreSQL comes with the engine's
 /// configuration).
-fn connect(url: &str) -> Result<Client, postgres::Error> {
+fn connect(url: &str, read_only: bool) -> Result<Client, String> {
+    conn::outside_runtime(|| connect_here(url, read_only).map_err(|e| conn::describe(&e)))
+        .and_then(|r| r)
+}
+
+fn connect_here(url: &str, read_only: bool) -> Result<Client, postgres::Error> {
     let mut config: postgres::Config = url.parse()?;
     config.application_name("weft");
+    if read_only {
+        // Every transaction of the session, whatever it runs.
+        config.options("-c default_transaction_read_only=on");
+    }
     config.connect_timeout(Duration::from_secs(10));
     let mut client = config.connect(NoTls)?;
     // ACK after COMMIT: the commit is durable on the server before any
@@ -138,6 +144,8 @@ pub struct PgJournal {
     side: Mutex<Conn>,
     heartbeat: Mutex<Option<std::thread::JoinHandle<()>>>,
     closed: Arc<AtomicBool>,
+    /// A command's journal (see [`PgJournal::attach`]): `Some(read_only)`.
+    attached: Option<bool>,
 }
 
 impl PgJournal {
@@ -152,9 +160,19 @@ impl PgJournal {
         version: &str,
         lease: Duration,
     ) -> Result<PgJournal, JournalError> {
+        conn::outside_runtime(|| PgJournal::open_here(url, node, version, lease))
+            .map_err(|e| open_error(&redact(url), e))?
+    }
+
+    fn open_here(
+        url: &str,
+        node: &str,
+        version: &str,
+        lease: Duration,
+    ) -> Result<PgJournal, JournalError> {
         let location = redact(url);
         let fail = |e: postgres::Error| open_error(&location, conn::describe(&e));
-        let mut setup = connect(url).map_err(fail)?;
+        let mut setup = connect(url, false).map_err(|e| open_error(&location, e))?;
         migrate(&mut setup, &location)?;
         let run = uuid::Uuid::now_v7().to_string();
         let now = super::now_ms();
@@ -166,9 +184,9 @@ impl PgJournal {
                 &[&run, &node, &now, &(now + lease_ms), &version],
             )
             .map_err(fail)?;
-        let writer_conn = Conn::open(url).map_err(fail)?;
-        let reader = Conn::open(url).map_err(fail)?;
-        let side = Conn::open(url).map_err(fail)?;
+        let writer_conn = Conn::open(url, false).map_err(|e| open_error(&location, e))?;
+        let reader = Conn::open(url, false).map_err(|e| open_error(&location, e))?;
+        let side = Conn::open(url, false).map_err(|e| open_error(&location, e))?;
         let closed = Arc::new(AtomicBool::new(false));
         let (tx, rx) = sync_channel::<Request>(QUEUE);
         let writer_run = run.clone();
@@ -192,12 +210,51 @@ impl PgJournal {
             side: Mutex::new(side),
             heartbeat: Mutex::new(Some(heartbeat)),
             closed,
+            attached: None,
         })
     }
 
-    /// Where it is: the URL without its password.
-    pub fn location(&self) -> String {
-        self.location.clone()
+    /// The journal at `url` for a command beside the nodes (`weft
+    /// messages`, `weft audit`, `weft replay`): no node run, no writer
+    /// thread, each write committed on its own; its schema is brought up
+    /// to date when behind. `read_only`: every session is read-only on the
+    /// server, the schema must be this runtime's, and writes fail.
+    pub fn attach(url: &str, read_only: bool) -> Result<PgJournal, JournalError> {
+        conn::outside_runtime(|| PgJournal::attach_here(url, read_only))
+            .map_err(|e| open_error(&redact(url), e))?
+    }
+
+    fn attach_here(url: &str, read_only: bool) -> Result<PgJournal, JournalError> {
+        let location = redact(url);
+        let fail = |e: postgres::Error| open_error(&location, conn::describe(&e));
+        let mut setup = connect(url, read_only).map_err(|e| open_error(&location, e))?;
+        if read_only {
+            let version = schema::version(&mut setup).map_err(fail)?;
+            if version != SCHEMA_VERSION {
+                return Err(open_error(
+                    &location,
+                    format!(
+                        "schema version {version}, and this weft reads version {SCHEMA_VERSION} \
+                         without changing the database: start this version's `weft run` on it first"
+                    ),
+                ));
+            }
+        } else {
+            migrate(&mut setup, &location)?;
+        }
+        let reader = Conn::open(url, read_only).map_err(|e| open_error(&location, e))?;
+        let side = Conn::open(url, read_only).map_err(|e| open_error(&location, e))?;
+        Ok(PgJournal {
+            location,
+            run: format!("command-{}", uuid::Uuid::now_v7()),
+            writes: Mutex::new(None),
+            writer: Mutex::new(None),
+            reader: Mutex::new(reader),
+            side: Mutex::new(side),
+            heartbeat: Mutex::new(None),
+            closed: Arc::new(AtomicBool::new(false)),
+            attached: Some(read_only),
+        })
     }
 
     /// This node run's id.
@@ -208,6 +265,25 @@ impl PgJournal {
     fn submit(&self, op: Op) -> Commit {
         if self.closed.load(Ordering::Acquire) {
             return Commit::finished(Err(JournalError::Closed));
+        }
+        if let Some(read_only) = self.attached {
+            if read_only {
+                return Commit::finished(Err(JournalError::Write(
+                    "the journal is open read-only".into(),
+                )));
+            }
+            let run = self.run.clone();
+            return Commit::finished(
+                self.side
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .with(|c| {
+                        let mut tx = c.transaction()?;
+                        writer::apply_all(&mut tx, &[&op], &run)?;
+                        tx.commit()
+                    })
+                    .map_err(JournalError::Write),
+            );
         }
         let (reply, rx) = oneshot::channel();
         let sender = self
@@ -246,9 +322,9 @@ impl PgJournal {
     }
 
     /// A read of the message path, on its own connection.
-    fn read<T>(
+    fn read<T: Send>(
         &self,
-        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send,
     ) -> Result<T, JournalError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(JournalError::Closed);
@@ -272,28 +348,74 @@ impl PgJournal {
         )
     }
 
-    // -- the message path, as [`crate::journal::Journal`] names it --
+    /// Work on the operators' connection.
+    fn side<T: Send>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, JournalError> + Send,
+    ) -> Result<T, JournalError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(JournalError::Closed);
+        }
+        let mut guard = self.side.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut outcome = None;
+        let ran = guard.with(|c| {
+            outcome = Some(f(c));
+            Ok(())
+        });
+        match (ran, outcome) {
+            (_, Some(result)) => result,
+            (Err(e), None) => Err(JournalError::Read(e)),
+            (Ok(()), None) => Err(JournalError::Closed),
+        }
+    }
+}
 
-    /// See [`crate::journal::Journal::append`].
-    pub fn append(&self, message: NewMessage) -> Commit {
+impl Journal for PgJournal {
+    // The URL without its password.
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn disk_bytes(&self) -> Result<u64, JournalError> {
+        self.side(|c| {
+            let n: i64 = c
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .map_err(|e| JournalError::Read(conn::describe(&e)))?
+                .get(0);
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    // PostgreSQL keeps the space of deleted rows for new ones (autovacuum)
+    // rather than giving it back, so a size measured on disk would not
+    // fall after a purge, and purging "until it fits" would purge
+    // everything settled. `runtime.retain_max_mb` is refused with this engine
+    // (when the configuration is read); retention by age works as in SQLite.
+    fn purge_to_size(&self, _max_bytes: u64) -> Result<(Purged, u64), JournalError> {
+        Err(JournalError::Write(
+            "a size cap (runtime.retain_max_mb) is the SQLite journal's; with PostgreSQL, \
+             retain by age (runtime.retain_days) and size the database with the DBA"
+                .into(),
+        ))
+    }
+
+    fn append(&self, message: NewMessage) -> Commit {
         self.submit(Op::Append(Box::new(message)))
     }
 
-    /// See [`crate::journal::Journal::record`].
-    pub fn record(&self, outcome: Outcome) -> Commit {
+    fn record(&self, outcome: Outcome) -> Commit {
         self.submit(Op::Record(outcome))
     }
 
-    /// See [`crate::journal::Journal::append_settled`].
-    pub fn append_settled(&self, message: NewMessage, outcome: Outcome) -> Commit {
+    fn append_settled(&self, message: NewMessage, outcome: Outcome) -> Commit {
         self.submit(Op::AppendSettled(Box::new((message, outcome))))
     }
 
-    /// Messages recorded but never transformed whose claim holds for no
-    /// other node run (its run stopped or its lease ran out), oldest first,
-    /// not those waiting to be reprocessed: claimed for this run as they
-    /// are handed out.
-    pub fn unfinished(&self) -> Result<Vec<Unfinished>, JournalError> {
+    // Messages recorded but never transformed whose claim holds for no
+    // other node run (its run stopped or its lease ran out), oldest first,
+    // not those waiting to be reprocessed: claimed for this run as they
+    // are handed out.
+    fn unfinished(&self) -> Result<Vec<Unfinished>, JournalError> {
         let free = PgJournal::free("m.claimed_by", 1, 2);
         let (run, now) = (self.run.clone(), super::now_ms());
         self.read(|c| {
@@ -316,8 +438,9 @@ impl PgJournal {
         })
     }
 
-    /// See [`crate::journal::Journal::find_recent`]: across every node.
-    pub fn find_recent(
+    // Across every node: duplicates are caught whichever node took the
+    // first copy.
+    fn find_recent(
         &self,
         sending_application: &str,
         sending_facility: &str,
@@ -343,12 +466,11 @@ impl PgJournal {
         .transpose()
     }
 
-    /// See [`crate::journal::Journal::due`]. The deliveries handed out are
-    /// claimed for this run (`FOR UPDATE SKIP LOCKED`: two nodes never take
-    /// the same one), and a key's head is due only when no node holds an
-    /// earlier delivery or message with that key: per-key order holds
-    /// across the nodes.
-    pub fn due(
+    // The deliveries handed out are claimed for this run (`FOR UPDATE SKIP
+    // LOCKED`: two nodes never take the same one), and a key's head is due
+    // only when no node holds an earlier delivery or message with that
+    // key: per-key order holds across the nodes.
+    fn due(
         &self,
         destination: &str,
         now: i64,
@@ -405,8 +527,7 @@ impl PgJournal {
         })
     }
 
-    /// See [`crate::journal::Journal::next_due`].
-    pub fn next_due(&self, destination: &str) -> Result<Option<i64>, JournalError> {
+    fn next_due(&self, destination: &str) -> Result<Option<i64>, JournalError> {
         self.read(|c| {
             c.query_one(
                 "SELECT MIN(next_attempt_at) FROM deliveries
@@ -417,18 +538,17 @@ impl PgJournal {
         })
     }
 
-    /// See [`crate::journal::Journal::delivered`]; releases the claim.
-    pub fn delivered(&self, id: i64, at: i64) -> Commit {
+    // Releases the claim.
+    fn delivered(&self, id: i64, at: i64) -> Commit {
         self.submit(Op::Delivered(id, at))
     }
 
-    /// See [`crate::journal::Journal::attempt_failed`]; releases the claim.
-    pub fn attempt_failed(&self, id: i64, error: &str, next_attempt: Option<i64>) -> Commit {
+    // Releases the claim.
+    fn attempt_failed(&self, id: i64, error: &str, next_attempt: Option<i64>) -> Commit {
         self.submit(Op::Failed(id, error.to_string(), next_attempt))
     }
 
-    /// See [`crate::journal::Journal::pending_counts`].
-    pub fn pending_counts(&self) -> Result<Vec<(String, u64)>, JournalError> {
+    fn pending_counts(&self) -> Result<Vec<(String, u64)>, JournalError> {
         self.read(|c| {
             let rows = c.query(
                 "SELECT destination, COUNT(*) FROM deliveries WHERE state = 'pending'
@@ -442,8 +562,7 @@ impl PgJournal {
         })
     }
 
-    /// See [`crate::journal::Journal::backlog`].
-    pub fn backlog(&self, destination: &str, cap: u64) -> Result<(u64, u64), JournalError> {
+    fn backlog(&self, destination: &str, cap: u64) -> Result<(u64, u64), JournalError> {
         let cap = i64::try_from(cap).unwrap_or(i64::MAX);
         self.read(|c| {
             let mut count = |state: &str| -> Result<u64, postgres::Error> {
@@ -460,65 +579,36 @@ impl PgJournal {
         })
     }
 
-    /// Work on the operators' connection.
-    fn side<T>(
-        &self,
-        f: impl FnOnce(&mut Client) -> Result<T, JournalError>,
-    ) -> Result<T, JournalError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(JournalError::Closed);
-        }
-        let mut guard = self.side.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut outcome = None;
-        let ran = guard.with(|c| {
-            outcome = Some(f(c));
-            Ok(())
-        });
-        match (ran, outcome) {
-            (_, Some(result)) => result,
-            (Err(e), None) => Err(JournalError::Read(e)),
-            (Ok(()), None) => Err(JournalError::Closed),
-        }
-    }
-
-    /// See [`crate::journal::Journal::list`].
-    pub fn list(&self, filter: &Filter) -> Result<Vec<Summary>, JournalError> {
+    fn list(&self, filter: &Filter) -> Result<Vec<Summary>, JournalError> {
         self.side(|c| query::list(c, filter))
     }
 
-    /// See [`crate::journal::Journal::show`].
-    pub fn show(&self, id: &str) -> Result<Option<Detail>, JournalError> {
+    fn show(&self, id: &str) -> Result<Option<Detail>, JournalError> {
         self.side(|c| query::show(c, id))
     }
 
-    /// See [`crate::journal::Journal::recorded`].
-    pub fn recorded(&self, id: &str) -> Result<Option<Recorded>, JournalError> {
+    fn recorded(&self, id: &str) -> Result<Option<Recorded>, JournalError> {
         self.side(|c| query::recorded(c, id))
     }
 
-    /// See [`crate::journal::Journal::select`].
-    pub fn select(&self, filter: &Filter, max: usize) -> Result<Vec<String>, JournalError> {
+    fn select(&self, filter: &Filter, max: usize) -> Result<Vec<String>, JournalError> {
         self.side(|c| query::select(c, filter, max))
     }
 
-    /// See [`crate::journal::Journal::resend`].
-    pub fn resend(&self, ids: &[String]) -> Result<Resent, JournalError> {
+    fn resend(&self, ids: &[String]) -> Result<Resent, JournalError> {
         self.side(|c| operate::resend(c, ids))
     }
 
-    /// See [`crate::journal::Journal::resend_dead`].
-    pub fn resend_dead(&self) -> Result<usize, JournalError> {
+    fn resend_dead(&self) -> Result<usize, JournalError> {
         self.side(operate::resend_dead)
     }
 
-    /// See [`crate::journal::Journal::reprocess`].
-    pub fn reprocess(&self, ids: &[String]) -> Result<Reprocessed, JournalError> {
+    fn reprocess(&self, ids: &[String]) -> Result<Reprocessed, JournalError> {
         self.side(|c| operate::reprocess(c, ids, super::now_ms()))
     }
 
-    /// See [`crate::journal::Journal::take_reprocess`]: the messages taken
-    /// are claimed for this run.
-    pub fn take_reprocess(&self, limit: usize) -> Result<Vec<Unfinished>, JournalError> {
+    // The messages taken are claimed for this run.
+    fn take_reprocess(&self, limit: usize) -> Result<Vec<Unfinished>, JournalError> {
         let run = self.run.clone();
         self.side(|c| {
             let ids = operate::take_reprocess(c, limit, &run)?;
@@ -538,40 +628,34 @@ impl PgJournal {
         })
     }
 
-    /// See [`crate::journal::Journal::purge`].
-    pub fn purge(&self, before: i64) -> Result<Purged, JournalError> {
+    fn purge(&self, before: i64) -> Result<Purged, JournalError> {
         self.side(|c| operate::purge(c, before))
     }
 
-    /// See [`crate::journal::Journal::audit_append`]: one chain for every
-    /// node.
-    pub fn audit_append(&self, record: &Record) -> Result<Entry, JournalError> {
+    // One chain for every node.
+    fn audit_append(&self, record: &Record) -> Result<Entry, JournalError> {
         self.side(|c| audit::append(c, record))
     }
 
-    /// See [`crate::journal::Journal::audit_list`].
-    pub fn audit_list(&self, filter: &AuditFilter) -> Result<Vec<Entry>, JournalError> {
+    fn audit_list(&self, filter: &AuditFilter) -> Result<Vec<Entry>, JournalError> {
         self.side(|c| audit::list(c, filter))
     }
 
-    /// See [`crate::journal::Journal::audit_verify`].
-    pub fn audit_verify(&self) -> Result<Verdict, JournalError> {
+    fn audit_verify(&self) -> Result<Verdict, JournalError> {
         self.side(audit::verify)
     }
 
-    /// See [`crate::journal::Journal::audit_hash_at`].
-    pub fn audit_hash_at(&self, seq: i64) -> Result<Option<String>, JournalError> {
+    fn audit_hash_at(&self, seq: i64) -> Result<Option<String>, JournalError> {
         self.side(|c| audit::hash_at(c, seq))
     }
 
-    /// See [`crate::journal::Journal::audit_purge`].
-    pub fn audit_purge(&self, before: i64) -> Result<usize, JournalError> {
+    fn audit_purge(&self, before: i64) -> Result<usize, JournalError> {
         self.side(|c| audit::purge(c, before))
     }
 
-    /// Finishes the writes already queued, marks this run stopped (its
-    /// claims are free at once) and closes.
-    pub fn close(&self) {
+    // Finishes the writes already queued, marks this run stopped (its
+    // claims are free at once) and closes.
+    fn close(&self) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -584,6 +668,9 @@ impl PgJournal {
             if let Some(h) = h {
                 let _ = h.join();
             }
+        }
+        if self.attached.is_some() {
+            return;
         }
         let (run, now) = (self.run.clone(), super::now_ms());
         let _ = self
@@ -617,7 +704,7 @@ fn beat(url: &str, run: &str, lease: Duration, closed: &AtomicBool) {
         if waited >= every {
             waited = Duration::ZERO;
             if conn.is_none() {
-                conn = Conn::open(url).ok();
+                conn = Conn::open(url, false).ok();
             }
             if let Some(c) = conn.as_mut() {
                 let now = super::now_ms();

@@ -22,6 +22,23 @@ pub(super) fn open_error(location: &str, reason: impl std::fmt::Display) -> Jour
     }
 }
 
+/// The version the database holds: 0 for a new one.
+pub(super) fn version(client: &mut Client) -> Result<i64, postgres::Error> {
+    let has_meta: bool = client
+        .query_one("SELECT to_regclass('weft_meta') IS NOT NULL", &[])?
+        .get(0);
+    if !has_meta {
+        return Ok(0);
+    }
+    Ok(client
+        .query_opt(
+            "SELECT value FROM weft_meta WHERE key = 'schema_version'",
+            &[],
+        )?
+        .and_then(|r| r.get::<_, String>(0).parse().ok())
+        .unwrap_or(0))
+}
+
 /// Brings the schema to [`SCHEMA_VERSION`]; a newer one is an error.
 pub(super) fn migrate(client: &mut Client, location: &str) -> Result<(), JournalError> {
     let err = |e: postgres::Error| open_error(location, e);

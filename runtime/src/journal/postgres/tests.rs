@@ -187,3 +187,34 @@ fn two_nodes_append_to_one_chain() {
         Verdict::Intact { entries: 10, .. }
     ));
 }
+
+#[test]
+fn a_command_attached_beside_the_nodes_sees_and_acts_and_a_read_only_one_cannot_write() {
+    let url = cluster().database().unwrap();
+    let node = open_on(&url, "edge-a");
+    node.append(msg("m")).wait().unwrap();
+    node.record(test_outcome("m")).wait().unwrap();
+    let command = PgJournal::attach(&url, false).unwrap();
+    assert_eq!(command.show("m").unwrap().unwrap().summary.pending, 1);
+    command
+        .audit_append(&record("messages.resend", "m"))
+        .unwrap();
+    assert_eq!(command.resend(&["m".to_string()]).unwrap().queued, 1);
+    // A command is no node: it holds no claims and is not listed.
+    let mut admin = postgres::Client::connect(&url, NoTls).unwrap();
+    let nodes: i64 = admin
+        .query_one("SELECT count(*) FROM nodes", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(nodes, 1);
+    let reader = PgJournal::attach(&url, true).unwrap();
+    assert_eq!(reader.recorded("m").unwrap().unwrap().outputs.len(), 1);
+    assert!(matches!(
+        reader.append(msg("n")).wait(),
+        Err(JournalError::Write(_))
+    ));
+    // The server refuses its writes too, whatever path they take.
+    let err = reader.resend(&["m".to_string()]).unwrap_err().to_string();
+    assert!(err.contains("read-only"), "{err}");
+    assert!(reader.audit_append(&record("reload", "")).is_err());
+}
