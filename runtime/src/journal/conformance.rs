@@ -13,6 +13,16 @@ macro_rules! message_path {
             $crate::journal::test_message(id)
         }
 
+        /// The messages whose deliveries to `d` are due at 10, skipping
+        /// `busy`.
+        fn due_ids(j: &dyn $crate::journal::Journal, busy: &[i64]) -> Vec<String> {
+            j.due("d", 10, 10, busy)
+                .unwrap()
+                .into_iter()
+                .map(|d| d.message_id)
+                .collect()
+        }
+
         /// A transformed message with one delivery to `d` under `key`.
         fn keyed_outcome(id: &str, key: &str) -> Outcome {
             let mut o = $crate::journal::test_outcome(id);
@@ -23,13 +33,6 @@ macro_rules! message_path {
         #[test]
         fn order_is_intake_order_not_the_order_plugins_finish_in() {
             let (j, _guard) = $open;
-            let due_ids = |busy: &[i64]| -> Vec<String> {
-                j.due("d", 10, 10, busy)
-                    .unwrap()
-                    .into_iter()
-                    .map(|d| d.message_id)
-                    .collect()
-            };
             let keyed = |id: &str| NewMessage {
                 ordering_keys: vec![("d".into(), "A".into())],
                 ..msg(id)
@@ -49,7 +52,7 @@ macro_rules! message_path {
             })
             .wait()
             .unwrap();
-            assert_eq!(due_ids(&[]), ["second"]);
+            assert_eq!(due_ids(&j, &[]), ["second"]);
             // Recorded later but received earlier: goes first.
             j.append(keyed("third")).wait().unwrap();
             j.append(keyed("fourth")).wait().unwrap();
@@ -57,19 +60,12 @@ macro_rules! message_path {
             j.record(outcome("third")).wait().unwrap();
             let due = j.due("d", 10, 10, &[]).unwrap();
             j.delivered(due[0].id, 20).wait().unwrap();
-            assert_eq!(due_ids(&[]), ["third"]);
+            assert_eq!(due_ids(&j, &[]), ["third"]);
         }
 
         #[test]
         fn a_stuck_head_blocks_only_its_key() {
             let (j, _guard) = $open;
-            let due_ids = |busy: &[i64]| -> Vec<String> {
-                j.due("d", 10, 10, busy)
-                    .unwrap()
-                    .into_iter()
-                    .map(|d| d.message_id)
-                    .collect()
-            };
             for (i, key) in ["A", "A", "B"].iter().enumerate() {
                 let id = format!("m{i}");
                 j.append(msg(&id)).wait().unwrap();
@@ -82,11 +78,11 @@ macro_rules! message_path {
             j.attempt_failed(due[0].id, "down", Some(1000))
                 .wait()
                 .unwrap();
-            assert_eq!(due_ids(&[]), ["m2"]);
+            assert_eq!(due_ids(&j, &[]), ["m2"]);
             assert_eq!(j.next_due("d").unwrap(), Some(0));
             j.delivered(due[0].id, 1000).wait().unwrap();
             assert_eq!(
-                due_ids(&[due[1].id]),
+                due_ids(&j, &[due[1].id]),
                 ["m1"],
                 "A's next one is free once its head is delivered"
             );
@@ -424,13 +420,6 @@ macro_rules! operations {
         #[test]
         fn reprocessing_keeps_the_earlier_run_and_replaces_its_unsent_deliveries() {
             let (j, _guard) = $open;
-            let due_ids = |busy: &[i64]| -> Vec<String> {
-                j.due("d", 10, 10, busy)
-                    .unwrap()
-                    .into_iter()
-                    .map(|d| d.message_id)
-                    .collect()
-            };
             let rejected = |id: &str| Outcome {
                 message_id: id.into(),
                 status: MessageStatus::Rejected,
@@ -465,7 +454,7 @@ macro_rules! operations {
 
             // The superseded delivery is never sent, even if its attempt under way
             // ends in failure.
-            assert!(due_ids(&[]).is_empty());
+            assert!(due_ids(&j, &[]).is_empty());
             j.attempt_failed(p_delivery, "refused", None)
                 .wait()
                 .unwrap();

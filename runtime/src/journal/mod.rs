@@ -21,6 +21,7 @@ pub mod query;
 pub mod retention;
 pub mod sqlite;
 pub mod time;
+mod write;
 
 use std::path::Path;
 use std::str::FromStr;

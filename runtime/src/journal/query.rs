@@ -265,3 +265,11 @@ pub(crate) fn plugin_uses(stored: Option<&str>) -> Vec<PluginUse> {
         })
         .collect()
 }
+
+/// A message's summary row, as both engines select it (plain SQL).
+pub(crate) const SUMMARY: &str =
+    "SELECT m.id, m.received_at, m.source, m.message_type, m.control_id, m.status,
+    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.run = m.run AND d.state = 'delivered'),
+    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.state = 'pending'),
+    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.state = 'dead')
+    FROM messages m";

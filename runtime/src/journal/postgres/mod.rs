@@ -25,19 +25,19 @@ mod schema;
 mod writer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use postgres::{Client, NoTls};
-use tokio::sync::oneshot;
 
 use self::conn::Conn;
 pub use self::schema::SCHEMA_VERSION;
 use self::schema::{migrate, open_error};
-use self::writer::{Op, Request, write_loop};
+use self::writer::write_loop;
 use super::audit::{AuditFilter, Entry, Record, Verdict};
 use super::query::{Detail, Filter, Purged, Reprocessed, Resent, Summary};
+use super::write::{Op, Request};
 use super::{
     Commit, DueDelivery, Journal, JournalError, MessageStatus, NewMessage, Outcome, Recent,
     Recorded, Unfinished,
@@ -285,40 +285,12 @@ impl PgJournal {
                     .map_err(JournalError::Write),
             );
         }
-        let (reply, rx) = oneshot::channel();
         let sender = self
             .writes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let Some(sender) = sender else {
-            return Commit::finished(Err(JournalError::Closed));
-        };
-        match sender.try_send(Request { op, reply }) {
-            Ok(()) => Commit::queued(rx),
-            // A full queue: the write waits in the commit, never dropped.
-            Err(TrySendError::Full(req)) => {
-                let mut req = Some(req);
-                Commit::waiting_for_room(
-                    rx,
-                    Box::new(move || {
-                        let Some(r) = req.take() else { return true };
-                        match sender.try_send(r) {
-                            Ok(()) => true,
-                            Err(TrySendError::Full(r)) => {
-                                req = Some(r);
-                                false
-                            }
-                            Err(TrySendError::Disconnected(_)) => true,
-                        }
-                    }),
-                )
-            }
-            Err(TrySendError::Disconnected(req)) => {
-                let _ = req.reply.send(Err(JournalError::Closed));
-                Commit::queued(rx)
-            }
-        }
+        super::write::queue(sender, op)
     }
 
     /// A read of the message path, on its own connection.

@@ -7,18 +7,11 @@ use postgres::Client;
 use postgres::types::ToSql;
 
 use crate::journal::query::{
-    DeliveryRow, Detail, EarlierRun, Filter, StatusFilter, Summary, plugin_uses,
+    DeliveryRow, Detail, EarlierRun, Filter, SUMMARY, StatusFilter, Summary, plugin_uses,
 };
 use crate::journal::{JournalError, Recorded, RecordedOutput};
 
 type Param = Box<dyn ToSql + Sync>;
-
-const SUMMARY: &str =
-    "SELECT m.id, m.received_at, m.source, m.message_type, m.control_id, m.status,
-    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.run = m.run AND d.state = 'delivered'),
-    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.state = 'pending'),
-    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.state = 'dead')
-    FROM messages m";
 
 fn read(e: postgres::Error) -> JournalError {
     JournalError::Read(super::conn::describe(&e))

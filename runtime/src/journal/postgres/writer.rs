@@ -8,29 +8,13 @@
 
 use std::sync::mpsc::Receiver;
 
-use postgres::Transaction;
-use tokio::sync::oneshot;
-
 use super::conn::Conn;
+use crate::journal::write::{Op, Request};
 use crate::journal::{JournalError, NewMessage, Outcome};
+use postgres::Transaction;
 
 /// Most writes applied in one transaction.
 const MAX_BATCH: usize = 1024;
-
-/// A write of the message path.
-pub(super) enum Op {
-    Append(Box<NewMessage>),
-    Record(Outcome),
-    AppendSettled(Box<(NewMessage, Outcome)>),
-    Delivered(i64, i64),
-    Failed(i64, String, Option<i64>),
-}
-
-/// A write and who waits for it.
-pub(super) struct Request {
-    pub(super) op: Op,
-    pub(super) reply: oneshot::Sender<Result<(), JournalError>>,
-}
 
 /// The per-key advisory locks a batch needs, in one order for every node
 /// (no two nodes wait on each other's keys in opposite orders).

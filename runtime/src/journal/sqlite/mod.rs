@@ -16,18 +16,18 @@ mod writer;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use tokio::sync::oneshot;
 
 pub use self::schema::SCHEMA_VERSION;
 use self::schema::{checkpoint_on_close, connect, migrate, open_error};
-use self::writer::{Op, Request, write_loop};
+use self::writer::write_loop;
 use super::audit::{AuditFilter, Entry, Record, Verdict};
 use super::query::{Detail, Filter, Purged, Reprocessed, Resent, Summary};
+use super::write::{Op, Request};
 use super::{
     Attach, Commit, DueDelivery, Journal, JournalError, JournalSync, MessageStatus, NewMessage,
     Outcome, Recent, Recorded, Unfinished,
@@ -247,43 +247,12 @@ impl SqliteJournal {
         if self.attached {
             return Commit::finished(self.apply_now(&op));
         }
-        let (reply, rx) = oneshot::channel();
         let sender = self
             .writes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let Some(sender) = sender else {
-            return Commit::finished(Err(JournalError::Closed));
-        };
-        match sender.try_send(Request { op, reply }) {
-            Ok(()) => Commit::queued(rx),
-            // A full queue means the disk is behind: the write waits in the
-            // commit, it is never dropped.
-            Err(TrySendError::Full(req)) => {
-                let mut req = Some(req);
-                Commit::waiting_for_room(
-                    rx,
-                    Box::new(move || {
-                        let Some(r) = req.take() else { return true };
-                        match sender.try_send(r) {
-                            Ok(()) => true,
-                            Err(TrySendError::Full(r)) => {
-                                req = Some(r);
-                                false
-                            }
-                            // The writer is gone: the reply channel
-                            // closed with the request.
-                            Err(TrySendError::Disconnected(_)) => true,
-                        }
-                    }),
-                )
-            }
-            Err(TrySendError::Disconnected(req)) => {
-                let _ = req.reply.send(Err(JournalError::Closed));
-                Commit::queued(rx)
-            }
-        }
+        super::write::queue(sender, op)
     }
 
     /// An attached journal's write, committed on its own.

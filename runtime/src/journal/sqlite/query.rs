@@ -3,16 +3,9 @@
 use rusqlite::{Connection, params_from_iter, types::Value};
 
 use super::{read_err, stored};
-use crate::journal::query::plugin_uses;
 use crate::journal::query::{DeliveryRow, Detail, EarlierRun, Filter, StatusFilter, Summary};
+use crate::journal::query::{SUMMARY, plugin_uses};
 use crate::journal::{JournalError, Recorded, RecordedOutput};
-
-const SUMMARY: &str =
-    "SELECT m.id, m.received_at, m.source, m.message_type, m.control_id, m.status,
-    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.run = m.run AND d.state = 'delivered'),
-    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.state = 'pending'),
-    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = m.id AND d.state = 'dead')
-    FROM messages m";
 
 fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<Summary> {
     Ok(Summary {

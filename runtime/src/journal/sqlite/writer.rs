@@ -4,28 +4,12 @@
 
 use std::sync::mpsc::Receiver;
 
-use rusqlite::{Connection, params};
-use tokio::sync::oneshot;
-
+use crate::journal::write::{Op, Request};
 use crate::journal::{JournalError, NewMessage, Outcome};
+use rusqlite::{Connection, params};
 
 /// Most writes applied in one transaction.
 const MAX_BATCH: usize = 1024;
-
-/// A write of the message path.
-pub(super) enum Op {
-    Append(Box<NewMessage>),
-    Record(Outcome),
-    AppendSettled(Box<(NewMessage, Outcome)>),
-    Delivered(i64, i64),
-    Failed(i64, String, Option<i64>),
-}
-
-/// A write and who waits for it.
-pub(super) struct Request {
-    pub(super) op: Op,
-    pub(super) reply: oneshot::Sender<Result<(), JournalError>>,
-}
 
 /// Applies one write inside `tx`.
 pub(super) fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
