@@ -119,6 +119,8 @@ macro_rules! message_path {
             j.append(m.clone()).wait().unwrap();
             j.append(msg("c")).wait().unwrap();
             j.record($crate::journal::test_outcome("c")).wait().unwrap();
+            // None is another node's to take over.
+            assert!(j.take_over(10).unwrap().is_empty());
             let back = j.unfinished().unwrap();
             let ids: Vec<&str> = back.iter().map(|u| u.message.id.as_str()).collect();
             assert_eq!(ids, ["a", "b"]);

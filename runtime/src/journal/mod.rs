@@ -449,6 +449,12 @@ pub trait Journal: Send + Sync {
     /// recorded when the process stops is among the next start's
     /// [`Journal::unfinished`].
     fn take_reprocess(&self, limit: usize) -> Result<Vec<Unfinished>, JournalError>;
+    /// Takes over up to `limit` messages another node run accepted and can
+    /// no longer finish (it stopped, or its lease ran out), oldest first,
+    /// for this run to run through its plugins. An engine only one process
+    /// writes (SQLite) has none: a restart's [`Journal::unfinished`] covers
+    /// its own.
+    fn take_over(&self, limit: usize) -> Result<Vec<Unfinished>, JournalError>;
     /// The latest message from this sender with this control id received at
     /// or after `since` (duplicate detection).
     fn find_recent(

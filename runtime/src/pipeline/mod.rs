@@ -292,7 +292,8 @@ impl Pipeline {
 
     /// Runs the messages operators queue for reprocessing
     /// ([`Journal::reprocess`], from the API or from `weft messages
-    /// reprocess` beside the runtime): looks at once when woken
+    /// reprocess` beside the runtime), and those another node accepted and
+    /// can no longer run ([`Journal::take_over`]): looks at once when woken
     /// ([`Pipeline::wake_reprocess`]), else every second, until `stop`.
     async fn reprocess_loop(self: Arc<Self>, stop: CancellationToken) {
         /// Messages taken off the queue at a time.
@@ -315,6 +316,27 @@ impl Pipeline {
                     false
                 }
                 Err(_) => false,
+            };
+            // With nodes sharing the journal: messages a stopped node
+            // accepted and never ran.
+            let journal = self.journal.clone();
+            let more = match tokio::task::spawn_blocking(move || journal.take_over(BATCH)).await {
+                Ok(Ok(messages)) if !messages.is_empty() => {
+                    let n = messages.len();
+                    tracing::warn!(
+                        count = n,
+                        "taking over messages another node accepted and can no longer run"
+                    );
+                    if !self.requeue(messages).await {
+                        return;
+                    }
+                    more || n == BATCH
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "other nodes' unfinished messages could not be read");
+                    more
+                }
+                _ => more,
             };
             if more {
                 continue;

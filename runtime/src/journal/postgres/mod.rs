@@ -320,6 +320,40 @@ impl PgJournal {
         )
     }
 
+    /// Claims for this run up to `limit` untransformed messages whose
+    /// claim is free (with `own`, this run's own claims count as free),
+    /// oldest first.
+    fn claim_untransformed(&self, own: bool, limit: i64) -> Result<Vec<Unfinished>, JournalError> {
+        let free = if own {
+            PgJournal::free("m.claimed_by", 1, 2)
+        } else {
+            format!(
+                "m.claimed_by IS DISTINCT FROM $1 AND {}",
+                PgJournal::free("m.claimed_by", 1, 2)
+            )
+        };
+        let (run, now) = (self.run.clone(), super::now_ms());
+        self.read(|c| {
+            let rows = c.query(
+                &format!(
+                    "UPDATE messages SET claimed_by = $1 WHERE id IN (
+                       SELECT m.id FROM messages m
+                       WHERE m.status = 'received' AND {free}
+                         AND m.id NOT IN (SELECT message_id FROM reprocess)
+                       ORDER BY m.seq LIMIT $3
+                       FOR UPDATE SKIP LOCKED)
+                     RETURNING {UNFINISHED}, seq"
+                ),
+                &[&run, &now, &limit],
+            )?;
+            let mut out: Vec<(i64, Unfinished)> =
+                rows.iter().map(|r| (r.get(12), unfinished(r))).collect();
+            // Intake order (UPDATE … RETURNING has none of its own).
+            out.sort_by_key(|(seq, _)| *seq);
+            Ok(out.into_iter().map(|(_, u)| u).collect())
+        })
+    }
+
     /// Work on the operators' connection.
     fn side<T: Send>(
         &self,
@@ -384,34 +418,18 @@ impl Journal for PgJournal {
     }
 
     // Messages recorded but never transformed whose claim holds for no
-    // other node run (its run stopped or its lease ran out), oldest first,
-    // not those waiting to be reprocessed: claimed for this run as they
-    // are handed out.
+    // other node run, oldest first, not those waiting to be reprocessed:
+    // claimed for this run as they are handed out.
     fn unfinished(&self) -> Result<Vec<Unfinished>, JournalError> {
-        let free = PgJournal::free("m.claimed_by", 1, 2);
-        let (run, now) = (self.run.clone(), super::now_ms());
-        self.read(|c| {
-            let rows = c.query(
-                &format!(
-                    "UPDATE messages SET claimed_by = $1 WHERE id IN (
-                       SELECT m.id FROM messages m
-                       WHERE m.status = 'received' AND {free}
-                         AND m.id NOT IN (SELECT message_id FROM reprocess)
-                       FOR UPDATE SKIP LOCKED)
-                     RETURNING {UNFINISHED}, seq"
-                ),
-                &[&run, &now],
-            )?;
-            let mut out: Vec<(i64, Unfinished)> =
-                rows.iter().map(|r| (r.get(12), unfinished(r))).collect();
-            // Intake order (UPDATE … RETURNING has none of its own).
-            out.sort_by_key(|(seq, _)| *seq);
-            Ok(out.into_iter().map(|(_, u)| u).collect())
-        })
+        self.claim_untransformed(true, i64::MAX)
     }
 
-    // Across every node: duplicates are caught whichever node took the
-    // first copy.
+    // The same, only other runs' lapsed claims: never this run's own
+    // messages, which it is running.
+    fn take_over(&self, limit: usize) -> Result<Vec<Unfinished>, JournalError> {
+        self.claim_untransformed(false, i64::try_from(limit).unwrap_or(i64::MAX))
+    }
+
     fn find_recent(
         &self,
         sending_application: &str,
@@ -499,12 +517,20 @@ impl Journal for PgJournal {
         })
     }
 
+    // Only deliveries nobody holds: one claimed (by this run, under way,
+    // or by another live node) is not this node's to wait for, so a node
+    // does not poll hard for work another holds; a lapsed claim shows up
+    // at the next poll.
     fn next_due(&self, destination: &str) -> Result<Option<i64>, JournalError> {
+        let now = super::now_ms();
         self.read(|c| {
             c.query_one(
-                "SELECT MIN(next_attempt_at) FROM deliveries
-                 WHERE destination = $1 AND state = 'pending'",
-                &[&destination],
+                "SELECT MIN(d.next_attempt_at) FROM deliveries d
+                 WHERE d.destination = $1 AND d.state = 'pending'
+                   AND (d.claimed_by IS NULL OR NOT EXISTS (
+                     SELECT 1 FROM nodes n WHERE n.run = d.claimed_by
+                       AND n.stopped_at IS NULL AND n.lease_until > $2))",
+                &[&destination, &now],
             )
             .map(|r| r.get(0))
         })

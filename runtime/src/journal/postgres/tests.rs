@@ -68,14 +68,20 @@ fn a_stopped_nodes_work_is_taken_over() {
     // While a runs, its claims hold.
     assert!(b.unfinished().unwrap().is_empty());
     assert!(b.due("d", 10, 10, &[]).unwrap().is_empty());
+    assert!(b.take_over(10).unwrap().is_empty());
+    b.append(msg("accepted-on-b")).wait().unwrap();
     a.close();
-    let taken = b.unfinished().unwrap();
+    // A running node takes a stopped one's messages over, never its own
+    // (which it is running).
+    let taken = b.take_over(10).unwrap();
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].message.id, "accepted-on-a");
+    assert!(b.take_over(10).unwrap().is_empty());
     assert_eq!(b.due("d", 10, 10, &[]).unwrap().len(), 1);
-    // Now b's: a third node gets neither.
+    // Now b's: a third node gets none of them.
     let c = open_on(&url, "edge-c");
     assert!(c.unfinished().unwrap().is_empty());
+    assert!(c.take_over(10).unwrap().is_empty());
     assert!(c.due("d", 10, 10, &[]).unwrap().is_empty());
 }
 

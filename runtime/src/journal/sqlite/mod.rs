@@ -372,6 +372,11 @@ impl Journal for SqliteJournal {
         })
     }
 
+    fn take_over(&self, _limit: usize) -> Result<Vec<Unfinished>, JournalError> {
+        // One process writes this journal: no other node's work to take.
+        Ok(Vec::new())
+    }
+
     fn find_recent(
         &self,
         sending_application: &str,
