@@ -209,6 +209,12 @@ fn wrong_types() -> Vec<(String, String)> {
         &|k| format!("admin.{k}"),
     );
     each(
+        super::journal::KEYS,
+        "",
+        &|k| format!("[journal]\n{k} = true\n"),
+        &|k| format!("journal.{k}"),
+    );
+    each(
         super::trust::KEYS,
         "",
         // (true is right for require_signed: a number is wrong for both)
