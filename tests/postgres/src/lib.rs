@@ -19,8 +19,27 @@ pub struct Cluster {
     bin: PathBuf,
     port: u16,
     fsync: bool,
+    /// The watcher shell (see [`WATCH`]).
     server: Option<Child>,
+    /// The watcher's standard input: closed by [`Cluster::stop`], or by the
+    /// kernel when this process ends.
+    guard: Option<std::process::ChildStdin>,
 }
+
+/// The watcher the server runs under (`sh -c WATCH weft-pg DIR ARGV…`): it
+/// starts the server, waits for its standard input to close (a stop, or
+/// the test process's end, even one that never drops its cluster, such as
+/// a shared one in a `static`), then stops the server (SIGINT: fast
+/// shutdown) and, unless a stop left a `keep` file, removes the directory.
+/// So no test run leaves a server or a directory behind.
+const WATCH: &str = r#"dir="$1"; shift
+"$@" </dev/null &
+pid=$!
+read _ || true
+kill -INT "$pid" 2>/dev/null
+wait "$pid"
+[ -e "$dir/keep" ] || rm -rf "$dir"
+"#;
 
 /// Where Debian puts the server's programs: the newest version there.
 fn bin_dir() -> Result<PathBuf, String> {
@@ -113,6 +132,7 @@ impl Cluster {
             port: 0,
             fsync,
             server: None,
+            guard: None,
         };
         cluster.start_again()?;
         Ok(cluster)
@@ -156,10 +176,10 @@ impl Cluster {
     /// data; [`Cluster::start_again`] brings it back on the same port.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.server.take() {
-            // SIGINT is PostgreSQL's fast shutdown.
-            let _ = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status();
+            // The data stays (for start_again, or for TempDir to remove).
+            let _ = std::fs::write(self.dir.path().join("keep"), b"");
+            // Closing the pipe makes the watcher stop the server.
+            self.guard.take();
             let _ = child.wait();
         }
     }
@@ -170,6 +190,7 @@ impl Cluster {
             return Ok(());
         }
         let fresh = self.port == 0;
+        let _ = std::fs::remove_file(self.dir.path().join("keep"));
         for _ in 0..5 {
             if fresh {
                 self.port = free_port()?;
@@ -179,7 +200,13 @@ impl Cluster {
                 .append(true)
                 .open(self.dir.path().join("server.log"))
                 .map_err(|e| e.to_string())?;
-            let mut child = command(&self.bin.join("postgres"))
+            let server = command(&self.bin.join("postgres"));
+            let mut argv: Vec<std::ffi::OsString> = vec![server.get_program().into()];
+            argv.extend(server.get_args().map(Into::into));
+            let mut child = Command::new("sh")
+                .args(["-c", WATCH, "weft-pg"])
+                .arg(self.dir.path())
+                .args(argv)
                 .arg("-D")
                 .arg(self.data_dir())
                 .args(["-p", &self.port.to_string(), "-k"])
@@ -190,7 +217,7 @@ impl Cluster {
                     &format!("fsync={}", if self.fsync { "on" } else { "off" }),
                 ])
                 .args(["-c", "max_connections=200"])
-                .stdin(Stdio::null())
+                .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
@@ -198,6 +225,7 @@ impl Cluster {
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 if postgres::Client::connect(&self.url("postgres"), postgres::NoTls).is_ok() {
+                    self.guard = child.stdin.take();
                     self.server = Some(child);
                     return Ok(());
                 }
