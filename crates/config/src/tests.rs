@@ -509,6 +509,11 @@ fn the_journal_engine_is_chosen_and_checked_without_showing_a_password() {
         ("edge-a", std::time::Duration::from_secs(20))
     );
     assert!(!format!("{c:?}").contains("s3cret"));
+    let longest = ok.replace("edge-a", &"n".repeat(64));
+    assert!(
+        parse(&longest, "w.toml", Path::new("/tmp")).is_ok(),
+        "64 characters is a name"
+    );
     assert_eq!(
         parse("", "w.toml", Path::new("/tmp")).unwrap().journal,
         JournalConfig::Sqlite
@@ -533,6 +538,17 @@ fn the_journal_engine_is_chosen_and_checked_without_showing_a_password() {
         (
             "[journal]\nengine = \"postgres\"\nurl = \"postgres://db/w\"\nnode = \"a b\"\n",
             "w.toml:4:8: journal.node: expected a name",
+        ),
+        (
+            &format!(
+                "[journal]\nengine = \"postgres\"\nurl = \"postgres://db/w\"\nnode = \"{}\"\n",
+                "n".repeat(65)
+            ),
+            "w.toml:4:8: journal.node: expected a name",
+        ),
+        (
+            "[journal]\nengine = \"postgres\"\nurl = \"postgres://db/w\"\nnode = \"a\"\nlease_s = 2\n",
+            "w.toml:5:11: journal.lease_s:",
         ),
         (
             "[runtime]\nretain_max_mb = 100\n[journal]\nengine = \"postgres\"\nurl = \"postgres://db/w\"\nnode = \"a\"\n",

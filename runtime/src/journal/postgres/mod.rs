@@ -48,7 +48,7 @@ use super::{
 const QUEUE: usize = 4096;
 
 /// How long a node run's claims outlive its last heartbeat, by default.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(weft_config::DEFAULT_LEASE_S);
 
 /// Connects to `url` (TLS to PostgreSQL comes with the engine's
 /// configuration).
