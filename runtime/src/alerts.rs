@@ -463,6 +463,7 @@ fn entry(event: &Event, notify: &[String], now: i64) -> (NewMessage, Outcome) {
         route: SOURCE.into(),
         ordering_keys: Vec::new(),
         patient_ids: Vec::new(),
+        dedup_since: None,
     };
     let outcome = Outcome {
         message_id: id,

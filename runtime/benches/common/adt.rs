@@ -30,5 +30,6 @@ pub fn message(n: usize, patients: usize) -> NewMessage {
         route: "adt".into(),
         ordering_keys: Vec::new(),
         patient_ids: vec![format!("MRN{patient:07}"), format!("E{patient:09}")],
+        dedup_since: None,
     }
 }

@@ -205,6 +205,49 @@ macro_rules! message_path {
         }
 
         #[test]
+        fn a_duplicate_is_refused_at_intake_even_when_both_arrive_together() {
+            use $crate::journal::JournalError;
+            let (j, _guard) = $open;
+            let copy = |id: &str, at: i64, since: Option<i64>| NewMessage {
+                control_id: "C-same".into(),
+                received_at: at,
+                dedup_since: since,
+                ..msg(id)
+            };
+            j.append(copy("first", 1_000, Some(0))).wait().unwrap();
+            // Within the window: refused, naming the original; nothing of
+            // it recorded.
+            assert_eq!(
+                j.append(copy("again", 1_500, Some(500))).wait(),
+                Err(JournalError::Duplicate {
+                    original: "first".into()
+                })
+            );
+            assert!(j.show("again").unwrap().is_none());
+            // Outside the window, or from a source that keeps duplicates:
+            // taken.
+            j.append(copy("later", 9_000, Some(5_000))).wait().unwrap();
+            j.append(copy("kept", 9_001, None)).wait().unwrap();
+            // Many copies committed together (one group): exactly one is
+            // kept, the others name it.
+            let commits: Vec<_> = (0..20)
+                .map(|i| j.append(copy(&format!("burst{i}"), 20_000, Some(19_000))))
+                .collect();
+            let results: Vec<_> = commits.into_iter().map(|c| c.wait()).collect();
+            let kept: Vec<usize> = (0..20).filter(|&i| results[i].is_ok()).collect();
+            assert_eq!(kept.len(), 1, "{results:?}");
+            let original = format!("burst{}", kept[0]);
+            for r in results.iter().filter(|r| r.is_err()) {
+                assert_eq!(
+                    r,
+                    &Err(JournalError::Duplicate {
+                        original: original.clone()
+                    })
+                );
+            }
+        }
+
+        #[test]
         fn a_closed_journal_refuses_writes() {
             let (j, _guard) = $open;
             j.close();

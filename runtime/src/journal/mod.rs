@@ -78,6 +78,13 @@ pub struct NewMessage {
     /// The patient's identifiers (PID-3: each repetition's ID number,
     /// CX.1), indexed for search by patient ([`query::Filter::patient`]).
     pub patient_ids: Vec<String>,
+    /// Set when the source drops duplicates: the message is refused
+    /// ([`JournalError::Duplicate`]) if another with the same MSH-3, MSH-4
+    /// and MSH-10 was received at or after this time (ms since the
+    /// epoch). Checked in the intake's own transaction, so two copies
+    /// arriving together (on two connections, or at two nodes sharing a
+    /// journal) are never both taken.
+    pub dedup_since: Option<i64>,
 }
 
 /// A message as the tests record it: an ADT^A01 received in 1970 from
@@ -99,6 +106,7 @@ pub(crate) fn test_message(id: &str) -> NewMessage {
         route: "adt".into(),
         ordering_keys: Vec::new(),
         patient_ids: Vec::new(),
+        dedup_since: None,
     }
 }
 
@@ -412,6 +420,13 @@ pub enum JournalError {
     /// The journal is closed (shutting down).
     #[error("journal closed")]
     Closed,
+    /// An append refused: a message with the same sender and control id
+    /// was received within the source's window ([`NewMessage::dedup_since`]).
+    #[error("a duplicate of message {original}")]
+    Duplicate {
+        /// The message first received.
+        original: String,
+    },
 }
 
 /// The durable store: everything that reads or writes the journal goes

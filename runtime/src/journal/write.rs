@@ -17,6 +17,39 @@ pub(crate) enum Op {
     Failed(i64, String, Option<i64>),
 }
 
+impl Op {
+    /// The message this write takes in, if it takes one in.
+    pub(crate) fn intake(&self) -> Option<&NewMessage> {
+        match self {
+            Op::Append(m) => Some(m),
+            Op::AppendSettled(both) => Some(&both.0),
+            _ => None,
+        }
+    }
+}
+
+/// A write refused because its message is a duplicate: the original's id.
+pub(crate) struct Duplicate(pub(crate) String);
+
+impl From<Duplicate> for JournalError {
+    fn from(d: Duplicate) -> JournalError {
+        JournalError::Duplicate { original: d.0 }
+    }
+}
+
+/// The sender and control id a message is deduplicated by, when its
+/// source drops duplicates and it has a control id: (MSH-3, MSH-4,
+/// MSH-10, since).
+pub(crate) fn dedup_key(m: &NewMessage) -> Option<(&str, &str, &str, i64)> {
+    let since = m.dedup_since?;
+    (!m.control_id.is_empty()).then_some((
+        &m.sending_application,
+        &m.sending_facility,
+        &m.control_id,
+        since,
+    ))
+}
+
 /// A write and who waits for it.
 pub(crate) struct Request {
     pub(crate) op: Op,

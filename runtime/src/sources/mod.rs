@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use tokio::sync::oneshot;
 
 use crate::config::{AckMode, SourceConfig};
-use crate::journal::{MessageStatus, NewMessage, Recent, now_ms};
+use crate::journal::{JournalError, MessageStatus, NewMessage, Recent, now_ms};
 use crate::metrics::metrics;
 use crate::pipeline::{Answer, Job, Pipeline};
 use crate::plugins::Message;
@@ -221,6 +221,44 @@ pub async fn take(
     taken
 }
 
+/// The copy of a message taken in since `since` with the same MSH-3,
+/// MSH-4 and MSH-10 (`sender`), and how it was answered: `None` when
+/// there is none. An original still being processed has no verdict yet:
+/// given a moment (up to two seconds).
+async fn earlier_copy(
+    pipeline: &Pipeline,
+    sender: &(String, String, String),
+    since: i64,
+) -> Option<(String, Answer)> {
+    let (app, fac, ctrl) = sender.clone();
+    let journal = pipeline.journal().clone();
+    tokio::task::spawn_blocking(move || {
+        let mut found = journal.find_recent(&app, &fac, &ctrl, since).ok().flatten();
+        for _ in 0..100 {
+            match &found {
+                Some(recent) if recent.status == MessageStatus::Received => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    found = journal.find_recent(&app, &fac, &ctrl, since).ok().flatten();
+                }
+                _ => break,
+            }
+        }
+        found
+    })
+    .await
+    .ok()
+    .flatten()
+    .map(|Recent { id, status, error }| {
+        let error = error.unwrap_or_default();
+        let outcome = match status {
+            MessageStatus::Rejected => Answer::Rejected(error),
+            MessageStatus::Failed => Answer::Failed(error),
+            MessageStatus::Received | MessageStatus::Transformed => Answer::Accepted,
+        };
+        (id, outcome)
+    })
+}
+
 /// [`take`], but for counting its refusals.
 async fn record_and_wait(
     pipeline: &Pipeline,
@@ -237,49 +275,20 @@ async fn record_and_wait(
     if !wait_for_room && !pipeline.has_room() {
         return Err(IntakeRefusal::Busy);
     }
-    if let Some(window) = source.dedup_window
-        && !incoming.control_id.is_empty()
+    let dedup_since = source
+        .dedup_window
+        .filter(|_| !incoming.control_id.is_empty())
+        .map(|window| now_ms() - window.as_millis() as i64);
+    let sender = (
+        incoming.sending_application.clone(),
+        incoming.sending_facility.clone(),
+        incoming.control_id.clone(),
+    );
+    if let Some(since) = dedup_since
+        && let Some((original, outcome)) = earlier_copy(pipeline, &sender, since).await
     {
-        let since = now_ms() - window.as_millis() as i64;
-        let (app, fac, ctrl) = (
-            incoming.sending_application.clone(),
-            incoming.sending_facility.clone(),
-            incoming.control_id.clone(),
-        );
-        let journal = pipeline.journal().clone();
-        let found = tokio::task::spawn_blocking(move || {
-            // An original still being processed has no verdict to replay
-            // yet: give it a moment.
-            let mut found = journal.find_recent(&app, &fac, &ctrl, since).ok().flatten();
-            for _ in 0..100 {
-                match &found {
-                    Some(recent) if recent.status == MessageStatus::Received => {
-                        std::thread::sleep(std::time::Duration::from_millis(20));
-                        found = journal.find_recent(&app, &fac, &ctrl, since).ok().flatten();
-                    }
-                    _ => break,
-                }
-            }
-            found
-        })
-        .await
-        .ok()
-        .flatten();
-        if let Some(Recent {
-            id: original,
-            status,
-            error,
-        }) = found
-        {
-            let error = error.unwrap_or_default();
-            let outcome = match status {
-                MessageStatus::Rejected => Answer::Rejected(error),
-                MessageStatus::Failed => Answer::Failed(error),
-                MessageStatus::Received | MessageStatus::Transformed => Answer::Accepted,
-            };
-            tracing::info!(source = %source.name, original = %original, "duplicate: not processed again");
-            return Err(IntakeRefusal::Duplicate { original, outcome });
-        }
+        tracing::info!(source = %source.name, original = %original, "duplicate: not processed again");
+        return Err(IntakeRefusal::Duplicate { original, outcome });
     }
     let id = new_message_id();
     tracing::Span::current().record("message_id", id.as_str());
@@ -301,17 +310,26 @@ async fn record_and_wait(
         sending_application: incoming.sending_application,
         sending_facility: incoming.sending_facility,
         route: route.name.clone(),
+        dedup_since,
     };
     let committing = std::time::Instant::now();
-    pipeline
-        .journal()
-        .append(record)
-        .done()
-        .await
-        .map_err(|e| {
+    match pipeline.journal().append(record).done().await {
+        Ok(()) => {}
+        // Another copy was taken in at the same moment (on another
+        // connection, or by another node): answered as that one is.
+        Err(JournalError::Duplicate { original }) => {
+            let since = dedup_since.unwrap_or_default();
+            let (original, outcome) = earlier_copy(pipeline, &sender, since)
+                .await
+                .unwrap_or((original, Answer::Accepted));
+            tracing::info!(source = %source.name, original = %original, "duplicate: not processed again");
+            return Err(IntakeRefusal::Duplicate { original, outcome });
+        }
+        Err(e) => {
             tracing::error!(source = %source.name, error = %e, "message not recorded; refused");
-            IntakeRefusal::NotRecorded(e.to_string())
-        })?;
+            return Err(IntakeRefusal::NotRecorded(e.to_string()));
+        }
+    }
     metrics().received(&source.name, committing.elapsed());
     crate::activity::activity().received(&source.name);
     let headers = message_headers(

@@ -126,6 +126,7 @@ fn unfinished(r: &postgres::Row) -> Unfinished {
             ordering_keys: Vec::new(),
             // Indexed when it was first recorded.
             patient_ids: Vec::new(),
+            dedup_since: None,
         },
     }
 }
@@ -272,18 +273,8 @@ impl PgJournal {
                     "the journal is open read-only".into(),
                 )));
             }
-            let run = self.run.clone();
-            return Commit::finished(
-                self.side
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .with(|c| {
-                        let mut tx = c.transaction()?;
-                        writer::apply_all(&mut tx, &[&op], &run)?;
-                        tx.commit()
-                    })
-                    .map_err(JournalError::Write),
-            );
+            let mut side = self.side.lock().unwrap_or_else(PoisonError::into_inner);
+            return Commit::finished(writer::apply_alone(&mut side, &op, &self.run));
         }
         let sender = self
             .writes

@@ -58,6 +58,48 @@ fn two_nodes_never_take_the_same_delivery_and_keep_each_keys_order() {
 }
 
 #[test]
+fn a_message_sent_to_two_nodes_at_once_is_kept_once() {
+    let url = cluster().database().unwrap();
+    let nodes = [
+        open_on(&url, "edge-a"),
+        open_on(&url, "edge-b"),
+        open_on(&url, "edge-c"),
+    ];
+    // Each of 30 control ids reaches every node at the same moment (a
+    // sender that retried on another connection through a load balancer).
+    for round in 0..30 {
+        let control = format!("C-{round}");
+        let results: Vec<_> = std::thread::scope(|s| {
+            let tasks: Vec<_> = nodes
+                .iter()
+                .enumerate()
+                .map(|(n, node)| {
+                    let m = NewMessage {
+                        control_id: control.clone(),
+                        received_at: 1_000 + round,
+                        dedup_since: Some(0),
+                        ..msg(&format!("r{round}n{n}"))
+                    };
+                    s.spawn(move || node.append(m).wait())
+                })
+                .collect();
+            tasks.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
+        for r in results.iter().filter(|r| r.is_err()) {
+            assert!(
+                matches!(r, Err(JournalError::Duplicate { .. })),
+                "{results:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_stopped_nodes_work_is_taken_over() {
     let url = cluster().database().unwrap();
     let (a, b) = (open_on(&url, "edge-a"), open_on(&url, "edge-b"));

@@ -4,41 +4,46 @@
 //! (`synchronous_commit = on`: durable on the server before any caller
 //! is answered). Across nodes, a message with ordering keys takes each
 //! key's advisory lock before its intake number, so for any one key the
-//! intake numbers follow the commit order cluster-wide.
+//! intake numbers follow the commit order cluster-wide; a message its
+//! source deduplicates takes its sender and control id's lock before
+//! looking for an earlier copy, so two nodes taking in the same message
+//! at once never both keep it.
 
 use std::sync::mpsc::Receiver;
 
 use super::conn::Conn;
-use crate::journal::write::{Op, Request};
+use crate::journal::write::{Duplicate, Op, Request, dedup_key};
 use crate::journal::{JournalError, NewMessage, Outcome};
 use postgres::Transaction;
 
 /// Most writes applied in one transaction.
 const MAX_BATCH: usize = 1024;
 
-/// The per-key advisory locks a batch needs, in one order for every node
-/// (no two nodes wait on each other's keys in opposite orders).
+/// The advisory locks a batch needs (each ordering key's, each
+/// deduplicated sender and control id's), in one order for every node: no
+/// two nodes wait on each other's locks in opposite orders.
 fn key_locks(ops: &[&Op]) -> Vec<String> {
-    let mut keys: Vec<String> = ops
-        .iter()
-        .flat_map(|op| match op {
-            Op::Append(m) => m.ordering_keys.as_slice(),
-            Op::AppendSettled(both) => both.0.ordering_keys.as_slice(),
-            _ => &[],
-        })
-        .map(|(d, k)| format!("{d}\u{1f}{k}"))
-        .collect();
+    let mut keys: Vec<String> = Vec::new();
+    for m in ops.iter().filter_map(|op| op.intake()) {
+        for (d, k) in &m.ordering_keys {
+            keys.push(format!("o\u{1f}{d}\u{1f}{k}"));
+        }
+        if let Some((app, fac, ctrl, _)) = dedup_key(m) {
+            keys.push(format!("d\u{1f}{app}\u{1f}{fac}\u{1f}{ctrl}"));
+        }
+    }
     keys.sort();
     keys.dedup();
     keys
 }
 
-/// Applies `ops` in `tx`, its node run being `run`.
+/// Applies `ops` in `tx`, its node run being `run`; stops at the first
+/// duplicate (the caller rolls back).
 pub(super) fn apply_all(
     tx: &mut Transaction<'_>,
     ops: &[&Op],
     run: &str,
-) -> Result<(), postgres::Error> {
+) -> Result<Result<(), Duplicate>, postgres::Error> {
     for key in key_locks(ops) {
         tx.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
@@ -46,9 +51,43 @@ pub(super) fn apply_all(
         )?;
     }
     for op in ops {
+        if let Some(original) = op.intake().map(|m| earlier(tx, m)).transpose()?.flatten() {
+            return Ok(Err(Duplicate(original)));
+        }
         apply(tx, op, run)?;
     }
-    Ok(())
+    Ok(Ok(()))
+}
+
+/// Applies `op` in a transaction of its own.
+pub(super) fn apply_alone(conn: &mut Conn, op: &Op, run: &str) -> Result<(), JournalError> {
+    conn.with(|c| {
+        let mut tx = c.transaction()?;
+        if let Err(d) = apply_all(&mut tx, &[op], run)? {
+            return Ok(Err(d));
+        }
+        tx.commit().map(Ok)
+    })
+    .map_err(JournalError::Write)?
+    .map_err(JournalError::from)
+}
+
+/// The message `m` duplicates, if its source drops duplicates and one was
+/// received within the window (committed by any node: this transaction
+/// holds the key's lock, so none is on its way).
+fn earlier(tx: &mut Transaction<'_>, m: &NewMessage) -> Result<Option<String>, postgres::Error> {
+    let Some((app, fac, ctrl, since)) = dedup_key(m) else {
+        return Ok(None);
+    };
+    Ok(tx
+        .query_opt(
+            "SELECT id FROM messages
+             WHERE sending_application = $1 AND sending_facility = $2 AND control_id = $3
+               AND received_at >= $4
+             LIMIT 1",
+            &[&app, &fac, &ctrl, &since],
+        )?
+        .map(|r| r.get(0)))
 }
 
 fn apply(tx: &mut Transaction<'_>, op: &Op, run: &str) -> Result<(), postgres::Error> {
@@ -179,11 +218,13 @@ pub(super) fn write_loop(mut conn: Conn, rx: Receiver<Request>, run: String) {
         let ops: Vec<&Op> = batch.iter().map(|r| &r.op).collect();
         let together = conn.with(|c| {
             let mut tx = c.transaction()?;
-            apply_all(&mut tx, &ops, &run)?;
-            tx.commit()
+            if apply_all(&mut tx, &ops, &run)?.is_err() {
+                return Ok(false);
+            }
+            tx.commit().map(|()| true)
         });
         match together {
-            Ok(()) => {
+            Ok(true) => {
                 for r in batch {
                     let _ = r.reply.send(Ok(()));
                 }
@@ -196,16 +237,13 @@ pub(super) fn write_loop(mut conn: Conn, rx: Receiver<Request>, run: String) {
                     let _ = r.reply.send(Err(e.clone()));
                 }
             }
-            Err(_) => {
-                // Something in the batch failed: apply each alone, so only
-                // the writes that really fail are refused.
+            Ok(false) | Err(_) => {
+                // Something in the batch failed or was a duplicate: apply
+                // each alone, so only the writes that really fail are
+                // refused.
                 for r in batch {
-                    let alone = conn.with(|c| {
-                        let mut tx = c.transaction()?;
-                        apply_all(&mut tx, &[&r.op], &run)?;
-                        tx.commit()
-                    });
-                    let _ = r.reply.send(alone.map_err(JournalError::Write));
+                    let alone = apply_alone(&mut conn, &r.op, &run);
+                    let _ = r.reply.send(alone);
                 }
             }
         }

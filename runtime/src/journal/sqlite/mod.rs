@@ -20,7 +20,7 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 pub use self::schema::SCHEMA_VERSION;
 use self::schema::{checkpoint_on_close, connect, migrate, open_error};
@@ -105,6 +105,7 @@ fn unfinished(r: &rusqlite::Row<'_>) -> rusqlite::Result<Unfinished> {
             ordering_keys: Vec::new(),
             // Indexed when it was first recorded.
             patient_ids: Vec::new(),
+            dedup_since: None,
         },
     })
 }
@@ -257,13 +258,7 @@ impl SqliteJournal {
 
     /// An attached journal's write, committed on its own.
     fn apply_now(&self, op: &Op) -> Result<(), JournalError> {
-        self.side(|conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(write_err)?;
-            writer::apply(&tx, op).map_err(write_err)?;
-            tx.commit().map_err(write_err)
-        })
+        self.side(|conn| writer::apply_alone(conn, op))
     }
 
     /// A read of the message path.

@@ -4,15 +4,23 @@
 
 use std::sync::mpsc::Receiver;
 
-use crate::journal::write::{Op, Request};
+use crate::journal::write::{Duplicate, Op, Request, dedup_key};
 use crate::journal::{JournalError, NewMessage, Outcome};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 /// Most writes applied in one transaction.
 const MAX_BATCH: usize = 1024;
 
-/// Applies one write inside `tx`.
-pub(super) fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
+/// Applies one write inside `tx`; a message that is a duplicate is not
+/// taken in (one writer applies every write, so the check and the intake
+/// are one step).
+pub(super) fn apply(
+    tx: &rusqlite::Transaction<'_>,
+    op: &Op,
+) -> rusqlite::Result<Result<(), Duplicate>> {
+    if let Some(original) = op.intake().map(|m| earlier(tx, m)).transpose()?.flatten() {
+        return Ok(Err(Duplicate(original)));
+    }
     match op {
         Op::AppendSettled(both) => {
             append(tx, &both.0)?;
@@ -45,7 +53,33 @@ pub(super) fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result
             }
         },
     }
-    Ok(())
+    Ok(Ok(()))
+}
+
+/// The message `m` duplicates, if its source drops duplicates and one was
+/// received within the window.
+fn earlier(tx: &rusqlite::Transaction<'_>, m: &NewMessage) -> rusqlite::Result<Option<String>> {
+    let Some((app, fac, ctrl, since)) = dedup_key(m) else {
+        return Ok(None);
+    };
+    tx.prepare_cached(
+        "SELECT id FROM messages
+         WHERE sending_application = ?1 AND sending_facility = ?2 AND control_id = ?3
+           AND received_at >= ?4
+         LIMIT 1",
+    )?
+    .query_row(params![app, fac, ctrl, since], |r| r.get(0))
+    .optional()
+}
+
+/// Applies `op` in a transaction of its own.
+pub(super) fn apply_alone(conn: &mut Connection, op: &Op) -> Result<(), JournalError> {
+    use super::write_err;
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(write_err)?;
+    apply(&tx, op).map_err(write_err)??;
+    tx.commit().map_err(write_err)
 }
 
 /// Records a message as received (and its holds and patient ids).
@@ -127,30 +161,23 @@ pub(super) fn write_loop(mut conn: Connection, rx: Receiver<Request>) {
         let together = (|| {
             let tx = conn.transaction()?;
             for r in &batch {
-                apply(&tx, &r.op)?;
+                if apply(&tx, &r.op)?.is_err() {
+                    return Ok(false);
+                }
             }
-            tx.commit()
+            tx.commit().map(|()| true)
         })();
-        match together {
-            Ok(()) => {
-                for r in batch {
-                    let _ = r.reply.send(Ok(()));
-                }
+        if let Ok(true) = together {
+            for r in batch {
+                let _ = r.reply.send(Ok(()));
             }
-            Err(_) => {
-                // Something in the batch failed: apply each alone, so only
-                // the writes that really fail are refused.
-                for r in batch {
-                    let alone = (|| {
-                        let tx = conn.transaction()?;
-                        apply(&tx, &r.op)?;
-                        tx.commit()
-                    })();
-                    let _ = r
-                        .reply
-                        .send(alone.map_err(|e| JournalError::Write(e.to_string())));
-                }
-            }
+            continue;
+        }
+        // Something in the batch failed or was a duplicate: apply each
+        // alone, so only the writes that really fail are refused.
+        for r in batch {
+            let alone = apply_alone(&mut conn, &r.op);
+            let _ = r.reply.send(alone);
         }
     }
 }
