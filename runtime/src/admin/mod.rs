@@ -152,6 +152,8 @@ async fn handle(req: Request<Incoming>, caller: Caller, ctx: Arc<Ctx>) -> Reply 
             None => error(StatusCode::NOT_FOUND, "no plugin registry"),
         },
         (_, "/plugins") => method_not_allowed("GET"),
+        (Method::GET, "/nodes") => blocking(move || nodes(&ctx)).await,
+        (_, "/nodes") => method_not_allowed("GET"),
         (Method::POST, "/reload") => {
             needs!(
                 ctx,
@@ -327,6 +329,24 @@ fn status(ctx: &Ctx) -> Reply {
         o.insert("journal".into(), ctx.journal.location().into());
     }
     reply(StatusCode::OK, s)
+}
+
+/// `GET /nodes`: the node runs sharing the journal (PostgreSQL), with
+/// the plugins the running ones do not agree on; SQLite has none.
+fn nodes(ctx: &Ctx) -> Result<Reply, JournalError> {
+    let body = match ctx.journal.nodes()? {
+        Some(nodes) => serde_json::json!({
+            "shared": true,
+            "differing_plugins": crate::journal::nodes::differing(&nodes),
+            "nodes": nodes,
+        }),
+        None => serde_json::json!({
+            "shared": false,
+            "differing_plugins": [],
+            "nodes": [],
+        }),
+    };
+    Ok(reply(StatusCode::OK, body))
 }
 
 /// The metrics as OpenMetrics text, with what is read at each scrape

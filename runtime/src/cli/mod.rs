@@ -7,6 +7,7 @@ mod check;
 mod dev;
 mod messages;
 mod new;
+mod nodes;
 mod plugin;
 mod plugins;
 mod replay;
@@ -86,6 +87,9 @@ enum Command {
     Admin(admin::Args),
     /// The audit trail: who saw which message, who did what; verify it.
     Audit(audit::Args),
+    /// The nodes sharing a PostgreSQL journal: heartbeat, version, plugins,
+    /// claims held, and the plugins they do not agree on.
+    Nodes(nodes::Args),
 }
 
 /// Where the configuration comes from: `--config`, else `./weft.toml`, else
@@ -196,6 +200,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugin(args) => plugin::run(args),
         Command::Admin(args) => admin::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Nodes(args) => nodes::run(args),
     }
 }
 

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod commit;
 #[cfg(test)]
 mod conformance;
+pub mod nodes;
 pub mod postgres;
 pub mod query;
 pub mod retention;
@@ -28,6 +29,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 pub use commit::{Commit, commit_until_done};
+pub use nodes::{Node, NodePlugin, NodeState};
 
 use self::audit::{AuditFilter, Entry, Record, Verdict};
 use self::query::{Detail, Filter, Purged, Reprocessed, Resent, Summary};
@@ -470,6 +472,13 @@ pub trait Journal: Send + Sync {
     /// writes (SQLite) has none: a restart's [`Journal::unfinished`] covers
     /// its own.
     fn take_over(&self, limit: usize) -> Result<Vec<Unfinished>, JournalError>;
+    /// Says which plugins this node run runs (for [`Journal::nodes`]):
+    /// called at start and after every reload.
+    fn set_plugins(&self, plugins: &[NodePlugin]) -> Result<(), JournalError>;
+    /// The node runs sharing this journal: every one not stopped, and the
+    /// latest run of each node name, by name (at most 1,000). `None` for an
+    /// engine only one process writes (SQLite).
+    fn nodes(&self) -> Result<Option<Vec<Node>>, JournalError>;
     /// The latest message from this sender with this control id received at
     /// or after `since` (duplicate detection).
     fn find_recent(

@@ -92,6 +92,22 @@ pub struct Reloader {
     me: std::sync::Weak<Reloader>,
 }
 
+/// Tells the journal which plugins this node runs now (`weft nodes`); a
+/// journal that cannot be told is said, not fatal (the next heartbeat
+/// tells it).
+fn tell_journal(pipeline: &Pipeline, plugins: &BTreeMap<String, Live>) {
+    let list: Vec<crate::journal::NodePlugin> = plugins
+        .iter()
+        .map(|(name, live)| crate::journal::NodePlugin {
+            name: name.clone(),
+            sha256: live.plugin.sha256().to_string(),
+        })
+        .collect();
+    if let Err(e) = pipeline.journal().set_plugins(&list) {
+        tracing::warn!(error = %e, "the journal was not told this node's plugins");
+    }
+}
+
 impl Reloader {
     /// Takes over the plugins `Pipeline::start` was given (`plugins`, as
     /// loaded from `config`). `config_path` is the file to watch (`None`
@@ -126,6 +142,7 @@ impl Reloader {
                 )
             })
             .collect();
+        tell_journal(&pipeline, &live);
         let config_text = config_path
             .as_deref()
             .and_then(|p| std::fs::read_to_string(p).ok())
@@ -346,6 +363,7 @@ impl Reloader {
                 }
                 st.plugins = next;
                 st.config = config;
+                tell_journal(&self.pipeline, &st.plugins);
             }
             Err(e) => {
                 // Checked configs always build; keep everything as it was.

@@ -23,6 +23,7 @@ mod messages;
 mod mllp;
 mod monitoring;
 mod new;
+mod nodes;
 mod phi;
 mod postgres_journal;
 mod reload;

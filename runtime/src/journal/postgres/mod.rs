@@ -19,6 +19,7 @@
 
 mod audit;
 mod conn;
+mod nodes;
 mod operate;
 mod query;
 mod schema;
@@ -39,8 +40,8 @@ use super::audit::{AuditFilter, Entry, Record, Verdict};
 use super::query::{Detail, Filter, Purged, Reprocessed, Resent, Summary};
 use super::write::{Op, Request};
 use super::{
-    Commit, DueDelivery, Journal, JournalError, MessageStatus, NewMessage, Outcome, Recent,
-    Recorded, Unfinished,
+    Commit, DueDelivery, Journal, JournalError, MessageStatus, NewMessage, Node, NodePlugin,
+    Outcome, Recent, Recorded, Unfinished,
 };
 
 /// How many writes may wait for the writer thread before a write waits in
@@ -144,6 +145,9 @@ pub struct PgJournal {
     /// message path's reads.
     side: Mutex<Conn>,
     heartbeat: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The plugins this run runs, as `nodes.plugins` holds them (JSON):
+    /// written when they change and with every heartbeat.
+    plugins: Arc<Mutex<String>>,
     closed: Arc<AtomicBool>,
     /// A command's journal (see [`PgJournal::attach`]): `Some(read_only)`.
     attached: Option<bool>,
@@ -185,6 +189,7 @@ impl PgJournal {
                 &[&run, &node, &now, &(now + lease_ms), &version],
             )
             .map_err(fail)?;
+        nodes::forget_old(&mut setup).map_err(fail)?;
         let writer_conn = Conn::open(url, false).map_err(|e| open_error(&location, e))?;
         let reader = Conn::open(url, false).map_err(|e| open_error(&location, e))?;
         let side = Conn::open(url, false).map_err(|e| open_error(&location, e))?;
@@ -195,11 +200,13 @@ impl PgJournal {
             .name("weft-journal".into())
             .spawn(move || write_loop(writer_conn, rx, writer_run))
             .map_err(|e| open_error(&location, format!("cannot start the writer: {e}")))?;
+        let plugins = Arc::new(Mutex::new("[]".to_string()));
         let heartbeat = {
             let (run, closed, url) = (run.clone(), closed.clone(), url.to_string());
+            let plugins = plugins.clone();
             std::thread::Builder::new()
                 .name("weft-heartbeat".into())
-                .spawn(move || beat(&url, &run, lease, &closed))
+                .spawn(move || beat(&url, &run, lease, &plugins, &closed))
                 .map_err(|e| open_error(&location, format!("cannot start the heartbeat: {e}")))?
         };
         Ok(PgJournal {
@@ -210,6 +217,7 @@ impl PgJournal {
             reader: Mutex::new(reader),
             side: Mutex::new(side),
             heartbeat: Mutex::new(Some(heartbeat)),
+            plugins,
             closed,
             attached: None,
         })
@@ -253,6 +261,7 @@ impl PgJournal {
             reader: Mutex::new(reader),
             side: Mutex::new(side),
             heartbeat: Mutex::new(None),
+            plugins: Arc::new(Mutex::new("[]".into())),
             closed: Arc::new(AtomicBool::new(false)),
             attached: Some(read_only),
         })
@@ -419,6 +428,35 @@ impl Journal for PgJournal {
     // messages, which it is running.
     fn take_over(&self, limit: usize) -> Result<Vec<Unfinished>, JournalError> {
         self.claim_untransformed(false, i64::try_from(limit).unwrap_or(i64::MAX))
+    }
+
+    fn set_plugins(&self, plugins: &[NodePlugin]) -> Result<(), JournalError> {
+        if self.attached.is_some() {
+            return Ok(());
+        }
+        let text = serde_json::to_string(plugins).unwrap_or_else(|_| "[]".into());
+        *self.plugins.lock().unwrap_or_else(PoisonError::into_inner) = text.clone();
+        let run = self.run.clone();
+        self.side
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .with(move |c| {
+                c.execute(
+                    "UPDATE nodes SET plugins = $2 WHERE run = $1",
+                    &[&run, &text],
+                )
+            })
+            .map(|_| ())
+            .map_err(JournalError::Write)
+    }
+
+    fn nodes(&self) -> Result<Option<Vec<Node>>, JournalError> {
+        self.side
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .with(nodes::list)
+            .map(Some)
+            .map_err(read_err)
     }
 
     fn find_recent(
@@ -683,7 +721,7 @@ impl Drop for PgJournal {
 
 /// Beats `run`'s heartbeat every third of `lease` until `closed`, each
 /// beat moving its lease on, reconnecting when the server comes back.
-fn beat(url: &str, run: &str, lease: Duration, closed: &AtomicBool) {
+fn beat(url: &str, run: &str, lease: Duration, plugins: &Mutex<String>, closed: &AtomicBool) {
     let every = lease / 3;
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
     let mut conn: Option<Conn> = None;
@@ -697,10 +735,15 @@ fn beat(url: &str, run: &str, lease: Duration, closed: &AtomicBool) {
             }
             if let Some(c) = conn.as_mut() {
                 let now = super::now_ms();
+                let plugins = plugins
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
                 if let Err(e) = c.with(|c| {
                     c.execute(
-                        "UPDATE nodes SET heartbeat_at = $2, lease_until = $3 WHERE run = $1",
-                        &[&run, &now, &(now + lease_ms)],
+                        "UPDATE nodes SET heartbeat_at = $2, lease_until = $3, plugins = $4
+                         WHERE run = $1",
+                        &[&run, &now, &(now + lease_ms), &plugins],
                     )
                 }) {
                     tracing::warn!("the journal's heartbeat failed: {e}");

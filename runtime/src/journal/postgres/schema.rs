@@ -10,7 +10,7 @@ use postgres::Client;
 use crate::journal::JournalError;
 
 /// The schema version this runtime writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The advisory lock every migration holds (any constant; "weft" in hex).
 const MIGRATION_LOCK: i64 = 0x7765_6674;
@@ -67,6 +67,9 @@ pub(super) fn migrate(client: &mut Client, location: &str) -> Result<(), Journal
     }
     if version < 1 {
         tx.batch_execute(V1).map_err(err)?;
+    }
+    if version < 2 {
+        tx.batch_execute(V2).map_err(err)?;
     }
     tx.execute(
         "INSERT INTO weft_meta (key, value) VALUES ('schema_version', $1)
@@ -179,4 +182,11 @@ CREATE TABLE nodes (
     stopped_at BIGINT
 );
 CREATE INDEX nodes_name ON nodes (name, heartbeat_at);
+";
+
+/// Version 2: the claims each node run holds, found without reading every
+/// message (`weft nodes`). Partial: a claim is cleared as its work is done.
+const V2: &str = "
+CREATE INDEX messages_claimed ON messages (claimed_by) WHERE claimed_by IS NOT NULL;
+CREATE INDEX deliveries_claimed ON deliveries (claimed_by) WHERE claimed_by IS NOT NULL;
 ";

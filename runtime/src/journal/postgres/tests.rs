@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use super::*;
-use crate::journal::test_outcome;
+use crate::journal::{NodeState, test_outcome};
 
 /// The test binary's cluster.
 fn cluster() -> &'static weft_test_postgres::Cluster {
@@ -265,4 +265,60 @@ fn a_command_attached_beside_the_nodes_sees_and_acts_and_a_read_only_one_cannot_
     let err = reader.resend(&["m".to_string()]).unwrap_err().to_string();
     assert!(err.contains("read-only"), "{err}");
     assert!(reader.audit_append(&record("reload", "")).is_err());
+}
+
+#[test]
+fn nodes_are_listed_with_their_plugins_claims_and_state() {
+    let url = cluster().database().unwrap();
+    let (a, b) = (open_on(&url, "edge-a"), open_on(&url, "edge-b"));
+    let plugin = |sha: &str| {
+        vec![NodePlugin {
+            name: "map".into(),
+            sha256: sha.into(),
+        }]
+    };
+    a.set_plugins(&plugin("aa")).unwrap();
+    b.set_plugins(&plugin("aa")).unwrap();
+    a.append(msg("held-by-a")).wait().unwrap();
+    let nodes = a.nodes().unwrap().unwrap();
+    let seen: Vec<(&str, NodeState, u64)> = nodes
+        .iter()
+        .map(|n| (n.name.as_str(), n.state, n.claimed_messages))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("edge-a", NodeState::Running, 1),
+            ("edge-b", NodeState::Running, 0)
+        ]
+    );
+    assert_eq!(nodes[0].plugins, plugin("aa"));
+    assert!(crate::journal::nodes::differing(&nodes).is_empty());
+    // A newer build of the plugin on one node: shown.
+    b.set_plugins(&plugin("bb")).unwrap();
+    let nodes = a.nodes().unwrap().unwrap();
+    assert_eq!(
+        crate::journal::nodes::differing(&nodes)
+            .into_iter()
+            .collect::<Vec<_>>(),
+        ["map"]
+    );
+    // A restarted node: its latest run only, once the old one stopped.
+    b.close();
+    let b2 = open_on(&url, "edge-b");
+    let nodes = a.nodes().unwrap().unwrap();
+    let names: Vec<(&str, NodeState)> = nodes.iter().map(|n| (n.name.as_str(), n.state)).collect();
+    assert_eq!(
+        names,
+        [
+            ("edge-a", NodeState::Running),
+            ("edge-b", NodeState::Running)
+        ]
+    );
+    drop(b2);
+    let nodes = a.nodes().unwrap().unwrap();
+    assert_eq!(nodes[1].state, NodeState::Stopped);
+    // A command's journal lists them too.
+    let reader = PgJournal::attach(&url, true).unwrap();
+    assert_eq!(reader.nodes().unwrap().unwrap().len(), 2);
 }

@@ -372,6 +372,15 @@ impl Journal for SqliteJournal {
         Ok(Vec::new())
     }
 
+    // One process writes this journal: there are no nodes to tell apart.
+    fn set_plugins(&self, _plugins: &[super::NodePlugin]) -> Result<(), JournalError> {
+        Ok(())
+    }
+
+    fn nodes(&self) -> Result<Option<Vec<super::Node>>, JournalError> {
+        Ok(None)
+    }
+
     fn find_recent(
         &self,
         sending_application: &str,

@@ -23,6 +23,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// The status it was answered with.
     pub status: u16,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 /// The running server.
@@ -73,7 +75,7 @@ impl FhirServer {
                                         let (method, content_type, authorization) = (req.method().to_string(), h("content-type"), h("authorization"));
                                         let body = req.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
                                         let status = scr.lock().unwrap().pop_front().unwrap_or(200);
-                                        rec.lock().unwrap().push(Received { method, content_type, authorization, body, status });
+                                        rec.lock().unwrap().push(Received { method, content_type, authorization, body, status, at: std::time::Instant::now() });
                                         let mut resp = hyper::Response::new(Full::new(Bytes::from_static(b"{\"resourceType\":\"Bundle\",\"type\":\"transaction-response\"}")));
                                         *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
                                         if status == 503 {
