@@ -10,7 +10,13 @@ use super::check::Checker;
 use super::keys::{Key, any};
 
 /// The keys of `[journal]`.
-pub(super) const KEYS: &[Key] = &[any("engine"), any("url"), any("node"), any("lease_s")];
+pub(super) const KEYS: &[Key] = &[
+    any("engine"),
+    any("url"),
+    any("node"),
+    any("lease_s"),
+    any("tls"),
+];
 
 /// The default `journal.lease_s`.
 pub const DEFAULT_LEASE_S: u64 = 15;
@@ -35,6 +41,12 @@ pub struct PostgresJournal {
     pub node: String,
     /// How long a node's claims outlive its last heartbeat.
     pub lease: Duration,
+    /// `tls = { ca, cert, key, server_name }`: TLS to the server, which
+    /// must then offer it, its certificate checked against `ca` (else the
+    /// system's CAs) and the host name (or `server_name`); `cert` and
+    /// `key` are a client certificate for servers that ask for one. None:
+    /// plain TCP (or a Unix socket).
+    pub tls: Option<weft_tls::ClientTls>,
 }
 
 impl std::fmt::Debug for PostgresJournal {
@@ -43,6 +55,7 @@ impl std::fmt::Debug for PostgresJournal {
             .field("url", &"(not shown: it may hold a password)")
             .field("node", &self.node)
             .field("lease", &self.lease)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -53,6 +66,7 @@ impl Checker<'_> {
         let mut url = None;
         let mut node = None;
         let mut lease = Duration::from_secs(DEFAULT_LEASE_S);
+        let mut tls = None;
         for entry in t.iter() {
             let k = entry.0.get_ref().as_ref();
             let key = format!("journal.{k}");
@@ -107,16 +121,17 @@ impl Checker<'_> {
                         lease = Duration::from_secs(n);
                     }
                 }
+                "tls" => tls = self.client_tls(entry, &key),
                 _ => {} // not in the key table: reported by `known` above
             }
         }
         match engine.as_ref().map(|(e, at)| (e.as_str(), *at)) {
             None | Some(("sqlite", _)) => {
-                if url.is_some() || node.is_some() {
+                if url.is_some() || node.is_some() || tls.is_some() {
                     self.error(
                         at,
                         "journal.engine",
-                        "url and node are for engine = \"postgres\"; SQLite lives in data_dir",
+                        "url, node and tls are for engine = \"postgres\"; SQLite lives in data_dir",
                     );
                 }
                 JournalConfig::Sqlite
@@ -130,8 +145,31 @@ impl Checker<'_> {
                     );
                     return JournalConfig::Sqlite;
                 };
-                JournalConfig::Postgres(PostgresJournal { url, node, lease })
+                if tls.is_none() && asks_for_tls(&url) {
+                    self.error(
+                        engine_at,
+                        "journal.url",
+                        "the URL's sslmode asks for TLS: set journal.tls (an empty table \
+                         trusts the system's CAs) so the server's certificate is checked",
+                    );
+                }
+                JournalConfig::Postgres(PostgresJournal {
+                    url,
+                    node,
+                    lease,
+                    tls,
+                })
             }
         }
     }
+}
+
+/// Whether a URL's `sslmode` asks for TLS (`require`, `verify-ca`,
+/// `verify-full`): Weft reaches TLS through `journal.tls`, which checks
+/// the server's certificate, never through the URL alone.
+fn asks_for_tls(url: &str) -> bool {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    form_urlencoded::parse(query.as_bytes()).any(|(k, v)| {
+        k == "sslmode" && matches!(v.as_ref(), "require" | "verify-ca" | "verify-full")
+    })
 }

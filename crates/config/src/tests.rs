@@ -509,6 +509,15 @@ fn the_journal_engine_is_chosen_and_checked_without_showing_a_password() {
         ("edge-a", std::time::Duration::from_secs(20))
     );
     assert!(!format!("{c:?}").contains("s3cret"));
+    assert_eq!(pg.tls, None, "plain unless asked");
+    let with_tls = ok.replace("lease_s = 20\n", "tls = { server_name = \"db.example\" }\n");
+    let c = parse(&with_tls, "w.toml", Path::new("/tmp")).unwrap();
+    let JournalConfig::Postgres(pg) = &c.journal else {
+        panic!("{:?}", c.journal)
+    };
+    let tls = pg.tls.as_ref().expect("tls read");
+    assert_eq!(tls.server_name.as_deref(), Some("db.example"));
+    assert_eq!(tls.ca, None, "the system's CAs");
     let longest = ok.replace("edge-a", &"n".repeat(64));
     assert!(
         parse(&longest, "w.toml", Path::new("/tmp")).is_ok(),
@@ -529,7 +538,19 @@ fn the_journal_engine_is_chosen_and_checked_without_showing_a_password() {
         ),
         (
             "[journal]\nurl = \"postgres://db/weft\"\n",
-            "w.toml:1:2: journal.engine: url and node are for engine = \"postgres\"",
+            "w.toml:1:2: journal.engine: url, node and tls are for engine = \"postgres\"",
+        ),
+        (
+            "[journal]\nengine = \"postgres\"\nurl = \"postgres://u:s3cret@db/w?sslmode=require\"\nnode = \"a\"\n",
+            "w.toml:2:10: journal.url: the URL's sslmode asks for TLS: set journal.tls",
+        ),
+        (
+            "[journal]\nengine = \"postgres\"\nurl = \"postgres://db/w\"\nnode = \"a\"\ntls = { ca = \"/nowhere/ca.pem\" }\n",
+            "w.toml:5:14: journal.tls.ca: file /nowhere/ca.pem does not exist",
+        ),
+        (
+            "[journal]\nengine = \"postgres\"\nurl = \"postgres://db/w\"\nnode = \"a\"\ntls = { sni = \"db\" }\n",
+            "w.toml:5:9: journal.tls.sni:",
         ),
         (
             "[journal]\nengine = \"postgres\"\nurl = \"mysql://u:s3cret@db\"\nnode = \"a\"\n",

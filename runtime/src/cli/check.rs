@@ -94,6 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    journal(&config, &mut problems);
     for w in config.warnings() {
         eprintln!("warning: {}: {w}", config.source);
     }
@@ -105,5 +106,50 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("{p}");
         }
         Ok(ExitCode::from(super::EXIT_ERROR))
+    }
+}
+
+/// The journal: where it lives, and for PostgreSQL what the server says
+/// (reached and logged into, its schema, this node's name already
+/// running). A server that cannot be used is a problem.
+fn journal(config: &weft::config::Config, problems: &mut Vec<String>) {
+    let weft::config::JournalConfig::Postgres(pg) = &config.journal else {
+        println!(
+            "journal: SQLite in {}",
+            config.runtime.data_dir.join("journal.db").display()
+        );
+        return;
+    };
+    let server = match weft::journal::postgres::Server::for_config(pg) {
+        Ok(s) => s,
+        Err(e) => {
+            problems.push(format!("{}: journal.tls: {e}", config.source));
+            return;
+        }
+    };
+    match weft::journal::postgres::probe(&server, &pg.node) {
+        Ok(p) => {
+            println!(
+                "journal: PostgreSQL {} at {}{}, {}; node {}, lease {} s",
+                p.server_version,
+                server.location(),
+                if p.tls { " over TLS" } else { "" },
+                p.schema_said(),
+                pg.node,
+                pg.lease.as_secs()
+            );
+            if let Some(ms) = p.same_name_running_ms {
+                println!(
+                    "journal: warning: a node named {} is running (heartbeat {:.0} s ago): \
+                     if that is another machine, give this one its own journal.node",
+                    pg.node,
+                    ms as f64 / 1000.0
+                );
+            }
+            if let Some(problem) = p.problem() {
+                problems.push(format!("{}: journal.url: {problem}", config.source));
+            }
+        }
+        Err(e) => problems.push(format!("{}: journal.url: {e}", config.source)),
     }
 }

@@ -633,14 +633,19 @@ pub fn for_config(
         }
         (weft_config::JournalConfig::Sqlite, Use::Attach(mode)) => attach(data_dir, mode),
         (weft_config::JournalConfig::Sqlite, Use::ReadOnly) => read_only(data_dir),
-        (weft_config::JournalConfig::Postgres(pg), Use::Run) => Ok(Arc::new(
-            postgres::PgJournal::open(&pg.url, &pg.node, env!("CARGO_PKG_VERSION"), pg.lease)?,
+        (weft_config::JournalConfig::Postgres(pg), Use::Run) => {
+            Ok(Arc::new(postgres::PgJournal::open(
+                postgres::Server::for_config(pg)?,
+                &pg.node,
+                env!("CARGO_PKG_VERSION"),
+                pg.lease,
+            )?))
+        }
+        (weft_config::JournalConfig::Postgres(pg), Use::Attach(_)) => Ok(Arc::new(
+            postgres::PgJournal::attach(postgres::Server::for_config(pg)?, false)?,
         )),
-        (weft_config::JournalConfig::Postgres(pg), Use::Attach(_)) => {
-            Ok(Arc::new(postgres::PgJournal::attach(&pg.url, false)?))
-        }
-        (weft_config::JournalConfig::Postgres(pg), Use::ReadOnly) => {
-            Ok(Arc::new(postgres::PgJournal::attach(&pg.url, true)?))
-        }
+        (weft_config::JournalConfig::Postgres(pg), Use::ReadOnly) => Ok(Arc::new(
+            postgres::PgJournal::attach(postgres::Server::for_config(pg)?, true)?,
+        )),
     }
 }

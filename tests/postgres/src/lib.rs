@@ -165,11 +165,90 @@ impl Cluster {
         Ok(self.url(&name))
     }
 
-    /// Runs `sql` in the `postgres` database as the superuser.
+    /// Runs `sql` in the `postgres` database as the superuser (over the
+    /// Unix socket, which [`Cluster::set_hba`] always leaves open).
     pub fn execute(&self, sql: &str) -> Result<(), String> {
-        let mut c = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
+        let said = |e: postgres::Error| match e.as_db_error() {
+            Some(db) => format!("{sql}: {}", db.message()),
+            None => format!("{sql}: {e}"),
+        };
+        let mut c = self.local().map_err(said)?;
+        c.batch_execute(sql).map_err(said)
+    }
+
+    /// A superuser session over the Unix socket.
+    fn local(&self) -> Result<postgres::Client, postgres::Error> {
+        postgres::Config::new()
+            .host_path(self.dir.path())
+            .port(self.port)
+            .user("weft")
+            .dbname("postgres")
+            .connect(postgres::NoTls)
+    }
+
+    /// Replaces the TCP lines of `pg_hba.conf` with `lines` (the Unix
+    /// socket stays trusted for the superuser's helpers) and reloads: for
+    /// tests of a server that wants TLS or a password.
+    pub fn set_hba(&self, lines: &str) -> Result<(), String> {
+        let hba = format!("local all all trust\n{lines}\n");
+        std::fs::write(self.data_dir().join("pg_hba.conf"), hba).map_err(|e| e.to_string())?;
+        self.execute("SELECT pg_reload_conf()")?;
+        // The postmaster rereads on its signal: wait until new sessions see it.
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(())
+    }
+
+    /// Turns TLS on with this certificate chain and key (PEM files, copied
+    /// into the cluster's directory, the key readable by the server's user
+    /// alone), then reloads.
+    pub fn enable_tls(&self, cert: &Path, key: &Path) -> Result<(), String> {
+        let (c, k) = (
+            self.dir.path().join("tls.crt"),
+            self.dir.path().join("tls.key"),
+        );
+        std::fs::copy(cert, &c).map_err(|e| format!("{}: {e}", cert.display()))?;
+        std::fs::copy(key, &k).map_err(|e| format!("{}: {e}", key.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| e.to_string())?;
-        c.batch_execute(sql).map_err(|e| e.to_string())
+        if is_root() {
+            let ok = Command::new("chown")
+                .arg("postgres:postgres")
+                .args([&c, &k])
+                .status()
+                .map_err(|e| format!("chown: {e}"))?
+                .success();
+            if !ok {
+                return Err("cannot give the TLS files to postgres".into());
+            }
+        }
+        // ALTER SYSTEM runs alone, outside any transaction block.
+        for sql in [
+            format!("ALTER SYSTEM SET ssl_cert_file = '{}'", c.display()),
+            format!("ALTER SYSTEM SET ssl_key_file = '{}'", k.display()),
+            "ALTER SYSTEM SET ssl = on".into(),
+            "SELECT pg_reload_conf()".into(),
+        ] {
+            self.execute(&sql)?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut s = self.local().map_err(|e| e.to_string())?;
+            let on: String = s
+                .query_one("SHOW ssl", &[])
+                .map_err(|e| e.to_string())?
+                .get(0);
+            if on == "on" {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the server did not turn TLS on: {}",
+                    std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Stops the server (fast shutdown: sessions are cut), keeping its
@@ -224,7 +303,7 @@ impl Cluster {
                 .map_err(|e| format!("postgres: {e}"))?;
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
-                if postgres::Client::connect(&self.url("postgres"), postgres::NoTls).is_ok() {
+                if self.local().is_ok() {
                     self.guard = child.stdin.take();
                     self.server = Some(child);
                     return Ok(());

@@ -6,23 +6,23 @@
 
 use postgres::Client;
 
-use super::connect;
+use super::Server;
 
 /// A connection that reconnects on its next use once broken.
 pub(super) struct Conn {
-    url: String,
+    server: Server,
     read_only: bool,
     client: Option<Client>,
 }
 
 impl Conn {
-    /// A connection to `url` (read-only sessions if `read_only`), made
+    /// A connection to `server` (read-only sessions if `read_only`), made
     /// now (a wrong URL fails here, at start).
-    pub(super) fn open(url: &str, read_only: bool) -> Result<Conn, String> {
+    pub(super) fn open(server: &Server, read_only: bool) -> Result<Conn, String> {
         Ok(Conn {
-            url: url.to_string(),
+            server: server.clone(),
             read_only,
-            client: Some(connect(url, read_only)?),
+            client: Some(server.connect(read_only)?),
         })
     }
 
@@ -41,7 +41,7 @@ impl Conn {
         f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
     ) -> Result<T, String> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
-            self.client = Some(connect(&self.url, self.read_only)?);
+            self.client = Some(self.server.connect(self.read_only)?);
         }
         let Some(client) = self.client.as_mut() else {
             return Err("not connected".into());
@@ -69,12 +69,23 @@ impl Drop for Conn {
 }
 
 /// An error in one line: the server's message (and its SQLSTATE) when it
-/// sent one, the client's otherwise.
+/// sent one, the client's otherwise with its causes (a TLS handshake's
+/// says which certificate check failed).
 pub(super) fn describe(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
     }
+    let mut said = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !said.contains(&text) {
+            said.push_str(": ");
+            said.push_str(&text);
+        }
+        cause = c.source();
+    }
+    said
 }
 
 /// Runs `f` where the synchronous client may block: on this thread, or,

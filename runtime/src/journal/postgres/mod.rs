@@ -21,8 +21,10 @@ mod audit;
 mod conn;
 mod nodes;
 mod operate;
+mod probe;
 mod query;
 mod schema;
+mod server;
 mod writer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,11 +32,13 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use postgres::{Client, NoTls};
+use postgres::Client;
 
 use self::conn::Conn;
+pub use self::probe::{Probe, probe};
 pub use self::schema::SCHEMA_VERSION;
 use self::schema::{migrate, open_error};
+pub use self::server::{Server, redact};
 use self::writer::write_loop;
 use super::audit::{AuditFilter, Entry, Record, Verdict};
 use super::query::{Detail, Filter, Purged, Reprocessed, Resent, Summary};
@@ -50,51 +54,6 @@ const QUEUE: usize = 4096;
 
 /// How long a node run's claims outlive its last heartbeat, by default.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(weft_config::DEFAULT_LEASE_S);
-
-/// Connects to `url` (TLS to PostgreSQL comes with the engine's
-/// configuration).
-fn connect(url: &str, read_only: bool) -> Result<Client, String> {
-    conn::outside_runtime(|| connect_here(url, read_only).map_err(|e| conn::describe(&e)))
-        .and_then(|r| r)
-}
-
-fn connect_here(url: &str, read_only: bool) -> Result<Client, postgres::Error> {
-    let mut config: postgres::Config = url.parse()?;
-    config.application_name("weft");
-    if read_only {
-        // Every transaction of the session, whatever it runs.
-        config.options("-c default_transaction_read_only=on");
-    }
-    config.connect_timeout(Duration::from_secs(10));
-    let mut client = config.connect(NoTls)?;
-    // ACK after COMMIT: the commit is durable on the server before any
-    // sender hears of it, whatever the server's default.
-    client.batch_execute("SET synchronous_commit = on")?;
-    Ok(client)
-}
-
-/// The URL without its password, for operators and errors.
-pub fn redact(url: &str) -> String {
-    match url.parse::<postgres::Config>() {
-        Ok(c) => {
-            let host = c
-                .get_hosts()
-                .first()
-                .map(|h| match h {
-                    postgres::config::Host::Tcp(name) => name.clone(),
-                    postgres::config::Host::Unix(path) => path.display().to_string(),
-                })
-                .unwrap_or_default();
-            let port = c.get_ports().first().copied().unwrap_or(5432);
-            format!(
-                "postgres://{}@{host}:{port}/{}",
-                c.get_user().unwrap_or(""),
-                c.get_dbname().unwrap_or("")
-            )
-        }
-        Err(_) => "postgres://(a URL that does not parse)".into(),
-    }
-}
 
 fn read_err(e: String) -> JournalError {
     JournalError::Read(e)
@@ -154,30 +113,33 @@ pub struct PgJournal {
 }
 
 impl PgJournal {
-    /// Connects to `url`, brings the schema up to date (a newer one is an
+    /// Connects to `server`, brings the schema up to date (a newer one is an
     /// error), registers this process as a run of node `node` with
     /// `version`, and starts the writer and the heartbeat. Claims of this
     /// run hold until `lease` after its last heartbeat (beaten every third
     /// of it).
     pub fn open(
-        url: &str,
+        server: impl Into<Server>,
         node: &str,
         version: &str,
         lease: Duration,
     ) -> Result<PgJournal, JournalError> {
-        conn::outside_runtime(|| PgJournal::open_here(url, node, version, lease))
-            .map_err(|e| open_error(&redact(url), e))?
+        let server = server.into();
+        conn::outside_runtime(|| PgJournal::open_here(&server, node, version, lease))
+            .map_err(|e| open_error(&server.location(), e))?
     }
 
     fn open_here(
-        url: &str,
+        server: &Server,
         node: &str,
         version: &str,
         lease: Duration,
     ) -> Result<PgJournal, JournalError> {
-        let location = redact(url);
+        let location = server.location();
         let fail = |e: postgres::Error| open_error(&location, conn::describe(&e));
-        let mut setup = connect(url, false).map_err(|e| open_error(&location, e))?;
+        let mut setup = server
+            .connect(false)
+            .map_err(|e| open_error(&location, e))?;
         migrate(&mut setup, &location)?;
         let run = uuid::Uuid::now_v7().to_string();
         let now = super::now_ms();
@@ -190,9 +152,9 @@ impl PgJournal {
             )
             .map_err(fail)?;
         nodes::forget_old(&mut setup).map_err(fail)?;
-        let writer_conn = Conn::open(url, false).map_err(|e| open_error(&location, e))?;
-        let reader = Conn::open(url, false).map_err(|e| open_error(&location, e))?;
-        let side = Conn::open(url, false).map_err(|e| open_error(&location, e))?;
+        let writer_conn = Conn::open(server, false).map_err(|e| open_error(&location, e))?;
+        let reader = Conn::open(server, false).map_err(|e| open_error(&location, e))?;
+        let side = Conn::open(server, false).map_err(|e| open_error(&location, e))?;
         let closed = Arc::new(AtomicBool::new(false));
         let (tx, rx) = sync_channel::<Request>(QUEUE);
         let writer_run = run.clone();
@@ -202,11 +164,11 @@ impl PgJournal {
             .map_err(|e| open_error(&location, format!("cannot start the writer: {e}")))?;
         let plugins = Arc::new(Mutex::new("[]".to_string()));
         let heartbeat = {
-            let (run, closed, url) = (run.clone(), closed.clone(), url.to_string());
+            let (run, closed, server) = (run.clone(), closed.clone(), server.clone());
             let plugins = plugins.clone();
             std::thread::Builder::new()
                 .name("weft-heartbeat".into())
-                .spawn(move || beat(&url, &run, lease, &plugins, &closed))
+                .spawn(move || beat(&server, &run, lease, &plugins, &closed))
                 .map_err(|e| open_error(&location, format!("cannot start the heartbeat: {e}")))?
         };
         Ok(PgJournal {
@@ -228,15 +190,18 @@ impl PgJournal {
     /// thread, each write committed on its own; its schema is brought up
     /// to date when behind. `read_only`: every session is read-only on the
     /// server, the schema must be this runtime's, and writes fail.
-    pub fn attach(url: &str, read_only: bool) -> Result<PgJournal, JournalError> {
-        conn::outside_runtime(|| PgJournal::attach_here(url, read_only))
-            .map_err(|e| open_error(&redact(url), e))?
+    pub fn attach(server: impl Into<Server>, read_only: bool) -> Result<PgJournal, JournalError> {
+        let server = server.into();
+        conn::outside_runtime(|| PgJournal::attach_here(&server, read_only))
+            .map_err(|e| open_error(&server.location(), e))?
     }
 
-    fn attach_here(url: &str, read_only: bool) -> Result<PgJournal, JournalError> {
-        let location = redact(url);
+    fn attach_here(server: &Server, read_only: bool) -> Result<PgJournal, JournalError> {
+        let location = server.location();
         let fail = |e: postgres::Error| open_error(&location, conn::describe(&e));
-        let mut setup = connect(url, read_only).map_err(|e| open_error(&location, e))?;
+        let mut setup = server
+            .connect(read_only)
+            .map_err(|e| open_error(&location, e))?;
         if read_only {
             let version = schema::version(&mut setup).map_err(fail)?;
             if version != SCHEMA_VERSION {
@@ -251,8 +216,8 @@ impl PgJournal {
         } else {
             migrate(&mut setup, &location)?;
         }
-        let reader = Conn::open(url, read_only).map_err(|e| open_error(&location, e))?;
-        let side = Conn::open(url, read_only).map_err(|e| open_error(&location, e))?;
+        let reader = Conn::open(server, read_only).map_err(|e| open_error(&location, e))?;
+        let side = Conn::open(server, read_only).map_err(|e| open_error(&location, e))?;
         Ok(PgJournal {
             location,
             run: format!("command-{}", uuid::Uuid::now_v7()),
@@ -721,7 +686,7 @@ impl Drop for PgJournal {
 
 /// Beats `run`'s heartbeat every third of `lease` until `closed`, each
 /// beat moving its lease on, reconnecting when the server comes back.
-fn beat(url: &str, run: &str, lease: Duration, plugins: &Mutex<String>, closed: &AtomicBool) {
+fn beat(server: &Server, run: &str, lease: Duration, plugins: &Mutex<String>, closed: &AtomicBool) {
     let every = lease / 3;
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
     let mut conn: Option<Conn> = None;
@@ -731,7 +696,7 @@ fn beat(url: &str, run: &str, lease: Duration, plugins: &Mutex<String>, closed: 
         if waited >= every {
             waited = Duration::ZERO;
             if conn.is_none() {
-                conn = Conn::open(url, false).ok();
+                conn = Conn::open(server, false).ok();
             }
             if let Some(c) = conn.as_mut() {
                 let now = super::now_ms();

@@ -4,6 +4,8 @@
 
 use std::sync::OnceLock;
 
+use postgres::NoTls;
+
 use super::*;
 use crate::journal::{NodeState, test_outcome};
 
