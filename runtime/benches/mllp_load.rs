@@ -24,6 +24,8 @@
 
 #[path = "../tests/all/common/mod.rs"]
 mod common;
+#[path = "common/load.rs"]
+mod load;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, mpsc};
@@ -31,77 +33,7 @@ use std::time::{Duration, Instant};
 
 use common::pki::Pki;
 use common::run::{Client, TlsClient, Weft, a01, adt_config};
-
-/// A sender that waits for each ACK: MSA-1 of the answer.
-trait Sender: Send {
-    fn exchange(&mut self, message: &[u8]) -> String;
-}
-
-impl Sender for Client {
-    fn exchange(&mut self, message: &[u8]) -> String {
-        Client::exchange(self, message).code
-    }
-}
-
-impl Sender for TlsClient {
-    fn exchange(&mut self, message: &[u8]) -> String {
-        TlsClient::exchange(self, message)
-    }
-}
-
-type Connect = Arc<dyn Fn() -> Box<dyn Sender> + Send + Sync>;
-
-fn plain(addr: SocketAddr) -> Connect {
-    Arc::new(move || Box::new(Client::connect(addr)) as Box<dyn Sender>)
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:7.2} ms", d.as_secs_f64() * 1e3)
-}
-
-fn closed_loop(
-    connect: &Connect,
-    connections: usize,
-    secs: u64,
-    tag: &str,
-) -> (usize, Vec<Duration>, Duration) {
-    let start = Instant::now();
-    let until = start + Duration::from_secs(secs);
-    let threads: Vec<_> = (0..connections)
-        .map(|c| {
-            let tag = tag.to_string();
-            let connect = connect.clone();
-            std::thread::spawn(move || {
-                let mut client = connect();
-                let mut lat = Vec::new();
-                let mut i = 0;
-                while Instant::now() < until {
-                    let msg = a01(&format!("{tag}-{c}-{i}"), &format!("{c}x{i}"));
-                    let t = Instant::now();
-                    let code = client.exchange(&msg);
-                    lat.push(t.elapsed());
-                    assert_eq!(code, "AA");
-                    i += 1;
-                }
-                lat
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for t in threads {
-        all.extend(t.join().unwrap());
-    }
-    let elapsed = start.elapsed();
-    all.sort();
-    (all.len(), all, elapsed)
-}
+use load::{Connect, Sender, closed_loop, ms, pct, plain};
 
 fn open_loop(weft: &Weft, connections: usize, rate: u64, secs: u64) -> (usize, Vec<Duration>) {
     let addr = weft.addr;

@@ -1,0 +1,186 @@
+//! Nodes sharing a PostgreSQL journal beside one node on SQLite:
+//! `cargo bench -p weft --bench nodes`.
+//!
+//! Each message goes through site-normalize and adt-to-fhir to each node's
+//! own file destination (atomic write + fsync); the source ACKs after the
+//! intake's commit (`ack = "after-commit"`: on PostgreSQL, after its COMMIT
+//! with `synchronous_commit = on`). The PostgreSQL server is the test one
+//! (Debian's package, `initdb` into a temporary directory) with `fsync` on.
+//! For SQLite with one node and PostgreSQL with 1, 2 and 3 nodes, prints
+//! the ACK rate and latency (p50/p99) at 8 and 64 connections spread
+//! evenly over the nodes; every ACKed message is checked delivered before
+//! the next configuration starts. On one machine the nodes share its
+//! cores with each other and with the server: the figures show the
+//! overhead of the shared journal, not scale-out.
+//! Then failover: three nodes with `lease_s = 5`; one is sent a burst and
+//! killed (SIGKILL) as its last ACK arrives; printed is the time from the
+//! kill to the first of its messages delivered by another node, and until
+//! all of them are.
+//! `WEFT_BENCH_SECS` sets each run's length (default 5; 1 when run as a
+//! test), `WEFT_BENCH_ONLY=throughput,failover` picks sections.
+
+#[path = "../tests/all/common/mod.rs"]
+mod common;
+#[path = "common/load.rs"]
+mod load;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::run::{Weft, adt_config};
+use load::{closed_loop, ms, pct, spread};
+
+/// The configuration of node `name` of the journal at `url` (SQLite when
+/// `url` is None).
+fn node(url: Option<&str>, name: &str, lease_s: u64) -> Weft {
+    let journal = match url {
+        Some(url) => format!(
+            "[journal]\nengine = \"postgres\"\nurl = \"{url}\"\nnode = \"{name}\"\nlease_s = {lease_s}\n"
+        ),
+        None => String::new(),
+    };
+    let extra = format!("[runtime]\nshutdown_grace_s = 600\n{journal}");
+    Weft::start(|d| adt_config(d, "after-commit", &extra))
+}
+
+/// Every node's written outputs.
+fn delivered(nodes: &[Weft]) -> usize {
+    nodes.iter().map(|n| n.out_files().len()).sum()
+}
+
+/// Waits (ten minutes at most) until `sent` outputs are written across the
+/// nodes, stops them, and checks every ACKed message was delivered.
+fn drain_and_stop(nodes: &mut [Weft], sent: usize) -> Duration {
+    let drain = Instant::now();
+    while delivered(nodes) < sent && drain.elapsed() < Duration::from_secs(600) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let drained = drain.elapsed();
+    for n in nodes.iter_mut() {
+        assert_eq!(n.stop(), 0, "{}", n.log_text());
+    }
+    assert_eq!(delivered(nodes), sent, "every ACKed message was delivered");
+    drained
+}
+
+fn throughput(cluster: &weft_test_postgres::Cluster, secs: u64) {
+    println!(
+        "{:<22} {:>5} {:>10} {:>11} {:>11}",
+        "journal", "conns", "msgs/s", "p50 ACK", "p99 ACK"
+    );
+    for (label, count) in [
+        ("SQLite, 1 node", 0usize),
+        ("PostgreSQL, 1 node", 1),
+        ("PostgreSQL, 2 nodes", 2),
+        ("PostgreSQL, 3 nodes", 3),
+    ] {
+        let url = (count > 0).then(|| cluster.database().expect("a database"));
+        let mut nodes: Vec<Weft> = (0..count.max(1))
+            .map(|i| node(url.as_deref(), &format!("edge-{i}"), 15))
+            .collect();
+        let connect = spread(nodes.iter().map(|n| n.addr).collect());
+        let mut sent = 0;
+        for conns in [8usize, 64] {
+            let (n, lat, elapsed) =
+                closed_loop(&connect, conns, secs, &format!("T{count}-{conns}"));
+            sent += n;
+            println!(
+                "{label:<22} {conns:>5} {:>10.0} {} {}",
+                n as f64 / elapsed.as_secs_f64(),
+                ms(pct(&lat, 0.5)),
+                ms(pct(&lat, 0.99)),
+            );
+        }
+        let drained = drain_and_stop(&mut nodes, sent);
+        println!(
+            "{label:<22} all {sent} delivered; the destinations' backlog drained {:.1} s after the load",
+            drained.as_secs_f64()
+        );
+    }
+}
+
+fn failover(cluster: &weft_test_postgres::Cluster) {
+    const LEASE_S: u64 = 5;
+    const BURST: usize = 400;
+    let url = cluster.database().expect("a database");
+    let mut nodes: Vec<Weft> = (0..3)
+        .map(|i| node(Some(&url), &format!("edge-{i}"), LEASE_S))
+        .collect();
+    // A burst at edge-1 alone, then SIGKILL as its last ACK arrives: what
+    // it accepted and had not yet delivered is the others' to take over.
+    let connect = spread(vec![nodes[1].addr]);
+    let threads: Vec<_> = (0..8)
+        .map(|c| {
+            let connect = connect.clone();
+            std::thread::spawn(move || {
+                let mut client = connect();
+                for i in 0..BURST / 8 {
+                    let msg = common::run::a01(&format!("FO-{c}-{i}"), &format!("F{c}x{i}"));
+                    assert_eq!(client.exchange(&msg), "AA");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a sender");
+    }
+    nodes[1].kill();
+    let killed = Instant::now();
+    // Outputs by name: one edge-1 wrote and then died before recording is
+    // written again by its taker (at least once), and counted once.
+    let names = |n: &Weft| -> BTreeSet<String> {
+        n.out_files()
+            .iter()
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
+            .collect()
+    };
+    let own = names(&nodes[1]);
+    let taken = |nodes: &[Weft]| -> BTreeSet<String> {
+        names(&nodes[0]).union(&names(&nodes[2])).cloned().collect()
+    };
+    let mut first = None;
+    let mut all = BTreeSet::new();
+    while all.len() < BURST && killed.elapsed() < Duration::from_secs(300) {
+        let by_others = taken(&nodes);
+        if first.is_none() && !by_others.is_empty() {
+            first = Some(killed.elapsed());
+        }
+        all = own.union(&by_others).cloned().collect();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let done = killed.elapsed();
+    let first = first.unwrap_or(done);
+    println!(
+        "failover (3 nodes, lease_s = {LEASE_S}): {BURST} messages ACKed by edge-1, {} delivered by it before \
+         SIGKILL; the first of the rest delivered by another node {:.2} s after the kill, all {:.2} s after",
+        own.len(),
+        first.as_secs_f64(),
+        done.as_secs_f64()
+    );
+    assert_eq!(all.len(), BURST, "every ACKed message was delivered");
+    for i in [0, 2] {
+        assert_eq!(nodes[i].stop(), 0, "{}", nodes[i].log_text());
+    }
+}
+
+fn main() {
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let secs: u64 = std::env::var("WEFT_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if quick { 1 } else { 5 });
+    let only = std::env::var("WEFT_BENCH_ONLY").unwrap_or_default();
+    let wants = |section: &str| only.is_empty() || only.split(',').any(|s| s.trim() == section);
+    println!(
+        "weft run over MLLP, site-normalize + adt-to-fhir -> file destination (fsync), ack after-commit, \
+         {} cores shared by every node and the PostgreSQL server (fsync on)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let cluster = weft_test_postgres::Cluster::start(true).expect("a PostgreSQL server");
+    if wants("throughput") {
+        throughput(&cluster, secs);
+    }
+    if wants("failover") {
+        failover(&cluster);
+    }
+}
