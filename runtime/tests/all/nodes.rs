@@ -296,14 +296,25 @@ fn three_nodes_lose_nothing_and_keep_each_patients_order_when_one_is_killed() {
         sent.acked_by.len(),
         sent.refused
     );
-    // The killed node is listed as lapsed, its work taken: no claims.
-    let (code, out) = weft_cli(&["nodes", "-c", &config_a]);
-    assert_eq!(code, 0, "{out}");
-    let b_line = out
-        .lines()
-        .find(|l| l.starts_with("edge-b"))
-        .unwrap_or_default();
-    assert!(b_line.contains("lapsed"), "{out}");
+    // The killed node is listed as lapsed once its lease (3 s after its
+    // last heartbeat) runs out, and holds no claims.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, out) = weft_cli(&["nodes", "-c", &config_a]);
+        assert_eq!(code, 0, "{out}");
+        let b_line = out
+            .lines()
+            .find(|l| l.starts_with("edge-b"))
+            .unwrap_or_default()
+            .to_string();
+        let fields: Vec<&str> = b_line.split_whitespace().collect();
+        if fields.get(1) == Some(&"lapsed") {
+            assert_eq!(fields.get(6..8), Some(&["0", "0"][..]), "{out}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "edge-b never lapsed: {out}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     for i in [0, 2] {
         let weft = &mut nodes[i].0;
         assert_eq!(weft.stop(), 0, "{}", weft.log_text());

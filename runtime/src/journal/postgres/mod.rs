@@ -52,6 +52,11 @@ use super::{
 /// its [`Commit`] for room.
 const QUEUE: usize = 4096;
 
+/// The server's clock in milliseconds since the epoch, as SQL. Leases are
+/// stamped and compared with it, never with a node's own clock, so nodes
+/// whose clocks disagree still agree on whose lease has run out.
+pub(super) const SERVER_NOW: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::BIGINT";
+
 /// How long a node run's claims outlive its last heartbeat, by default.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(weft_config::DEFAULT_LEASE_S);
 
@@ -142,13 +147,14 @@ impl PgJournal {
             .map_err(|e| open_error(&location, e))?;
         migrate(&mut setup, &location)?;
         let run = uuid::Uuid::now_v7().to_string();
-        let now = super::now_ms();
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
         setup
             .execute(
-                "INSERT INTO nodes (run, name, started_at, heartbeat_at, lease_until, version)
-                 VALUES ($1, $2, $3, $3, $4, $5)",
-                &[&run, &node, &now, &(now + lease_ms), &version],
+                &format!(
+                    "INSERT INTO nodes (run, name, started_at, heartbeat_at, lease_until, version)
+                     VALUES ($1, $2, {SERVER_NOW}, {SERVER_NOW}, {SERVER_NOW} + $3, $4)"
+                ),
+                &[&run, &node, &lease_ms, &version],
             )
             .map_err(fail)?;
         nodes::forget_old(&mut setup).map_err(fail)?;
@@ -274,14 +280,13 @@ impl PgJournal {
     }
 
     /// The SQL condition "claim `column` holds for nobody else": unclaimed,
-    /// claimed by this run, or by a run stopped or whose lease ran out
-    /// (this run's id and the time are the parameters numbered `run` and
-    /// `now`).
-    fn free(column: &str, run: usize, now: usize) -> String {
+    /// claimed by this run, or by a run stopped or whose lease ran out by
+    /// the server's clock (this run's id is the parameter numbered `run`).
+    fn free(column: &str, run: usize) -> String {
         format!(
             "({column} IS NULL OR {column} = ${run}::TEXT OR NOT EXISTS (
                SELECT 1 FROM nodes n WHERE n.run = {column}
-                 AND n.stopped_at IS NULL AND n.lease_until > ${now}::BIGINT))"
+                 AND n.stopped_at IS NULL AND n.lease_until > {SERVER_NOW}))"
         )
     }
 
@@ -290,14 +295,14 @@ impl PgJournal {
     /// oldest first.
     fn claim_untransformed(&self, own: bool, limit: i64) -> Result<Vec<Unfinished>, JournalError> {
         let free = if own {
-            PgJournal::free("m.claimed_by", 1, 2)
+            PgJournal::free("m.claimed_by", 1)
         } else {
             format!(
                 "m.claimed_by IS DISTINCT FROM $1 AND {}",
-                PgJournal::free("m.claimed_by", 1, 2)
+                PgJournal::free("m.claimed_by", 1)
             )
         };
-        let (run, now) = (self.run.clone(), super::now_ms());
+        let run = self.run.clone();
         self.read(|c| {
             let rows = c.query(
                 &format!(
@@ -305,11 +310,11 @@ impl PgJournal {
                        SELECT m.id FROM messages m
                        WHERE m.status = 'received' AND {free}
                          AND m.id NOT IN (SELECT message_id FROM reprocess)
-                       ORDER BY m.seq LIMIT $3
+                       ORDER BY m.seq LIMIT $2
                        FOR UPDATE SKIP LOCKED)
                      RETURNING {UNFINISHED}, seq"
                 ),
-                &[&run, &now, &limit],
+                &[&run, &limit],
             )?;
             let mut out: Vec<(i64, Unfinished)> =
                 rows.iter().map(|r| (r.get(12), unfinished(r))).collect();
@@ -400,7 +405,10 @@ impl Journal for PgJournal {
             return Ok(());
         }
         let text = serde_json::to_string(plugins).unwrap_or_else(|_| "[]".into());
-        *self.plugins.lock().unwrap_or_else(PoisonError::into_inner) = text.clone();
+        // Held while written, as the heartbeat holds it while it writes: a
+        // beat that read the list before cannot land after and undo it.
+        let mut held = self.plugins.lock().unwrap_or_else(PoisonError::into_inner);
+        held.clone_from(&text);
         let run = self.run.clone();
         self.side
             .lock()
@@ -461,8 +469,8 @@ impl Journal for PgJournal {
         limit: usize,
         busy: &[i64],
     ) -> Result<Vec<DueDelivery>, JournalError> {
-        let free = PgJournal::free("d.claimed_by", 6, 5);
-        let (run, clock) = (self.run.clone(), super::now_ms());
+        let free = PgJournal::free("d.claimed_by", 5);
+        let run = self.run.clone();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let busy = busy.to_vec();
         self.read(|c| {
@@ -484,13 +492,13 @@ impl Journal for PgJournal {
                              AND h.message_seq < d.message_seq)
                        ORDER BY d.id LIMIT $3
                        FOR UPDATE OF d SKIP LOCKED)
-                     UPDATE deliveries SET claimed_by = $6 FROM picked, messages m
+                     UPDATE deliveries SET claimed_by = $5 FROM picked, messages m
                      WHERE deliveries.id = picked.id AND m.id = deliveries.message_id
                      RETURNING deliveries.id, deliveries.message_id, m.control_id, m.message_type,
                        m.received_at, deliveries.n, deliveries.content_type, deliveries.body,
                        deliveries.attempts"
                 ),
-                &[&destination, &now, &limit, &busy, &clock, &run],
+                &[&destination, &now, &limit, &busy, &run],
             )?;
             let mut out: Vec<DueDelivery> = rows
                 .iter()
@@ -516,15 +524,16 @@ impl Journal for PgJournal {
     // does not poll hard for work another holds; a lapsed claim shows up
     // at the next poll.
     fn next_due(&self, destination: &str) -> Result<Option<i64>, JournalError> {
-        let now = super::now_ms();
         self.read(|c| {
             c.query_one(
-                "SELECT MIN(d.next_attempt_at) FROM deliveries d
-                 WHERE d.destination = $1 AND d.state = 'pending'
-                   AND (d.claimed_by IS NULL OR NOT EXISTS (
-                     SELECT 1 FROM nodes n WHERE n.run = d.claimed_by
-                       AND n.stopped_at IS NULL AND n.lease_until > $2))",
-                &[&destination, &now],
+                &format!(
+                    "SELECT MIN(d.next_attempt_at) FROM deliveries d
+                     WHERE d.destination = $1 AND d.state = 'pending'
+                       AND (d.claimed_by IS NULL OR NOT EXISTS (
+                         SELECT 1 FROM nodes n WHERE n.run = d.claimed_by
+                           AND n.stopped_at IS NULL AND n.lease_until > {SERVER_NOW}))"
+                ),
+                &[&destination],
             )
             .map(|r| r.get(0))
         })
@@ -664,15 +673,15 @@ impl Journal for PgJournal {
         if self.attached.is_some() {
             return;
         }
-        let (run, now) = (self.run.clone(), super::now_ms());
+        let run = self.run.clone();
         let _ = self
             .reader
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .with(|c| {
                 c.execute(
-                    "UPDATE nodes SET stopped_at = $2 WHERE run = $1",
-                    &[&run, &now],
+                    &format!("UPDATE nodes SET stopped_at = {SERVER_NOW} WHERE run = $1"),
+                    &[&run],
                 )
             });
     }
@@ -699,16 +708,17 @@ fn beat(server: &Server, run: &str, lease: Duration, plugins: &Mutex<String>, cl
                 conn = Conn::open(server, false).ok();
             }
             if let Some(c) = conn.as_mut() {
-                let now = super::now_ms();
-                let plugins = plugins
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .clone();
+                // Held while written (see set_plugins).
+                let plugins = plugins.lock().unwrap_or_else(PoisonError::into_inner);
+                let text = plugins.clone();
                 if let Err(e) = c.with(|c| {
                     c.execute(
-                        "UPDATE nodes SET heartbeat_at = $2, lease_until = $3, plugins = $4
-                         WHERE run = $1",
-                        &[&run, &now, &(now + lease_ms), &plugins],
+                        &format!(
+                            "UPDATE nodes SET heartbeat_at = {SERVER_NOW},
+                               lease_until = {SERVER_NOW} + $2, plugins = $3
+                             WHERE run = $1"
+                        ),
+                        &[&run, &lease_ms, &text],
                     )
                 }) {
                     tracing::warn!("the journal's heartbeat failed: {e}");

@@ -3,6 +3,7 @@
 
 use postgres::Client;
 
+use super::SERVER_NOW;
 use crate::journal::{Node, NodePlugin, NodeState};
 
 /// Most runs listed.
@@ -16,7 +17,8 @@ pub(super) const KEEP_STOPPED_MS: i64 = 7 * 24 * 3600 * 1000;
 /// over), and each node name's latest run, by name then newest first,
 /// with the claims each holds.
 pub(super) fn list(c: &mut Client) -> Result<Vec<Node>, postgres::Error> {
-    let now = crate::journal::now_ms();
+    // Leases are the server's clock's; so is "now" here (one reading).
+    let now: i64 = c.query_one(&format!("SELECT {SERVER_NOW}"), &[])?.get(0);
     let rows = c.query(
         "SELECT n.name, n.run, n.version, n.started_at, n.heartbeat_at, n.lease_until,
            n.stopped_at, n.plugins,
@@ -55,10 +57,12 @@ pub(super) fn list(c: &mut Client) -> Result<Vec<Node>, postgres::Error> {
 /// Forgets the runs stopped more than [`KEEP_STOPPED_MS`] ago, keeping each
 /// name's latest.
 pub(super) fn forget_old(c: &mut Client) -> Result<u64, postgres::Error> {
-    let before = crate::journal::now_ms() - KEEP_STOPPED_MS;
     c.execute(
-        "DELETE FROM nodes WHERE stopped_at < $1
-           AND run NOT IN (SELECT DISTINCT ON (name) run FROM nodes ORDER BY name, started_at DESC)",
-        &[&before],
+        &format!(
+            "DELETE FROM nodes WHERE stopped_at < {SERVER_NOW} - $1
+               AND run NOT IN
+                 (SELECT DISTINCT ON (name) run FROM nodes ORDER BY name, started_at DESC)"
+        ),
+        &[&KEEP_STOPPED_MS],
     )
 }

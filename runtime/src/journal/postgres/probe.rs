@@ -3,7 +3,7 @@
 //! whether this node's name is already running. Nothing is written.
 
 use super::schema::{self, SCHEMA_VERSION};
-use super::{Server, conn};
+use super::{SERVER_NOW, Server, conn};
 use crate::journal::JournalError;
 
 /// What the server answered.
@@ -76,15 +76,16 @@ pub fn probe(server: &Server, node: &str) -> Result<Probe, JournalError> {
             .map_err(fail)?
             .get(0);
         let same_name_running_ms = if schema >= 1 {
-            let now = crate::journal::now_ms();
             c.query_one(
-                "SELECT max(heartbeat_at) FROM nodes
-                 WHERE name = $1 AND stopped_at IS NULL AND lease_until > $2",
-                &[&node, &now],
+                &format!(
+                    "SELECT {SERVER_NOW} - max(heartbeat_at) FROM nodes
+                     WHERE name = $1 AND stopped_at IS NULL AND lease_until > {SERVER_NOW}"
+                ),
+                &[&node],
             )
             .map_err(fail)?
             .get::<_, Option<i64>>(0)
-            .map(|at| (now - at).max(0))
+            .map(|ago| ago.max(0))
         } else {
             None
         };
