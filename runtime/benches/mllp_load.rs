@@ -264,15 +264,8 @@ fn drain_and_stop(weft: &mut Weft, sent: usize) -> Duration {
 }
 
 fn main() {
-    let quick = !std::env::args().any(|a| a == "--bench");
-    let secs: u64 = std::env::var("WEFT_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if quick { 1 } else { 5 });
-    let rate: u64 = std::env::var("WEFT_BENCH_RATE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if quick { 500 } else { 5000 });
+    let secs = load::env_or("WEFT_BENCH_SECS", 1, 5);
+    let rate = load::env_or("WEFT_BENCH_RATE", 500, 5000);
     println!(
         "weft run over MLLP, site-normalize + adt-to-fhir -> file destination (fsync), ack after-transform, {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())

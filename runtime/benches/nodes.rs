@@ -164,11 +164,7 @@ fn failover(cluster: &weft_test_postgres::Cluster) {
 }
 
 fn main() {
-    let quick = !std::env::args().any(|a| a == "--bench");
-    let secs: u64 = std::env::var("WEFT_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if quick { 1 } else { 5 });
+    let secs = load::env_or("WEFT_BENCH_SECS", 1, 5);
     let only = std::env::var("WEFT_BENCH_ONLY").unwrap_or_default();
     let wants = |section: &str| only.is_empty() || only.split(',').any(|s| s.trim() == section);
     println!(

@@ -98,3 +98,18 @@ pub fn spread(addrs: Vec<SocketAddr>) -> Connect {
         Box::new(Client::connect(addrs[i])) as Box<dyn Sender>
     })
 }
+
+/// Whether cargo runs the bench as a bench (`cargo bench`), not as a quick
+/// check (`cargo test --benches`).
+pub fn full() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// A number from the environment variable `name`, else `quick` when run
+/// as a quick check, `full` as a bench.
+pub fn env_or(name: &str, quick: u64, full: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if self::full() { full } else { quick })
+}

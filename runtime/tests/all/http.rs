@@ -563,17 +563,7 @@ fn a_destination_down_for_a_while_gets_everything_in_per_patient_order() {
     });
     let mut got: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for r in server.accepted() {
-        let b: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-        let patient = &b["entry"][0]["resource"];
-        let mrn = patient["identifier"][0]["value"]
-            .as_str()
-            .unwrap_or_default()
-            .trim_start_matches("EDGE-")
-            .to_string();
-        let ctrl = patient["name"][0]["given"][0]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let (ctrl, mrn) = crate::common::fhir_server::control_id_and_mrn(&r.body);
         got.entry(mrn).or_default().push(ctrl);
     }
     assert_eq!(

@@ -123,23 +123,6 @@ fn send_load(
         .collect()
 }
 
-/// The control id and patient of a delivered Bundle (the given name holds
-/// the control id; the MRN comes back with the site's prefix).
-fn delivered(body: &[u8]) -> (String, String) {
-    let b: serde_json::Value = serde_json::from_slice(body).unwrap();
-    let patient = &b["entry"][0]["resource"];
-    let mrn = patient["identifier"][0]["value"]
-        .as_str()
-        .unwrap_or_default()
-        .trim_start_matches("EDGE-")
-        .to_string();
-    let ctrl = patient["name"][0]["given"][0]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    (ctrl, mrn)
-}
-
 /// Waits until the server has accepted every message of `sent`, then
 /// checks each patient's order: the messages in the order sent, a message
 /// repeated only right after itself (a delivery a killed node made but
@@ -151,7 +134,7 @@ fn assert_all_delivered_in_order(server: &FhirServer, sent: &Sent, within: Durat
         let got: std::collections::BTreeSet<String> = server
             .accepted()
             .iter()
-            .map(|r| delivered(&r.body).0)
+            .map(|r| crate::common::fhir_server::control_id_and_mrn(&r.body).0)
             .collect();
         if got.len() >= total {
             break;
@@ -165,7 +148,7 @@ fn assert_all_delivered_in_order(server: &FhirServer, sent: &Sent, within: Durat
     }
     let mut got: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for r in server.accepted() {
-        let (ctrl, mrn) = delivered(&r.body);
+        let (ctrl, mrn) = crate::common::fhir_server::control_id_and_mrn(&r.body);
         let seq = got.entry(mrn).or_default();
         if seq.last() != Some(&ctrl) {
             seq.push(ctrl);
@@ -259,7 +242,7 @@ fn three_nodes_lose_nothing_and_keep_each_patients_order_when_one_is_killed() {
     let delivered_at_kill: std::collections::BTreeSet<String> = server
         .accepted()
         .iter()
-        .map(|r| delivered(&r.body).0)
+        .map(|r| crate::common::fhir_server::control_id_and_mrn(&r.body).0)
         .collect();
     let b_unfinished: Vec<String> = sent
         .lock()
@@ -279,7 +262,10 @@ fn three_nodes_lose_nothing_and_keep_each_patients_order_when_one_is_killed() {
     let first = server
         .accepted()
         .iter()
-        .filter(|r| r.at > killed && b_unfinished.contains(&delivered(&r.body).0))
+        .filter(|r| {
+            r.at > killed
+                && b_unfinished.contains(&crate::common::fhir_server::control_id_and_mrn(&r.body).0)
+        })
         .map(|r| r.at)
         .min();
     match first {

@@ -133,3 +133,20 @@ pub fn free_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
 }
+
+/// The control id and patient of a delivered Bundle (the given name holds
+/// the control id; the MRN comes back with the site's prefix).
+pub fn control_id_and_mrn(body: &[u8]) -> (String, String) {
+    let b: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let patient = &b["entry"][0]["resource"];
+    let mrn = patient["identifier"][0]["value"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches("EDGE-")
+        .to_string();
+    let ctrl = patient["name"][0]["given"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    (ctrl, mrn)
+}
