@@ -16,16 +16,27 @@
 //! killed (SIGKILL) as its last ACK arrives; printed is the time from the
 //! kill to the first of its messages delivered by another node, and until
 //! all of them are.
+//! Then what one database serves on its own, with no `weft run` beside it:
+//! intakes (8 writers through one journal's group commit), outcomes with
+//! one delivery each, and deliveries claimed (`FOR UPDATE SKIP LOCKED`)
+//! and marked delivered by 4 dispatchers, each per second.
 //! `WEFT_BENCH_SECS` sets each run's length (default 5; 1 when run as a
-//! test), `WEFT_BENCH_ONLY=throughput,failover` picks sections.
+//! test), `WEFT_BENCH_ONLY=throughput,failover,database` picks sections.
 
+#[path = "common/adt.rs"]
+mod adt;
 #[path = "../tests/all/common/mod.rs"]
 mod common;
 #[path = "common/load.rs"]
 mod load;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use weft::journal::postgres::PgJournal;
+use weft::journal::{Journal, MessageStatus, NewDelivery, Outcome};
 
 use common::run::{Weft, adt_config};
 use load::{closed_loop, ms, pct, spread};
@@ -163,6 +174,127 @@ fn failover(cluster: &weft_test_postgres::Cluster) {
     }
 }
 
+/// `threads` threads doing `step(i)` with i = 0, 1, 2… (shared) for
+/// `secs`, or until a step says there is no more: how many steps were
+/// begun, and how long it took.
+fn for_secs(
+    threads: usize,
+    secs: u64,
+    step: impl Fn(usize) -> bool + Send + Sync + 'static,
+) -> (usize, Duration) {
+    let (next, step) = (Arc::new(AtomicUsize::new(0)), Arc::new(step));
+    let start = Instant::now();
+    let until = start + Duration::from_secs(secs);
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (next, step) = (next.clone(), step.clone());
+            std::thread::spawn(move || {
+                while Instant::now() < until && step(next.fetch_add(1, Ordering::Relaxed)) {}
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("a worker");
+    }
+    (next.load(Ordering::Relaxed), start.elapsed())
+}
+
+fn database(cluster: &weft_test_postgres::Cluster, secs: u64) {
+    let url = cluster.database().expect("a database");
+    let journal = Arc::new(
+        PgJournal::open(&url, "bench", "bench", Duration::from_secs(15)).expect("the journal"),
+    );
+    let rate = |n: usize, took: Duration| n as f64 / took.as_secs_f64();
+    let j = journal.clone();
+    let (intakes, took) = for_secs(8, secs, move |i| {
+        j.append(adt::message(i, 1_000)).wait().expect("an intake");
+        true
+    });
+    let j = journal.clone();
+    let done = Arc::new(AtomicUsize::new(0));
+    let d = done.clone();
+    let (outcomes, took_outcomes) = for_secs(8, secs, move |i| {
+        if i >= intakes {
+            return false;
+        }
+        let outcome = Outcome {
+            message_id: adt::message(i, 1_000).id,
+            status: MessageStatus::Transformed,
+            error: None,
+            versions: Vec::new(),
+            deliveries: vec![NewDelivery {
+                destination: "out".into(),
+                n: 1,
+                content_type: "application/fhir+json".into(),
+                body: br#"{"resourceType":"Bundle"}"#.to_vec(),
+                ordering_key: None,
+            }],
+        };
+        j.record(outcome).wait().expect("an outcome");
+        d.fetch_add(1, Ordering::Relaxed);
+        true
+    });
+    let outcomes = outcomes.min(done.load(Ordering::Relaxed));
+    // Four dispatchers, each of its own node run (one run's dispatcher
+    // keeps its own claims apart by its `busy` list; four runs need nothing).
+    let mut dispatchers = vec![journal.clone()];
+    for k in 1..4 {
+        dispatchers.push(Arc::new(
+            PgJournal::open(
+                &url,
+                &format!("bench-{k}"),
+                "bench",
+                Duration::from_secs(15),
+            )
+            .expect("the journal"),
+        ));
+    }
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let until = start + Duration::from_secs(secs);
+    let handles: Vec<_> = dispatchers
+        .iter()
+        .map(|j| {
+            let (j, d) = (j.clone(), delivered.clone());
+            std::thread::spawn(move || {
+                while Instant::now() < until {
+                    let due = j
+                        .due("out", weft::journal::now_ms(), 32, &[])
+                        .expect("due deliveries");
+                    if due.is_empty() && d.load(Ordering::Relaxed) >= outcomes {
+                        break;
+                    }
+                    let commits: Vec<_> = due
+                        .iter()
+                        .map(|x| j.delivered(x.id, weft::journal::now_ms()))
+                        .collect();
+                    for c in commits {
+                        c.wait().expect("delivered");
+                    }
+                    d.fetch_add(due.len(), Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("a dispatcher");
+    }
+    let took_claims = start.elapsed();
+    let delivered = delivered.load(Ordering::Relaxed);
+    println!(
+        "one database, no weft run beside it: {:.0} intakes/s (8 writers, group commit), \
+         {:.0} outcomes/s with a delivery each (8 writers), {:.0} deliveries/s claimed and \
+         marked delivered (4 node runs' dispatchers, up to 32 a claim); {intakes} intakes, {outcomes} outcomes, \
+         {delivered} deliveries",
+        rate(intakes, took),
+        rate(outcomes, took_outcomes),
+        rate(delivered, took_claims),
+    );
+    for j in dispatchers {
+        j.close();
+    }
+}
+
 fn main() {
     let secs = load::env_or("WEFT_BENCH_SECS", 1, 5);
     let only = std::env::var("WEFT_BENCH_ONLY").unwrap_or_default();
@@ -178,5 +310,8 @@ fn main() {
     }
     if wants("failover") {
         failover(&cluster);
+    }
+    if wants("database") {
+        database(&cluster, secs);
     }
 }
