@@ -18,8 +18,9 @@
 //! all of them are.
 //! Then what one database serves on its own, with no `weft run` beside it:
 //! intakes (8 writers through one journal's group commit), outcomes with
-//! one delivery each, and deliveries claimed (`FOR UPDATE SKIP LOCKED`)
-//! and marked delivered by 4 dispatchers, each per second.
+//! one delivery each (ordered per patient, 1,000 patients), and
+//! deliveries claimed (`FOR UPDATE SKIP LOCKED`, a key's head only) and
+//! marked delivered by 4 dispatchers, each per second.
 //! `WEFT_BENCH_SECS` sets each run's length (default 5; 1 when run as a
 //! test), `WEFT_BENCH_ONLY=throughput,failover,database` picks sections.
 
@@ -227,7 +228,8 @@ fn database(cluster: &weft_test_postgres::Cluster, secs: u64) {
                 n: 1,
                 content_type: "application/fhir+json".into(),
                 body: br#"{"resourceType":"Bundle"}"#.to_vec(),
-                ordering_key: None,
+                // Each patient's messages in order, as `ordering = "per-key"`.
+                ordering_key: Some(format!("p{}", i % 1_000)),
             }],
         };
         j.record(outcome).wait().expect("an outcome");
