@@ -334,19 +334,11 @@ fn status(ctx: &Ctx) -> Reply {
 /// `GET /nodes`: the node runs sharing the journal (PostgreSQL), with
 /// the plugins the running ones do not agree on; SQLite has none.
 fn nodes(ctx: &Ctx) -> Result<Reply, JournalError> {
-    let body = match ctx.journal.nodes()? {
-        Some(nodes) => serde_json::json!({
-            "shared": true,
-            "differing_plugins": crate::journal::nodes::differing(&nodes),
-            "nodes": nodes,
-        }),
-        None => serde_json::json!({
-            "shared": false,
-            "differing_plugins": [],
-            "nodes": [],
-        }),
-    };
-    Ok(reply(StatusCode::OK, body))
+    let nodes = ctx.journal.nodes()?;
+    Ok(reply(
+        StatusCode::OK,
+        crate::journal::nodes::report(nodes.as_deref()),
+    ))
 }
 
 /// The metrics as OpenMetrics text, with what is read at each scrape

@@ -123,7 +123,8 @@ fn journal(config: &weft::config::Config, problems: &mut Vec<String>) {
     let server = match weft::journal::postgres::Server::for_config(pg) {
         Ok(s) => s,
         Err(e) => {
-            problems.push(format!("{}: journal.tls: {e}", config.source));
+            // The error names journal.tls itself.
+            problems.push(format!("{}: {e}", config.source));
             return;
         }
     };

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use weft::config::JournalConfig;
-use weft::journal::nodes::differing;
+use weft::journal::nodes::{differing, report};
 use weft::journal::{Node, NodeState, Use, now_ms};
 
 /// Arguments of `weft nodes`.
@@ -31,18 +31,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let journal = weft::journal::for_config(&config, Use::ReadOnly)?;
     let nodes = journal.nodes()?.unwrap_or_default();
-    let differ = differing(&nodes);
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "shared": true,
-                "differing_plugins": differ,
-                "nodes": nodes,
-            }))?
-        );
+        println!("{}", serde_json::to_string_pretty(&report(Some(&nodes)))?);
         return Ok(ExitCode::SUCCESS);
     }
+    let differ = differing(&nodes);
     print!("{}", table(&nodes, now_ms()));
     for name in &differ {
         println!("plugin {name} differs between the running nodes:");

@@ -104,6 +104,17 @@ pub fn differing(nodes: &[Node]) -> BTreeSet<String> {
         .collect()
 }
 
+/// The nodes as `GET /nodes` and `weft nodes --json` answer: whether the
+/// journal is shared (`None`: SQLite, one process), the plugins the
+/// running nodes do not agree on, and the runs.
+pub fn report(nodes: Option<&[Node]>) -> serde_json::Value {
+    serde_json::json!({
+        "shared": nodes.is_some(),
+        "differing_plugins": nodes.map(differing).unwrap_or_default(),
+        "nodes": nodes.unwrap_or_default(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -176,6 +176,15 @@ fn operators_list_show_resend_and_purge_over_http() {
     assert_eq!(code, 405);
     let (code, _) = get(&t, &format!("{base}/elsewhere"));
     assert_eq!(code, 404);
+    // One node on SQLite: nothing shared, nobody listed.
+    let (code, n) = get(&t, &format!("{base}/nodes"));
+    assert_eq!(code, 200, "{n}");
+    assert_eq!(
+        n,
+        serde_json::json!({"shared": false, "differing_plugins": [], "nodes": []})
+    );
+    let (code, _) = post(&t, &format!("{base}/nodes"), "{}");
+    assert_eq!(code, 405);
     let (code, e) = get(
         &t,
         &format!("{base}/messages?limit=1000&page=18446744073709551615"),

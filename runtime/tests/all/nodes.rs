@@ -212,6 +212,15 @@ fn three_nodes_lose_nothing_and_keep_each_patients_order_when_one_is_killed() {
         out.contains("plugin site-normalize differs between the running nodes"),
         "{out}"
     );
+    // The same as JSON, in the API's shape.
+    let (code, out) = weft_cli(&["nodes", "-c", &config_a, "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed["shared"], true, "{listed}");
+    assert_eq!(
+        listed["differing_plugins"],
+        serde_json::json!(["site-normalize"])
+    );
     let api = nodes[1].0.api(nodes[1].1);
     let listed = crate::common::admin(&api, "GET", "/nodes");
     assert_eq!(listed["shared"], true, "{listed}");

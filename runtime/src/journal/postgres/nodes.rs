@@ -7,7 +7,7 @@ use super::SERVER_NOW;
 use crate::journal::{Node, NodePlugin, NodeState};
 
 /// Most runs listed.
-const MAX_LISTED: i64 = 1_000;
+pub(super) const MAX_LISTED: i64 = 1_000;
 
 /// How long a stopped run's row is kept (its claims were freed as it
 /// stopped; the row only tells operators when it ran).

@@ -324,3 +324,48 @@ fn nodes_are_listed_with_their_plugins_claims_and_state() {
     let reader = PgJournal::attach(&url, true).unwrap();
     assert_eq!(reader.nodes().unwrap().unwrap().len(), 2);
 }
+
+#[test]
+fn stopped_runs_are_forgotten_after_a_week_and_listing_is_capped() {
+    let url = cluster().database().unwrap();
+    drop(open_on(&url, "edge-a")); // makes the schema
+    let mut admin = postgres::Client::connect(&url, NoTls).unwrap();
+    let week = nodes::KEEP_STOPPED_MS;
+    // edge-old stopped twice, long ago: its older run goes, its latest
+    // stays; edge-recent's run stopped an hour ago stays.
+    admin
+        .execute(
+            &format!(
+                "INSERT INTO nodes (run, name, started_at, heartbeat_at, lease_until, version, stopped_at)
+                 VALUES ('old-1', 'edge-old', 0, 0, 0, 'v', {SERVER_NOW} - $1 - 2000),
+                        ('old-2', 'edge-old', 1, 1, 1, 'v', {SERVER_NOW} - $1 - 1000),
+                        ('recent', 'edge-recent', 0, 0, 0, 'v', {SERVER_NOW} - 3600000)"
+            ),
+            &[&week],
+        )
+        .unwrap();
+    let b = open_on(&url, "edge-b"); // a node's start forgets
+    let runs: Vec<String> = admin
+        .query(
+            "SELECT run FROM nodes WHERE name <> 'edge-a' AND name <> 'edge-b' ORDER BY run",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(runs, ["old-2", "recent"]);
+    // More running runs than a listing shows: it stops at its cap.
+    admin
+        .execute(
+            &format!(
+                "INSERT INTO nodes (run, name, started_at, heartbeat_at, lease_until, version)
+                 SELECT 'many-' || i, 'many-' || i, 0, 0, {SERVER_NOW} + 60000, 'v'
+                 FROM generate_series(1, 1100) AS i"
+            ),
+            &[],
+        )
+        .unwrap();
+    let listed = b.nodes().unwrap().unwrap().len();
+    assert_eq!(i64::try_from(listed).unwrap(), nodes::MAX_LISTED);
+}
