@@ -4,7 +4,13 @@
 //! For each shipped mapping plugin and a typical message of its type (the
 //! files under `samples/`, and the largest corpus message of the type), a
 //! fresh instance + call per message as in production: median and p99 µs
-//! per message, messages per second on one core, and the Bundle's size.
+//! per message, messages per second on one core, and the Bundle's size;
+//! then the same mapping compiled natively (the plugin crate as a Rust
+//! library, run through `weft_sdk::testing` with the same settings and
+//! tables) and the ratio of the two medians: what the sandbox costs.
+//! "host µs" is the host's share of a call (store, instantiation in a pool
+//! slot, teardown and the slot's reset), "call µs" the call itself
+//! (copying the message in, the plugin's work, copying the outputs out).
 //! `WEFT_BENCH_ITERS` sets the calls per case (default 5000).
 
 #[path = "../tests/all/common/mappings.rs"]
@@ -14,6 +20,38 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use weft::plugins::{EngineOptions, Message, PluginEngine};
+use weft_sdk::testing::TestHost;
+
+/// Runs one mapping natively on a message.
+type Native = fn(&TestHost, weft_sdk::Message) -> weft_sdk::Result<Vec<weft_sdk::Output>>;
+
+/// The native build of mapping plugin `name`.
+fn native(name: &str) -> Native {
+    match name {
+        "adt-to-fhir" => |h, m| h.run::<adt_to_fhir::AdtToFhir>(m),
+        "oru-to-fhir" => |h, m| h.run::<oru_to_fhir::OruToFhir>(m),
+        "order-to-fhir" => |h, m| h.run::<order_to_fhir::OrderToFhir>(m),
+        "siu-to-fhir" => |h, m| h.run::<siu_to_fhir::SiuToFhir>(m),
+        "vxu-to-fhir" => |h, m| h.run::<vxu_to_fhir::VxuToFhir>(m),
+        other => panic!("no native build of {other}"),
+    }
+}
+
+/// The settings and tables `mappings::spec` gives the components.
+fn native_host(repo: &std::path::Path) -> TestHost {
+    let table =
+        |file: &str| std::fs::read_to_string(repo.join("lookups").join(file)).expect("table");
+    TestHost::new()
+        .lookup_csv("gender", &table("gender.csv"))
+        .lookup_csv("assigning_authority", &table("assigning-authority.csv"))
+}
+
+/// Median and p99 of `times`, sorted in place.
+fn median_p99(times: &mut [Duration]) -> (Duration, Duration) {
+    times.sort();
+    let p99 = (times.len() * 99 / 100).min(times.len() - 1);
+    (times[times.len() / 2], times[p99])
+}
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -34,7 +72,16 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5000);
     let repo = repo();
-    let engine = PluginEngine::new(&EngineOptions::default()).expect("engine");
+    // WEFT_BENCH_KEEP_RESIDENT_KIB overrides the memory each pool slot
+    // keeps resident (the engine's choice otherwise).
+    let options = EngineOptions {
+        memory_keep_resident: std::env::var("WEFT_BENCH_KEEP_RESIDENT_KIB")
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .map(|k| k << 10),
+        ..EngineOptions::default()
+    };
+    let engine = PluginEngine::new(&options).expect("engine");
     let plugins = mappings::load_all(&engine, &repo);
     let corpus = |name: &str| repo.join("tests/corpus/hl7v2/fhir-converter").join(name);
     let cases: [(&str, &str, PathBuf); 10] = [
@@ -81,12 +128,24 @@ fn main() {
         ),
         ("vxu-to-fhir", "VXU^V04 corpus", corpus("VXU-V04-01.hl7")),
     ];
+    let host = native_host(&repo);
     println!(
-        "HL7 v2 -> FHIR mappings in the sandbox: {iters} calls per case, fresh instance per call\n"
+        "HL7 v2 -> FHIR mappings in the sandbox: {iters} calls per case, fresh instance per call;\n\
+         native: the same crate compiled for this machine, the same calls\n"
     );
     println!(
-        "{:<14} {:<42} {:>7} {:>10} {:>10} {:>12} {:>9}",
-        "plugin", "message", "bytes", "median µs", "p99 µs", "msgs/s/core", "out bytes"
+        "{:<14} {:<42} {:>7} {:>10} {:>10} {:>12} {:>9} {:>8} {:>8} {:>10} {:>8}",
+        "plugin",
+        "message",
+        "bytes",
+        "median µs",
+        "p99 µs",
+        "msgs/s/core",
+        "out bytes",
+        "host µs",
+        "call µs",
+        "native µs",
+        "× native"
     );
     for (name, label, path) in cases {
         let plugin = &plugins.iter().find(|(n, _)| *n == name).expect("loaded").1;
@@ -102,25 +161,60 @@ fn main() {
         for _ in 0..iters / 10 {
             plugin.call(&msg).expect("warm-up");
         }
+        let run = native(name);
+        let native_msg = || weft_sdk::Message::new("application/hl7-v2", body.clone());
+        let native_out =
+            run(&host, native_msg()).unwrap_or_else(|e| panic!("{label} natively: {e}"));
+        assert_eq!(
+            native_out
+                .iter()
+                .map(|o| o.message().body().len())
+                .sum::<usize>(),
+            out_bytes,
+            "{label}: the native build and the component agree"
+        );
+        for _ in 0..iters / 10 {
+            run(&host, native_msg()).expect("warm-up");
+        }
+        // Sandboxed and native calls alternate, so both see the same
+        // machine (this shared box's speed drifts by half over minutes).
         let mut times: Vec<Duration> = Vec::with_capacity(iters);
-        let started = Instant::now();
+        let mut host_times: Vec<Duration> = Vec::with_capacity(iters);
+        let mut call_times: Vec<Duration> = Vec::with_capacity(iters);
+        let mut native_times: Vec<Duration> = Vec::with_capacity(iters);
         for _ in 0..iters {
             let t = Instant::now();
-            plugin.call(&msg).expect("call");
+            let (r, timings) = plugin.call_timed(&msg);
+            r.expect("call");
             times.push(t.elapsed());
+            host_times.push(timings.setup + timings.instantiate + timings.teardown);
+            call_times.push(timings.call);
+
+            let m = native_msg();
+            let t = Instant::now();
+            std::hint::black_box(run(&host, m).expect("native call"));
+            native_times.push(t.elapsed());
         }
-        let wall = started.elapsed();
-        times.sort();
+        let busy: Duration = times.iter().sum();
+        let (median, p99) = median_p99(&mut times);
+        let (host_median, _) = median_p99(&mut host_times);
+        let (call_median, _) = median_p99(&mut call_times);
+        let (native_median, _) = median_p99(&mut native_times);
+
         let us = |d: Duration| d.as_secs_f64() * 1e6;
         println!(
-            "{:<14} {:<42} {:>7} {:>10.1} {:>10.1} {:>12.0} {:>9}",
+            "{:<14} {:<42} {:>7} {:>10.1} {:>10.1} {:>12.0} {:>9} {:>8.1} {:>8.1} {:>10.1} {:>8.2}",
             name,
             label,
             body.len(),
-            us(times[times.len() / 2]),
-            us(times[(times.len() * 99 / 100).min(times.len() - 1)]),
-            iters as f64 / wall.as_secs_f64(),
-            out_bytes
+            us(median),
+            us(p99),
+            iters as f64 / busy.as_secs_f64(),
+            out_bytes,
+            us(host_median),
+            us(call_median),
+            us(native_median),
+            us(median) / us(native_median),
         );
     }
 }

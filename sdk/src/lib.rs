@@ -32,6 +32,8 @@
 // Lets generated code name this crate `weft_sdk` from inside it too.
 extern crate self as weft_sdk;
 
+#[cfg(any(test, all(target_arch = "wasm32", feature = "arena")))]
+mod arena;
 mod error;
 mod host;
 pub mod log;
@@ -48,6 +50,12 @@ pub use message::{CONTENT_TYPE_FHIR_JSON, CONTENT_TYPE_HL7V2, CONTENT_TYPE_JSON,
 pub use serde_json;
 /// The HL7 v2 toolkit, re-exported so plugins need no extra dependency.
 pub use weft_hl7 as hl7;
+
+/// Every plugin's allocator: a bump arena that lives as long as the
+/// instance, that is, one message (see `arena.rs`).
+#[cfg(all(target_arch = "wasm32", feature = "arena"))]
+#[global_allocator]
+static ALLOCATOR: arena::Arena = arena::Arena::new();
 
 /// The version of the WIT contract (`weft:plugin`) this SDK builds against.
 pub const WIT_VERSION: &str = "0.2.0";

@@ -28,7 +28,14 @@ fn main() {
         .and_then(Path::parent)
         .expect("tests/artifacts sits two levels below the workspace root")
         .to_path_buf();
-    for watched in ["plugins", "tests/plugins", "sdk", "wit", "Cargo.lock"] {
+    for watched in [
+        "plugins",
+        "tests/plugins",
+        "sdk",
+        "wit",
+        "Cargo.lock",
+        "Cargo.toml",
+    ] {
         println!(
             "cargo:rerun-if-changed={}",
             workspace.join(watched).display()

@@ -101,8 +101,11 @@ fn recurse_with_frame(depth: u64) -> u64 {
     if depth == u64::MAX {
         return 0;
     }
-    let frame = std::hint::black_box([depth; 16]);
-    recurse_with_frame(depth + 1).wrapping_add(frame[depth as usize % 16])
+    // 4 KiB a frame in linear memory: the 1 MiB shadow stack runs out
+    // after ~256 calls, long before the engine's own stack does, however
+    // the compiler lays out the frames.
+    let frame = std::hint::black_box([depth; 512]);
+    recurse_with_frame(depth + 1).wrapping_add(frame[depth as usize % 512])
 }
 
 weft_sdk::export!(Hostile);
