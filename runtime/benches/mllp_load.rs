@@ -18,7 +18,11 @@
 //! (on, off, off, on at each connection count).
 //! Then the cost of a shadow run: two `weft run`s side by side, one with a
 //! candidate version of adt-to-fhir comparing every message, one without.
-//! `WEFT_BENCH_ONLY=sync,tls,metrics,shadow` runs only the sections named;
+//! Then the fsyncs: for each ACK mode, one connection sending one message
+//! at a time, the `fsync`/`fdatasync` calls of the weft process counted by
+//! `perf stat` per thread, per message (skipped where `perf` cannot count
+//! system calls).
+//! `WEFT_BENCH_ONLY=sync,tls,metrics,shadow,fsyncs` runs only the sections named;
 //! `WEFT_BENCH_SECS` sets each run's length (default 5),
 //! `WEFT_BENCH_RATE` the open-loop rate.
 
@@ -284,6 +288,88 @@ fn main() {
     }
     if wants("shadow") {
         shadow_section(secs);
+    }
+    if wants("fsyncs") {
+        fsyncs_section();
+    }
+}
+
+/// For each ACK mode: one connection sending one message at a time, the
+/// ACK latency and the `fsync`/`fdatasync` calls per message, by thread
+/// (the journal's writer, the rest: the file destination's writes run on
+/// tokio's blocking threads), counted by `perf stat` on the weft process
+/// until every output is delivered.
+fn fsyncs_section() {
+    let n = load::env_or("WEFT_BENCH_FSYNC_MSGS", 100, 500) as usize;
+    println!(
+        "\nfsync + fdatasync calls per message, by thread; one connection, one message at a time ({n} messages), until all are delivered; journal fsync on"
+    );
+    println!("ack mode        |  ACK p50     ACK p99    | journal writer | other threads | total");
+    for ack in ["after-commit", "after-transform", "after-delivery"] {
+        let mut weft = Weft::start(|d| adt_config(d, ack, ""));
+        let counts = std::env::temp_dir().join(format!("weft-fsyncs-{}.csv", weft.pid()));
+        let perf = std::process::Command::new("perf")
+            .args(["stat", "--per-thread", "-x,", "-e"])
+            .arg("syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync")
+            .arg("-p")
+            .arg(weft.pid().to_string())
+            .arg("-o")
+            .arg(&counts)
+            .spawn();
+        let Ok(mut perf) = perf else {
+            println!("(perf is not installed: skipped)");
+            return;
+        };
+        // perf attaches to each thread as it starts counting.
+        std::thread::sleep(Duration::from_millis(500));
+        let mut client = Client::connect(weft.addr);
+        let mut latencies = Vec::with_capacity(n);
+        for i in 0..n {
+            let t = Instant::now();
+            client.send(&a01(&format!("F{i}"), &format!("P{}", i % 50)));
+            let reply = client.read_ack().expect("ACK");
+            assert_eq!(reply.code, "AA", "{}", reply.raw);
+            latencies.push(t.elapsed());
+        }
+        latencies.sort();
+        let drain = Instant::now();
+        while weft.out_files().len() < n && drain.elapsed() < Duration::from_secs(120) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // SIGINT: perf prints its counts and exits.
+        unsafe { libc::kill(perf.id() as i32, libc::SIGINT) };
+        let _ = perf.wait();
+        assert_eq!(weft.stop(), 0);
+        let text = std::fs::read_to_string(&counts).unwrap_or_default();
+        let _ = std::fs::remove_file(&counts);
+        // Lines: "thread-tid,count,unit,event,…"; "<not counted>" or
+        // "<not supported>" where perf cannot count system calls.
+        let (mut journal, mut other, mut counted) = (0u64, 0u64, false);
+        for line in text.lines().filter(|l| l.contains("sys_enter_f")) {
+            let mut fields = line.split(',');
+            let thread = fields.next().unwrap_or_default();
+            if let Some(count) = fields.next().and_then(|c| c.trim().parse::<u64>().ok()) {
+                counted = true;
+                if thread.starts_with("weft-journal") {
+                    journal += count;
+                } else {
+                    other += count;
+                }
+            }
+        }
+        if !counted {
+            println!("{ack:<15} | (perf could not count system calls here: skipped)");
+            continue;
+        }
+        let per = |c: u64| c as f64 / n as f64;
+        println!(
+            "{ack:<15} |  {}  {} | {:>14.2} | {:>13.2} | {:>5.2}",
+            ms(pct(&latencies, 0.5)),
+            ms(pct(&latencies, 0.99)),
+            per(journal),
+            per(other),
+            per(journal + other)
+        );
     }
 }
 
