@@ -18,8 +18,8 @@
 //! (on, off, off, on at each connection count).
 //! Then the cost of a shadow run: two `weft run`s side by side, one with a
 //! candidate version of adt-to-fhir comparing every message, one without.
-//! Then the fsyncs: for each ACK mode, one connection sending one message
-//! at a time, the `fsync`/`fdatasync` calls of the weft process counted by
+//! Then the fsyncs: for each ACK mode at one connection, and after-commit
+//! at 64, each connection sending one message at a time, the `fsync`/`fdatasync` calls of the weft process counted by
 //! `perf stat` per thread, per message (skipped where `perf` cannot count
 //! system calls).
 //! `WEFT_BENCH_ONLY=sync,tls,metrics,shadow,fsyncs` runs only the sections named;
@@ -294,7 +294,8 @@ fn main() {
     }
 }
 
-/// For each ACK mode: one connection sending one message at a time, the
+/// For each ACK mode (and after-commit at 64 connections too): each
+/// connection sending one message at a time, the
 /// ACK latency and the `fsync`/`fdatasync` calls per message, by thread
 /// (the journal's writer, the rest: the file destination's writes run on
 /// tokio's blocking threads), counted by `perf stat` on the weft process
@@ -302,10 +303,17 @@ fn main() {
 fn fsyncs_section() {
     let n = load::env_or("WEFT_BENCH_FSYNC_MSGS", 100, 500) as usize;
     println!(
-        "\nfsync + fdatasync calls per message, by thread; one connection, one message at a time ({n} messages), until all are delivered; journal fsync on"
+        "\nfsync + fdatasync calls per message, by thread; each connection one message at a time ({n} messages), until all are delivered; journal fsync on"
     );
-    println!("ack mode        |  ACK p50     ACK p99    | journal writer | other threads | total");
-    for ack in ["after-commit", "after-transform", "after-delivery"] {
+    println!(
+        "ack mode        | conns |  ACK p50     ACK p99    | journal writer | other threads | total"
+    );
+    for (ack, connections) in [
+        ("after-commit", 1),
+        ("after-transform", 1),
+        ("after-delivery", 1),
+        ("after-commit", 64),
+    ] {
         let mut weft = Weft::start(|d| adt_config(d, ack, ""));
         let counts = std::env::temp_dir().join(format!("weft-fsyncs-{}.csv", weft.pid()));
         let perf = std::process::Command::new("perf")
@@ -322,15 +330,27 @@ fn fsyncs_section() {
         };
         // perf attaches to each thread as it starts counting.
         std::thread::sleep(Duration::from_millis(500));
-        let mut client = Client::connect(weft.addr);
-        let mut latencies = Vec::with_capacity(n);
-        for i in 0..n {
-            let t = Instant::now();
-            client.send(&a01(&format!("F{i}"), &format!("P{}", i % 50)));
-            let reply = client.read_ack().expect("ACK");
-            assert_eq!(reply.code, "AA", "{}", reply.raw);
-            latencies.push(t.elapsed());
-        }
+        let addr = weft.addr;
+        let senders: Vec<_> = (0..connections)
+            .map(|c| {
+                std::thread::spawn(move || {
+                    let mut client = Client::connect(addr);
+                    let mut latencies = Vec::new();
+                    for i in (c..n).step_by(connections) {
+                        let t = Instant::now();
+                        client.send(&a01(&format!("F{i}"), &format!("P{}", i % 50)));
+                        let reply = client.read_ack().expect("ACK");
+                        assert_eq!(reply.code, "AA", "{}", reply.raw);
+                        latencies.push(t.elapsed());
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        let mut latencies: Vec<Duration> = senders
+            .into_iter()
+            .flat_map(|s| s.join().expect("sender"))
+            .collect();
         latencies.sort();
         let drain = Instant::now();
         while weft.out_files().len() < n && drain.elapsed() < Duration::from_secs(120) {
@@ -358,12 +378,14 @@ fn fsyncs_section() {
             }
         }
         if !counted {
-            println!("{ack:<15} | (perf could not count system calls here: skipped)");
+            println!(
+                "{ack:<15} | {connections:>5} | (perf could not count system calls here: skipped)"
+            );
             continue;
         }
         let per = |c: u64| c as f64 / n as f64;
         println!(
-            "{ack:<15} |  {}  {} | {:>14.2} | {:>13.2} | {:>5.2}",
+            "{ack:<15} | {connections:>5} |  {}  {} | {:>14.2} | {:>13.2} | {:>5.2}",
             ms(pct(&latencies, 0.5)),
             ms(pct(&latencies, 0.99)),
             per(journal),

@@ -22,10 +22,26 @@ pub fn create_dir_with(dir: &Path, mode: u32) -> std::io::Result<()> {
         create_dir_with(parent, mode)?;
     }
     match std::fs::create_dir(dir) {
-        Ok(()) => set_mode(&std::fs::File::open(dir)?, mode),
+        Ok(()) => {
+            set_mode(&std::fs::File::open(dir)?, mode)?;
+            // The new directory's entry is durable only once its parent
+            // is synced: without it, a crash could take the directory,
+            // and every file synced into it, away.
+            sync_dir(
+                dir.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new(".")),
+            )
+        }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Makes the entries of `dir` (files created, renamed or removed in it)
+/// durable: an fsync of the directory.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn set_mode(f: &std::fs::File, mode: u32) -> std::io::Result<()> {
@@ -50,10 +66,18 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Writes `bytes` to `path` atomically (a short temporary name beside it,
 /// synced, renamed over it, the directory synced), the file with
 /// `file_mode` and missing directories with `dir_mode`.
-pub fn write_with(
+pub fn write_with(path: &Path, bytes: &[u8], modes: (u32, u32)) -> std::io::Result<()> {
+    write_synced(path, bytes, modes, &sync_dir)
+}
+
+/// [`write_with`], with the directory made durable by `sync_dir` (which
+/// must sync it with an fsync that starts after it is called; see
+/// `destinations::dir_sync`, where concurrent writers share them).
+pub fn write_synced(
     path: &Path,
     bytes: &[u8],
     (file_mode, dir_mode): (u32, u32),
+    sync_dir: &dyn Fn(&Path) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     let dir = path
         .parent()
@@ -68,7 +92,7 @@ pub fn write_with(
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
+        sync_dir(dir)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

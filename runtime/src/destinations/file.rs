@@ -1,11 +1,14 @@
 //! The file destination: each output becomes a file, written atomically
-//! (temporary name, fsync, rename, fsync of the directory), 0600 in 0700
-//! directories unless `file_mode`/`dir_mode` say otherwise. Each value in
+//! (temporary name, fsync, rename, fsync of the directory, shared by the
+//! writes in flight: `dir_sync`), 0600 in 0700 directories unless
+//! `file_mode`/`dir_mode` say otherwise. Each value in
 //! a file name is made safe and kept short, so no sender's control id can
 //! make a name the file system refuses.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use super::dir_sync::DirSyncs;
 use super::{BoxFuture, Delivery, DeliveryError, Destination};
 use crate::config::FileDestinationConfig;
 
@@ -13,12 +16,16 @@ use crate::config::FileDestinationConfig;
 #[derive(Debug, Clone)]
 pub struct FileDestination {
     config: FileDestinationConfig,
+    syncs: Arc<DirSyncs>,
 }
 
 impl FileDestination {
     /// A destination for these settings.
     pub fn new(config: FileDestinationConfig) -> FileDestination {
-        FileDestination { config }
+        FileDestination {
+            config,
+            syncs: Arc::new(DirSyncs::new()),
+        }
     }
 
     /// The path a delivery is written to.
@@ -33,19 +40,22 @@ impl Destination for FileDestination {
             let path = self.path_for(d);
             let body = d.output.message.body.clone();
             let modes = (self.config.file_mode, self.config.dir_mode);
-            tokio::task::spawn_blocking(move || crate::private::write_with(&path, &body, modes))
-                .await
-                .map_err(|e| DeliveryError::Transient(format!("writer task failed: {e}")))?
-                .map_err(|e| match e.raw_os_error() {
-                    // A name the file system refuses stays refused.
-                    #[cfg(unix)]
-                    Some(libc::ENAMETOOLONG | libc::EINVAL) => {
-                        DeliveryError::Permanent(format!("the file name is refused: {e}"))
-                    }
-                    // A full disk or a permission problem can be fixed by
-                    // the operator: keep trying.
-                    _ => DeliveryError::Transient(e.to_string()),
-                })
+            let syncs = self.syncs.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::private::write_synced(&path, &body, modes, &|dir| syncs.sync(dir))
+            })
+            .await
+            .map_err(|e| DeliveryError::Transient(format!("writer task failed: {e}")))?
+            .map_err(|e| match e.raw_os_error() {
+                // A name the file system refuses stays refused.
+                #[cfg(unix)]
+                Some(libc::ENAMETOOLONG | libc::EINVAL) => {
+                    DeliveryError::Permanent(format!("the file name is refused: {e}"))
+                }
+                // A full disk or a permission problem can be fixed by
+                // the operator: keep trying.
+                _ => DeliveryError::Transient(e.to_string()),
+            })
         })
     }
 }

@@ -2,6 +2,7 @@
 //! [`Destination`]; a delivery either succeeds, fails for now (retried with
 //! backoff) or fails for good.
 
+pub mod dir_sync;
 pub mod dispatch;
 pub mod file;
 pub mod http;
