@@ -266,6 +266,32 @@ pub(crate) fn plugin_uses(stored: Option<&str>) -> Vec<PluginUse> {
         .collect()
 }
 
+/// The SQL condition "delivery `d` is the head of its key", as both engines
+/// test it (plain SQL; a macro so it can be `concat!`ed into a literal):
+/// unordered, or no earlier pending delivery nor message hold with its key.
+/// Written as an `OR` so a server looks each key up by index for the
+/// candidates that have one (a subquery per row), and not at all for
+/// unordered ones: as two anti-joins, a freshly filled PostgreSQL table's
+/// statistics led the planner to compare every pending delivery with
+/// every other (2.4 s a claim with 2,200 pending, `cargo bench -p weft
+/// --bench nodes`).
+macro_rules! head_of_key {
+    () => {
+        "(d.ordering_key IS NULL OR (
+      NOT EXISTS (
+        SELECT 1 FROM deliveries e
+        WHERE e.destination = d.destination AND e.ordering_key = d.ordering_key
+          AND e.state = 'pending'
+          AND (e.message_seq < d.message_seq
+               OR (e.message_seq = d.message_seq AND e.id < d.id)))
+      AND NOT EXISTS (
+        SELECT 1 FROM order_holds h
+        WHERE h.destination = d.destination AND h.ordering_key = d.ordering_key
+          AND h.message_seq < d.message_seq)))"
+    };
+}
+pub(crate) use head_of_key;
+
 /// A message's summary row, as both engines select it (plain SQL).
 pub(crate) const SUMMARY: &str =
     "SELECT m.id, m.received_at, m.source, m.message_type, m.control_id, m.status,

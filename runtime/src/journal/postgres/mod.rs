@@ -60,24 +60,9 @@ const QUEUE: usize = 4096;
 /// per-row checks; `clock_timestamp()` is volatile and would not be).
 pub(super) const SERVER_NOW: &str = "(extract(epoch FROM statement_timestamp()) * 1000)::BIGINT";
 
-/// The SQL condition "delivery `d` is the head of its key": unordered, or
-/// no earlier pending delivery nor message hold with its key. Written as
-/// an `OR` so the server looks each key up by index for the candidates
-/// that have one (a subplan per row), and not at all for unordered ones:
-/// as two anti-joins, a freshly filled table's statistics led the planner
-/// to compare every pending delivery with every other (2.4 s a claim
-/// with 2,200 pending, `cargo bench -p weft --bench nodes`).
-const HEAD_OF_KEY: &str = "(d.ordering_key IS NULL OR (
-      NOT EXISTS (
-        SELECT 1 FROM deliveries e
-        WHERE e.destination = d.destination AND e.ordering_key = d.ordering_key
-          AND e.state = 'pending'
-          AND (e.message_seq < d.message_seq
-               OR (e.message_seq = d.message_seq AND e.id < d.id)))
-      AND NOT EXISTS (
-        SELECT 1 FROM order_holds h
-        WHERE h.destination = d.destination AND h.ordering_key = d.ordering_key
-          AND h.message_seq < d.message_seq)))";
+/// The SQL condition "delivery `d` is the head of its key" (shared with
+/// SQLite).
+const HEAD_OF_KEY: &str = crate::journal::query::head_of_key!();
 
 /// How long a node run's claims outlive its last heartbeat, by default.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(weft_config::DEFAULT_LEASE_S);

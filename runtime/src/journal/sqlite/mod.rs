@@ -417,23 +417,15 @@ impl Journal for SqliteJournal {
         busy: &[i64],
     ) -> Result<Vec<DueDelivery>, JournalError> {
         self.read(|c| {
-            let mut stmt = c.prepare_cached(
+            let mut stmt = c.prepare_cached(concat!(
                 "SELECT d.id, d.message_id, m.control_id, m.message_type, m.received_at, d.n,
                         d.content_type, d.body, d.attempts
                  FROM deliveries d JOIN messages m ON m.id = d.message_id
                  WHERE d.destination = ?1 AND d.state = 'pending' AND d.next_attempt_at <= ?2
-                   AND NOT EXISTS (
-                     SELECT 1 FROM deliveries e
-                     WHERE e.destination = d.destination AND e.ordering_key = d.ordering_key
-                       AND e.state = 'pending'
-                       AND (e.message_seq < d.message_seq
-                            OR (e.message_seq = d.message_seq AND e.id < d.id)))
-                   AND NOT EXISTS (
-                     SELECT 1 FROM order_holds h
-                     WHERE h.destination = d.destination AND h.ordering_key = d.ordering_key
-                       AND h.message_seq < d.message_seq)
-                 ORDER BY d.id LIMIT ?3",
-            )?;
+                   AND ",
+                crate::journal::query::head_of_key!(),
+                " ORDER BY d.id LIMIT ?3"
+            ))?;
             let rows = stmt.query_map(
                 params![destination, now, (limit + busy.len()) as i64],
                 |r| {
