@@ -44,7 +44,7 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-fn set_mode(f: &std::fs::File, mode: u32) -> std::io::Result<()> {
+pub(crate) fn set_mode(f: &std::fs::File, mode: u32) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -15,6 +15,7 @@ pub(super) const KEYS: &[Key] = &[
     only(&["file"], "filename"),
     only(&["file"], "file_mode"),
     only(&["file"], "dir_mode"),
+    only(&["file"], "batch"),
     only(&["http"], "url"),
     only(&["http"], "method"),
     only(&["http"], "headers"),
@@ -37,7 +38,8 @@ pub struct DestinationConfig {
     pub name: String,
     /// The transport and its settings.
     pub kind: DestinationKind,
-    /// How many deliveries may be under way at once.
+    /// How many deliveries may be under way at once (for a file
+    /// destination, how many batches).
     pub concurrency: usize,
     /// Most attempts before a delivery is given up (dead letter); `None`:
     /// no limit.
@@ -115,18 +117,40 @@ pub struct MllpDestinationConfig {
 pub struct FileDestinationConfig {
     /// The directory files are written under.
     pub dir: PathBuf,
-    /// The file name template: `{date}`, `{message_id}`, `{control_id}`,
+    /// The file name template: `{date}` (the message's arrival, UTC),
+    /// `{hour}` (its hour, `00`–`23`), `{bucket}` (the delivery's number
+    /// in the journal divided by 1,000, six digits at least: a directory
+    /// per thousand outputs, in order), `{message_id}`, `{control_id}`,
     /// `{type}`, `{n}` (the output's number in its message), `{ext}`.
     pub filename: String,
     /// The mode of each file written (default 0600: Weft's user only).
     pub file_mode: u32,
     /// The mode of each directory made (default 0700).
     pub dir_mode: u32,
+    /// Most outputs written and made durable together (default 64; 1:
+    /// each alone).
+    pub batch: usize,
 }
 
 /// The placeholders a file name template may use.
-pub const FILENAME_PLACEHOLDERS: &[&str] =
-    &["date", "message_id", "control_id", "type", "n", "ext"];
+pub const FILENAME_PLACEHOLDERS: &[&str] = &[
+    "date",
+    "hour",
+    "bucket",
+    "message_id",
+    "control_id",
+    "type",
+    "n",
+    "ext",
+];
+
+/// The file name template when none is set: a directory per day, and in
+/// it one per thousand outputs, so no directory holds more than a
+/// thousand files whatever the rate.
+pub const DEFAULT_FILENAME: &str = "{date}/{bucket}/{message_id}-{n}.{ext}";
+
+/// The file destination's batch when none is set.
+pub const DEFAULT_FILE_BATCH: usize = 64;
 
 impl Checker<'_> {
     pub(super) fn destination(
@@ -145,19 +169,21 @@ impl Checker<'_> {
             );
             return None;
         }
-        // Files: many fsyncs in flight share the filesystem's journal commits.
+        // Files: each write under way is a batch, made durable with one
+        // sync of the filesystem; a few in flight overlap one batch's
+        // sync with the next one's writes.
         let mut concurrency = match kind.as_str() {
             "mllp" => 1,
-            "file" => 32,
             _ => 4,
         };
+        let mut batch = DEFAULT_FILE_BATCH;
         let mut max_attempts = None;
         let mut max_age = Duration::from_secs(72 * 3600);
         let mut ordering = "per-key".to_string();
         let mut ordering_at = at;
         let mut key_path = weft_hl7::Path::parse("PID-3.1").ok();
         let mut dir = None;
-        let mut filename = "{date}/{message_id}-{n}.{ext}".to_string();
+        let mut filename = DEFAULT_FILENAME.to_string();
         let (mut file_mode, mut dir_mode) = (0o600, 0o700);
         let mut url: Option<http::Uri> = None;
         let mut address: Option<String> = None;
@@ -218,6 +244,11 @@ impl Checker<'_> {
                     }
                 }
                 ("file", "dir") => dir = self.path(entry, &ekey, false),
+                ("file", "batch") => {
+                    if let Some(n) = self.integer(v, &ekey, 1, 1024) {
+                        batch = n as usize;
+                    }
+                }
                 ("file", "file_mode" | "dir_mode") => {
                     if let Some(m) = self.string(entry, &ekey) {
                         match u32::from_str_radix(m.trim_start_matches("0o"), 8) {
@@ -355,6 +386,7 @@ impl Checker<'_> {
                 filename,
                 file_mode,
                 dir_mode,
+                batch,
             }),
             "http" => {
                 let url = url?;

@@ -33,8 +33,9 @@ use std::path::{Path, PathBuf};
 pub use admin::{AdminConfig, DEFAULT_MAX_CONNECTIONS};
 pub use alerts::{ALERT_KINDS, AlertConfig, AlertKind, MAX_ALERT_WINDOW_S, MAX_REJECTS_WINDOW_S};
 pub use destinations::{
-    AckPolicy, DestinationConfig, DestinationKind, FILENAME_PLACEHOLDERS, FileDestinationConfig,
-    HttpDestinationConfig, HttpMethod, MllpDestinationConfig,
+    AckPolicy, DEFAULT_FILE_BATCH, DEFAULT_FILENAME, DestinationConfig, DestinationKind,
+    FILENAME_PLACEHOLDERS, FileDestinationConfig, HttpDestinationConfig, HttpMethod,
+    MllpDestinationConfig,
 };
 pub use journal::{DEFAULT_LEASE_S, JournalConfig, PostgresJournal};
 pub use plugins::{

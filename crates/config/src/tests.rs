@@ -317,7 +317,7 @@ fn an_unknown_key_is_answered_with_what_its_kind_takes() {
             "w.toml:4:1: sources.s.idle_timeout_s: unknown key (expected kind, listen, ack, route, \
              dedup_window_s, path, max_body_kib, body_timeout_s, max_connections, tls)",
             "w.toml:9:1: destinations.d.url: unknown key (expected kind, dir, filename, file_mode, \
-             dir_mode, concurrency, max_attempts, max_age_h, ordering, key)",
+             dir_mode, batch, concurrency, max_attempts, max_age_h, ordering, key)",
         ]
     );
 }

@@ -28,6 +28,9 @@ pub struct RetryLimits {
     pub max_age: Duration,
 }
 
+/// Most deliveries read from the journal at once, and most in one batch.
+const MAX_BATCH: usize = 1024;
+
 /// Milliseconds since the Unix epoch, as the journal records time: the wall
 /// clock in production, tokio's paused clock in the tests.
 pub(crate) type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -68,6 +71,7 @@ pub(crate) async fn dispatch_loop(
     let permits = Arc::new(Semaphore::new(d.concurrency));
     let busy: Arc<Mutex<HashSet<i64>>> = Arc::new(Mutex::new(HashSet::new()));
     let attempts = TaskTracker::new();
+    let batch_size = d.destination.max_batch().clamp(1, MAX_BATCH);
     while !stop.is_cancelled() {
         let free = permits.available_permits();
         if free == 0 {
@@ -82,8 +86,9 @@ pub(crate) async fn dispatch_loop(
             .lock()
             .map(|b| b.iter().copied().collect())
             .unwrap_or_default();
+        let wanted = free.saturating_mul(batch_size).min(MAX_BATCH);
         let due = tokio::task::spawn_blocking(move || {
-            let due = j.due(&name, clock(), free, &taken)?;
+            let due = j.due(&name, clock(), wanted, &taken)?;
             let next = if due.is_empty() {
                 j.next_due(&name)?
             } else {
@@ -111,12 +116,16 @@ pub(crate) async fn dispatch_loop(
             }
             continue;
         }
-        for item in due {
+        // A destination that writes in batches takes the due deliveries
+        // in batches of up to `max_batch`, each under one permit.
+        let mut due = due.into_iter().peekable();
+        while due.peek().is_some() {
+            let batch: Vec<journal::DueDelivery> = due.by_ref().take(batch_size).collect();
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 break;
             };
             if let Ok(mut b) = busy.lock() {
-                b.insert(item.id);
+                b.extend(batch.iter().map(|i| i.id));
             }
             let (d, journal, stats, trackers, busy) = (
                 d.clone(),
@@ -125,23 +134,37 @@ pub(crate) async fn dispatch_loop(
                 trackers.clone(),
                 busy.clone(),
             );
-            // Every line about this attempt carries the message's id.
-            let span = tracing::info_span!(
-                "delivery",
-                message_id = %item.message_id,
-                destination = %d.name
-            );
+            // Every line about one delivery's attempt carries its message's id.
+            let span = match batch.as_slice() {
+                [one] => tracing::info_span!(
+                    "delivery",
+                    message_id = %one.message_id,
+                    destination = %d.name
+                ),
+                _ => tracing::info_span!("deliveries", count = batch.len(), destination = %d.name),
+            };
             attempts.spawn(tracing::Instrument::instrument(
                 async move {
-                    let id = item.id;
-                    // The permit covers the attempt itself; recording its result
-                    // (a journal commit) happens after, while the id stays busy
-                    // so it is not picked up again.
-                    let record = attempt(&d, &stats, item).await;
+                    let ids: Vec<i64> = batch.iter().map(|i| i.id).collect();
+                    // The permit covers the attempt itself; recording its
+                    // results (journal commits, queued together so one
+                    // group commit takes them) happens after, while the
+                    // ids stay busy so they are not picked up again.
+                    let records = attempt_batch(&d, &stats, batch).await;
                     drop(permit);
-                    settle(&d, journal.as_ref(), &stats, &trackers, record).await;
+                    let mut settling = tokio::task::JoinSet::new();
+                    for record in records {
+                        let (d, journal, stats, trackers) =
+                            (d.clone(), journal.clone(), stats.clone(), trackers.clone());
+                        settling.spawn(async move {
+                            settle(&d, journal.as_ref(), &stats, &trackers, record).await
+                        });
+                    }
+                    while settling.join_next().await.is_some() {}
                     if let Ok(mut b) = busy.lock() {
-                        b.remove(&id);
+                        for id in &ids {
+                            b.remove(id);
+                        }
                     }
                     d.wake.notify_one();
                 },
@@ -163,31 +186,71 @@ struct Attempted {
     result: Result<(), (String, Option<i64>)>,
 }
 
-/// Attempts one delivery: delivered, or failed with when to try again
-/// (backoff, or the receiver's `Retry-After`), or dead (out of attempts or
-/// time, or refused for good).
-async fn attempt(d: &Dispatch, stats: &Stats, item: journal::DueDelivery) -> Attempted {
-    let delivery = Delivery {
+/// The delivery a due row describes, for `destination` (the body moves
+/// out of the row).
+fn delivery(destination: &str, item: &mut journal::DueDelivery) -> Delivery {
+    Delivery {
+        seq: item.id,
         message_id: item.message_id.clone(),
         control_id: item.control_id.clone(),
         message_type: item.message_type.clone(),
         n: item.n,
         received: UNIX_EPOCH + Duration::from_millis(item.received_at.max(0) as u64),
         output: Output {
-            destination: Some(d.name.clone()),
+            destination: Some(destination.to_string()),
             message: Message {
                 id: item.message_id.clone(),
-                content_type: item.content_type,
-                body: item.body,
+                content_type: std::mem::take(&mut item.content_type),
+                body: std::mem::take(&mut item.body),
                 headers: vec![],
             },
         },
-    };
-    let attempt_no = item.attempts + 1;
+    }
+}
+
+/// Attempts a batch of deliveries (one at a time unless the destination
+/// takes batches): for each, delivered, or failed with when to try again
+/// (backoff, or the receiver's `Retry-After`), or dead (out of attempts or
+/// time, or refused for good).
+async fn attempt_batch(
+    d: &Dispatch,
+    stats: &Stats,
+    mut items: Vec<journal::DueDelivery>,
+) -> Vec<Attempted> {
+    let deliveries: Vec<Delivery> = items.iter_mut().map(|i| delivery(&d.name, i)).collect();
     let sent = std::time::Instant::now();
-    let delivered = d.destination.deliver(&delivery).await;
-    metrics().attempted(&d.name, sent.elapsed());
-    crate::activity::activity().attempted(&d.name, delivered.is_ok());
+    let mut results = if let [one] = deliveries.as_slice() {
+        vec![d.destination.deliver(one).await]
+    } else {
+        d.destination.deliver_batch(&deliveries).await
+    };
+    let took = sent.elapsed();
+    // A destination that answers fewer results than it was given failed
+    // the rest: tried again.
+    results.resize_with(items.len(), || {
+        Err(DeliveryError::Transient(
+            "the destination gave no result".into(),
+        ))
+    });
+    items
+        .into_iter()
+        .zip(results)
+        .map(|(item, delivered)| {
+            metrics().attempted(&d.name, took);
+            crate::activity::activity().attempted(&d.name, delivered.is_ok());
+            judge(d, stats, item, delivered)
+        })
+        .collect()
+}
+
+/// What an attempt's result means for its delivery.
+fn judge(
+    d: &Dispatch,
+    stats: &Stats,
+    item: journal::DueDelivery,
+    delivered: Result<(), DeliveryError>,
+) -> Attempted {
+    let attempt_no = item.attempts + 1;
     let result = match delivered {
         Ok(()) => Ok(()),
         Err(e) => {
@@ -524,5 +587,112 @@ mod tests {
         // Jitter: not every wait the same.
         let waits: HashSet<Duration> = (0..50).map(|_| backoff(5)).collect();
         assert!(waits.len() > 1);
+    }
+
+    /// A destination taking batches of up to four: notes each batch's
+    /// message ids, and fails `m3` the first time it sees it.
+    #[derive(Default)]
+    struct Batching {
+        batches: Mutex<Vec<Vec<String>>>,
+    }
+
+    impl Destination for Batching {
+        fn deliver<'a>(
+            &'a self,
+            d: &'a Delivery,
+        ) -> super::super::BoxFuture<'a, Result<(), DeliveryError>> {
+            Box::pin(async move { self.deliver_batch(std::slice::from_ref(d)).await.remove(0) })
+        }
+
+        fn max_batch(&self) -> usize {
+            4
+        }
+
+        fn deliver_batch<'a>(
+            &'a self,
+            batch: &'a [Delivery],
+        ) -> super::super::BoxFuture<'a, Vec<Result<(), DeliveryError>>> {
+            let mut batches = self.batches.lock().unwrap();
+            let first_m3 = !batches.iter().flatten().any(|id| id == "m3");
+            batches.push(batch.iter().map(|d| d.message_id.clone()).collect());
+            let results = batch
+                .iter()
+                .map(|d| match d.message_id.as_str() {
+                    "m3" if first_m3 => Err(DeliveryError::Transient("disk full".into())),
+                    _ => Ok(()),
+                })
+                .collect();
+            Box::pin(async move { results })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn due_deliveries_go_out_in_batches_and_each_result_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = journal::open(dir.path(), journal::JournalSync::Normal).unwrap();
+        let clock = virtual_clock();
+        let ids: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+        let (stats, trackers) = (Arc::new(Stats::default()), Arc::new(Trackers::default()));
+        let mut answers = Vec::new();
+        for id in &ids {
+            let message = NewMessage {
+                received_at: clock(),
+                ..crate::journal::test_message(id)
+            };
+            journal.append(message).done().await.unwrap();
+            journal
+                .record(crate::journal::test_outcome(id))
+                .done()
+                .await
+                .unwrap();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            trackers.track(id.clone(), 1, tx);
+            answers.push(rx);
+        }
+        let destination = Arc::new(Batching::default());
+        let stop = CancellationToken::new();
+        let dispatch = Dispatch {
+            name: "d".into(),
+            destination: destination.clone(),
+            concurrency: 2,
+            limits: RetryLimits {
+                max_attempts: None,
+                max_age: Duration::from_secs(3600),
+            },
+            wake: Arc::new(Notify::new()),
+            clock,
+        };
+        tokio::spawn(dispatch_loop(
+            dispatch,
+            journal.clone(),
+            stats.clone(),
+            trackers,
+            stop.clone(),
+        ));
+        for rx in answers {
+            let answer = tokio::time::timeout(Duration::from_secs(3600), rx)
+                .await
+                .expect("answered within the hour")
+                .expect("answered");
+            assert!(matches!(answer, Answer::Delivered), "{answer:?}");
+        }
+        stop.cancel();
+        let batches = destination.batches.lock().unwrap().clone();
+        // Ten due at once, two batches under way: 4 + 4 + 2, then m3 again.
+        assert!(
+            batches.iter().all(|b| !b.is_empty() && b.len() <= 4),
+            "{batches:?}"
+        );
+        assert_eq!(
+            batches[..3].iter().map(Vec::len).sum::<usize>(),
+            10,
+            "{batches:?}"
+        );
+        let m3 = batches.iter().flatten().filter(|id| *id == "m3").count();
+        assert_eq!(m3, 2, "m3 failed once and was sent again: {batches:?}");
+        assert_eq!(batches.iter().flatten().count(), 11, "{batches:?}");
+        assert_eq!(stats.delivered.load(Ordering::Relaxed), 10);
+        assert_eq!(stats.delivery_retries.load(Ordering::Relaxed), 1);
+        assert!(journal.pending_counts().unwrap().is_empty());
     }
 }

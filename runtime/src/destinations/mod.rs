@@ -19,6 +19,8 @@ use crate::plugins::Output;
 /// One output on its way to one destination.
 #[derive(Debug, Clone)]
 pub struct Delivery {
+    /// The delivery's number in the journal (grows with each delivery).
+    pub seq: i64,
     /// The runtime's id of the message the output was made from.
     pub message_id: String,
     /// MSH-10 of that message (empty for non-HL7 input).
@@ -60,6 +62,28 @@ pub trait Destination: Send + Sync {
     /// Delivers one output. Called again with the same delivery after a
     /// transient error, so it must be safe to repeat.
     fn deliver<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<(), DeliveryError>>;
+
+    /// Most deliveries [`Destination::deliver_batch`] takes at once; 1
+    /// (the default): one at a time.
+    fn max_batch(&self) -> usize {
+        1
+    }
+
+    /// Delivers several outputs, made durable together where the
+    /// transport allows: one result per delivery, in order. By default,
+    /// each in turn with [`Destination::deliver`].
+    fn deliver_batch<'a>(
+        &'a self,
+        batch: &'a [Delivery],
+    ) -> BoxFuture<'a, Vec<Result<(), DeliveryError>>> {
+        Box::pin(async move {
+            let mut results = Vec::with_capacity(batch.len());
+            for d in batch {
+                results.push(self.deliver(d).await);
+            }
+            results
+        })
+    }
 }
 
 /// Builds the destination a config describes.

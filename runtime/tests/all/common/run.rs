@@ -59,7 +59,6 @@ assigning_authority = "{repo}/lookups/assigning-authority.csv"
 kind = "file"
 dir = "{out}"
 filename = "{{type}}/{{control_id}}-{{n}}.{{ext}}"
-concurrency = 32
 
 [routes.adt]
 plugins = ["site-normalize", "adt-to-fhir"]
