@@ -22,7 +22,10 @@
 //! at 64, each connection sending one message at a time, the `fsync`/`fdatasync` calls of the weft process counted by
 //! `perf stat` per thread, per message (skipped where `perf` cannot count
 //! system calls).
-//! `WEFT_BENCH_ONLY=sync,tls,metrics,shadow,fsyncs` runs only the sections named;
+//! Then the stages: at 64 connections, the weft process's CPU time per
+//! message split by stage (MLLP read, parse, journal, plugins, dispatch,
+//! file writes, ACK, …) by where `perf record`'s call stacks fall.
+//! `WEFT_BENCH_ONLY=sync,tls,metrics,shadow,fsyncs,stages` runs only the sections named;
 //! `WEFT_BENCH_SECS` sets each run's length (default 5),
 //! `WEFT_BENCH_RATE` the open-loop rate.
 
@@ -30,6 +33,8 @@
 mod common;
 #[path = "common/load.rs"]
 mod load;
+#[path = "common/stages.rs"]
+mod stages;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, mpsc};
@@ -291,6 +296,165 @@ fn main() {
     }
     if wants("fsyncs") {
         fsyncs_section();
+    }
+    if wants("stages") {
+        stages_section(secs);
+    }
+}
+
+/// The cost of each stage at 64 connections, closed loop, journal fsync
+/// on: the weft process's CPU time per ACKed message (from `/proc`),
+/// split by where `perf record`'s samples fall (`stages`); the bytes the
+/// journal's writer and the I/O threads passed to `write` per message.
+/// Two file destinations compared, alternating (A, B, B, A): each output
+/// written alone (`batch = 1`, 32 under way: the way before batches) and
+/// in batches (the defaults). `WEFT_BENCH_ACK` picks the ACK mode
+/// (default after-commit); `WEFT_BENCH_PERF_DATA` keeps the last
+/// recording at that path, for `perf report`.
+fn stages_section(secs: u64) {
+    let ack = std::env::var("WEFT_BENCH_ACK").unwrap_or_else(|_| "after-commit".into());
+    let configs = [("alone", "batch = 1\nconcurrency = 32\n"), ("batched", "")];
+    let mut totals: [StageRun; 2] = Default::default();
+    for (i, kind) in [0usize, 1, 1, 0].into_iter().enumerate() {
+        let run = stage_run(&ack, configs[kind].1, secs, &format!("S{i}"));
+        totals[kind].add(run);
+    }
+    println!(
+        "\nCost per message by stage: 64 connections, closed loop, ack {ack}, journal fsync on; the file destination writing each output alone (batch = 1, concurrency = 32) or in batches (the defaults: batch = 64, concurrency = 4), two runs of each alternating"
+    );
+    for (name, t) in configs.iter().map(|c| c.0).zip(&totals) {
+        let m = t.messages.max(1) as f64;
+        println!(
+            "{name:<8}: {} ACKs in {:.1} s ({:.0} msg/s; {} outputs written meanwhile); weft's CPU {:.0} µs per message; bytes passed to write() per message: journal writer {:.0}, I/O threads {:.0}",
+            t.messages,
+            t.window.as_secs_f64(),
+            m / t.window.as_secs_f64(),
+            t.outputs,
+            t.cpu.as_secs_f64() * 1e6 / m,
+            t.journal_bytes as f64 / m,
+            t.io_bytes as f64 / m,
+        );
+    }
+    if totals.iter().any(|t| t.profile.total == 0) {
+        println!("(perf could not record call stacks here: the split by stage is skipped)");
+        return;
+    }
+    println!("stage                              | alone µs/msg (share) | batched µs/msg (share)");
+    for stage in stages::STAGES {
+        let cell = |t: &StageRun| {
+            let share = t.profile.share(stage);
+            let per = t.cpu.as_secs_f64() * 1e6 / t.messages.max(1) as f64;
+            format!("{:>8.1} ({:>5.1}%)", share * per, share * 100.0)
+        };
+        println!(
+            "{stage:<34} | {:>20} | {:>22}",
+            cell(&totals[0]),
+            cell(&totals[1])
+        );
+    }
+    println!(
+        "({} and {} samples)",
+        totals[0].profile.total, totals[1].profile.total
+    );
+}
+
+/// What one stage run measured over its window.
+#[derive(Default)]
+struct StageRun {
+    messages: u64,
+    window: Duration,
+    cpu: Duration,
+    journal_bytes: u64,
+    io_bytes: u64,
+    outputs: usize,
+    profile: stages::Profile,
+}
+
+impl StageRun {
+    fn add(&mut self, other: StageRun) {
+        self.messages += other.messages;
+        self.window += other.window;
+        self.cpu += other.cpu;
+        self.journal_bytes += other.journal_bytes;
+        self.io_bytes += other.io_bytes;
+        self.outputs += other.outputs;
+        for (stage, n) in other.profile.samples {
+            *self.profile.samples.entry(stage).or_default() += n;
+        }
+        self.profile.total += other.profile.total;
+    }
+}
+
+/// One `weft run` with `destination` added to the file destination's
+/// settings, under 64 closed-loop connections: a second of warm-up, then
+/// `secs` recorded by `perf`.
+fn stage_run(ack: &str, destination: &str, secs: u64, tag: &str) -> StageRun {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let connections = 64;
+    let mut weft = Weft::start(|d| {
+        adt_config(d, ack, "[runtime]\nshutdown_grace_s = 600\n").replace(
+            "[destinations.files]\n",
+            &format!("[destinations.files]\n{destination}"),
+        )
+    });
+    let (acked, stop) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let addr = weft.addr;
+    let senders: Vec<_> = (0..connections)
+        .map(|c| {
+            let (acked, stop, tag) = (acked.clone(), stop.clone(), tag.to_string());
+            std::thread::spawn(move || {
+                let mut client = Client::connect(addr);
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let reply =
+                        client.exchange(&a01(&format!("{tag}-{c}-{i}"), &format!("{c}s{i}")));
+                    assert_eq!(reply.code, "AA", "{}", reply.raw);
+                    acked.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let pid = weft.pid();
+    let kept = std::env::var_os("WEFT_BENCH_PERF_DATA").map(std::path::PathBuf::from);
+    let data = kept
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("weft-stages-{pid}.data")));
+    let sample = |weft: &Weft| {
+        (
+            acked.load(Ordering::Relaxed),
+            stages::cpu_time(pid),
+            stages::written_by(pid, "weft-journal"),
+            stages::written_by(pid, "weft-io"),
+            weft.out_files().len(),
+            Instant::now(),
+        )
+    };
+    let before = sample(&weft);
+    let recorded = stages::record(pid, secs, &data);
+    let after = sample(&weft);
+    stop.store(true, Ordering::Relaxed);
+    for s in senders {
+        s.join().expect("sender");
+    }
+    let sent = acked.load(Ordering::Relaxed) as usize;
+    let profile = recorded.then(|| stages::attribute(&data)).flatten();
+    if kept.is_none() {
+        let _ = std::fs::remove_file(&data);
+    }
+    drain_and_stop(&mut weft, sent);
+    StageRun {
+        messages: after.0 - before.0,
+        window: after.5 - before.5,
+        cpu: after.1 - before.1,
+        journal_bytes: after.2 - before.2,
+        io_bytes: after.3 - before.3,
+        outputs: after.4 - before.4,
+        profile: profile.unwrap_or_default(),
     }
 }
 
