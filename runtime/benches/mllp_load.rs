@@ -19,7 +19,7 @@
 //! Then the cost of a shadow run: two `weft run`s side by side, one with a
 //! candidate version of adt-to-fhir comparing every message, one without.
 //! Then the fsyncs: for each ACK mode at one connection, and after-commit
-//! at 64, each connection sending one message at a time, the `fsync`/`fdatasync` calls of the weft process counted by
+//! at 64, each connection sending one message at a time, the `fsync`/`fdatasync`/`syncfs` calls of the weft process counted by
 //! `perf stat` per thread, per message (skipped where `perf` cannot count
 //! system calls).
 //! Then the stages: at 64 connections, the weft process's CPU time per
@@ -460,14 +460,14 @@ fn stage_run(ack: &str, destination: &str, secs: u64, tag: &str) -> StageRun {
 
 /// For each ACK mode (and after-commit at 64 connections too): each
 /// connection sending one message at a time, the
-/// ACK latency and the `fsync`/`fdatasync` calls per message, by thread
+/// ACK latency and the `fsync`/`fdatasync`/`syncfs` calls per message, by thread
 /// (the journal's writer, the rest: the file destination's writes run on
 /// tokio's blocking threads), counted by `perf stat` on the weft process
 /// until every output is delivered.
 fn fsyncs_section() {
     let n = load::env_or("WEFT_BENCH_FSYNC_MSGS", 100, 500) as usize;
     println!(
-        "\nfsync + fdatasync calls per message, by thread; each connection one message at a time ({n} messages), until all are delivered; journal fsync on"
+        "\nfsync + fdatasync + syncfs calls per message, by thread; each connection one message at a time ({n} messages), until all are delivered; journal fsync on"
     );
     println!(
         "ack mode        | conns |  ACK p50     ACK p99    | journal writer | other threads | total"
@@ -482,7 +482,7 @@ fn fsyncs_section() {
         let counts = std::env::temp_dir().join(format!("weft-fsyncs-{}.csv", weft.pid()));
         let perf = std::process::Command::new("perf")
             .args(["stat", "--per-thread", "-x,", "-e"])
-            .arg("syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync")
+            .arg("syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync,syscalls:sys_enter_syncfs")
             .arg("-p")
             .arg(weft.pid().to_string())
             .arg("-o")
@@ -529,7 +529,10 @@ fn fsyncs_section() {
         // Lines: "thread-tid,count,unit,event,…"; "<not counted>" or
         // "<not supported>" where perf cannot count system calls.
         let (mut journal, mut other, mut counted) = (0u64, 0u64, false);
-        for line in text.lines().filter(|l| l.contains("sys_enter_f")) {
+        for line in text
+            .lines()
+            .filter(|l| l.contains("sys_enter_f") || l.contains("sys_enter_syncfs"))
+        {
             let mut fields = line.split(',');
             let thread = fields.next().unwrap_or_default();
             if let Some(count) = fields.next().and_then(|c| c.trim().parse::<u64>().ok()) {
