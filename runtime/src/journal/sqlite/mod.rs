@@ -416,8 +416,10 @@ impl Journal for SqliteJournal {
         limit: usize,
         busy: &[i64],
     ) -> Result<Vec<DueDelivery>, JournalError> {
-        // The deliveries under way are left out by the query itself (a
-        // JSON array of their ids), so their bodies are never read.
+        // Read in id order from the pending deliveries' own index, which
+        // stops at `limit`; the deliveries under way are left out by the
+        // query itself (a JSON array of their ids), so their bodies are
+        // never read.
         let busy = format!(
             "[{}]",
             busy.iter()
@@ -429,7 +431,8 @@ impl Journal for SqliteJournal {
             let mut stmt = c.prepare_cached(concat!(
                 "SELECT d.id, d.message_id, m.control_id, m.message_type, m.received_at, d.n,
                         d.content_type, d.body, d.attempts
-                 FROM deliveries d JOIN messages m ON m.id = d.message_id
+                 FROM deliveries d INDEXED BY deliveries_pending
+                 JOIN messages m ON m.id = d.message_id
                  WHERE d.destination = ?1 AND d.state = 'pending' AND d.next_attempt_at <= ?2
                    AND d.id NOT IN (SELECT value FROM json_each(?4))
                    AND ",

@@ -210,6 +210,21 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), JournalE
         )
         .map_err(|e| open_error(path, e))?;
     }
+    // Indexes changed at every open, not by a new schema version: a
+    // runtime of schema 7 opens the journal as before and needs neither.
+    // `deliveries_key` (v2) has served no query since v3 added
+    // `deliveries_key_seq` with the same leading columns, yet every
+    // delivery's insert and change of state rewrote a page of it.
+    // `deliveries_pending` holds the pending deliveries in the order
+    // `due()` takes them: it reads the first few and stops, where
+    // `deliveries_due` made it read, and sort, every pending delivery
+    // (bodies and all) to return the first few.
+    tx.execute_batch(
+        "DROP INDEX IF EXISTS deliveries_key;
+         CREATE INDEX IF NOT EXISTS deliveries_pending
+           ON deliveries (destination, id, next_attempt_at) WHERE state = 'pending';",
+    )
+    .map_err(|e| open_error(path, e))?;
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
