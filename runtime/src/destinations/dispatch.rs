@@ -305,8 +305,14 @@ async fn settle(
     match a.result {
         Ok(()) => {
             let at = (d.clock)();
+            // Lazily unless the message's source waits for its deliveries.
+            let waited = trackers.waits_for(&a.message_id);
             let recorded = commit_until_done("a delivery of message", &a.message_id, || {
-                journal.delivered(a.id, at)
+                if waited {
+                    journal.delivered(a.id, at)
+                } else {
+                    journal.delivered_lazily(a.id, at)
+                }
             })
             .await;
             if recorded.is_err() {

@@ -453,6 +453,13 @@ pub trait Journal: Send + Sync {
     /// Records what the plugins made of a message, atomically with its
     /// deliveries, and releases its hold on its ordering keys.
     fn record(&self, outcome: Outcome) -> Commit;
+    /// [`Journal::record`] for an outcome no answer waits on (its source
+    /// was answered already): the engine may hold it a moment to share the
+    /// commit of the next message taken in, whose ACK then waits for one
+    /// commit instead of this one's and its own. By default, `record`.
+    fn record_lazily(&self, outcome: Outcome) -> Commit {
+        self.record(outcome)
+    }
     /// Records a message and its outcome at once, with its deliveries: an
     /// event Weft makes itself (an alert), never run through plugins.
     fn append_settled(&self, message: NewMessage, outcome: Outcome) -> Commit;
@@ -506,6 +513,11 @@ pub trait Journal: Send + Sync {
     fn next_due(&self, destination: &str) -> Result<Option<i64>, JournalError>;
     /// Records a delivery as done at `at`.
     fn delivered(&self, id: i64, at: i64) -> Commit;
+    /// [`Journal::delivered`] for a delivery no answer waits on, held like
+    /// [`Journal::record_lazily`]. By default, `delivered`.
+    fn delivered_lazily(&self, id: i64, at: i64) -> Commit {
+        self.delivered(id, at)
+    }
     /// Records a failed attempt: retried at `next_attempt`, or dead (given
     /// up) when that is `None`.
     fn attempt_failed(&self, id: i64, error: &str, next_attempt: Option<i64>) -> Commit;

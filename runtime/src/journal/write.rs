@@ -54,17 +54,20 @@ pub(crate) fn dedup_key(m: &NewMessage) -> Option<(&str, &str, &str, i64)> {
 pub(crate) struct Request {
     pub(crate) op: Op,
     pub(crate) reply: oneshot::Sender<Result<(), JournalError>>,
+    /// No answer to a sender waits on it: the writer may hold it a moment
+    /// for the next intake to share its commit.
+    pub(crate) lazy: bool,
 }
 
 /// Queues `op` for the writer thread behind `sender` (`None`: closed).
 /// A full queue means the storage is behind: the write then waits in the
 /// returned commit and is queued by whoever waits on it, never dropped.
-pub(crate) fn queue(sender: Option<SyncSender<Request>>, op: Op) -> Commit {
+pub(crate) fn queue(sender: Option<SyncSender<Request>>, op: Op, lazy: bool) -> Commit {
     let Some(sender) = sender else {
         return Commit::finished(Err(JournalError::Closed));
     };
     let (reply, rx) = oneshot::channel();
-    match sender.try_send(Request { op, reply }) {
+    match sender.try_send(Request { op, reply, lazy }) {
         Ok(()) => Commit::queued(rx),
         Err(TrySendError::Full(req)) => {
             let mut req = Some(req);

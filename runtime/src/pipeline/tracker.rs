@@ -88,6 +88,11 @@ impl Trackers {
         }
     }
 
+    /// Whether a source waits for the deliveries of `message_id`.
+    pub fn waits_for(&self, message_id: &str) -> bool {
+        self.map().contains_key(message_id)
+    }
+
     /// Answers the source of `message_id` now, as failed for `reason`.
     pub fn fail(&self, message_id: &str, reason: String) {
         let tracker = self.map().remove(message_id);

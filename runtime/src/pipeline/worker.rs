@@ -181,8 +181,14 @@ pub(super) fn run_job(job: Job, ctx: &WorkerCtx) {
             // Retried while the journal cannot write (a full disk): the message
             // is durable already, and its outcome lands once space returns. If
             // the process stops first, the message is run again at the next start.
+            // Lazily unless the source waits for the deliveries (its
+            // answer, given above, waited for nothing the journal does).
             let recorded = commit_until_done("the outcome of message", &message_id, || {
-                journal.record(outcome.clone())
+                if tracked {
+                    journal.record(outcome.clone())
+                } else {
+                    journal.record_lazily(outcome.clone())
+                }
             })
             .await;
             match recorded {

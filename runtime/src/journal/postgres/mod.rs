@@ -268,7 +268,7 @@ impl PgJournal {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        super::write::queue(sender, op)
+        super::write::queue(sender, op, false)
     }
 
     /// A read of the message path, on its own connection.

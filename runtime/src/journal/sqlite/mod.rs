@@ -242,6 +242,12 @@ impl SqliteJournal {
     }
 
     fn submit(&self, op: Op) -> Commit {
+        self.submit_with(op, false)
+    }
+
+    /// Queues `op` for the writer; `lazy`: it may wait a moment there for
+    /// the next intake's commit.
+    fn submit_with(&self, op: Op, lazy: bool) -> Commit {
         if self.closed.load(Ordering::Acquire) {
             return Commit::finished(Err(JournalError::Closed));
         }
@@ -253,7 +259,7 @@ impl SqliteJournal {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        super::write::queue(sender, op)
+        super::write::queue(sender, op, lazy)
     }
 
     /// An attached journal's write, committed on its own.
@@ -328,6 +334,10 @@ impl Journal for SqliteJournal {
 
     fn record(&self, outcome: Outcome) -> Commit {
         self.submit(Op::Record(outcome))
+    }
+
+    fn record_lazily(&self, outcome: Outcome) -> Commit {
+        self.submit_with(Op::Record(outcome), true)
     }
 
     fn append_settled(&self, message: NewMessage, outcome: Outcome) -> Commit {
@@ -467,6 +477,10 @@ impl Journal for SqliteJournal {
 
     fn delivered(&self, id: i64, at: i64) -> Commit {
         self.submit(Op::Delivered(id, at))
+    }
+
+    fn delivered_lazily(&self, id: i64, at: i64) -> Commit {
+        self.submit_with(Op::Delivered(id, at), true)
     }
 
     fn attempt_failed(&self, id: i64, error: &str, next_attempt: Option<i64>) -> Commit {

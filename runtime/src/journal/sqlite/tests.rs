@@ -348,3 +348,31 @@ fn a_read_only_journal_reads_each_output_once_and_writes_nothing() {
     let e = SqliteJournal::read_only(&path).err().unwrap().to_string();
     assert!(e.contains("schema version 6"), "{e}");
 }
+
+#[test]
+fn a_lazy_write_waits_for_an_intake_only_while_messages_arrive() {
+    let (j, _dir) = fresh();
+    // Nothing taken in yet: a lazy write is not held.
+    j.append(msg("m0")).wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    // Messages arriving (an intake just now): alone, it is held for
+    // LINGER, then committed anyway.
+    j.append(msg("m1")).wait().unwrap();
+    let t = std::time::Instant::now();
+    j.record_lazily(crate::journal::test_outcome("m1"))
+        .wait()
+        .unwrap();
+    assert!(t.elapsed() >= writer::LINGER, "{:?}", t.elapsed());
+    // Held or not, it lands: the outcome and its delivery are recorded.
+    let detail = j.show("m1").unwrap().expect("m1");
+    assert_eq!(detail.summary.status, MessageStatus::Transformed);
+    // An intake arriving while one is held shares its commit: both land.
+    let lazy = j.record_lazily(crate::journal::test_outcome("m0"));
+    let held = std::thread::spawn(move || lazy.wait());
+    j.append(msg("m2")).wait().unwrap();
+    held.join().unwrap().unwrap();
+    let d = j.due("d", i64::MAX, 10, &[]).unwrap();
+    assert_eq!(d.len(), 2, "both outcomes' deliveries are due");
+    j.delivered_lazily(d[0].id, 5).wait().unwrap();
+    assert_eq!(j.due("d", i64::MAX, 10, &[]).unwrap().len(), 1);
+}

@@ -3,6 +3,7 @@
 //! for the lot) and only then answers each caller.
 
 use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
 
 use crate::journal::write::{Duplicate, Op, Request, dedup_key};
 use crate::journal::{JournalError, NewMessage, Outcome};
@@ -166,15 +167,50 @@ fn record(tx: &rusqlite::Transaction<'_>, o: &Outcome) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Longest a group of lazy writes waits for an intake to share its commit.
+pub(super) const LINGER: Duration = Duration::from_millis(2);
+
+/// How recent the last intake must be for lazy writes to wait: messages
+/// are arriving, so the next one is likely within [`LINGER`].
+const TRAFFIC: Duration = Duration::from_millis(20);
+
+/// Moves the writes already waiting into `batch`, up to [`MAX_BATCH`].
+fn take_waiting(rx: &Receiver<Request>, batch: &mut Vec<Request>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(r) => batch.push(r),
+            Err(_) => break,
+        }
+    }
+}
+
 /// Applies the writes as they come, in groups, until every sender is gone.
+/// A group of lazy writes only (outcomes and deliveries no answer waits
+/// on) waits up to [`LINGER`] for an intake while messages are arriving,
+/// so that an intake does not queue behind their commit: one connection
+/// sending a message at a time then waits for one commit per ACK, not two.
 pub(super) fn write_loop(mut conn: Connection, rx: Receiver<Request>) {
+    let mut last_intake: Option<Instant> = None;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
+        take_waiting(&rx, &mut batch);
+        if last_intake.is_some_and(|t| t.elapsed() < TRAFFIC) {
+            let until = Instant::now() + LINGER;
+            while batch.len() < MAX_BATCH && batch.iter().all(|r| r.lazy) {
+                let Some(left) = until.checked_duration_since(Instant::now()) else {
+                    break;
+                };
+                match rx.recv_timeout(left) {
+                    Ok(r) => {
+                        batch.push(r);
+                        take_waiting(&rx, &mut batch);
+                    }
+                    Err(_) => break,
+                }
             }
+        }
+        if batch.iter().any(|r| r.op.intake().is_some()) {
+            last_intake = Some(Instant::now());
         }
         // Fast path: the whole batch in one transaction, one fsync.
         let together = (|| {
