@@ -409,6 +409,36 @@ mod tests {
         .await
     }
 
+    /// Starts a dispatcher for destination `d` on `journal`; cancel the
+    /// token returned to stop it.
+    fn start(
+        destination: Arc<dyn Destination>,
+        concurrency: usize,
+        limits: RetryLimits,
+        journal: &Arc<dyn Journal>,
+        stats: &Arc<Stats>,
+        trackers: Arc<Trackers>,
+        clock: Clock,
+    ) -> CancellationToken {
+        let stop = CancellationToken::new();
+        let dispatch = Dispatch {
+            name: "d".into(),
+            destination,
+            concurrency,
+            limits,
+            wake: Arc::new(Notify::new()),
+            clock,
+        };
+        tokio::spawn(dispatch_loop(
+            dispatch,
+            journal.clone(),
+            stats.clone(),
+            trackers,
+            stop.clone(),
+        ));
+        stop
+    }
+
     /// Like [`run`], with both limits given.
     async fn run_limited(answers: Vec<Result<(), DeliveryError>>, limits: RetryLimits) -> Run {
         let dir = tempfile::tempdir().unwrap();
@@ -434,22 +464,15 @@ mod tests {
         let (stats, trackers) = (Arc::new(Stats::default()), Arc::new(Trackers::default()));
         let (tx, answer) = tokio::sync::oneshot::channel();
         trackers.track("m1".into(), 1, tx);
-        let stop = CancellationToken::new();
-        let dispatch = Dispatch {
-            name: "d".into(),
-            destination: destination.clone(),
-            concurrency: 1,
+        let stop = start(
+            destination.clone(),
+            1,
             limits,
-            wake: Arc::new(Notify::new()),
-            clock,
-        };
-        tokio::spawn(dispatch_loop(
-            dispatch,
-            journal.clone(),
-            stats.clone(),
+            &journal,
+            &stats,
             trackers,
-            stop.clone(),
-        ));
+            clock,
+        );
         Run {
             journal,
             stats,
@@ -656,25 +679,19 @@ mod tests {
             answers.push(rx);
         }
         let destination = Arc::new(Batching::default());
-        let stop = CancellationToken::new();
-        let dispatch = Dispatch {
-            name: "d".into(),
-            destination: destination.clone(),
-            concurrency: 2,
-            limits: RetryLimits {
-                max_attempts: None,
-                max_age: Duration::from_secs(3600),
-            },
-            wake: Arc::new(Notify::new()),
-            clock,
+        let limits = RetryLimits {
+            max_attempts: None,
+            max_age: Duration::from_secs(3600),
         };
-        tokio::spawn(dispatch_loop(
-            dispatch,
-            journal.clone(),
-            stats.clone(),
+        let stop = start(
+            destination.clone(),
+            2,
+            limits,
+            &journal,
+            &stats,
             trackers,
-            stop.clone(),
-        ));
+            clock,
+        );
         for rx in answers {
             let answer = tokio::time::timeout(Duration::from_secs(3600), rx)
                 .await
