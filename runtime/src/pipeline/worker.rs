@@ -181,10 +181,13 @@ pub(super) fn run_job(job: Job, ctx: &WorkerCtx) {
             // Retried while the journal cannot write (a full disk): the message
             // is durable already, and its outcome lands once space returns. If
             // the process stops first, the message is run again at the next start.
-            // Lazily unless the source waits for the deliveries (its
-            // answer, given above, waited for nothing the journal does).
+            // A transformed message's outcome lazily, unless its source
+            // waits for the deliveries (its answer, given above, waited for
+            // nothing the journal does); a reject or failure at once, so
+            // that it shows in the journal as soon as the sender has it.
+            let lazy = !tracked && status == MessageStatus::Transformed;
             let recorded = commit_until_done("the outcome of message", &message_id, || {
-                if tracked {
+                if !lazy {
                     journal.record(outcome.clone())
                 } else {
                     journal.record_lazily(outcome.clone())
