@@ -44,7 +44,7 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-pub(crate) fn set_mode(f: &std::fs::File, mode: u32) -> std::io::Result<()> {
+fn set_mode(f: &std::fs::File, mode: u32) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -79,25 +79,49 @@ pub fn write_synced(
     (file_mode, dir_mode): (u32, u32),
     sync_dir: &dyn Fn(&Path) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = parent(path);
     create_dir_with(dir, dir_mode)?;
-    // Short, whatever the final name's length; unique among writers.
+    let tmp = write_temp(dir, bytes, file_mode, true)?;
+    let result = std::fs::rename(&tmp, path).and_then(|()| sync_dir(dir));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The directory `path` is in (`.` for a bare name).
+pub(crate) fn parent(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Writes `bytes` to a new temporary file in `dir` with `file_mode`,
+/// fsynced when `sync`: its path (short, whatever the final name's
+/// length; unique among writers). Nothing is left behind on failure.
+pub(crate) fn write_temp(
+    dir: &Path,
+    bytes: &[u8],
+    file_mode: u32,
+    sync: bool,
+) -> std::io::Result<std::path::PathBuf> {
     let tmp = dir.join(format!(".weft-{}.tmp", uuid::Uuid::now_v7().simple()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         set_mode(&f, file_mode)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        sync_dir(dir)
+        if sync {
+            f.sync_all()?;
+        }
+        Ok(())
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    result
 }
 
 /// `Err` with what is wrong when `path` can be read or written by users

@@ -583,3 +583,27 @@ fn the_journal_engine_is_chosen_and_checked_without_showing_a_password() {
         assert!(!all.iter().any(|e| e.contains("s3cret")), "{all:?}");
     }
 }
+
+#[test]
+fn a_file_batch_outside_its_bounds_is_refused_with_its_place() {
+    for bad in ["0", "1025", "-1"] {
+        let text = format!("[destinations.d]\nkind = \"file\"\ndir = \"out\"\nbatch = {bad}\n");
+        let errs = parse(&text, "w.toml", Path::new("/tmp")).unwrap_err().0;
+        let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            lines,
+            ["w.toml:4:9: destinations.d.batch: expected a whole number from 1 to 1024"],
+            "batch = {bad}"
+        );
+    }
+    let ok = "[destinations.d]\nkind = \"file\"\ndir = \"out\"\nbatch = 1024\n";
+    let config = parse(ok, "w.toml", Path::new("/tmp")).unwrap();
+    match &config.destinations["d"].kind {
+        DestinationKind::File(f) => {
+            assert_eq!(f.batch, 1024);
+            assert_eq!(f.filename, DEFAULT_FILENAME);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(config.destinations["d"].concurrency, 4);
+}

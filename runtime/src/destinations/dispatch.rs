@@ -150,8 +150,11 @@ pub(crate) async fn dispatch_loop(
                     // results (journal commits, queued together so one
                     // group commit takes them) happens after, while the
                     // ids stay busy so they are not picked up again.
-                    let records = attempt_batch(&d, &stats, batch).await;
+                    let mut records = attempt_batch(&d, &stats, batch).await;
                     drop(permit);
+                    // All but the last on tasks of their own (none for a
+                    // batch of one), so their commits queue together.
+                    let last = records.pop();
                     let mut settling = tokio::task::JoinSet::new();
                     for record in records {
                         let (d, journal, stats, trackers) =
@@ -159,6 +162,9 @@ pub(crate) async fn dispatch_loop(
                         settling.spawn(async move {
                             settle(&d, journal.as_ref(), &stats, &trackers, record).await
                         });
+                    }
+                    if let Some(record) = last {
+                        settle(&d, journal.as_ref(), &stats, &trackers, record).await;
                     }
                     while settling.join_next().await.is_some() {}
                     if let Ok(mut b) = busy.lock() {
@@ -219,11 +225,7 @@ async fn attempt_batch(
 ) -> Vec<Attempted> {
     let deliveries: Vec<Delivery> = items.iter_mut().map(|i| delivery(&d.name, i)).collect();
     let sent = std::time::Instant::now();
-    let mut results = if let [one] = deliveries.as_slice() {
-        vec![d.destination.deliver(one).await]
-    } else {
-        d.destination.deliver_batch(&deliveries).await
-    };
+    let mut results = d.destination.deliver_batch(&deliveries).await;
     let took = sent.elapsed();
     // A destination that answers fewer results than it was given failed
     // the rest: tried again.

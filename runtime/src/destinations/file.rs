@@ -7,13 +7,13 @@
 //! per directory. Each value in a file name is made safe and kept short,
 //! so no sender's control id can make a name the file system refuses.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::dir_sync::DirSyncs;
 use super::{BoxFuture, Delivery, DeliveryError, Destination};
 use crate::config::FileDestinationConfig;
+use crate::private::parent;
 
 /// Writes outputs under a directory, named by a template.
 #[derive(Debug, Clone)]
@@ -40,16 +40,10 @@ impl FileDestination {
 impl Destination for FileDestination {
     fn deliver<'a>(&'a self, d: &'a Delivery) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
-            let path = self.path_for(d);
-            let body = d.output.message.body.clone();
-            let modes = (self.config.file_mode, self.config.dir_mode);
-            let syncs = self.syncs.clone();
-            tokio::task::spawn_blocking(move || {
-                crate::private::write_synced(&path, &body, modes, &|dir| syncs.sync(dir))
+            let mut results = self.deliver_batch(std::slice::from_ref(d)).await;
+            results.pop().unwrap_or_else(|| {
+                Err(DeliveryError::Transient("the writer gave no result".into()))
             })
-            .await
-            .map_err(|e| DeliveryError::Transient(format!("writer task failed: {e}")))?
-            .map_err(refusal)
         })
     }
 
@@ -110,15 +104,18 @@ pub fn write_batch(
     (file_mode, dir_mode): (u32, u32),
     syncs: &DirSyncs,
 ) -> Vec<std::io::Result<()>> {
+    let one_sync = cfg!(target_os = "linux") && files.len() > 1;
     // Opened before anything is written: `syncfs` reports the write-back
     // errors seen since this handle was opened.
-    let filesystem = match crate::private::create_dir_with(root, dir_mode)
-        .and_then(|()| std::fs::File::open(root))
+    let filesystem = match one_sync
+        .then(|| {
+            crate::private::create_dir_with(root, dir_mode).and_then(|()| std::fs::File::open(root))
+        })
+        .transpose()
     {
         Ok(f) => f,
         Err(e) => return files.iter().map(|_| Err(copy(&e))).collect(),
     };
-    let one_sync = cfg!(target_os = "linux") && files.len() > 1;
     // Each file to its temporary name (synced on its own unless the
     // filesystem is synced once for all).
     let mut written: Vec<std::io::Result<PathBuf>> = files
@@ -126,28 +123,12 @@ pub fn write_batch(
         .map(|(path, bytes)| {
             let dir = parent(path);
             crate::private::create_dir_with(dir, dir_mode)?;
-            let tmp = dir.join(format!(".weft-{}.tmp", uuid::Uuid::now_v7().simple()));
-            let result = (|| {
-                let mut f = std::fs::File::create(&tmp)?;
-                crate::private::set_mode(&f, file_mode)?;
-                f.write_all(bytes)?;
-                if !one_sync {
-                    f.sync_all()?;
-                }
-                Ok(())
-            })();
-            match result {
-                Ok(()) => Ok(tmp),
-                Err(e) => {
-                    let _ = std::fs::remove_file(&tmp);
-                    Err(e)
-                }
-            }
+            crate::private::write_temp(dir, bytes, file_mode, !one_sync)
         })
         .collect();
-    if one_sync
+    if let Some(filesystem) = &filesystem
         && written.iter().any(Result::is_ok)
-        && let Err(e) = sync_filesystem(&filesystem)
+        && let Err(e) = sync_filesystem(filesystem)
     {
         for w in &mut written {
             if let Ok(tmp) = w {
@@ -185,13 +166,6 @@ pub fn write_batch(
         }
     }
     results
-}
-
-/// The directory a file is written in.
-fn parent(path: &Path) -> &Path {
-    path.parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
 }
 
 /// An error for each of several files that one failure failed.
