@@ -352,11 +352,11 @@ fn a_read_only_journal_reads_each_output_once_and_writes_nothing() {
 #[test]
 fn a_lazy_write_waits_for_an_intake_only_while_messages_arrive() {
     let (j, _dir) = fresh();
-    // Nothing taken in yet: a lazy write is not held.
+    // m0 is taken in long before the rest (its outcome is recorded last).
     j.append(msg("m0")).wait().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(50));
-    // Messages arriving (an intake just now): alone, it is held for
-    // LINGER, then committed anyway.
+    // Messages arriving (an intake just now): a lazy write alone is held
+    // for LINGER, then committed anyway.
     j.append(msg("m1")).wait().unwrap();
     let t = std::time::Instant::now();
     j.record_lazily(crate::journal::test_outcome("m1"))
