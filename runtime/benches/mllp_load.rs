@@ -25,6 +25,8 @@
 //! Then the stages: at 64 connections, the weft process's CPU time per
 //! message split by stage (MLLP read, parse, journal, plugins, dispatch,
 //! file writes, ACK, …) by where `perf record`'s call stacks fall.
+//! The sync section also prints weft's resident memory: idle, after each
+//! closed-loop run, and its peak.
 //! `WEFT_BENCH_ONLY=sync,tls,metrics,shadow,fsyncs,stages` runs only the sections named;
 //! `WEFT_BENCH_SECS` sets each run's length (default 5),
 //! `WEFT_BENCH_RATE` the open-loop rate.
@@ -102,8 +104,11 @@ fn measure(sync: &str, secs: u64, rate: u64) -> Run {
     let mut weft = Weft::start(|d| adt_config(d, "after-transform", &extra));
     let mut sent = 0;
     let mut closed = Vec::new();
+    let mib = |kib: u64| format!("{:.1}", kib as f64 / 1024.0);
+    let mut memory = vec![format!("idle {} MiB", mib(weft.status_kib("VmRSS")))];
     for n in [1usize, 8, 64] {
         let (count, lat, elapsed) = closed_loop(&plain(weft.addr), n, secs, &format!("N{n}"));
+        memory.push(format!("{n} conn. {}", mib(weft.status_kib("VmRSS"))));
         sent += count;
         closed.push((
             n,
@@ -114,6 +119,11 @@ fn measure(sync: &str, secs: u64, rate: u64) -> Run {
     }
     let (count, lat) = open_loop(&weft, 8, rate, secs);
     sent += count;
+    memory.push(format!("peak {} MiB", mib(weft.status_kib("VmHWM"))));
+    println!(
+        "journal_sync = {sync}: weft's resident memory, idle and at the end of each closed-loop run: {}",
+        memory.join(", ")
+    );
     let drained = drain_and_stop(&mut weft, sent);
     println!(
         "journal_sync = {sync}: the file destination's backlog drained {:.1} s after the load; {sent} of {sent} messages written",

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::fhir_server::free_addr;
-use common::run::{Client, Weft, a01};
+use common::run::{Client, Weft, a01, status_kib};
 use common::{admin, live_sha, plugin_versions, with_custom_section};
 
 fn env(name: &str, default: usize) -> usize {
@@ -51,17 +51,23 @@ fn sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
+/// A process's resident memory, in KiB: in all, and its anonymous, file
+/// and shared (memfd: plugin memory images) parts.
+#[derive(Clone, Copy)]
+struct Rss {
+    total: u64,
+    anon: u64,
+    file: u64,
+    shmem: u64,
+}
+
+fn rss(pid: u32) -> Rss {
+    Rss {
+        total: status_kib(pid, "VmRSS"),
+        anon: status_kib(pid, "RssAnon"),
+        file: status_kib(pid, "RssFile"),
+        shmem: status_kib(pid, "RssShmem"),
+    }
 }
 
 /// control id → when its ACK came.
@@ -151,9 +157,10 @@ fn ms(d: Duration) -> String {
 
 /// Starts `weft run` on the two plugin files, with its admin API on
 /// `admin_addr`.
-fn start(plugins: &[Plugin], admin_addr: SocketAddr) -> Weft {
+fn start(plugins: &[Plugin], admin_addr: SocketAddr, env: &[(String, String)]) -> Weft {
     let repo = common::repo();
-    Weft::start(|d| {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Weft::start_env(&[], &env, |d| {
         format!(
             r#"
 [runtime]
@@ -196,6 +203,59 @@ listen = "{admin_addr}"
     })
 }
 
+/// With `WEFT_BENCH_SMAPS=DIR`, copies the process's `/proc/PID/smaps` to
+/// `DIR/{idle,busy}-SWAPS.smaps`, to see which mappings grew.
+fn keep_smaps(pid: u32, rate: Option<u64>, swaps: usize) {
+    let Some(dir) = std::env::var_os("WEFT_BENCH_SMAPS") else {
+        return;
+    };
+    let name = format!(
+        "{}-{swaps}.smaps",
+        if rate.is_some() { "busy" } else { "idle" }
+    );
+    let smaps = std::fs::read(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    std::fs::write(PathBuf::from(dir).join(name), smaps).unwrap();
+}
+
+/// With `WEFT_BENCH_HEAPTRACK=PATH`, the process swapping under traffic
+/// runs with Debian's `heaptrack` preloaded (its interpreter reading a
+/// FIFO, as the `heaptrack` script does, so the process stays `weft`'s own)
+/// and is killed at the end, so `PATH.zst` holds everything still allocated
+/// then as leaked (read with `heaptrack_print --print-leaks 1`). Returns
+/// the environment to start with and the interpreter to wait for.
+fn heaptrack(
+    rate: Option<u64>,
+    swaps: usize,
+) -> Option<(Vec<(String, String)>, std::process::Child)> {
+    let out = std::env::var("WEFT_BENCH_HEAPTRACK").ok()?;
+    if rate.is_none() || swaps == 0 {
+        return None;
+    }
+    let fifo = format!("{out}.fifo");
+    let _ = std::fs::remove_file(&fifo);
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .is_ok_and(|s| s.success())
+    );
+    let interpreter = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "/usr/lib/heaptrack/libexec/heaptrack_interpret < {fifo} | zstd -q -c > {out}.zst; rm -f {fifo}"
+        ))
+        .spawn()
+        .expect("heaptrack (Debian package heaptrack) and zstd");
+    let env = vec![
+        (
+            "LD_PRELOAD".to_string(),
+            "/usr/lib/heaptrack/libheaptrack_preload.so".to_string(),
+        ),
+        ("DUMP_HEAPTRACK_OUTPUT".to_string(), fifo),
+    ];
+    Some((env, interpreter))
+}
+
 /// Resident memory after swap 1 and every 50th, in a fresh process, with
 /// `rate` msg/s of traffic (or none); with `swaps` = 0 a control run: the
 /// same samples at the times a swapping run took them.
@@ -205,9 +265,11 @@ fn memory_curve(
     swaps: usize,
     control_times: &[Duration],
     n: &mut usize,
-) -> (Vec<(usize, u64)>, Vec<Duration>) {
+) -> (Vec<(usize, Rss)>, Vec<Duration>) {
     let admin_addr = free_addr();
-    let mut weft = start(plugins, admin_addr);
+    let heaptrack = heaptrack(rate, swaps);
+    let env = heaptrack.as_ref().map(|h| h.0.clone()).unwrap_or_default();
+    let mut weft = start(plugins, admin_addr, &env);
     let admin_addr = weft.api(admin_addr);
     let acks: Acks = Arc::default();
     let load = rate.map(|r| Load::start(weft.addr, &acks, Some(r), "M"));
@@ -225,7 +287,7 @@ fn memory_curve(
             if let Some(wait) = (began + *at).checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
-            curve.push((k, rss_kib(pid)));
+            curve.push((k, rss(pid)));
         }
     }
     for i in 1..=swaps {
@@ -234,59 +296,47 @@ fn memory_curve(
         if i == 1 || i % 50 == 0 || i == swaps {
             std::thread::sleep(Duration::from_millis(200));
             times.push(began.elapsed());
-            curve.push((i, rss_kib(pid)));
+            curve.push((i, rss(pid)));
+            keep_smaps(pid, rate, i);
         }
     }
     if let Some(l) = load {
         l.stop();
     }
-    assert_eq!(weft.stop(), 0);
+    match heaptrack {
+        Some((_, mut interpreter)) => {
+            // Let the last version's optimized compile and the traffic's
+            // work in hand finish, so what is left is what stays.
+            std::thread::sleep(Duration::from_secs(5));
+            weft.kill();
+            let _ = interpreter.wait();
+        }
+        None => assert_eq!(weft.stop(), 0),
+    }
     (curve, times)
 }
 
-fn main() {
-    let quick = !std::env::args().any(|a| a == "--bench");
-    let swaps = env("WEFT_BENCH_SWAPS", if quick { 2 } else { 20 });
-    let memory_swaps = env("WEFT_BENCH_MEMORY_SWAPS", if quick { 4 } else { 200 });
-    let rate = env("WEFT_BENCH_RATE", 1000) as u64;
-
-    let plugin_dir = tempfile::tempdir().unwrap();
-    let plugins: Vec<Plugin> = ["site-normalize", "adt-to-fhir"]
-        .into_iter()
-        .map(|name| {
-            let bytes = std::fs::read(common::wasm(name)).unwrap();
-            let path = plugin_dir
-                .path()
-                .join(format!("{}.wasm", name.replace('-', "_")));
-            std::fs::write(&path, &bytes).unwrap();
-            Plugin { name, path, bytes }
-        })
-        .collect();
-    println!(
-        "weft run, site-normalize + adt-to-fhir -> files, 2 MLLP connections sending A01s (ack after-transform), {} cores",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
+/// Swap times under three loads, printed as a table.
+fn swap_times(plugins: &[Plugin], swaps: usize, rate: u64, paced: &str, n: &mut usize) {
     let admin_addr = free_addr();
-    let mut weft = start(&plugins, admin_addr);
+    let mut weft = start(plugins, admin_addr, &[]);
     let admin_addr = weft.api(admin_addr);
     let acks: Acks = Arc::default();
-    let mut n = 0;
     // (load, plugin, write start, sha256, reload's own time)
     let mut timed: Vec<(&str, &str, Instant, String, Duration)> = Vec::new();
-    let paced = format!("{rate} msg/s");
     let light = format!("{} msg/s", rate / 10);
     let loads = [
         (light.as_str(), Some(rate / 10), "L"),
-        (paced.as_str(), Some(rate), "P"),
+        (paced, Some(rate), "P"),
         ("saturating", None, "S"),
     ];
     for (what, load_rate, tag) in loads {
         let load = Load::start(weft.addr, &acks, load_rate, tag);
         std::thread::sleep(Duration::from_millis(500));
-        for p in &plugins {
+        for p in plugins {
             for _ in 0..swaps {
-                n += 1;
-                let (began, sha, reload) = swap(p, n, &admin_addr);
+                *n += 1;
+                let (began, sha, reload) = swap(p, *n, &admin_addr);
                 timed.push((what, p.name, began, sha, reload));
                 // Let a few messages through on this version.
                 std::thread::sleep(Duration::from_millis(100));
@@ -306,7 +356,7 @@ fn main() {
         "load         plugin          size      median    max      reload itself (median / max)"
     );
     for (what, _, _) in loads {
-        for p in &plugins {
+        for p in plugins {
             let mut t = Vec::new();
             let mut own = Vec::new();
             for (_, _, began, sha, reload) in timed.iter().filter(|t| t.0 == what && t.1 == p.name)
@@ -333,7 +383,36 @@ fn main() {
             );
         }
     }
+}
 
+fn main() {
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let swaps = env("WEFT_BENCH_SWAPS", if quick { 2 } else { 20 });
+    let memory_swaps = env("WEFT_BENCH_MEMORY_SWAPS", if quick { 4 } else { 200 });
+    let rate = env("WEFT_BENCH_RATE", 1000) as u64;
+
+    let plugin_dir = tempfile::tempdir().unwrap();
+    let plugins: Vec<Plugin> = ["site-normalize", "adt-to-fhir"]
+        .into_iter()
+        .map(|name| {
+            let bytes = std::fs::read(common::wasm(name)).unwrap();
+            let path = plugin_dir
+                .path()
+                .join(format!("{}.wasm", name.replace('-', "_")));
+            std::fs::write(&path, &bytes).unwrap();
+            Plugin { name, path, bytes }
+        })
+        .collect();
+    println!(
+        "weft run, site-normalize + adt-to-fhir -> files, 2 MLLP connections sending A01s (ack after-transform), {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let paced = format!("{rate} msg/s");
+    let mut n = 0;
+    // `WEFT_BENCH_ONLY=memory`: the memory curves alone.
+    if std::env::var("WEFT_BENCH_ONLY").as_deref() != Ok("memory") {
+        swap_times(&plugins, swaps, rate, &paced, &mut n);
+    }
     let (idle, _) = memory_curve(&plugins, None, memory_swaps, &[], &mut n);
     let (busy, times) = memory_curve(&plugins, Some(rate), memory_swaps, &[], &mut n);
     let (control, _) = memory_curve(&plugins, Some(rate), 0, &times, &mut n);
@@ -341,8 +420,8 @@ fn main() {
         "\nresident memory, MiB (each column a fresh process; swaps alternate the two plugins):"
     );
     println!("swaps   no traffic        {paced:<16}  {paced} without swaps (control, same times)");
-    let pct = |curve: &[(usize, u64)], k: usize| {
-        let (first, now) = (curve[0].1.max(1) as f64, curve[k].1 as f64);
+    let pct = |curve: &[(usize, Rss)], k: usize| {
+        let (first, now) = (curve[0].1.total.max(1) as f64, curve[k].1.total as f64);
         format!(
             "{:>5.1} ({:+5.1}%)",
             now / 1024.0,
@@ -356,6 +435,24 @@ fn main() {
             pct(&idle, k),
             pct(&busy, k),
             pct(&control, k)
+        );
+    }
+    println!("\nof which, MiB, first sample -> last: anonymous / file-backed / shared (memfd)");
+    let mib = |k: u64| k as f64 / 1024.0;
+    for (what, curve) in [
+        ("no traffic", &idle),
+        (paced.as_str(), &busy),
+        ("control", &control),
+    ] {
+        let (a, b) = (curve[0].1, curve[curve.len() - 1].1);
+        println!(
+            "{what:<12}  {:.1} -> {:.1}  /  {:.1} -> {:.1}  /  {:.1} -> {:.1}",
+            mib(a.anon),
+            mib(b.anon),
+            mib(a.file),
+            mib(b.file),
+            mib(a.shmem),
+            mib(b.shmem)
         );
     }
 }

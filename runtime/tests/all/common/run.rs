@@ -191,6 +191,12 @@ destinations = ["files"]
         self.child.as_ref().expect("running").id()
     }
 
+    /// One memory field of its `/proc/PID/status` (`VmRSS`, `VmHWM`,
+    /// `RssAnon`, ...), in KiB; 0 where there is no such file.
+    pub fn status_kib(&self, field: &str) -> u64 {
+        status_kib(self.pid(), field)
+    }
+
     /// The temporary directory it runs in (data, output, config).
     pub fn dir(&self) -> &Path {
         self._dir.path()
@@ -286,6 +292,20 @@ destinations = ["files"]
         acc.sort();
         acc
     }
+}
+
+/// One memory field of a process's `/proc/PID/status`, in KiB; 0 where
+/// there is no such file or field.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn spawn(
