@@ -90,6 +90,21 @@ enum Command {
     /// The nodes sharing a PostgreSQL journal: heartbeat, version, plugins,
     /// claims held, and the plugins they do not agree on.
     Nodes(nodes::Args),
+    /// Internal: compiles one plugin (the component on standard input, its
+    /// code on standard output) for the process that started it.
+    #[command(name = "compile-plugin", hide = true)]
+    CompilePlugin(CompileArgs),
+}
+
+/// `weft compile-plugin`'s arguments (see `weft::plugins::compiler`).
+#[derive(Debug, clap::Args)]
+struct CompileArgs {
+    /// `cranelift` or `winch`.
+    #[arg(long)]
+    compiler: String,
+    /// Count fuel in the compiled code.
+    #[arg(long)]
+    fuel: bool,
 }
 
 /// Where the configuration comes from: `--config`, else `./weft.toml`, else
@@ -154,7 +169,11 @@ impl Cli {
     pub fn interactive(&self) -> bool {
         matches!(
             self.command,
-            Command::Dev(_) | Command::Test(_) | Command::Replay(_) | Command::New(_)
+            Command::Dev(_)
+                | Command::Test(_)
+                | Command::Replay(_)
+                | Command::New(_)
+                | Command::CompilePlugin(_)
         )
     }
 }
@@ -201,6 +220,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Admin(args) => admin::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Nodes(args) => nodes::run(args),
+        Command::CompilePlugin(args) => Ok(weft::plugins::compiler::child_main(
+            &args.compiler,
+            args.fuel,
+        )),
+    }
+}
+
+/// Where plugins are compiled: in a child process of this binary, unless
+/// `WEFT_COMPILE_IN_PROCESS=1` asks for this process (for comparison, or
+/// where starting processes is not allowed).
+fn compile_in() -> weft::plugins::compiler::CompileIn {
+    use weft::plugins::compiler::CompileIn;
+    if std::env::var_os("WEFT_COMPILE_IN_PROCESS").is_some_and(|v| v == "1") {
+        CompileIn::ThisProcess
+    } else {
+        CompileIn::child_of_this_executable()
     }
 }
 
@@ -212,6 +247,7 @@ pub fn engine_for(
     let options = weft::plugins::EngineOptions {
         fuel,
         cache_dir: runtime.cache_dir.clone(),
+        compile_in: compile_in(),
         ..Default::default()
     };
     weft::plugins::PluginEngine::new(&options)

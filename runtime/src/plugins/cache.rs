@@ -50,12 +50,14 @@ impl ComponentCache {
     }
 
     /// Loads the compiled form of `bytes` (whose sha256 is `sha256`), or
-    /// compiles it and stores the result.
+    /// compiles it with `compile` (which gives `precompile_component`'s
+    /// output for `engine`, see [`super::compiler`]) and stores the result.
     pub fn load_or_compile(
         &self,
         engine: &wasmtime::Engine,
         bytes: &[u8],
         sha256: &str,
+        compile: impl FnOnce(&[u8]) -> wasmtime::Result<Vec<u8>>,
     ) -> wasmtime::Result<(Component, Origin)> {
         let path = self.entry(engine, sha256);
         if path.exists() {
@@ -70,8 +72,10 @@ impl ComponentCache {
                 }
             }
         }
-        let compiled = engine.precompile_component(bytes)?;
-        // SAFETY: `compiled` was produced just now by this engine.
+        let compiled = compile(bytes)?;
+        // SAFETY: `compiled` was produced just now for this engine's
+        // settings, in this process or by its own compiler child over a
+        // pipe only they hold; wasmtime checks its header and settings.
         let component = unsafe { Component::deserialize(engine, &compiled)? };
         // Stored in the background: the write and its fsync are not on the
         // way to serving the new version (a hot reload waits for this

@@ -18,6 +18,7 @@ use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::cache::{ComponentCache, Origin};
+use super::compiler::{self, CompileIn};
 use super::contract::{self, WIT_PACKAGE, WIT_VERSION};
 use super::grants;
 use super::host::{Grants, HostState};
@@ -101,6 +102,10 @@ pub struct EngineOptions {
     /// page would keep its contents for the next instance in the slot (a
     /// previous message's data). `Some(true)` forces it (for tests).
     pub pagemap_scan: Option<bool>,
+    /// Where plugins are compiled: in this process (the default), or in a
+    /// child process of this executable, as the CLI does (see
+    /// [`super::compiler`]).
+    pub compile_in: CompileIn,
 }
 
 impl Default for EngineOptions {
@@ -112,6 +117,7 @@ impl Default for EngineOptions {
             memory_keep_resident: None,
             max_unused_warm_slots: 8,
             pagemap_scan: None,
+            compile_in: CompileIn::ThisProcess,
         }
     }
 }
@@ -201,10 +207,27 @@ pub enum LoadError {
     },
 }
 
+/// The settings that decide a plugin's compiled code (and so whether an
+/// engine accepts code compiled elsewhere): the compiler, the component
+/// model, epoch deadlines, fuel, the async stack. How instances are
+/// allocated is not among them: a compiler process builds its engine from
+/// this alone.
+pub fn compile_config(fuel: bool, strategy: wasmtime::Strategy) -> Config {
+    let mut config = Config::new();
+    config
+        .strategy(strategy)
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .consume_fuel(fuel)
+        .async_stack_size(ASYNC_STACK_SIZE);
+    config
+}
+
 /// One compiler's engine and the linker that gives plugins the host.
 struct Backend {
     engine: Engine,
     linker: Linker<HostState>,
+    strategy: wasmtime::Strategy,
 }
 
 impl Backend {
@@ -213,21 +236,19 @@ impl Backend {
         strategy: wasmtime::Strategy,
         pool: &PoolingAllocationConfig,
     ) -> wasmtime::Result<Backend> {
-        let mut config = Config::new();
-        config
-            .strategy(strategy)
-            .wasm_component_model(true)
-            .epoch_interruption(true)
-            .consume_fuel(options.fuel)
-            .async_stack_size(ASYNC_STACK_SIZE)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool.clone()));
+        let mut config = compile_config(options.fuel, strategy);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool.clone()));
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         // Async WASI: a plugin waiting in a host call (a clock poll) waits
         // in a future its deadline can drop.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         super::linked::add_to_linker(&mut linker)?;
-        Ok(Backend { engine, linker })
+        Ok(Backend {
+            engine,
+            linker,
+            strategy,
+        })
     }
 }
 
@@ -242,6 +263,7 @@ pub struct PluginEngine {
     fuel: bool,
     ticker_stop: Arc<AtomicBool>,
     pagemap_scan: bool,
+    compile_in: CompileIn,
 }
 
 impl PluginEngine {
@@ -277,7 +299,7 @@ impl PluginEngine {
             } else {
                 wasmtime::Enabled::No
             });
-        let Backend { engine, linker } =
+        let Backend { engine, linker, .. } =
             Backend::new(options, wasmtime::Strategy::Cranelift, &pool)?;
         // Baseline code serves a version only until its optimized code is
         // ready: its pool keeps nothing warm, so what those instances
@@ -330,6 +352,7 @@ impl PluginEngine {
             cache: options.cache_dir.clone().map(ComponentCache::new),
             fuel: options.fuel,
             ticker_stop,
+            compile_in: options.compile_in.clone(),
         })
     }
 
@@ -401,11 +424,14 @@ impl PluginEngine {
             .cache
             .as_ref()
             .is_some_and(|c| c.has(&self.engine, &sha256));
-        let (engine, linker, cache, tier) = match (&self.baseline, tier) {
-            (Some(b), Tier::Baseline) if !cached => (&b.engine, &b.linker, None, Tier::Baseline),
+        let (engine, linker, strategy, cache, tier) = match (&self.baseline, tier) {
+            (Some(b), Tier::Baseline) if !cached => {
+                (&b.engine, &b.linker, b.strategy, None, Tier::Baseline)
+            }
             _ => (
                 &self.engine,
                 &self.linker,
+                wasmtime::Strategy::Cranelift,
                 self.cache.as_ref(),
                 Tier::Optimized,
             ),
@@ -416,11 +442,18 @@ impl PluginEngine {
             reason,
         };
         let started = std::time::Instant::now();
+        let compile =
+            |bytes: &[u8]| compiler::compile(&self.compile_in, engine, strategy, self.fuel, bytes);
         let (component, origin) = match cache {
-            Some(cache) => cache.load_or_compile(engine, &bytes, &sha256),
-            None => {
-                wasmtime::component::Component::new(engine, &bytes).map(|c| (c, Origin::Compiled))
-            }
+            Some(cache) => cache.load_or_compile(engine, &bytes, &sha256, compile),
+            None => compile(&bytes).and_then(|code| {
+                // SAFETY: `code` is `precompile_component`'s output for
+                // this engine's settings, made just now by this process or
+                // by its own compiler child over a pipe only they hold;
+                // wasmtime checks its header and settings again.
+                unsafe { wasmtime::component::Component::deserialize(engine, &code) }
+                    .map(|c| (c, Origin::Compiled))
+            }),
         }
         .map_err(|e| compile_err(format!("{e:#}")))?;
 

@@ -8,12 +8,15 @@
 //!   call runs on a fresh instance, so nothing survives between messages.
 //! - [`host`]: what a plugin may ask of the runtime (log, its config, its
 //!   lookup tables) and nothing else: no files, no environment, no sockets.
+//! - [`compiler`]: where plugins are compiled (in a child process, for
+//!   the CLI: the compilers' memory never joins the runtime's).
 //! - [`samples`]: the sample messages a version must pass before it serves.
 //! - [`trust`] and [`grants`]: whose code a site runs (signatures, the trust
 //!   list) and what it lets each plugin have (its manifest against
 //!   `weft.toml`).
 
 pub mod cache;
+pub mod compiler;
 pub mod contract;
 pub mod engine;
 pub mod executor;

@@ -8,6 +8,7 @@ mod common;
 mod admin;
 mod audit;
 mod cli;
+mod compile_child;
 mod console;
 mod contract;
 mod crash;
