@@ -46,6 +46,14 @@ fn msg(body: &str) -> Message {
     }
 }
 
+/// The limit that stopped one call of `spec` on `tier`.
+fn limit_hit(e: &PluginEngine, spec: &PluginSpec, tier: Tier) -> Limit {
+    match e.load_tier(spec, tier).unwrap().call(&msg("x")) {
+        Err(CallError::Limit { limit, .. }) => limit,
+        other => panic!("{tier:?}: expected a limit, got {:?}", other.err()),
+    }
+}
+
 #[test]
 fn code_from_the_compiler_process_runs_on_both_tiers_with_fuel_and_deadlines() {
     let e = engine(weft_binary(), true);
@@ -55,39 +63,18 @@ fn code_from_the_compiler_process_runs_on_both_tiers_with_fuel_and_deadlines() {
         let out = echo.call(&msg("through the child's code")).unwrap();
         assert_eq!(out[0].message.body, b"through the child's code");
 
-        // Fuel is counted by instrumentation the compiler put in: the
-        // child must have compiled with it.
+        // Fuel and epoch checks are instrumentation the compiler put in:
+        // the child must have compiled with both.
         let mut spec = hostile("loop");
         spec.limits.fuel = Some(5_000_000);
         spec.limits.deadline = Duration::from_secs(10);
-        let looping = e.load_tier(&spec, tier).unwrap();
-        let err = looping.call(&msg("x")).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                CallError::Limit {
-                    limit: Limit::Fuel(5_000_000),
-                    ..
-                }
-            ),
-            "{tier:?}: {err:?}"
-        );
+        let hit = limit_hit(&e, &spec, tier);
+        assert!(matches!(hit, Limit::Fuel(5_000_000)), "{tier:?}: {hit:?}");
 
-        // Epoch checks likewise.
         let mut spec = hostile("loop");
         spec.limits.deadline = Duration::from_millis(50);
-        let looping = e.load_tier(&spec, tier).unwrap();
-        let err = looping.call(&msg("x")).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                CallError::Limit {
-                    limit: Limit::Deadline(_),
-                    ..
-                }
-            ),
-            "{tier:?}: {err:?}"
-        );
+        let hit = limit_hit(&e, &spec, tier);
+        assert!(matches!(hit, Limit::Deadline(_)), "{tier:?}: {hit:?}");
     }
 }
 
