@@ -32,21 +32,43 @@ pub enum CompileIn {
     /// In this process (the library's default: tests, embedders).
     #[default]
     ThisProcess,
-    /// In a child process: this executable (`/proc/self/exe` on Linux,
-    /// so a binary replaced by an upgrade still runs its own compiler),
-    /// run as `EXE compile-plugin`.
-    Child(PathBuf),
+    /// In a child process.
+    Child(ChildCompiler),
+}
+
+/// A compiler process: what to run and how far it may go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildCompiler {
+    /// The executable, run as `EXE compile-plugin ...`.
+    pub exe: PathBuf,
+    /// The longest a compile may take before the child is killed.
+    pub deadline: Duration,
+    /// The largest compiled output read back.
+    pub max_output: usize,
+}
+
+impl ChildCompiler {
+    /// `exe` with the default deadline and output cap.
+    pub fn new(exe: impl Into<PathBuf>) -> ChildCompiler {
+        ChildCompiler {
+            exe: exe.into(),
+            deadline: CHILD_DEADLINE,
+            max_output: MAX_OUTPUT,
+        }
+    }
 }
 
 impl CompileIn {
-    /// A child process of the running executable.
+    /// A child process of the running executable (`/proc/self/exe` on
+    /// Linux, so a binary replaced by an upgrade still runs its own
+    /// compiler).
     pub fn child_of_this_executable() -> CompileIn {
         let exe = if cfg!(target_os = "linux") {
             PathBuf::from("/proc/self/exe")
         } else {
             std::env::current_exe().unwrap_or_else(|_| PathBuf::from("weft"))
         };
-        CompileIn::Child(exe)
+        CompileIn::Child(ChildCompiler::new(exe))
     }
 }
 
@@ -61,8 +83,8 @@ pub const CHILD_DEADLINE: Duration = Duration::from_secs(300);
 /// runtime beside it.
 pub const CHILD_ADDRESS_SPACE: u64 = 4 << 30;
 
-/// The largest compiled output read back from a child.
-const MAX_OUTPUT: usize = 512 << 20;
+/// The largest compiled output read back from a child, by default.
+pub const MAX_OUTPUT: usize = 512 << 20;
 
 /// The most of a child's standard error kept as the reason.
 const MAX_REASON: usize = 4096;
@@ -87,7 +109,7 @@ pub fn compile(
 ) -> wasmtime::Result<Vec<u8>> {
     match how {
         CompileIn::ThisProcess => engine.precompile_component(bytes),
-        CompileIn::Child(exe) => match in_child(exe, strategy, fuel, bytes) {
+        CompileIn::Child(child) => match in_child(child, strategy, fuel, bytes) {
             Ok(code) => Ok(code),
             Err(ChildError::Refused(reason)) => Err(wasmtime::Error::msg(reason)),
             Err(ChildError::Spawn(e)) => {
@@ -109,12 +131,12 @@ enum ChildError {
 }
 
 fn in_child(
-    exe: &PathBuf,
+    compiler: &ChildCompiler,
     strategy: Strategy,
     fuel: bool,
     bytes: &[u8],
 ) -> Result<Vec<u8>, ChildError> {
-    let mut cmd = Command::new(exe);
+    let mut cmd = Command::new(&compiler.exe);
     cmd.arg(CHILD_COMMAND)
         .arg("--compiler")
         .arg(strategy_name(strategy));
@@ -136,47 +158,62 @@ fn in_child(
             "the compiler process has no pipes".into(),
         ));
     };
+    let max_output = compiler.max_output;
     // Write the input and read both outputs at once: a child blocked on a
-    // full pipe must not wait for a parent blocked on another.
-    let input = bytes.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
+    // full pipe must not wait for a parent blocked on another. Each reader
+    // reads to the end (so the child never blocks), keeping at most its cap.
+    let (status, out, err) = std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let _ = stdin.write_all(bytes);
+        });
+        let out = scope.spawn(move || read_capped(stdout, max_output + 1));
+        let err = scope.spawn(move || read_capped(stderr, MAX_REASON));
+        let status = wait_until(&mut child, compiler.deadline);
+        (
+            status,
+            out.join().ok().and_then(Result::ok),
+            err.join().ok().and_then(Result::ok).unwrap_or_default(),
+        )
     });
-    // Each reads to the end (so the child never blocks on a full pipe),
-    // keeping at most its cap.
-    let reader = std::thread::spawn(move || read_capped(stdout, MAX_OUTPUT + 1));
-    let errors = std::thread::spawn(move || read_capped(stderr, MAX_REASON));
-    let deadline = Instant::now() + CHILD_DEADLINE;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
-            Ok(None) | Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    let _ = writer.join();
-    let out = reader.join().ok().and_then(Result::ok);
-    let err = errors.join().ok().and_then(Result::ok).unwrap_or_default();
     let reason = String::from_utf8_lossy(&err).trim().to_string();
-    match (status, out) {
-        (None, _) => Err(ChildError::Refused(format!(
-            "the compile took longer than {} s and was stopped",
-            CHILD_DEADLINE.as_secs()
-        ))),
-        (Some(s), Some(out)) if s.success() && out.len() <= MAX_OUTPUT => Ok(out),
-        (Some(s), Some(_)) if s.success() => Err(ChildError::Refused(format!(
+    match (status?, out) {
+        (s, Some(out)) if s.success() && out.len() <= max_output => Ok(out),
+        (s, Some(_)) if s.success() => Err(ChildError::Refused(format!(
             "the compiled code is larger than {} MiB",
-            MAX_OUTPUT >> 20
+            max_output >> 20
         ))),
-        (Some(_), _) if !reason.is_empty() => Err(ChildError::Refused(reason)),
-        (Some(s), _) => Err(ChildError::Refused(format!(
+        (_, _) if !reason.is_empty() => Err(ChildError::Refused(reason)),
+        (s, _) => Err(ChildError::Refused(format!(
             "the compiler process ended without code ({})",
             describe(s)
         ))),
+    }
+}
+
+/// Waits for `child` to end; kills it after `limit` (or when it cannot be
+/// waited for) and says why.
+fn wait_until(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Result<std::process::ExitStatus, ChildError> {
+    let deadline = Instant::now() + limit;
+    let stop = |child: &mut std::process::Child, reason: String| {
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(ChildError::Refused(reason))
+    };
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+            Ok(None) => {
+                return stop(
+                    child,
+                    format!("the compile took longer than {limit:?} and was stopped"),
+                );
+            }
+            Err(e) => return stop(child, format!("cannot wait for the compiler process: {e}")),
+        }
     }
 }
 

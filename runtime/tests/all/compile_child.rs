@@ -5,11 +5,10 @@
 //! stop a plugin from loading.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use weft::plugins::compiler::{CHILD_ADDRESS_SPACE, CHILD_COMMAND, CompileIn};
+use weft::plugins::compiler::{CHILD_ADDRESS_SPACE, CHILD_COMMAND, ChildCompiler, CompileIn};
 use weft::plugins::engine::LoadError;
 use weft::plugins::plugin::Limit;
 use weft::plugins::{CallError, EngineOptions, Message, PluginEngine, PluginSpec, Tier};
@@ -24,7 +23,7 @@ fn engine(compile_in: CompileIn, fuel: bool) -> PluginEngine {
 }
 
 fn weft_binary() -> CompileIn {
-    CompileIn::Child(PathBuf::from(env!("CARGO_BIN_EXE_weft")))
+    CompileIn::Child(ChildCompiler::new(env!("CARGO_BIN_EXE_weft")))
 }
 
 fn hostile(mode: &str) -> PluginSpec {
@@ -162,7 +161,7 @@ fn the_compiler_process_caps_its_own_address_space() {
 #[test]
 fn without_a_compiler_binary_plugins_still_load_in_process() {
     let e = engine(
-        CompileIn::Child(PathBuf::from("/nonexistent/weft-compiler")),
+        CompileIn::Child(ChildCompiler::new("/nonexistent/weft-compiler")),
         false,
     );
     let echo = e.load(&hostile("echo")).unwrap();
@@ -170,4 +169,54 @@ fn without_a_compiler_binary_plugins_still_load_in_process() {
         echo.call(&msg("still here")).unwrap()[0].message.body,
         b"still here"
     );
+}
+
+/// The reason `hostile echo` is refused with when compiled by `script` (a
+/// stand-in for the compiler process) under `deadline` and `max_output`,
+/// and how long the refusal took.
+fn refused_by(script: &str, deadline: Duration, max_output: usize) -> (String, Duration) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("compiler");
+    std::fs::write(&exe, format!("#!/bin/sh\n{script}\n")).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let e = engine(
+        CompileIn::Child(ChildCompiler {
+            exe,
+            deadline,
+            max_output,
+        }),
+        false,
+    );
+    let started = std::time::Instant::now();
+    match e.load(&hostile("echo")) {
+        Err(LoadError::Compile { reason, .. }) => (reason, started.elapsed()),
+        other => panic!("expected a compile refusal, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn a_compiler_process_past_its_deadline_is_killed_and_the_version_refused() {
+    let (reason, took) = refused_by("exec sleep 60", Duration::from_secs(1), 1 << 20);
+    assert!(reason.contains("took longer than 1s"), "{reason}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+}
+
+#[test]
+fn a_compiler_process_that_crashes_or_fails_silently_is_named_so() {
+    let (reason, _) = refused_by("kill -SEGV $$", Duration::from_secs(30), 1 << 20);
+    assert!(reason.contains("killed by signal 11"), "{reason}");
+    let (reason, _) = refused_by("cat > /dev/null; exit 7", Duration::from_secs(30), 1 << 20);
+    assert!(reason.contains("ended without code"), "{reason}");
+    assert!(reason.contains('7'), "{reason}");
+}
+
+#[test]
+fn compiled_code_over_the_output_cap_is_refused() {
+    let (reason, _) = refused_by(
+        "head -c 3000000 /dev/zero",
+        Duration::from_secs(30),
+        1 << 20,
+    );
+    assert!(reason.contains("larger than 1 MiB"), "{reason}");
 }
