@@ -27,12 +27,19 @@
 //! file writes, ACK, …) by where `perf record`'s call stacks fall.
 //! The sync section also prints weft's resident memory: idle, after each
 //! closed-loop run, and its peak.
-//! `WEFT_BENCH_ONLY=sync,tls,metrics,shadow,fsyncs,stages` runs only the sections named;
+//! Then the deciding figures (`figures`): closed loop with after-commit ACKs,
+//! fsync on and off, and open loop at 1,000 / 5,000 / 10,000 msg/s for
+//! after-commit and after-transform, each `WEFT_BENCH_RUNS` times (default
+//! 3) as a median and its spread, with the CPU per message of weft and of
+//! the load generator and this disk's `fdatasync` latency.
+//! `WEFT_BENCH_ONLY=sync,tls,metrics,shadow,fsyncs,stages,figures` runs only the sections named;
 //! `WEFT_BENCH_SECS` sets each run's length (default 5),
 //! `WEFT_BENCH_RATE` the open-loop rate.
 
 #[path = "../tests/all/common/mod.rs"]
 mod common;
+#[path = "common/figures.rs"]
+mod figures;
 #[path = "common/load.rs"]
 mod load;
 #[path = "common/stages.rs"]
@@ -309,6 +316,9 @@ fn main() {
     }
     if wants("stages") {
         stages_section(secs);
+    }
+    if wants("figures") {
+        figures::section(secs);
     }
 }
 
