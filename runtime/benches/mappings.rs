@@ -33,6 +33,7 @@ fn native(name: &str) -> Native {
         "order-to-fhir" => |h, m| h.run::<order_to_fhir::OrderToFhir>(m),
         "siu-to-fhir" => |h, m| h.run::<siu_to_fhir::SiuToFhir>(m),
         "vxu-to-fhir" => |h, m| h.run::<vxu_to_fhir::VxuToFhir>(m),
+        "pharmacy-to-fhir" => |h, m| h.run::<pharmacy_to_fhir::PharmacyToFhir>(m),
         other => panic!("no native build of {other}"),
     }
 }
@@ -84,7 +85,7 @@ fn main() {
     let engine = PluginEngine::new(&options).expect("engine");
     let plugins = mappings::load_all(&engine, &repo);
     let corpus = |name: &str| repo.join("tests/corpus/hl7v2/fhir-converter").join(name);
-    let cases: [(&str, &str, PathBuf); 10] = [
+    let cases: [(&str, &str, PathBuf); 14] = [
         (
             "adt-to-fhir",
             "ADT^A01 sample",
@@ -127,6 +128,26 @@ fn main() {
             repo.join("samples/vxu-v04.hl7"),
         ),
         ("vxu-to-fhir", "VXU^V04 corpus", corpus("VXU-V04-01.hl7")),
+        (
+            "pharmacy-to-fhir",
+            "RDE^O11 sample",
+            repo.join("samples/rde-o11.hl7"),
+        ),
+        (
+            "pharmacy-to-fhir",
+            "RDE^O11 corpus (RXO, RXE, RXC, OBX)",
+            corpus("RDE-O11-01.hl7"),
+        ),
+        (
+            "pharmacy-to-fhir",
+            "RDS^O13 sample",
+            repo.join("samples/rds-o13.hl7"),
+        ),
+        (
+            "pharmacy-to-fhir",
+            "RAS^O17 sample",
+            repo.join("samples/ras-o17.hl7"),
+        ),
     ];
     let host = native_host(&repo);
     println!(

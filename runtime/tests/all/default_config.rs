@@ -1,5 +1,5 @@
 //! The shipped `weft.toml`, run by the real binary: each message type of
-//! the samples (ADT, ORU, ORM, SIU, VXU) reaches its mapping over MLLP and
+//! the samples (ADT, ORU, ORM, SIU, VXU, RDE, RDS, RAS) reaches its mapping over MLLP and
 //! comes out as a FHIR transaction Bundle with the resource it is about;
 //! each shipped plugin it loads is signed by the build's project key, which
 //! its trust list names.
@@ -46,6 +46,9 @@ fn each_message_type_reaches_its_mapping() {
         ("orm-o01.hl7", "CTRL0201", "ServiceRequest"),
         ("siu-s12.hl7", "CTRL0301", "Appointment"),
         ("vxu-v04.hl7", "CTRL0401", "Immunization"),
+        ("rde-o11.hl7", "CTRL0501", "MedicationRequest"),
+        ("rds-o13.hl7", "CTRL0601", "MedicationDispense"),
+        ("ras-o17.hl7", "CTRL0701", "MedicationAdministration"),
     ];
     for (file, control, _) in cases {
         let body = std::fs::read(crate::common::repo().join("samples").join(file)).unwrap();

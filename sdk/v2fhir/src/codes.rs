@@ -245,6 +245,40 @@ pub fn order_control_status(code: &str) -> Option<&'static str> {
     })
 }
 
+/// Table 0038 order status (ORC-5) to MedicationRequest.status (which has
+/// `cancelled` and `stopped` where ServiceRequest has `revoked`).
+pub fn medication_order_status(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "A" | "IP" | "SC" => "active",
+        "CA" => "cancelled",
+        "DC" | "RP" => "stopped",
+        "CM" => "completed",
+        "ER" => "entered-in-error",
+        "HD" => "on-hold",
+        _ => return None,
+    })
+}
+
+/// Table 0119 order control (ORC-1) to MedicationRequest.status, used
+/// when ORC-5 is empty.
+pub fn medication_order_control_status(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "CA" | "OC" | "CR" => "cancelled",
+        "DC" | "OD" | "DR" => "stopped",
+        _ => return order_control_status(code),
+    })
+}
+
+/// Table 0322 completion status (RXA-20) to MedicationAdministration.status.
+pub fn administration_status(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "CP" => "completed",
+        "RE" | "NA" => "not-done",
+        "PA" => "stopped",
+        _ => return None,
+    })
+}
+
 /// Priority codes (TQ1-9 / OBR-5 / ORC-7.6, table 0485) to RequestPriority.
 pub fn request_priority(code: &str) -> Option<&'static str> {
     Some(match code {

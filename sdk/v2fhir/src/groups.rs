@@ -1,5 +1,7 @@
-//! The order groups of ORU, ORM, OML and VXU messages: each ORC or OBR
-//! (or RXA) with the TQ1, OBX, SPM and RXR segments that follow it.
+//! The order groups of ORU, ORM, OML and VXU messages (each ORC or OBR, or
+//! RXA, with the TQ1, OBX, SPM and RXR segments that follow it), and the
+//! pharmacy orders of RDE, RDS and RAS messages (each ORC with its RXO,
+//! RXE, RXD and RXA parts).
 
 use weft_sdk::hl7::Segment;
 
@@ -80,4 +82,125 @@ pub fn order_groups<'m>(ctx: &Context<'m>) -> (Vec<&'m Segment>, Vec<OrderGroup<
         }
     }
     (loose, groups)
+}
+
+/// One part of a pharmacy order: the segment that opens it (ORC, RXO, RXE,
+/// RXD or RXA) with the TQ1, RXR, RXC, OBX and NTE segments that follow it
+/// before the next part.
+pub struct Part<'m> {
+    /// The segment that opens the part.
+    pub head: &'m Segment,
+    /// Its timing segments (TQ1).
+    pub tq1: Vec<&'m Segment>,
+    /// Its routes (RXR).
+    pub rxr: Vec<&'m Segment>,
+    /// Its components (RXC).
+    pub rxc: Vec<&'m Segment>,
+    /// Its observations (OBX).
+    pub obx: Vec<&'m Segment>,
+    /// Its notes (NTE).
+    pub nte: Vec<&'m Segment>,
+}
+
+impl<'m> Part<'m> {
+    fn new(head: &'m Segment) -> Part<'m> {
+        Part {
+            head,
+            tq1: Vec::new(),
+            rxr: Vec::new(),
+            rxc: Vec::new(),
+            obx: Vec::new(),
+            nte: Vec::new(),
+        }
+    }
+}
+
+/// One pharmacy order of an RDE, RDS, RAS or OMP message: the ORC with its
+/// timing, the order as the prescriber gave it (RXO), as the pharmacy
+/// encoded it (RXE), and what was done under it: dispenses (RXD) and
+/// administrations (RXA), each with its own route, components and
+/// observations.
+pub struct PharmacyOrder<'m> {
+    /// The common order segment and the order's timing (TQ1 after ORC).
+    pub orc: Option<Part<'m>>,
+    /// The order as given.
+    pub rxo: Option<Part<'m>>,
+    /// The order as encoded by the pharmacy.
+    pub rxe: Option<Part<'m>>,
+    /// Dispenses and administrations, in message order.
+    pub events: Vec<Part<'m>>,
+    /// The order's place among the message's orders, from 1.
+    pub ordinal: usize,
+}
+
+impl<'m> PharmacyOrder<'m> {
+    fn new(ordinal: usize) -> PharmacyOrder<'m> {
+        PharmacyOrder {
+            orc: None,
+            rxo: None,
+            rxe: None,
+            events: Vec::new(),
+            ordinal,
+        }
+    }
+
+    /// The ORC segment, when sent.
+    pub fn orc_segment(&self) -> Option<&'m Segment> {
+        self.orc.as_ref().map(|p| p.head)
+    }
+
+    /// The part segments after it attach to: the last one opened.
+    fn current(&mut self) -> Option<&mut Part<'m>> {
+        if let Some(e) = self.events.last_mut() {
+            return Some(e);
+        }
+        self.rxe
+            .as_mut()
+            .or(self.rxo.as_mut())
+            .or(self.orc.as_mut())
+    }
+}
+
+/// Splits a pharmacy message into its orders. Each ORC opens an order; an
+/// RXO or RXE opens one too when the current order already has one (or
+/// there is no order yet: a message without ORC); every RXD or RXA is an
+/// event of the current order. The segments before the first order (the
+/// patient's and the visit's) are not part of any.
+pub fn pharmacy_orders<'m>(ctx: &Context<'m>) -> Vec<PharmacyOrder<'m>> {
+    let mut orders: Vec<PharmacyOrder<'m>> = Vec::new();
+    for s in ctx.hl7.segments() {
+        let id = s.id();
+        let needs_new = match (id, orders.last()) {
+            ("ORC", _) => true,
+            ("RXO", Some(o)) => o.rxo.is_some() || o.rxe.is_some() || !o.events.is_empty(),
+            ("RXE", Some(o)) => o.rxe.is_some() || !o.events.is_empty(),
+            ("RXO" | "RXE" | "RXD" | "RXA", None) => true,
+            _ => false,
+        };
+        if needs_new {
+            orders.push(PharmacyOrder::new(orders.len() + 1));
+        }
+        let Some(order) = orders.last_mut() else {
+            continue;
+        };
+        match id {
+            "ORC" => order.orc = Some(Part::new(s)),
+            "RXO" => order.rxo = Some(Part::new(s)),
+            "RXE" => order.rxe = Some(Part::new(s)),
+            "RXD" | "RXA" => order.events.push(Part::new(s)),
+            "TQ1" | "RXR" | "RXC" | "OBX" | "NTE" => {
+                if let Some(part) = order.current() {
+                    match id {
+                        "TQ1" => part.tq1.push(s),
+                        "RXR" => part.rxr.push(s),
+                        "RXC" => part.rxc.push(s),
+                        "OBX" => part.obx.push(s),
+                        _ => part.nte.push(s),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    orders
 }

@@ -7,6 +7,7 @@ pub const SHIPPED: &[&str] = &[
     "order-to-fhir",
     "siu-to-fhir",
     "vxu-to-fhir",
+    "pharmacy-to-fhir",
 ];
 
 /// Plugins that exist only for the tests: a hostile one (SDK), one built

@@ -267,7 +267,51 @@ pub const FIELDS: &[(&str, Extract)] = &[
             .filter_map(|r| local(&r["occurrenceDateTime"]))
             .collect()
     }),
+    ("MedicationRequest.medication", |b| {
+        all(b, "MedicationRequest")
+            .filter_map(|r| drug(b, r))
+            .collect()
+    }),
+    ("MedicationRequest.status", |b| {
+        all(b, "MedicationRequest")
+            .filter_map(|r| s(&r["status"]))
+            .collect()
+    }),
+    ("MedicationDispense.medication", |b| {
+        all(b, "MedicationDispense")
+            .filter_map(|r| drug(b, r))
+            .collect()
+    }),
+    ("MedicationDispense.status", |b| {
+        all(b, "MedicationDispense")
+            .filter_map(|r| s(&r["status"]))
+            .collect()
+    }),
+    ("MedicationAdministration.medication", |b| {
+        all(b, "MedicationAdministration")
+            .filter_map(|r| drug(b, r))
+            .collect()
+    }),
 ];
+
+/// The drug of a medication resource: its `medicationCodeableConcept`'s
+/// code, or the code of the Medication its `medicationReference` points
+/// at (a `urn:uuid:` fullUrl or `Medication/<id>`).
+fn drug(b: &Value, r: &Value) -> Option<String> {
+    if let Some(c) = code(&r["medicationCodeableConcept"]) {
+        return Some(c);
+    }
+    let target = r["medicationReference"]["reference"].as_str()?;
+    let id = target.strip_prefix("Medication/");
+    b["entry"]
+        .as_array()?
+        .iter()
+        .find(|e| {
+            e["fullUrl"].as_str() == Some(target)
+                || (id.is_some() && e["resource"]["id"].as_str() == id)
+        })
+        .and_then(|e| code(&e["resource"]["code"]))
+}
 
 /// Compares every field that either Bundle has.
 pub fn compare(ours: &Value, theirs: &Value) -> Vec<Row> {

@@ -1,4 +1,4 @@
-//! The five shipped HL7 v2 → FHIR mapping plugins, loaded into the real
+//! The shipped HL7 v2 → FHIR mapping plugins, loaded into the real
 //! sandbox with the shipped lookup tables: shared by the corpus test and
 //! the mapping benchmark.
 
@@ -16,6 +16,10 @@ pub const MAPPINGS: &[(&str, &[&str])] = &[
     ("order-to-fhir", &["ORM^O01", "OML^O21"]),
     ("siu-to-fhir", &["SIU^*"]),
     ("vxu-to-fhir", &["VXU^V04"]),
+    (
+        "pharmacy-to-fhir",
+        &["RDE^O11", "RDE^O25", "RDS^O13", "RAS^O17"],
+    ),
 ];
 
 /// The plugin a message type is routed to, if any.
