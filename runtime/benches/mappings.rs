@@ -34,6 +34,7 @@ fn native(name: &str) -> Native {
         "siu-to-fhir" => |h, m| h.run::<siu_to_fhir::SiuToFhir>(m),
         "vxu-to-fhir" => |h, m| h.run::<vxu_to_fhir::VxuToFhir>(m),
         "pharmacy-to-fhir" => |h, m| h.run::<pharmacy_to_fhir::PharmacyToFhir>(m),
+        "mdm-to-fhir" => |h, m| h.run::<mdm_to_fhir::MdmToFhir>(m),
         other => panic!("no native build of {other}"),
     }
 }
@@ -85,7 +86,7 @@ fn main() {
     let engine = PluginEngine::new(&options).expect("engine");
     let plugins = mappings::load_all(&engine, &repo);
     let corpus = |name: &str| repo.join("tests/corpus/hl7v2/fhir-converter").join(name);
-    let cases: [(&str, &str, PathBuf); 14] = [
+    let cases: [(&str, &str, PathBuf); 15] = [
         (
             "adt-to-fhir",
             "ADT^A01 sample",
@@ -147,6 +148,11 @@ fn main() {
             "pharmacy-to-fhir",
             "RAS^O17 sample",
             repo.join("samples/ras-o17.hl7"),
+        ),
+        (
+            "mdm-to-fhir",
+            "MDM^T02 sample (2 TX lines)",
+            repo.join("samples/mdm-t02.hl7"),
         ),
     ];
     let host = native_host(&repo);

@@ -22,7 +22,7 @@
 //! at 64, each connection sending one message at a time, the `fsync`/`fdatasync`/`syncfs` calls of the weft process counted by
 //! `perf stat` per thread, per message (skipped where `perf` cannot count
 //! system calls).
-//! Then the stages: at 64 connections, the weft process's CPU time per
+//! Then the stages: at 64 connections (`WEFT_BENCH_CONNS`), the weft process's CPU time per
 //! message split by stage (MLLP read, parse, journal, plugins, dispatch,
 //! file writes, ACK, …) by where `perf record`'s call stacks fall.
 //! The sync section also prints weft's resident memory: idle, after each
@@ -340,7 +340,8 @@ fn stages_section(secs: u64) {
         totals[kind].add(run);
     }
     println!(
-        "\nCost per message by stage: 64 connections, closed loop, ack {ack}, journal fsync on; the file destination writing each output alone (batch = 1, concurrency = 32) or in batches (the defaults: batch = 64, concurrency = 4), two runs of each alternating"
+        "\nCost per message by stage: {} connections, closed loop, ack {ack}, journal fsync on; the file destination writing each output alone (batch = 1, concurrency = 32) or in batches (the defaults: batch = 64, concurrency = 4), two runs of each alternating",
+        load::env_or("WEFT_BENCH_CONNS", 64, 64)
     );
     for (name, t) in configs.iter().map(|c| c.0).zip(&totals) {
         let m = t.messages.max(1) as f64;
@@ -410,7 +411,7 @@ impl StageRun {
 /// `secs` recorded by `perf`.
 fn stage_run(ack: &str, destination: &str, secs: u64, tag: &str) -> StageRun {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    let connections = 64;
+    let connections = load::env_or("WEFT_BENCH_CONNS", 64, 64) as usize;
     let mut weft = Weft::start(|d| {
         adt_config(d, ack, "[runtime]\nshutdown_grace_s = 600\n").replace(
             "[destinations.files]\n",

@@ -87,6 +87,7 @@ impl Plugin for OruToFhir {
                     order: &order,
                     results,
                     specimens,
+                    obx: &g.obx,
                 };
                 diagnostic_report::map(ctx, bundle, obr, links)?;
             }

@@ -172,3 +172,37 @@ fn a_resend_is_the_same_bundle() {
         assert!(e["fullUrl"].as_str().unwrap().starts_with("urn:uuid:"));
     }
 }
+
+#[test]
+fn a_narrative_report_has_its_text_and_impression() {
+    use base64::Engine as _;
+    let text = with_obx(
+        "OBX|1|TX|18782-3^Radiology Study observation^LN||CHEST PA AND LATERAL~Lungs are clear.||||||F\r\
+         OBX|2|FT|19005-8^Radiology Imaging study [Impression]^LN||\\H\\No acute\\N\\\\.br\\cardiopulmonary disease.||||||F",
+    );
+    let b = bundle(&text);
+    let r = b.first("DiagnosticReport");
+    assert_eq!(r["conclusion"], "No acute\ncardiopulmonary disease.");
+    let form = &r["presentedForm"][0];
+    assert_eq!(form["contentType"], "text/plain; charset=utf-8");
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(form["data"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(data).unwrap(),
+        "CHEST PA AND LATERAL\nLungs are clear.\nNo acute\ncardiopulmonary disease."
+    );
+    // Without an impression, the whole text is the conclusion.
+    let plain = with_obx("OBX|1|TX|18782-3^Radiology Study observation^LN||Normal study.||||||F");
+    assert_eq!(
+        bundle(&plain).first("DiagnosticReport")["conclusion"],
+        "Normal study."
+    );
+    // A lab report with numbers is not a narrative.
+    assert!(
+        bundle(ORU)
+            .first("DiagnosticReport")
+            .get("presentedForm")
+            .is_none()
+    );
+}

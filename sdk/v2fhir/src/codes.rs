@@ -279,6 +279,16 @@ pub fn administration_status(code: &str) -> Option<&'static str> {
     })
 }
 
+/// Table 0271 document completion status (TXA-17) to
+/// DocumentReference.docStatus.
+pub fn document_status(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "DI" | "DO" | "IP" | "IN" | "PA" => "preliminary",
+        "AU" | "LA" => "final",
+        _ => return None,
+    })
+}
+
 /// Priority codes (TQ1-9 / OBR-5 / ORC-7.6, table 0485) to RequestPriority.
 pub fn request_priority(code: &str) -> Option<&'static str> {
     Some(match code {

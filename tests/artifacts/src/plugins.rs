@@ -8,6 +8,7 @@ pub const SHIPPED: &[&str] = &[
     "siu-to-fhir",
     "vxu-to-fhir",
     "pharmacy-to-fhir",
+    "mdm-to-fhir",
 ];
 
 /// Plugins that exist only for the tests: a hostile one (SDK), one built

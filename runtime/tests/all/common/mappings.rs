@@ -20,6 +20,7 @@ pub const MAPPINGS: &[(&str, &[&str])] = &[
         "pharmacy-to-fhir",
         &["RDE^O11", "RDE^O25", "RDS^O13", "RAS^O17"],
     ),
+    ("mdm-to-fhir", &["MDM^*"]),
 ];
 
 /// The plugin a message type is routed to, if any.

@@ -1,5 +1,7 @@
 //! OBR (as a result) to DiagnosticReport, referencing its Observations.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use weft_sdk::hl7::Segment;
 use weft_sdk::serde_json::{Map, Value, json};
 use weft_sdk::{Error, Result, log};
@@ -7,7 +9,10 @@ use weft_sdk::{Error, Result, log};
 use crate::bundle::{Bundle, reference};
 use crate::codes;
 use crate::context::Context;
-use crate::datatypes::{codeable, concept, entity_identifier, put, put_list, system_value};
+use crate::datatypes::{
+    codeable, concept, entity_identifier, put, put_list, put_str, system_value,
+};
+use crate::resources::document_reference::text_lines;
 use crate::resources::encounter::EncounterRef;
 use crate::resources::patient::PatientRef;
 use crate::resources::service_request::OrderRef;
@@ -24,6 +29,10 @@ pub struct Links<'a> {
     pub results: Vec<String>,
     /// References to its specimens.
     pub specimens: Vec<Value>,
+    /// Its OBX segments: when every one is text (TX or FT: a narrative
+    /// report, as radiology sends), the report's text is its
+    /// `presentedForm` and its impression its `conclusion`.
+    pub obx: &'a [&'a Segment],
 }
 
 /// Maps one OBR with its results. OBR-4 is required; an empty OBR-25
@@ -94,6 +103,16 @@ pub fn map(
             .map(Value::String),
     );
     put_list(&mut r, "specimen", links.specimens);
+    if let Some((text, conclusion)) = narrative(ctx, links.obx) {
+        put_str(&mut r, "conclusion", conclusion);
+        r.insert(
+            "presentedForm".into(),
+            json!([{
+                "contentType": "text/plain; charset=utf-8",
+                "data": STANDARD.encode(text.as_bytes()),
+            }]),
+        );
+    }
     put_list(
         &mut r,
         "result",
@@ -107,4 +126,40 @@ pub fn map(
             bundle.put_derived("DiagnosticReport", &key, r)
         }
     })
+}
+
+/// The text of a narrative report (every OBX of value type TX or FT) and
+/// its conclusion: the lines of the OBX that are the impression (LOINC
+/// 19005-8, or an OBX-3 whose code or text ends in `IMP` or says
+/// impression), else the whole text. `None` when some OBX is not text.
+fn narrative(ctx: &Context<'_>, obx: &[&Segment]) -> Option<(String, String)> {
+    if obx.is_empty()
+        || !obx
+            .iter()
+            .all(|o| matches!(ctx.text(o, 2).as_str(), "TX" | "FT"))
+    {
+        return None;
+    }
+    let mut all = Vec::new();
+    let mut impression = Vec::new();
+    for o in obx {
+        let lines = text_lines(ctx, o);
+        let id = ctx.field(o, 3).repetition(1);
+        let code = id.part(1).value().trim().to_ascii_uppercase();
+        let name = id.part(2).value().trim().to_ascii_uppercase();
+        if code == "19005-8" || code.ends_with("IMP") || name.contains("IMPRESSION") {
+            impression.extend(lines.iter().cloned());
+        }
+        all.extend(lines);
+    }
+    let text = all.join("\n").trim_end().to_string();
+    if text.trim().is_empty() {
+        return None;
+    }
+    let conclusion = if impression.is_empty() {
+        text.clone()
+    } else {
+        impression.join("\n").trim_end().to_string()
+    };
+    Some((text, conclusion))
 }

@@ -7,6 +7,7 @@ pub mod appointment;
 pub mod condition;
 pub mod coverage;
 pub mod diagnostic_report;
+pub mod document_reference;
 pub mod dosage;
 pub mod encounter;
 pub mod immunization;
