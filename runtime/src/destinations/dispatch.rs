@@ -56,6 +56,11 @@ pub(crate) struct Dispatch {
     pub(crate) clock: Clock,
 }
 
+/// How long the dispatcher waits before asking again when the deliveries
+/// due are all held (under way, behind their key's head, or claimed by
+/// another node); the end of an attempt here wakes it sooner.
+const BLOCKED_POLL: Duration = Duration::from_millis(100);
+
 /// Delivers a destination's due deliveries until `stop`: reads them from the
 /// journal (at most `concurrency` under way, never one twice at once),
 /// attempts each and records the result; sleeps until the next is due or
@@ -106,8 +111,15 @@ pub(crate) async fn dispatch_loop(
             Err(_) => break,
         };
         if due.is_empty() {
-            let wait = next.map_or(Duration::from_secs(1), |at| {
-                Duration::from_millis((at - (d.clock)()).clamp(0, 1000) as u64)
+            // Nothing to start: sleep until the next delivery falls due.
+            // One that is due already but was not handed out is under way
+            // here (its end wakes this loop), waits behind the head of its
+            // ordering key, or is another node's: look again after
+            // `BLOCKED_POLL` rather than at once, which would spin for as
+            // long as the attempt takes.
+            let wait = next.map_or(Duration::from_secs(1), |at| match at - (d.clock)() {
+                ms if ms <= 0 => BLOCKED_POLL,
+                ms => Duration::from_millis(ms.min(1000) as u64),
             });
             tokio::select! {
                 _ = d.wake.notified() => {}
@@ -719,5 +731,71 @@ mod tests {
         assert_eq!(stats.delivered.load(Ordering::Relaxed), 10);
         assert_eq!(stats.delivery_retries.load(Ordering::Relaxed), 1);
         assert!(journal.pending_counts().unwrap().is_empty());
+    }
+
+    /// A destination whose every delivery takes `0`.
+    struct Slow(Duration);
+
+    impl Destination for Slow {
+        fn deliver<'a>(
+            &'a self,
+            _: &'a Delivery,
+        ) -> super::super::BoxFuture<'a, Result<(), DeliveryError>> {
+            Box::pin(async move {
+                tokio::time::sleep(self.0).await;
+                Ok(())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dispatcher_with_free_permits_does_not_spin_while_its_delivery_is_under_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = journal::open(dir.path(), journal::JournalSync::Normal).unwrap();
+        let message = NewMessage {
+            received_at: now_ms(),
+            ..crate::journal::test_message("m1")
+        };
+        journal.append(message).done().await.unwrap();
+        journal
+            .record(crate::journal::test_outcome("m1"))
+            .done()
+            .await
+            .unwrap();
+        // The dispatcher asks the clock at every look for due work.
+        let looks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = looks.clone();
+        let clock: Clock = Arc::new(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            now_ms()
+        });
+        let (stats, trackers) = (Arc::new(Stats::default()), Arc::new(Trackers::default()));
+        let (tx, answer) = tokio::sync::oneshot::channel();
+        trackers.track("m1".into(), 1, tx);
+        let limits = RetryLimits {
+            max_attempts: None,
+            max_age: Duration::from_secs(3600),
+        };
+        // Two permits: one delivery under way leaves one free, and the only
+        // due delivery is the busy one.
+        let stop = start(
+            Arc::new(Slow(Duration::from_millis(600))),
+            2,
+            limits,
+            &journal,
+            &stats,
+            trackers,
+            clock,
+        );
+        let answer = tokio::time::timeout(Duration::from_secs(10), answer)
+            .await
+            .expect("delivered")
+            .expect("answered");
+        stop.cancel();
+        assert!(matches!(answer, Answer::Delivered), "{answer:?}");
+        // About one look per BLOCKED_POLL while the attempt runs (and a few
+        // around it); a loop that did not wait would make thousands.
+        let n = looks.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(n < 40, "{n} looks for due work during one 600 ms delivery");
     }
 }
