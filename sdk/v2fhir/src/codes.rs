@@ -6,7 +6,10 @@
 //! of the plugin (named in each function's docs), so a site with local codes
 //! adds a CSV row instead of a new plugin build.
 
+use weft_sdk::hl7::Segment;
 use weft_sdk::{Error, Result, log, lookup};
+
+use crate::context::Context;
 
 /// `http://terminology.hl7.org/CodeSystem/v2-NNNN` for HL7 table `table`.
 pub fn v2_table(table: &str) -> String {
@@ -267,6 +270,28 @@ pub fn medication_order_control_status(code: &str) -> Option<&'static str> {
         "DC" | "OD" | "DR" => "stopped",
         _ => return order_control_status(code),
     })
+}
+
+/// The status of an RXA: `entered-in-error` when RXA-21 (action code) is
+/// `D`; else RXA-20 (completion status, table 0322) through the
+/// `completion_status` lookup table, then `builtin`; `completed` when
+/// empty. An unknown RXA-20 is a reject naming it.
+pub fn rxa_status(
+    ctx: &Context<'_>,
+    rxa: &Segment,
+    builtin: fn(&str) -> Option<&'static str>,
+) -> Result<String> {
+    if ctx.text(rxa, 21) == "D" {
+        return Ok("entered-in-error".to_string());
+    }
+    Ok(required(
+        &ctx.name(rxa, 20),
+        "completion status",
+        "completion_status",
+        &ctx.text(rxa, 20),
+        builtin,
+    )?
+    .unwrap_or_else(|| "completed".to_string()))
 }
 
 /// Table 0322 completion status (RXA-20) to MedicationAdministration.status.

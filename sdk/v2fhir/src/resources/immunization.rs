@@ -47,18 +47,7 @@ pub fn map(
             ctx.name(rxa, 3)
         ))
     })?;
-    let status = if ctx.text(rxa, 21) == "D" {
-        "entered-in-error".to_string()
-    } else {
-        codes::required(
-            &ctx.name(rxa, 20),
-            "completion status",
-            "completion_status",
-            &ctx.text(rxa, 20),
-            codes::immunization_status,
-        )?
-        .unwrap_or_else(|| "completed".to_string())
-    };
+    let status = codes::rxa_status(ctx, rxa, codes::immunization_status)?;
     let mut im = Map::new();
     im.insert("resourceType".into(), "Immunization".into());
     let mut ids = Vec::new();

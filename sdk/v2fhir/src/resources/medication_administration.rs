@@ -43,18 +43,7 @@ pub fn map(
             ctx.name(rxa, 3)
         ))
     })?;
-    let status = if ctx.text(rxa, 21) == "D" {
-        "entered-in-error".to_string()
-    } else {
-        codes::required(
-            &ctx.name(rxa, 20),
-            "completion status",
-            "completion_status",
-            &ctx.text(rxa, 20),
-            codes::administration_status,
-        )?
-        .unwrap_or_else(|| "completed".to_string())
-    };
+    let status = codes::rxa_status(ctx, rxa, codes::administration_status)?;
     let mut a = Map::new();
     a.insert("resourceType".into(), "MedicationAdministration".into());
     a.insert("status".into(), Value::String(status.clone()));
@@ -84,10 +73,7 @@ pub fn map(
             a.insert("effectiveDateTime".into(), Value::String(start.clone()));
         }
     }
-    let performers: Vec<Value> = practitioner::map_all(ctx, bundle, ctx.field(rxa, 10))
-        .into_iter()
-        .map(|actor| json!({ "actor": actor }))
-        .collect();
+    let performers = practitioner::actors(ctx, bundle, ctx.field(rxa, 10));
     put_list(&mut a, "performer", performers);
     let reasons: Vec<Value> = ctx
         .field(rxa, 19)

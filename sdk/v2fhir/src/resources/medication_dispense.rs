@@ -61,10 +61,7 @@ pub fn map(
         "context",
         under.encounter.map(EncounterRef::reference),
     );
-    let performers: Vec<Value> = practitioner::map_all(ctx, bundle, ctx.field(rxd, 10))
-        .into_iter()
-        .map(|actor| json!({ "actor": actor }))
-        .collect();
+    let performers = practitioner::actors(ctx, bundle, ctx.field(rxd, 10));
     put_list(&mut d, "performer", performers);
     if let Some(order) = under.order {
         d.insert(

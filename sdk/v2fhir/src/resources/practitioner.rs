@@ -57,3 +57,12 @@ pub fn map_all(ctx: &Context<'_>, bundle: &mut Bundle, field: Element<'_>) -> Ve
         .filter_map(|r| map(ctx, bundle, &r))
         .collect()
 }
+
+/// Every repetition of an XCN field, mapped, each as `{"actor": …}` (the
+/// performer of a dispense or an administration).
+pub fn actors(ctx: &Context<'_>, bundle: &mut Bundle, field: Element<'_>) -> Vec<Value> {
+    map_all(ctx, bundle, field)
+        .into_iter()
+        .map(|actor| json!({ "actor": actor }))
+        .collect()
+}
