@@ -3,8 +3,10 @@
 //! PID to Patient; PV1/PV2 to Encounter (status and class by trigger
 //! event), with Location (PV1-3, PV1-6) and Practitioner (PV1-7/8/9/17)
 //! resources; NK1 to RelatedPerson; IN1 to Coverage; AL1 to
-//! AllergyIntolerance; DG1 to Condition; OBX to Observation; A40 (merge)
-//! to Patient links. Every entry is a conditional request keyed on source
+//! AllergyIntolerance (and IAM, A60); DG1 to Condition; OBX to
+//! Observation; A40 (merge) to Patient links; A29 (delete person
+//! information) to the Patient marked inactive; A41 and A45 (account and
+//! visit moves) as updates of the Patient and its Encounter. Every entry is a conditional request keyed on source
 //! identifiers, with a deterministic `urn:uuid:` fullUrl, so a re-sent
 //! message updates rather than duplicates. The crate's README lists every
 //! field mapped and every one not.
@@ -25,7 +27,8 @@ pub use weft_v2fhir::bundle_resources as resources;
 pub const SUPPORTED: &[&str] = &[
     "ADT^A01", "ADT^A02", "ADT^A03", "ADT^A04", "ADT^A05", "ADT^A06", "ADT^A07", "ADT^A08",
     "ADT^A09", "ADT^A10", "ADT^A11", "ADT^A12", "ADT^A13", "ADT^A14", "ADT^A15", "ADT^A16",
-    "ADT^A25", "ADT^A26", "ADT^A27", "ADT^A28", "ADT^A31", "ADT^A32", "ADT^A33", "ADT^A40",
+    "ADT^A25", "ADT^A26", "ADT^A27", "ADT^A28", "ADT^A29", "ADT^A31", "ADT^A32", "ADT^A33",
+    "ADT^A40", "ADT^A41", "ADT^A45", "ADT^A60",
 ];
 
 /// The plugin.
@@ -51,6 +54,13 @@ impl Plugin for AdtToFhir {
                         "ADT^A40 has no MRG segment: the patient to merge is not named",
                     ));
                 }
+                return Ok(());
+            }
+            if trigger == "A29" {
+                // Person information deleted: the record is kept (other
+                // resources may point at it) and marked no longer in use;
+                // what else the message carries is not the patient's now.
+                bundle.set(&patient.url, "active", serde_json::Value::Bool(false));
                 return Ok(());
             }
             let encounter = match ctx.hl7.segment("PV1") {

@@ -135,9 +135,9 @@ fn rejects_what_it_cannot_map_faithfully() {
         r.starts_with("MSH-9 ORU^R01 is not mapped by adt-to-fhir (it maps ADT^A01,"),
         "{r}"
     );
-    let r = reject_reason(&A01.replace("ADT^A01^ADT_A01", "ADT^A60"));
+    let r = reject_reason(&A01.replace("ADT^A01^ADT_A01", "ADT^A23"));
     assert!(
-        r.starts_with("MSH-9 ADT^A60 is not mapped by adt-to-fhir"),
+        r.starts_with("MSH-9 ADT^A23 is not mapped by adt-to-fhir"),
         "{r}"
     );
     let r = reject_reason(&A01.replace("PV1|1|I|", "PV1|1|Z|"));
@@ -253,5 +253,70 @@ fn unknown_gender_is_left_out_with_a_warning() {
         warn.1.contains("PID-8") && !warn.1.contains("\"Q\""),
         "{}",
         warn.1
+    );
+}
+
+#[test]
+fn a29_marks_the_patient_inactive_and_maps_nothing_else() {
+    let b = bundle(&A01.replace("ADT^A01^ADT_A01", "ADT^A29^ADT_A21").replace(
+        "\nPV1|",
+        "\nOBX|1|NM|8867-4^Heart rate^LN||60|/min|||||F\nPV1|",
+    ));
+    assert_eq!(b.kinds(), vec!["Patient"]);
+    assert_eq!(b.first("Patient")["active"], false);
+}
+
+#[test]
+fn a41_and_a45_update_the_patient_and_its_visit() {
+    for (event, structure) in [("A41", "ADT_A39"), ("A45", "ADT_A45")] {
+        let text = A01
+            .replace("ADT^A01^ADT_A01", &format!("ADT^{event}^{structure}"))
+            .replace("\nPV1|", "\nMRG|OLD1^^^HOSP^MR||ACC9||V788^^^HOSP^VN\nPV1|");
+        let b = bundle(&text);
+        let e = b.first("Encounter");
+        assert_eq!(e["subject"]["reference"], b.url_of("Patient"), "{event}");
+        assert_eq!(e["identifier"][0]["value"], "V789", "{event}");
+        assert!(b.first("Patient").get("active").is_none(), "{event}");
+    }
+}
+
+#[test]
+fn a60_adverse_reactions_update_the_allergies() {
+    let iam = "IAM|1|FA^Food allergy^HL70127|12345^Peanut^L|SV^Severe^HL70128|Hives~Wheeze|A^Add^HL70206|AL-77^HOSP||AL^Allergy^HL70436||20230101||20240101120000||||C";
+    let text = A01
+        .replace("ADT^A01^ADT_A01", "ADT^A60^ADT_A60")
+        .replace("\nPV1|", &format!("\n{iam}\nPV1|"));
+    let b = bundle(&text);
+    let a = b.first("AllergyIntolerance");
+    assert_eq!(a["code"]["coding"][0]["code"], "12345");
+    assert_eq!(a["identifier"][0]["value"], "AL-77");
+    assert_eq!(a["type"], "allergy");
+    assert_eq!(a["category"][0], "food");
+    assert_eq!(a["criticality"], "high");
+    assert_eq!(a["onsetDateTime"], "2023-01-01");
+    assert_eq!(a["recordedDate"], "2024-01-01T12:00:00+01:00");
+    assert_eq!(a["verificationStatus"]["coding"][0]["code"], "confirmed");
+    assert_eq!(a["reaction"][0]["manifestation"][1]["text"], "Wheeze");
+    // The same allergen as an AL1 is the same record.
+    let al1 = A01.replace(
+        "\nPV1|",
+        "\nAL1|1|FA^Food allergy^HL70127|12345^Peanut^L|SV\nPV1|",
+    );
+    assert_eq!(
+        bundle(&al1).url_of("AllergyIntolerance"),
+        b.url_of("AllergyIntolerance")
+    );
+    // Deleted: entered in error, and no clinical status (FHIR forbids one).
+    let deleted = bundle(&text.replace("|A^Add^HL70206|", "|D^Delete^HL70206|"));
+    let a = deleted.first("AllergyIntolerance");
+    assert_eq!(
+        a["verificationStatus"]["coding"][0]["code"],
+        "entered-in-error"
+    );
+    assert!(a.get("clinicalStatus").is_none());
+    let inactive = bundle(&text.replace("||||C", "||||I"));
+    assert_eq!(
+        inactive.first("AllergyIntolerance")["clinicalStatus"]["coding"][0]["code"],
+        "inactive"
     );
 }

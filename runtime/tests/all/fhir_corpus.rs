@@ -228,5 +228,11 @@ fn corpus_maps_to_valid_fhir_or_is_rejected_precisely() {
         mapped.len()
     );
     assert!(total >= 200, "only {total} field comparisons made");
-    assert!(rate >= 65.0, "agreement fell to {rate:.1}%");
+    // A guard against a mapping change that loses agreement: the count of
+    // exact agreements may not fall, nor the rate below 63%. (Mapping a new
+    // message type can lower the rate without anything getting worse: the
+    // converter's outputs for ADT A41 and A45 are all but empty, so every
+    // field we map there counts as a comparison only we have.)
+    assert!(agree >= 490, "only {agree} comparisons agree");
+    assert!(rate >= 63.0, "agreement fell to {rate:.1}%");
 }

@@ -138,6 +138,20 @@ impl Bundle {
         }
     }
 
+    /// Sets `key` of the resource at `url` (a resource added earlier) to
+    /// `value`; does nothing when there is none.
+    pub fn set(&mut self, url: &str, key: &str, value: Value) {
+        if let Some(resource) = self
+            .urls
+            .get(url)
+            .and_then(|i| self.entries.get_mut(*i))
+            .and_then(|e| e.get_mut("resource"))
+            .and_then(Value::as_object_mut)
+        {
+            resource.insert(key.to_string(), value);
+        }
+    }
+
     /// The number of entries.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -13,7 +13,7 @@ use crate::resources::{location, practitioner};
 
 /// Encounter.status for an ADT trigger event (the V2-to-FHIR IG's table
 /// 0003 map where it has one); `None` for events that carry no encounter
-/// (A28/A31: person updates). Other events take it from the visit's
+/// (A28/A31: person updates; A29: person information deleted). Other events take it from the visit's
 /// dates: finished when PV1-45 (discharge) is set, else in-progress when
 /// PV1-44 (admit) is, else unknown.
 pub fn status_for(trigger: &str, has_discharge: bool, has_admit: bool) -> Option<&'static str> {
@@ -23,7 +23,7 @@ pub fn status_for(trigger: &str, has_discharge: bool, has_admit: bool) -> Option
         "A03" => "finished",
         "A04" | "A05" | "A14" => "planned",
         "A11" | "A27" | "A38" => "cancelled",
-        "A28" | "A31" => return None,
+        "A28" | "A29" | "A31" => return None,
         _ if has_discharge => "finished",
         _ if has_admit => "in-progress",
         _ => "unknown",
