@@ -157,3 +157,40 @@ fn the_fhir_converter_corpus_messages_map() {
     }
     assert!(seen >= 7, "{seen} MDM corpus messages");
 }
+
+#[test]
+fn a_document_past_16_mib_is_refused_at_the_obx_that_crosses_it() {
+    // Text lines: 17 lines of 1 MiB.
+    let line = "x".repeat(1 << 20);
+    let big: Vec<String> = (0..17).map(|_| line.clone()).collect();
+    let text = MDM.replace(
+        "Reason for consultation: chest pain on exertion.",
+        &big.join("~"),
+    );
+    let r = reason(&text);
+    assert!(r.contains("OBX-5"), "{r}");
+    assert!(r.contains("larger than 16 MiB"), "{r}");
+    // Encapsulated data counts decoded: 12 MiB of Base64 is 9 MiB, twice
+    // is past the cap at the second OBX.
+    let data = STANDARD.encode(vec![7u8; 9 << 20]);
+    let ed = |n: u32| {
+        format!("OBX|{n}|ED|11488-4^Consult note^LN|{n}|EDGE^application^pdf^Base64^{data}||||||F")
+    };
+    let two: String = MDM
+        .split('\r')
+        .filter(|s| !s.starts_with("OBX"))
+        .map(|s| format!("{s}\r"))
+        .chain([format!("{}\r", ed(1)), format!("{}\r", ed(2))])
+        .collect();
+    let r = reason(&two);
+    assert!(r.contains("OBX-5 at segment"), "{r}");
+    assert!(r.contains("larger than 16 MiB"), "{r}");
+    // One of them alone is under the cap.
+    let one: String = MDM
+        .split('\r')
+        .filter(|s| !s.starts_with("OBX"))
+        .map(|s| format!("{s}\r"))
+        .chain([format!("{}\r", ed(1))])
+        .collect();
+    assert_eq!(document(&one)["content"].as_array().unwrap().len(), 1);
+}

@@ -85,8 +85,9 @@ pub fn order_groups<'m>(ctx: &Context<'m>) -> (Vec<&'m Segment>, Vec<OrderGroup<
 }
 
 /// One part of a pharmacy order: the segment that opens it (ORC, RXO, RXE,
-/// RXD or RXA) with the TQ1, RXR, RXC, OBX and NTE segments that follow it
-/// before the next part.
+/// RXD or RXA) with the TQ1, RXR, RXC and OBX segments that follow it
+/// before the next part. (Its notes, the NTE right after the segment, are
+/// read with `service_request::notes_after`.)
 pub struct Part<'m> {
     /// The segment that opens the part.
     pub head: &'m Segment,
@@ -98,8 +99,6 @@ pub struct Part<'m> {
     pub rxc: Vec<&'m Segment>,
     /// Its observations (OBX).
     pub obx: Vec<&'m Segment>,
-    /// Its notes (NTE).
-    pub nte: Vec<&'m Segment>,
 }
 
 impl<'m> Part<'m> {
@@ -110,7 +109,6 @@ impl<'m> Part<'m> {
             rxr: Vec::new(),
             rxc: Vec::new(),
             obx: Vec::new(),
-            nte: Vec::new(),
         }
     }
 }
@@ -188,14 +186,13 @@ pub fn pharmacy_orders<'m>(ctx: &Context<'m>) -> Vec<PharmacyOrder<'m>> {
             "RXO" => order.rxo = Some(Part::new(s)),
             "RXE" => order.rxe = Some(Part::new(s)),
             "RXD" | "RXA" => order.events.push(Part::new(s)),
-            "TQ1" | "RXR" | "RXC" | "OBX" | "NTE" => {
+            "TQ1" | "RXR" | "RXC" | "OBX" => {
                 if let Some(part) = order.current() {
                     match id {
                         "TQ1" => part.tq1.push(s),
                         "RXR" => part.rxr.push(s),
                         "RXC" => part.rxc.push(s),
-                        "OBX" => part.obx.push(s),
-                        _ => part.nte.push(s),
+                        _ => part.obx.push(s),
                     }
                 }
             }

@@ -188,11 +188,24 @@ fn content(ctx: &Context<'_>, obx: &[&Segment]) -> Result<Vec<Map<String, Value>
     let mut lines = Vec::new();
     let mut attachments = Vec::new();
     let mut size = 0usize;
+    // Counted before anything is kept or encoded: a document past the cap
+    // is refused at the OBX that crosses it.
+    let mut grow = |o: &Segment, n: usize| -> Result<()> {
+        size = size.saturating_add(n);
+        if size > MAX_CONTENT {
+            return Err(Error::reject(format!(
+                "{} makes the document larger than {} MiB",
+                ctx.name(o, 5),
+                MAX_CONTENT >> 20
+            )));
+        }
+        Ok(())
+    };
     for o in obx {
         match ctx.text(o, 2).as_str() {
             "TX" | "FT" | "ST" | "CF" | "" => {
                 for line in text_lines(ctx, o) {
-                    size += line.len() + 1;
+                    grow(o, line.len() + 1)?;
                     lines.push(line);
                 }
             }
@@ -205,12 +218,11 @@ fn content(ctx: &Context<'_>, obx: &[&Segment]) -> Result<Vec<Map<String, Value>
                 }
                 let bytes = decode_ed(&p.text(4), &data).ok_or_else(|| {
                     Error::reject(format!(
-                        "{} (encapsulated data) is not {} as ED.4 says",
-                        ctx.name(o, 5),
-                        if p.text(4).is_empty() { "A" } else { "encoded" }
+                        "{} (encapsulated data) is not what ED.4 (encoding) says it is",
+                        ctx.name(o, 5)
                     ))
                 })?;
-                size += bytes.len();
+                grow(o, bytes.len())?;
                 let mut a = Map::new();
                 a.insert(
                     "contentType".into(),
@@ -220,13 +232,6 @@ fn content(ctx: &Context<'_>, obx: &[&Segment]) -> Result<Vec<Map<String, Value>
                 attachments.push(a);
             }
             _ => {}
-        }
-        if size > MAX_CONTENT {
-            return Err(Error::reject(format!(
-                "{} makes the document larger than {} MiB",
-                ctx.name(o, 5),
-                MAX_CONTENT >> 20
-            )));
         }
     }
     while lines.last().is_some_and(|l| l.trim().is_empty()) {
