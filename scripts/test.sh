@@ -21,7 +21,7 @@ cargo fmt --all --check
 phase "clippy (wasm32-wasip2: SDK and plugins)"
 cargo clippy --locked --target wasm32-wasip2 --profile plugin \
     -p weft-sdk -p weft-v2fhir -p adt-to-fhir -p oru-to-fhir -p order-to-fhir -p siu-to-fhir \
-    -p vxu-to-fhir -p pharmacy-to-fhir -p mdm-to-fhir -p site-normalize -p weft-test-hostile -p weft-test-raw -p weft-test-site-normalize-b -- -D warnings
+    -p vxu-to-fhir -p pharmacy-to-fhir -p mdm-to-fhir -p fhir-to-v2 -p site-normalize -p weft-test-hostile -p weft-test-raw -p weft-test-site-normalize-b -- -D warnings
 # Native code is linted as it is built: clippy-driver compiles the
 # workspace's own crates (every test, bench, binary and example, and the
 # libraries under them), `-D warnings` making any rustc or clippy warning an

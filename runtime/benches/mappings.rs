@@ -35,6 +35,7 @@ fn native(name: &str) -> Native {
         "vxu-to-fhir" => |h, m| h.run::<vxu_to_fhir::VxuToFhir>(m),
         "pharmacy-to-fhir" => |h, m| h.run::<pharmacy_to_fhir::PharmacyToFhir>(m),
         "mdm-to-fhir" => |h, m| h.run::<mdm_to_fhir::MdmToFhir>(m),
+        "fhir-to-v2" => |h, m| h.run::<fhir_to_v2::FhirToV2>(m),
         other => panic!("no native build of {other}"),
     }
 }
@@ -46,6 +47,7 @@ fn native_host(repo: &std::path::Path) -> TestHost {
     TestHost::new()
         .lookup_csv("gender", &table("gender.csv"))
         .lookup_csv("assigning_authority", &table("assigning-authority.csv"))
+        .lookup_csv("authority", &table("authority.csv"))
 }
 
 /// Median and p99 of `times`, sorted in place.
@@ -59,10 +61,19 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn message(body: Vec<u8>) -> Message {
+/// The content type of a sample: FHIR JSON or HL7 v2.
+fn content_type(path: &std::path::Path) -> &'static str {
+    if path.extension().is_some_and(|e| e == "json") {
+        "application/fhir+json"
+    } else {
+        "application/hl7-v2"
+    }
+}
+
+fn message(body: Vec<u8>, content_type: &str) -> Message {
     Message {
         id: "bench".into(),
-        content_type: "application/hl7-v2".into(),
+        content_type: content_type.into(),
         body,
         headers: Vec::new(),
     }
@@ -84,9 +95,14 @@ fn main() {
         ..EngineOptions::default()
     };
     let engine = PluginEngine::new(&options).expect("engine");
-    let plugins = mappings::load_all(&engine, &repo);
+    let mut plugins = mappings::load_all(&engine, &repo);
+    plugins.extend(mappings::load(
+        &engine,
+        &repo,
+        mappings::WAY_BACK.iter().copied(),
+    ));
     let corpus = |name: &str| repo.join("tests/corpus/hl7v2/fhir-converter").join(name);
-    let cases: [(&str, &str, PathBuf); 15] = [
+    let cases: [(&str, &str, PathBuf); 17] = [
         (
             "adt-to-fhir",
             "ADT^A01 sample",
@@ -154,6 +170,16 @@ fn main() {
             "MDM^T02 sample (2 TX lines)",
             repo.join("samples/mdm-t02.hl7"),
         ),
+        (
+            "fhir-to-v2",
+            "lab order Bundle (6 entries) -> OML^O21",
+            repo.join("samples/fhir-lab-order.json"),
+        ),
+        (
+            "fhir-to-v2",
+            "Patient -> ADT^A31",
+            repo.join("samples/fhir-patient.json"),
+        ),
     ];
     let host = native_host(&repo);
     println!(
@@ -182,14 +208,15 @@ fn main() {
         let body = String::from_utf8_lossy(&body)
             .replace("|Female|", "|F|")
             .into_bytes();
-        let msg = message(body.clone());
+        let ct = content_type(&path);
+        let msg = message(body.clone(), ct);
         let out = plugin.call(&msg).unwrap_or_else(|e| panic!("{label}: {e}"));
         let out_bytes: usize = out.iter().map(|o| o.message.body.len()).sum();
         for _ in 0..iters / 10 {
             plugin.call(&msg).expect("warm-up");
         }
         let run = native(name);
-        let native_msg = || weft_sdk::Message::new("application/hl7-v2", body.clone());
+        let native_msg = || weft_sdk::Message::new(ct, body.clone());
         let native_out =
             run(&host, native_msg()).unwrap_or_else(|e| panic!("{label} natively: {e}"));
         assert_eq!(

@@ -6,21 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::run::{Client, Weft};
-
-/// The shipped configuration, with repository paths made absolute and
-/// every listener on a free port.
-fn shipped_config() -> String {
-    let repo = crate::common::repo();
-    let repo = repo.canonicalize().unwrap();
-    let text = std::fs::read_to_string(repo.join("weft.toml")).unwrap();
-    text.replace("\"target/", &format!("\"{}/target/", repo.display()))
-        .replace("\"lookups/", &format!("\"{}/lookups/", repo.display()))
-        .replace("\"samples/", &format!("\"{}/samples/", repo.display()))
-        .replace("127.0.0.1:2575", "127.0.0.1:0")
-        .replace("127.0.0.1:8080", "127.0.0.1:0")
-        .replace("127.0.0.1:8081", "127.0.0.1:0")
-}
+use crate::common::run::{Client, Weft, shipped_config};
 
 #[test]
 fn each_message_type_reaches_its_mapping() {

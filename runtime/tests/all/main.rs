@@ -35,3 +35,4 @@ mod sandbox;
 mod shadow;
 mod signing;
 mod tls;
+mod way_back;

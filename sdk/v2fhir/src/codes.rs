@@ -34,6 +34,40 @@ pub const V3_PARTICIPATION: &str = "http://terminology.hl7.org/CodeSystem/v3-Par
 /// Systems of codes whose coding system name is unknown: the name follows.
 pub const UNKNOWN_SYSTEM_PREFIX: &str = "urn:weft:v2-coding-system:";
 
+/// The coding systems HL7 (table 0396) and the V2-to-FHIR IG name: each
+/// FHIR system URI with its v2 names, the preferred name first (the one
+/// written when going from FHIR back to v2).
+pub const CODING_SYSTEMS: &[(&str, &[&str])] = &[
+    (LOINC, &["LN", "LOINC"]),
+    (
+        "http://snomed.info/sct",
+        &["SCT", "SNM", "SNOMED", "SNOMEDCT", "SNOMED-CT"],
+    ),
+    ("http://hl7.org/fhir/sid/icd-10", &["I10", "ICD10"]),
+    (
+        "http://hl7.org/fhir/sid/icd-10-cm",
+        &["I10C", "ICD10CM", "I10-CM"],
+    ),
+    (
+        "http://hl7.org/fhir/sid/icd-9-cm",
+        &["I9CM", "I9", "I9C", "ICD9", "ICD9CM"],
+    ),
+    (UCUM, &["UCUM"]),
+    (CVX, &["CVX"]),
+    (MVX, &["MVX"]),
+    ("http://hl7.org/fhir/sid/ndc", &["NDC"]),
+    (
+        "http://www.nlm.nih.gov/research/umls/rxnorm",
+        &["RXNORM", "RXN"],
+    ),
+    ("http://www.ama-assn.org/go/cpt", &["C4", "CPT", "CPT4"]),
+    ("http://ncithesaurus-stage.nci.nih.gov", &["NCIT"]),
+    ("urn:oid:2.16.840.1.113883.6.238", &["CDCREC"]),
+    ("urn:oid:2.16.840.1.114222.4.5.274", &["CDCPHINVS"]),
+    ("http://nucc.org/provider-taxonomy", &["NUCC"]),
+    ("urn:iso:std:iso:3166", &["ISO3166", "ISO3166_1"]),
+];
+
 /// The FHIR system URI for an HL7 v2 coding-system name (CWE.3, table
 /// 0396). The plugin's `coding_system` lookup table is asked first; then the
 /// names HL7 and the V2-to-FHIR IG define; then `HL7nnnn` / `99nnn` style
@@ -44,30 +78,14 @@ pub fn system_uri(name: &str) -> String {
     if let Some(uri) = lookup("coding_system", name) {
         return uri;
     }
-    let known = match name.to_ascii_uppercase().as_str() {
-        "LN" | "LOINC" => Some(LOINC),
-        "SCT" | "SNM" | "SNOMED" | "SNOMEDCT" | "SNOMED-CT" => Some("http://snomed.info/sct"),
-        "I10" | "ICD10" => Some("http://hl7.org/fhir/sid/icd-10"),
-        "I10C" | "ICD10CM" | "I10-CM" => Some("http://hl7.org/fhir/sid/icd-10-cm"),
-        "I9" | "I9C" | "I9CM" | "ICD9" | "ICD9CM" => Some("http://hl7.org/fhir/sid/icd-9-cm"),
-        "UCUM" => Some(UCUM),
-        "CVX" => Some(CVX),
-        "MVX" => Some(MVX),
-        "NDC" => Some("http://hl7.org/fhir/sid/ndc"),
-        "RXNORM" | "RXN" => Some("http://www.nlm.nih.gov/research/umls/rxnorm"),
-        "C4" | "CPT" | "CPT4" => Some("http://www.ama-assn.org/go/cpt"),
-        "NCIT" => Some("http://ncithesaurus-stage.nci.nih.gov"),
-        "CDCREC" => Some("urn:oid:2.16.840.1.113883.6.238"),
-        "CDCPHINVS" => Some("urn:oid:2.16.840.1.114222.4.5.274"),
-        "NUCC" => Some("http://nucc.org/provider-taxonomy"),
-        "ISO3166" | "ISO3166_1" => Some("urn:iso:std:iso:3166"),
-        _ => None,
-    };
-    if let Some(uri) = known {
-        return uri.to_string();
+    let upper = name.to_ascii_uppercase();
+    if let Some((uri, _)) = CODING_SYSTEMS
+        .iter()
+        .find(|(_, names)| names.contains(&upper.as_str()))
+    {
+        return (*uri).to_string();
     }
     // HL7nnnn, HL7 nnnn, HL70078 …: an HL7 table.
-    let upper = name.to_ascii_uppercase();
     if let Some(rest) = upper.strip_prefix("HL7") {
         let digits = rest.trim();
         if digits.len() == 4 && digits.bytes().all(|b| b.is_ascii_digit()) {

@@ -9,6 +9,7 @@ pub const SHIPPED: &[&str] = &[
     "vxu-to-fhir",
     "pharmacy-to-fhir",
     "mdm-to-fhir",
+    "fhir-to-v2",
 ];
 
 /// Plugins that exist only for the tests: a hostile one (SDK), one built

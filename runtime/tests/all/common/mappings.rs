@@ -1,4 +1,4 @@
-//! The shipped HL7 v2 → FHIR mapping plugins, loaded into the real
+//! The shipped mapping plugins (HL7 v2 → FHIR, and FHIR → HL7 v2), loaded into the real
 //! sandbox with the shipped lookup tables: shared by the corpus test and
 //! the mapping benchmark.
 
@@ -22,6 +22,10 @@ pub const MAPPINGS: &[(&str, &[&str])] = &[
     ),
     ("mdm-to-fhir", &["MDM^*"]),
 ];
+
+/// The plugins of the way back, FHIR to HL7 v2 (routed by resourceType,
+/// never by MSH-9): not in [`MAPPINGS`], which the HL7 v2 corpus runs.
+pub const WAY_BACK: &[&str] = &["fhir-to-v2"];
 
 /// The plugin a message type is routed to, if any.
 pub fn plugin_for(message_type: &str) -> Option<&'static str> {
@@ -49,25 +53,38 @@ pub fn spec(repo: &Path, name: &str) -> PluginSpec {
         ..Default::default()
     };
     spec.limits.deadline = std::time::Duration::from_millis(1000);
-    for (table, file) in [
-        ("gender", "gender.csv"),
-        ("assigning_authority", "assigning-authority.csv"),
-    ] {
+    let tables: &[(&str, &str)] = if name == "fhir-to-v2" {
+        &[("authority", "authority.csv")]
+    } else {
+        &[
+            ("gender", "gender.csv"),
+            ("assigning_authority", "assigning-authority.csv"),
+        ]
+    };
+    for &(table, file) in tables {
         spec.lookups
             .insert(table.into(), repo.join("lookups").join(file));
     }
     spec
 }
 
-/// Every mapping plugin, loaded.
+/// Every HL7 v2 to FHIR mapping plugin, loaded.
 pub fn load_all(engine: &PluginEngine, repo: &Path) -> Vec<(&'static str, Plugin)> {
-    MAPPINGS
-        .iter()
-        .map(|(name, _)| {
+    load(engine, repo, MAPPINGS.iter().map(|(name, _)| *name))
+}
+
+/// The plugins `names`, loaded.
+pub fn load(
+    engine: &PluginEngine,
+    repo: &Path,
+    names: impl Iterator<Item = &'static str>,
+) -> Vec<(&'static str, Plugin)> {
+    names
+        .map(|name| {
             let plugin = engine
                 .load(&spec(repo, name))
                 .unwrap_or_else(|e| panic!("{name} loads: {e}"));
-            (*name, plugin)
+            (name, plugin)
         })
         .collect()
 }

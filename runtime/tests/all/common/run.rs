@@ -562,3 +562,17 @@ pub fn fix_birth_dates(weft: &Weft, api: &super::Api) {
         "{r}"
     );
 }
+
+/// The shipped `weft.toml`, with repository paths made absolute and every
+/// listener on a free port.
+pub fn shipped_config() -> String {
+    let repo = super::repo();
+    let repo = repo.canonicalize().unwrap();
+    let text = std::fs::read_to_string(repo.join("weft.toml")).unwrap();
+    text.replace("\"target/", &format!("\"{}/target/", repo.display()))
+        .replace("\"lookups/", &format!("\"{}/lookups/", repo.display()))
+        .replace("\"samples/", &format!("\"{}/samples/", repo.display()))
+        .replace("127.0.0.1:2575", "127.0.0.1:0")
+        .replace("127.0.0.1:8080", "127.0.0.1:0")
+        .replace("127.0.0.1:8081", "127.0.0.1:0")
+}

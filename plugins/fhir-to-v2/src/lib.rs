@@ -1,0 +1,73 @@
+//! `fhir-to-v2`: FHIR R4 JSON to HL7 v2.5.1, for the systems that speak v2.
+//!
+//! An input holding ServiceRequests (a ServiceRequest, or a transaction
+//! Bundle with its Patient, Encounter, Specimens, Conditions and
+//! Practitioners) becomes one `OML^O21` per patient (`ORM^O01` with
+//! `order_message = "ORM^O01"`); an input holding Patients and no order
+//! becomes an `ADT^A28` (create) or `ADT^A31` (update) per Patient. Any
+//! other input is a reject naming what it holds. See the crate's README
+//! for every element mapped and not.
+//!
+//! Settings: `order_message`, `sending_application`, `sending_facility`,
+//! `receiving_application`, `receiving_facility`, `processing_id`, and
+//! `orders_to` / `patients_to` (the destination each kind of message goes
+//! to; unset, the route's destinations). Lookup tables (optional):
+//! `authority` (identifier system to assigning authority namespace),
+//! `coding_system_name` (system URI to v2 coding-system name).
+
+use weft_fhir2v2::Settings;
+use weft_sdk::{Error, Message, Output, Plugin, Result, config};
+
+/// The plugin.
+pub struct FhirToV2;
+
+/// The FHIR resource types this plugin takes.
+pub const SUPPORTED: &[&str] = &["ServiceRequest", "Patient", "Bundle"];
+
+impl Plugin for FhirToV2 {
+    /// A bad setting refuses the version at load.
+    fn init() -> Result<()> {
+        Settings::read().map(|_| ())
+    }
+
+    fn transform(msg: Message) -> Result<Vec<Output>> {
+        let settings = Settings::read()?;
+        let kinds = weft_fhir2v2::kinds(&msg)?;
+        let has = |k: &str| kinds.iter().any(|x| x == k);
+        let (made, to) = if has("ServiceRequest") {
+            (weft_fhir2v2::orders(&msg, &settings)?, config("orders_to"))
+        } else if has("Patient") {
+            (
+                weft_fhir2v2::patients(&msg, &settings)?,
+                config("patients_to"),
+            )
+        } else {
+            let mut held = kinds.join(", ");
+            if held.is_empty() {
+                held = "nothing".into();
+            }
+            return Err(Error::reject(format!(
+                "the input holds {held}: fhir-to-v2 sends ServiceRequests (as orders) and Patients (as registrations)"
+            )));
+        };
+        Ok(made
+            .iter()
+            .map(|m| {
+                let out = m.output();
+                match to.as_deref().filter(|t| !t.is_empty()) {
+                    Some(t) => out.to(t),
+                    None => out,
+                }
+            })
+            .collect())
+    }
+}
+
+weft_sdk::export!(FhirToV2);
+weft_sdk::manifest! {
+    maps: SUPPORTED,
+    optional_tables: &["authority", "coding_system_name"],
+    config: &["order_message", "sending_application", "sending_facility", "receiving_application", "receiving_facility", "processing_id", "orders_to", "patients_to"],
+    memory_mib: 32,
+    deadline_ms: 100,
+}

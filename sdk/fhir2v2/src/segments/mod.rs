@@ -1,0 +1,7 @@
+//! One builder per v2 segment (or segment group), each from the FHIR
+//! resource it is the inverse mapping of.
+
+pub mod msh;
+pub mod order;
+pub mod pid;
+pub mod pv1;
