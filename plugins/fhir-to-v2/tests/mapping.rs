@@ -403,7 +403,8 @@ fn round_trip_keeps_what_both_directions_map() {
     round_trip_resources(&adt, A01, &["Patient"], &back);
 }
 
-/// Every element of the sample Bundle and Patient, removed or replaced by
+/// Every element of the sample Bundle and Patient (and of the FHIR the
+/// RDE sample maps to), removed or replaced by
 /// a value of each wrong JSON type: the plugin answers with valid HL7 v2
 /// or a reject, never a panic or a failure, and never puts a raw
 /// delimiter or line break where the message structure would break.
@@ -464,7 +465,11 @@ fn damaged_elements_are_sent_or_rejected_never_crash() {
     ];
     let h = host();
     let mut tried = 0;
-    for sample in [LAB_ORDER, PATIENT] {
+    let medication_order = Mapping::<pharmacy_to_fhir::PharmacyToFhir>::new()
+        .bundle(RDE)
+        .into_value()
+        .to_string();
+    for sample in [LAB_ORDER, PATIENT, medication_order.as_str()] {
         let root: Value = weft_sdk::serde_json::from_str(sample).unwrap();
         let mut all = Vec::new();
         paths(&root, &mut all, Vec::new());
@@ -489,7 +494,7 @@ fn damaged_elements_are_sent_or_rejected_never_crash() {
                             assert!(
                                 ids.iter().all(|s| [
                                     "MSH", "EVN", "PID", "PV1", "ORC", "TQ1", "OBR", "NTE", "DG1",
-                                    "SPM"
+                                    "SPM", "RXE", "RXR"
                                 ]
                                 .contains(s)),
                                 "{path:?} {with:?}: {ids:?}"
@@ -512,4 +517,80 @@ fn damaged_elements_are_sent_or_rejected_never_crash() {
 enum PathStep {
     Key(String),
     Index(usize),
+}
+
+const RDE: &str = include_str!("../../../samples/rde-o11.hl7");
+
+#[test]
+fn a_medication_request_becomes_an_rde_o11_and_round_trips() {
+    let assigning = "../../lookups/assigning-authority.csv";
+    let pharmacy = Mapping::<pharmacy_to_fhir::PharmacyToFhir>::new()
+        .lookup_file("assigning_authority", assigning);
+    // MSH-4 is the authority of identifiers sent without one (RXE-15).
+    let back = host()
+        .lookup_csv("authority", AUTHORITY)
+        .config("sending_facility", "EDGE")
+        .config("pharmacy_to", "pharmacy");
+    let bundle = pharmacy.bundle(RDE).into_value();
+    let out = run(&back, &bundle.to_string());
+    assert_eq!(out.len(), 1);
+    let (to, m) = &out[0];
+    assert_eq!(to.as_deref(), Some("pharmacy"));
+    assert_eq!(
+        ids(m),
+        ["MSH", "PID", "PV1", "ORC", "RXE", "TQ1", "RXR"],
+        "{}",
+        m.to_text()
+    );
+    assert_eq!(raw(m, "MSH-9"), "RDE^O11^RDE_O11");
+    assert_eq!(raw(m, "ORC-2"), "RX7001^CPOE");
+    assert_eq!(raw(m, "RXE-2"), "197361^Amlodipine 5 MG Oral Tablet^RXNORM");
+    assert_eq!(get(m, "RXE-3"), "5");
+    assert_eq!(raw(m, "RXE-5"), "mg^mg^UCUM");
+    assert_eq!(raw(m, "RXE-6"), "TAB^Tablet^HL70292");
+    assert_eq!(raw(m, "RXE-7"), "^Take with water");
+    assert_eq!(get(m, "RXE-9"), "N");
+    assert_eq!(get(m, "RXE-10"), "20");
+    assert_eq!(get(m, "RXE-12"), "2");
+    assert_eq!(get(m, "RXE-15"), "RXN-88123");
+    assert_eq!(raw(m, "TQ1-3"), "BID");
+    assert_eq!(m.field(m.segment("TQ1").unwrap(), 4).raw(), "0900~2100");
+    assert_eq!(get(m, "TQ1-9"), "R");
+    assert_eq!(raw(m, "RXR-1"), "PO^Oral");
+
+    round_trip_resources(
+        &pharmacy,
+        RDE,
+        &["Patient", "MedicationRequest", "Medication", "Practitioner"],
+        &back,
+    );
+
+    // The route is required; the drug is required.
+    let mut b = bundle.clone();
+    for e in b["entry"].as_array_mut().unwrap() {
+        if e["resource"]["resourceType"] == "MedicationRequest" {
+            e["resource"]["dosageInstruction"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("route");
+        }
+    }
+    let r = reason(&b.to_string());
+    assert!(
+        r.starts_with("MedicationRequest.dosageInstruction.route is empty"),
+        "{r}"
+    );
+    let mut b = bundle;
+    for e in b["entry"].as_array_mut().unwrap() {
+        if e["resource"]["resourceType"] == "MedicationRequest" {
+            let r = e["resource"].as_object_mut().unwrap();
+            r.remove("medicationReference");
+            r.remove("medicationCodeableConcept");
+        }
+    }
+    let r = reason(&b.to_string());
+    assert!(
+        r.starts_with("MedicationRequest.medication[x] has no code"),
+        "{r}"
+    );
 }

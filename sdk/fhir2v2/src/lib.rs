@@ -9,10 +9,10 @@
 //!   CWE, DTM and XCN;
 //! - [`codes`]: FHIR codes back to the v2 tables;
 //! - [`write`]: escaped composites, segments and messages;
-//! - [`segments`]: MSH, PID, PV1 and the order group (ORC, TQ1, OBR, NTE,
-//!   DG1, SPM);
-//! - [`orders`] and [`patients`]: whole messages, `OML^O21` / `ORM^O01`
-//!   and `ADT^A28` / `ADT^A31`.
+//! - [`segments`]: MSH, PID, PV1, the order group (ORC, TQ1, OBR, NTE,
+//!   DG1, SPM) and the pharmacy order group (ORC, RXE, NTE, TQ1, RXR);
+//! - [`orders`], [`medication_orders`] and [`patients`]: whole messages,
+//!   `OML^O21` / `ORM^O01`, `RDE^O11` and `ADT^A28` / `ADT^A31`.
 //!
 //! Each mapping is the inverse of its counterpart in `weft-v2fhir`, so a
 //! message mapped to FHIR and back keeps every field both directions map.
@@ -40,7 +40,7 @@ pub use settings::{OrderMessage, Settings};
 
 use input::{kind, str_at};
 use segments::msh::{self, MessageType};
-use segments::{order, pid, pv1};
+use segments::{order, pharmacy, pid, pv1};
 use write::Segments;
 
 /// `OML^O21^OML_O21`.
@@ -54,6 +54,12 @@ pub const ORM_O01: MessageType = MessageType {
     code: "ORM",
     trigger: "O01",
     structure: "ORM_O01",
+};
+/// `RDE^O11^RDE_O11` (pharmacy/treatment encoded order).
+pub const RDE_O11: MessageType = MessageType {
+    code: "RDE",
+    trigger: "O11",
+    structure: "RDE_O11",
 };
 /// `ADT^A28^ADT_A05` (add person information).
 pub const ADT_A28: MessageType = MessageType {
@@ -90,18 +96,54 @@ impl Made {
 /// group (ORC, TQ1, OBR, NTE, DG1, SPM) in input order. The message type
 /// is the setting's (`OML^O21` by default).
 pub fn orders(msg: &Message, settings: &Settings) -> Result<Vec<Made>> {
+    let message_type = match settings.order_message {
+        OrderMessage::Oml => OML_O21,
+        OrderMessage::Orm => ORM_O01,
+    };
+    per_patient(
+        msg,
+        settings,
+        "ServiceRequest",
+        message_type,
+        |res, r, n, d, segs| order::order_group(res, r, n, settings.order_message, d, segs),
+    )
+}
+
+/// The pharmacy order messages of `msg`: its MedicationRequests (with
+/// their Medications, Patient, Encounter and Practitioners), one
+/// `RDE^O11` per patient, each order a group (ORC, RXE, NTE, TQ1, RXR).
+pub fn medication_orders(msg: &Message, settings: &Settings) -> Result<Vec<Made>> {
+    per_patient(
+        msg,
+        settings,
+        "MedicationRequest",
+        RDE_O11,
+        |res, r, _, d, segs| pharmacy::order_group(res, r, d, segs),
+    )
+}
+
+/// The requests of type `kind` in `msg`, one `message_type` message per
+/// patient (PID, PV1 of the first request's Encounter), each request's
+/// segments by `group` (which gets its number from 1).
+fn per_patient(
+    msg: &Message,
+    settings: &Settings,
+    kind_name: &str,
+    message_type: MessageType,
+    group: impl for<'a> Fn(&Resources<'a>, &'a Value, usize, &Delimiters, &mut Segments) -> Result<()>,
+) -> Result<Vec<Made>> {
     let root = input::parse(msg)?;
     let res = Resources::new(&root)?;
-    let requests: Vec<&Value> = res.of_kind("ServiceRequest").map(|e| e.resource).collect();
+    let requests: Vec<&Value> = res.of_kind(kind_name).map(|e| e.resource).collect();
     if requests.is_empty() {
         return Err(Error::reject(format!(
-            "the {} holds no ServiceRequest: there is no order to send",
+            "the {} holds no {kind_name}: there is no order to send",
             kind(&root)
         )));
     }
     if requests.len() > order::MAX_ORDERS {
         return Err(Error::reject(format!(
-            "the Bundle holds {} ServiceRequests, more than {} for one message",
+            "the Bundle holds {} {kind_name}s, more than {} for one message",
             requests.len(),
             order::MAX_ORDERS
         )));
@@ -111,7 +153,9 @@ pub fn orders(msg: &Message, settings: &Settings) -> Result<Vec<Made>> {
     let mut index: HashMap<*const Value, usize> = HashMap::new();
     for r in requests {
         let subject = r.get("subject").ok_or_else(|| {
-            Error::reject("ServiceRequest.subject is empty: an order needs its patient (PID)")
+            Error::reject(format!(
+                "{kind_name}.subject is empty: an order needs its patient (PID)"
+            ))
         })?;
         let patient = res.resolve(r, subject).filter(|p| kind(p) == "Patient");
         let key: *const Value = patient.map_or(std::ptr::from_ref(subject), std::ptr::from_ref);
@@ -123,10 +167,6 @@ pub fn orders(msg: &Message, settings: &Settings) -> Result<Vec<Made>> {
             }
         }
     }
-    let message_type = match settings.order_message {
-        OrderMessage::Oml => OML_O21,
-        OrderMessage::Orm => ORM_O01,
-    };
     let d = Delimiters::default();
     let time = msh::message_time(msg.id());
     let mut made = Vec::with_capacity(groups.len());
@@ -138,9 +178,9 @@ pub fn orders(msg: &Message, settings: &Settings) -> Result<Vec<Made>> {
                 .get("identifier")
                 .and_then(pid::pid_of_identifier)
                 .ok_or_else(|| {
-                    Error::reject(
-                        "ServiceRequest.subject points at no Patient in the input and carries no identifier: PID-3 is required",
-                    )
+                    Error::reject(format!(
+                        "{kind_name}.subject points at no Patient in the input and carries no identifier: PID-3 is required"
+                    ))
                 })?,
         };
         segs.push(pid);
@@ -152,7 +192,7 @@ pub fn orders(msg: &Message, settings: &Settings) -> Result<Vec<Made>> {
             segs.push(pv1::pv1(&res, enc)?);
         }
         for (n, r) in requests.iter().enumerate() {
-            order::order_group(&res, r, n + 1, settings.order_message, &d, &mut segs)?;
+            group(&res, r, n + 1, &d, &mut segs)?;
         }
         let control = msh::control_id(msg.id(), &time, i);
         made.push(Made {

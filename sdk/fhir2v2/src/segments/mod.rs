@@ -3,5 +3,6 @@
 
 pub mod msh;
 pub mod order;
+pub mod pharmacy;
 pub mod pid;
 pub mod pv1;
