@@ -183,7 +183,7 @@ fn main() {
     ];
     let host = native_host(&repo);
     println!(
-        "HL7 v2 -> FHIR mappings in the sandbox: {iters} calls per case, fresh instance per call;\n\
+        "Mappings (HL7 v2 -> FHIR and back) in the sandbox: {iters} calls per case, fresh instance per call;\n\
          native: the same crate compiled for this machine, the same calls\n"
     );
     println!(
@@ -216,7 +216,7 @@ fn main() {
             plugin.call(&msg).expect("warm-up");
         }
         let run = native(name);
-        let native_msg = || weft_sdk::Message::new(ct, body.clone());
+        let native_msg = || weft_sdk::Message::new(ct, body.clone()).with_id("bench");
         let native_out =
             run(&host, native_msg()).unwrap_or_else(|e| panic!("{label} natively: {e}"));
         assert_eq!(

@@ -2,8 +2,8 @@
 python-hl7 (a third-party HL7 v2 implementation), so what Weft sends is
 parsed by a peer that is not Weft.
 
-Usage: lis.py OUT_DIR [ACK_CODE]
-Prints the port it listens on (127.0.0.1, chosen by the system), then for
+Usage: lis.py OUT_DIR [ACK_CODE [PORT]]
+Prints the port it listens on (127.0.0.1; PORT, else chosen by the system), then for
 each message: parses it with python-hl7, writes it to OUT_DIR/NNNN.hl7
 (segments ended by CR, as received) and answers python-hl7's ACK for it
 (AA unless ACK_CODE says otherwise), MSA-2 being the message's MSH-10.
@@ -18,6 +18,7 @@ from hl7.mllp import start_hl7_server
 
 OUT = pathlib.Path(sys.argv[1])
 ACK_CODE = sys.argv[2] if len(sys.argv) > 2 else "AA"
+PORT = int(sys.argv[3]) if len(sys.argv) > 3 else 0
 COUNT = 0
 
 
@@ -43,7 +44,7 @@ async def handle(reader, writer):
 async def main():
     OUT.mkdir(parents=True, exist_ok=True)
     async with await start_hl7_server(
-        handle, host="127.0.0.1", port=0, encoding="utf-8"
+        handle, host="127.0.0.1", port=PORT, encoding="utf-8"
     ) as server:
         print(server.sockets[0].getsockname()[1], flush=True)
         await server.serve_forever()

@@ -85,6 +85,22 @@ impl Drop for Lis {
     }
 }
 
+/// The shipped configuration's `weft run`, its `lis` destination pointed
+/// at the stand-in, and its admin API.
+fn start(lis: &Lis) -> (Weft, Api) {
+    let admin = free_addr();
+    let weft = Weft::start(|_| {
+        shipped_config()
+            .replace("127.0.0.1:2576", &format!("127.0.0.1:{}", lis.port))
+            .replace(
+                "[admin]\nlisten = \"127.0.0.1:0\"",
+                &format!("[admin]\nlisten = \"{admin}\""),
+            )
+    });
+    let api = weft.api(admin);
+    (weft, api)
+}
+
 fn post(weft: &Weft, file: &Path) -> String {
     let url = format!("http://{}/messages", weft.addrs["http"]);
     let data = format!("@{}", file.display());
@@ -124,16 +140,7 @@ fn field(msg: &weft_hl7::Message, path: &str) -> String {
 #[test]
 fn a_fhir_lab_order_reaches_the_lis_as_oml_and_is_acked() {
     let lis = Lis::start("AA");
-    let admin = free_addr();
-    let mut weft = Weft::start(|_| {
-        shipped_config()
-            .replace("127.0.0.1:2576", &format!("127.0.0.1:{}", lis.port))
-            .replace(
-                "[admin]\nlisten = \"127.0.0.1:0\"",
-                &format!("[admin]\nlisten = \"{admin}\""),
-            )
-    });
-    let api = weft.api(admin);
+    let (mut weft, api) = start(&lis);
 
     let order = post(&weft, &repo().join("samples/fhir-lab-order.json"));
     let got = lis.wait_for(1);
@@ -210,16 +217,7 @@ fn a_fhir_lab_order_reaches_the_lis_as_oml_and_is_acked() {
 #[test]
 fn a_lis_that_rejects_the_order_leaves_it_dead_with_its_reason() {
     let lis = Lis::start("AR");
-    let admin = free_addr();
-    let mut weft = Weft::start(|_| {
-        shipped_config()
-            .replace("127.0.0.1:2576", &format!("127.0.0.1:{}", lis.port))
-            .replace(
-                "[admin]\nlisten = \"127.0.0.1:0\"",
-                &format!("[admin]\nlisten = \"{admin}\""),
-            )
-    });
-    let api = weft.api(admin);
+    let (mut weft, api) = start(&lis);
     let order = post(&weft, &repo().join("samples/fhir-lab-order.json"));
     let m = settled(&api, &order);
     assert_eq!(m["deliveries"][0]["state"], "dead", "{m:#}");

@@ -9,7 +9,7 @@ use crate::codes;
 use crate::datatypes::{cwe, cwe_in, dtm, dtm_at, ei, identifier_type, xcn};
 use crate::input::{Resources, kind, list, str_at};
 use crate::settings::OrderMessage;
-use crate::write::{Composite, SegmentBuilder, Segments, formatted_text};
+use crate::write::{Composite, SegmentBuilder, Segments};
 use weft_sdk::hl7::Delimiters;
 use weft_v2fhir::codes::v2_table;
 
@@ -93,17 +93,7 @@ pub fn order_group<'a>(
     obr.push_all(31, list(request, "reasonCode").iter().filter_map(cwe));
     out.push(obr);
 
-    for (i, note) in list(request, "note").iter().enumerate() {
-        let text = str_at(note, "text");
-        if text.trim().is_empty() {
-            continue;
-        }
-        let mut nte = SegmentBuilder::new("NTE");
-        nte.set_text(1, (i + 1).to_string())
-            .set_text(2, "P")
-            .set_raw(3, formatted_text(text, d));
-        out.push(nte);
-    }
+    super::notes(request, d, out);
 
     let mut dg1_n = 0;
     for reason in list(request, "reasonReference") {

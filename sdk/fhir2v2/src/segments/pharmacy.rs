@@ -10,7 +10,7 @@ use weft_v2fhir::codes::{UCUM, v2_table};
 use crate::codes;
 use crate::datatypes::{cwe, cwe_in, dtm_at, ei, identifier_type, xcn};
 use crate::input::{Resources, kind, list, str_at};
-use crate::write::{Composite, SegmentBuilder, Segments, formatted_text};
+use crate::write::{Composite, SegmentBuilder, Segments};
 
 /// The identifier type text `weft_v2fhir` gives the prescription number
 /// (RXE-15).
@@ -156,17 +156,7 @@ pub fn order_group<'a>(
     rxe.push_all(27, list(request, "reasonCode").iter().filter_map(cwe));
     out.push(rxe);
 
-    for (i, note) in list(request, "note").iter().enumerate() {
-        let text = str_at(note, "text");
-        if text.trim().is_empty() {
-            continue;
-        }
-        let mut nte = SegmentBuilder::new("NTE");
-        nte.set_text(1, (i + 1).to_string())
-            .set_text(2, "P")
-            .set_raw(3, formatted_text(text, d));
-        out.push(nte);
-    }
+    super::notes(request, d, out);
 
     out.push(tq1(request, dosage)?);
 
