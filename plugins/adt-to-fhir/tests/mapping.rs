@@ -320,3 +320,65 @@ fn a60_adverse_reactions_update_the_allergies() {
         "inactive"
     );
 }
+
+#[test]
+fn race_and_ethnicity_are_us_core_extensions() {
+    let text = A01;
+    // PID-10 (race) and PID-22 (ethnic group) on the sample's PID.
+    let mut pid: Vec<String> = text
+        .split('\n')
+        .find(|l| l.starts_with("PID"))
+        .unwrap()
+        .split('|')
+        .map(str::to_string)
+        .collect();
+    pid.resize(23, String::new());
+    pid[10] =
+        "2106-3^White^CDCREC~2028-9^Asian^HL70005~2029-7^Asian Indian^CDCREC~ZZ^Martian".into();
+    pid[22] = "N^Not Hispanic^HL70189".into();
+    let old = text.split('\n').find(|l| l.starts_with("PID")).unwrap();
+    let b = bundle(&text.replace(old, &pid.join("|")));
+    let p = b.first("Patient");
+    let ext = p["extension"].as_array().expect("extensions");
+    let race = ext
+        .iter()
+        .find(|e| e["url"] == "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race")
+        .expect("race");
+    let parts: Vec<(&str, &str)> = race["extension"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["url"].as_str().unwrap(),
+                e["valueCoding"]["code"]
+                    .as_str()
+                    .or(e["valueString"].as_str())
+                    .unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            ("ombCategory", "2106-3"),
+            ("ombCategory", "2028-9"),
+            ("detailed", "2029-7"),
+            ("text", "White, Asian, Asian Indian, Martian"),
+        ]
+    );
+    assert_eq!(
+        race["extension"][0]["valueCoding"]["system"],
+        "urn:oid:2.16.840.1.113883.6.238"
+    );
+    let eth = ext
+        .iter()
+        .find(|e| e["url"] == "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity")
+        .expect("ethnicity");
+    assert_eq!(eth["extension"][0]["url"], "ombCategory");
+    assert_eq!(eth["extension"][0]["valueCoding"]["code"], "2186-5");
+    assert_eq!(eth["extension"][1]["valueString"], "Not Hispanic");
+    // A code that is not CDC's ("ZZ") is kept in the text only. No race,
+    // no extension.
+    assert!(bundle(A01).first("Patient").get("extension").is_none());
+}

@@ -401,6 +401,20 @@ fn round_trip_keeps_what_both_directions_map() {
     );
     let adt = Mapping::<AdtToFhir>::new().lookup_file("assigning_authority", assigning);
     round_trip_resources(&adt, A01, &["Patient"], &back);
+    // With race and ethnicity (US Core extensions, PID-10 and PID-22).
+    let with_race = A01
+        .replace(
+            "|Female|||12 Main St",
+            "|Female||2106-3^White^CDCREC~2028-9^Asian^CDCREC~2029-7^Asian Indian^CDCREC|12 Main St",
+        )
+        .replace(
+            "|M^Married\r",
+            "|M^Married||||||2186-5^Not Hispanic or Latino^CDCREC\r",
+        );
+    assert_ne!(with_race, A01);
+    let first = adt.bundle(&with_race).into_value();
+    assert!(first.to_string().contains("us-core-ethnicity"));
+    round_trip_resources(&adt, &with_race, &["Patient"], &back);
 }
 
 /// Every element of the sample Bundle and Patient (and of the FHIR the

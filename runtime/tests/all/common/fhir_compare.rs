@@ -114,6 +114,17 @@ fn obs_value(o: &Value) -> Option<String> {
     local(&o["valueDateTime"]).or_else(|| s(&o["valueTime"]))
 }
 
+/// The coded parts (OMB categories and detailed codes) of a US Core
+/// extension (`us-core-race`, `us-core-ethnicity`) on the Patients.
+fn us_core(b: &Value, name: &str) -> Vec<String> {
+    all(b, "Patient")
+        .flat_map(|p| list(&p["extension"]))
+        .filter(|e| s(&e["url"]).is_some_and(|u| u.ends_with(name)))
+        .flat_map(|e| list(&e["extension"]))
+        .filter_map(|part| s(&part["valueCoding"]["code"]))
+        .collect()
+}
+
 /// The fields compared: `Resource.field` and how to read it from a Bundle.
 pub const FIELDS: &[(&str, Extract)] = &[
     ("Patient.identifier", |b| {
@@ -134,6 +145,10 @@ pub const FIELDS: &[(&str, Extract)] = &[
                 .to_lowercase()
             })
             .collect()
+    }),
+    ("Patient.race (US Core)", |b| us_core(b, "us-core-race")),
+    ("Patient.ethnicity (US Core)", |b| {
+        us_core(b, "us-core-ethnicity")
     }),
     ("Patient.birthDate", |b| {
         all(b, "Patient")

@@ -8,12 +8,14 @@ use crate::datatypes::{cwe_in, cx, dtm, dtm_at, xad, xpn, xtn};
 use crate::input::{list, str_at};
 use crate::write::{Composite, SegmentBuilder};
 use weft_v2fhir::codes::v2_table;
+use weft_v2fhir::resources::us_core::{ETHNICITY_URL, RACE_URL};
 
 /// The PID of `patient`: identifiers (PID-3, every one, a US SSN too: not
 /// also PID-19, which v2.5.1 keeps only for backward compatibility),
 /// names (PID-5), birth date (PID-7), sex (PID-8), addresses (PID-11),
 /// home and work telecom (PID-13, PID-14), language (PID-15), marital
-/// status (PID-16), multiple birth (PID-24/25), death (PID-29/30). A
+/// status (PID-16), race and ethnic group (PID-10, PID-22, from the US Core
+/// extensions), multiple birth (PID-24/25), death (PID-29/30). A
 /// Patient without an identifier is a reject: PID-3 is required.
 pub fn pid(patient: &Value) -> Result<SegmentBuilder> {
     let mut s = SegmentBuilder::new("PID");
@@ -27,6 +29,8 @@ pub fn pid(patient: &Value) -> Result<SegmentBuilder> {
     s.push_all(3, ids);
     s.push_all(5, list(patient, "name").iter().filter_map(xpn));
     s.set_text(7, dtm_at(patient, "birthDate", "Patient.birthDate")?);
+    s.push_all(10, us_core(patient, RACE_URL));
+    s.push_all(22, us_core(patient, ETHNICITY_URL));
     s.set_text(8, codes::sex(str_at(patient, "gender")).unwrap_or(""));
     s.push_all(11, list(patient, "address").iter().filter_map(xad));
     for cp in list(patient, "telecom").iter().filter_map(xtn) {
@@ -72,6 +76,36 @@ pub fn pid(patient: &Value) -> Result<SegmentBuilder> {
         _ => {}
     }
     Ok(s)
+}
+
+/// The codes of a US Core race or ethnicity extension (`url`) as CWE
+/// repetitions (code ^ display ^ `CDCREC`), OMB categories first; its
+/// text alone (`^text`) when it holds no code.
+fn us_core(patient: &Value, url: &str) -> Vec<Composite> {
+    let Some(ext) = list(patient, "extension")
+        .iter()
+        .find(|e| str_at(e, "url") == url)
+    else {
+        return Vec::new();
+    };
+    let parts = list(ext, "extension");
+    let mut reps: Vec<Composite> = ["ombCategory", "detailed"]
+        .iter()
+        .flat_map(|kind| parts.iter().filter(move |p| str_at(p, "url") == *kind))
+        .filter_map(|p| p.get("valueCoding"))
+        .filter(|c| !str_at(c, "code").is_empty())
+        .map(|c| {
+            Composite::text(str_at(c, "code"))
+                .with(2, str_at(c, "display"))
+                .with(3, codes::coding_system_name(str_at(c, "system")))
+        })
+        .collect();
+    if reps.is_empty()
+        && let Some(text) = parts.iter().find(|p| str_at(p, "url") == "text")
+    {
+        reps.push(Composite::new().with(2, str_at(text, "valueString")));
+    }
+    reps
 }
 
 /// A PID for a patient known only by a Reference's identifier (the input

@@ -22,3 +22,4 @@ pub mod practitioner;
 pub mod related_person;
 pub mod service_request;
 pub mod specimen;
+pub mod us_core;

@@ -110,6 +110,11 @@ pub fn required(ctx: &Context<'_>, bundle: &mut Bundle) -> Result<PatientRef> {
 pub fn resource(ctx: &Context<'_>, pid: &Segment) -> Result<(Map<String, Value>, Identity)> {
     let mut p = Map::new();
     p.insert("resourceType".into(), "Patient".into());
+    put_list(
+        &mut p,
+        "extension",
+        crate::resources::us_core::extensions(ctx, pid),
+    );
     let (mut ids, identity) = identifiers(ctx, pid, &[3, 2, 4])?;
     let ssn = ctx.text(pid, 19);
     if !ssn.is_empty() {
