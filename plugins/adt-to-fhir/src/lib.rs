@@ -20,6 +20,7 @@
 use weft_sdk::{Error, Message, Output, Plugin, Result, serde_json};
 use weft_v2fhir::resources::observation::{self, Around};
 use weft_v2fhir::resources::{allergy, condition, coverage, encounter, patient, related_person};
+use weft_v2fhir::{Bundle, Context};
 
 pub use weft_v2fhir::bundle_resources as resources;
 
@@ -28,7 +29,7 @@ pub const SUPPORTED: &[&str] = &[
     "ADT^A01", "ADT^A02", "ADT^A03", "ADT^A04", "ADT^A05", "ADT^A06", "ADT^A07", "ADT^A08",
     "ADT^A09", "ADT^A10", "ADT^A11", "ADT^A12", "ADT^A13", "ADT^A14", "ADT^A15", "ADT^A16",
     "ADT^A25", "ADT^A26", "ADT^A27", "ADT^A28", "ADT^A29", "ADT^A31", "ADT^A32", "ADT^A33",
-    "ADT^A40", "ADT^A41", "ADT^A45", "ADT^A60",
+    "ADT^A40", "ADT^A41", "ADT^A45", "ADT^A47", "ADT^A60",
 ];
 
 /// The plugin.
@@ -41,48 +42,69 @@ impl Plugin for AdtToFhir {
     }
 
     fn transform(msg: Message) -> Result<Vec<Output>> {
-        weft_v2fhir::transaction(&msg, MANIFEST.name, SUPPORTED, |ctx, bundle, patient| {
-            let trigger = ctx.header.trigger_event.as_str();
-            if trigger == "A40" {
-                let mut merged = 0;
-                for mrg in ctx.hl7.segments_named("MRG") {
-                    patient::merge(ctx, bundle, mrg, patient)?;
-                    merged += 1;
-                }
-                if merged == 0 {
-                    return Err(Error::reject(
-                        "ADT^A40 has no MRG segment: the patient to merge is not named",
-                    ));
-                }
-                return Ok(());
+        let patient_of = |ctx: &Context<'_>, bundle: &mut Bundle| {
+            if ctx.header.trigger_event != "A47" {
+                return patient::required(ctx, bundle);
             }
-            if trigger == "A29" {
-                // Person information deleted: the record is kept (other
-                // resources may point at it) and marked no longer in use;
-                // what else the message carries is not the patient's now.
-                bundle.set(&patient.url, "active", serde_json::Value::Bool(false));
-                return Ok(());
-            }
-            let encounter = match ctx.hl7.segment("PV1") {
-                Some(pv1) => encounter::map(ctx, bundle, pv1, Some(trigger), patient)?,
-                None => None,
+            let (Some(pid), Some(mrg)) = (ctx.hl7.segment("PID"), ctx.hl7.segment("MRG")) else {
+                return Err(Error::reject(
+                    "ADT^A47 needs a PID (the new identifiers) and an MRG (MRG-1, the prior one)",
+                ));
             };
-            let around = Around::message(ctx, patient, encounter.as_ref());
-            for (i, obx) in ctx.hl7.segments_named("OBX").enumerate() {
-                observation::map(ctx, bundle, obx, i, &around)?;
-            }
-            related_person::map_all(ctx, bundle, patient)?;
-            allergy::map_all(ctx, bundle, patient)?;
-            let diagnoses = condition::map_all(ctx, bundle, patient, encounter.as_ref())?;
-            if let Some(e) = &encounter {
-                for d in diagnoses {
-                    let reference = serde_json::json!({"condition": {"reference": d}});
-                    bundle.add_to(&e.url, "diagnosis", reference);
+            patient::change_identifier(ctx, bundle, pid, mrg)
+        };
+        weft_v2fhir::transaction_with(
+            &msg,
+            MANIFEST.name,
+            SUPPORTED,
+            patient_of,
+            |ctx, bundle, patient| {
+                let trigger = ctx.header.trigger_event.as_str();
+                if trigger == "A47" {
+                    // The identifiers changed; nothing else is the message's.
+                    return Ok(());
                 }
-            }
-            coverage::map_all(ctx, bundle, patient)?;
-            Ok(())
-        })
+                if trigger == "A40" {
+                    let mut merged = 0;
+                    for mrg in ctx.hl7.segments_named("MRG") {
+                        patient::merge(ctx, bundle, mrg, patient)?;
+                        merged += 1;
+                    }
+                    if merged == 0 {
+                        return Err(Error::reject(
+                            "ADT^A40 has no MRG segment: the patient to merge is not named",
+                        ));
+                    }
+                    return Ok(());
+                }
+                if trigger == "A29" {
+                    // Person information deleted: the record is kept (other
+                    // resources may point at it) and marked no longer in use;
+                    // what else the message carries is not the patient's now.
+                    bundle.set(&patient.url, "active", serde_json::Value::Bool(false));
+                    return Ok(());
+                }
+                let encounter = match ctx.hl7.segment("PV1") {
+                    Some(pv1) => encounter::map(ctx, bundle, pv1, Some(trigger), patient)?,
+                    None => None,
+                };
+                let around = Around::message(ctx, patient, encounter.as_ref());
+                for (i, obx) in ctx.hl7.segments_named("OBX").enumerate() {
+                    observation::map(ctx, bundle, obx, i, &around)?;
+                }
+                related_person::map_all(ctx, bundle, patient)?;
+                allergy::map_all(ctx, bundle, patient)?;
+                let diagnoses = condition::map_all(ctx, bundle, patient, encounter.as_ref())?;
+                if let Some(e) = &encounter {
+                    for d in diagnoses {
+                        let reference = serde_json::json!({"condition": {"reference": d}});
+                        bundle.add_to(&e.url, "diagnosis", reference);
+                    }
+                }
+                coverage::map_all(ctx, bundle, patient)?;
+                Ok(())
+            },
+        )
     }
 }
 

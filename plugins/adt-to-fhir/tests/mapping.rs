@@ -382,3 +382,29 @@ fn race_and_ethnicity_are_us_core_extensions() {
     // no extension.
     assert!(bundle(A01).first("Patient").get("extension").is_none());
 }
+
+#[test]
+fn a47_moves_the_prior_identifier_to_the_new_one() {
+    let a47 = "MSH|^~\\&|EPIC|HOSP|WEFT|EDGE|20240102030405||ADT^A47^ADT_A30|CTRL47|P|2.5.1
+EVN|A47|20240102030405
+PID|1||777^^^HOSP^MR||Doe^Jane||19700101|F
+MRG|123456^^^HOSP^MR";
+    let b = bundle(a47);
+    assert_eq!(b.kinds(), ["Patient"]);
+    let entry = b.entries().next().unwrap();
+    assert_eq!(
+        entry["request"]["url"], "Patient?identifier=urn:oid:1.2.3.4|123456",
+        "matched on the prior identifier"
+    );
+    let ids = entry["resource"]["identifier"].as_array().unwrap();
+    assert_eq!(ids[0]["value"], "777");
+    assert_eq!(ids[1]["value"], "123456");
+    assert_eq!(ids[1]["use"], "old");
+    let r = mapping().reject(&a47.replace("MRG|123456", "MRG|777"));
+    assert!(
+        r.starts_with("MRG-1 (prior patient identifier list) names"),
+        "{r}"
+    );
+    let r = mapping().reject(&a47.replace("\nMRG|123456^^^HOSP^MR", ""));
+    assert!(r.contains("needs a PID") && r.contains("MRG-1"), "{r}");
+}

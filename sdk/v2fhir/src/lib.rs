@@ -64,11 +64,24 @@ pub fn transaction(
     types: &[&str],
     body: impl FnOnce(&Context<'_>, &mut Bundle, &PatientRef) -> Result<()>,
 ) -> Result<Vec<Output>> {
+    transaction_with(msg, plugin, types, patient::required, body)
+}
+
+/// [`transaction`] with the Patient mapped by `patient_of` instead of
+/// [`patient::required`] (an A47 matches the Patient on MRG-1's prior
+/// identifier, say).
+pub fn transaction_with(
+    msg: &Message,
+    plugin: &str,
+    types: &[&str],
+    patient_of: impl FnOnce(&Context<'_>, &mut Bundle) -> Result<PatientRef>,
+    body: impl FnOnce(&Context<'_>, &mut Bundle, &PatientRef) -> Result<()>,
+) -> Result<Vec<Output>> {
     let hl7 = msg.hl7()?;
     let ctx = Context::new(&hl7)?;
     ctx.require_type(plugin, types)?;
     let mut bundle = Bundle::new();
-    let patient = patient::required(&ctx, &mut bundle)?;
+    let patient = patient_of(&ctx, &mut bundle)?;
     body(&ctx, &mut bundle, &patient)?;
     Ok(vec![bundle.into_output()])
 }

@@ -233,6 +233,43 @@ pub fn resource(ctx: &Context<'_>, pid: &Segment) -> Result<(Map<String, Value>,
     Ok((p, identity))
 }
 
+/// A47 (change patient identifier list): the Patient holding MRG-1's
+/// prior identifier gets the identifiers of PID-3, as a conditional update
+/// on the prior identifier (`PUT Patient?identifier=<MRG-1>`); the prior
+/// identifier stays on the record with `use: old`, so a resent A47 updates
+/// the same Patient instead of making a new one. The returned reference's
+/// identity is the new one (PID-3).
+pub fn change_identifier(
+    ctx: &Context<'_>,
+    bundle: &mut Bundle,
+    pid: &Segment,
+    mrg: &Segment,
+) -> Result<PatientRef> {
+    let (mut resource, identity) = resource(ctx, pid)?;
+    let (prior_ids, prior) = identifiers(ctx, mrg, &[1])?;
+    if prior.system == identity.system && prior.value == identity.value {
+        return Err(Error::reject(
+            "MRG-1 (prior patient identifier list) names the identifier PID-3 already holds: nothing to change",
+        ));
+    }
+    let mut old = prior_ids
+        .into_iter()
+        .find(|i| system_value(i).is_some_and(|(s, v)| s == prior.system && v == prior.value))
+        .unwrap_or_else(|| json!({"system": prior.system, "value": prior.value}));
+    old["use"] = Value::String("old".into());
+    if let Some(Value::Array(ids)) = resource.get_mut("identifier") {
+        ids.retain(|i| system_value(i) != Some((prior.system.clone(), prior.value.clone())));
+        ids.push(old);
+    }
+    let url = bundle.put(
+        "Patient",
+        &prior.system,
+        &prior.value,
+        Value::Object(resource),
+    );
+    Ok(PatientRef { url, identity })
+}
+
 /// A40 (merge patient): the surviving Patient (PID, already in the Bundle
 /// as `survivor`) gets `link: replaces` the prior one (MRG-1); the prior
 /// Patient is patched (not replaced: its record stays) with
