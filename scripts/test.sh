@@ -38,7 +38,7 @@ cargo test --locked --workspace --release
 # The shipped routes' golden cases (tests/golden/README.md), through the
 # binary as a site's CI would run them.
 phase "golden cases (weft test)"
-for route in adt results orders scheduling immunizations pharmacy documents; do
+for route in adt results orders scheduling immunizations pharmacy documents fhir-to-lis; do
     # Every case on failure, the count line otherwise.
     if ! out=$(target/release/weft test --route "$route" "tests/golden/$route" \
         --junit "target/golden-$route.xml" 2>&1); then

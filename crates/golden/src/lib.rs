@@ -87,7 +87,7 @@ pub fn compare(form: Form, expected: &[u8], actual: &[u8], volatile: &[String]) 
             }
         }
         Form::Hl7 => match (std::str::from_utf8(expected), std::str::from_utf8(actual)) {
-            (Ok(e), Ok(a)) => compare_hl7(e, a),
+            (Ok(e), Ok(a)) => compare_hl7(e, a, volatile),
             _ => bytes(expected, actual, "(not UTF-8 on both sides)"),
         },
         Form::Bytes => bytes(expected, actual, ""),

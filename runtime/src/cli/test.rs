@@ -19,9 +19,10 @@ use weft::plugins::{CallError, Message, Output};
 use weft::routing::Chain;
 use weft_golden::{CaseResult, Difference, Form};
 
-/// Fields ignored wherever they sit unless told otherwise: what a mapping
-/// stamps with the time of the run.
-const DEFAULT_VOLATILE: [&str; 1] = ["meta.lastUpdated"];
+/// Left out of every comparison: a FHIR resource's last update, an HL7 v2
+/// message's time and control id (MSH-7, MSH-10: each message made gets
+/// its own).
+const DEFAULT_VOLATILE: [&str; 3] = ["meta.lastUpdated", "MSH-7", "MSH-10"];
 
 /// The largest input or expected file read.
 const MAX_FILE: u64 = 16 << 20;
@@ -33,9 +34,10 @@ could not run, or usage/config/load error.")]
 pub struct Args {
     #[command(flatten)]
     target: super::transform::Target,
-    /// A field to ignore in JSON outputs wherever it sits (dotted, without
-    /// array indices: meta.lastUpdated); besides meta.lastUpdated and the
-    /// lines of a `volatile.txt` beside the cases.
+    /// A field to ignore wherever it sits: in JSON dotted, without array
+    /// indices (meta.lastUpdated); in HL7 v2 segment and field (EVN-2).
+    /// Besides meta.lastUpdated, MSH-7, MSH-10 and the lines of a
+    /// `volatile.txt` beside the cases.
     #[arg(long, value_name = "PATH")]
     volatile: Vec<String>,
     /// Write what this run made as each case's expectation (after showing
