@@ -16,7 +16,7 @@
 //! `authority` (identifier system to assigning authority namespace),
 //! `coding_system_name` (system URI to v2 coding-system name).
 
-use weft_fhir2v2::Settings;
+use weft_fhir2v2::{Resources, Settings};
 use weft_sdk::{Error, Message, Output, Plugin, Result, config};
 
 /// The plugin.
@@ -33,21 +33,27 @@ impl Plugin for FhirToV2 {
 
     fn transform(msg: Message) -> Result<Vec<Output>> {
         let settings = Settings::read()?;
-        let kinds = weft_fhir2v2::kinds(&msg)?;
-        let has = |k: &str| kinds.iter().any(|x| x == k);
+        // Parsed once; each mapping reads the same resources.
+        let root = weft_fhir2v2::input::parse(&msg)?;
+        let res = Resources::new(&root)?;
+        let kinds = res.kinds();
+        let has = |k: &str| kinds.contains(&k);
         let mut made = Vec::new();
         if has("ServiceRequest") {
-            made.push((weft_fhir2v2::orders(&msg, &settings)?, config("orders_to")));
+            made.push((
+                weft_fhir2v2::orders(&res, msg.id(), &settings)?,
+                config("orders_to"),
+            ));
         }
         if has("MedicationRequest") {
             made.push((
-                weft_fhir2v2::medication_orders(&msg, &settings)?,
+                weft_fhir2v2::medication_orders(&res, msg.id(), &settings)?,
                 config("pharmacy_to"),
             ));
         }
         if made.is_empty() && has("Patient") {
             made.push((
-                weft_fhir2v2::patients(&msg, &settings)?,
+                weft_fhir2v2::patients(&res, msg.id(), &settings)?,
                 config("patients_to"),
             ));
         }

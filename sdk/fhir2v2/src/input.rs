@@ -36,6 +36,7 @@ pub fn kind(v: &Value) -> &str {
 /// The resources of one message.
 #[derive(Debug)]
 pub struct Resources<'a> {
+    root: &'a Value,
     entries: Vec<Entry<'a>>,
 }
 
@@ -70,6 +71,7 @@ impl<'a> Resources<'a> {
     pub fn new(root: &'a Value) -> Result<Resources<'a>> {
         if kind(root) != "Bundle" {
             return Ok(Resources {
+                root,
                 entries: vec![Entry {
                     full_url: None,
                     resource: root,
@@ -107,7 +109,24 @@ impl<'a> Resources<'a> {
                     .and_then(Value::as_str),
             });
         }
-        Ok(Resources { entries })
+        Ok(Resources { root, entries })
+    }
+
+    /// The type of the input itself (`Bundle`, `ServiceRequest` …).
+    pub fn root_kind(&self) -> &str {
+        kind(self.root)
+    }
+
+    /// The resource types the input holds, each once, in order of first
+    /// appearance: for a plugin that picks the mapping by what it holds.
+    pub fn kinds(&self) -> Vec<&str> {
+        let mut kinds: Vec<&str> = Vec::new();
+        for e in &self.entries {
+            if !kinds.contains(&e.kind()) {
+                kinds.push(e.kind());
+            }
+        }
+        kinds
     }
 
     /// Every entry, in order.

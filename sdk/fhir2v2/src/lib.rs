@@ -33,7 +33,7 @@ use std::collections::HashMap;
 
 use weft_sdk::hl7::Delimiters;
 use weft_sdk::serde_json::Value;
-use weft_sdk::{CONTENT_TYPE_HL7V2, Error, Message, Output, Result};
+use weft_sdk::{CONTENT_TYPE_HL7V2, Error, Output, Result};
 
 pub use input::Resources;
 pub use settings::{OrderMessage, Settings};
@@ -90,18 +90,19 @@ impl Made {
     }
 }
 
-/// The order messages of `msg`: its ServiceRequests (a resource, or a
+/// The order messages of the input (`message_id` its Weft message id): its ServiceRequests (a resource, or a
 /// Bundle holding them with their Patient, Encounter, Specimens,
 /// Conditions and Practitioners), one message per patient, each order a
 /// group (ORC, TQ1, OBR, NTE, DG1, SPM) in input order. The message type
 /// is the setting's (`OML^O21` by default).
-pub fn orders(msg: &Message, settings: &Settings) -> Result<Vec<Made>> {
+pub fn orders(res: &Resources<'_>, message_id: &str, settings: &Settings) -> Result<Vec<Made>> {
     let message_type = match settings.order_message {
         OrderMessage::Oml => OML_O21,
         OrderMessage::Orm => ORM_O01,
     };
     per_patient(
-        msg,
+        res,
+        message_id,
         settings,
         "ServiceRequest",
         message_type,
@@ -109,12 +110,17 @@ pub fn orders(msg: &Message, settings: &Settings) -> Result<Vec<Made>> {
     )
 }
 
-/// The pharmacy order messages of `msg`: its MedicationRequests (with
+/// The pharmacy order messages of the input: its MedicationRequests (with
 /// their Medications, Patient, Encounter and Practitioners), one
 /// `RDE^O11` per patient, each order a group (ORC, RXE, NTE, TQ1, RXR).
-pub fn medication_orders(msg: &Message, settings: &Settings) -> Result<Vec<Made>> {
+pub fn medication_orders(
+    res: &Resources<'_>,
+    message_id: &str,
+    settings: &Settings,
+) -> Result<Vec<Made>> {
     per_patient(
-        msg,
+        res,
+        message_id,
         settings,
         "MedicationRequest",
         RDE_O11,
@@ -126,19 +132,18 @@ pub fn medication_orders(msg: &Message, settings: &Settings) -> Result<Vec<Made>
 /// patient (PID, PV1 of the first request's Encounter), each request's
 /// segments by `group` (which gets its number from 1).
 fn per_patient(
-    msg: &Message,
+    res: &Resources<'_>,
+    message_id: &str,
     settings: &Settings,
     kind_name: &str,
     message_type: MessageType,
     group: impl for<'a> Fn(&Resources<'a>, &'a Value, usize, &Delimiters, &mut Segments) -> Result<()>,
 ) -> Result<Vec<Made>> {
-    let root = input::parse(msg)?;
-    let res = Resources::new(&root)?;
     let requests: Vec<&Value> = res.of_kind(kind_name).map(|e| e.resource).collect();
     if requests.is_empty() {
         return Err(Error::reject(format!(
             "the {} holds no {kind_name}: there is no order to send",
-            kind(&root)
+            res.root_kind()
         )));
     }
     if requests.len() > order::MAX_ORDERS {
@@ -168,7 +173,7 @@ fn per_patient(
         }
     }
     let d = Delimiters::default();
-    let time = msh::message_time(msg.id());
+    let time = msh::message_time(message_id);
     let mut made = Vec::with_capacity(groups.len());
     for (i, (patient, subject, requests)) in groups.into_iter().enumerate() {
         let mut segs = Segments::new();
@@ -189,12 +194,12 @@ fn per_patient(
             .and_then(|e| res.resolve(requests[0], e))
             .filter(|e| kind(e) == "Encounter")
         {
-            segs.push(pv1::pv1(&res, enc)?);
+            segs.push(pv1::pv1(res, enc)?);
         }
         for (n, r) in requests.iter().enumerate() {
-            group(&res, r, n + 1, &d, &mut segs)?;
+            group(res, r, n + 1, &d, &mut segs)?;
         }
-        let control = msh::control_id(msg.id(), &time, i);
+        let control = msh::control_id(message_id, &time, i);
         made.push(Made {
             kind: message_type,
             text: msh::message(settings, message_type, &control, &time, &segs, &d),
@@ -203,15 +208,13 @@ fn per_patient(
     Ok(made)
 }
 
-/// The registration messages of `msg`: each Patient in it as `ADT^A28`
+/// The registration messages of the input: each Patient in it as `ADT^A28`
 /// (a create: a transaction entry with `request.method` POST, or a bare
 /// Patient without `id`) or `ADT^A31` (an update: PUT or PATCH, or a bare
 /// Patient with an `id`), with EVN, PID and `PV1|1|N`.
-pub fn patients(msg: &Message, settings: &Settings) -> Result<Vec<Made>> {
-    let root = input::parse(msg)?;
-    let res = Resources::new(&root)?;
+pub fn patients(res: &Resources<'_>, message_id: &str, settings: &Settings) -> Result<Vec<Made>> {
     let d = Delimiters::default();
-    let time = msh::message_time(msg.id());
+    let time = msh::message_time(message_id);
     let mut made = Vec::new();
     for (i, e) in res.of_kind("Patient").enumerate() {
         let create = match e.method {
@@ -226,7 +229,7 @@ pub fn patients(msg: &Message, settings: &Settings) -> Result<Vec<Made>> {
         segs.push(evn);
         segs.push(pid::pid(e.resource)?);
         segs.push(pv1::none());
-        let control = msh::control_id(msg.id(), &time, i);
+        let control = msh::control_id(message_id, &time, i);
         made.push(Made {
             kind: message_type,
             text: msh::message(settings, message_type, &control, &time, &segs, &d),
@@ -235,22 +238,8 @@ pub fn patients(msg: &Message, settings: &Settings) -> Result<Vec<Made>> {
     if made.is_empty() {
         return Err(Error::reject(format!(
             "the {} holds no Patient: there is no registration to send",
-            kind(&root)
+            res.root_kind()
         )));
     }
     Ok(made)
-}
-
-/// The resource types of the input, for a plugin that picks the mapping
-/// by what the input holds.
-pub fn kinds(msg: &Message) -> Result<Vec<String>> {
-    let root = input::parse(msg)?;
-    let res = Resources::new(&root)?;
-    let mut kinds: Vec<String> = Vec::new();
-    for e in res.entries() {
-        if !kinds.iter().any(|k| k == e.kind()) {
-            kinds.push(e.kind().to_string());
-        }
-    }
-    Ok(kinds)
 }

@@ -4,7 +4,7 @@
 #![allow(missing_docs)]
 
 use weft_fhir2v2::write::SegmentBuilder;
-use weft_fhir2v2::{Settings, orders};
+use weft_fhir2v2::{Resources, Settings, input, orders};
 use weft_sdk::hl7::Delimiters;
 use weft_sdk::{Message, Output, Plugin, Result};
 
@@ -13,8 +13,10 @@ pub struct LabOrders;
 impl Plugin for LabOrders {
     fn transform(msg: Message) -> Result<Vec<Output>> {
         let settings = Settings::read()?; // MSH-3..6, OML^O21 or ORM^O01
+        let root = input::parse(&msg)?; // FHIR JSON, or a reject
+        let res = Resources::new(&root)?; // references resolved inside it
         let mut out = Vec::new();
-        for made in orders(&msg, &settings)? {
+        for made in orders(&res, msg.id(), &settings)? {
             // One OML^O21 per patient; add the site's own Z-segment.
             let mut zls = SegmentBuilder::new("ZLS");
             zls.set_text(1, "EDGE-LAB");

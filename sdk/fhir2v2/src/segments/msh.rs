@@ -35,7 +35,7 @@ pub const MAX_CONTROL_ID: usize = 20;
 /// gives the same message), else the clock.
 pub fn message_time(message_id: &str) -> String {
     let hex: String = message_id.chars().filter(|c| *c != '-').collect();
-    let millis = (hex.len() == 32 && hex.as_bytes().get(12) == Some(&b'7'))
+    let millis = (hex.len() == 32 && hex.is_ascii() && hex.as_bytes().get(12) == Some(&b'7'))
         .then(|| u64::from_str_radix(&hex[..12], 16).ok())
         .flatten()
         .or_else(|| {
@@ -132,5 +132,8 @@ mod tests {
         assert_eq!(control_id(id, &t, 0), "7abc8def0123456789ab");
         assert_eq!(control_id(id, &t, 1), "abc8def0123456789ab1");
         assert_eq!(control_id("", "20240101000000.000+0000", 0).len(), 20);
+        // Not a UUIDv7 (32 characters, some not ASCII): the clock, no panic.
+        let odd = "ééééééééééééééééééééé7abcdefghij";
+        assert_eq!(message_time(odd).len(), t.len());
     }
 }
