@@ -15,7 +15,11 @@
 //! Every node run (one `weft run` process) has a row in `nodes` with a
 //! heartbeat; a message it accepted, and a delivery it is attempting, are
 //! *claimed* by that run. A claim holds while the run's heartbeat is
-//! younger than the lease; then any node may take the work over.
+//! younger than the lease; then any node may take the work over. A result
+//! is recorded only while its claim is still the run's (or nobody's): a
+//! node cut off for longer than its lease comes back to find its work
+//! taken over, and what it did meanwhile is done again by the node
+//! holding the claim, never recorded twice or out of its key's order.
 
 mod audit;
 mod conn;
@@ -691,6 +695,9 @@ impl Drop for PgJournal {
     }
 }
 
+/// How soon a heartbeat that failed is tried again.
+const RETRY_BEAT: Duration = Duration::from_millis(250);
+
 /// Beats `run`'s heartbeat every third of `lease` until `closed`, each
 /// beat moving its lease on, reconnecting when the server comes back.
 fn beat(server: &Server, run: &str, lease: Duration, plugins: &Mutex<String>, closed: &AtomicBool) {
@@ -698,7 +705,8 @@ fn beat(server: &Server, run: &str, lease: Duration, plugins: &Mutex<String>, cl
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
     let mut conn: Option<Conn> = None;
     let step = Duration::from_millis(50).min(every);
-    let mut waited = every;
+    // The run's row was written with its lease a moment ago.
+    let mut waited = Duration::ZERO;
     while !closed.load(Ordering::Acquire) {
         if waited >= every {
             waited = Duration::ZERO;
@@ -720,7 +728,13 @@ fn beat(server: &Server, run: &str, lease: Duration, plugins: &Mutex<String>, cl
                     )
                 }) {
                     tracing::warn!("the journal's heartbeat failed: {e}");
+                    // Tried again soon, not a third of a lease later: after
+                    // an outage the first beat finds its connection broken,
+                    // and the lease must be moved on before it runs out.
+                    waited = every.saturating_sub(RETRY_BEAT);
                 }
+            } else {
+                waited = every.saturating_sub(RETRY_BEAT);
             }
         }
         std::thread::sleep(step);

@@ -140,16 +140,68 @@ fn a_lapsed_lease_frees_the_claims_of_a_node_that_stopped_beating() {
         h.join().unwrap();
     }
     assert!(b.unfinished().unwrap().is_empty(), "a's lease still runs");
-    // Its lease runs out (set back by hand rather than waited for).
-    let mut admin = postgres::Client::connect(&url, NoTls).unwrap();
+    lapse(&a, &url, DEFAULT_LEASE);
+    let taken = b.unfinished().unwrap();
+    assert_eq!(taken.len(), 1);
+}
+
+/// Runs `j`'s lease out (set back by `lease` and a millisecond, rather
+/// than waited for).
+fn lapse(j: &PgJournal, url: &str, lease: Duration) {
+    let mut admin = postgres::Client::connect(url, NoTls).unwrap();
     admin
         .execute(
             "UPDATE nodes SET lease_until = lease_until - $2 WHERE run = $1",
-            &[&a.run_id(), &(DEFAULT_LEASE.as_millis() as i64 + 1)],
+            &[&j.run_id(), &(lease.as_millis() as i64 + 1)],
         )
         .unwrap();
-    let taken = b.unfinished().unwrap();
-    assert_eq!(taken.len(), 1);
+}
+
+#[test]
+fn a_node_whose_lease_lapsed_cannot_settle_what_another_node_took_over() {
+    let url = cluster().database().unwrap();
+    // a's next heartbeat is minutes away.
+    let long = Duration::from_secs(600);
+    let a = PgJournal::open(&url, "edge-a", "test", long).unwrap();
+    let b = open_on(&url, "edge-b");
+    for id in ["m0", "m1"] {
+        let mut m = msg(id);
+        m.ordering_keys = vec![("d".into(), "K".into())];
+        a.append(m).wait().unwrap();
+        a.record(keyed_outcome(id, "K")).wait().unwrap();
+    }
+    a.append(msg("x")).wait().unwrap();
+    let on_a = a.due("d", 10, 10, &[]).unwrap();
+    assert_eq!(on_a.len(), 1);
+    // a delivered m0, then lost the server for longer than its lease: b
+    // takes m0 (and the message a was running) over.
+    lapse(&a, &url, long);
+    let on_b = b.due("d", 10, 10, &[]).unwrap();
+    assert_eq!(on_b.len(), 1);
+    assert_eq!(on_b[0].message_id, "m0");
+    assert_eq!(b.take_over(10).unwrap().len(), 1);
+    // a's late records change nothing: m0 stays b's, so m1 (its key's
+    // next) is not due while b's attempt of m0 may still be under way,
+    // and x gets no deliveries from a.
+    a.delivered(on_a[0].id, 20).wait().unwrap();
+    a.attempt_failed(on_a[0].id, "late", None).wait().unwrap();
+    a.record(test_outcome("x")).wait().unwrap();
+    assert!(b.due("d", 10, 10, &[on_b[0].id]).unwrap().is_empty());
+    let mut admin = postgres::Client::connect(&url, NoTls).unwrap();
+    let count = |admin: &mut postgres::Client, sql: &str| -> i64 {
+        admin.query_one(sql, &[]).unwrap().get(0)
+    };
+    let sql = "SELECT COUNT(*) FROM deliveries WHERE message_id = 'x'";
+    assert_eq!(count(&mut admin, sql), 0);
+    // b's records stand.
+    b.record(test_outcome("x")).wait().unwrap();
+    assert_eq!(count(&mut admin, sql), 1);
+    b.delivered(on_b[0].id, 30).wait().unwrap();
+    let next = b.due("d", 40, 10, &[]).unwrap();
+    let ids: Vec<&str> = next.iter().map(|d| d.message_id.as_str()).collect();
+    assert_eq!(ids, ["m1", "x"]);
+    let attempts = "SELECT attempts FROM deliveries WHERE message_id = 'm0'";
+    assert_eq!(admin.query_one(attempts, &[]).unwrap().get::<_, i32>(0), 1);
 }
 
 #[test]

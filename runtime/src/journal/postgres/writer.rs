@@ -94,39 +94,73 @@ fn apply(tx: &mut Transaction<'_>, op: &Op, run: &str) -> Result<(), postgres::E
     match op {
         Op::AppendSettled(both) => {
             append(tx, &both.0, run)?;
-            record(tx, &both.1)?;
+            record(tx, &both.1, run)?;
         }
         Op::Append(m) => append(tx, m, run)?,
-        Op::Record(o) => record(tx, o)?,
+        Op::Record(o) => record(tx, o, run)?,
         Op::Delivered(id, at) => {
-            tx.execute(
-                "UPDATE deliveries SET state = 'delivered', delivered_at = $2,
-                   attempts = attempts + 1, claimed_by = NULL WHERE id = $1",
-                &[id, at],
+            let n = tx.execute(
+                &format!(
+                    "UPDATE deliveries SET state = 'delivered', delivered_at = $2,
+                       attempts = attempts + 1, claimed_by = NULL
+                     WHERE id = $1 AND {}",
+                    still_ours(3)
+                ),
+                &[id, at, &run],
             )?;
+            taken_over(n, "delivery", &id.to_string());
         }
-        Op::Failed(id, error, next) => match next {
-            Some(at) => {
-                tx.execute(
-                    "UPDATE deliveries SET attempts = attempts + 1, last_error = $2,
-                       next_attempt_at = $3, claimed_by = NULL WHERE id = $1",
-                    &[id, error, at],
-                )?;
-            }
-            // A delivery superseded by a reprocessing while its attempt was
-            // under way stays superseded: never resent.
-            None => {
-                tx.execute(
-                    "UPDATE deliveries SET attempts = attempts + 1, last_error = $2,
-                       state = CASE state WHEN 'pending' THEN 'dead' ELSE state END,
-                       claimed_by = NULL
-                     WHERE id = $1",
-                    &[id, error],
-                )?;
-            }
-        },
+        Op::Failed(id, error, next) => {
+            let n = match next {
+                Some(at) => tx.execute(
+                    &format!(
+                        "UPDATE deliveries SET attempts = attempts + 1, last_error = $2,
+                           next_attempt_at = $3, claimed_by = NULL
+                         WHERE id = $1 AND {}",
+                        still_ours(4)
+                    ),
+                    &[id, error, at, &run],
+                )?,
+                // A delivery superseded by a reprocessing while its attempt
+                // was under way stays superseded: never resent.
+                None => tx.execute(
+                    &format!(
+                        "UPDATE deliveries SET attempts = attempts + 1, last_error = $2,
+                           state = CASE state WHEN 'pending' THEN 'dead' ELSE state END,
+                           claimed_by = NULL
+                         WHERE id = $1 AND {}",
+                        still_ours(3)
+                    ),
+                    &[id, error, &run],
+                )?,
+            };
+            taken_over(n, "delivery", &id.to_string());
+        }
     }
     Ok(())
+}
+
+/// The SQL condition "the row's claim is still this run's" (the run's id
+/// being parameter `run`): claimed by it, or by nobody. A run whose lease
+/// ran out while it could not reach the server (an outage longer than the
+/// lease) may find its work claimed by another node when it comes back:
+/// what it did meanwhile is then not recorded, and the node holding the
+/// claim does it again. Recording it would let the key's next delivery go
+/// out while the other node's attempt of this one is still under way:
+/// the same message twice, the second after a later one.
+fn still_ours(run: usize) -> String {
+    format!("(claimed_by = ${run}::TEXT OR claimed_by IS NULL)")
+}
+
+/// Says that a write changed nothing because another node took the work
+/// over (`changed` rows).
+fn taken_over(changed: u64, what: &str, id: &str) {
+    if changed == 0 {
+        tracing::warn!(
+            id,
+            "this node's claim on the {what} lapsed and another node took it over: its result here is not recorded, the other node's stands"
+        );
+    }
 }
 
 /// Records a message as received, claimed by this node run (and its holds
@@ -174,14 +208,23 @@ fn append(tx: &mut Transaction<'_>, m: &NewMessage, run: &str) -> Result<(), pos
 }
 
 /// Records an outcome with its deliveries, releases the message's holds
-/// and its claim.
-fn record(tx: &mut Transaction<'_>, o: &Outcome) -> Result<(), postgres::Error> {
+/// and its claim; nothing when another node took the message over.
+fn record(tx: &mut Transaction<'_>, o: &Outcome, run: &str) -> Result<(), postgres::Error> {
     let versions = serde_json::to_string(&o.versions).unwrap_or_default();
-    tx.execute(
-        "UPDATE messages SET status = $2, error = $3, plugin_versions = $4, claimed_by = NULL
-         WHERE id = $1",
-        &[&o.message_id, &o.status.as_str(), &o.error, &versions],
+    // Only a message still waiting for its outcome, claimed by this run
+    // (or by nobody): another node's outcome and deliveries stand.
+    let changed = tx.execute(
+        &format!(
+            "UPDATE messages SET status = $2, error = $3, plugin_versions = $4, claimed_by = NULL
+             WHERE id = $1 AND status = 'received' AND {}",
+            still_ours(5)
+        ),
+        &[&o.message_id, &o.status.as_str(), &o.error, &versions, &run],
     )?;
+    if changed == 0 {
+        taken_over(changed, "message", &o.message_id);
+        return Ok(());
+    }
     tx.execute(
         "DELETE FROM order_holds WHERE message_id = $1",
         &[&o.message_id],
