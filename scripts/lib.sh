@@ -3,7 +3,7 @@
 
 # The plugins Weft ships. (The tests get these and the test-only plugins
 # from cargo itself: tests/artifacts/build.rs builds them.)
-SHIPPED_PLUGINS=(site-normalize adt-to-fhir oru-to-fhir order-to-fhir siu-to-fhir vxu-to-fhir pharmacy-to-fhir mdm-to-fhir fhir-to-v2)
+SHIPPED_PLUGINS=(site-normalize adt-to-fhir oru-to-fhir order-to-fhir siu-to-fhir vxu-to-fhir pharmacy-to-fhir mdm-to-fhir billing-to-fhir fhir-to-v2)
 
 ensure_toolchain() {
     if ! command -v cargo >/dev/null 2>&1; then

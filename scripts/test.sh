@@ -21,7 +21,7 @@ cargo fmt --all --check
 phase "clippy (wasm32-wasip2: SDK and plugins)"
 cargo clippy --locked --target wasm32-wasip2 --profile plugin \
     -p weft-sdk -p weft-v2fhir -p adt-to-fhir -p oru-to-fhir -p order-to-fhir -p siu-to-fhir \
-    -p vxu-to-fhir -p pharmacy-to-fhir -p mdm-to-fhir -p fhir-to-v2 -p site-normalize -p weft-test-hostile -p weft-test-raw -p weft-test-site-normalize-b -- -D warnings
+    -p vxu-to-fhir -p pharmacy-to-fhir -p mdm-to-fhir -p billing-to-fhir -p fhir-to-v2 -p site-normalize -p weft-test-hostile -p weft-test-raw -p weft-test-site-normalize-b -- -D warnings
 # Native code is linted as it is built: clippy-driver compiles the
 # workspace's own crates (every test, bench, binary and example, and the
 # libraries under them), `-D warnings` making any rustc or clippy warning an
@@ -38,7 +38,7 @@ cargo test --locked --workspace --release
 # The shipped routes' golden cases (tests/golden/README.md), through the
 # binary as a site's CI would run them.
 phase "golden cases (weft test)"
-for route in adt results orders scheduling immunizations pharmacy documents fhir-to-lis; do
+for route in adt results orders scheduling immunizations pharmacy documents billing fhir-to-lis; do
     # Every case on failure, the count line otherwise.
     if ! out=$(target/release/weft test --route "$route" "tests/golden/$route" \
         --junit "target/golden-$route.xml" 2>&1); then

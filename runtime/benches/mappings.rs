@@ -35,6 +35,7 @@ fn native(name: &str) -> Native {
         "vxu-to-fhir" => |h, m| h.run::<vxu_to_fhir::VxuToFhir>(m),
         "pharmacy-to-fhir" => |h, m| h.run::<pharmacy_to_fhir::PharmacyToFhir>(m),
         "mdm-to-fhir" => |h, m| h.run::<mdm_to_fhir::MdmToFhir>(m),
+        "billing-to-fhir" => |h, m| h.run::<billing_to_fhir::BillingToFhir>(m),
         "fhir-to-v2" => |h, m| h.run::<fhir_to_v2::FhirToV2>(m),
         other => panic!("no native build of {other}"),
     }
@@ -102,7 +103,7 @@ fn main() {
         mappings::WAY_BACK.iter().copied(),
     ));
     let corpus = |name: &str| repo.join("tests/corpus/hl7v2/fhir-converter").join(name);
-    let cases: [(&str, &str, PathBuf); 17] = [
+    let cases: [(&str, &str, PathBuf); 20] = [
         (
             "adt-to-fhir",
             "ADT^A01 sample",
@@ -169,6 +170,21 @@ fn main() {
             "mdm-to-fhir",
             "MDM^T02 sample (2 TX lines)",
             repo.join("samples/mdm-t02.hl7"),
+        ),
+        (
+            "billing-to-fhir",
+            "BAR^P01 sample (2 IN1, GT1)",
+            repo.join("samples/bar-p01.hl7"),
+        ),
+        (
+            "billing-to-fhir",
+            "DFT^P03 sample (2 FT1, PR1)",
+            repo.join("samples/dft-p03.hl7"),
+        ),
+        (
+            "billing-to-fhir",
+            "DFT^P03 corpus",
+            corpus("DFT-P03-01.hl7"),
         ),
         (
             "fhir-to-v2",

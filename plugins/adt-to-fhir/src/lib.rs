@@ -3,7 +3,7 @@
 //! PID to Patient; PV1/PV2 to Encounter (status and class by trigger
 //! event), with Location (PV1-3, PV1-6) and Practitioner (PV1-7/8/9/17)
 //! resources; NK1 to RelatedPerson; IN1 to Coverage; AL1 to
-//! AllergyIntolerance (and IAM, A60); DG1 to Condition; OBX to
+//! AllergyIntolerance (and IAM, A60); DG1 to Condition; PR1 to Procedure; OBX to
 //! Observation; A40 (merge) to Patient links; A29 (delete person
 //! information) to the Patient marked inactive; A41 and A45 (account and
 //! visit moves) as updates of the Patient and its Encounter. Every entry is a conditional request keyed on source
@@ -19,7 +19,9 @@
 
 use weft_sdk::{Error, Message, Output, Plugin, Result, serde_json};
 use weft_v2fhir::resources::observation::{self, Around};
-use weft_v2fhir::resources::{allergy, condition, coverage, encounter, patient, related_person};
+use weft_v2fhir::resources::{
+    allergy, condition, coverage, encounter, patient, procedure, related_person,
+};
 use weft_v2fhir::{Bundle, Context};
 
 pub use weft_v2fhir::bundle_resources as resources;
@@ -101,6 +103,8 @@ impl Plugin for AdtToFhir {
                         bundle.add_to(&e.url, "diagnosis", reference);
                     }
                 }
+                let segments = ctx.hl7.segments();
+                procedure::map_all(ctx, bundle, segments, patient, encounter.as_ref())?;
                 coverage::map_all(ctx, bundle, patient)?;
                 Ok(())
             },

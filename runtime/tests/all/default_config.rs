@@ -1,5 +1,5 @@
 //! The shipped `weft.toml`, run by the real binary: each message type of
-//! the samples (ADT, ORU, ORM, SIU, VXU, RDE, RDS, RAS, MDM) reaches its mapping over MLLP and
+//! the samples (ADT, ORU, ORM, SIU, VXU, RDE, RDS, RAS, MDM, BAR, DFT) reaches its mapping over MLLP and
 //! comes out as a FHIR transaction Bundle with the resource it is about;
 //! each shipped plugin it loads is signed by the build's project key, which
 //! its trust list names.
@@ -36,6 +36,8 @@ fn each_message_type_reaches_its_mapping() {
         ("rds-o13.hl7", "CTRL0601", "MedicationDispense"),
         ("ras-o17.hl7", "CTRL0701", "MedicationAdministration"),
         ("mdm-t02.hl7", "CTRL0801", "DocumentReference"),
+        ("bar-p01.hl7", "CTRL0902", "Account"),
+        ("dft-p03.hl7", "CTRL0901", "ChargeItem"),
     ];
     for (file, control, _) in cases {
         let body = std::fs::read(crate::common::repo().join("samples").join(file)).unwrap();

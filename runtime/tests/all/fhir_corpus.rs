@@ -239,12 +239,15 @@ fn corpus_maps_to_valid_fhir_or_is_rejected_precisely() {
     );
     assert!(total >= 200, "only {total} field comparisons made");
     // A guard against a mapping change that loses agreement: the count of
-    // exact agreements may not fall, nor the rate below 63%. (Mapping a new
-    // message type can lower the rate without anything getting worse: the
-    // converter's outputs for ADT A41 and A45 are all but empty, so every
-    // field we map there counts as a comparison only we have.)
-    assert!(agree >= 575, "only {agree} comparisons agree");
-    assert!(rate >= 66.0, "agreement fell to {rate:.1}%");
+    // exact agreements may not fall, nor the rate below 61%. (Comparing a
+    // new field can lower the rate without anything getting worse: the
+    // converter makes an Account of every PID-18 and a ChargeItem of every
+    // FT1 in any message, Weft only from the billing feed (BAR, DFT): 72
+    // comparisons only the converter has, billing-to-fhir's README says
+    // why. On the fields compared before the billing ones, 630 of 953
+    // agree, 66.1%.)
+    assert!(agree >= 660, "only {agree} comparisons agree");
+    assert!(rate >= 61.0, "agreement fell to {rate:.1}%");
 }
 
 /// What is wrong with the US Core race and ethnicity extensions of the

@@ -111,6 +111,24 @@ impl Bundle {
         self.put_at(url, kind, DERIVED_SYSTEM, &value, Value::Object(resource))
     }
 
+    /// Adds `resource` (of type `kind`, holding the identifier
+    /// `system|value`) as a conditional create (`POST kind` with
+    /// `ifNoneExist: identifier=system|value`): created when the server has
+    /// none, left as it is when it has one (references to the fullUrl then
+    /// point at that one). For a resource a message refers to but does not
+    /// own: an account a charge is posted to, say. Returns its fullUrl; the
+    /// same identity is added once, as with [`Bundle::put`].
+    pub fn ensure(&mut self, kind: &str, system: &str, value: &str, resource: Value) -> String {
+        let url = Bundle::url_for(kind, system, value);
+        let request = json!({
+            "method": "POST",
+            "url": kind,
+            "ifNoneExist": format!("identifier={}|{}", query_encode(system), query_encode(value)),
+        });
+        self.add(url.clone(), resource, request);
+        url
+    }
+
     /// Adds a conditional FHIRPath Patch (`PATCH kind?identifier=…`) with
     /// the operations of `parameters` (a `Parameters` resource).
     pub fn patch(&mut self, kind: &str, system: &str, value: &str, parameters: Value) {

@@ -1,7 +1,8 @@
 //! HL7 v2 to FHIR R4, in pieces a plugin puts together.
 //!
 //! Weft's shipped mapping plugins (`adt-to-fhir`, `oru-to-fhir`,
-//! `order-to-fhir`, `siu-to-fhir`, `vxu-to-fhir`, `pharmacy-to-fhir`, `mdm-to-fhir`) are a
+//! `order-to-fhir`, `siu-to-fhir`, `vxu-to-fhir`, `pharmacy-to-fhir`, `mdm-to-fhir`,
+//! `billing-to-fhir`) are a
 //! few dozen lines each on top of this crate, and a site's own mapping plugin can reuse the
 //! same pieces:
 //!

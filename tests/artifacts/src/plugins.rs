@@ -9,6 +9,7 @@ pub const SHIPPED: &[&str] = &[
     "vxu-to-fhir",
     "pharmacy-to-fhir",
     "mdm-to-fhir",
+    "billing-to-fhir",
     "fhir-to-v2",
 ];
 

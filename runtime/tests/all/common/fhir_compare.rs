@@ -257,6 +257,47 @@ pub const FIELDS: &[(&str, Extract)] = &[
             .filter_map(|r| code(&r["code"]))
             .collect()
     }),
+    ("Procedure.code", |b| {
+        all(b, "Procedure")
+            .filter_map(|r| code(&r["code"]))
+            .collect()
+    }),
+    ("ChargeItem.code", |b| {
+        all(b, "ChargeItem")
+            .filter_map(|r| code(&r["code"]))
+            .collect()
+    }),
+    ("ChargeItem.quantity", |b| {
+        all(b, "ChargeItem")
+            .filter_map(|r| {
+                let q = s(&r["quantity"]["value"])?;
+                Some(format!("{}={q}", code(&r["code"]).unwrap_or_default()))
+            })
+            .collect()
+    }),
+    ("ChargeItem.priceOverride", |b| {
+        all(b, "ChargeItem")
+            .filter_map(|r| {
+                let p = &r["priceOverride"];
+                let v = s(&p["value"])?;
+                Some(format!(
+                    "{}={v} {}",
+                    code(&r["code"]).unwrap_or_default(),
+                    s(&p["currency"]).unwrap_or_default()
+                ))
+            })
+            .collect()
+    }),
+    ("Account.identifier", |b| {
+        all(b, "Account")
+            .flat_map(|a| list(&a["identifier"]).filter_map(|i| s(&i["value"])))
+            .collect()
+    }),
+    ("Coverage.class", |b| {
+        all(b, "Coverage")
+            .flat_map(|c| list(&c["class"]).filter_map(|k| s(&k["value"])))
+            .collect()
+    }),
     ("Appointment.status", |b| {
         all(b, "Appointment")
             .filter_map(|r| s(&r["status"]))

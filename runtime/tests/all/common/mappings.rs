@@ -21,6 +21,7 @@ pub const MAPPINGS: &[(&str, &[&str])] = &[
         &["RDE^O11", "RDE^O25", "RDS^O13", "RAS^O17"],
     ),
     ("mdm-to-fhir", &["MDM^*"]),
+    ("billing-to-fhir", &["BAR^*", "DFT^*"]),
 ];
 
 /// The plugins of the way back, FHIR to HL7 v2 (routed by resourceType,

@@ -2,8 +2,10 @@
 //! maps it from. Each adds its resource to the [`crate::Bundle`] and
 //! returns what other resources need to reference it.
 
+pub mod account;
 pub mod allergy;
 pub mod appointment;
+pub mod charge_item;
 pub mod condition;
 pub mod coverage;
 pub mod diagnostic_report;
@@ -19,6 +21,7 @@ pub mod medication_request;
 pub mod observation;
 pub mod patient;
 pub mod practitioner;
+pub mod procedure;
 pub mod related_person;
 pub mod service_request;
 pub mod specimen;
