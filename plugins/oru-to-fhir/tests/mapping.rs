@@ -206,3 +206,76 @@ fn a_narrative_report_has_its_text_and_impression() {
             .is_none()
     );
 }
+
+const OUL: &str = include_str!("../../../samples/oul-r22.hl7");
+
+/// The Observation coded `code`.
+fn observation<'b>(b: &'b Mapped, code: &str) -> &'b weft_sdk::serde_json::Value {
+    b.all("Observation")
+        .into_iter()
+        .find(|o| o["code"]["coding"][0]["code"] == code)
+        .unwrap_or_else(|| panic!("no Observation {code}"))
+}
+
+#[test]
+fn a_specimen_oriented_oul_maps_the_specimen_its_own_observations_and_its_orders() {
+    let b = bundle(OUL);
+    let specimen = b.url_of("Specimen");
+    assert_eq!(
+        b.first("Specimen")["identifier"][0]["value"],
+        "SP4004",
+        "SPM-2"
+    );
+    let report = b.first("DiagnosticReport");
+    assert_eq!(report["code"]["coding"][0]["code"], "58410-2");
+    assert_eq!(report["result"].as_array().unwrap().len(), 2);
+    assert_eq!(report["specimen"][0]["reference"], specimen);
+    // The results of the order: on the specimen, for the order.
+    for code in ["6690-2", "718-7"] {
+        let o = observation(&b, code);
+        assert_eq!(o["specimen"]["reference"], specimen, "{code}");
+        assert_eq!(o["basedOn"][0]["reference"], b.url_of("ServiceRequest"));
+    }
+    // The specimen's own observation: on it, for no order.
+    let own = observation(&b, "33882-2");
+    assert_eq!(own["specimen"]["reference"], specimen);
+    assert!(own["basedOn"].is_null());
+    // The ORC after the OBR belongs to that order.
+    let order = b.first("ServiceRequest");
+    assert_eq!(order["identifier"][0]["value"], "ORD1101");
+    assert_eq!(b.all("ServiceRequest").len(), 1);
+}
+
+#[test]
+fn an_order_oriented_oul_takes_the_specimens_after_each_obr() {
+    // OUL^R24: the SPM follows its OBR (and ORC).
+    let lines: Vec<&str> = OUL.split('\r').collect();
+    let spm = lines.iter().find(|s| s.starts_with("SPM")).unwrap();
+    let r24: Vec<String> = lines
+        .iter()
+        .filter(|s| !s.starts_with("SPM") && !s.starts_with("OBX|1|ST"))
+        .map(|s| s.replace("OUL^R22^OUL_R22", "OUL^R24^OUL_R24"))
+        .flat_map(|s| {
+            if s.starts_with("ORC") {
+                vec![s, spm.to_string()]
+            } else {
+                vec![s]
+            }
+        })
+        .collect();
+    let b = bundle(&r24.join("\r"));
+    assert_eq!(b.all("Specimen").len(), 1);
+    let report = b.first("DiagnosticReport");
+    assert_eq!(report["specimen"][0]["reference"], b.url_of("Specimen"));
+    assert_eq!(report["result"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn an_oul_without_an_order_is_a_reject() {
+    let text: Vec<&str> = OUL
+        .split('\r')
+        .filter(|s| !s.starts_with("OBR") && !s.starts_with("ORC"))
+        .collect();
+    let r = reject(&text.join("\r"));
+    assert!(r.contains("OUL^R22 has no OBR"), "{r}");
+}

@@ -1,4 +1,4 @@
-//! The order groups of ORU, ORM, OML and VXU messages (each ORC or OBR, or
+//! The order groups of ORU, ORM, OML, OUL and VXU messages (each ORC or OBR, or
 //! RXA, with the TQ1, OBX, SPM and RXR segments that follow it), and the
 //! pharmacy orders of RDE, RDS and RAS messages (each ORC with its RXO,
 //! RXE, RXD and RXA parts).
@@ -78,6 +78,67 @@ pub fn order_groups<'m>(ctx: &Context<'m>) -> (Vec<&'m Segment>, Vec<OrderGroup<
                     g.spm.push(s);
                 }
             }
+            _ => {}
+        }
+    }
+    (loose, groups)
+}
+
+/// The groups of an OUL (lab automation results), where each order
+/// opens with its OBR and its ORC follows. In a specimen-oriented OUL
+/// (`specimen_first`: R22, and R23 whose containers are read through) each
+/// SPM comes first, followed by its own OBX (observations of the specimen)
+/// and then the orders done on it; in an order-oriented one (R24) the SPM
+/// follow their OBR. Returns the OBX outside any order, each with the SPM
+/// it follows (none for the patient's own), and the order groups, each
+/// holding its SPM.
+pub fn oul_groups<'m>(
+    ctx: &Context<'m>,
+    specimen_first: bool,
+) -> (Vec<(&'m Segment, Option<&'m Segment>)>, Vec<OrderGroup<'m>>) {
+    let mut loose = Vec::new();
+    let mut groups: Vec<OrderGroup<'m>> = Vec::new();
+    let mut spm: Option<&'m Segment> = None;
+    // Whether an order was opened since the last leading SPM.
+    let mut in_order = false;
+    for s in ctx.hl7.segments() {
+        let current = groups.last_mut().filter(|_| in_order);
+        match s.id() {
+            "SPM" if specimen_first => {
+                spm = Some(s);
+                in_order = false;
+            }
+            "SPM" => {
+                if let Some(g) = current {
+                    g.spm.push(s);
+                }
+            }
+            "OBR" => {
+                groups.push(OrderGroup {
+                    obr: Some(s),
+                    spm: spm.filter(|_| specimen_first).into_iter().collect(),
+                    ..OrderGroup::default()
+                });
+                in_order = true;
+            }
+            "ORC" => {
+                if let Some(g) = current
+                    && g.orc.is_none()
+                {
+                    g.orc = Some(s);
+                }
+            }
+            "TQ1" => {
+                if let Some(g) = current
+                    && g.tq1.is_none()
+                {
+                    g.tq1 = Some(s);
+                }
+            }
+            "OBX" => match current {
+                Some(g) => g.obx.push(s),
+                None => loose.push((s, spm)),
+            },
             _ => {}
         }
     }

@@ -12,7 +12,7 @@ use weft::plugins::{Plugin, PluginEngine, PluginSpec};
 /// it is routed in the default configuration.
 pub const MAPPINGS: &[(&str, &[&str])] = &[
     ("adt-to-fhir", &["ADT^*"]),
-    ("oru-to-fhir", &["ORU^R01"]),
+    ("oru-to-fhir", &["ORU^R01", "OUL^R22", "OUL^R23", "OUL^R24"]),
     ("order-to-fhir", &["ORM^O01", "OML^O21"]),
     ("siu-to-fhir", &["SIU^*"]),
     ("vxu-to-fhir", &["VXU^V04"]),
