@@ -76,3 +76,85 @@ fn rejects_what_it_cannot_map() {
         "{r}"
     );
 }
+
+const REF: &str = include_str!("../../../samples/ref-i12.hl7");
+
+/// The resource a Reference points at, in the Bundle.
+fn target<'b>(b: &'b Mapped, r: &weft_sdk::serde_json::Value) -> &'b weft_sdk::serde_json::Value {
+    let url = r["reference"].as_str().unwrap();
+    &b.entries().find(|e| e["fullUrl"] == url).unwrap()["resource"]
+}
+
+#[test]
+fn a_referral_goes_from_the_referring_provider_to_the_one_referred_to() {
+    let b = run(REF);
+    let sr = b.first("ServiceRequest");
+    assert_eq!(sr["status"], "draft", "RF1-1 P (pending)");
+    assert_eq!(sr["intent"], "order");
+    assert_eq!(sr["priority"], "routine");
+    assert_eq!(sr["code"]["coding"][0]["code"], "3457005");
+    assert_eq!(sr["category"][0]["coding"][0]["code"], "Med");
+    assert_eq!(sr["category"][1]["coding"][0]["code"], "O");
+    assert_eq!(sr["identifier"][0]["value"], "RFR-5001");
+    assert_eq!(sr["identifier"][0]["type"]["coding"][0]["code"], "PLAC");
+    assert_eq!(sr["authoredOn"], "2024-03-12");
+    assert_eq!(sr["occurrencePeriod"]["end"], "2024-06-12");
+    assert_eq!(sr["reasonCode"][0]["coding"][0]["code"], "O");
+    // Requester RP, performer RT, each a Practitioner matched on its NPI.
+    let requester = target(&b, &sr["requester"]);
+    assert_eq!(
+        requester["identifier"][0]["system"],
+        "http://hl7.org/fhir/sid/us-npi"
+    );
+    assert_eq!(requester["identifier"][0]["value"], "1234");
+    assert_eq!(requester["address"][0]["city"], "Springfield");
+    let performer = target(&b, &sr["performer"][0]);
+    assert_eq!(performer["identifier"][0]["value"], "5678");
+    assert_eq!(performer["name"][0]["family"], "Heart");
+    // Made for the diagnosis; sent with the allergy and the observation.
+    let reason = target(&b, &sr["reasonReference"][0]);
+    assert_eq!(reason["code"]["coding"][0]["code"], "I20.9");
+    let kinds: Vec<&str> = sr["supportingInfo"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| target(&b, r)["resourceType"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["AllergyIntolerance", "Observation"]);
+    assert_eq!(sr["encounter"]["reference"], b.url_of("Encounter"));
+}
+
+#[test]
+fn referral_events_and_statuses() {
+    let with_status = |code: &str| REF.replacen("RF1|P^Pending^HL70283", &format!("RF1|{code}"), 1);
+    for (code, status) in [
+        ("A", "active"),
+        ("R", "revoked"),
+        ("E", "revoked"),
+        ("", "active"),
+    ] {
+        assert_eq!(
+            run(&with_status(code)).first("ServiceRequest")["status"],
+            status,
+            "{code}"
+        );
+    }
+    // I14 cancels the referral, whatever RF1-1 says.
+    let cancel = REF.replace("REF^I12^REF_I12", "REF^I14^REF_I14");
+    assert_eq!(run(&cancel).first("ServiceRequest")["status"], "revoked");
+    let r = reason(&with_status("Q"));
+    assert!(r.contains("RF1-1") && r.contains("referral_status"), "{r}");
+    let no_rf1: Vec<&str> = REF.split('\r').filter(|s| !s.starts_with("RF1")).collect();
+    let r = reason(&no_rf1.join("\r"));
+    assert!(r.contains("REF^I12 has no RF1"), "{r}");
+    // Without a referral id it is keyed on the message: the same again is
+    // the same referral.
+    let no_id = REF.replace("|RFR-5001^EDGE|", "||");
+    let a = run(&no_id);
+    let b = run(&no_id);
+    assert_eq!(a.url_of("ServiceRequest"), b.url_of("ServiceRequest"));
+    assert_eq!(
+        a.first("ServiceRequest")["identifier"][0]["system"],
+        "urn:weft:v2fhir:derived"
+    );
+}

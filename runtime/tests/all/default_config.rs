@@ -1,5 +1,5 @@
 //! The shipped `weft.toml`, run by the real binary: each message type of
-//! the samples (ADT, ORU, OUL, ORM, SIU, VXU, RDE, RDS, RAS, MDM, BAR, DFT) reaches its mapping over MLLP and
+//! the samples (ADT, ORU, OUL, ORM, REF, SIU, VXU, RDE, RDS, RAS, MDM, BAR, DFT) reaches its mapping over MLLP and
 //! comes out as a FHIR transaction Bundle with the resource it is about;
 //! each shipped plugin it loads is signed by the build's project key, which
 //! its trust list names.
@@ -31,6 +31,7 @@ fn each_message_type_reaches_its_mapping() {
         ("oru-r01.hl7", "CTRL0101", "DiagnosticReport"),
         ("oul-r22.hl7", "CTRL1001", "Specimen"),
         ("orm-o01.hl7", "CTRL0201", "ServiceRequest"),
+        ("ref-i12.hl7", "CTRL1101", "ServiceRequest"),
         ("siu-s12.hl7", "CTRL0301", "Appointment"),
         ("vxu-v04.hl7", "CTRL0401", "Immunization"),
         ("rde-o11.hl7", "CTRL0501", "MedicationRequest"),

@@ -242,11 +242,11 @@ fn corpus_maps_to_valid_fhir_or_is_rejected_precisely() {
     // exact agreements may not fall, nor the rate below 61%. (Comparing a
     // new field can lower the rate without anything getting worse: the
     // converter makes an Account of every PID-18 and a ChargeItem of every
-    // FT1 in any message, Weft only from the billing feed (BAR, DFT): 72
+    // FT1 in any message, Weft only from the billing feed (BAR, DFT): 74
     // comparisons only the converter has, billing-to-fhir's README says
-    // why. On the fields compared before the billing ones, 630 of 953
-    // agree, 66.1%.)
-    assert!(agree >= 660, "only {agree} comparisons agree");
+    // why. On the fields compared before the billing ones, 652 of 991
+    // agree, 65.8%.)
+    assert!(agree >= 690, "only {agree} comparisons agree");
     assert!(rate >= 61.0, "agreement fell to {rate:.1}%");
 }
 

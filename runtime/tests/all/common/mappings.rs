@@ -13,7 +13,10 @@ use weft::plugins::{Plugin, PluginEngine, PluginSpec};
 pub const MAPPINGS: &[(&str, &[&str])] = &[
     ("adt-to-fhir", &["ADT^*"]),
     ("oru-to-fhir", &["ORU^R01", "OUL^R22", "OUL^R23", "OUL^R24"]),
-    ("order-to-fhir", &["ORM^O01", "OML^O21"]),
+    (
+        "order-to-fhir",
+        &["ORM^O01", "OML^O21", "REF^I12", "REF^I13", "REF^I14"],
+    ),
     ("siu-to-fhir", &["SIU^*"]),
     ("vxu-to-fhir", &["VXU^V04"]),
     (

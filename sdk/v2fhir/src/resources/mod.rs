@@ -22,6 +22,7 @@ pub mod observation;
 pub mod patient;
 pub mod practitioner;
 pub mod procedure;
+pub mod referral;
 pub mod related_person;
 pub mod service_request;
 pub mod specimen;
