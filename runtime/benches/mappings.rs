@@ -103,7 +103,7 @@ fn main() {
         mappings::WAY_BACK.iter().copied(),
     ));
     let corpus = |name: &str| repo.join("tests/corpus/hl7v2/fhir-converter").join(name);
-    let cases: [(&str, &str, PathBuf); 20] = [
+    let cases: [(&str, &str, PathBuf); 22] = [
         (
             "adt-to-fhir",
             "ADT^A01 sample",
@@ -170,6 +170,16 @@ fn main() {
             "mdm-to-fhir",
             "MDM^T02 sample (2 TX lines)",
             repo.join("samples/mdm-t02.hl7"),
+        ),
+        (
+            "oru-to-fhir",
+            "OUL^R22 sample (SPM, 3 OBX)",
+            repo.join("samples/oul-r22.hl7"),
+        ),
+        (
+            "order-to-fhir",
+            "REF^I12 sample (RF1, 2 PRD)",
+            repo.join("samples/ref-i12.hl7"),
         ),
         (
             "billing-to-fhir",
