@@ -45,6 +45,25 @@ function files(args) {
   return out;
 }
 
+// FHIR.js tests whether a required choice element is present by the
+// truth of its value (validator.js: `!!obj[nextProperty._name]`), so a
+// required boolean choice that is `false` (MedicationRequest.substitution
+// .allowedBoolean: substitution not allowed) is reported missing. Such a
+// report is dropped when the resource holds that choice as `false`.
+function falseChoice(resource, m) {
+  const hit = /([A-Za-z]+)\[x\]$/.exec(m.location || '');
+  if (!hit || m.message !== 'Missing property') return false;
+  const key = `${hit[1]}Boolean`;
+  const walk = (v) => {
+    if (Array.isArray(v)) return v.some(walk);
+    if (v && typeof v === 'object') {
+      return Object.entries(v).some(([k, x]) => (k === key && x === false) || walk(x));
+    }
+    return false;
+  };
+  return walk(resource);
+}
+
 function check(resource) {
   const problems = [];
   const resources = [[resource, '']];
@@ -62,7 +81,8 @@ function check(resource) {
   }
   const r = fhir.validate(resource, { errorOnUnexpected: true });
   for (const m of r.messages || []) {
-    if (m.severity === 'error') problems.push(`fhir.js: ${m.location} ${m.message}`);
+    if (m.severity !== 'error' || falseChoice(resource, m)) continue;
+    problems.push(`fhir.js: ${m.location} ${m.message}`);
   }
   return problems;
 }

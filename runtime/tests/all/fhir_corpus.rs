@@ -158,6 +158,40 @@ fn corpus_maps_to_valid_fhir_or_is_rejected_precisely() {
         unrouted.join(", ")
     );
 
+    // The shipped samples too (the check samples of the default config):
+    // each must map through the plugin it is routed to, and is validated
+    // with the corpus (an OUL or a REF whose corpus messages are rejected
+    // is validated this way).
+    let mut samples = 0;
+    for entry in std::fs::read_dir(repo.join("samples")).unwrap() {
+        let file = entry.unwrap().path();
+        if file.extension().and_then(|e| e.to_str()) != Some("hl7") {
+            continue;
+        }
+        let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let body = std::fs::read(&file).unwrap();
+        let mtype = mappings::message_type(&body);
+        let Some(name) = mappings::plugin_for(&mtype) else {
+            failures.push(format!("sample {stem}: {mtype} is not routed to a mapping"));
+            continue;
+        };
+        let Some((_, plugin)) = plugins.iter().find(|(n, _)| *n == name) else {
+            failures.push(format!("sample {stem}: {name} is not loaded"));
+            continue;
+        };
+        match plugin.call(&message(body)) {
+            Ok(outputs) if outputs.len() == 1 => {
+                let path = out.path().join(format!("sample-{stem}.json"));
+                std::fs::write(&path, &outputs[0].message.body).unwrap();
+                samples += 1;
+            }
+            Ok(outputs) => failures.push(format!("sample {stem}: {} outputs", outputs.len())),
+            Err(e) => failures.push(format!("sample {stem}: {name}: {e}")),
+        }
+    }
+    println!("Samples mapped for validation: {samples}");
+    assert!(samples >= 13, "only {samples} samples mapped");
+
     let (valid, report) = validate(out.path());
     let invalid: Vec<&str> = report.lines().filter(|l| !l.starts_with("ok ")).collect();
     println!(
