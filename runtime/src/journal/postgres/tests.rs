@@ -421,3 +421,25 @@ fn stopped_runs_are_forgotten_after_a_week_and_listing_is_capped() {
     let listed = b.nodes().unwrap().unwrap().len();
     assert_eq!(i64::try_from(listed).unwrap(), nodes::MAX_LISTED);
 }
+
+#[test]
+fn an_intake_left_in_doubt_is_released_for_another_node_to_run() {
+    let url = cluster().database().unwrap();
+    let (a, b) = (open_on(&url, "edge-a"), open_on(&url, "edge-b"));
+    // Committed, though a's writer saw the connection break (its sender
+    // was answered AE): claimed by a, which is not running it.
+    a.append(msg("in-doubt")).wait().unwrap();
+    // A settled one and one b holds are not a's to release.
+    a.append(msg("settled")).wait().unwrap();
+    a.record(test_outcome("settled")).wait().unwrap();
+    b.append(msg("b-holds")).wait().unwrap();
+    assert!(b.take_over(10).unwrap().is_empty(), "a's claim holds");
+    let mut c = postgres::Client::connect(&url, NoTls).unwrap();
+    let ids: Vec<String> = ["in-doubt", "settled", "b-holds", "never-landed"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(writer::release(&mut c, &ids, a.run_id()).unwrap(), 1);
+    let taken = b.take_over(10).unwrap();
+    let taken: Vec<&str> = taken.iter().map(|u| u.message.id.as_str()).collect();
+    assert_eq!(taken, ["in-doubt"]);
+}

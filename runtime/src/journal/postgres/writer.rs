@@ -9,15 +9,19 @@
 //! looking for an earlier copy, so two nodes taking in the same message
 //! at once never both keep it.
 
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
 
 use super::conn::Conn;
 use crate::journal::write::{Duplicate, Op, Request, dedup_key};
 use crate::journal::{JournalError, NewMessage, Outcome};
-use postgres::Transaction;
+use postgres::{Client, Transaction};
 
 /// Most writes applied in one transaction.
 const MAX_BATCH: usize = 1024;
+
+/// How often intakes left in doubt are tried again while no write comes.
+const IN_DOUBT_RETRY: Duration = Duration::from_secs(1);
 
 /// The advisory locks a batch needs (each ordering key's, each
 /// deduplicated sender and control id's), in one order for every node: no
@@ -248,9 +252,61 @@ fn record(tx: &mut Transaction<'_>, o: &Outcome, run: &str) -> Result<(), postgr
     Ok(())
 }
 
+/// Releases this run's claim on the messages `ids` still waiting for their
+/// outcome: intakes whose commit was in doubt (the connection broke while
+/// it was under way, so the sender was answered AE, yet the server may
+/// have committed it). One that did land is then run by whichever node
+/// takes unclaimed work over next (this one included), never left claimed
+/// by a run that is not running it; one that did not land is not there.
+/// Returns how many were released.
+pub(super) fn release(c: &mut Client, ids: &[String], run: &str) -> Result<u64, postgres::Error> {
+    c.execute(
+        "UPDATE messages SET claimed_by = NULL
+         WHERE id = ANY($1) AND status = 'received' AND claimed_by = $2",
+        &[&ids, &run],
+    )
+}
+
+/// [`release`] over `conn` for the intakes left in doubt; they are kept for
+/// the next try while the server is away.
+fn release_in_doubt(conn: &mut Conn, in_doubt: &mut Vec<String>, run: &str) {
+    if in_doubt.is_empty() {
+        return;
+    }
+    let ids = in_doubt.clone();
+    let run = run.to_string();
+    if let Ok(n) = conn.with(move |c| release(c, &ids, &run)) {
+        if n > 0 {
+            tracing::warn!(
+                count = n,
+                "messages whose intake was in doubt when the journal's server went away had been committed: released, to be run by the next node that takes work over"
+            );
+        }
+        in_doubt.clear();
+    }
+}
+
 /// Applies the writes as they come, in groups, until every sender is gone.
 pub(super) fn write_loop(mut conn: Conn, rx: Receiver<Request>, run: String) {
-    while let Ok(first) = rx.recv() {
+    // Intakes whose commit is in doubt, until released.
+    let mut in_doubt: Vec<String> = Vec::new();
+    loop {
+        let first = if in_doubt.is_empty() {
+            match rx.recv() {
+                Ok(r) => r,
+                Err(_) => break,
+            }
+        } else {
+            match rx.recv_timeout(IN_DOUBT_RETRY) {
+                Ok(r) => r,
+                Err(RecvTimeoutError::Timeout) => {
+                    release_in_doubt(&mut conn, &mut in_doubt, &run);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        };
+        release_in_doubt(&mut conn, &mut in_doubt, &run);
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -273,8 +329,15 @@ pub(super) fn write_loop(mut conn: Conn, rx: Receiver<Request>, run: String) {
                 }
             }
             // The server is gone: every write of the batch fails (the
-            // sources answer AE / 503); the next batch connects again.
+            // sources answer AE / 503); the next batch connects again. The
+            // commit may have landed all the same: the batch's intakes are
+            // released once the server answers again.
             Err(e) if conn.is_down() => {
+                in_doubt.extend(
+                    ops.iter()
+                        .filter_map(|op| op.intake())
+                        .map(|m| m.id.clone()),
+                );
                 let e = JournalError::Write(e);
                 for r in batch {
                     let _ = r.reply.send(Err(e.clone()));
