@@ -383,6 +383,61 @@ fn race_and_ethnicity_are_us_core_extensions() {
     assert!(bundle(A01).first("Patient").get("extension").is_none());
 }
 
+/// The codes of the `ombCategory` parts of `url`'s extension on the
+/// Patient `b` maps.
+fn omb_codes(b: &Mapped, url: &str) -> Vec<String> {
+    let p = b.first("Patient");
+    let ext = p["extension"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["url"] == url)
+        .unwrap();
+    ext["extension"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["url"] == "ombCategory")
+        .map(|e| e["valueCoding"]["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn us_core_caps_hold_against_a_flood_of_categories() {
+    let old = A01.split('\n').find(|l| l.starts_with("PID")).unwrap();
+    let mut pid: Vec<String> = old.split('|').map(str::to_string).collect();
+    pid.resize(23, String::new());
+    // Every OMB race category, the null flavours, each sent twice, and
+    // 200 detailed codes: at most 6 ombCategory (US Core's max), each once.
+    let mut race: Vec<String> = Vec::new();
+    for _ in 0..2 {
+        for c in [
+            "1002-5", "2028-9", "2054-5", "2076-8", "2106-3", "UNK", "ASKU",
+        ] {
+            race.push(format!("{c}^x^CDCREC"));
+        }
+    }
+    race.extend((0..200).map(|i| format!("{:04}-{}^d^CDCREC", 3000 + i, i % 10)));
+    pid[10] = race.join("~");
+    // Ethnicity: one OMB category (US Core's max 1), the second left out.
+    pid[22] = "2135-2^Hispanic^CDCREC~2186-5^Not Hispanic^CDCREC".into();
+    let b = bundle(&A01.replace(old, &pid.join("|")));
+    let omb = omb_codes(
+        &b,
+        "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race",
+    );
+    assert_eq!(omb.len(), 6, "{omb:?}");
+    let mut unique = omb.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 6, "no category twice: {omb:?}");
+    let eth = omb_codes(
+        &b,
+        "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity",
+    );
+    assert_eq!(eth, ["2135-2"]);
+}
+
 #[test]
 fn a47_moves_the_prior_identifier_to_the_new_one() {
     let a47 = "MSH|^~\\&|EPIC|HOSP|WEFT|EDGE|20240102030405||ADT^A47^ADT_A30|CTRL47|P|2.5.1

@@ -127,7 +127,15 @@ fn extension(
         if code.is_empty() {
             continue;
         }
-        match classify(table, omb, &code, &display) {
+        let coding = classify(table, omb, &code, &display);
+        // A code sent twice is one category.
+        let seen = |c: &Value| {
+            parts.iter().any(|p: &Value| {
+                p["valueCoding"]["code"] == c["code"] && p["valueCoding"]["system"] == c["system"]
+            })
+        };
+        match coding {
+            Some(Code::Omb(c) | Code::Detailed(c)) if seen(&c) => {}
             Some(Code::Omb(c)) if omb_count < max_omb => {
                 omb_count += 1;
                 displays.extend(c["display"].as_str().map(str::to_string));
