@@ -29,8 +29,17 @@ fn operators_see_every_message_and_what_became_of_it() {
     assert_eq!(c.exchange(bad.as_bytes()).code, "AR");
     drop(c);
 
-    // Beside the running runtime (read-only).
-    let (code, out) = messages(&weft, &["list"]);
+    // Beside the running runtime (read-only). The source is answered as
+    // soon as the plugins are done (the message itself is durable since
+    // intake); the outcome is committed right after: looked for until it is.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (code, out) = loop {
+        let (code, out) = messages(&weft, &["list"]);
+        if out.contains("rejected") || std::time::Instant::now() > deadline {
+            break (code, out);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     assert_eq!(code, 0, "{out}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
