@@ -9,6 +9,7 @@
 //! looking for an earlier copy, so two nodes taking in the same message
 //! at once never both keep it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
@@ -315,11 +316,15 @@ pub(super) fn write_loop(mut conn: Conn, rx: Receiver<Request>, run: String) {
             }
         }
         let ops: Vec<&Op> = batch.iter().map(|r| &r.op).collect();
+        // Whether the COMMIT was sent: only then can a broken connection
+        // leave the batch's outcome in doubt.
+        let committing = AtomicBool::new(false);
         let together = conn.with(|c| {
             let mut tx = c.transaction()?;
             if apply_all(&mut tx, &ops, &run)?.is_err() {
                 return Ok(false);
             }
+            committing.store(true, Ordering::Relaxed);
             tx.commit().map(|()| true)
         });
         match together {
@@ -329,15 +334,19 @@ pub(super) fn write_loop(mut conn: Conn, rx: Receiver<Request>, run: String) {
                 }
             }
             // The server is gone: every write of the batch fails (the
-            // sources answer AE / 503); the next batch connects again. The
-            // commit may have landed all the same: the batch's intakes are
-            // released once the server answers again.
+            // sources answer AE / 503); the next batch connects again. A
+            // COMMIT under way when the connection broke may have landed all
+            // the same: that batch's intakes are released once the server
+            // answers again (batches refused while it is away never reach a
+            // COMMIT, so the list stays a batch or two long).
             Err(e) if conn.is_down() => {
-                in_doubt.extend(
-                    ops.iter()
-                        .filter_map(|op| op.intake())
-                        .map(|m| m.id.clone()),
-                );
+                if committing.load(Ordering::Relaxed) {
+                    in_doubt.extend(
+                        ops.iter()
+                            .filter_map(|op| op.intake())
+                            .map(|m| m.id.clone()),
+                    );
+                }
                 let e = JournalError::Write(e);
                 for r in batch {
                     let _ = r.reply.send(Err(e.clone()));
