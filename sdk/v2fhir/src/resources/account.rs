@@ -8,11 +8,9 @@ use weft_sdk::{Error, Result};
 use crate::bundle::Bundle;
 use crate::codes;
 use crate::context::Context;
-use crate::datatypes::{
-    address, codeable, comp, contact_point, human_name, identifier, period, put, put_list,
-    system_value,
-};
+use crate::datatypes::{codeable, comp, identifier, period, put, put_list, system_value};
 use crate::resources::patient::PatientRef;
+use crate::resources::related_person::{PersonFields, person};
 
 /// The Account in the Bundle.
 #[derive(Debug, Clone)]
@@ -168,6 +166,16 @@ pub fn guarantor(
     Ok(Some(Value::Object(g)))
 }
 
+/// GT1's fields for the guarantor as a person.
+const GT1: PersonFields = PersonFields {
+    name: 3,
+    address: 5,
+    home: 6,
+    work: 7,
+    gender: 9,
+    birth_date: 8,
+};
+
 /// The guarantor of a GT1 as a RelatedPerson: `None` without a name.
 fn related_person(
     ctx: &Context<'_>,
@@ -175,54 +183,17 @@ fn related_person(
     gt1: &Segment,
     patient: &PatientRef,
 ) -> Result<Option<String>> {
-    let names: Vec<Value> = ctx
-        .field(gt1, 3)
+    let relationship = ctx
+        .field(gt1, 11)
         .repetitions()
-        .filter_map(|n| human_name(&n))
+        .filter_map(|rep| codeable(&rep, &codes::v2_table("0063")))
         .collect();
-    let Some(first) = names.first().map(Value::to_string) else {
+    let Some((r, first)) = person(ctx, gt1, &GT1, patient, relationship)? else {
         return Ok(None);
     };
-    let mut r = Map::new();
-    r.insert("resourceType".into(), "RelatedPerson".into());
-    r.insert("active".into(), Value::Bool(true));
-    r.insert("patient".into(), patient.reference());
-    put_list(
-        &mut r,
-        "relationship",
-        ctx.field(gt1, 11)
-            .repetitions()
-            .filter_map(|rep| codeable(&rep, &codes::v2_table("0063")))
-            .collect(),
-    );
-    put_list(&mut r, "name", names);
-    let mut telecom: Vec<Value> = ctx
-        .field(gt1, 6)
-        .repetitions()
-        .filter_map(|t| contact_point(&t, "home"))
-        .collect();
-    telecom.extend(
-        ctx.field(gt1, 7)
-            .repetitions()
-            .filter_map(|t| contact_point(&t, "work")),
-    );
-    put_list(&mut r, "telecom", telecom);
-    put_list(
-        &mut r,
-        "address",
-        ctx.field(gt1, 5)
-            .repetitions()
-            .filter_map(|a| address(&a))
-            .collect(),
-    );
-    let gender = codes::optional(
-        &ctx.name(gt1, 9),
-        "gender",
-        &ctx.text(gt1, 9),
-        codes::gender,
-    );
-    put(&mut r, "gender", gender.map(Value::String));
-    put(&mut r, "birthDate", ctx.date(gt1, 8)?.map(Value::String));
+    if !r.contains_key("name") {
+        return Ok(None);
+    }
     // Keyed on the patient, the guarantor number (GT1-2) and the name as
     // sent: a resend updates the same person.
     let number = ctx.field(gt1, 2).repetition(1).raw().to_string();
