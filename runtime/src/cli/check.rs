@@ -5,8 +5,9 @@ use std::process::ExitCode;
 /// Arguments of `weft check`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The configuration file (default: ./weft.toml, else the embedded
-    /// default); or name it with --config, as the other commands do.
+    /// The configuration file (default: $WEFT_CONFIG, else ./weft.toml, else
+    /// /etc/weft/weft.toml, else the embedded default); or name it with
+    /// --config, as the other commands do.
     #[arg(value_name = "CONFIG", conflicts_with = "config")]
     file: Option<std::path::PathBuf>,
     #[command(flatten)]

@@ -107,11 +107,17 @@ struct CompileArgs {
     fuel: bool,
 }
 
-/// Where the configuration comes from: `--config`, else `./weft.toml`, else
-/// the default compiled into the binary.
+/// The configuration the Debian package installs, found when neither
+/// `--config`, `WEFT_CONFIG` nor `./weft.toml` names one.
+pub const INSTALLED_CONFIG: &str = "/etc/weft/weft.toml";
+
+/// Where the configuration comes from: `--config`, else `$WEFT_CONFIG`, else
+/// `./weft.toml`, else `/etc/weft/weft.toml` (the package's), else the
+/// default compiled into the binary.
 #[derive(Debug, clap::Args)]
 pub struct ConfigArg {
-    /// The configuration file (default: ./weft.toml, else the embedded default).
+    /// The configuration file (default: $WEFT_CONFIG, else ./weft.toml, else
+    /// /etc/weft/weft.toml, else the embedded default).
     #[arg(long, short = 'c', global = true)]
     pub config: Option<PathBuf>,
 }
@@ -121,7 +127,13 @@ impl ConfigArg {
     pub fn file(&self) -> Option<PathBuf> {
         self.config
             .clone()
+            .or_else(|| {
+                std::env::var_os("WEFT_CONFIG")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
             .or_else(|| Some(PathBuf::from("weft.toml")).filter(|p| p.is_file()))
+            .or_else(|| Some(PathBuf::from(INSTALLED_CONFIG)).filter(|p| p.is_file()))
     }
 
     /// Loads and checks the configuration.

@@ -88,6 +88,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if config.sources.is_empty() {
         bail!("{}: no sources: nothing to listen on", config.source);
     }
+    // Under systemd, the unit's StateDirectory= is the only place the
+    // service may write (ProtectSystem=strict): a journal elsewhere would
+    // fail at its first write, so say why now.
+    if let Some(state) = std::env::var_os("STATE_DIRECTORY") {
+        let states: Vec<std::path::PathBuf> = std::env::split_paths(&state).collect();
+        if !states
+            .iter()
+            .any(|s| config.runtime.data_dir.starts_with(s))
+        {
+            tracing::warn!(
+                data_dir = %config.runtime.data_dir.display(),
+                "{}: runtime.data_dir is outside the service's StateDirectory ({}); \
+                 the unit lets the service write only there",
+                config.source,
+                state.to_string_lossy()
+            );
+        }
+    }
     let workers = args
         .workers
         .or(config.runtime.workers)

@@ -632,6 +632,47 @@ pub enum Use {
     ReadOnly,
 }
 
+/// Refuses root in a data directory that belongs to another user (the
+/// package's `weft`): SQLite would make its `-wal` and `-shm` files, or a
+/// new journal, as root, and the service could then no longer write its
+/// own journal. The error says which user to run as.
+fn refuse_root_in_a_users_dir(data_dir: &std::path::Path) -> Result<(), JournalError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return Ok(());
+        }
+        let Ok(meta) = std::fs::metadata(data_dir) else {
+            return Ok(());
+        };
+        if meta.uid() != 0 {
+            let owner = user_name(meta.uid()).unwrap_or_else(|| format!("uid {}", meta.uid()));
+            return Err(JournalError::Open {
+                path: data_dir.display().to_string(),
+                reason: format!(
+                    "belongs to {owner}, and this runs as root: run it as {owner} \
+                     (`sudo -u {owner} weft ...`), so the journal's files stay its own"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The name of the user with this uid, from /etc/passwd.
+#[cfg(unix)]
+fn user_name(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut f = line.split(':');
+        let name = f.next()?;
+        let id: u32 = f.nth(1)?.parse().ok()?;
+        (id == uid).then(|| name.to_string())
+    })
+}
+
 /// The journal `config` names (`[journal]`): SQLite in `data_dir`, or the
 /// PostgreSQL database shared by the nodes.
 pub fn for_config(
@@ -639,6 +680,9 @@ pub fn for_config(
     how: Use,
 ) -> Result<Arc<dyn Journal>, JournalError> {
     let data_dir = &config.runtime.data_dir;
+    if matches!(config.journal, weft_config::JournalConfig::Sqlite) {
+        refuse_root_in_a_users_dir(data_dir)?;
+    }
     match (&config.journal, how) {
         (weft_config::JournalConfig::Sqlite, Use::Run) => {
             open(data_dir, config.runtime.journal_sync)

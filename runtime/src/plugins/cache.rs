@@ -5,6 +5,13 @@
 //! binary itself. Entries are keyed by the component's sha256 and by the
 //! engine's compatibility hash (wasmtime version and settings), so a changed
 //! engine never loads a stale entry; an unreadable entry is recompiled.
+//!
+//! A process uses the cache only when the directory (or, before its first
+//! write, its nearest existing parent) belongs to the user it runs as. An
+//! administrator's `sudo weft check` beside the service therefore neither
+//! runs native code that the service's user could have written (which would
+//! hand that user root), nor leaves root-owned entries the service cannot
+//! replace: it compiles in memory instead.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -46,7 +53,7 @@ impl ComponentCache {
     /// True when the compiled form of the component with this sha256 is
     /// stored (it may still turn out unusable, and be recompiled).
     pub fn has(&self, engine: &wasmtime::Engine, sha256: &str) -> bool {
-        self.entry(engine, sha256).is_file()
+        self.owned_by_us() && self.entry(engine, sha256).is_file()
     }
 
     /// Loads the compiled form of `bytes` (whose sha256 is `sha256`), or
@@ -59,6 +66,13 @@ impl ComponentCache {
         sha256: &str,
         compile: impl FnOnce(&[u8]) -> wasmtime::Result<Vec<u8>>,
     ) -> wasmtime::Result<(Component, Origin)> {
+        if !self.owned_by_us() {
+            tracing::debug!(dir = %self.dir.display(), "the compiled plugin cache belongs to another user; compiling without it");
+            let compiled = compile(bytes)?;
+            // SAFETY: produced just now for this engine, as below.
+            let component = unsafe { Component::deserialize(engine, &compiled)? };
+            return Ok((component, Origin::Compiled));
+        }
         let path = self.entry(engine, sha256);
         if path.exists() {
             // SAFETY: the entry was written by `precompile_component` of an
@@ -91,6 +105,28 @@ impl ComponentCache {
             tracing::warn!(error = %e, "cannot start the compiled plugin cache writer");
         }
         Ok((component, Origin::Compiled))
+    }
+}
+
+impl ComponentCache {
+    /// True when the cache directory, or the nearest of its parents that
+    /// exists, belongs to the user this process runs as (see the module
+    /// docs).
+    pub fn owned_by_us(&self) -> bool {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let euid = unsafe { libc::geteuid() };
+            let dir = std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone());
+            dir.ancestors()
+                .find_map(|d| std::fs::metadata(d).ok())
+                .is_some_and(|m| m.uid() == euid)
+        }
+        #[cfg(not(unix))]
+        {
+            true
+        }
     }
 }
 

@@ -42,10 +42,20 @@ const ASYNC_STACK_KEEP_RESIDENT: usize = 128 << 10;
 /// turned on after it started.
 const SWAP_CHECK_TICKS: u64 = 10_000;
 
-/// True when a swap device or file is active (`/proc/swaps` lists one).
+/// True when a swap device or file is active (`/proc/swaps` lists one), or
+/// when that cannot be known (`/proc/swaps` unreadable, as under systemd's
+/// `ProcSubset=pid`): memory is then reset the way that is safe with swap.
 pub fn swap_active() -> bool {
-    std::fs::read_to_string("/proc/swaps")
-        .is_ok_and(|s| s.lines().skip(1).any(|l| !l.trim().is_empty()))
+    swap_listed(std::fs::read_to_string("/proc/swaps"))
+}
+
+/// [`swap_active`] on the contents of `/proc/swaps` (or why it could not
+/// be read).
+fn swap_listed(swaps: std::io::Result<String>) -> bool {
+    match swaps {
+        Ok(s) => s.lines().skip(1).any(|l| !l.trim().is_empty()),
+        Err(_) => true,
+    }
 }
 
 /// Which compiler made a loaded version's code.
@@ -586,3 +596,21 @@ impl Drop for PluginEngine {
 
 /// Lower-case hex of `bytes` (sha256 digests in names and reports).
 pub use weft_signature::hex;
+
+#[cfg(test)]
+mod tests {
+    use super::swap_listed;
+
+    #[test]
+    fn swap_counts_as_active_when_it_cannot_be_known() {
+        let header = "Filename\tType\tSize\tUsed\tPriority\n";
+        assert!(!swap_listed(Ok(header.to_string())));
+        assert!(swap_listed(Ok(format!(
+            "{header}/swapfile\tfile\t1048572\t0\t-2\n"
+        ))));
+        // Hidden (systemd's ProcSubset=pid, a container): the safe side.
+        assert!(swap_listed(Err(std::io::Error::from(
+            std::io::ErrorKind::NotFound
+        ))));
+    }
+}
