@@ -110,3 +110,18 @@ ensure_postgres() {
     echo "==> installing Debian's postgresql (the PostgreSQL journal's tests)"
     apt_install postgresql
 }
+
+# What the package test needs (tests/package/test.sh): systemd-analyze,
+# systemd-sysusers and systemd-tmpfiles (the systemd package; no running
+# systemd needed), strace, and objdump for the package's glibc dependency.
+ensure_package_tools() {
+    local missing=()
+    command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+    command -v strace >/dev/null 2>&1 || missing+=(strace)
+    command -v objdump >/dev/null 2>&1 || missing+=(binutils)
+    command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "==> installing ${missing[*]} (the Debian package's tests)"
+        apt_install "${missing[@]}"
+    fi
+}

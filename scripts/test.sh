@@ -13,6 +13,7 @@ ensure_python_hl7
 ensure_fhir_validator
 ensure_chromium
 ensure_postgres
+ensure_package_tools
 # Each phase says how long the run has taken so far, for the CI budget.
 phase() { echo "==> $* (at $((SECONDS / 60)) min $((SECONDS % 60)) s)"; }
 phase "cargo fmt --check"
@@ -48,6 +49,11 @@ for route in adt results orders scheduling immunizations pharmacy documents bill
     fi
     echo "  $route: ${out##*$'\n'}"
 done
+# The Debian package: built from this build, then installed into a scratch
+# root and run as installed (tests/package/test.sh; dpkg and chroot need root).
+phase "Debian package"
+./scripts/deb.sh --no-build
+if [ "$(id -u)" = 0 ]; then tests/package/test.sh; else sudo tests/package/test.sh; fi
 # Every fuzz target briefly, so a parser change that crashes fails here;
 # scripts/fuzz.sh SECONDS runs them for longer.
 phase "fuzzing"
