@@ -173,6 +173,27 @@ pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsErro
     Ok(certs)
 }
 
+/// When the first of the certificates in a PEM file stops being valid
+/// (`notAfter`, seconds since the Unix epoch), whether or not it is valid
+/// now: what `weft doctor` counts down to.
+pub fn earliest_expiry(path: &Path) -> Result<i64, TlsError> {
+    let pem = read(path)?;
+    let mut earliest: Option<i64> = None;
+    for cert in CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok) {
+        let (_, parsed) =
+            x509_parser::parse_x509_certificate(&cert).map_err(|e| TlsError::BadCertificate {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        let at = parsed.validity().not_after.timestamp();
+        earliest = Some(earliest.map_or(at, |e| e.min(at)));
+    }
+    earliest.ok_or_else(|| TlsError::NotPem {
+        path: path.to_path_buf(),
+        what: "certificate",
+    })
+}
+
 fn check_validity(path: &Path, cert: &CertificateDer<'_>) -> Result<(), TlsError> {
     let (_, parsed) =
         x509_parser::parse_x509_certificate(cert).map_err(|e| TlsError::BadCertificate {

@@ -20,40 +20,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         config: args.file.or(args.config.config),
     }
     .load()?;
-    let fuel = config.plugins.values().any(|p| p.limits.fuel.is_some());
-    let engine = super::engine_for(&config.runtime, fuel)?;
     let mut problems = Vec::new();
-    for (name, spec) in &config.plugins {
-        let at = config
-            .plugin_locations
-            .get(name)
-            .map(|l| l.to_string())
-            .unwrap_or_else(|| config.source.clone());
-        match engine.load(spec) {
-            Ok(p) => {
-                let version = p
-                    .manifest()
-                    .map(|m| format!("version {}; ", m.version))
-                    .unwrap_or_else(|| "no manifest; ".into());
-                match weft::plugins::samples::check(&p) {
-                    Ok(0) => println!(
-                        "plugin {name}: ok ({version}sha256 {}; {})",
-                        p.sha256(),
-                        p.provenance()
-                    ),
-                    Ok(n) => println!(
-                        "plugin {name}: ok ({version}sha256 {}; {}; {n} sample{} as expected)",
-                        p.sha256(),
-                        p.provenance(),
-                        if n == 1 { "" } else { "s" }
-                    ),
-                    Err(e) => problems.push(format!("{at}: plugins.{name}.samples: {e}")),
-                }
-                for finding in p.grant_findings() {
-                    println!("plugin {name}: warning: {finding}");
-                }
-            }
-            Err(e) => problems.push(format!("{at}: plugins.{name}.path: {e}")),
+    for v in plugin_verdicts(&config)? {
+        match v.result {
+            Ok(summary) => println!("plugin {}: ok ({summary})", v.name),
+            Err(problem) => problems.push(problem),
+        }
+        for finding in v.warnings {
+            println!("plugin {}: warning: {finding}", v.name);
         }
     }
     for (name, route) in &config.routes {
@@ -154,4 +128,62 @@ fn journal(config: &weft::config::Config, problems: &mut Vec<String>) {
         }
         Err(e) => problems.push(format!("{}: journal.url: {e}", config.source)),
     }
+}
+
+/// What loading one plugin of a configuration and mapping its samples
+/// came to.
+pub struct PluginVerdict {
+    /// The plugin's name.
+    pub name: String,
+    /// Loaded and its samples mapped as expected: what was loaded
+    /// (version, sha256, provenance, samples); else the problem, naming
+    /// the config file, line and key.
+    pub result: Result<String, String>,
+    /// What its manifest's grants leave to note.
+    pub warnings: Vec<String>,
+}
+
+/// Loads every plugin of `config` in the real engine and runs its samples.
+pub fn plugin_verdicts(config: &weft::config::Config) -> anyhow::Result<Vec<PluginVerdict>> {
+    let fuel = config.plugins.values().any(|p| p.limits.fuel.is_some());
+    let engine = super::engine_for(&config.runtime, fuel)?;
+    let mut verdicts = Vec::new();
+    for (name, spec) in &config.plugins {
+        let at = config
+            .plugin_locations
+            .get(name)
+            .map(|l| l.to_string())
+            .unwrap_or_else(|| config.source.clone());
+        let mut warnings = Vec::new();
+        let result = match engine.load(spec) {
+            Ok(p) => {
+                let version = p
+                    .manifest()
+                    .map(|m| format!("version {}; ", m.version))
+                    .unwrap_or_else(|| "no manifest; ".into());
+                warnings = p.grant_findings().to_vec();
+                match weft::plugins::samples::check(&p) {
+                    Ok(0) => Ok(format!(
+                        "{version}sha256 {}; {}",
+                        p.sha256(),
+                        p.provenance()
+                    )),
+                    Ok(n) => Ok(format!(
+                        "{version}sha256 {}; {}; {n} sample{} as expected",
+                        p.sha256(),
+                        p.provenance(),
+                        if n == 1 { "" } else { "s" }
+                    )),
+                    Err(e) => Err(format!("{at}: plugins.{name}.samples: {e}")),
+                }
+            }
+            Err(e) => Err(format!("{at}: plugins.{name}.path: {e}")),
+        };
+        verdicts.push(PluginVerdict {
+            name: name.clone(),
+            result,
+            warnings,
+        });
+    }
+    Ok(verdicts)
 }

@@ -5,6 +5,7 @@ mod api;
 mod audit;
 mod check;
 mod dev;
+mod doctor;
 mod messages;
 mod new;
 mod nodes;
@@ -90,6 +91,11 @@ enum Command {
     /// The nodes sharing a PostgreSQL journal: heartbeat, version, plugins,
     /// claims held, and the plugins they do not agree on.
     Nodes(nodes::Args),
+    /// A checklist of what Weft depends on, a verdict each: config,
+    /// plugins and their samples, journal integrity and backlog, disk,
+    /// certificates, permissions, senders' clocks, ports, the last reload.
+    /// Exit 0 healthy, 1 warnings, 2 broken.
+    Doctor(doctor::Args),
     /// Internal: compiles one plugin (the component on standard input, its
     /// code on standard output) for the process that started it.
     #[command(name = "compile-plugin", hide = true)]
@@ -185,6 +191,7 @@ impl Cli {
                 | Command::Test(_)
                 | Command::Replay(_)
                 | Command::New(_)
+                | Command::Doctor(_)
                 | Command::CompilePlugin(_)
         )
     }
@@ -232,6 +239,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Admin(args) => admin::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Nodes(args) => nodes::run(args),
+        Command::Doctor(args) => doctor::run(args),
         Command::CompilePlugin(args) => Ok(weft::plugins::compiler::child_main(
             &args.compiler,
             args.fuel,

@@ -83,27 +83,36 @@ impl Record {
 pub fn os_user() -> String {
     #[cfg(unix)]
     {
-        // SAFETY: getuid cannot fail; getpwuid_r writes only into the
-        // buffers given, and the name is copied out before they go.
-        unsafe {
-            let uid = libc::getuid();
-            let mut pwd: libc::passwd = std::mem::zeroed();
-            let mut buf = vec![0 as libc::c_char; 4096];
-            let mut out: *mut libc::passwd = std::ptr::null_mut();
-            if libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut out) == 0
-                && !out.is_null()
-                && !pwd.pw_name.is_null()
-            {
-                return std::ffi::CStr::from_ptr(pwd.pw_name)
-                    .to_string_lossy()
-                    .into_owned();
-            }
-            format!("uid {uid}")
-        }
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::getuid() };
+        user_name(uid).unwrap_or_else(|| format!("uid {uid}"))
     }
     #[cfg(not(unix))]
     {
         std::env::var("USERNAME").unwrap_or_else(|_| "unknown".into())
+    }
+}
+
+/// The name of the user with this uid, if the system knows one.
+#[cfg(unix)]
+pub fn user_name(uid: u32) -> Option<String> {
+    // SAFETY: getpwuid_r writes only into the buffers given, and the name
+    // is copied out before they go.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut out: *mut libc::passwd = std::ptr::null_mut();
+        if libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut out) == 0
+            && !out.is_null()
+            && !pwd.pw_name.is_null()
+        {
+            return Some(
+                std::ffi::CStr::from_ptr(pwd.pw_name)
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+        None
     }
 }
 

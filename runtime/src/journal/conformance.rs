@@ -175,6 +175,29 @@ macro_rules! message_path {
         }
 
         #[test]
+        fn health_counts_the_work_held_and_checks_integrity() {
+            let (j, _guard) = $open;
+            let empty = j.health().unwrap();
+            assert_eq!((empty.pending, empty.dead, empty.unfinished), (0, 0, 0));
+            assert_eq!(empty.oldest_pending, None);
+            if let Some(problems) = &empty.integrity {
+                assert!(problems.is_empty(), "{problems:?}");
+            }
+            for id in ["a", "b", "c"] {
+                j.append(msg(id)).wait().unwrap();
+            }
+            for id in ["a", "b"] {
+                j.record($crate::journal::test_outcome(id)).wait().unwrap();
+            }
+            let due = j.due("d", 10, 10, &[]).unwrap();
+            j.attempt_failed(due[0].id, "503", None).wait().unwrap();
+            let h = j.health().unwrap();
+            assert_eq!((h.pending, h.dead, h.unfinished), (1, 1, 1), "{h:?}");
+            let received = j.show("b").unwrap().unwrap().summary.received_at;
+            assert_eq!(h.oldest_pending, Some(received));
+        }
+
+        #[test]
         fn backlogs_are_counted_up_to_their_cap() {
             let (j, _guard) = $open;
             for i in 0..7 {

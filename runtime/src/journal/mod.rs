@@ -338,6 +338,25 @@ pub struct DueDelivery {
     pub attempts: u32,
 }
 
+/// What `weft doctor` reads of a journal: its own integrity check and the
+/// work it holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Health {
+    /// The store's integrity check (SQLite's `quick_check`): the problems
+    /// found, empty when none; `None` where the engine leaves it to its own
+    /// tools (PostgreSQL: `amcheck`, `pg_checksums`, the DBA's monitoring).
+    pub integrity: Option<Vec<String>>,
+    /// Deliveries waiting to be made.
+    pub pending: u64,
+    /// Deliveries given up on (dead letters).
+    pub dead: u64,
+    /// When the oldest message with a pending delivery was received (ms
+    /// since the epoch).
+    pub oldest_pending: Option<i64>,
+    /// Messages received but not yet run through their route.
+    pub unfinished: u64,
+}
+
 /// A message recorded but not yet transformed (found at start-up).
 #[derive(Debug, Clone)]
 pub struct Unfinished {
@@ -526,6 +545,9 @@ pub trait Journal: Send + Sync {
     /// The deliveries pending and dead at `destination`, each counted up to
     /// `cap` (alerts ask every few seconds: cheap however deep the backlog).
     fn backlog(&self, destination: &str, cap: u64) -> Result<(u64, u64), JournalError>;
+    /// Its integrity check and the work it holds, for `weft doctor` (a full
+    /// read: not for the message path).
+    fn health(&self) -> Result<Health, JournalError>;
 
     // -- what operators ask --
 
@@ -648,7 +670,8 @@ fn refuse_root_in_a_users_dir(data_dir: &std::path::Path) -> Result<(), JournalE
             return Ok(());
         };
         if meta.uid() != 0 {
-            let owner = user_name(meta.uid()).unwrap_or_else(|| format!("uid {}", meta.uid()));
+            let owner =
+                audit::user_name(meta.uid()).unwrap_or_else(|| format!("uid {}", meta.uid()));
             return Err(JournalError::Open {
                 path: data_dir.display().to_string(),
                 reason: format!(
@@ -659,18 +682,6 @@ fn refuse_root_in_a_users_dir(data_dir: &std::path::Path) -> Result<(), JournalE
         }
     }
     Ok(())
-}
-
-/// The name of the user with this uid, from /etc/passwd.
-#[cfg(unix)]
-fn user_name(uid: u32) -> Option<String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let mut f = line.split(':');
-        let name = f.next()?;
-        let id: u32 = f.nth(1)?.parse().ok()?;
-        (id == uid).then(|| name.to_string())
-    })
 }
 
 /// The journal `config` names (`[journal]`): SQLite in `data_dir`, or the

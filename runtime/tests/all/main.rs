@@ -14,6 +14,7 @@ mod contract;
 mod crash;
 mod default_config;
 mod dev;
+mod doctor;
 mod documents;
 mod fhir_corpus;
 mod fhir_mutations;

@@ -122,6 +122,26 @@ impl DateTime {
         Ok(dt)
     }
 
+    /// The instant as seconds since the Unix epoch, when it names one: a
+    /// UTC offset and at least the minute are given (a missing second counts
+    /// as 0, the fraction is dropped). `None` for a value without an offset
+    /// (whose instant depends on the sender's zone) or without the minute.
+    pub fn unix_seconds(&self) -> Option<i64> {
+        let offset = i64::from(self.offset_minutes?);
+        let (month, day) = (i64::from(self.month?), i64::from(self.day?));
+        let (hour, minute) = (i64::from(self.hour?), i64::from(self.minute?));
+        let second = i64::from(self.second.unwrap_or(0));
+        // Days from the civil date (Howard Hinnant's algorithm).
+        let y = i64::from(self.year) - i64::from(month <= 2);
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (month + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + day - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset * 60)
+    }
+
     /// The FHIR `date` form: `YYYY`, `YYYY-MM` or `YYYY-MM-DD` (the time is
     /// dropped).
     pub fn fhir_date(&self) -> String {
@@ -245,6 +265,19 @@ pub fn format_unix(secs: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn unix_seconds_only_for_an_instant() {
+        let at = |v: &str| DateTime::parse(v).unwrap().unix_seconds();
+        assert_eq!(at("19700101000000+0000"), Some(0));
+        assert_eq!(at("20261203125400+0000"), Some(1_796_302_440));
+        // The same instant written in another zone.
+        assert_eq!(at("20261203075400-0500"), Some(1_796_302_440));
+        assert_eq!(at("202612031354+0100"), Some(1_796_302_440));
+        assert_eq!(at("20000229235959.123+0000"), Some(951_868_799));
+        assert_eq!(at("20261203125400"), None, "no offset: not an instant");
+        assert_eq!(at("20261203+0000"), None, "no time");
+    }
+
     use super::*;
 
     #[test]

@@ -48,8 +48,8 @@ use super::audit::{AuditFilter, Entry, Record, Verdict};
 use super::query::{Detail, Filter, Purged, Reprocessed, Resent, Summary};
 use super::write::{Op, Request};
 use super::{
-    Commit, DueDelivery, Journal, JournalError, MessageStatus, NewMessage, Node, NodePlugin,
-    Outcome, Recent, Recorded, Unfinished,
+    Commit, DueDelivery, Health, Journal, JournalError, MessageStatus, NewMessage, Node,
+    NodePlugin, Outcome, Recent, Recorded, Unfinished,
 };
 
 /// How many writes may wait for the writer thread before a write waits in
@@ -562,6 +562,36 @@ impl Journal for PgJournal {
                 .iter()
                 .map(|r| (r.get(0), u64::try_from(r.get::<_, i64>(1)).unwrap_or(0)))
                 .collect())
+        })
+    }
+
+    fn health(&self) -> Result<Health, JournalError> {
+        self.read(|c| {
+            let row = c.query_one(
+                "SELECT COUNT(*) FILTER (WHERE state = 'pending'), COUNT(*) FILTER (WHERE state = 'dead')
+                 FROM deliveries WHERE state IN ('pending', 'dead')",
+                &[],
+            )?;
+            let (pending, dead): (i64, i64) = (row.get(0), row.get(1));
+            let oldest_pending: Option<i64> = c
+                .query_one(
+                    "SELECT MIN(m.received_at) FROM deliveries d JOIN messages m ON m.id = d.message_id
+                     WHERE d.state = 'pending'",
+                    &[],
+                )?
+                .get(0);
+            let unfinished: i64 = c
+                .query_one("SELECT COUNT(*) FROM messages WHERE status = 'received'", &[])?
+                .get(0);
+            Ok(Health {
+                // The server's own tools check its storage (amcheck,
+                // pg_checksums); a client's query cannot.
+                integrity: None,
+                pending: u64::try_from(pending).unwrap_or(0),
+                dead: u64::try_from(dead).unwrap_or(0),
+                oldest_pending,
+                unfinished: u64::try_from(unfinished).unwrap_or(0),
+            })
         })
     }
 

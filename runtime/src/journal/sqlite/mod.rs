@@ -29,8 +29,8 @@ use super::audit::{AuditFilter, Entry, Record, Verdict};
 use super::query::{Detail, Filter, Purged, Reprocessed, Resent, Summary};
 use super::write::{Op, Request};
 use super::{
-    Attach, Commit, DueDelivery, Journal, JournalError, JournalSync, MessageStatus, NewMessage,
-    Outcome, Recent, Recorded, Unfinished,
+    Attach, Commit, DueDelivery, Health, Journal, JournalError, JournalSync, MessageStatus,
+    NewMessage, Outcome, Recent, Recorded, Unfinished,
 };
 
 /// The journal's file name in the data directory.
@@ -494,6 +494,40 @@ impl Journal for SqliteJournal {
             )?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
             rows.collect()
+        })
+    }
+
+    fn health(&self) -> Result<Health, JournalError> {
+        self.read(|c| {
+            let mut stmt = c.prepare("PRAGMA quick_check")?;
+            let problems: Vec<String> = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let problems = problems.into_iter().filter(|p| p != "ok").collect();
+            let (pending, dead): (i64, i64) = c.query_row(
+                "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'dead'), 0)
+                 FROM deliveries WHERE state IN ('pending', 'dead')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let oldest_pending: Option<i64> = c.query_row(
+                "SELECT MIN(m.received_at) FROM deliveries d JOIN messages m ON m.id = d.message_id
+                 WHERE d.state = 'pending'",
+                [],
+                |r| r.get(0),
+            )?;
+            let unfinished: i64 = c.query_row(
+                "SELECT COUNT(*) FROM messages WHERE status = 'received'",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(Health {
+                integrity: Some(problems),
+                pending: pending.max(0) as u64,
+                dead: dead.max(0) as u64,
+                oldest_pending,
+                unfinished: unfinished.max(0) as u64,
+            })
         })
     }
 
