@@ -7,6 +7,7 @@
 pub mod activity;
 pub mod admin;
 pub mod alerts;
+pub mod backup;
 /// The configuration, `weft.toml` (the `weft-config` crate).
 pub use weft_config as config;
 pub mod conncap;

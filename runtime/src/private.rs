@@ -38,6 +38,20 @@ pub fn create_dir_with(dir: &Path, mode: u32) -> std::io::Result<()> {
     }
 }
 
+/// Creates a new file (it must not exist), 0600 whatever the umask.
+pub fn create_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let f = options.open(path)?;
+    set_mode(&f, 0o600)?;
+    Ok(f)
+}
+
 /// Makes the entries of `dir` (files created, renamed or removed in it)
 /// durable: an fsync of the directory.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {

@@ -3,6 +3,7 @@
 mod admin;
 mod api;
 mod audit;
+mod backup;
 mod check;
 mod dev;
 mod doctor;
@@ -91,6 +92,12 @@ enum Command {
     /// The nodes sharing a PostgreSQL journal: heartbeat, version, plugins,
     /// claims held, and the plugins they do not agree on.
     Nodes(nodes::Args),
+    /// Write a consistent archive of the journal and the site's files
+    /// (config, plugins, lookups, trust list, token hashes) while `weft
+    /// run` serves.
+    Backup(backup::BackupArgs),
+    /// Check a backup archive whole, then rebuild a data directory from it.
+    Restore(backup::RestoreArgs),
     /// A checklist of what Weft depends on, a verdict each: config,
     /// plugins and their samples, journal integrity and backlog, disk,
     /// certificates, permissions, senders' clocks, ports, the last reload.
@@ -240,6 +247,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit::run(args),
         Command::Nodes(args) => nodes::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => backup::restore(args),
         Command::CompilePlugin(args) => Ok(weft::plugins::compiler::child_main(
             &args.compiler,
             args.fuel,

@@ -548,6 +548,11 @@ pub trait Journal: Send + Sync {
     /// Its integrity check and the work it holds, for `weft doctor` (a full
     /// read: not for the message path).
     fn health(&self) -> Result<Health, JournalError>;
+    /// A consistent copy of the whole journal as of one moment, written to
+    /// `dest` (which must not exist) while the message path goes on:
+    /// SQLite's `VACUUM INTO`, in one read transaction. PostgreSQL refuses,
+    /// naming the server's own tools (`pg_dump`, `pg_basebackup`).
+    fn snapshot_to(&self, dest: &Path) -> Result<(), JournalError>;
 
     // -- what operators ask --
 
@@ -658,7 +663,7 @@ pub enum Use {
 /// package's `weft`): SQLite would make its `-wal` and `-shm` files, or a
 /// new journal, as root, and the service could then no longer write its
 /// own journal. The error says which user to run as.
-fn refuse_root_in_a_users_dir(data_dir: &std::path::Path) -> Result<(), JournalError> {
+pub fn refuse_root_in_a_users_dir(data_dir: &std::path::Path) -> Result<(), JournalError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;

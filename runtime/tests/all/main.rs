@@ -7,6 +7,7 @@ mod common;
 
 mod admin;
 mod audit;
+mod backup;
 mod cli;
 mod compile_child;
 mod console;

@@ -31,6 +31,7 @@ mod schema;
 mod server;
 mod writer;
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -593,6 +594,14 @@ impl Journal for PgJournal {
                 unfinished: u64::try_from(unfinished).unwrap_or(0),
             })
         })
+    }
+
+    fn snapshot_to(&self, _dest: &Path) -> Result<(), JournalError> {
+        Err(JournalError::Read(
+            "the journal is a PostgreSQL database: back it up with the server's tools \
+             (pg_dump -Fc for a copy; pg_basebackup with WAL archiving for point-in-time recovery)"
+                .into(),
+        ))
     }
 
     fn backlog(&self, destination: &str, cap: u64) -> Result<(u64, u64), JournalError> {
