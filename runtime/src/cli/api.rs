@@ -50,16 +50,7 @@ impl Api {
                 config.source
             ),
         };
-        // A wildcard listen address is reached on loopback.
-        let addr = match addr.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => {
-                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
-            }
-            IpAddr::V6(ip) if ip.is_unspecified() => {
-                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
-            }
-            _ => addr,
-        };
+        let addr = reachable(addr);
         let token = token(&config.runtime.data_dir)?;
         let server_tls = admin.and_then(|a| a.tls.as_ref());
         let tls_config = match (server_tls, &args.admin_ca) {
@@ -133,6 +124,20 @@ impl Api {
             );
         }
         Ok(value)
+    }
+}
+
+/// A listen address as a client on this machine reaches it: a wildcard
+/// address on loopback.
+pub fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
+        }
+        _ => addr,
     }
 }
 

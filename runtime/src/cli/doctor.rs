@@ -2,7 +2,7 @@
 //! wrong: a checklist of what Weft depends on, a verdict each, and an exit
 //! code scripts can act on (0 healthy, 1 warnings, 2 broken).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -598,7 +598,7 @@ fn ports(config: &weft::config::Config, list: &mut Checklist) -> bool {
             );
             continue;
         }
-        let reach = reachable(addr);
+        let reach = super::api::reachable(addr);
         let up = TcpStream::connect_timeout(&reach, CONNECT_TIMEOUT).is_ok();
         if what == "admin API" {
             admin_listening = up;
@@ -800,19 +800,6 @@ fn report(source: &str, list: &Checklist, json: bool) -> ExitCode {
         );
     }
     ExitCode::from(code)
-}
-
-/// A listen address as a client reaches it (a wildcard on loopback).
-fn reachable(addr: SocketAddr) -> SocketAddr {
-    match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
-        }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
-        }
-        _ => addr,
-    }
 }
 
 /// Free and total bytes of the file system holding `dir` (or its nearest

@@ -154,18 +154,7 @@ fn a_backup_under_load_restores_every_acknowledged_message_and_delivers_it() {
     assert!(again.contains("already holds a journal"), "{again}");
 
     let mut restored = Weft::start(|_| config(receiver.addr, Some(&data)));
-    let delivered = |id: &String| {
-        receiver
-            .dir()
-            .join("out")
-            .join(format!("{id}.hl7"))
-            .exists()
-    };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !before.iter().all(delivered) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let missing: Vec<&String> = before.iter().filter(|id| !delivered(id)).collect();
+    let missing = receiver.missing(&before, Duration::from_secs(120));
     assert!(
         missing.is_empty(),
         "{} of {} acknowledged before the backup not delivered after the restore: {:?}",

@@ -37,4 +37,5 @@ mod sandbox;
 mod shadow;
 mod signing;
 mod tls;
+mod upgrade;
 mod way_back;

@@ -292,6 +292,17 @@ destinations = ["files"]
         acc.sort();
         acc
     }
+
+    /// For a [`Weft::receiver`]: waits up to `timeout` until it has
+    /// received every message of `control_ids`; those it has not.
+    pub fn missing(&self, control_ids: &[String], timeout: Duration) -> Vec<String> {
+        let absent = |id: &&String| !self.out.join(format!("{id}.hl7")).exists();
+        let deadline = Instant::now() + timeout;
+        while control_ids.iter().any(|id| absent(&id)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        control_ids.iter().filter(absent).cloned().collect()
+    }
 }
 
 /// One memory field of a process's `/proc/PID/status`, in KiB; 0 where
