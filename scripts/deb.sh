@@ -11,6 +11,7 @@
 #   /etc/weft/weft.toml                the configuration (a conffile)
 #   /etc/weft/lookups/*.csv            its lookup tables (conffiles)
 #   /lib/systemd/system/weft.service   the hardened unit
+#   /lib/systemd/system/weft-backup.*  a nightly backup (timer not enabled)
 #   /usr/lib/sysusers.d/weft.conf      the weft system user
 #   /usr/lib/tmpfiles.d/weft.conf      /var/lib/weft, 0700
 #
@@ -43,6 +44,7 @@ install -m 0644 samples/* "$root/usr/share/weft/samples/"
 install -d "$root/etc/weft/lookups"
 install -m 0644 lookups/*.csv "$root/etc/weft/lookups/"
 install -D -m 0644 packaging/debian/weft.service "$root/lib/systemd/system/weft.service"
+install -m 0644 packaging/debian/weft-backup.service packaging/debian/weft-backup.timer "$root/lib/systemd/system/"
 install -D -m 0644 packaging/debian/weft.sysusers "$root/usr/lib/sysusers.d/weft.conf"
 install -D -m 0644 packaging/debian/weft.tmpfiles "$root/usr/lib/tmpfiles.d/weft.conf"
 install -D -m 0644 README.md "$root/usr/share/doc/weft/README.md"

@@ -33,6 +33,10 @@ security=$(systemd-analyze security --offline=yes --threshold=15 "$unit" 2>&1) \
     || { echo "$security"; fail "systemd-analyze security: exposure above 1.5"; }
 if grep -i "unknown\|ignoring" <<<"$security"; then fail "the unit has settings systemd ignores"; fi
 ok "$(grep -o 'Overall exposure level.*' <<<"$security")"
+backup_security=$(systemd-analyze security --offline=yes --threshold=15 packaging/debian/weft-backup.service 2>&1) \
+    || { echo "$backup_security"; fail "systemd-analyze security: the backup unit's exposure is above 1.5"; }
+if grep -i "unknown\|ignoring" <<<"$backup_security"; then fail "the backup unit has settings systemd ignores"; fi
+ok "backup unit: $(grep -o 'Overall exposure level.*' <<<"$backup_security")"
 for setting in 'User=weft' 'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateTmp=yes' \
     'NoNewPrivileges=yes' 'ReadWritePaths=/var/lib/weft' 'CapabilityBoundingSet=$' \
     'MemoryMax=' 'Restart=on-failure' 'ExecReload=/bin/kill -HUP $MAINPID' \
@@ -44,7 +48,8 @@ ok "the unit has every setting the service relies on"
 # 2. Contents.
 contents=$(dpkg-deb -c "$deb")
 for f in ./usr/bin/weft ./etc/weft/weft.toml ./etc/weft/lookups/gender.csv \
-    ./lib/systemd/system/weft.service ./usr/lib/sysusers.d/weft.conf \
+    ./lib/systemd/system/weft.service ./lib/systemd/system/weft-backup.service \
+    ./lib/systemd/system/weft-backup.timer ./usr/lib/sysusers.d/weft.conf \
     ./usr/lib/tmpfiles.d/weft.conf ./usr/share/weft/trust/weft-project.pub \
     ./usr/share/weft/samples/adt-a01.hl7 ./usr/lib/weft/plugins/adt_to_fhir.wasm; do
     grep -q " $f\$" <<<"$contents" || fail "the package lacks $f"
@@ -168,6 +173,16 @@ for check in '"check":"journal integrity","verdict":"ok"' '"check":"port 127.0.0
     grep -qF "$check" <<<"$report" || { echo "$report"; fail "weft doctor: expected $check"; }
 done
 ok "weft doctor on the installed service: exit $code, journal, ports, permissions and plugins ok"
+
+# The nightly backup's command as the weft user, beside the running
+# service; then a restore of it, as an operator would.
+as_weft /usr/bin/weft backup /var/lib/weft/backups/test.tar >"$work/backup.log" 2>&1 \
+    || { cat "$work/backup.log"; fail "weft backup as the weft user failed"; }
+[ "$(stat -c '%u %a' "$root/var/lib/weft/backups/test.tar")" = "$uid 600" ] || fail "the archive is not 0600 owned by weft"
+as_weft /usr/bin/weft restore /var/lib/weft/backups/test.tar --to /var/lib/weft/restored >"$work/restore.log" 2>&1 \
+    || { cat "$work/restore.log"; fail "weft restore as the weft user failed"; }
+grep -q 'intact' "$work/restore.log" || { cat "$work/restore.log"; fail "the restored audit trail was not verified"; }
+ok "weft backup beside the running service and weft restore, as the weft user: $(head -1 "$work/backup.log")"
 
 kill -HUP "$(service_pid)"
 for _ in $(seq 100); do grep -q 'reload' "$work/run.log" && break; sleep 0.1; done

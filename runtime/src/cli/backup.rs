@@ -14,7 +14,8 @@ use weft::journal::{Attach, Use};
 /// Arguments of `weft backup`.
 #[derive(Debug, clap::Args)]
 pub struct BackupArgs {
-    /// The archive to write (a new file; a tar).
+    /// The archive to write (a new file; a tar). A missing directory is
+    /// made (0700).
     dest: PathBuf,
     #[command(flatten)]
     config: super::ConfigArg,
@@ -40,6 +41,9 @@ pub fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let config = args.config.load()?;
     let dest = std::path::absolute(&args.dest).unwrap_or(args.dest.clone());
+    if let Some(parent) = dest.parent() {
+        weft::private::create_dir(parent).with_context(|| parent.display().to_string())?;
+    }
     let work = dest.with_extension("snapshot.d");
     if work.exists() {
         bail!(
