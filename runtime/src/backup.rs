@@ -317,6 +317,20 @@ pub fn restore(
     if manifest.files.len() > MAX_FILES {
         return Err(damaged(MANIFEST, format!("more than {MAX_FILES} files")));
     }
+    // Names are placed under a directory on restore: only plain relative
+    // names, nothing that climbs out or starts elsewhere.
+    for f in &manifest.files {
+        let plain = !f.path.is_empty()
+            && Path::new(&f.path)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !plain {
+            return Err(damaged(
+                MANIFEST,
+                format!("lists {:?}, not a plain relative name", f.path),
+            ));
+        }
+    }
     let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
     let result = (|| -> Result<(), BackupError> {
         for expected in &manifest.files {
@@ -434,4 +448,146 @@ fn read_small(entry: &mut impl Read, name: &str) -> Result<Vec<u8>, BackupError>
         return Err(damaged(name, "larger than a manifest can be"));
     }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An archive of two files in `dir`; its path and the files' bytes.
+    fn archive(dir: &Path) -> PathBuf {
+        let a = dir.join("a.toml");
+        let b = dir.join("b.csv");
+        std::fs::write(&a, b"[runtime]\n").unwrap();
+        std::fs::write(&b, b"code,display\n").unwrap();
+        let items = [
+            Item {
+                role: Role::Config,
+                source: a,
+                plugins: Vec::new(),
+            },
+            Item {
+                role: Role::Lookup,
+                source: b,
+                plugins: Vec::new(),
+            },
+        ];
+        let dest = dir.join("x.tar");
+        write(&dest, "a.toml", None, &items).unwrap();
+        dest
+    }
+
+    /// The entries of a tar as (name, bytes), to build altered copies.
+    fn entries(path: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut t = tar::Archive::new(File::open(path).unwrap());
+        t.entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let name = e.path().unwrap().to_string_lossy().into_owned();
+                let mut bytes = Vec::new();
+                e.read_to_end(&mut bytes).unwrap();
+                (name, bytes)
+            })
+            .collect()
+    }
+
+    fn rebuild(path: &Path, entries: &[(String, Vec<u8>)]) {
+        let mut t = tar::Builder::new(File::create(path).unwrap());
+        for (name, bytes) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o600);
+            t.append_data(&mut h, name, bytes.as_slice()).unwrap();
+        }
+        t.finish().unwrap();
+    }
+
+    fn refused(path: &Path) -> String {
+        let out = tempfile::tempdir().unwrap();
+        let err = restore(path, |e| Some(out.path().join(&e.path)))
+            .unwrap_err()
+            .to_string();
+        let left: Vec<_> = walk(out.path());
+        assert!(left.is_empty(), "nothing written: {left:?}");
+        err
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            if e.path().is_dir() {
+                found.extend(walk(&e.path()));
+            } else {
+                found.push(e.path());
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn an_archive_restores_whole_and_a_changed_one_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = archive(dir.path());
+        let out = tempfile::tempdir().unwrap();
+        let m = restore(&good, |e| Some(out.path().join(&e.path))).unwrap();
+        assert_eq!(m.files.len(), 2);
+        assert_eq!(
+            std::fs::read(out.path().join("config/weft.toml")).unwrap(),
+            b"[runtime]\n"
+        );
+        let original = entries(&good);
+        let altered = dir.path().join("altered.tar");
+
+        // A file's bytes changed, same size.
+        let mut e = original.clone();
+        e[3].1[0] ^= 1;
+        rebuild(&altered, &e);
+        let err = refused(&altered);
+        assert!(
+            err.contains("lookups/1-b.csv") && err.contains("sha256"),
+            "{err}"
+        );
+
+        // A file missing (the archive cut short).
+        rebuild(&altered, &original[..3]);
+        let err = refused(&altered);
+        assert!(err.contains("lookups/1-b.csv: missing"), "{err}");
+
+        // An entry the manifest does not list.
+        let mut e = original.clone();
+        e.push(("extra/cron".into(), b"* * * * * root true\n".to_vec()));
+        rebuild(&altered, &e);
+        let err = refused(&altered);
+        assert!(err.contains("not in the manifest"), "{err}");
+
+        // The manifest edited without its sum.
+        let mut e = original.clone();
+        e[0].1 = String::from_utf8(e[0].1.clone())
+            .unwrap()
+            .replace("a.toml", "b.toml")
+            .into_bytes();
+        rebuild(&altered, &e);
+        let err = refused(&altered);
+        assert!(err.contains("manifest.json: its sha256"), "{err}");
+
+        // A manifest, with its sum, naming a file outside the directory.
+        let mut e = original.clone();
+        e[0].1 = String::from_utf8(e[0].1.clone())
+            .unwrap()
+            .replace("\"lookups/1-b.csv\"", "\"../../b.csv\"")
+            .into_bytes();
+        e[1].1 = format!("{}\n", hex(&Sha256::digest(&e[0].1))).into_bytes();
+        e[3].0 = "../../b.csv".into();
+        rebuild(&altered, &e[..3]);
+        let err = refused(&altered);
+        assert!(err.contains("not a plain relative name"), "{err}");
+
+        // Not an archive at all.
+        std::fs::write(&altered, b"hello").unwrap();
+        assert!(refused(&altered).contains("damaged archive"));
+
+        // An archive is never written over.
+        assert!(write(&good, "a.toml", None, &[]).is_err());
+    }
 }
