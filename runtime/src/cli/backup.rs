@@ -212,7 +212,21 @@ pub fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     };
     // The restored journal, opened as `weft run` would find it: checked,
     // its audit trail verified, the restore itself put on the record.
-    let journal = weft::journal::attach(&to, Attach::Existing)?;
+    let journal = match weft::journal::attach(&to, Attach::Existing) {
+        Ok(j) => j,
+        Err(e) => {
+            // A journal this weft cannot open (a newer schema: an archive
+            // of a newer weft) is not left behind as if restored.
+            for written in ["journal.db", "admin-tokens.toml"] {
+                let _ = std::fs::remove_file(to.join(written));
+            }
+            bail!(
+                "{e}: the archive was taken by weft {}; nothing was restored into {}",
+                manifest.weft_version,
+                to.display()
+            );
+        }
+    };
     let health = journal.health()?;
     if let Some(problems) = &health.integrity
         && !problems.is_empty()

@@ -171,4 +171,78 @@ fn a_backup_under_load_restores_every_acknowledged_message_and_delivers_it() {
         "both on the record: {out}"
     );
     assert_eq!(restored.stop(), 0);
+
+    // An archive of a newer weft (its journal's schema ahead of this one's):
+    // refused at open, naming the versions, and not left behind.
+    let newer = work.path().join("newer.tar");
+    rewrite_journal(&archive, &newer, |db| {
+        let c = rusqlite::Connection::open(db).unwrap();
+        c.execute(
+            "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+    });
+    let target = work.path().join("newer-data");
+    let (code, out) = weft(&[
+        "restore",
+        newer.to_str().unwrap(),
+        "--to",
+        target.to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("schema version 99 is newer") && out.contains("nothing was restored"),
+        "{out}"
+    );
+    assert!(!target.join("journal.db").exists(), "not left behind");
+}
+
+/// A copy of `archive` whose journal `change` edited, its manifest's
+/// sums made to match (a whole archive, as a newer weft would write).
+fn rewrite_journal(archive: &Path, to: &Path, change: impl FnOnce(&Path)) {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut entries: Vec<(String, Vec<u8>)> =
+        tar::Archive::new(std::fs::File::open(archive).unwrap())
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let name = e.path().unwrap().to_string_lossy().into_owned();
+                let mut bytes = Vec::new();
+                e.read_to_end(&mut bytes).unwrap();
+                (name, bytes)
+            })
+            .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("journal.db");
+    let at = entries.iter().position(|(n, _)| n == "journal.db").unwrap();
+    std::fs::write(&db, &entries[at].1).unwrap();
+    change(&db);
+    let bytes = std::fs::read(&db).unwrap();
+    let hex = |b: &[u8]| {
+        Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+    };
+    let mut manifest: serde_json::Value = serde_json::from_slice(&entries[0].1).unwrap();
+    for f in manifest["files"].as_array_mut().unwrap() {
+        if f["path"] == "journal.db" {
+            f["sha256"] = hex(&bytes).into();
+            f["bytes"] = bytes.len().into();
+        }
+    }
+    entries[at].1 = bytes;
+    entries[0].1 = serde_json::to_vec_pretty(&manifest).unwrap();
+    entries[1].1 = format!("{}\n", hex(&entries[0].1)).into_bytes();
+    let mut t = tar::Builder::new(std::fs::File::create(to).unwrap());
+    for (name, bytes) in &entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o600);
+        t.append_data(&mut h, name, bytes.as_slice()).unwrap();
+    }
+    t.finish().unwrap();
 }
