@@ -583,6 +583,26 @@ mod tests {
         let err = refused(&altered);
         assert!(err.contains("not a plain relative name"), "{err}");
 
+        // A manifest past its cap: refused before it is read whole.
+        rebuild(
+            &altered,
+            &[(MANIFEST.into(), vec![b' '; MAX_MANIFEST as usize + 1])],
+        );
+        let err = refused(&altered);
+        assert!(err.contains("larger than a manifest can be"), "{err}");
+
+        // More files listed than an archive may hold.
+        let mut m: Manifest = serde_json::from_slice(&original[0].1).unwrap();
+        m.files = vec![m.files[0].clone(); MAX_FILES + 1];
+        let text = serde_json::to_vec(&m).unwrap();
+        let sum = format!("{}\n", hex(&Sha256::digest(&text))).into_bytes();
+        rebuild(
+            &altered,
+            &[(MANIFEST.into(), text), (MANIFEST_SUM.into(), sum)],
+        );
+        let err = refused(&altered);
+        assert!(err.contains("more than 10000 files"), "{err}");
+
         // Not an archive at all.
         std::fs::write(&altered, b"hello").unwrap();
         assert!(refused(&altered).contains("damaged archive"));
