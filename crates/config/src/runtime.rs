@@ -19,6 +19,8 @@ pub(super) const KEYS: &[Key] = &[
     any("audit_retain_days"),
     any("max_inflight_mib"),
     any("journal_sync"),
+    any("encryption_key"),
+    any("previous_encryption_keys"),
 ];
 
 /// Runtime-wide settings (`[runtime]`).
@@ -46,6 +48,13 @@ pub struct RuntimeConfig {
     pub max_inflight_bytes: usize,
     /// Whether a commit waits for the disk.
     pub journal_sync: JournalSync,
+    /// The key file that seals patient data in the journal (bodies,
+    /// outputs, reasons; identifiers hashed); `None`: stored as received.
+    pub encryption_key: Option<PathBuf>,
+    /// Keys the journal was sealed with before `encryption_key` (a
+    /// rotation): values under them are still read, and sealed again with
+    /// `encryption_key` in the background.
+    pub previous_encryption_keys: Vec<PathBuf>,
 }
 
 /// The default `runtime.audit_retain_days`.
@@ -63,6 +72,8 @@ impl Default for RuntimeConfig {
             audit_retain: Duration::from_secs(DEFAULT_AUDIT_RETAIN_DAYS * 86_400),
             max_inflight_bytes: 256 * 1024 * 1024,
             journal_sync: JournalSync::Full,
+            encryption_key: None,
+            previous_encryption_keys: Vec::new(),
         }
     }
 }
@@ -73,6 +84,7 @@ impl Checker<'_> {
             data_dir: self.base.join("data"),
             ..RuntimeConfig::default()
         };
+        let mut previous_at = None;
         for entry in t.iter() {
             let k = entry.0.get_ref().as_ref();
             let key = format!("runtime.{k}");
@@ -119,6 +131,17 @@ impl Checker<'_> {
                     ),
                     None => {}
                 },
+                "encryption_key" => r.encryption_key = self.path(entry, &key, true),
+                "previous_encryption_keys" => {
+                    previous_at = Some(entry.1.span().start);
+                    for (at, p) in self.string_list(entry.1, &key) {
+                        let path = self.base.join(&p);
+                        if !path.is_file() {
+                            self.error(at, &key, format!("file {} does not exist", path.display()));
+                        }
+                        r.previous_encryption_keys.push(path);
+                    }
+                }
                 "shutdown_grace_s" => {
                     if let Some(n) = self.integer(entry.1, &key, 1, 3600) {
                         r.shutdown_grace = Duration::from_secs(n);
@@ -126,6 +149,13 @@ impl Checker<'_> {
                 }
                 _ => {} // not in the key table: reported by `known` above
             }
+        }
+        if let (Some(at), None) = (previous_at, &r.encryption_key) {
+            self.error(
+                at,
+                "runtime.previous_encryption_keys",
+                "previous keys only open what they sealed: set encryption_key (the key that seals from now on) too",
+            );
         }
         r
     }

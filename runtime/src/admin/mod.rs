@@ -24,6 +24,7 @@
 //! | `POST /messages/resend` `{"ids": [...]}`, `{"dead": true}` or `{"filter": {...}, "expect": N}` | operate | deliveries queued again |
 //! | `POST /messages/reprocess` `{"ids": [...]}` or `{"filter": {...}, "expect": N}` | operate | messages queued to run through the plugins again |
 //! | `POST /messages/purge` `{"before": "2026-11-01"}` | operate | settled messages deleted |
+//! | `POST /journal/key` `{"path": "/etc/weft/journal-2.key"}` | operate | that key seals from now on; the journal is sealed again with it in the background |
 //!
 //! Under `/console` the same listener serves the web console
 //! ([`crate::console`]), with a login and a session cookie instead of the
@@ -248,6 +249,21 @@ async fn handle(req: Request<Incoming>, caller: Caller, ctx: Arc<Ctx>) -> Reply 
                 Err(e) => e,
             }
         }
+        (Method::POST, "/journal/key") => {
+            needs!(
+                ctx,
+                caller,
+                Role::Operate,
+                "POST /journal/key",
+                "journal.key-rotate",
+                Vec::new()
+            );
+            match body(req).await {
+                Ok(b) => blocking(move || rotate_key(&ctx, &caller, b)).await,
+                Err(e) => e,
+            }
+        }
+        (_, "/journal/key") => method_not_allowed("POST"),
         (_, "/messages/resend" | "/messages/purge" | "/messages/reprocess") => {
             method_not_allowed("POST")
         }
@@ -271,7 +287,7 @@ async fn handle(req: Request<Incoming>, caller: Caller, ctx: Arc<Ctx>) -> Reply 
             StatusCode::NOT_FOUND,
             "no such path; try GET /status, GET /plugins, POST /reload, GET /messages, \
              GET /messages/{id}, POST /messages/resend, POST /messages/reprocess, POST /messages/purge, \
-             GET /metrics, GET /alerts",
+             POST /journal/key, GET /metrics, GET /alerts",
         ),
     }
 }
@@ -632,6 +648,49 @@ fn reprocess(ctx: &Ctx, caller: &Caller, body: Value) -> Result<Reply, JournalEr
         own_events: done.own_events,
     };
     Ok(reply(StatusCode::OK, to_value(report)))
+}
+
+/// `POST /journal/key`: the key file the body names (read by this
+/// process, which must be able to) becomes the key that seals.
+fn rotate_key(ctx: &Ctx, caller: &Caller, body: Value) -> Result<Reply, JournalError> {
+    let Some(path) = body.get("path").and_then(Value::as_str) else {
+        return Ok(error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"path\": \"/etc/weft/journal-2.key\"}",
+        ));
+    };
+    let key = match crate::journal::seal::JournalKey::load(std::path::Path::new(path)) {
+        Ok(k) => k,
+        Err(e) => return Ok(error(StatusCode::BAD_REQUEST, e.to_string())),
+    };
+    match ctx.journal.rotate_key(key) {
+        Ok(id) => {
+            audit_after(
+                ctx,
+                caller,
+                "journal.key-rotate",
+                Vec::new(),
+                format!("to key {id}"),
+            );
+            Ok(reply(
+                StatusCode::OK,
+                serde_json::json!({
+                    "key_id": id,
+                    "sealing": "from now on with this key; what the journal holds is sealed again in the background",
+                }),
+            ))
+        }
+        Err(e) => {
+            audit_after(
+                ctx,
+                caller,
+                "journal.key-rotate",
+                Vec::new(),
+                format!("refused: {e}"),
+            );
+            Ok(error(StatusCode::CONFLICT, e.to_string()))
+        }
+    }
 }
 
 fn purge(ctx: &Ctx, caller: &Caller, body: Value) -> Result<Reply, JournalError> {

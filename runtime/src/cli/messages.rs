@@ -280,6 +280,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let Some(d) = journal.show(&id)? else {
                 bail!("{}: no message {id}", journal.location());
             };
+            if body && weft::journal::seal::is_sealed(&d.body) {
+                bail!(
+                    "message {id}: the body is encrypted, and this command was not given the \
+                     journal's key: [runtime] encryption_key must name the key file ({}), \
+                     readable by this user (under the package: `sudo -u weft weft messages ...`)",
+                    config
+                        .runtime
+                        .encryption_key
+                        .as_deref()
+                        .map_or_else(|| "none is set".into(), |p| p.display().to_string())
+                );
+            }
             if body {
                 // Patient data is shown only once its access is on record.
                 journal
@@ -308,7 +320,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("status      {}", s.status);
             }
             if let Some(e) = &d.error {
-                println!("error       {e}");
+                println!("error       {}", sealed_text(e));
             }
             for p in &d.plugins {
                 match &p.declared_version {
@@ -328,7 +340,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     e.status,
                     e.error
                         .as_deref()
-                        .map(|r| format!(": {r}"))
+                        .map(|r| format!(": {}", sealed_text(r)))
                         .unwrap_or_default(),
                     iso(e.replaced_at),
                     if plugins.is_empty() {
@@ -358,7 +370,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     del.attempts,
                     del.last_error
                         .as_deref()
-                        .map(|e| format!("; last error: {e}"))
+                        .map(|e| format!("; last error: {}", sealed_text(e)))
                         .unwrap_or_default()
                 );
             }
@@ -438,5 +450,15 @@ fn audit(journal: &dyn Journal, record: Record) {
             "warning: the audit entry for {} was not written: {e}",
             record.action
         );
+    }
+}
+
+/// A reason as shown: `(encrypted)` when it is sealed and this command
+/// has not the key.
+fn sealed_text(stored: &str) -> &str {
+    if weft::journal::seal::is_sealed_text(stored) {
+        "(encrypted: this command was not given the journal's key)"
+    } else {
+        stored
     }
 }

@@ -7,6 +7,7 @@ mod backup;
 mod check;
 mod dev;
 mod doctor;
+mod key;
 mod messages;
 mod new;
 mod nodes;
@@ -103,6 +104,9 @@ enum Command {
     /// certificates, permissions, senders' clocks, ports, the last reload.
     /// Exit 0 healthy, 1 warnings, 2 broken.
     Doctor(doctor::Args),
+    /// The key that encrypts the journal's patient data at rest: generate
+    /// one, rotate to a new one while serving.
+    Key(key::Args),
     /// Internal: compiles one plugin (the component on standard input, its
     /// code on standard output) for the process that started it.
     #[command(name = "compile-plugin", hide = true)]
@@ -247,6 +251,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit::run(args),
         Command::Nodes(args) => nodes::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Key(args) => key::run(args),
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),
         Command::CompilePlugin(args) => Ok(weft::plugins::compiler::child_main(

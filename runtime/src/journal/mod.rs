@@ -20,6 +20,8 @@ pub mod nodes;
 pub mod postgres;
 pub mod query;
 pub mod retention;
+pub mod seal;
+pub mod sealed;
 pub mod sqlite;
 pub mod time;
 mod write;
@@ -420,6 +422,70 @@ impl From<&crate::plugins::Output> for RecordedOutput {
     }
 }
 
+/// A column whose values the sealing layer ([`sealed`]) seals (bodies,
+/// reasons) or hashes (patient identifiers, ordering keys): what a
+/// rotation, or a journal given its first key, rewrites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedColumn {
+    /// `messages.body`, sealed with `m:` and the message id.
+    MessageBody,
+    /// `messages.error`, sealed with `e:` and the message id.
+    MessageError,
+    /// An earlier run's reason (`outcomes.error`), as `messages.error`.
+    OutcomeError,
+    /// `deliveries.body`, sealed with `d:` and the message id.
+    DeliveryBody,
+    /// `deliveries.last_error`, sealed with `l:` and the delivery id.
+    DeliveryError,
+    /// A patient identifier (`patient_ids.id`), hashed.
+    PatientId,
+    /// A delivery's ordering key, hashed.
+    OrderingKey,
+    /// A held ordering key (`order_holds`), hashed.
+    HoldKey,
+}
+
+impl SealedColumn {
+    /// Every one, in the order a pass goes through them.
+    pub const ALL: [SealedColumn; 8] = [
+        SealedColumn::MessageBody,
+        SealedColumn::MessageError,
+        SealedColumn::OutcomeError,
+        SealedColumn::DeliveryBody,
+        SealedColumn::DeliveryError,
+        SealedColumn::PatientId,
+        SealedColumn::OrderingKey,
+        SealedColumn::HoldKey,
+    ];
+
+    /// Whether the column holds text (a reason, an identifier), not bytes.
+    pub fn is_text(self) -> bool {
+        !matches!(self, SealedColumn::MessageBody | SealedColumn::DeliveryBody)
+    }
+
+    /// Whether its values are hashed (searchable), not sealed.
+    pub fn is_hashed(self) -> bool {
+        matches!(
+            self,
+            SealedColumn::PatientId | SealedColumn::OrderingKey | SealedColumn::HoldKey
+        )
+    }
+}
+
+/// A stored value not yet in the form the active key gives
+/// ([`Journal::stale`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stale {
+    /// Its column.
+    pub column: SealedColumn,
+    /// Its row (the table's integer key).
+    pub row: i64,
+    /// The message the row belongs to.
+    pub message_id: String,
+    /// The value as stored (text columns: its UTF-8 bytes).
+    pub value: Vec<u8>,
+}
+
 /// A journal operation that did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JournalError {
@@ -605,6 +671,51 @@ pub trait Journal: Send + Sync {
     /// the last one removed as the chain's anchor: how many.
     fn audit_purge(&self, before: i64) -> Result<usize, JournalError>;
 
+    // -- sealing at rest (see [`sealed`]) --
+
+    /// A value of the journal's own settings (`encryption.key_id`…),
+    /// `None` when unset.
+    fn setting(&self, key: &str) -> Result<Option<String>, JournalError>;
+    /// Sets one of the journal's own settings.
+    fn set_setting(&self, key: &str, value: &str) -> Result<(), JournalError>;
+    /// Up to `limit` values of `column` in rows after `after`, in row
+    /// order, that do not start with `prefix` (the form the active key
+    /// gives): what a rotation has left to rewrite.
+    fn stale(
+        &self,
+        column: SealedColumn,
+        prefix: &[u8],
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Stale>, JournalError> {
+        let _ = (column, prefix, after, limit);
+        Err(JournalError::Read(
+            "re-sealing is not built for this journal engine".into(),
+        ))
+    }
+    /// Whether [`Journal::stale`] and [`Journal::replace_stale`] are built
+    /// for this engine (a rotation can finish).
+    fn reseals(&self) -> bool {
+        false
+    }
+    /// Makes `new` the key that seals, while serving (see
+    /// [`sealed::Sealed::rotate`]): its id.
+    fn rotate_key(&self, new: seal::JournalKey) -> Result<String, JournalError> {
+        let _ = new;
+        Err(JournalError::Write(
+            "the journal is not encrypted: set [runtime] encryption_key and restart first".into(),
+        ))
+    }
+    /// Writes each new value over its stale one, in one transaction, where
+    /// the stored value is still the one read (a value changed meanwhile is
+    /// left for the next pass): how many were written.
+    fn replace_stale(&self, done: &[(Stale, Vec<u8>)]) -> Result<usize, JournalError> {
+        let _ = done;
+        Err(JournalError::Write(
+            "re-sealing is not built for this journal engine".into(),
+        ))
+    }
+
     /// Finishes the writes already queued and closes; later writes answer
     /// [`JournalError::Closed`].
     fn close(&self);
@@ -699,6 +810,48 @@ pub fn for_config(
     if matches!(config.journal, weft_config::JournalConfig::Sqlite) {
         refuse_root_in_a_users_dir(data_dir)?;
     }
+    let keys = keys_for(&config.runtime, how)?;
+    sealed::wrap(engine_for(config, how)?, keys, how)
+}
+
+/// The journal keys `runtime` names (`encryption_key` first, then
+/// `previous_encryption_keys`), read. A command beside the runtime whose
+/// user may not read the key works without it (bodies and reasons marked
+/// encrypted); `weft run` must have it.
+pub fn keys_for(
+    runtime: &weft_config::RuntimeConfig,
+    how: Use,
+) -> Result<Option<(seal::JournalKey, Vec<seal::JournalKey>)>, JournalError> {
+    let Some(active) = &runtime.encryption_key else {
+        return Ok(None);
+    };
+    let load = |path: &Path| {
+        seal::JournalKey::load(path).map_err(|e| JournalError::Open {
+            path: path.display().to_string(),
+            reason: match e {
+                seal::SealError::Key { reason, .. } => reason,
+                other => other.to_string(),
+            },
+        })
+    };
+    if how != Use::Run
+        && let Err(e) = std::fs::File::open(active)
+        && e.kind() == std::io::ErrorKind::PermissionDenied
+    {
+        tracing::debug!(key = %active.display(), "the journal key is not readable by this user: bodies and reasons stay encrypted");
+        return Ok(None);
+    }
+    let previous = runtime
+        .previous_encryption_keys
+        .iter()
+        .map(|p| load(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some((load(active)?, previous)))
+}
+
+/// The engine `config` names, opened for `how`, not yet sealed.
+fn engine_for(config: &weft_config::Config, how: Use) -> Result<Arc<dyn Journal>, JournalError> {
+    let data_dir = &config.runtime.data_dir;
     match (&config.journal, how) {
         (weft_config::JournalConfig::Sqlite, Use::Run) => {
             open(data_dir, config.runtime.journal_sync)

@@ -697,6 +697,31 @@ impl Journal for PgJournal {
 
     // Finishes the writes already queued, marks this run stopped (its
     // claims are free at once) and closes.
+    fn setting(&self, key: &str) -> Result<Option<String>, JournalError> {
+        let key = key.to_string();
+        self.side(move |c| {
+            c.query_opt("SELECT value FROM weft_meta WHERE key = $1", &[&key])
+                .map(|row| row.map(|r| r.get(0)))
+                .map_err(|e| JournalError::Read(e.to_string()))
+        })
+    }
+
+    // Re-sealing (`stale`, `replace_stale`) is not built for PostgreSQL:
+    // a key given to a PostgreSQL journal seals what is written from then
+    // on; a rotation is refused (the trait's default).
+    fn set_setting(&self, key: &str, value: &str) -> Result<(), JournalError> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.side(move |c| {
+            c.execute(
+                "INSERT INTO weft_meta (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&key, &value],
+            )
+            .map(drop)
+            .map_err(|e| JournalError::Write(e.to_string()))
+        })
+    }
+
     fn close(&self) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;

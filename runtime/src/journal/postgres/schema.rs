@@ -10,7 +10,7 @@ use postgres::Client;
 use crate::journal::JournalError;
 
 /// The schema version this runtime writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The advisory lock every migration holds (any constant; "weft" in hex).
 const MIGRATION_LOCK: i64 = 0x7765_6674;
@@ -71,6 +71,9 @@ pub(super) fn migrate(client: &mut Client, location: &str) -> Result<(), Journal
     if version < 2 {
         tx.batch_execute(V2).map_err(err)?;
     }
+    // Version 3: no table changes. Values may be sealed and identifiers
+    // hashed (`journal::sealed`): a node of version 2 would hand
+    // ciphertext on, so it must refuse this database.
     tx.execute(
         "INSERT INTO weft_meta (key, value) VALUES ('schema_version', $1)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -11,6 +11,7 @@ mod audit;
 mod operate;
 mod query;
 mod schema;
+mod sealing;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ use super::query::{Detail, Filter, Purged, Reprocessed, Resent, Summary};
 use super::write::{Op, Request};
 use super::{
     Attach, Commit, DueDelivery, Health, Journal, JournalError, JournalSync, MessageStatus,
-    NewMessage, Outcome, Recent, Recorded, Unfinished,
+    NewMessage, Outcome, Recent, Recorded, SealedColumn, Stale, Unfinished,
 };
 
 /// The journal's file name in the data directory.
@@ -618,6 +619,32 @@ impl Journal for SqliteJournal {
 
     fn audit_purge(&self, before: i64) -> Result<usize, JournalError> {
         self.side(|c| audit::purge(c, before))
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<String>, JournalError> {
+        self.side(|c| sealing::setting(c, key))
+    }
+
+    fn set_setting(&self, key: &str, value: &str) -> Result<(), JournalError> {
+        self.side(|c| sealing::set_setting(c, key, value))
+    }
+
+    fn stale(
+        &self,
+        column: SealedColumn,
+        prefix: &[u8],
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Stale>, JournalError> {
+        self.side(|c| sealing::stale(c, column, prefix, after, limit))
+    }
+
+    fn replace_stale(&self, done: &[(Stale, Vec<u8>)]) -> Result<usize, JournalError> {
+        self.side(|c| sealing::replace_stale(c, done))
+    }
+
+    fn reseals(&self) -> bool {
+        true
     }
 
     fn close(&self) {

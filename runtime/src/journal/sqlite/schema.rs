@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::journal::{JournalError, JournalSync};
 
 /// The schema version this runtime writes.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 pub(super) fn open_error(path: &Path, reason: impl std::fmt::Display) -> JournalError {
     JournalError::Open {
@@ -210,6 +210,10 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), JournalE
         )
         .map_err(|e| open_error(path, e))?;
     }
+    // v8: no table changes. Bodies, outputs and reasons may be sealed, and
+    // patient identifiers and ordering keys hashed (`journal::sealed`,
+    // `[runtime] encryption_key`): a weft of schema 7 or older would read
+    // ciphertext as a message and hand it on, so it must refuse this file.
     // Indexes changed at every open, not by a new schema version: a
     // runtime of schema 7 opens the journal as before and needs neither.
     // `deliveries_key` (v2) has served no query since v3 added
