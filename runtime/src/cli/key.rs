@@ -93,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .as_deref()
                     .map_or_else(|| config.source.clone(), |p| p.display().to_string()),
                 new_key.display(),
-                old.display()
+                std::fs::canonicalize(&old).unwrap_or(old).display()
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -497,6 +497,10 @@ pub enum JournalError {
         /// Why.
         reason: String,
     },
+    /// The journal's encryption key cannot be used: unreadable, not a key,
+    /// open to other users, or not the key the journal is sealed with.
+    #[error("{0}")]
+    Key(String),
     /// A write failed (disk full, file not writable…): nothing of it was
     /// recorded.
     #[error("journal write failed: {0}")]
@@ -825,15 +829,8 @@ pub fn keys_for(
     let Some(active) = &runtime.encryption_key else {
         return Ok(None);
     };
-    let load = |path: &Path| {
-        seal::JournalKey::load(path).map_err(|e| JournalError::Open {
-            path: path.display().to_string(),
-            reason: match e {
-                seal::SealError::Key { reason, .. } => reason,
-                other => other.to_string(),
-            },
-        })
-    };
+    let load =
+        |path: &Path| seal::JournalKey::load(path).map_err(|e| JournalError::Key(e.to_string()));
     if how != Use::Run
         && let Err(e) = std::fs::File::open(active)
         && e.kind() == std::io::ErrorKind::PermissionDenied

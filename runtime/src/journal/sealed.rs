@@ -77,10 +77,7 @@ const LOCKED: &str = "the journal is encrypted and this command was not given it
      (set [runtime] encryption_key to a key file this user can read)";
 
 fn key_error(key: &JournalKey, reason: String) -> JournalError {
-    JournalError::Open {
-        path: key.path().display().to_string(),
-        reason,
-    }
+    JournalError::Key(format!("encryption key {}: {reason}", key.path().display()))
 }
 
 /// Wraps `inner` for `how`, given the keys of the configuration
@@ -135,7 +132,8 @@ pub fn wrap(
                 ring.active(),
                 format!(
                     "is key {active_id}, and the journal {} is encrypted with key {id}: \
-                     the wrong key (a previous one goes in previous_encryption_keys)",
+                     the wrong key (after `weft key rotate`, encryption_key names the new \
+                     key and previous_encryption_keys the old)",
                     inner.location()
                 ),
             ));

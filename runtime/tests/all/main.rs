@@ -17,6 +17,7 @@ mod default_config;
 mod dev;
 mod doctor;
 mod documents;
+mod encryption;
 mod fhir_corpus;
 mod fhir_mutations;
 mod hostile;

@@ -1,0 +1,335 @@
+//! Patient data encrypted at rest (`[runtime] encryption_key`): the real
+//! `weft` with a key made by `weft key generate` takes the corpus's ADT
+//! messages, and no patient name or identifier of them is in the journal's
+//! files (the database and its write-ahead log), while the same run
+//! without a key leaves them there; a wrong key is refused at start naming
+//! the key file; a command without the key says the body is encrypted;
+//! `weft key rotate` under MLLP load seals everything again with the new
+//! key and loses nothing.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::common::fhir_server::free_addr;
+use crate::common::run::{Client, Weft, a01, adt_config, run_refused};
+use crate::common::{corpus_files, weft_cli};
+
+/// `weft key generate PATH`.
+fn generate(path: &Path) {
+    let (code, out) = weft_cli(&["key", "generate", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+}
+
+fn key_line(key: &Path) -> String {
+    format!("[runtime]\nencryption_key = \"{}\"\n", key.display())
+}
+
+/// The corpus's ADT messages, each with the patient's family name and
+/// first identifier (PID-5.1, PID-3.1) where they are 5 bytes or more (a
+/// shorter one could turn up in ciphertext by chance).
+fn adt_corpus() -> Vec<(Vec<u8>, Vec<String>)> {
+    corpus_files("hl7v2/fhir-converter")
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("ADT"))
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            let text = String::from_utf8_lossy(&bytes).replace('\n', "\r");
+            // A value also in MSH (a control id) is metadata, kept as it is.
+            let msh = text.split('\r').next().unwrap_or("").to_string();
+            let mut secrets = Vec::new();
+            for seg in text.split('\r').filter(|s| s.starts_with("PID|")) {
+                let f: Vec<&str> = seg.split('|').collect();
+                for field in [f.get(3), f.get(5)].into_iter().flatten() {
+                    let first = field.split('~').next().unwrap_or("");
+                    let value = first.split('^').next().unwrap_or("");
+                    if value.len() >= 5 && !msh.contains(value) {
+                        secrets.push(value.to_string());
+                    }
+                }
+            }
+            (text.into_bytes(), secrets)
+        })
+        .filter(|(_, s)| !s.is_empty())
+        .collect()
+}
+
+/// The values of `secrets` found in the journal's files of `data`.
+fn on_disk(data: &Path, secrets: &[String]) -> Vec<String> {
+    let files: Vec<Vec<u8>> = ["journal.db", "journal.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::read(data.join(f)).ok())
+        .collect();
+    assert!(!files.is_empty(), "no journal in {}", data.display());
+    secrets
+        .iter()
+        .filter(|s| {
+            files
+                .iter()
+                .any(|b| b.windows(s.len()).any(|w| w == s.as_bytes()))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Sends every corpus message to `weft`; the control ids answered.
+fn send_corpus(weft: &Weft, corpus: &[(Vec<u8>, Vec<String>)]) -> usize {
+    let mut c = weft.client();
+    corpus
+        .iter()
+        .filter(|(m, _)| !c.exchange(m).code.is_empty())
+        .count()
+}
+
+#[test]
+fn with_a_key_no_patient_of_the_corpus_is_in_the_journal_files() {
+    let corpus = adt_corpus();
+    assert!(
+        corpus.len() >= 5,
+        "ADT messages with names: {}",
+        corpus.len()
+    );
+    let secrets: Vec<String> = corpus.iter().flat_map(|(_, s)| s.clone()).collect();
+
+    // Without a key: the names are there (the check can fail).
+    let mut plain = Weft::start(|d| adt_config(d, "after-commit", ""));
+    assert_eq!(send_corpus(&plain, &corpus), corpus.len());
+    let found = on_disk(&plain.dir().join("data"), &secrets);
+    assert!(!found.is_empty(), "without a key the journal holds them");
+    assert_eq!(plain.stop(), 0);
+
+    // With a key: none, in the database or its write-ahead log, while
+    // running and once stopped.
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("journal.key");
+    generate(&key);
+    let mut weft = Weft::start(|d| adt_config(d, "after-commit", &key_line(&key)));
+    assert_eq!(send_corpus(&weft, &corpus), corpus.len());
+    let data = weft.dir().join("data");
+    assert_eq!(on_disk(&data, &secrets), Vec::<String>::new());
+    let config = weft.config_path().display().to_string();
+
+    // With the key, an operator reads the body and finds the patient.
+    let (code, list) = weft_cli(&["messages", "list", "-c", &config]);
+    assert_eq!(code, 0, "{list}");
+    let id = list
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let (code, shown) = weft_cli(&["messages", "show", id, "--body", "-c", &config]);
+    assert_eq!(code, 0, "{shown}");
+    assert!(
+        secrets.iter().any(|s| shown.contains(s.as_str())),
+        "the body opens with the key: {shown}"
+    );
+    let mrn = corpus[0].1[0].clone();
+    let (code, by_patient) = weft_cli(&["messages", "list", "--patient", &mrn, "-c", &config]);
+    assert_eq!(code, 0, "{by_patient}");
+    assert!(
+        by_patient.lines().count() >= 2,
+        "search by patient: {by_patient}"
+    );
+    assert_eq!(weft.stop(), 0);
+    assert_eq!(on_disk(&data, &secrets), Vec::<String>::new());
+
+    // Without the key a command lists, and says the body is encrypted.
+    let dir = weft.dir().to_path_buf();
+    let keyless = dir.join("keyless.toml");
+    std::fs::write(
+        &keyless,
+        std::fs::read_to_string(weft.config_path())
+            .unwrap()
+            .replace(
+                &key_line(&key),
+                &format!("[runtime]\ndata_dir = \"{}\"\n", data.display()),
+            ),
+    )
+    .unwrap();
+    let keyless = keyless.display().to_string();
+    let (code, list) = weft_cli(&["messages", "list", "-c", &keyless]);
+    assert_eq!(code, 0, "{list}");
+    let (code, out) = weft_cli(&["messages", "show", id, "--body", "-c", &keyless]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("the body is encrypted"), "{out}");
+    assert!(secrets.iter().all(|s| !out.contains(s.as_str())));
+
+    // `weft run` without it, or with another key, is refused naming it.
+    let (code, out) = run_refused(Path::new(&keyless));
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("encrypted with key") && out.contains("encryption_key"),
+        "{out}"
+    );
+    let other = keys.path().join("other.key");
+    generate(&other);
+    let wrong = dir.join("wrong.toml");
+    std::fs::write(
+        &wrong,
+        std::fs::read_to_string(weft.config_path())
+            .unwrap()
+            .replace(&key.display().to_string(), &other.display().to_string()),
+    )
+    .unwrap();
+    let (code, out) = run_refused(&wrong);
+    assert_ne!(code, 0);
+    assert!(
+        out.contains(&other.display().to_string()) && out.contains("wrong key"),
+        "{out}"
+    );
+
+    // A key file others may read is refused too, naming it.
+    let loose = keys.path().join("loose.key");
+    generate(&loose);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(
+        &wrong,
+        std::fs::read_to_string(weft.config_path())
+            .unwrap()
+            .replace(&key.display().to_string(), &loose.display().to_string()),
+    )
+    .unwrap();
+    let (_, out) = run_refused(&wrong);
+    assert!(
+        out.contains("loose.key") && out.contains("chmod 600"),
+        "{out}"
+    );
+}
+
+/// Every ADT message to the MLLP destination `lis`, unchanged, sealed
+/// with `key`, with an admin API on `admin`.
+fn rotating_config(lis: std::net::SocketAddr, key: &Path, admin: std::net::SocketAddr) -> String {
+    format!(
+        r#"{}
+[sources.in]
+kind = "mllp"
+listen = "127.0.0.1:0"
+ack = "after-commit"
+
+[destinations.lis]
+kind = "mllp"
+address = "{lis}"
+timeout_s = 5
+
+[routes.all]
+match = ["ADT^*"]
+destinations = ["lis"]
+
+[admin]
+listen = "{admin}"
+"#,
+        key_line(key)
+    )
+}
+
+#[test]
+fn a_key_rotation_under_load_loses_nothing_and_the_old_key_can_go() {
+    let receiver = Weft::receiver();
+    let keys = tempfile::tempdir().unwrap();
+    let (old, new) = (keys.path().join("old.key"), keys.path().join("new.key"));
+    generate(&old);
+    generate(&new);
+    let admin = free_addr();
+    let lis = receiver.addr;
+    let mut weft = Weft::start(|_| rotating_config(lis, &old, admin));
+    let config = weft.config_path().to_path_buf();
+
+    // A sender runs throughout.
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (acked, stop, addr) = (acked.clone(), stop.clone(), weft.addr);
+        std::thread::spawn(move || {
+            let mut c = Client::connect(addr);
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let id = format!("ROT-{i:05}");
+                assert_eq!(c.exchange(&a01(&id, &format!("MRN{i:05}"))).code, "AA");
+                acked.lock().unwrap().push(id);
+                i += 1;
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.lock().unwrap().len() < 500 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = Instant::now();
+    let (code, out) = weft_cli(&[
+        "key",
+        "rotate",
+        new.to_str().unwrap(),
+        "-c",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let new_id = out
+        .split("seals with key ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert!(out.contains("previous_encryption_keys"), "{out}");
+    // The pass ends while the sender goes on.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let done = |log: &str| {
+        log.lines()
+            .any(|l| l.contains("every value in the journal is sealed") && l.contains(&new_id))
+    };
+    while !done(&weft.log_text()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(done(&weft.log_text()), "{}", weft.log_text());
+    let took = started.elapsed();
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    let acked: Vec<String> = acked.lock().unwrap().clone();
+    println!(
+        "rotation under load: {} messages acknowledged, pass done in {:.0} ms",
+        acked.len(),
+        took.as_secs_f64() * 1000.0
+    );
+    assert_eq!(
+        receiver.missing(&acked, Duration::from_secs(60)),
+        Vec::<String>::new(),
+        "every acknowledged message delivered"
+    );
+    assert_eq!(weft.stop(), 0);
+
+    // Everything opens with the new key alone: the old one can go.
+    let c = config.to_str().unwrap();
+    let (code, out) = weft_cli(&["messages", "list", "-c", c]);
+    assert_ne!(code, 0, "the config still names the old key: {out}");
+    assert!(
+        out.contains("wrong key") && out.contains("old.key"),
+        "{out}"
+    );
+    std::fs::remove_file(&old).unwrap();
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(&old.display().to_string(), &new.display().to_string());
+    std::fs::write(&config, text).unwrap();
+    // The rotation is on the audit trail.
+    let (code, trail) = weft_cli(&["audit", "list", "-c", c]);
+    assert_eq!(code, 0, "{trail}");
+    assert!(trail.contains("journal.key-rotate"), "{trail}");
+    let (code, list) = weft_cli(&["messages", "list", "--control-id", "ROT-00000", "-c", c]);
+    assert_eq!(code, 0, "{list}");
+    let oldest = list
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let (code, shown) = weft_cli(&["messages", "show", oldest, "--body", "-c", c]);
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("PID|1||MRN"), "{shown}");
+    let (code, _) = weft_cli(&["messages", "list", "--patient", "MRN00000", "-c", c]);
+    assert_eq!(code, 0);
+}
