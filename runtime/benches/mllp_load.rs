@@ -32,7 +32,12 @@
 //! after-commit and after-transform, each `WEFT_BENCH_RUNS` times (default
 //! 3) as a median and its spread, with the CPU per message of weft and of
 //! the load generator and this disk's `fdatasync` latency.
-//! `WEFT_BENCH_ONLY=sync,tls,metrics,shadow,fsyncs,stages,figures` runs only the sections named;
+//! Then the cost of encryption at rest (`encryption`): two `weft run`s side
+//! by side, ack after-commit, one sealing the journal with a key
+//! (`[runtime] encryption_key`) and one without, the closed-loop runs
+//! alternating; then the key of the first is rotated (`POST /journal/key`)
+//! and the background pass's rate is read from its log.
+//! `WEFT_BENCH_ONLY=sync,tls,metrics,shadow,encryption,fsyncs,stages,figures` runs only the sections named;
 //! `WEFT_BENCH_SECS` sets each run's length (default 5),
 //! `WEFT_BENCH_RATE` the open-loop rate.
 
@@ -310,6 +315,9 @@ fn main() {
     }
     if wants("shadow") {
         shadow_section(secs);
+    }
+    if wants("encryption") {
+        encryption_section(secs);
     }
     if wants("fsyncs") {
         fsyncs_section();
@@ -723,4 +731,86 @@ fn metrics_section(secs: u64) {
         ms(pct(&scrapes, 0.5)),
         ms(scrapes.last().copied().unwrap_or_default())
     );
+}
+
+/// `weft key generate` into `dir`: the key file.
+fn new_key(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let (code, out) = common::weft_cli(&["key", "generate", path.to_str().unwrap_or_default()]);
+    assert_eq!(code, 0, "{out}");
+    path
+}
+
+fn encryption_section(secs: u64) {
+    let keys = tempfile::tempdir().expect("a temporary directory");
+    let (first, second) = (new_key(keys.path(), "a.key"), new_key(keys.path(), "b.key"));
+    let admin = common::fhir_server::free_addr();
+    let extra = "shutdown_grace_s = 600\n";
+    let mut with = Weft::start(|d| {
+        adt_config(
+            d,
+            "after-commit",
+            &format!(
+                "[runtime]\n{extra}encryption_key = \"{}\"\n[admin]\nlisten = \"{admin}\"\n",
+                first.display()
+            ),
+        )
+    });
+    let mut without =
+        Weft::start(|d| adt_config(d, "after-commit", &format!("[runtime]\n{extra}")));
+    let (rows, sent) = alternate([&plain(with.addr), &plain(without.addr)], secs, "E");
+    println!(
+        "\nencryption at rest: a weft run sealing its journal (ChaCha20-Poly1305, keyed hashes of identifiers) beside one without a key, side by side, ack after-commit, journal fsync on"
+    );
+    println!("            |  with a key                        |  without");
+    println!("connections |  msgs/s      p50         p99      |  msgs/s      p50         p99");
+    for (a, b) in rows.0.iter().zip(&rows.1) {
+        println!(
+            "{:>11} | {:>7.0}  {}  {} | {:>7.0}  {}  {}",
+            a.0,
+            a.1,
+            ms(a.2),
+            ms(a.3),
+            b.1,
+            ms(b.2),
+            ms(b.3)
+        );
+    }
+    // The rotation of everything the first holds, with nothing else going on.
+    let api = with.api(admin);
+    let started = Instant::now();
+    let (code, answer) = api.call(
+        "POST",
+        "/journal/key",
+        &[("content-type", "application/json")],
+        &serde_json::json!({ "path": second.display().to_string() }).to_string(),
+    );
+    assert_eq!(code, 200, "{answer}");
+    let id = answer["key_id"].as_str().unwrap_or_default().to_string();
+    let done = |log: &str| {
+        log.lines()
+            .find(|l| l.contains("every value in the journal is sealed") && l.contains(&id))
+            .map(str::to_string)
+    };
+    while done(&with.log_text()).is_none() && started.elapsed() < Duration::from_secs(1800) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let line = done(&with.log_text()).unwrap_or_default();
+    let field = |name: &str| {
+        line.split(&format!("{name}="))
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let (values, seconds) = (field("values"), field("seconds"));
+    println!(
+        "key rotation: {} messages journaled, {values:.0} values sealed again in {seconds:.2} s ({:.0} values/s, {:.0} messages/s), in the background",
+        sent[0],
+        values / seconds.max(1e-9),
+        sent[0] as f64 / seconds.max(1e-9)
+    );
+    for (weft, sent) in [(&mut with, sent[0]), (&mut without, sent[1])] {
+        drain_and_stop(weft, sent);
+    }
 }
