@@ -150,6 +150,7 @@ fn checks(args: &Args, config: &weft::config::Config, list: &mut Checklist) {
         journal_health(&**j, config, list);
     }
     disk(config, journal.as_deref(), list);
+    encryption(config, journal.as_deref(), list);
     certificates(config, list);
     permissions(config, list);
     if let Some(j) = &journal {
@@ -410,6 +411,92 @@ fn certificates(config: &weft::config::Config, list: &mut Checklist) {
 }
 
 /// Who may read the secrets and the journal, and who may change what runs.
+/// Patient data at rest: the key, and whether the journal is sealed with
+/// it (a rotation or a first key still being applied is a warning).
+fn encryption(config: &weft::config::Config, journal: Option<&dyn Journal>, list: &mut Checklist) {
+    use weft::journal::sealed::{KEY_ID, SEALED_ALL};
+    let setting = |key: &str| journal.and_then(|j| j.setting(key).ok().flatten());
+    let stored = setting(KEY_ID);
+    let Some(path) = &config.runtime.encryption_key else {
+        match stored {
+            Some(id) => list.add(
+                "encryption",
+                Verdict::Fail,
+                format!("the journal is encrypted with key {id}, and no encryption_key is set: weft run refuses it"),
+            ),
+            None => list.add(
+                "encryption",
+                Verdict::Ok,
+                "the journal is not encrypted (no encryption_key): patient data at rest is as safe as the disk",
+            ),
+        }
+        return;
+    };
+    if let Err(e) = std::fs::File::open(path)
+        && e.kind() == std::io::ErrorKind::PermissionDenied
+    {
+        list.add(
+            "encryption",
+            Verdict::Skip,
+            format!(
+                "{}: not readable by this user (run as the service's user)",
+                path.display()
+            ),
+        );
+        return;
+    }
+    let key = match weft::journal::seal::JournalKey::load(path) {
+        Ok(k) => k,
+        Err(e) => return list.add("encryption", Verdict::Fail, e.to_string()),
+    };
+    let id = key.id();
+    let previous: Vec<String> = config
+        .runtime
+        .previous_encryption_keys
+        .iter()
+        .filter_map(|p| {
+            weft::journal::seal::JournalKey::load(p)
+                .ok()
+                .map(|k| k.id())
+        })
+        .collect();
+    match stored {
+        None => list.add(
+            "encryption",
+            Verdict::Warn,
+            format!("key {id} is set, and the journal is not sealed yet: the next weft run seals it"),
+        ),
+        Some(s) if s == id && setting(SEALED_ALL).as_deref() == Some(id.as_str()) => {
+            if previous.is_empty() {
+                list.add("encryption", Verdict::Ok, format!("every value sealed with key {id}"));
+            } else {
+                list.add(
+                    "encryption",
+                    Verdict::Warn,
+                    format!(
+                        "every value is sealed with key {id}: previous_encryption_keys can be removed and those keys destroyed"
+                    ),
+                );
+            }
+        }
+        Some(s) if s == id => list.add(
+            "encryption",
+            Verdict::Warn,
+            format!("key {id}: values sealed with an earlier key (or none) remain; weft run seals them again in the background"),
+        ),
+        Some(s) if previous.contains(&s) => list.add(
+            "encryption",
+            Verdict::Warn,
+            format!("the journal is sealed with key {s}: the next weft run rotates it to key {id}"),
+        ),
+        Some(s) => list.add(
+            "encryption",
+            Verdict::Fail,
+            format!("{} is key {id}, and the journal is sealed with key {s}: the wrong key", path.display()),
+        ),
+    }
+}
+
 fn permissions(config: &weft::config::Config, list: &mut Checklist) {
     let data_dir = &config.runtime.data_dir;
     let mut secret: Vec<PathBuf> = Vec::new();
@@ -421,6 +508,8 @@ fn permissions(config: &weft::config::Config, list: &mut Checklist) {
         secret.push(admin.tokens.clone());
     }
     secret.push(weft::admin::tokens::local_token_path(data_dir));
+    secret.extend(config.runtime.encryption_key.clone());
+    secret.extend(config.runtime.previous_encryption_keys.clone());
     let mut problems = Vec::new();
     let mut looked = 0;
     for path in &secret {

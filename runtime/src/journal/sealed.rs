@@ -37,7 +37,7 @@ pub const KEY_ID: &str = "encryption.key_id";
 const INDEX_KEY: &str = "encryption.index_key";
 /// The setting naming the key every value was last found sealed with (a
 /// pass finished): no pass is needed while it is the active key.
-const SEALED_ALL: &str = "encryption.sealed_all";
+pub const SEALED_ALL: &str = "encryption.sealed_all";
 /// The associated data of the sealed index key.
 const INDEX_AAD: &str = "index-key";
 

@@ -332,4 +332,12 @@ fn a_key_rotation_under_load_loses_nothing_and_the_old_key_can_go() {
     assert!(shown.contains("PID|1||MRN"), "{shown}");
     let (code, _) = weft_cli(&["messages", "list", "--patient", "MRN00000", "-c", c]);
     assert_eq!(code, 0);
+    // `weft doctor` says the journal is whole under the new key.
+    let (_, doctor) = weft_cli(&["doctor", "--no-plugins", "-c", c]);
+    assert!(
+        doctor.lines().any(|l| l.contains("encryption")
+            && l.contains("ok")
+            && l.contains(&format!("every value sealed with key {new_id}"))),
+        "{doctor}"
+    );
 }
