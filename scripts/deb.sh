@@ -67,6 +67,7 @@ install -m 0644 packaging/debian/copyright "$root/usr/share/doc/weft/copyright"
         -e 's|^input = "samples/|input = "/usr/share/weft/samples/|' \
         -e 's|^keys = "target/plugin-key/weft-project.pub"|keys = "/usr/share/weft/trust/weft-project.pub"|' \
         -e 's|^require_signed = false|require_signed = true|' \
+        -e 's|^# encryption_key = "journal.key".*|# encryption_key = "/etc/weft/journal.key"  # seal patient data in the journal: `weft key generate` it, chown weft|' \
         -e 's|data/admin|/var/lib/weft/journal/admin|g' \
         -e '/^# Whose plugins this site runs/,/^\[trust\]/c\
 # Whose plugins this site runs: only plugins signed by a key of this trust\

@@ -134,6 +134,15 @@ in_root_traced() {
         exec chroot "$root" /usr/bin/strace -f -qq -o /tmp/syscalls -u weft "$@"' sh "$root" "$@")
 }
 as_weft() { in_root --userspec="$uid:$gid" "$root" "$@"; }
+# Patient data encrypted at rest, as the README says to turn it on: a key
+# made by root with the installed weft, given to the weft user, named in
+# the installed config.
+in_root "$root" /usr/bin/weft key generate /etc/weft/journal.key >"$work/key.log" 2>&1 \
+    || { cat "$work/key.log"; fail "weft key generate failed"; }
+[ "$(stat -c '%a' "$root/etc/weft/journal.key")" = 600 ] || fail "the key file is not 0600"
+chown "$uid:$gid" "$root/etc/weft/journal.key"
+sed -i 's|^# encryption_key = "/etc/weft/journal.key".*|encryption_key = "/etc/weft/journal.key"|' "$root/etc/weft/weft.toml"
+grep -q '^encryption_key = ' "$root/etc/weft/weft.toml" || fail "the installed weft.toml has no encryption_key line to turn on"
 in_root_traced /usr/bin/weft run >"$work/run.log" 2>&1 &
 weft_pid=$!
 for _ in $(seq 600); do
@@ -155,6 +164,15 @@ grep -q '"resourceType":"Bundle"' "$bundle" || fail "$bundle is not a Bundle"
 [ "$(stat -c '%u %a' "$root/var/lib/weft/journal/journal.db")" = "$uid 600" ] \
     || fail "the journal is $(stat -c '%u %a' "$root/var/lib/weft/journal/journal.db"), not 0600 owned by weft"
 ok "weft run as the weft user: ADT^A01 acknowledged AA, its Bundle in /var/lib/weft/out/fhir, journal 0600"
+# The patient is in the Bundle the destination wrote, not in the journal.
+grep -q 'Sample' "$bundle" || fail "the Bundle does not name the sample's patient"
+for f in journal.db journal.db-wal; do
+    [ -e "$root/var/lib/weft/journal/$f" ] || continue
+    if grep -c -a -e 'Sample^Pat' -e '987-65-4321' -e '123456^^^EDGE' "$root/var/lib/weft/journal/$f" >/dev/null; then
+        fail "the sample's patient is in the clear in /var/lib/weft/journal/$f with a key set"
+    fi
+done
+ok "encryption_key set: the sample patient's name and identifiers are in neither journal.db nor its WAL"
 
 # An administrator's `weft messages`, with no --config: the installed one.
 listing=$(as_weft /usr/bin/weft messages list 2>&1) || { echo "$listing"; fail "weft messages failed"; }
@@ -169,10 +187,11 @@ ok "as root, weft messages is refused, naming the user to run as (sudo -u weft)"
 code=0; report=$(as_weft /usr/bin/weft doctor --json 2>&1) || code=$?
 [ "$code" -le 1 ] || { echo "$report"; fail "weft doctor on the installed service says broken (exit $code)"; }
 for check in '"check":"journal integrity","verdict":"ok"' '"check":"port 127.0.0.1:2575","verdict":"ok"' \
-    '"check":"permissions","verdict":"ok"' '"check":"plugin adt-to-fhir","verdict":"ok"'; do
+    '"check":"permissions","verdict":"ok"' '"check":"plugin adt-to-fhir","verdict":"ok"' \
+    '"check":"encryption","verdict":"ok"'; do
     grep -qF "$check" <<<"$report" || { echo "$report"; fail "weft doctor: expected $check"; }
 done
-ok "weft doctor on the installed service: exit $code, journal, ports, permissions and plugins ok"
+ok "weft doctor on the installed service: exit $code, journal, ports, permissions, plugins and encryption ok"
 
 # The nightly backup's command as the weft user, beside the running
 # service; then a restore of it, as an operator would.
@@ -226,5 +245,6 @@ ok "upgrade: the site's weft.toml kept (the package's as weft.toml.dpkg-dist), t
 dpkg_root --purge weft >"$work/purge.log" 2>&1 || { cat "$work/purge.log"; fail "purge failed"; }
 [ ! -e "$root/usr/bin/weft" ] && [ ! -e "$root/etc/weft/weft.toml" ] || fail "purge left the package's files"
 [ -f "$root/var/lib/weft/journal/journal.db" ] || fail "purge deleted the journal"
-ok "purge: the package and /etc/weft gone, /var/lib/weft/journal kept"
+[ -f "$root/etc/weft/journal.key" ] || fail "purge deleted the journal's key (the kept journal could not be read)"
+ok "purge: the package's files and config gone; /var/lib/weft/journal and its key /etc/weft/journal.key kept"
 echo "package test passed"
