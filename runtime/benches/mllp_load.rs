@@ -628,24 +628,30 @@ fn shadow_section(secs: u64) {
     println!(
         "\nshadow runs: a candidate of adt-to-fhir (candidate_share = {share}) beside a weft run without one, side by side, journal fsync on"
     );
-    println!("            |  with a candidate                  |  without");
-    println!("connections |  msgs/s      p50         p99      |  msgs/s      p50         p99");
-    for (a, b) in rows.0.iter().zip(&rows.1) {
-        println!(
-            "{:>11} | {:>7.0}  {}  {} | {:>7.0}  {}  {}",
-            a.0,
-            a.1,
-            ms(a.2),
-            ms(a.3),
-            b.1,
-            ms(b.2),
-            ms(b.3)
-        );
-    }
+    side_by_side("with a candidate", "without", &rows.0, &rows.1);
     println!(
         "the candidate: compared {}, skipped {}, time {} per thousand of the live version's",
         shadow["compared"], shadow["skipped"], shadow["time_permille"]
     );
+}
+
+/// Two closed-loop tables side by side: msgs/s, p50 and p99 at each
+/// connection count.
+fn side_by_side(left: &str, right: &str, a: &[Row], b: &[Row]) {
+    println!("            |  {left:<34}|  {right}");
+    println!("connections |  msgs/s      p50         p99      |  msgs/s      p50         p99");
+    for (x, y) in a.iter().zip(b) {
+        println!(
+            "{:>11} | {:>7.0}  {}  {} | {:>7.0}  {}  {}",
+            x.0,
+            x.1,
+            ms(x.2),
+            ms(x.3),
+            y.1,
+            ms(y.2),
+            ms(y.3)
+        );
+    }
 }
 
 fn sync_section(secs: u64, rate: u64) {
@@ -654,20 +660,13 @@ fn sync_section(secs: u64, rate: u64) {
     );
     let full = measure("full", secs, rate);
     let normal = measure("normal", secs, rate);
-    println!("\n            |  journal fsync (full)              |  no journal fsync (normal)");
-    println!("connections |  msgs/s      p50         p99      |  msgs/s      p50         p99");
-    for (f, n) in full.closed.iter().zip(&normal.closed) {
-        println!(
-            "{:>11} | {:>7.0}  {}  {} | {:>7.0}  {}  {}",
-            f.0,
-            f.1,
-            ms(f.2),
-            ms(f.3),
-            n.1,
-            ms(n.2),
-            ms(n.3)
-        );
-    }
+    println!();
+    side_by_side(
+        "journal fsync (full)",
+        "no journal fsync (normal)",
+        &full.closed,
+        &normal.closed,
+    );
     println!(
         "\nopen loop at {rate} msg/s over 8 connections ({secs} s): full p50 {} p99 {} ({} msgs); normal p50 {} p99 {} ({} msgs)",
         ms(full.open.1),
@@ -684,20 +683,7 @@ fn tls_section(secs: u64) {
     println!(
         "\nTLS (MLLP over TLS 1.3, rustls/ring) beside plain MLLP, same weft run, journal fsync on"
     );
-    println!("            |  plain                             |  TLS");
-    println!("connections |  msgs/s      p50         p99      |  msgs/s      p50         p99");
-    for (p, t) in plain_rows.iter().zip(&tls_rows) {
-        println!(
-            "{:>11} | {:>7.0}  {}  {} | {:>7.0}  {}  {}",
-            p.0,
-            p.1,
-            ms(p.2),
-            ms(p.3),
-            t.1,
-            ms(t.2),
-            ms(t.3)
-        );
-    }
+    side_by_side("plain", "TLS", &plain_rows, &tls_rows);
     println!(
         "TLS handshake (connect to done, {} in a row): p50 {} p99 {}",
         handshakes.len(),
@@ -711,20 +697,7 @@ fn metrics_section(secs: u64) {
     println!(
         "\nmetrics recorded (the default) beside WEFT_METRICS=off, two weft runs side by side, each scraped once a second, journal fsync on"
     );
-    println!("            |  metrics on                        |  metrics off");
-    println!("connections |  msgs/s      p50         p99      |  msgs/s      p50         p99");
-    for (p, t) in on_rows.iter().zip(&off_rows) {
-        println!(
-            "{:>11} | {:>7.0}  {}  {} | {:>7.0}  {}  {}",
-            p.0,
-            p.1,
-            ms(p.2),
-            ms(p.3),
-            t.1,
-            ms(t.2),
-            ms(t.3)
-        );
-    }
+    side_by_side("metrics on", "metrics off", &on_rows, &off_rows);
     println!(
         "a scrape: {scrape_bytes} bytes; {} scrapes under load, curl's time p50 {} max {}",
         scrapes.len(),
@@ -762,20 +735,7 @@ fn encryption_section(secs: u64) {
     println!(
         "\nencryption at rest: a weft run sealing its journal (ChaCha20-Poly1305, keyed hashes of identifiers) beside one without a key, side by side, ack after-commit, journal fsync on"
     );
-    println!("            |  with a key                        |  without");
-    println!("connections |  msgs/s      p50         p99      |  msgs/s      p50         p99");
-    for (a, b) in rows.0.iter().zip(&rows.1) {
-        println!(
-            "{:>11} | {:>7.0}  {}  {} | {:>7.0}  {}  {}",
-            a.0,
-            a.1,
-            ms(a.2),
-            ms(a.3),
-            b.1,
-            ms(b.2),
-            ms(b.3)
-        );
-    }
+    side_by_side("with a key", "without", &rows.0, &rows.1);
     // The rotation of everything the first holds, with nothing else going on.
     let api = with.api(admin);
     let started = Instant::now();

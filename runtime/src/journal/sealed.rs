@@ -383,16 +383,16 @@ impl Sealed {
         Ok(self.inner.setting(SEALED_ALL)?.as_deref() != Some(&keys.ring.active().id()))
     }
 
-    /// One step of the pass: up to `limit` values after `cursors` (one per
+    /// One step of a pass: up to `limit` values after `cursors` (one per
     /// column) sealed again under the active key (or hashed, or sealed for
-    /// the first time). How many were looked at; 0 when none is left.
+    /// the first time); `seen` is 0 when none is left after the cursors.
     pub fn reseal_step(
         &self,
         cursors: &mut [i64; SealedColumn::ALL.len()],
         limit: usize,
-    ) -> Result<usize, JournalError> {
+    ) -> Result<StepDone, JournalError> {
         let Some(keys) = self.keys() else {
-            return Ok(0);
+            return Ok(StepDone::default());
         };
         let (bin, text) = keys.ring.active_prefixes();
         for (i, column) in SealedColumn::ALL.into_iter().enumerate() {
@@ -406,22 +406,39 @@ impl Sealed {
             let found = self.inner.stale(column, prefix, cursors[i], limit)?;
             let Some(last) = found.last() else { continue };
             cursors[i] = last.row;
-            let seen = found.len();
-            let mut done: Vec<(Stale, Vec<u8>)> = Vec::with_capacity(seen);
+            let mut step = StepDone {
+                seen: found.len(),
+                ..StepDone::default()
+            };
+            let mut done: Vec<(Stale, Vec<u8>)> = Vec::with_capacity(step.seen);
             for stale in found {
                 match reseal_value(&keys, &stale) {
                     Ok(new) => done.push((stale, new)),
-                    Err(e) => tracing::warn!(
-                        column = ?stale.column, row = stale.row, message = %stale.message_id,
-                        error = %e, "a value cannot be sealed again: left as it is"
-                    ),
+                    Err(e) => {
+                        step.failed += 1;
+                        tracing::debug!(
+                            column = ?stale.column, row = stale.row, message = %stale.message_id,
+                            error = %e, "a value cannot be sealed again: left as it is"
+                        );
+                    }
                 }
             }
-            self.inner.replace_stale(&done)?;
-            return Ok(seen);
+            step.rewritten = self.inner.replace_stale(&done)?;
+            return Ok(step);
         }
-        Ok(0)
+        Ok(StepDone::default())
     }
+}
+
+/// What one step of a pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepDone {
+    /// Values found not under the active key.
+    pub seen: usize,
+    /// Values written under it.
+    pub rewritten: usize,
+    /// Values that do not open (damaged, or under a key not given).
+    pub failed: usize,
 }
 
 /// `stale` under the active key: sealed again, sealed for the first time,
@@ -472,41 +489,63 @@ pub fn spawn_resealer(journal: &Arc<Sealed>) {
     }
 }
 
+/// Passes over the whole journal until one finds nothing to seal again.
+/// A value sealed with the old key just before a rotation may be committed
+/// behind a pass's cursors: hence the confirming pass, and only then is
+/// the journal recorded as sealed with the active key.
 fn reseal_all(weak: Weak<Sealed>) {
     let started = std::time::Instant::now();
-    let mut cursors = [0i64; SealedColumn::ALL.len()];
     let mut total = 0usize;
     loop {
+        let mut cursors = [0i64; SealedColumn::ALL.len()];
+        let mut pass = StepDone::default();
+        loop {
+            let Some(journal) = weak.upgrade() else {
+                return;
+            };
+            match journal.reseal_step(&mut cursors, STEP) {
+                Ok(step) if step.seen == 0 => break,
+                Ok(step) => {
+                    pass.seen += step.seen;
+                    pass.rewritten += step.rewritten;
+                    pass.failed += step.failed;
+                }
+                Err(JournalError::Closed) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "sealing the journal again failed; trying again in 5 s");
+                    drop(journal);
+                    std::thread::sleep(Duration::from_secs(5));
+                    continue;
+                }
+            }
+            drop(journal);
+            std::thread::sleep(PAUSE);
+        }
+        total += pass.rewritten;
         let Some(journal) = weak.upgrade() else {
             return;
         };
-        match journal.reseal_step(&mut cursors, STEP) {
-            Ok(0) => {
-                let Some(keys) = journal.keys() else { return };
-                let id = keys.ring.active().id();
-                // A rotation begun meanwhile starts its own pass.
-                if journal.needs_pass().unwrap_or(false)
-                    && let Err(e) = journal.inner.set_setting(SEALED_ALL, &id)
-                {
-                    tracing::warn!(error = %e, "the journal is sealed again, but this was not recorded; the next start looks again");
-                }
-                tracing::info!(
-                    key = %id, values = total, seconds = started.elapsed().as_secs_f64(),
-                    "every value in the journal is sealed with the active key: previous keys may be removed from the configuration and destroyed"
-                );
-                return;
+        if pass.seen == 0 {
+            let Some(keys) = journal.keys() else { return };
+            let id = keys.ring.active().id();
+            if let Err(e) = journal.inner.set_setting(SEALED_ALL, &id) {
+                tracing::warn!(error = %e, "the journal is sealed again, but this was not recorded; the next start looks again");
             }
-            Ok(n) => total += n,
-            Err(JournalError::Closed) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "sealing the journal again failed; trying again in 5 s");
-                drop(journal);
-                std::thread::sleep(Duration::from_secs(5));
-                continue;
-            }
+            tracing::info!(
+                key = %id, values = total, seconds = started.elapsed().as_secs_f64(),
+                "every value in the journal is sealed with the active key: previous keys may be removed from the configuration and destroyed"
+            );
+            return;
+        }
+        if pass.failed == pass.seen {
+            tracing::warn!(
+                values = pass.failed,
+                "values in the journal do not open (damaged, or sealed with a key this weft was not given): keep the previous keys; the next start looks again"
+            );
+            return;
         }
         drop(journal);
-        std::thread::sleep(PAUSE);
+        std::thread::sleep(Duration::from_secs(1));
     }
 }
 

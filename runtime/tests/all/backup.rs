@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::fhir_server::free_addr;
 use crate::common::printed;
-use crate::common::run::{Client, Weft, a01};
+use crate::common::run::{Client, Weft, a01, relay_config};
 
 /// Every ADT message to the MLLP destination `lis` at `lis`, unchanged;
 /// the journal in `data_dir` (default: the config's own directory's).
@@ -20,23 +20,7 @@ fn config(lis: std::net::SocketAddr, data_dir: Option<&Path>) -> String {
     let data = data_dir
         .map(|d| format!("[runtime]\ndata_dir = \"{}\"\n", d.display()))
         .unwrap_or_default();
-    format!(
-        r#"{data}
-[sources.in]
-kind = "mllp"
-listen = "127.0.0.1:0"
-ack = "after-commit"
-
-[destinations.lis]
-kind = "mllp"
-address = "{lis}"
-timeout_s = 5
-
-[routes.all]
-match = ["ADT^*"]
-destinations = ["lis"]
-"#
-    )
+    relay_config(lis, &data)
 }
 
 fn weft(args: &[&str]) -> (i32, String) {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::fhir_server::free_addr;
-use crate::common::run::{Client, Weft, a01, adt_config, run_refused};
+use crate::common::run::{Client, Weft, a01, adt_config, relay_config, run_refused};
 use crate::common::{corpus_files, weft_cli};
 
 /// `weft key generate PATH`.
@@ -113,13 +113,7 @@ fn with_a_key_no_patient_of_the_corpus_is_in_the_journal_files() {
     // With the key, an operator reads the body and finds the patient.
     let (code, list) = weft_cli(&["messages", "list", "-c", &config]);
     assert_eq!(code, 0, "{list}");
-    let id = list
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap();
+    let id = &first_id(&list);
     let (code, shown) = weft_cli(&["messages", "show", id, "--body", "-c", &config]);
     assert_eq!(code, 0, "{shown}");
     assert!(
@@ -204,26 +198,18 @@ fn with_a_key_no_patient_of_the_corpus_is_in_the_journal_files() {
 /// with `key`, with an admin API on `admin`.
 fn rotating_config(lis: std::net::SocketAddr, key: &Path, admin: std::net::SocketAddr) -> String {
     format!(
-        r#"{}
-[sources.in]
-kind = "mllp"
-listen = "127.0.0.1:0"
-ack = "after-commit"
-
-[destinations.lis]
-kind = "mllp"
-address = "{lis}"
-timeout_s = 5
-
-[routes.all]
-match = ["ADT^*"]
-destinations = ["lis"]
-
-[admin]
-listen = "{admin}"
-"#,
-        key_line(key)
+        "{}\n[admin]\nlisten = \"{admin}\"\n",
+        relay_config(lis, &key_line(key))
     )
+}
+
+/// The id of the first message a `weft messages list` printed.
+fn first_id(list: &str) -> String {
+    list.lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no message listed: {list}"))
+        .to_string()
 }
 
 #[test]
@@ -320,13 +306,7 @@ fn a_key_rotation_under_load_loses_nothing_and_the_old_key_can_go() {
     assert!(trail.contains("journal.key-rotate"), "{trail}");
     let (code, list) = weft_cli(&["messages", "list", "--control-id", "ROT-00000", "-c", c]);
     assert_eq!(code, 0, "{list}");
-    let oldest = list
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap();
+    let oldest = &first_id(&list);
     let (code, shown) = weft_cli(&["messages", "show", oldest, "--body", "-c", c]);
     assert_eq!(code, 0, "{shown}");
     assert!(shown.contains("PID|1||MRN"), "{shown}");

@@ -514,6 +514,29 @@ impl TlsClient {
     }
 }
 
+/// Every ADT message from the MLLP source `in` (ACK after commit) to the
+/// MLLP destination `lis` at `lis`, unchanged, no plugins; `head` (TOML,
+/// such as a `[runtime]` table) first.
+pub fn relay_config(lis: SocketAddr, head: &str) -> String {
+    format!(
+        r#"{head}
+[sources.in]
+kind = "mllp"
+listen = "127.0.0.1:0"
+ack = "after-commit"
+
+[destinations.lis]
+kind = "mllp"
+address = "{lis}"
+timeout_s = 5
+
+[routes.all]
+match = ["ADT^*"]
+destinations = ["lis"]
+"#
+    )
+}
+
 /// A synthetic ADT^A01 with the given control id and MRN (no real patient).
 pub fn a01(control_id: &str, mrn: &str) -> Vec<u8> {
     format!(
