@@ -73,6 +73,49 @@ fn on_disk(data: &Path, secrets: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Where each of `found` is in the journal of `data`: the live rows'
+/// table and column, or, in none, freed pages (for a failure's message).
+fn where_found(data: &Path, found: &[String]) -> String {
+    let c = rusqlite::Connection::open(data.join("journal.db")).unwrap();
+    let tables: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut out = Vec::new();
+    for value in found {
+        let mut places = Vec::new();
+        for t in &tables {
+            let columns: Vec<String> = c
+                .prepare(&format!("SELECT name FROM pragma_table_info('{t}')"))
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            for col in columns {
+                let n: i64 = c
+                    .query_row(
+                        &format!("SELECT COUNT(*) FROM \"{t}\" WHERE instr(CAST(\"{col}\" AS BLOB), ?1) > 0"),
+                        [value.as_bytes()],
+                        |r| r.get(0),
+                    )
+                    .unwrap_or(0);
+                if n > 0 {
+                    places.push(format!("{t}.{col} ({n} rows)"));
+                }
+            }
+        }
+        if places.is_empty() {
+            places.push("no live row: freed pages".into());
+        }
+        out.push(format!("{value}: {}", places.join(", ")));
+    }
+    out.join("; ")
+}
+
 /// Sends every corpus message to `weft`; the control ids answered.
 fn send_corpus(weft: &Weft, corpus: &[(Vec<u8>, Vec<String>)]) -> usize {
     let mut c = weft.client();
@@ -107,7 +150,8 @@ fn with_a_key_no_patient_of_the_corpus_is_in_the_journal_files() {
     let mut weft = Weft::start(|d| adt_config(d, "after-commit", &key_line(&key)));
     assert_eq!(send_corpus(&weft, &corpus), corpus.len());
     let data = weft.dir().join("data");
-    assert_eq!(on_disk(&data, &secrets), Vec::<String>::new());
+    let found = on_disk(&data, &secrets);
+    assert!(found.is_empty(), "while running: {found:?}");
     let config = weft.config_path().display().to_string();
 
     // With the key, an operator reads the body and finds the patient.
@@ -128,7 +172,12 @@ fn with_a_key_no_patient_of_the_corpus_is_in_the_journal_files() {
         "search by patient: {by_patient}"
     );
     assert_eq!(weft.stop(), 0);
-    assert_eq!(on_disk(&data, &secrets), Vec::<String>::new());
+    let found = on_disk(&data, &secrets);
+    assert!(
+        found.is_empty(),
+        "after stop: {}",
+        where_found(&data, &found)
+    );
 
     // Without the key a command lists, and says the body is encrypted.
     let dir = weft.dir().to_path_buf();
