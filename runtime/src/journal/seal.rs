@@ -52,6 +52,9 @@ pub enum SealError {
         /// The id of the key that sealed it.
         key_id: String,
     },
+    /// A value that cannot be sealed (the write is refused).
+    #[error("cannot seal: {0}")]
+    Seal(&'static str),
     /// A value that does not open: damaged, or moved from another row.
     #[error("a sealed value does not open with its key (damaged, or moved from another row)")]
     Damaged,
@@ -210,34 +213,31 @@ impl Keyring {
             .find(|k| k.id == id)
     }
 
-    /// `plain` sealed with the active key, bound to `aad` (the row).
-    pub fn seal(&self, aad: &str, plain: &[u8]) -> Vec<u8> {
+    /// `plain` sealed with the active key, bound to `aad` (the row). Fails
+    /// only if the system's random source does (a nonce reused would be
+    /// worse than a write refused) or past ChaCha20's 256 GiB per value.
+    pub fn seal(&self, aad: &str, plain: &[u8]) -> Result<Vec<u8>, SealError> {
         let mut nonce = [0u8; NONCE_LEN];
-        // The kernel's random source does not fail once the system has
-        // booted; if it ever did, a nonce reused is worse than a stop.
-        if self.rng.fill(&mut nonce).is_err() {
-            panic!("the system's random source failed: nothing can be sealed");
-        }
+        self.rng
+            .fill(&mut nonce)
+            .map_err(|_| SealError::Seal("the system's random source failed"))?;
+        // Header, then the plaintext sealed in place after it: one copy.
         let mut out = Vec::with_capacity(HEADER + plain.len() + TAG);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.active.id);
         out.extend_from_slice(&nonce);
-        let mut body = plain.to_vec();
-        // Fails only past ChaCha20's 256 GiB per value.
-        if self
+        out.extend_from_slice(plain);
+        let tag = self
             .active
             .aead
-            .seal_in_place_append_tag(
+            .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(aad.as_bytes()),
-                &mut body,
+                &mut out[HEADER..],
             )
-            .is_err()
-        {
-            panic!("a value too large to seal");
-        }
-        out.extend_from_slice(&body);
-        out
+            .map_err(|_| SealError::Seal("a value too large to seal"))?;
+        out.extend_from_slice(tag.as_ref());
+        Ok(out)
     }
 
     /// The plaintext of `stored`: opened if sealed (with the key it
@@ -270,12 +270,12 @@ impl Keyring {
     }
 
     /// `plain` sealed into the text form (for a text column).
-    pub fn seal_text(&self, aad: &str, plain: &str) -> String {
-        let sealed = self.seal(aad, plain.as_bytes());
-        format!(
+    pub fn seal_text(&self, aad: &str, plain: &str) -> Result<String, SealError> {
+        let sealed = self.seal(aad, plain.as_bytes())?;
+        Ok(format!(
             "{TEXT_PREFIX}{}",
             base64::engine::general_purpose::STANDARD.encode(sealed)
-        )
+        ))
     }
 
     /// The plaintext of a text column's value (see [`Keyring::open`]).
@@ -380,7 +380,7 @@ mod tests {
     #[test]
     fn a_sealed_value_opens_only_with_its_key_and_its_row() {
         let ring = Keyring::new(key(1), vec![]);
-        let sealed = ring.seal("m:1", b"PID|1||12345^^^H^MR||Doe^Jane");
+        let sealed = ring.seal("m:1", b"PID|1||12345^^^H^MR||Doe^Jane").unwrap();
         assert!(is_sealed(&sealed));
         assert!(!sealed.windows(3).any(|w| w == b"Doe"));
         assert_eq!(
@@ -402,7 +402,10 @@ mod tests {
             Err(SealError::UnknownKey { .. })
         ));
         // Two seals of one value differ (fresh nonce each).
-        assert_ne!(ring.seal("m:1", b"x"), ring.seal("m:1", b"x"));
+        assert_ne!(
+            ring.seal("m:1", b"x").unwrap(),
+            ring.seal("m:1", b"x").unwrap()
+        );
     }
 
     #[test]
@@ -421,7 +424,7 @@ mod tests {
     #[test]
     fn text_seals_and_a_rotation_opens_both_keys() {
         let old = Keyring::new(key(1), vec![]);
-        let sealed = old.seal_text("e:1", "rejected: PID-7 not a date");
+        let sealed = old.seal_text("e:1", "rejected: PID-7 not a date").unwrap();
         assert!(is_sealed_text(&sealed));
         assert!(sealed.starts_with(&old.active_prefixes().1));
         let rotating = Keyring::new(key(2), vec![key(1)]);
@@ -430,7 +433,7 @@ mod tests {
             "rejected: PID-7 not a date"
         );
         assert!(!sealed.starts_with(&rotating.active_prefixes().1));
-        let resealed = rotating.seal_text("e:1", "x");
+        let resealed = rotating.seal_text("e:1", "x").unwrap();
         assert!(resealed.starts_with(&rotating.active_prefixes().1));
         assert!(old.open_text("e:1", &format!("{TEXT_PREFIX}!!")).is_err());
     }
@@ -456,6 +459,12 @@ mod tests {
             e.contains("bad.key") && e.contains("weft key generate"),
             "{e}"
         );
+        // Past the size cap: not read at all.
+        let big = dir.join("big.key");
+        std::fs::write(&big, "a".repeat(2048)).unwrap();
+        std::fs::set_permissions(&big, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let e = JournalKey::load(&big).unwrap_err().to_string();
+        assert!(e.contains("big.key") && e.contains("not a key file"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

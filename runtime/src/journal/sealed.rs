@@ -181,10 +181,10 @@ fn read_index(inner: &dyn Journal, ring: &Keyring) -> Result<(Index, Vec<u8>), J
 }
 
 fn store_index(inner: &dyn Journal, ring: &Keyring, bytes: &[u8]) -> Result<(), JournalError> {
-    inner.set_setting(
-        INDEX_KEY,
-        &ring.seal_text(INDEX_AAD, &weft_signature::hex(bytes)),
-    )
+    let sealed = ring
+        .seal_text(INDEX_AAD, &weft_signature::hex(bytes))
+        .map_err(|e| JournalError::Write(e.to_string()))?;
+    inner.set_setting(INDEX_KEY, &sealed)
 }
 
 /// The associated data of each column's value: the row it belongs to.
@@ -200,6 +200,12 @@ fn aad(column: SealedColumn, message_id: &str, row: i64) -> String {
     }
 }
 
+/// A write refused because its values could not be sealed: nothing of it
+/// is recorded, so the sender is refused (never acknowledged).
+fn refused(e: SealError) -> Commit {
+    Commit::finished(Err(JournalError::Write(e.to_string())))
+}
+
 fn opened(message_id: &str, e: SealError) -> JournalError {
     JournalError::Read(format!("message {message_id}: {e}"))
 }
@@ -209,17 +215,27 @@ impl Sealed {
         self.keys.load_full()
     }
 
-    fn seal(&self, keys: &Option<Arc<Keys>>, aad: &str, plain: Vec<u8>) -> Vec<u8> {
+    fn seal(
+        &self,
+        keys: &Option<Arc<Keys>>,
+        aad: &str,
+        plain: Vec<u8>,
+    ) -> Result<Vec<u8>, SealError> {
         match keys {
             Some(k) => k.ring.seal(aad, &plain),
-            None => plain,
+            None => Ok(plain),
         }
     }
 
-    fn seal_text(&self, keys: &Option<Arc<Keys>>, aad: &str, plain: String) -> String {
+    fn seal_text(
+        &self,
+        keys: &Option<Arc<Keys>>,
+        aad: &str,
+        plain: String,
+    ) -> Result<String, SealError> {
         match keys {
             Some(k) => k.ring.seal_text(aad, &plain),
-            None => plain,
+            None => Ok(plain),
         }
     }
 
@@ -291,8 +307,12 @@ impl Sealed {
         self.open_text(aad, message_id, stored)
     }
 
-    fn seal_message(&self, keys: &Option<Arc<Keys>>, mut m: NewMessage) -> NewMessage {
-        m.body = self.seal(keys, &format!("m:{}", m.id), std::mem::take(&mut m.body));
+    fn seal_message(
+        &self,
+        keys: &Option<Arc<Keys>>,
+        mut m: NewMessage,
+    ) -> Result<NewMessage, SealError> {
+        m.body = self.seal(keys, &format!("m:{}", m.id), std::mem::take(&mut m.body))?;
         m.patient_ids = std::mem::take(&mut m.patient_ids)
             .into_iter()
             .map(|p| self.hash(keys, p))
@@ -301,17 +321,20 @@ impl Sealed {
             .into_iter()
             .map(|(d, k)| (d, self.hash(keys, k)))
             .collect();
-        m
+        Ok(m)
     }
 
-    fn seal_outcome(&self, keys: &Option<Arc<Keys>>, mut o: Outcome) -> Outcome {
+    fn seal_outcome(&self, keys: &Option<Arc<Keys>>, mut o: Outcome) -> Result<Outcome, SealError> {
         let id = o.message_id.clone();
-        o.error = o.error.map(|e| self.seal_text(keys, &format!("e:{id}"), e));
+        o.error = o
+            .error
+            .map(|e| self.seal_text(keys, &format!("e:{id}"), e))
+            .transpose()?;
         for d in &mut o.deliveries {
-            d.body = self.seal(keys, &format!("d:{id}"), std::mem::take(&mut d.body));
+            d.body = self.seal(keys, &format!("d:{id}"), std::mem::take(&mut d.body))?;
             d.ordering_key = d.ordering_key.take().map(|k| self.hash(keys, k));
         }
-        o
+        Ok(o)
     }
 
     fn open_unfinished(&self, list: Vec<Unfinished>) -> Result<Vec<Unfinished>, JournalError> {
@@ -454,10 +477,10 @@ fn reseal_value(keys: &Keys, stale: &Stale) -> Result<Vec<u8>, SealError> {
     if stale.column.is_text() {
         let text = String::from_utf8_lossy(&stale.value);
         let plain = keys.ring.open_text(&aad, &text)?;
-        return Ok(keys.ring.seal_text(&aad, &plain).into_bytes());
+        return Ok(keys.ring.seal_text(&aad, &plain)?.into_bytes());
     }
     let plain = keys.ring.open(&aad, &stale.value)?;
-    Ok(keys.ring.seal(&aad, &plain))
+    keys.ring.seal(&aad, &plain)
 }
 
 /// Values looked at per step of a pass.
@@ -558,22 +581,34 @@ impl Journal for Sealed {
     }
     fn append(&self, message: NewMessage) -> Commit {
         let keys = self.keys();
-        self.inner.append(self.seal_message(&keys, message))
+        match self.seal_message(&keys, message) {
+            Ok(m) => self.inner.append(m),
+            Err(e) => refused(e),
+        }
     }
     fn record(&self, outcome: Outcome) -> Commit {
         let keys = self.keys();
-        self.inner.record(self.seal_outcome(&keys, outcome))
+        match self.seal_outcome(&keys, outcome) {
+            Ok(o) => self.inner.record(o),
+            Err(e) => refused(e),
+        }
     }
     fn record_lazily(&self, outcome: Outcome) -> Commit {
         let keys = self.keys();
-        self.inner.record_lazily(self.seal_outcome(&keys, outcome))
+        match self.seal_outcome(&keys, outcome) {
+            Ok(o) => self.inner.record_lazily(o),
+            Err(e) => refused(e),
+        }
     }
     fn append_settled(&self, message: NewMessage, outcome: Outcome) -> Commit {
         let keys = self.keys();
-        self.inner.append_settled(
+        match (
             self.seal_message(&keys, message),
             self.seal_outcome(&keys, outcome),
-        )
+        ) {
+            (Ok(m), Ok(o)) => self.inner.append_settled(m, o),
+            (Err(e), _) | (_, Err(e)) => refused(e),
+        }
     }
     fn unfinished(&self) -> Result<Vec<Unfinished>, JournalError> {
         self.open_unfinished(self.inner.unfinished()?)
@@ -603,7 +638,7 @@ impl Journal for Sealed {
         else {
             return Ok(None);
         };
-        r.error = self.show_text(&format!("e:{}", r.id), &r.id.clone(), r.error)?;
+        r.error = self.show_text(&format!("e:{}", r.id), &r.id, r.error.take())?;
         Ok(Some(r))
     }
     fn due(
@@ -634,8 +669,10 @@ impl Journal for Sealed {
     }
     fn attempt_failed(&self, id: i64, error: &str, next_attempt: Option<i64>) -> Commit {
         let keys = self.keys();
-        let error = self.seal_text(&keys, &format!("l:{id}"), error.to_string());
-        self.inner.attempt_failed(id, &error, next_attempt)
+        match self.seal_text(&keys, &format!("l:{id}"), error.to_string()) {
+            Ok(error) => self.inner.attempt_failed(id, &error, next_attempt),
+            Err(e) => refused(e),
+        }
     }
     fn pending_counts(&self) -> Result<Vec<(String, u64)>, JournalError> {
         self.inner.pending_counts()

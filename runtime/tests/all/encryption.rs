@@ -293,6 +293,28 @@ fn a_key_rotation_under_load_loses_nothing_and_the_old_key_can_go() {
     while acked.lock().unwrap().len() < 500 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The endpoint's checks, tried from outside: a read token is refused,
+    // a body without a path, a key file others may read, a file that is
+    // not a key; none changes the key.
+    let json = [("content-type", "application/json")];
+    let reader = weft.add_token(admin, "reader", "read");
+    let (code, _) = reader.call("POST", "/journal/key", &json, "{}");
+    assert_eq!(code, 403);
+    let operator = weft.api(admin);
+    let (code, answer) = operator.call("POST", "/journal/key", &json, "{}");
+    assert_eq!(code, 400, "{answer}");
+    let loose = keys.path().join("loose.key");
+    generate(&loose);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let body = serde_json::json!({ "path": loose }).to_string();
+    let (code, answer) = operator.call("POST", "/journal/key", &json, &body);
+    assert_eq!(code, 400, "{answer}");
+    assert!(answer.to_string().contains("chmod 600"), "{answer}");
+    let body = serde_json::json!({ "path": config }).to_string();
+    let (code, answer) = operator.call("POST", "/journal/key", &json, &body);
+    assert_eq!(code, 400, "{answer}");
+
     let started = Instant::now();
     let (code, out) = weft_cli(&[
         "key",
