@@ -55,6 +55,25 @@ fn adt_corpus() -> Vec<(Vec<u8>, Vec<String>)> {
         .collect()
 }
 
+/// Where `value` is in `bytes` as itself: not inside a run of 32 hex
+/// digits or more, which is a digest the runtime wrote (the audit chain's
+/// first `prev` is 64 zeros, and a hash after it may start with a 1: an
+/// MRN `0000000001` is "in" it).
+fn occurrences(bytes: &[u8], value: &str) -> Vec<usize> {
+    let hex = |b: &&u8| b.is_ascii_hexdigit();
+    bytes
+        .windows(value.len())
+        .enumerate()
+        .filter(|(_, w)| *w == value.as_bytes())
+        .map(|(at, _)| at)
+        .filter(|&at| {
+            let before = bytes[..at].iter().rev().take_while(hex).count();
+            let inside = bytes[at..].iter().take_while(hex).count();
+            before + inside < 32
+        })
+        .collect()
+}
+
 /// The values of `secrets` found in the journal's files of `data`.
 fn on_disk(data: &Path, secrets: &[String]) -> Vec<String> {
     let files: Vec<Vec<u8>> = ["journal.db", "journal.db-wal"]
@@ -64,11 +83,7 @@ fn on_disk(data: &Path, secrets: &[String]) -> Vec<String> {
     assert!(!files.is_empty(), "no journal in {}", data.display());
     secrets
         .iter()
-        .filter(|s| {
-            files
-                .iter()
-                .any(|b| b.windows(s.len()).any(|w| w == s.as_bytes()))
-        })
+        .filter(|s| files.iter().any(|b| !occurrences(b, s).is_empty()))
         .cloned()
         .collect()
 }
@@ -109,7 +124,17 @@ fn where_found(data: &Path, found: &[String]) -> String {
             }
         }
         if places.is_empty() {
-            places.push("no live row: freed pages".into());
+            // The bytes around it say which kind of record held it.
+            let file = std::fs::read(data.join("journal.db")).unwrap_or_default();
+            let at = occurrences(&file, value).first().copied().unwrap_or(0);
+            let around: String = file[at.saturating_sub(120)..(at + 120).min(file.len())]
+                .iter()
+                .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
+                .collect();
+            places.push(format!(
+                "no live row: freed space at byte {at} (page {}), amid `{around}`",
+                at / 4096 + 1
+            ));
         }
         out.push(format!("{value}: {}", places.join(", ")));
     }
