@@ -21,8 +21,14 @@
 //! one delivery each (ordered per patient, 1,000 patients), and
 //! deliveries claimed (`FOR UPDATE SKIP LOCKED`, a key's head only) and
 //! marked delivered by 4 dispatchers, each per second.
+//! Then encryption at rest on PostgreSQL: one node without a key and one
+//! with (`encryption_key`), each on a database of its own, at 8
+//! connections; then the key of the second is rotated (`POST
+//! /journal/key`) with nothing else going on, and printed is how fast the
+//! background pass sealed its journal again.
 //! `WEFT_BENCH_SECS` sets each run's length (default 5; 1 when run as a
-//! test), `WEFT_BENCH_ONLY=throughput,failover,database` picks sections.
+//! test), `WEFT_BENCH_ONLY=throughput,failover,database,encryption` picks
+//! sections.
 
 #[path = "common/adt.rs"]
 mod adt;
@@ -53,6 +59,104 @@ fn node(url: Option<&str>, name: &str, lease_s: u64) -> Weft {
     };
     let extra = format!("[runtime]\nshutdown_grace_s = 600\n{journal}");
     Weft::start(|d| adt_config(d, "after-commit", &extra))
+}
+
+/// Node `name` of the journal at `url` sealing with `key`, with an admin
+/// API on `admin`.
+fn sealing_node(url: &str, key: &std::path::Path, admin: std::net::SocketAddr) -> Weft {
+    let extra = format!(
+        "[runtime]\nshutdown_grace_s = 600\nencryption_key = \"{}\"\n\
+         [journal]\nengine = \"postgres\"\nurl = \"{url}\"\nnode = \"edge-k\"\n\
+         [admin]\nlisten = \"{admin}\"\n",
+        key.display()
+    );
+    Weft::start(|d| adt_config(d, "after-commit", &extra))
+}
+
+/// `weft key generate` into `dir`: the key file.
+fn new_key(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let (code, out) = common::weft_cli(&["key", "generate", path.to_str().unwrap_or_default()]);
+    assert_eq!(code, 0, "{out}");
+    path
+}
+
+fn encryption(cluster: &weft_test_postgres::Cluster, secs: u64) {
+    const CONNS: usize = 8;
+    let keys = tempfile::tempdir().expect("a temporary directory");
+    let (first, second) = (new_key(keys.path(), "a.key"), new_key(keys.path(), "b.key"));
+    let admin = common::fhir_server::free_addr();
+    println!("\nencryption at rest on PostgreSQL, 1 node, {CONNS} connections");
+    let mut plain = vec![node(
+        Some(&cluster.database().expect("a database")),
+        "edge-p",
+        15,
+    )];
+    let mut sealed = vec![sealing_node(
+        &cluster.database().expect("a database"),
+        &first,
+        admin,
+    )];
+    let mut sent = [0usize; 2];
+    // Alternating, a second at a time, so both see the same machine.
+    let mut rows: [(usize, Vec<Duration>, Duration); 2] = Default::default();
+    for round in 0..secs.max(1) * 2 {
+        for (i, nodes) in [&plain, &sealed].into_iter().enumerate() {
+            let (n, lat, elapsed) = closed_loop(
+                &spread(vec![nodes[0].addr]),
+                CONNS,
+                1,
+                &format!("E{i}-{round}"),
+            );
+            sent[i] += n;
+            rows[i].0 += n;
+            rows[i].1.extend(lat);
+            rows[i].2 += elapsed;
+        }
+    }
+    for (label, (n, lat, elapsed)) in ["without a key", "with a key"].iter().zip(rows.iter_mut()) {
+        lat.sort_unstable();
+        println!(
+            "{label:<22} {CONNS:>5} {:>10.0} {} {}",
+            *n as f64 / elapsed.as_secs_f64(),
+            ms(pct(lat, 0.5)),
+            ms(pct(lat, 0.99)),
+        );
+    }
+    let api = sealed[0].api(admin);
+    let (code, answer) = api.call(
+        "POST",
+        "/journal/key",
+        &[("content-type", "application/json")],
+        &serde_json::json!({ "path": second.display().to_string() }).to_string(),
+    );
+    assert_eq!(code, 200, "{answer}");
+    let id = answer["key_id"].as_str().unwrap_or_default().to_string();
+    let done = |log: &str| {
+        log.lines()
+            .find(|l| l.contains("every value in the journal is sealed") && l.contains(&id))
+            .map(str::to_string)
+    };
+    let started = Instant::now();
+    while done(&sealed[0].log_text()).is_none() && started.elapsed() < Duration::from_secs(1800) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let line = done(&sealed[0].log_text()).unwrap_or_default();
+    let field = |name: &str| {
+        line.split(&format!("{name}="))
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let (values, seconds) = (field("values"), field("seconds"));
+    println!(
+        "key rotation on PostgreSQL: {} messages journaled, {values:.0} values sealed again in {seconds:.2} s ({:.0} values/s), in the background",
+        sent[1],
+        values / seconds.max(1e-9),
+    );
+    drain_and_stop(&mut plain, sent[0]);
+    drain_and_stop(&mut sealed, sent[1]);
 }
 
 /// Every node's written outputs.
@@ -315,5 +419,8 @@ fn main() {
     }
     if wants("database") {
         database(&cluster, secs);
+    }
+    if wants("encryption") {
+        encryption(&cluster, secs);
     }
 }

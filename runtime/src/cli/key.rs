@@ -86,7 +86,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!(
                 "the running weft seals with key {id} from now on; what the journal holds is \
                  sealed again in the background (its log says when all is).\n\
-                 Before the next restart, in {}:\n  \
+                 Before the next restart, in {} (and, for a journal several nodes share, \
+                 in each node's configuration):\n  \
                  encryption_key = \"{}\"\n  previous_encryption_keys = [\"{}\"]\n\
                  and once all is sealed again, take the old key out and destroy it.",
                 config_file

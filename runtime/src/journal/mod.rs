@@ -691,17 +691,11 @@ pub trait Journal: Send + Sync {
         prefix: &[u8],
         after: i64,
         limit: usize,
-    ) -> Result<Vec<Stale>, JournalError> {
-        let _ = (column, prefix, after, limit);
-        Err(JournalError::Read(
-            "re-sealing is not built for this journal engine".into(),
-        ))
-    }
-    /// Whether [`Journal::stale`] and [`Journal::replace_stale`] are built
-    /// for this engine (a rotation can finish).
-    fn reseals(&self) -> bool {
-        false
-    }
+    ) -> Result<Vec<Stale>, JournalError>;
+    /// Writes each new value over its stale one, in one transaction, where
+    /// the stored value is still the one read (a value changed meanwhile is
+    /// left for the next pass): how many were written.
+    fn replace_stale(&self, done: &[(Stale, Vec<u8>)]) -> Result<usize, JournalError>;
     /// Makes `new` the key that seals, while serving (see
     /// [`sealed::Sealed::rotate`]): its id.
     fn rotate_key(&self, new: seal::JournalKey) -> Result<String, JournalError> {
@@ -710,14 +704,12 @@ pub trait Journal: Send + Sync {
             "the journal is not encrypted: set [runtime] encryption_key and restart first".into(),
         ))
     }
-    /// Writes each new value over its stale one, in one transaction, where
-    /// the stored value is still the one read (a value changed meanwhile is
-    /// left for the next pass): how many were written.
-    fn replace_stale(&self, done: &[(Stale, Vec<u8>)]) -> Result<usize, JournalError> {
-        let _ = done;
-        Err(JournalError::Write(
-            "re-sealing is not built for this journal engine".into(),
-        ))
+    /// The other node runs serving this journal now (running, their lease
+    /// not lapsed), as `name (run id)`: a key is changed only with none,
+    /// since each holds its keys in memory. Always none for an engine one
+    /// process owns.
+    fn other_nodes(&self) -> Result<Vec<String>, JournalError> {
+        Ok(Vec::new())
     }
 
     /// Finishes the writes already queued and closes; later writes answer

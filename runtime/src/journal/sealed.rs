@@ -14,7 +14,9 @@
 //! while serving; a background pass ([`spawn_resealer`]) seals again,
 //! in batches, every value not yet under the active key (resumable: a
 //! value names its key), and, on a journal that was written before it was
-//! given a key, seals what was plaintext.
+//! given a key, seals what was plaintext. Several nodes sharing one
+//! journal each hold their keys in memory: a change of key (the first,
+//! or a rotation) is refused while another node serves (`alone`).
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -118,6 +120,10 @@ pub fn wrap(
         Some(id) if ring.previous().iter().any(|k| k.id() == *id) => {
             let index = read_index(&*inner, &ring)?;
             if how == Use::Run {
+                alone(&*inner, "rotate the key").map_err(|reason| JournalError::Open {
+                    path: inner.location(),
+                    reason,
+                })?;
                 // The rotation starts: the index key is sealed again with
                 // the new key (unchanged: stored hashes stay valid), then
                 // the journal names the new key.
@@ -139,6 +145,10 @@ pub fn wrap(
             ));
         }
         None if how == Use::Run => {
+            alone(&*inner, "turn encryption on").map_err(|reason| JournalError::Open {
+                path: inner.location(),
+                reason,
+            })?;
             let (index, bytes) =
                 Index::generate().map_err(|e| key_error(ring.active(), e.to_string()))?;
             store_index(&*inner, &ring, &bytes)?;
@@ -157,6 +167,23 @@ pub fn wrap(
             index: index.0,
         }),
         how,
+    ))
+}
+
+/// Refuses to change the journal's key (`what`) while other nodes serve
+/// it: each holds its keys in memory, and one left on the old key (or on
+/// none) could not open what the others seal from then on, or would hand
+/// ciphertext on. Why, as a reason.
+fn alone(inner: &dyn Journal, what: &str) -> Result<(), String> {
+    let others = inner.other_nodes().map_err(|e| e.to_string())?;
+    if others.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "cannot {what} while other nodes serve this journal ({}): each node holds its keys \
+         in memory. Stop the other nodes, {what} on this one, then start them with this \
+         node's encryption_key and previous_encryption_keys",
+        others.join(", ")
     ))
 }
 
@@ -366,12 +393,7 @@ impl Sealed {
     /// in the background (and after a restart, which must be given the new
     /// key first and the old one among the previous). Its id.
     pub fn rotate(&self, new: JournalKey) -> Result<String, JournalError> {
-        if !self.inner.reseals() {
-            return Err(JournalError::Write(format!(
-                "{}: rotating the key is not built for this journal engine",
-                self.inner.location()
-            )));
-        }
+        alone(&*self.inner, "rotate the key").map_err(JournalError::Write)?;
         let Some(keys) = self.keys() else {
             return Err(JournalError::Write(LOCKED.into()));
         };
@@ -492,9 +514,6 @@ const PAUSE: Duration = Duration::from_millis(5);
 /// or a first key not finished): a thread that stops when the pass is
 /// done or the journal closes.
 pub fn spawn_resealer(journal: &Arc<Sealed>) {
-    if !journal.inner.reseals() {
-        return;
-    }
     match journal.needs_pass() {
         Ok(true) => {}
         Ok(false) => return,
@@ -766,8 +785,8 @@ impl Journal for Sealed {
     fn replace_stale(&self, done: &[(Stale, Vec<u8>)]) -> Result<usize, JournalError> {
         self.inner.replace_stale(done)
     }
-    fn reseals(&self) -> bool {
-        self.inner.reseals()
+    fn other_nodes(&self) -> Result<Vec<String>, JournalError> {
+        self.inner.other_nodes()
     }
     fn rotate_key(&self, new: JournalKey) -> Result<String, JournalError> {
         self.rotate(new)
@@ -778,11 +797,11 @@ impl Journal for Sealed {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::journal::sqlite::SqliteJournal;
 
-    fn key(byte: u8) -> JournalKey {
+    pub(crate) fn key(byte: u8) -> JournalKey {
         JournalKey::from_bytes(&[byte; 32], Path::new(&format!("/keys/{byte}.key")))
     }
 
@@ -817,7 +836,7 @@ mod tests {
         })
     }
 
-    fn patient_message(id: &str) -> NewMessage {
+    pub(crate) fn patient_message(id: &str) -> NewMessage {
         NewMessage {
             body: b"MSH|^~\\&|A|F|||20240101||ADT^A01|1|P|2.5\rPID|1||MRN-778899^^^H^MR||Zyxwvut^Qwerty\r"
                 .to_vec(),
@@ -907,58 +926,94 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_rotation_seals_everything_again_and_a_plain_journal_gets_sealed() {
-        let dir = tempfile::tempdir().unwrap();
-        // Written before any key: plaintext.
+    /// Keys for `weft run`: the active one and the previous.
+    pub(crate) type Given = Option<(JournalKey, Vec<JournalKey>)>;
+
+    /// Waits for the runtime's background pass to record every value
+    /// sealed with key `id`.
+    pub(crate) fn wait_sealed_all(j: &Arc<dyn Journal>, id: &str) {
+        for _ in 0..1000 {
+            if j.setting(SEALED_ALL).unwrap().as_deref() == Some(id) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("the background pass did not finish");
+    }
+
+    /// A journal written before any key is sealed by the first run given
+    /// one (bodies, outputs, reasons sealed; identifiers and ordering keys
+    /// hashed, search still finding the patient), then rotated to a second
+    /// key at a start, and read with the second key alone; `in_clear`
+    /// says whether the patient's name or MRN is still stored in the
+    /// clear. Any engine: `open` opens the same journal for `weft run`.
+    pub(crate) fn rotation_scenario(
+        open: &dyn Fn(Given) -> Arc<dyn Journal>,
+        in_clear: &dyn Fn(&str) -> bool,
+    ) {
+        let by_patient = |j: &Arc<dyn Journal>| {
+            j.list(&crate::journal::query::Filter {
+                patient: Some("MRN-778899".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap()
+            .len()
+        };
+        // Written before any key: plaintext, in every sealed column.
         {
-            let j = open_run(dir.path(), None).unwrap();
+            let j = open(None);
             j.append(patient_message("m1")).wait().unwrap();
+            let mut o = crate::journal::test_outcome("m1");
+            o.deliveries[0].body = b"{\"family\":\"Zyxwvut\"}".to_vec();
+            o.deliveries[0].ordering_key = Some("MRN-778899".into());
+            j.record(o).wait().unwrap();
+            let d = j.due("d", 10, 10, &[]).unwrap();
+            j.attempt_failed(d[0].id, "Zyxwvut unknown", Some(5))
+                .wait()
+                .unwrap();
             j.close();
         }
-        assert!(on_disk(dir.path(), b"Zyxwvut"));
-        // The runtime's background pass, waited for.
-        let sealed_step = |j: &Arc<dyn Journal>, id: String| {
-            for _ in 0..500 {
-                if j.setting(SEALED_ALL).unwrap() == Some(id.clone()) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            panic!("the background pass did not finish");
-        };
+        assert!(in_clear("Zyxwvut") && in_clear("MRN-778899"));
         {
-            let j = open_run(dir.path(), Some((key(1), vec![]))).unwrap();
-            sealed_step(&j, key(1).id());
+            let j = open(Some((key(1), vec![])));
+            wait_sealed_all(&j, &key(1).id());
             j.append(patient_message("m2")).wait().unwrap();
-            assert_eq!(
-                j.list(&crate::journal::query::Filter {
-                    patient: Some("MRN-778899".into()),
-                    limit: 10,
-                    ..Default::default()
-                })
-                .unwrap()
-                .len(),
-                2,
-                "the plaintext identifier was hashed"
-            );
+            assert_eq!(by_patient(&j), 2, "the plaintext identifier was hashed");
             j.close();
         }
         // Rotated to key 2: key 1 among the previous.
-        let j = open_run(dir.path(), Some((key(2), vec![key(1)]))).unwrap();
-        sealed_step(&j, key(2).id());
-        j.close();
-        drop(j);
-        let j = open_run(dir.path(), Some((key(2), vec![]))).unwrap();
+        {
+            let j = open(Some((key(2), vec![key(1)])));
+            wait_sealed_all(&j, &key(2).id());
+            j.close();
+        }
+        let j = open(Some((key(2), vec![])));
         for id in ["m1", "m2"] {
             let r = j.recorded(id).unwrap().unwrap();
             assert!(String::from_utf8_lossy(&r.body).contains("Zyxwvut"));
         }
-        drop(j);
-        // Vacuumed so freed pages go: no plaintext left anywhere.
-        let c = rusqlite::Connection::open(dir.path().join("j.db")).unwrap();
-        c.execute_batch("VACUUM").unwrap();
-        drop(c);
-        assert!(!on_disk(dir.path(), b"Zyxwvut"));
+        let shown = j.show("m1").unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&shown.deliveries[0].body).contains("Zyxwvut"));
+        assert_eq!(
+            shown.deliveries[0].last_error.as_deref(),
+            Some("Zyxwvut unknown")
+        );
+        assert_eq!(by_patient(&j), 2);
+        j.close();
+        assert!(!in_clear("Zyxwvut") && !in_clear("MRN-778899"));
+    }
+
+    #[test]
+    fn a_rotation_seals_everything_again_and_a_plain_journal_gets_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        rotation_scenario(&|given| open_run(&path, given).unwrap(), &|needle| {
+            // Vacuumed so freed pages go.
+            let c = rusqlite::Connection::open(path.join("j.db")).unwrap();
+            c.execute_batch("VACUUM").unwrap();
+            drop(c);
+            on_disk(&path, needle.as_bytes())
+        });
     }
 }

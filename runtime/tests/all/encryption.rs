@@ -417,3 +417,138 @@ fn a_key_rotation_under_load_loses_nothing_and_the_old_key_can_go() {
         "{doctor}"
     );
 }
+
+/// Node `node` of the PostgreSQL journal at `url`, sealing with `key`
+/// (and able to open what `previous` sealed), relaying to `lis`; `more`
+/// TOML tables after the journal's.
+fn pg_node(
+    lis: std::net::SocketAddr,
+    url: &str,
+    node: &str,
+    key: &Path,
+    previous: Option<&Path>,
+    more: &str,
+) -> String {
+    let previous = previous.map_or(String::new(), |p| {
+        format!("previous_encryption_keys = [\"{}\"]\n", p.display())
+    });
+    relay_config(
+        lis,
+        &format!(
+            "{}shutdown_grace_s = 1\n{previous}\
+             [journal]\nengine = \"postgres\"\nurl = \"{url}\"\nnode = \"{node}\"\n{more}",
+            key_line(key)
+        ),
+    )
+}
+
+/// Sends `n` synthetic messages `{prefix}-{i}` to `weft`; their control
+/// ids, each acknowledged.
+fn send_acked(weft: &Weft, prefix: &str, n: usize) -> Vec<String> {
+    let mut c = weft.client();
+    (0..n)
+        .map(|i| {
+            let id = format!("{prefix}-{i:03}");
+            assert_eq!(
+                c.exchange(&a01(&id, &format!("MRN{prefix}{i:03}"))).code,
+                "AA"
+            );
+            id
+        })
+        .collect()
+}
+
+#[test]
+fn two_nodes_on_postgres_rotate_the_key_one_at_a_time_and_lose_nothing() {
+    let cluster = weft_test_postgres::Cluster::start(false).unwrap();
+    let url = cluster.database().unwrap();
+    let receiver = Weft::receiver();
+    let keys = tempfile::tempdir().unwrap();
+    let (old, new) = (keys.path().join("old.key"), keys.path().join("new.key"));
+    generate(&old);
+    generate(&new);
+    let admin = free_addr();
+    let lis = receiver.addr;
+    let admin_table = format!("[admin]\nlisten = \"{admin}\"\n");
+    let mut a = Weft::start(|_| pg_node(lis, &url, "edge-a", &old, None, &admin_table));
+    let mut b = Weft::start(|_| pg_node(lis, &url, "edge-b", &old, None, ""));
+    let mut acked = send_acked(&a, "A1", 40);
+    acked.extend(send_acked(&b, "B1", 40));
+    let config = a.config_path().to_str().unwrap().to_string();
+    let rotate = || weft_cli(&["key", "rotate", new.to_str().unwrap(), "-c", &config]);
+
+    // Refused while node b serves: it would go on sealing with the old key.
+    let (code, out) = rotate();
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("other nodes") && out.contains("edge-b"),
+        "{out}"
+    );
+    // b stopped: a rotates while serving; b comes back with the new key
+    // first and the old among the previous, as the command says.
+    assert_eq!(b.stop(), 0);
+    let (code, out) = rotate();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("each node's configuration"), "{out}");
+    let new_id = out
+        .split("seals with key ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    acked.extend(send_acked(&a, "A2", 40));
+    let mut b = Weft::start(|_| pg_node(lis, &url, "edge-b", &new, Some(&old), ""));
+    acked.extend(send_acked(&b, "B2", 40));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = |log: &str| {
+        log.lines()
+            .any(|l| l.contains("every value in the journal is sealed") && l.contains(&new_id))
+    };
+    while !done(&a.log_text()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(done(&a.log_text()), "{}", a.log_text());
+    assert_eq!(
+        receiver.missing(&acked, Duration::from_secs(60)),
+        Vec::<String>::new(),
+        "every acknowledged message delivered"
+    );
+
+    // Nothing of the patients in the clear in any live row; the journal
+    // names the new key.
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let clear: i64 = db
+        .query_one(
+            "SELECT (SELECT count(*) FROM messages WHERE position('Test^Pat'::BYTEA IN body) > 0)
+                  + (SELECT count(*) FROM deliveries WHERE position('Test^Pat'::BYTEA IN body) > 0)
+                  + (SELECT count(*) FROM patient_ids WHERE id LIKE 'MRN%')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(clear, 0, "patient data in the clear");
+    let sealed: i64 = db
+        .query_one("SELECT count(*) FROM patient_ids WHERE id LIKE 'k1:%'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(sealed, 160);
+    let key_id: String = db
+        .query_one(
+            "SELECT value FROM weft_meta WHERE key = 'encryption.key_id'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(key_id, new_id);
+    // With the new key alone, the first message of the old key opens.
+    assert_eq!(b.stop(), 0);
+    assert_eq!(a.stop(), 0);
+    let alone = keys.path().join("alone.toml");
+    std::fs::write(&alone, pg_node(lis, &url, "edge-a", &new, None, "")).unwrap();
+    let alone = alone.to_str().unwrap();
+    let (code, list) = weft_cli(&["messages", "list", "--control-id", "B1-000", "-c", alone]);
+    assert_eq!(code, 0, "{list}");
+    let (code, shown) = weft_cli(&["messages", "show", &first_id(&list), "--body", "-c", alone]);
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("MRNB1000"), "{shown}");
+}

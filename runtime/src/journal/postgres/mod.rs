@@ -28,6 +28,7 @@ mod operate;
 mod probe;
 mod query;
 mod schema;
+mod sealing;
 mod server;
 mod writer;
 
@@ -50,7 +51,7 @@ use super::query::{Detail, Filter, Purged, Reprocessed, Resent, Summary};
 use super::write::{Op, Request};
 use super::{
     Commit, DueDelivery, Health, Journal, JournalError, MessageStatus, NewMessage, Node,
-    NodePlugin, Outcome, Recent, Recorded, Unfinished,
+    NodePlugin, NodeState, Outcome, Recent, Recorded, SealedColumn, Stale, Unfinished,
 };
 
 /// How many writes may wait for the writer thread before a write waits in
@@ -695,8 +696,6 @@ impl Journal for PgJournal {
         self.side(|c| audit::purge(c, before))
     }
 
-    // Finishes the writes already queued, marks this run stopped (its
-    // claims are free at once) and closes.
     fn setting(&self, key: &str) -> Result<Option<String>, JournalError> {
         let key = key.to_string();
         self.side(move |c| {
@@ -706,9 +705,6 @@ impl Journal for PgJournal {
         })
     }
 
-    // Re-sealing (`stale`, `replace_stale`) is not built for PostgreSQL:
-    // a key given to a PostgreSQL journal seals what is written from then
-    // on; a rotation is refused (the trait's default).
     fn set_setting(&self, key: &str, value: &str) -> Result<(), JournalError> {
         let (key, value) = (key.to_string(), value.to_string());
         self.side(move |c| {
@@ -722,6 +718,32 @@ impl Journal for PgJournal {
         })
     }
 
+    fn stale(
+        &self,
+        column: SealedColumn,
+        prefix: &[u8],
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Stale>, JournalError> {
+        self.side(|c| sealing::stale(c, column, prefix, after, limit))
+    }
+
+    fn replace_stale(&self, done: &[(Stale, Vec<u8>)]) -> Result<usize, JournalError> {
+        self.side(|c| sealing::replace_stale(c, done))
+    }
+
+    fn other_nodes(&self) -> Result<Vec<String>, JournalError> {
+        Ok(self
+            .nodes()?
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| n.run != self.run && n.state == NodeState::Running)
+            .map(|n| format!("{} ({})", n.name, n.run))
+            .collect())
+    }
+
+    // Finishes the writes already queued, marks this run stopped (its
+    // claims are free at once) and closes.
     fn close(&self) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;

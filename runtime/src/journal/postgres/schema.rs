@@ -10,7 +10,7 @@ use postgres::Client;
 use crate::journal::JournalError;
 
 /// The schema version this runtime writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The advisory lock every migration holds (any constant; "weft" in hex).
 const MIGRATION_LOCK: i64 = 0x7765_6674;
@@ -74,6 +74,9 @@ pub(super) fn migrate(client: &mut Client, location: &str) -> Result<(), Journal
     // Version 3: no table changes. Values may be sealed and identifiers
     // hashed (`journal::sealed`): a node of version 2 would hand
     // ciphertext on, so it must refuse this database.
+    if version < 4 {
+        tx.batch_execute(V4).map_err(err)?;
+    }
     tx.execute(
         "INSERT INTO weft_meta (key, value) VALUES ('schema_version', $1)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -86,7 +89,7 @@ pub(super) fn migrate(client: &mut Client, location: &str) -> Result<(), Journal
 /// Version 1. Times are ms since the epoch (`BIGINT`), as in SQLite.
 /// `claimed_by` names a node run (`nodes.run`): a claim holds until that
 /// run's `lease_until`, which each heartbeat moves on, or until it stops.
-const V1: &str = "
+pub(super) const V1: &str = "
 CREATE SEQUENCE message_seq;
 CREATE TABLE messages (
     id TEXT PRIMARY KEY,
@@ -189,7 +192,21 @@ CREATE INDEX nodes_name ON nodes (name, heartbeat_at);
 
 /// Version 2: the claims each node run holds, found without reading every
 /// message (`weft nodes`). Partial: a claim is cleared as its work is done.
-const V2: &str = "
+pub(super) const V2: &str = "
 CREATE INDEX messages_claimed ON messages (claimed_by) WHERE claimed_by IS NOT NULL;
 CREATE INDEX deliveries_claimed ON deliveries (claimed_by) WHERE claimed_by IS NOT NULL;
+";
+
+/// Version 4: an integer key on each table whose values a key rotation
+/// seals again and that had none (`sealing.rs` walks every sealed column
+/// in key order, a step at a time, and replaces a value only if it is
+/// still the one it read). Rows already there are numbered as the column
+/// is added.
+const V4: &str = "
+ALTER TABLE patient_ids ADD COLUMN rid BIGINT GENERATED ALWAYS AS IDENTITY;
+CREATE UNIQUE INDEX patient_ids_rid ON patient_ids (rid);
+ALTER TABLE order_holds ADD COLUMN rid BIGINT GENERATED ALWAYS AS IDENTITY;
+CREATE UNIQUE INDEX order_holds_rid ON order_holds (rid);
+ALTER TABLE outcomes ADD COLUMN rid BIGINT GENERATED ALWAYS AS IDENTITY;
+CREATE UNIQUE INDEX outcomes_rid ON outcomes (rid);
 ";

@@ -443,3 +443,102 @@ fn an_intake_left_in_doubt_is_released_for_another_node_to_run() {
     let taken: Vec<&str> = taken.iter().map(|u| u.message.id.as_str()).collect();
     assert_eq!(taken, ["in-doubt"]);
 }
+
+/// Whether `needle` is stored in the clear in a sealed column's live rows
+/// of the database at `url`.
+fn in_clear(url: &str, needle: &str) -> bool {
+    let mut c = postgres::Client::connect(url, NoTls).unwrap();
+    let n: i64 = c
+        .query_one(
+            "SELECT (SELECT count(*) FROM messages
+                      WHERE position($1::BYTEA IN body) > 0 OR position($2 IN coalesce(error, '')) > 0)
+                  + (SELECT count(*) FROM deliveries
+                      WHERE position($1::BYTEA IN body) > 0
+                         OR position($2 IN coalesce(last_error, '') || coalesce(ordering_key, '')) > 0)
+                  + (SELECT count(*) FROM outcomes WHERE position($2 IN coalesce(error, '')) > 0)
+                  + (SELECT count(*) FROM patient_ids WHERE position($2 IN id) > 0)
+                  + (SELECT count(*) FROM order_holds WHERE position($2 IN ordering_key) > 0)",
+            &[&needle.as_bytes(), &needle],
+        )
+        .unwrap()
+        .get(0);
+    n > 0
+}
+
+#[test]
+fn a_plain_journal_gets_sealed_and_rotated_and_no_key_changes_beside_another_node() {
+    use crate::journal::sealed::{self, tests as s};
+    use crate::journal::{Journal, Use};
+    let url = cluster().database().unwrap();
+    let open_as =
+        |node: &str, given: s::Given| sealed::wrap(Arc::new(open_on(&url, node)), given, Use::Run);
+    s::rotation_scenario(&|given| open_as("edge-a", given).unwrap(), &|needle| {
+        in_clear(&url, needle)
+    });
+
+    // Another node serving the journal: no rotation, at a start or while
+    // serving, since it would go on sealing with the old key.
+    let b = open_on(&url, "edge-b");
+    let Err(e) = open_as("edge-a", Some((s::key(3), vec![s::key(2)]))) else {
+        panic!("a rotation at start beside another node");
+    };
+    assert!(e.to_string().contains("edge-b"), "{e}");
+    let a = open_as("edge-a", Some((s::key(2), vec![]))).unwrap();
+    let e = a.rotate_key(s::key(3)).unwrap_err().to_string();
+    assert!(e.contains("other nodes") && e.contains("edge-b"), "{e}");
+    // Alone, it rotates while serving, and the pass finishes.
+    b.close();
+    assert_eq!(a.rotate_key(s::key(3)).unwrap(), s::key(3).id());
+    a.append(s::patient_message("m3")).wait().unwrap();
+    s::wait_sealed_all(&a, &s::key(3).id());
+    a.close();
+    let a = open_as("edge-a", Some((s::key(3), vec![]))).unwrap();
+    for id in ["m1", "m2", "m3"] {
+        let r = a.recorded(id).unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&r.body).contains("Zyxwvut"), "{id}");
+    }
+    assert!(!in_clear(&url, "Zyxwvut"));
+}
+
+#[test]
+fn schema_4_numbers_the_rows_a_rotation_walks_in_a_journal_of_schema_3() {
+    let url = cluster().database().unwrap();
+    let mut admin = postgres::Client::connect(&url, NoTls).unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE weft_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             {}{}
+             INSERT INTO weft_meta VALUES ('schema_version', '3');
+             INSERT INTO patient_ids VALUES ('m1', 'a'), ('m2', 'b');
+             INSERT INTO order_holds VALUES ('m1', 1, 'd', 'k'), ('m2', 2, 'd', 'k');
+             INSERT INTO outcomes VALUES ('m1', 1, 'failed', 'x', NULL, 5);",
+            schema::V1,
+            schema::V2
+        ))
+        .unwrap();
+    let j = open_on(&url, "edge-a");
+    let mut rids = |table: &str| -> Vec<i64> {
+        admin
+            .query(&format!("SELECT rid FROM {table} ORDER BY rid"), &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    assert_eq!(rids("patient_ids"), [1, 2]);
+    assert_eq!(rids("order_holds"), [1, 2]);
+    assert_eq!(rids("outcomes"), [1]);
+    // New rows are numbered after them.
+    let mut m = msg("m3");
+    m.patient_ids = vec!["c".into()];
+    j.append(m).wait().unwrap();
+    assert_eq!(rids("patient_ids"), [1, 2, 3]);
+    let v: String = admin
+        .query_one(
+            "SELECT value FROM weft_meta WHERE key = 'schema_version'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(v, SCHEMA_VERSION.to_string());
+}

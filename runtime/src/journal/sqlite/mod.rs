@@ -643,10 +643,6 @@ impl Journal for SqliteJournal {
         self.side(|c| sealing::replace_stale(c, done))
     }
 
-    fn reseals(&self) -> bool {
-        true
-    }
-
     fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.writes
