@@ -43,7 +43,7 @@ pub use plugins::{
     PluginSpec, Sample,
 };
 pub use routes::RouteConfig;
-pub use runtime::{DEFAULT_AUDIT_RETAIN_DAYS, JournalSync, RuntimeConfig};
+pub use runtime::{DEFAULT_AUDIT_RETAIN_DAYS, JournalSync, RuntimeConfig, systemd_credential};
 pub use sources::{AckMode, HttpSourceConfig, MllpSourceConfig, SourceConfig, SourceKind};
 pub use trust::TrustConfig;
 

@@ -131,12 +131,27 @@ impl Checker<'_> {
                     ),
                     None => {}
                 },
-                "encryption_key" => r.encryption_key = self.path(entry, &key, true),
+                "encryption_key" => {
+                    // A systemd credential exists only in the service's
+                    // own context: `weft check` beside it cannot see it.
+                    let p = self.path(entry, &key, false);
+                    if let Some(p) = p
+                        .as_ref()
+                        .filter(|p| !p.is_file() && !systemd_credential(p))
+                    {
+                        self.error(
+                            entry.1.span().start,
+                            &key,
+                            format!("file {} does not exist", p.display()),
+                        );
+                    }
+                    r.encryption_key = p;
+                }
                 "previous_encryption_keys" => {
                     previous_at = Some(entry.1.span().start);
                     for (at, p) in self.string_list(entry.1, &key) {
                         let path = self.base.join(&p);
-                        if !path.is_file() {
+                        if !path.is_file() && !systemd_credential(&path) {
                             self.error(at, &key, format!("file {} does not exist", path.display()));
                         }
                         r.previous_encryption_keys.push(path);
@@ -183,4 +198,21 @@ impl std::fmt::Display for JournalSync {
             JournalSync::Normal => "normal",
         })
     }
+}
+
+/// Whether `path` names a credential systemd hands the service
+/// (`LoadCredential=`, `LoadCredentialEncrypted=`, a key sealed with the
+/// machine's TPM): a file in `$CREDENTIALS_DIRECTORY` or under
+/// `/run/credentials/`. Such a file exists only while the service runs, in
+/// a directory only root writes, and its user reads it through an ACL
+/// (which shows in the mode's group bits): neither its absence beside the
+/// service nor its mode is a fault.
+pub fn systemd_credential(path: &std::path::Path) -> bool {
+    use std::path::Component;
+    if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
+        return false;
+    }
+    let given = std::env::var_os("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty());
+    path.starts_with("/run/credentials/")
+        || given.is_some_and(|d| path.starts_with(std::path::Path::new(&d)))
 }

@@ -607,3 +607,37 @@ fn a_file_batch_outside_its_bounds_is_refused_with_its_place() {
     }
     assert_eq!(config.destinations["d"].concurrency, 4);
 }
+
+#[test]
+fn a_key_from_systemd_credentials_need_not_exist_beside_the_service() {
+    // Only while the service runs is the credential there.
+    let text = "[runtime]\nencryption_key = \"/run/credentials/weft.service/journal.key\"\n\
+                previous_encryption_keys = [\"/run/credentials/weft.service/old.key\"]\n";
+    let c = parse(text, "weft.toml", Path::new("/etc/weft")).unwrap();
+    assert_eq!(
+        c.runtime.encryption_key.as_deref(),
+        Some(Path::new("/run/credentials/weft.service/journal.key"))
+    );
+    // Any other missing key file is an error naming it.
+    let e = parse(
+        "[runtime]\nencryption_key = \"/etc/weft/missing.key\"\n",
+        "weft.toml",
+        Path::new("/etc/weft"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("runtime.encryption_key") && e.contains("missing.key does not exist"),
+        "{e}"
+    );
+    // `..` does not leave the credentials directory by name alone.
+    assert!(!systemd_credential(Path::new(
+        "/run/credentials/../../etc/weft/k.key"
+    )));
+    assert!(!systemd_credential(Path::new(
+        "run/credentials/weft.service/k.key"
+    )));
+    assert!(systemd_credential(Path::new(
+        "/run/credentials/weft.service/k.key"
+    )));
+}

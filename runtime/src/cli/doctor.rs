@@ -433,6 +433,19 @@ fn encryption(config: &weft::config::Config, journal: Option<&dyn Journal>, list
         return;
     };
     if let Err(e) = std::fs::File::open(path)
+        && weft::config::systemd_credential(path)
+    {
+        list.add(
+            "encryption",
+            Verdict::Skip,
+            format!(
+                "{}: a systemd credential, there only for the service ({e}); its start checks it",
+                path.display()
+            ),
+        );
+        return;
+    }
+    if let Err(e) = std::fs::File::open(path)
         && e.kind() == std::io::ErrorKind::PermissionDenied
     {
         list.add(
@@ -508,8 +521,14 @@ fn permissions(config: &weft::config::Config, list: &mut Checklist) {
         secret.push(admin.tokens.clone());
     }
     secret.push(weft::admin::tokens::local_token_path(data_dir));
-    secret.extend(config.runtime.encryption_key.clone());
-    secret.extend(config.runtime.previous_encryption_keys.clone());
+    // Not systemd's credentials: systemd gives the service access by an
+    // ACL, which shows in the group bits.
+    let keys = config.runtime.encryption_key.iter();
+    secret.extend(
+        keys.chain(&config.runtime.previous_encryption_keys)
+            .filter(|p| !weft::config::systemd_credential(p))
+            .cloned(),
+    );
     let mut problems = Vec::new();
     let mut looked = 0;
     for path in &secret {

@@ -812,7 +812,8 @@ pub fn for_config(
 
 /// The journal keys `runtime` names (`encryption_key` first, then
 /// `previous_encryption_keys`), read. A command beside the runtime whose
-/// user may not read the key works without it (bodies and reasons marked
+/// user may not read the key, or that runs outside the service holding it
+/// as a systemd credential, works without it (bodies and reasons marked
 /// encrypted); `weft run` must have it.
 pub fn keys_for(
     runtime: &weft_config::RuntimeConfig,
@@ -825,9 +826,10 @@ pub fn keys_for(
         |path: &Path| seal::JournalKey::load(path).map_err(|e| JournalError::Key(e.to_string()));
     if how != Use::Run
         && let Err(e) = std::fs::File::open(active)
-        && e.kind() == std::io::ErrorKind::PermissionDenied
+        && (e.kind() == std::io::ErrorKind::PermissionDenied
+            || weft_config::systemd_credential(active))
     {
-        tracing::debug!(key = %active.display(), "the journal key is not readable by this user: bodies and reasons stay encrypted");
+        tracing::debug!(key = %active.display(), "the journal key is not readable here (another user's, or the service's systemd credential): bodies and reasons stay encrypted");
         return Ok(None);
     }
     let previous = runtime

@@ -99,19 +99,31 @@ fn derive(master: &[u8; KEY_LEN], purpose: &[u8]) -> [u8; 32] {
 
 impl JournalKey {
     /// Reads the key file at `path`: 64 hex digits (and a line end), a
-    /// file no other user may read. Errors name the file.
+    /// file no other user may read (or a systemd credential, whose access
+    /// is systemd's). Errors name the file.
     pub fn load(path: &Path) -> Result<JournalKey, SealError> {
         let err = |reason: String| SealError::Key {
             path: path.display().to_string(),
             reason,
         };
-        crate::private::check(path).map_err(|e| {
-            err(e
-                .strip_prefix(&format!("{} ", path.display()))
-                .unwrap_or(&e)
-                .to_string())
+        if !weft_config::systemd_credential(path) {
+            crate::private::check(path).map_err(|e| {
+                err(e
+                    .strip_prefix(&format!("{} ", path.display()))
+                    .unwrap_or(&e)
+                    .to_string())
+            })?;
+        }
+        let meta = std::fs::metadata(path).map_err(|e| {
+            err(if weft_config::systemd_credential(path) {
+                format!(
+                    "{e}: a systemd credential, there only for the service that loads it \
+                     (LoadCredentialEncrypted= in its unit)"
+                )
+            } else {
+                e.to_string()
+            })
         })?;
-        let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
         if meta.len() > 1024 {
             return Err(err(format!("{} bytes: not a key file", meta.len())));
         }

@@ -13,8 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::fhir_server::free_addr;
-use crate::common::run::{Client, Weft, a01, adt_config, relay_config, run_refused};
-use crate::common::{corpus_files, weft_cli};
+use crate::common::run::{
+    Client, Weft, a01, adt_config, relay_config, run_refused, run_refused_env,
+};
+use crate::common::{corpus_files, weft_cli, weft_cli_env};
 
 /// `weft key generate PATH`.
 fn generate(path: &Path) {
@@ -551,4 +553,59 @@ fn two_nodes_on_postgres_rotate_the_key_one_at_a_time_and_lose_nothing() {
     let (code, shown) = weft_cli(&["messages", "show", &first_id(&list), "--body", "-c", alone]);
     assert_eq!(code, 0, "{shown}");
     assert!(shown.contains("MRNB1000"), "{shown}");
+}
+
+#[test]
+fn a_key_handed_over_as_a_systemd_credential_is_taken_and_commands_beside_work_without_it() {
+    use std::os::unix::fs::PermissionsExt;
+    // What systemd makes of `LoadCredentialEncrypted=journal.key:…`: the
+    // key in $CREDENTIALS_DIRECTORY, readable by the service's user through
+    // an ACL, which shows in the group bits (0440).
+    let creds = tempfile::tempdir().unwrap();
+    let key = creds.path().join("journal.key");
+    generate(&key);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o440)).unwrap();
+    let dir = creds.path().to_str().unwrap();
+    let env = [("CREDENTIALS_DIRECTORY", dir)];
+    let mut weft = Weft::start_env(&[], &env, |d| {
+        adt_config(d, "after-commit", &key_line(&key))
+    });
+    assert_eq!(
+        weft.client().exchange(&a01("CRED-1", "MRN778899")).code,
+        "AA"
+    );
+    assert_eq!(weft.stop(), 0);
+    let data = weft.dir().join("data");
+    assert!(on_disk(&data, &["MRN778899".to_string()]).is_empty());
+    let config = weft.config_path().to_str().unwrap().to_string();
+
+    // The same file outside a credentials directory is a loose key.
+    let (code, out) = run_refused(weft.config_path());
+    assert_ne!(code, 0);
+    assert!(out.contains("chmod 600"), "{out}");
+
+    // Once the service stops, systemd takes the credential away: a command
+    // beside it checks the config, lists, and says the body is encrypted;
+    // `weft run` without it is refused, saying where it comes from.
+    std::fs::remove_file(&key).unwrap();
+    let here = weft.dir();
+    let (code, out) = weft_cli_env(here, &env, &["check", "-c", &config]);
+    assert_eq!(code, 0, "{out}");
+    let (code, list) = weft_cli_env(here, &env, &["messages", "list", "-c", &config]);
+    assert_eq!(code, 0, "{list}");
+    let id = first_id(&list);
+    let (code, out) = weft_cli_env(
+        here,
+        &env,
+        &["messages", "show", &id, "--body", "-c", &config],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("the body is encrypted"), "{out}");
+    let (code, out) = run_refused_env(weft.config_path(), &env);
+    assert_ne!(code, 0);
+    assert!(out.contains("LoadCredentialEncrypted"), "{out}");
+    // Without $CREDENTIALS_DIRECTORY, the missing file is a config error.
+    let (code, out) = weft_cli(&["check", "-c", &config]);
+    assert_ne!(code, 0);
+    assert!(out.contains("does not exist"), "{out}");
 }

@@ -66,8 +66,14 @@ pub fn weft_cli(args: &[&str]) -> (i32, String) {
 
 /// [`weft_cli`], run in `dir`.
 pub fn weft_cli_in(dir: &Path, args: &[&str]) -> (i32, String) {
+    weft_cli_env(dir, &[], args)
+}
+
+/// [`weft_cli`], run in `dir` with these environment variables set.
+pub fn weft_cli_env(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (i32, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
         .current_dir(dir)
+        .envs(env.iter().copied())
         .args(args)
         .output()
         .unwrap();

@@ -550,9 +550,15 @@ pub fn a01(control_id: &str, mrn: &str) -> Vec<u8> {
 /// `weft run` on `config`, which must stop by itself within a minute (a
 /// start it refuses): its exit code and stderr.
 pub fn run_refused(config: &Path) -> (i32, String) {
+    run_refused_env(config, &[])
+}
+
+/// [`run_refused`] with these environment variables set.
+pub fn run_refused_env(config: &Path, env: &[(&str, &str)]) -> (i32, String) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
         .args(["run", "--config"])
         .arg(config)
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
