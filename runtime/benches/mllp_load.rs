@@ -47,6 +47,8 @@ mod common;
 mod figures;
 #[path = "common/load.rs"]
 mod load;
+#[path = "common/rotation.rs"]
+mod rotation;
 #[path = "common/stages.rs"]
 mod stages;
 
@@ -706,17 +708,12 @@ fn metrics_section(secs: u64) {
     );
 }
 
-/// `weft key generate` into `dir`: the key file.
-fn new_key(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
-    let path = dir.join(name);
-    let (code, out) = common::weft_cli(&["key", "generate", path.to_str().unwrap_or_default()]);
-    assert_eq!(code, 0, "{out}");
-    path
-}
-
 fn encryption_section(secs: u64) {
     let keys = tempfile::tempdir().expect("a temporary directory");
-    let (first, second) = (new_key(keys.path(), "a.key"), new_key(keys.path(), "b.key"));
+    let (first, second) = (
+        rotation::new_key(keys.path(), "a.key"),
+        rotation::new_key(keys.path(), "b.key"),
+    );
     let admin = common::fhir_server::free_addr();
     let extra = "shutdown_grace_s = 600\n";
     let mut with = Weft::start(|d| {
@@ -737,33 +734,7 @@ fn encryption_section(secs: u64) {
     );
     side_by_side("with a key", "without", &rows.0, &rows.1);
     // The rotation of everything the first holds, with nothing else going on.
-    let api = with.api(admin);
-    let started = Instant::now();
-    let (code, answer) = api.call(
-        "POST",
-        "/journal/key",
-        &[("content-type", "application/json")],
-        &serde_json::json!({ "path": second.display().to_string() }).to_string(),
-    );
-    assert_eq!(code, 200, "{answer}");
-    let id = answer["key_id"].as_str().unwrap_or_default().to_string();
-    let done = |log: &str| {
-        log.lines()
-            .find(|l| l.contains("every value in the journal is sealed") && l.contains(&id))
-            .map(str::to_string)
-    };
-    while done(&with.log_text()).is_none() && started.elapsed() < Duration::from_secs(1800) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let line = done(&with.log_text()).unwrap_or_default();
-    let field = |name: &str| {
-        line.split(&format!("{name}="))
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let (values, seconds) = (field("values"), field("seconds"));
+    let (values, seconds) = rotation::rotate_and_time(&with, admin, &second);
     println!(
         "key rotation: {} messages journaled, {values:.0} values sealed again in {seconds:.2} s ({:.0} values/s, {:.0} messages/s), in the background",
         sent[0],

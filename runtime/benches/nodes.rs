@@ -36,6 +36,8 @@ mod adt;
 mod common;
 #[path = "common/load.rs"]
 mod load;
+#[path = "common/rotation.rs"]
+mod rotation;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -73,18 +75,13 @@ fn sealing_node(url: &str, key: &std::path::Path, admin: std::net::SocketAddr) -
     Weft::start(|d| adt_config(d, "after-commit", &extra))
 }
 
-/// `weft key generate` into `dir`: the key file.
-fn new_key(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
-    let path = dir.join(name);
-    let (code, out) = common::weft_cli(&["key", "generate", path.to_str().unwrap_or_default()]);
-    assert_eq!(code, 0, "{out}");
-    path
-}
-
 fn encryption(cluster: &weft_test_postgres::Cluster, secs: u64) {
     const CONNS: usize = 8;
     let keys = tempfile::tempdir().expect("a temporary directory");
-    let (first, second) = (new_key(keys.path(), "a.key"), new_key(keys.path(), "b.key"));
+    let (first, second) = (
+        rotation::new_key(keys.path(), "a.key"),
+        rotation::new_key(keys.path(), "b.key"),
+    );
     let admin = common::fhir_server::free_addr();
     println!("\nencryption at rest on PostgreSQL, 1 node, {CONNS} connections");
     let mut plain = vec![node(
@@ -123,33 +120,7 @@ fn encryption(cluster: &weft_test_postgres::Cluster, secs: u64) {
             ms(pct(lat, 0.99)),
         );
     }
-    let api = sealed[0].api(admin);
-    let (code, answer) = api.call(
-        "POST",
-        "/journal/key",
-        &[("content-type", "application/json")],
-        &serde_json::json!({ "path": second.display().to_string() }).to_string(),
-    );
-    assert_eq!(code, 200, "{answer}");
-    let id = answer["key_id"].as_str().unwrap_or_default().to_string();
-    let done = |log: &str| {
-        log.lines()
-            .find(|l| l.contains("every value in the journal is sealed") && l.contains(&id))
-            .map(str::to_string)
-    };
-    let started = Instant::now();
-    while done(&sealed[0].log_text()).is_none() && started.elapsed() < Duration::from_secs(1800) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let line = done(&sealed[0].log_text()).unwrap_or_default();
-    let field = |name: &str| {
-        line.split(&format!("{name}="))
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let (values, seconds) = (field("values"), field("seconds"));
+    let (values, seconds) = rotation::rotate_and_time(&sealed[0], admin, &second);
     println!(
         "key rotation on PostgreSQL: {} messages journaled, {values:.0} values sealed again in {seconds:.2} s ({:.0} values/s), in the background",
         sent[1],

@@ -279,6 +279,29 @@ fn rotating_config(lis: std::net::SocketAddr, key: &Path, admin: std::net::Socke
     )
 }
 
+/// The key id `weft key rotate` printed.
+fn rotated_to(out: &str) -> String {
+    out.split("seals with key ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no key id: {out}"))
+        .to_string()
+}
+
+/// Waits (two minutes at most) for `weft`'s log to say every value is
+/// sealed with key `id`.
+fn wait_all_sealed(weft: &Weft, id: &str) {
+    let done = |log: &str| {
+        log.lines()
+            .any(|l| l.contains("every value in the journal is sealed") && l.contains(id))
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done(&weft.log_text()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(done(&weft.log_text()), "{}", weft.log_text());
+}
+
 /// The id of the first message a `weft messages list` printed.
 fn first_id(list: &str) -> String {
     list.lines()
@@ -351,23 +374,10 @@ fn a_key_rotation_under_load_loses_nothing_and_the_old_key_can_go() {
         config.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{out}");
-    let new_id = out
-        .split("seals with key ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let new_id = rotated_to(&out);
     assert!(out.contains("previous_encryption_keys"), "{out}");
     // The pass ends while the sender goes on.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let done = |log: &str| {
-        log.lines()
-            .any(|l| l.contains("every value in the journal is sealed") && l.contains(&new_id))
-    };
-    while !done(&weft.log_text()) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(done(&weft.log_text()), "{}", weft.log_text());
+    wait_all_sealed(&weft, &new_id);
     let took = started.elapsed();
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
@@ -492,24 +502,11 @@ fn two_nodes_on_postgres_rotate_the_key_one_at_a_time_and_lose_nothing() {
     let (code, out) = rotate();
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("each node's configuration"), "{out}");
-    let new_id = out
-        .split("seals with key ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let new_id = rotated_to(&out);
     acked.extend(send_acked(&a, "A2", 40));
     let mut b = Weft::start(|_| pg_node(lis, &url, "edge-b", &new, Some(&old), ""));
     acked.extend(send_acked(&b, "B2", 40));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let done = |log: &str| {
-        log.lines()
-            .any(|l| l.contains("every value in the journal is sealed") && l.contains(&new_id))
-    };
-    while !done(&a.log_text()) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(done(&a.log_text()), "{}", a.log_text());
+    wait_all_sealed(&a, &new_id);
     assert_eq!(
         receiver.missing(&acked, Duration::from_secs(60)),
         Vec::<String>::new(),
