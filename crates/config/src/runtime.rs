@@ -132,18 +132,9 @@ impl Checker<'_> {
                     None => {}
                 },
                 "encryption_key" => {
-                    // A systemd credential exists only in the service's
-                    // own context: `weft check` beside it cannot see it.
                     let p = self.path(entry, &key, false);
-                    if let Some(p) = p
-                        .as_ref()
-                        .filter(|p| !p.is_file() && !systemd_credential(p))
-                    {
-                        self.error(
-                            entry.1.span().start,
-                            &key,
-                            format!("file {} does not exist", p.display()),
-                        );
+                    if let Some(p) = &p {
+                        self.key_file(entry.1.span().start, &key, p);
                     }
                     r.encryption_key = p;
                 }
@@ -151,9 +142,7 @@ impl Checker<'_> {
                     previous_at = Some(entry.1.span().start);
                     for (at, p) in self.string_list(entry.1, &key) {
                         let path = self.base.join(&p);
-                        if !path.is_file() && !systemd_credential(&path) {
-                            self.error(at, &key, format!("file {} does not exist", path.display()));
-                        }
+                        self.key_file(at, &key, &path);
                         r.previous_encryption_keys.push(path);
                     }
                 }
@@ -197,6 +186,17 @@ impl std::fmt::Display for JournalSync {
             JournalSync::Full => "full",
             JournalSync::Normal => "normal",
         })
+    }
+}
+
+impl Checker<'_> {
+    /// A key file must exist, unless it is a systemd credential, which
+    /// exists only in the service's own context (`weft check` beside the
+    /// service cannot see it).
+    fn key_file(&mut self, at: usize, key: &str, path: &std::path::Path) {
+        if !path.is_file() && !systemd_credential(path) {
+            self.error(at, key, format!("file {} does not exist", path.display()));
+        }
     }
 }
 

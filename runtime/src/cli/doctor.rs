@@ -432,31 +432,28 @@ fn encryption(config: &weft::config::Config, journal: Option<&dyn Journal>, list
         }
         return;
     };
-    if let Err(e) = std::fs::File::open(path)
-        && weft::config::systemd_credential(path)
-    {
-        list.add(
-            "encryption",
-            Verdict::Skip,
-            format!(
-                "{}: a systemd credential, there only for the service ({e}); its start checks it",
-                path.display()
-            ),
-        );
-        return;
-    }
-    if let Err(e) = std::fs::File::open(path)
-        && e.kind() == std::io::ErrorKind::PermissionDenied
-    {
-        list.add(
-            "encryption",
-            Verdict::Skip,
-            format!(
-                "{}: not readable by this user (run as the service's user)",
-                path.display()
-            ),
-        );
-        return;
+    match std::fs::File::open(path) {
+        Err(e) if weft::config::systemd_credential(path) => {
+            return list.add(
+                "encryption",
+                Verdict::Skip,
+                format!(
+                    "{}: a systemd credential, there only for the service ({e}); its start checks it",
+                    path.display()
+                ),
+            );
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return list.add(
+                "encryption",
+                Verdict::Skip,
+                format!(
+                    "{}: not readable by this user (run as the service's user)",
+                    path.display()
+                ),
+            );
+        }
+        _ => {}
     }
     let key = match weft::journal::seal::JournalKey::load(path) {
         Ok(k) => k,

@@ -106,7 +106,8 @@ impl JournalKey {
             path: path.display().to_string(),
             reason,
         };
-        if !weft_config::systemd_credential(path) {
+        let credential = weft_config::systemd_credential(path);
+        if !credential {
             crate::private::check(path).map_err(|e| {
                 err(e
                     .strip_prefix(&format!("{} ", path.display()))
@@ -115,7 +116,7 @@ impl JournalKey {
             })?;
         }
         let meta = std::fs::metadata(path).map_err(|e| {
-            err(if weft_config::systemd_credential(path) {
+            err(if credential {
                 format!(
                     "{e}: a systemd credential, there only for the service that loads it \
                      (LoadCredentialEncrypted= in its unit)"

@@ -598,6 +598,13 @@ fn a_key_handed_over_as_a_systemd_credential_is_taken_and_commands_beside_work_w
     );
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("the body is encrypted"), "{out}");
+    let (_, doctor) = weft_cli_env(here, &env, &["doctor", "--no-plugins", "-c", &config]);
+    assert!(
+        doctor
+            .lines()
+            .any(|l| l.contains("encryption") && l.contains("a systemd credential")),
+        "{doctor}"
+    );
     let (code, out) = run_refused_env(weft.config_path(), &env);
     assert_ne!(code, 0);
     assert!(out.contains("LoadCredentialEncrypted"), "{out}");
